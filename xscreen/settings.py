@@ -1,0 +1,332 @@
+"""One typed settings object: defaults < xscreen.toml < XSCREEN_* environment < explicit overrides.
+
+Built once at each edge (CLI, app start, Serve app builder) and passed down explicitly; nothing reads it
+from a global. Unknown keys are an error. Every field has a description: docs/SETTINGS.md is generated
+from them and a test fails when one is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from xscreen.errors import ConfigError
+
+DEFAULT_CLASSES = ["firearm", "knife", "ammunition", "narcotics", "currency", "lithium_battery"]
+ENV_PREFIX = "XSCREEN_"
+ENV_NESTED = "__"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathSettings(Section):
+    """Where things live. Each path left empty is derived from `home`."""
+
+    db: Path | None = Field(None, description="DuckDB file owned by the store owner (default: HOME/xscreen.duckdb).")
+    models: Path | None = Field(None, description="Model weights and certificates (default: HOME/models).")
+    spool: Path | None = Field(None, description="Durable spool of verdict batches awaiting the store owner (default: HOME/spool).")
+    inbox: Path | None = Field(None, description="Scanner drop folders, one sub-folder per scanner id (default: HOME/inbox).")
+    quarantine: Path | None = Field(None, description="Where unreadable or hostile files are moved (default: HOME/quarantine).")
+    archive: Path | None = Field(None, description="Where processed scans are moved when serving.archive_processed is on (default: HOME/archive).")
+    snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
+    logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
+    sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
+
+
+class NetworkSettings(Section):
+    host: str = Field("127.0.0.1", description="Interface every server binds to. Keep loopback unless a proxy fronts it.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Ray Serve HTTP port (public /v1 API and metrics).")
+    store_port: int = Field(8001, ge=1, le=65535, description="Store owner HTTP port (internal API used by the app, CLI and serving).")
+    app_port: int = Field(8501, ge=1, le=65535, description="Streamlit dashboard port.")
+    metrics_port: int = Field(8002, ge=1, le=65535, description="Prometheus metrics port of the watcher/ingest process.")
+
+
+class ModelSettings(Section):
+    classes: list[str] = Field(default_factory=lambda: list(DEFAULT_CLASSES), description="Threat classes the model screens for (order is the model's output order).")
+    name: str = Field("champion", description="Model used for verdicts: a registered version name or `champion`.")
+    input_size: int = Field(256, ge=32, le=2048, description="Side of the square letterboxed canvas the network sees (pixels).")
+    width: int = Field(32, ge=4, le=512, description="Channel width of the first convolution stage; later stages double it.")
+    embedding_dim: int = Field(64, ge=8, le=1024, description="Length of the per-image embedding stored with each verdict.")
+    default_epochs: int = Field(12, ge=1, le=500, description="Epochs used when the main job trains the default model.")
+    default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
+    seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
+
+
+class ScreeningSettings(Section):
+    alpha: float = Field(0.05, gt=0, lt=1, description="Target miss rate on threat items for the certified operating point.")
+    delta: float = Field(0.05, gt=0, lt=1, description="Allowed probability that the miss-rate guarantee fails (confidence 1-delta).")
+    officer_capacity: float = Field(0.10, gt=0, le=1, description="Largest share of mail that may be routed to officers as `uncertain`.")
+    audit_rate: float = Field(0.01, ge=0, le=1, description="Share of AI-cleared items sent to officers as random audits.")
+    heatmap_size: int = Field(32, ge=4, le=256, description="Side of the stored per-class heatmap grid (cells).")
+
+
+class ServingSettings(Section):
+    batch_max_size: int = Field(32, ge=1, le=1024, description="Largest dynamic batch the classifier deployment forms.")
+    batch_wait_s: float = Field(0.005, ge=0, le=5, description="How long the classifier waits to fill a batch (seconds).")
+    min_replicas: int = Field(1, ge=0, le=1000, description="Autoscaling lower bound of classifier replicas.")
+    max_replicas: int = Field(1, ge=1, le=1000, description="Autoscaling upper bound of classifier replicas.")
+    target_ongoing_requests: float = Field(8.0, gt=0, description="Autoscaling target: in-flight requests per replica.")
+    replica_cpus: float = Field(1.0, gt=0, description="CPUs reserved per classifier replica.")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs per classifier replica; empty = 1 if CUDA is available, else 0.")
+    ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
+    shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
+    archive_processed: bool = Field(False, description="Move processed scans to the archive folder instead of leaving them in place.")
+    size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
+    source_batch_max: int = Field(32, ge=1, description="Files that arrive together are sent to the model in one call, up to this many.")
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest accepted image file or upload (bytes).")
+    max_image_pixels: int = Field(40_000_000, ge=1024, description="Largest accepted image (width x height); bigger is a decompression bomb.")
+    scanner_ids: list[str] = Field(default_factory=list, description="Known scanner ids; empty = any folder name under the inbox is accepted.")
+
+
+class StoreSettings(Section):
+    write_batch_max: int = Field(5000, ge=1, description="Most records committed in one group-commit transaction.")
+    write_batch_wait_ms: float = Field(5.0, ge=0, description="How long the writer waits to gather a group commit (milliseconds).")
+    snapshot_max_age_s: float = Field(30.0, ge=0, description="Analyst SQL reuses a snapshot younger than this (seconds).")
+    sql_row_limit: int = Field(10_000, ge=1, description="Most rows analyst SQL returns to the CLI or app.")
+    sql_timeout_s: float = Field(30.0, gt=0, description="Analyst SQL is stopped after this long (seconds).")
+    claim_ttl_s: float = Field(600.0, gt=0, description="How long an officer's claim on a queue item lasts without a decision (seconds).")
+
+
+class AppSettings(Section):
+    session_ttl_minutes: float = Field(480.0, gt=0, description="Signed-in sessions expire after this long without activity (minutes).")
+    refresh_s: float = Field(2.0, gt=0, description="How often the live triage queue refreshes (seconds).")
+    queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
+
+
+class SimulatorSettings(Section):
+    rate: float = Field(2.0, gt=0, description="Scans per second the demo's scanner simulator drops.")
+    scanners: int = Field(2, ge=1, le=64, description="Number of simulated scanners in the demo.")
+    scenario: str = Field("baseline", description="Drift scenario the demo's simulator plays (see docs/DATA.md).")
+    threat_rate: float = Field(0.15, ge=0, le=1, description="Share of simulated parcels that contain a threat.")
+
+
+class MonitoringSettings(Section):
+    psi_alert: float = Field(0.2, gt=0, description="Population stability index above which a drift alert is raised.")
+    reference_days: float = Field(7.0, gt=0, description="Length of the reference window for drift statistics (days).")
+
+
+class Settings(BaseSettings):
+    """Every path, port, threshold and model choice of one xscreen instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED, extra="forbid", validate_assignment=True
+    )
+    _toml_path: ClassVar[Path | None] = None
+
+    home: Path = Field(Path("var"), description="Folder holding everything this instance writes (XSCREEN_HOME).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level of xscreen's own loggers.")
+    paths: PathSettings = Field(default_factory=PathSettings, description="File locations.")
+    network: NetworkSettings = Field(default_factory=NetworkSettings, description="Bind address and ports.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Network, classes and the model in force.")
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings, description="Operating-point guarantees and audits.")
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
+    app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Demo scanner stream.")
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="Drift and accuracy monitoring.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            from pydantic_settings import TomlConfigSettingsSource
+
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        home = self.home
+        p = self.paths
+        defaults = {
+            "db": home / "xscreen.duckdb",
+            "models": home / "models",
+            "spool": home / "spool",
+            "inbox": home / "inbox",
+            "quarantine": home / "quarantine",
+            "archive": home / "archive",
+            "snapshots": home / "snapshots",
+            "logs": home / "logs",
+        }
+        for name, default in defaults.items():
+            if getattr(p, name) is None:
+                object.__setattr__(p, name, default)
+        if len(set(self.model.classes)) != len(self.model.classes):
+            raise ValueError("model.classes has duplicates")
+        return self
+
+    # Typed accessors: derived paths are always set after validation.
+    @property
+    def db_path(self) -> Path:
+        assert self.paths.db is not None
+        return self.paths.db
+
+    @property
+    def models_dir(self) -> Path:
+        assert self.paths.models is not None
+        return self.paths.models
+
+    @property
+    def spool_dir(self) -> Path:
+        assert self.paths.spool is not None
+        return self.paths.spool
+
+    @property
+    def inbox_dir(self) -> Path:
+        assert self.paths.inbox is not None
+        return self.paths.inbox
+
+    @property
+    def quarantine_dir(self) -> Path:
+        assert self.paths.quarantine is not None
+        return self.paths.quarantine
+
+    @property
+    def archive_dir(self) -> Path:
+        assert self.paths.archive is not None
+        return self.paths.archive
+
+    @property
+    def snapshots_dir(self) -> Path:
+        assert self.paths.snapshots is not None
+        return self.paths.snapshots
+
+    @property
+    def logs_dir(self) -> Path:
+        assert self.paths.logs is not None
+        return self.paths.logs
+
+    @property
+    def store_url(self) -> str:
+        return f"http://{self.network.host}:{self.network.store_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.network.host}:{self.network.api_port}"
+
+    @property
+    def app_url(self) -> str:
+        return f"http://{self.network.host}:{self.network.app_port}"
+
+
+def _unknown_env_keys(environ: dict[str, str]) -> list[str]:
+    """XSCREEN_* variables that name no setting (pydantic-settings would silently ignore them)."""
+    unknown = []
+    for key in environ:
+        if not key.startswith(ENV_PREFIX) or key in ("XSCREEN_CONFIG",):
+            continue
+        parts = key[len(ENV_PREFIX):].lower().split(ENV_NESTED)
+        model: Any = Settings
+        for part in parts:
+            fields = getattr(model, "model_fields", None)
+            if fields is None or part not in fields:
+                unknown.append(key)
+                break
+            model = fields[part].annotation
+    return unknown
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "settings"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"unknown setting '{loc}' ({source})"
+    return f"setting '{loc}': {first['msg']} (got {first.get('input')!r}; {source})"
+
+
+def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults < TOML file < XSCREEN_* variables < `overrides`.
+
+    The TOML file is `config_file`, else $XSCREEN_CONFIG, else ./xscreen.toml if present.
+    Raises ConfigError with one line naming the offending setting.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = config_file or (Path(env["XSCREEN_CONFIG"]) if env.get("XSCREEN_CONFIG") else None)
+    if path is None and Path("xscreen.toml").exists():
+        path = Path("xscreen.toml")
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown = _unknown_env_keys(env)
+    if unknown:
+        raise ConfigError(f"unknown setting in environment variable {unknown[0]}")
+    source = f"from {path}" if path else "from environment/defaults"
+    saved_env = None
+    if environ is not None:  # tests pass an explicit environment: make pydantic-settings see exactly it
+        saved_env = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    Settings._toml_path = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    finally:
+        Settings._toml_path = None
+        if saved_env is not None:
+            os.environ.clear()
+            os.environ.update(saved_env)
+
+
+def ensure_home(settings: Settings) -> None:
+    """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
+    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs"):
+        folder = getattr(settings.paths, name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".xscreen-write-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"setting 'paths.{name}': folder {folder} is not writable ({exc.strerror})") from None
+    try:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"setting 'paths.db': folder {settings.db_path.parent} is not writable ({exc.strerror})") from None
+
+
+def check_port_free(settings: Settings, which: Literal["api_port", "store_port", "app_port", "metrics_port"]) -> None:
+    """ConfigError naming the setting when its port is already taken on the bind address."""
+    port = getattr(settings.network, which)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((settings.network.host, port))
+        except OSError:
+            raise ConfigError(
+                f"setting 'network.{which}': port {port} on {settings.network.host} is already in use"
+            ) from None
+
+
+def iter_setting_docs(model: type[BaseModel] = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) of every leaf setting, for docs/SETTINGS.md and its test."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        dotted = f"{prefix}{name}"
+        if isinstance(ann, type) and issubclass(ann, Section):
+            rows.extend(iter_setting_docs(ann, dotted + "."))
+            continue
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        rows.append((dotted, repr(default), field.description or ""))
+    return rows
