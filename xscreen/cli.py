@@ -105,25 +105,14 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    """Entry point: click handles usage errors; an XscreenError is one line on stderr and exit 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except XscreenError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        raise
 
 
 if __name__ == "__main__":
