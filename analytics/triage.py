@@ -1,0 +1,143 @@
+"""The triage viewer's image operations, numpy only: window/level, energy and material views, heatmap overlay, zoom.
+
+Inputs follow xray.formats.ScanImage: `rgb` float (H, W, 3) in [0, 1]; `high`/`low` transmission (H, W) in
+[0, 1] (1 = nothing in the beam). Outputs are uint8 arrays ready for st.image. No xray import here: the
+import-linter contract keeps analytics usable from a notebook with nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+
+from xscreen.errors import XscreenError
+
+# Dual-energy ratio R = ln(T_low) / ln(T_high): photo-electric absorption grows with atomic number, so
+# heavier materials attenuate relatively more at low energy. Typical cut-offs of 3-colour scanners.
+ORGANIC_MAX_RATIO = 1.25
+INORGANIC_MAX_RATIO = 1.55
+# Below this attenuation nothing is in the beam: the ratio would be noise over noise.
+MIN_ATTENUATION = 0.05
+_EPS = 1e-6
+
+
+class ViewerError(XscreenError):
+    """An image or heatmap given to the viewer has the wrong shape or encoding."""
+
+    title = "Cannot display scan"
+
+
+@dataclass(frozen=True)
+class MaterialMasks:
+    organic: np.ndarray  # (H, W) bool
+    inorganic: np.ndarray
+    metal: np.ndarray
+
+
+def window_level(image: np.ndarray, window: float, level: float) -> np.ndarray:
+    """Map [level - window/2, level + window/2] linearly onto [0, 1], clipping outside. Shape unchanged."""
+    if window <= 0:
+        raise ViewerError(f"window must be > 0, got {window}")
+    lo = level - window / 2
+    return np.clip((np.asarray(image, dtype=np.float32) - lo) / window, 0.0, 1.0)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to uint8 0..255 (rounded)."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def attenuation(transmission: np.ndarray) -> np.ndarray:
+    """-ln(T): 0 where nothing is in the beam, larger for denser/thicker material."""
+    return -np.log(np.clip(np.asarray(transmission, dtype=np.float32), _EPS, 1.0))
+
+
+def energy_view(transmission: np.ndarray) -> np.ndarray:
+    """One energy channel as a grey (H, W, 3) image in [0, 1]; dark = attenuating, as scanners show it."""
+    t = np.clip(np.asarray(transmission, dtype=np.float32), 0.0, 1.0)
+    if t.ndim != 2:
+        raise ViewerError(f"an energy channel must be (H, W), got shape {t.shape}")
+    return np.repeat(t[:, :, None], 3, axis=2)
+
+
+def material_masks(
+    high: np.ndarray,
+    low: np.ndarray,
+    organic_max: float = ORGANIC_MAX_RATIO,
+    inorganic_max: float = INORGANIC_MAX_RATIO,
+) -> MaterialMasks:
+    """Organic / inorganic / metal pixels from the dual-energy ratio; empty (air) pixels are in none."""
+    if np.shape(high) != np.shape(low):
+        raise ViewerError(f"high {np.shape(high)} and low {np.shape(low)} energy images differ in shape")
+    mu_h, mu_l = attenuation(high), attenuation(low)
+    present = mu_h > MIN_ATTENUATION
+    ratio = mu_l / np.maximum(mu_h, _EPS)
+    organic = present & (ratio <= organic_max)
+    inorganic = present & (ratio > organic_max) & (ratio <= inorganic_max)
+    return MaterialMasks(organic, inorganic, present & (ratio > inorganic_max))
+
+
+def material_only(rgb: np.ndarray, mask: np.ndarray, background: float = 1.0) -> np.ndarray:
+    """The pseudo-colour image where `mask` is set and a blank background elsewhere (officer's 'organic only')."""
+    img = _check_rgb(rgb)
+    if mask.shape != img.shape[:2]:
+        raise ViewerError(f"mask {mask.shape} does not match image {img.shape[:2]}")
+    return np.where(mask[:, :, None], img, np.float32(background))
+
+
+def decode_heatmap(encoded: str, size: int) -> np.ndarray:
+    """A stored heatmap (base64 of size*size uint8) as float32 (size, size) in [0, 1]."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError as exc:
+        raise ViewerError(f"heatmap is not valid base64: {exc}") from None
+    if len(raw) != size * size:
+        raise ViewerError(f"heatmap has {len(raw)} bytes, expected {size}x{size}={size * size}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(size, size).astype(np.float32) / 255.0
+
+
+def unletterbox(heat: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Crop a square canvas heatmap to the image's area (image centred, long side filling the canvas)."""
+    s = heat.shape[0]
+    scale = s / max(width, height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    x0, y0 = (s - w) // 2, (s - h) // 2
+    return heat[y0 : y0 + h, x0 : x0 + w]
+
+
+def resize_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a 2-D grid to (height, width)."""
+    rows = np.minimum((np.arange(height) * grid.shape[0] / height).astype(int), grid.shape[0] - 1)
+    cols = np.minimum((np.arange(width) * grid.shape[1] / width).astype(int), grid.shape[1] - 1)
+    return grid[rows[:, None], cols[None, :]]
+
+
+def heatmap_overlay(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45) -> np.ndarray:
+    """Blend a [0, 1] heatmap (any grid size, already in image coordinates) as red onto the image."""
+    img = _check_rgb(rgb)
+    if not 0 <= opacity <= 1:
+        raise ViewerError(f"opacity must be in [0, 1], got {opacity}")
+    h = resize_nearest(np.clip(heat, 0, 1), img.shape[0], img.shape[1])[:, :, None]  # (H, W, 1)
+    red = np.array([1.0, 0.1, 0.0], dtype=np.float32)
+    alpha = opacity * h  # cold regions stay untouched so the officer still sees the X-ray
+    return (img * (1 - alpha) + red * alpha).astype(np.float32)
+
+
+def zoom(image: np.ndarray, factor: float, cx: float = 0.5, cy: float = 0.5) -> np.ndarray:
+    """Crop around (cx, cy) (image fractions) to 1/factor of each side; factor >= 1."""
+    if factor < 1:
+        raise ViewerError(f"zoom factor must be >= 1, got {factor}")
+    hgt, wid = image.shape[:2]
+    ch, cw = max(1, round(hgt / factor)), max(1, round(wid / factor))
+    y0 = int(np.clip(round(cy * hgt - ch / 2), 0, hgt - ch))
+    x0 = int(np.clip(round(cx * wid - cw / 2), 0, wid - cw))
+    return image[y0 : y0 + ch, x0 : x0 + cw]
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    img = np.asarray(rgb, dtype=np.float32)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ViewerError(f"expected an (H, W, 3) image, got shape {img.shape}")
+    return img

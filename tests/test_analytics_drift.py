@@ -1,0 +1,59 @@
+"""Drift statistics against numbers worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from analytics import drift
+
+
+def test_psi_of_two_bins_swapped_is_ln3() -> None:
+    # shares (0.75, 0.25) -> (0.25, 0.75): 2 * 0.5 * ln(3) = ln 3
+    res = drift.psi([0.1, 0.2, 0.3, 0.7], [0.1, 0.6, 0.7, 0.8], bins=2)
+    assert res.psi == pytest.approx(math.log(3))
+    assert res.reference_share == (0.75, 0.25) and res.current_share == (0.25, 0.75)
+    assert res.drifted
+
+
+def test_psi_of_identical_windows_is_zero_and_not_drifted() -> None:
+    x = np.linspace(0, 1, 50)
+    res = drift.psi(x, x)
+    assert res.psi == pytest.approx(0.0) and not res.drifted
+
+
+def test_psi_clips_empty_bins_instead_of_infinity() -> None:
+    # current all in bin 0: (1 - 0.5) ln(1/0.5) + (1e-4 - 0.5) ln(1e-4/0.5)
+    expected = 0.5 * math.log(2) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+    assert drift.psi([0.1, 0.9], [0.1, 0.2], bins=2).psi == pytest.approx(expected)
+
+
+def test_ks_statistic_is_largest_cdf_gap() -> None:
+    res = drift.ks_test([0.1, 0.2, 0.3, 0.4], [0.3, 0.4, 0.5, 0.6])
+    assert res.statistic == pytest.approx(0.5)
+    assert drift.ks_test([1, 2, 3], [4, 5, 6]).statistic == pytest.approx(1.0)
+
+
+def test_flag_rate_counts_inspect_and_uncertain() -> None:
+    res = drift.flag_rate(["inspect", "clear", "uncertain", "clear"])
+    assert (res.n, res.flagged, res.rate) == (4, 2, 0.5)
+    assert drift.flag_rate([]).rate == 0.0
+
+
+def test_flag_rate_rejects_unknown_verdicts() -> None:
+    with pytest.raises(drift.DriftInputError, match="maybe"):
+        drift.flag_rate(["inspect", "maybe"])
+
+
+def test_empty_window_is_a_typed_error() -> None:
+    with pytest.raises(drift.DriftInputError, match="current window is empty"):
+        drift.psi([0.5], [])
+
+
+def test_class_report_flags_only_the_shifted_class() -> None:
+    rng = np.random.default_rng(0)
+    ref = {"knife": rng.beta(2, 8, 500), "firearm": rng.beta(2, 8, 500)}
+    cur = {"knife": rng.beta(2, 8, 500), "firearm": rng.beta(8, 2, 500), "extra": [0.5]}
+    report = drift.class_drift_report(ref, cur, psi_alert=0.2)
+    assert [r.class_name for r in report.rows] == ["firearm", "knife"]
+    assert report.drifted_classes == ["firearm"]
