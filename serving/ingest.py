@@ -1,0 +1,355 @@
+"""Turn a batch of scan files (or one upload) into stored records: check, hash, read, score, spool.
+
+For each path: safety checks (symlink escaping the scanner root, unreadable, size, suffix, unknown scanner)
+-> sha256 -> skip content already seen (store + in-process recent set) -> read the image -> score every good
+image of the batch in ONE call of the injected scorer -> ScanRecord + VerdictRecord(s) -> one IngestBatch to
+the durable spool -> optionally archive. A bad file is moved to quarantine with a QuarantineRecord naming the
+reason; it never stops the stream. Model, reader, spool and store are injected; no Ray here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, utcnow
+from serving.scanfile import Candidate, CandidateChecker, scan_record
+from xscreen.errors import BadScanError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/role/scored_at/latency)
+ScoreFn = Callable[[list[Any]], Sequence[VerdictFields]]
+SpoolFn = Callable[[IngestBatch], Path]
+KnownFn = Callable[[list[str]], set[str]]
+ReaderFn = Callable[..., Any]
+StatsFn = Callable[[Any], Mapping[str, float]]
+SCORE_ATTEMPTS = 3
+
+
+class RecentHashes:
+    """Bounded LRU of content hashes handled by this process (catches re-deliveries the store hasn't seen yet)."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._capacity = capacity
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._items
+
+    def add(self, sha: str) -> None:
+        self._items[sha] = None
+        self._items.move_to_end(sha)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+
+@dataclass
+class IngestReport:
+    """What one call did. `scored` are scan ids; `retry` are paths left in place after a scoring failure."""
+
+    scored: list[str] = field(default_factory=list)
+    duplicates: list[Path] = field(default_factory=list)
+    quarantined: list[QuarantineRecord] = field(default_factory=list)
+    retry: list[Path] = field(default_factory=list)
+    spool_path: Path | None = None
+    scans: list[ScanRecord] = field(default_factory=list)
+    verdicts: list[VerdictRecord] = field(default_factory=list)
+
+
+@dataclass
+class _Good:
+    cand: Candidate
+    image: Any
+
+
+class Ingest:
+    """The ingest pipeline; call it with a list of paths (the watcher's handler) or `ingest_bytes` for uploads."""
+
+    def __init__(
+        self,
+        *,
+        inbox: Path,
+        quarantine_dir: Path,
+        score: ScoreFn,
+        spool_write: SpoolFn,
+        reader: ReaderFn,
+        stats: StatsFn,
+        known_hashes: KnownFn | None = None,
+        shadow_score: ScoreFn | None = None,
+        archive_dir: Path | None = None,
+        scanner_ids: Iterable[str] = (),
+        suffixes: Iterable[str] | None = None,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_pixels: int = 40_000_000,
+        clock: Callable[[], datetime] = utcnow,
+        on_batch: Callable[[IngestReport], None] | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.quarantine_dir = quarantine_dir
+        self._score = score
+        self._shadow_score = shadow_score
+        self._spool_write = spool_write
+        self._reader = reader
+        self._stats = stats
+        self._known = known_hashes
+        self._archive_dir = archive_dir
+        self._max_bytes = max_bytes
+        self._max_pixels = max_pixels
+        self._clock = clock
+        self._on_batch = on_batch
+        allowed = None if suffixes is None else frozenset(x.lower() for x in suffixes)
+        self._checker = CandidateChecker(inbox, set(scanner_ids), max_bytes, allowed)
+        self.recent = RecentHashes()
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, score: ScoreFn, spool_write: SpoolFn, **kw: Any) -> Ingest:
+        """Wire the pipeline from settings; the image reader and statistics come from xray."""
+        from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
+
+        s = settings.serving
+        return cls(
+            inbox=settings.inbox_dir, quarantine_dir=settings.quarantine_dir, score=score, spool_write=spool_write,
+            reader=read_scan, stats=image_stats, archive_dir=settings.archive_dir if s.archive_processed else None,
+            scanner_ids=s.scanner_ids, suffixes=SUPPORTED_SUFFIXES, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, **kw,
+        )
+
+    # ---- files ----------------------------------------------------------------------------------
+    def __call__(self, paths: list[Path]) -> IngestReport:
+        """Process finished files; returns what happened. Never raises for a bad file."""
+        report = IngestReport()
+        candidates: list[Candidate] = []
+        for path in dict.fromkeys(paths):  # a path listed twice is one file
+            outcome = self._checker.check(path)
+            if isinstance(outcome, BadScanError):
+                report.quarantined.append(self._quarantine_file(path, outcome, self._checker.scanner_of(path)))
+            elif outcome is not None:
+                candidates.append(outcome)
+        fresh = self._drop_known(candidates, report)
+        good = self._read_all(fresh, report, self._quarantine_cand)
+        self._score_and_spool(good, report)
+        if report.scored:
+            for item in good:
+                self._archive(item.cand)
+        return report
+
+    def _drop_known(self, candidates: list[Candidate], report: IngestReport) -> list[Candidate]:
+        """Keep only content neither this process nor the store has seen (and each content once)."""
+        known: set[str] = set()
+        unseen = [c.sha256 for c in candidates if c.sha256 not in self.recent]
+        if self._known is not None and unseen:
+            try:
+                known = set(self._known(unseen))
+            except StoreUnavailable as err:  # the owner ingests idempotently: scoring twice is the only cost
+                log.warning("store owner unreachable for the known-hash check (%s); relying on recent hashes", err)
+        fresh: list[Candidate] = []
+        taken: set[str] = set()
+        for cand in candidates:
+            if cand.sha256 in self.recent or cand.sha256 in known or cand.sha256 in taken:
+                report.duplicates.append(cand.path)
+                self._archive(cand)
+                continue
+            taken.add(cand.sha256)
+            fresh.append(cand)
+        return fresh
+
+    def _read_all(self, candidates: list[Candidate], report: IngestReport,
+                  quarantine: Callable[[Candidate, BadScanError], QuarantineRecord]) -> list[_Good]:
+        good: list[_Good] = []
+        for cand in candidates:
+            try:
+                image = self._reader(cand.data, name=cand.path.name, max_bytes=self._max_bytes,
+                                     max_pixels=self._max_pixels)
+            except BadScanError as err:
+                report.quarantined.append(quarantine(cand, err))
+                continue
+            except Exception as err:  # a reader bug on one file must not stop the stream: quarantine it loudly
+                log.exception("reader failed on %s", cand.path)
+                bad = BadScanError(str(cand.path), "reader_error", f"reader failed: {type(err).__name__}: {err}")
+                report.quarantined.append(quarantine(cand, bad))
+                continue
+            good.append(_Good(cand, image))
+        return good
+
+    def _quarantine_cand(self, cand: Candidate, err: BadScanError) -> QuarantineRecord:
+        return self._quarantine_file(cand.path, err, cand.scanner_id, cand.sha256)
+
+    def _score_and_spool(self, good: list[_Good], report: IngestReport) -> None:
+        if not good:
+            if report.quarantined:
+                report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
+            return
+        images = [g.image for g in good]
+        fields = self._score_with_retry(images)
+        if fields is None:
+            report.retry.extend(g.cand.path for g in good)
+            if report.quarantined:
+                report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
+            return
+        scored_at = self._clock()
+        scans = [scan_record(g.cand, g.image, self._stats(g.image)) for g in good]
+        verdicts = [_verdict(s, f, "champion", scored_at) for s, f in zip(scans, fields, strict=True)]
+        verdicts += self._shadow(images, scans)
+        batch = IngestBatch(batch_id=_batch_id(), scans=scans, verdicts=verdicts, quarantines=report.quarantined)
+        report.spool_path = self._write(batch)
+        for scan in scans:
+            self.recent.add(scan.sha256)
+        report.scored = [s.scan_id for s in scans]
+        report.scans, report.verdicts = scans, verdicts
+        if self._on_batch is not None:
+            self._on_batch(report)
+
+    def _score_with_retry(self, images: list[Any]) -> Sequence[VerdictFields] | None:
+        for attempt in range(1, SCORE_ATTEMPTS + 1):
+            try:
+                fields = self._score(images)
+                if len(fields) != len(images):
+                    raise RuntimeError(f"scorer returned {len(fields)} results for {len(images)} images")
+                return fields
+            except Exception:
+                log.exception("scoring %d image(s) failed (attempt %d/%d)", len(images), attempt, SCORE_ATTEMPTS)
+                time.sleep(0.2 * attempt)
+        log.error("giving up on %d image(s); the files stay in the inbox for the next reconcile", len(images))
+        return None
+
+    def _shadow(self, images: list[Any], scans: list[ScanRecord]) -> list[VerdictRecord]:
+        """Shadow verdicts are stored, never shown; a failing shadow model never blocks the champion's."""
+        if self._shadow_score is None:
+            return []
+        try:
+            fields = self._shadow_score(images)
+        except Exception:
+            log.exception("shadow scoring failed; champion verdicts are unaffected")
+            return []
+        scored_at = self._clock()
+        return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)]
+
+    def _write(self, batch: IngestBatch) -> Path:
+        return self._spool_write(batch)
+
+    # ---- uploads --------------------------------------------------------------------------------
+    def ingest_bytes(
+        self, data: bytes, *, name: str, scanner_id: str, item_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> IngestReport:
+        """Score one uploaded image; a bad upload is recorded as a quarantine (bytes kept when small enough)."""
+        received_at = self._clock()
+        sidecar = dict(metadata or {})  # upload metadata plays the sidecar's role
+        if item_id is not None:
+            sidecar["item_id"] = item_id
+        cand = Candidate(Path(f"upload/{scanner_id}/{Path(name).name}"), scanner_id,
+                         data, hashlib.sha256(data).hexdigest(), received_at, sidecar, origin="upload")
+        problem = self._checker.check_upload(cand)
+        report = IngestReport()
+        if problem is not None:
+            report.quarantined.append(self._quarantine_bytes(cand, problem))
+            report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
+            return report
+        fresh = self._drop_known([cand], report)
+        good = self._read_all(fresh, report, self._quarantine_bytes)
+        self._score_and_spool(good, report)
+        return report
+
+    # ---- quarantine and archive -----------------------------------------------------------------
+    def _quarantine_file(self, path: Path, err: BadScanError, scanner_id: str | None,
+                         sha: str | None = None) -> QuarantineRecord:
+        dest_dir = self.quarantine_dir / (scanner_id or "_unknown")
+        dest: Path | None = _unique(dest_dir, path.name)
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)  # a symlink is moved as the link itself, never followed
+            _move_sidecar(path, dest)
+        except OSError as exc:
+            log.error("could not move %s to quarantine: %s", path, exc)
+            dest = None
+        log.warning("quarantined %s: %s (%s)", path, err.reason, err.reason_code)
+        return QuarantineRecord(
+            quarantine_id=sha or _path_identity(path), sha256=sha, scanner_id=scanner_id, source_path=str(path),
+            quarantined_path=str(dest) if dest else None, reason_code=err.reason_code, reason=err.reason,
+            quarantined_at=self._clock(),
+        )
+
+    def _quarantine_bytes(self, cand: Candidate, err: BadScanError) -> QuarantineRecord:
+        dest: Path | None = None
+        if len(cand.data) <= self._max_bytes:  # keep small bad uploads for forensics; never store an oversized one
+            dest_dir = self.quarantine_dir / cand.scanner_id
+            dest = _unique(dest_dir, cand.path.name)
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(cand.data)
+        return QuarantineRecord(
+            quarantine_id=cand.sha256, sha256=cand.sha256, scanner_id=cand.scanner_id, source_path=str(cand.path),
+            quarantined_path=str(dest) if dest else None, reason_code=err.reason_code, reason=err.reason,
+            quarantined_at=self._clock(),
+        )
+
+    def _archive(self, cand: Candidate) -> None:
+        if self._archive_dir is None or cand.origin == "upload":
+            return
+        dest_dir = self._archive_dir / cand.scanner_id
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            dest = _unique(dest_dir, cand.path.name)
+            os.replace(cand.path, dest)
+            _move_sidecar(cand.path, dest)
+        except OSError as exc:  # archiving is housekeeping: the verdict is already safe in the spool
+            log.warning("could not archive %s: %s", cand.path, exc)
+
+
+def _verdict(scan: ScanRecord, fields: VerdictFields, role: str, scored_at: datetime) -> VerdictRecord:
+    latency = (scored_at - scan.received_at).total_seconds() * 1000.0
+    return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
+                         **dict(fields))
+
+
+def _unique(folder: Path, name: str) -> Path:
+    """A destination that never overwrites an earlier quarantined/archived file of the same name."""
+    dest = folder / name
+    if not dest.exists() and not dest.is_symlink():
+        return dest
+    return folder / f"{Path(name).stem}.{uuid.uuid4().hex[:8]}{Path(name).suffix}"
+
+
+def _move_sidecar(src: Path, dest: Path) -> None:
+    sidecar = src.with_name(src.stem + ".json")
+    if sidecar.is_file() and not sidecar.is_symlink():
+        try:
+            os.replace(sidecar, dest.with_name(dest.stem + ".json"))
+        except OSError as exc:
+            log.warning("could not move sidecar %s: %s", sidecar, exc)
+
+
+def _path_identity(path: Path) -> str:
+    try:
+        st = path.lstat()
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        key = f"{path}|gone|{time.time_ns()}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def copy_into_inbox(src: Path, inbox: Path, scanner_id: str) -> Path:
+    """Drop a file into a scanner folder the way a well-behaved scanner does (temp name + rename)."""
+    folder = inbox / scanner_id
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{src.name}.{uuid.uuid4().hex[:6]}.tmp"
+    shutil.copyfile(src, tmp)
+    dest = folder / src.name
+    os.replace(tmp, dest)
+    return dest
+
+
+__all__ = ["Ingest", "IngestReport", "RecentHashes", "ScoreFn", "copy_into_inbox"]
