@@ -98,7 +98,7 @@ class CandidateChecker:
     def _judge(self, path: Path, st: os.stat_result, scanner_id: str | None) -> BadScanError | None:
         if stat.S_ISLNK(st.st_mode):
             target = path.resolve()
-            if not _within(target, self._root):
+            if not within(target, self._root):
                 return BadScanError(str(path), "symlink_escape",
                                     f"symbolic link points outside the scanner root (to {target})")
             try:
@@ -183,7 +183,8 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _within(path: Path, root: Path) -> bool:
+def within(path: Path, root: Path) -> bool:
+    """True when `path` lies under `root` (plain path arithmetic; resolve first where links matter)."""
     try:
         path.relative_to(root)
     except ValueError:

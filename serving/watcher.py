@@ -31,6 +31,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from serving.scanfile import within
+
 log = logging.getLogger(__name__)
 
 PathsHandler = Callable[[list[Path]], object]
@@ -225,7 +227,7 @@ class Watcher:
 
     def _on_moved(self, src: Path, dest: Path) -> None:
         self._forget(src)
-        if _within(dest, self.inbox):
+        if within(dest, self.inbox):
             self._ready(dest)
 
     def _forget(self, path: Path) -> None:
@@ -301,10 +303,3 @@ def _stat(path: Path) -> tuple[int, int] | None:
         return None
     return st.st_size, st.st_mtime_ns
 
-
-def _within(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
