@@ -15,9 +15,10 @@ import numpy as np
 from xscreen.errors import XscreenError
 
 # Dual-energy ratio R = ln(T_low) / ln(T_high): photo-electric absorption grows with atomic number, so
-# heavier materials attenuate relatively more at low energy. Typical cut-offs of 3-colour scanners.
-ORGANIC_MAX_RATIO = 1.25
-INORGANIC_MAX_RATIO = 1.55
+# heavier materials attenuate relatively more at low energy. Defaults equal xray.materials' RATIO_ORGANIC_MAX
+# and RATIO_METAL_MIN (the viewer passes those explicitly; analytics may not import xray).
+ORGANIC_MAX_RATIO = 1.45
+INORGANIC_MAX_RATIO = 2.6
 # Below this attenuation nothing is in the beam: the ratio would be noise over noise.
 MIN_ATTENUATION = 0.05
 _EPS = 1e-6

@@ -142,19 +142,21 @@ def cost_view(
 def certified_region(calibration: Mapping[str, Any]) -> CertifiedRegion:
     """The thresholds a model's conformal certificate covers, from its registry `calibration` dict.
 
-    The certificate guarantees miss rate <= alpha at its any-threat threshold; any lower threshold flags a
-    superset of items, so it keeps the guarantee. Accepts `{"certificate": {"threshold"|"any_threat_threshold",
-    "alpha", "delta"}}`; a model without a certificate raises WhatIfError naming what is missing.
+    The certificate (screening.calibration.certificate) guarantees miss rate <= alpha when items scoring
+    below its any-threat `clear` threshold are cleared; any lower threshold sends a superset of items to
+    officers, so it keeps the guarantee. Reads `calibration["certificate"]` (or the dict itself when it is the
+    certificate); WhatIfError names what is missing or says the model is not certified.
     """
-    cert = calibration.get("certificate")
-    if not isinstance(cert, Mapping):
+    cert = calibration.get("certificate", calibration)
+    if not isinstance(cert, Mapping) or "alpha" not in cert:
         raise WhatIfError("the model's calibration has no conformal certificate")
-    high = cert.get("threshold", cert.get("any_threat_threshold"))
+    if cert.get("certified") is False:
+        raise WhatIfError("the model's operating point is not certified (too few threats in its calibration set)")
+    any_threat = (cert.get("thresholds") or {}).get("any_threat")
+    high = any_threat.get("clear") if isinstance(any_threat, Mapping) else cert.get("threshold")
     if high is None:
-        raise WhatIfError("the model's certificate names no any-threat threshold")
-    alpha = float(cert.get("alpha", float("nan")))
-    delta = float(cert.get("delta", float("nan")))
-    return CertifiedRegion(low=0.0, high=float(high), alpha=alpha, delta=delta)
+        raise WhatIfError("the model's certificate names no any-threat clear threshold")
+    return CertifiedRegion(low=0.0, high=float(high), alpha=float(cert["alpha"]), delta=float(cert.get("delta", "nan")))
 
 
 def curve(

@@ -15,7 +15,7 @@ def test_window_level_maps_window_onto_unit_range() -> None:
 
 def test_material_masks_from_dual_energy_ratio() -> None:
     high = np.exp(-np.array([[1.0, 1.0, 1.0, 0.0]]))
-    low = np.exp(-np.array([[1.1, 1.4, 2.0, 0.0]]))  # ratios 1.1, 1.4, 2.0 and air
+    low = np.exp(-np.array([[1.1, 2.0, 3.0, 0.0]]))  # ratios 1.1, 2.0, 3.0 and air
     m = triage.material_masks(high, low)
     assert m.organic.tolist() == [[True, False, False, False]]
     assert m.inorganic.tolist() == [[False, True, False, False]]

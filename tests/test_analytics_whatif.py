@@ -33,8 +33,16 @@ def test_cost_view_per_thousand_items() -> None:
 
 
 def test_certified_region_from_certificate() -> None:
-    region = whatif.certified_region({"certificate": {"threshold": 0.35, "alpha": 0.05, "delta": 0.05}})
+    cert = {"alpha": 0.05, "delta": 0.05, "certified": True,
+            "thresholds": {"any_threat": {"clear": 0.35, "inspect": 0.8}, "knife": {"clear": 0.3, "inspect": 0.7}}}
+    region = whatif.certified_region({"temperature": 1.1, "certificate": cert})
     assert region.contains(0.2) and not region.contains(0.5) and region.clamp(0.9) == 0.35
+    assert region.alpha == 0.05
+
+
+def test_uncertified_model_is_refused() -> None:
+    with pytest.raises(whatif.WhatIfError, match="not certified"):
+        whatif.certified_region({"certificate": {"alpha": 0.05, "certified": False, "thresholds": {}}})
 
 
 def test_model_without_certificate_is_a_typed_error() -> None:
