@@ -218,7 +218,8 @@ class Ingest:
                 return fields
             except Exception:
                 log.exception("scoring %d image(s) failed (attempt %d/%d)", len(images), attempt, SCORE_ATTEMPTS)
-                time.sleep(0.2 * attempt)
+                if attempt < SCORE_ATTEMPTS:
+                    time.sleep(0.2 * attempt)
         log.error("giving up on %d image(s); the files stay in the inbox for the next reconcile", len(images))
         return None
 

@@ -1,0 +1,267 @@
+"""The ingest pipeline: good files scored once in one call, bad files quarantined with reasons, batches spooled."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from analytics.records import IngestBatch
+from serving.ingest import Ingest
+from xscreen.errors import BadScanError
+
+STATS = {"mean_attenuation": 0.5, "noise_level": 0.01, "dynamic_range": 2.0,
+         "organic_fraction": 0.3, "inorganic_fraction": 0.2, "metal_fraction": 0.1}
+
+
+def fake_reader(data: bytes, *, name: str, max_bytes: int, max_pixels: int) -> Any:
+    """Stands in for xray.formats.read_scan: decodes a PNG or raises BadScanError like the real reader."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > max_pixels:
+            raise BadScanError(name, "too_many_pixels", f"{img.width}x{img.height} is over {max_pixels} pixels")
+        img.load()
+    except BadScanError:
+        raise
+    except Exception as exc:
+        raise BadScanError(name, "not_image", f"not a decodable image ({exc})") from None
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return SimpleNamespace(rgb=rgb, source_format="png", bit_depth=8, dual_energy=False)
+
+
+class FakeScorer:
+    """Records each call; scores by mean brightness so results differ per image."""
+
+    def __init__(self, version: str = "m1", fail_times: int = 0) -> None:
+        self.calls: list[int] = []
+        self.version = version
+        self.fail_times = fail_times
+
+    def __call__(self, images: list[Any]) -> list[dict[str, Any]]:
+        self.calls.append(len(images))
+        if self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError("replica died")
+        out = []
+        for im in images:
+            p = float(im.rgb.mean())
+            out.append({"model_version": self.version, "verdict": "inspect" if p > 0.5 else "clear",
+                        "any_threat": p, "scores": {"knife": p}, "top_class": "knife" if p > 0.5 else None,
+                        "thresholds": {"knife": {"clear": 0.2, "inspect": 0.5}}, "embedding": [p, 1 - p]})
+        return out
+
+
+class ListSpool:
+    def __init__(self, folder: Path) -> None:
+        self.batches: list[IngestBatch] = []
+        self.folder = folder
+
+    def __call__(self, batch: IngestBatch) -> Path:
+        self.batches.append(batch)
+        path = self.folder / f"{batch.batch_id}.json"
+        path.write_text(batch.model_dump_json())
+        return path
+
+
+def png_bytes(value: int, size: int = 16) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    for name in ("inbox/scanner-a", "quarantine", "spool", "archive"):
+        (tmp_path / name).mkdir(parents=True)
+    return tmp_path
+
+
+def make_ingest(home: Path, scorer: FakeScorer, spool: ListSpool, **kw: Any) -> Ingest:
+    defaults: dict[str, Any] = dict(
+        inbox=home / "inbox", quarantine_dir=home / "quarantine", score=scorer, spool_write=spool,
+        reader=fake_reader, stats=lambda im: STATS, suffixes=[".png", ".tif"], max_bytes=200_000,
+        max_pixels=10_000,
+    )
+    defaults.update(kw)
+    return Ingest(**defaults)
+
+
+def put(home: Path, name: str, data: bytes, scanner: str = "scanner-a", sidecar: dict | None = None) -> Path:
+    folder = home / "inbox" / scanner
+    folder.mkdir(parents=True, exist_ok=True)
+    if sidecar is not None:
+        (folder / (Path(name).stem + ".json")).write_text(json.dumps(sidecar))
+    (folder / name).write_bytes(data)
+    return folder / name
+
+
+def test_good_files_are_scored_in_one_call_and_spooled_with_sidecar_metadata(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool)
+    side = {"item_id": "RR123456789CH", "scanner_id": "scanner-a", "scanned_at": "2026-01-01T10:00:00+00:00",
+            "declared_contents": [{"description": "book", "quantity": 1}]}
+    paths = [put(home, "a.png", png_bytes(10), sidecar=side), put(home, "b.png", png_bytes(200))]
+    report = ingest(paths)
+    assert scorer.calls == [2]
+    assert len(report.scored) == 2 and not report.quarantined
+    (batch,) = spool.batches
+    assert [s.scanner_id for s in batch.scans] == ["scanner-a", "scanner-a"]
+    assert batch.scans[0].item_id == "RR123456789CH"
+    assert batch.scans[0].declared_contents == [{"description": "book", "quantity": 1}]
+    assert batch.scans[0].stats.metal_fraction == 0.1
+    assert [v.verdict for v in batch.verdicts] == ["clear", "inspect"]
+    assert all(v.role == "champion" and v.latency_ms is not None for v in batch.verdicts)
+    assert paths[0].exists()  # left in place when archiving is off
+
+
+def test_re_delivered_file_is_not_scored_twice(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool)
+    ingest([put(home, "a.png", png_bytes(10))])
+    again = put(home, "a-again.png", png_bytes(10), scanner="scanner-b")  # same content, other name
+    report = ingest([again, again])
+    assert scorer.calls == [1]
+    assert report.duplicates == [again] and not report.scored
+
+
+def test_content_the_store_already_has_is_skipped(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    seen: list[list[str]] = []
+
+    def known(hashes: list[str]) -> set[str]:
+        seen.append(hashes)
+        return set(hashes[:1])
+
+    ingest = make_ingest(home, scorer, spool, known_hashes=known)
+    report = ingest([put(home, "a.png", png_bytes(1)), put(home, "b.png", png_bytes(2))])
+    assert len(seen[0]) == 2
+    assert scorer.calls == [1] and len(report.scored) == 1 and len(report.duplicates) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("zero.png", b"", "zero_byte"),
+        ("text.png", b"hello, this is not an image at all", "not_image"),
+        ("trunc.png", png_bytes(50, 64)[:60], "not_image"),
+        ("notes.txt", b"a text file", "unsupported_format"),
+        ("giant.png", png_bytes(50, 128), "too_many_pixels"),
+        ("huge.png", b"\x89PNG" + b"0" * 300_000, "too_large"),
+    ],
+)
+def test_bad_files_are_quarantined_with_a_reason(home: Path, name: str, data: bytes, code: str) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool)
+    bad = put(home, name, data, sidecar={"item_id": "X1"})
+    good = put(home, "good.png", png_bytes(99))
+    report = ingest([bad, good])
+    assert [q.reason_code for q in report.quarantined] == [code]
+    q = report.quarantined[0]
+    assert q.reason and q.scanner_id == "scanner-a" and q.source_path == str(bad)
+    assert not bad.exists() and Path(q.quarantined_path or "").is_file()
+    assert (home / "quarantine" / "scanner-a" / (Path(name).stem + ".json")).is_file()  # sidecar moved along
+    assert len(report.scored) == 1  # the stream goes on
+    assert spool.batches[0].quarantines == report.quarantined
+
+
+def test_symlink_pointing_outside_the_scanner_root_is_quarantined_not_read(home: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png_bytes(1))
+    link = home / "inbox" / "scanner-a" / "link.png"
+    link.symlink_to(secret)
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    report = make_ingest(home, scorer, spool)([link])
+    assert [q.reason_code for q in report.quarantined] == ["symlink_escape"]
+    assert scorer.calls == [] and secret.exists()
+    assert (home / "quarantine" / "scanner-a" / "link.png").is_symlink()  # the link moved, not its target
+
+
+def test_unknown_scanner_id_is_quarantined(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool, scanner_ids=["scanner-a"])
+    report = ingest([put(home, "x.png", png_bytes(3), scanner="rogue"), put(home, "y.png", png_bytes(4))])
+    assert [(q.reason_code, q.scanner_id) for q in report.quarantined] == [("unknown_scanner", "rogue")]
+    assert "rogue" in report.quarantined[0].reason
+    assert len(report.scored) == 1
+
+
+def test_file_at_the_inbox_root_takes_its_scanner_from_the_sidecar(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    (home / "inbox" / "loose.json").write_text(json.dumps({"scanner_id": "scanner-z"}))
+    (home / "inbox" / "loose.png").write_bytes(png_bytes(5))
+    (home / "inbox" / "orphan.png").write_bytes(png_bytes(6))
+    report = make_ingest(home, scorer, spool)([home / "inbox" / "loose.png", home / "inbox" / "orphan.png"])
+    assert spool.batches[0].scans[0].scanner_id == "scanner-z"
+    assert [q.reason_code for q in report.quarantined] == ["unknown_scanner"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode; see the next test")
+def test_unreadable_file_is_quarantined(home: Path) -> None:
+    path = put(home, "locked.png", png_bytes(7))
+    path.chmod(0)
+    report = make_ingest(home, FakeScorer(), ListSpool(home / "spool"))([path])
+    assert [q.reason_code for q in report.quarantined] == ["unreadable"]
+
+
+def test_permission_error_while_reading_is_quarantined(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores file modes, so the permission failure is injected where the file is opened."""
+    import builtins
+
+    path = put(home, "locked.png", png_bytes(7))
+    real_open = builtins.open
+
+    def deny(file: Any, *a: Any, **k: Any) -> Any:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    report = make_ingest(home, FakeScorer(), ListSpool(home / "spool"))([path])
+    assert [q.reason_code for q in report.quarantined] == ["unreadable"]
+
+
+def test_scoring_failure_is_retried_then_files_are_left_for_the_next_reconcile(home: Path) -> None:
+    spool = ListSpool(home / "spool")
+    ok = make_ingest(home, FakeScorer(fail_times=1), spool)([put(home, "a.png", png_bytes(8))])
+    assert len(ok.scored) == 1
+    failing = make_ingest(home, FakeScorer(fail_times=3), spool)  # every attempt of one call fails
+    path = put(home, "b.png", png_bytes(9))
+    report = failing([path])
+    assert report.retry == [path] and not report.scored and path.exists()
+    assert len(failing([path]).scored) == 1  # not mistaken for a duplicate on the next attempt
+
+
+def test_shadow_verdicts_are_stored_with_the_shadow_role(home: Path) -> None:
+    spool = ListSpool(home / "spool")
+    ingest = make_ingest(home, FakeScorer("champ"), spool, shadow_score=FakeScorer("cand"))
+    ingest([put(home, "a.png", png_bytes(8))])
+    roles = sorted((v.role, v.model_version) for v in spool.batches[0].verdicts)
+    assert roles == [("champion", "champ"), ("shadow", "cand")]
+
+
+def test_processed_files_are_archived_when_configured(home: Path) -> None:
+    spool = ListSpool(home / "spool")
+    ingest = make_ingest(home, FakeScorer(), spool, archive_dir=home / "archive")
+    path = put(home, "a.png", png_bytes(8), sidecar={"item_id": "I"})
+    ingest([path])
+    assert not path.exists()
+    assert (home / "archive" / "scanner-a" / "a.png").is_file()
+    assert (home / "archive" / "scanner-a" / "a.json").is_file()
+
+
+def test_bad_upload_is_recorded_and_good_upload_scored(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool)
+    bad = ingest.ingest_bytes(b"nope", name="u.png", scanner_id="scanner-a")
+    assert [q.reason_code for q in bad.quarantined] == ["not_image"]
+    big = ingest.ingest_bytes(b"0" * 300_000, name="u.png", scanner_id="scanner-a")
+    assert [q.reason_code for q in big.quarantined] == ["too_large"] and big.quarantined[0].quarantined_path is None
+    good = ingest.ingest_bytes(png_bytes(42), name="u.png", scanner_id="scanner-a", item_id="IT1")
+    assert len(good.scored) == 1 and good.scans[0].file_format == "upload" and good.scans[0].item_id == "IT1"
