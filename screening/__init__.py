@@ -1,0 +1,1 @@
+"""The screening model in plain PyTorch: network, preprocessing, Classifier, training, evaluation, calibration, registry."""

@@ -1,0 +1,105 @@
+"""Network shapes, letterbox geometry, determinism, and checkpoint save/load refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from screening.classifier import Classifier, decode_heatmap, encode_heatmap, peak_box, verdict_fields
+from screening.network import NetConfig, build_network
+from screening.preprocess import fit_geometry, letterbox
+from screening.registry import Checkpoint, load_checkpoint, save_checkpoint
+from xscreen.errors import BadScanError, ModelError
+
+CLASSES = ("knife", "firearm", "battery")
+TINY = NetConfig(classes=CLASSES, input_size=64, width=4, embedding_dim=8)
+
+
+def _ckpt(net: torch.nn.Module, config: NetConfig = TINY, version: str = "v1") -> Checkpoint:
+    th = {c: {"clear": 0.2, "inspect": 0.6} for c in [*config.classes, "any_threat"]}
+    return Checkpoint(version, config, net.state_dict(), {"any_threat": 1.5}, th, {"alpha": 0.05}, {"auc": 0.9})
+
+
+def test_network_output_shapes_and_normalised_embedding() -> None:
+    out = build_network(TINY, seed=0).eval()(torch.rand(5, 3, 64, 64))
+    assert out.class_logits.shape == (5, 3) and out.any_logit.shape == (5,)
+    assert out.class_cams.shape == (5, 3, 4, 4) and out.any_cam.shape == (5, 4, 4)
+    assert torch.allclose(out.embedding.norm(dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_same_seed_gives_same_weights_and_outputs() -> None:
+    x = torch.rand(2, 3, 64, 64)
+    a, b = build_network(TINY, seed=7).eval(), build_network(TINY, seed=7).eval()
+    assert torch.equal(a(x).class_logits, b(x).class_logits)
+    assert not torch.equal(a(x).class_logits, build_network(TINY, seed=8).eval()(x).class_logits)
+
+
+def test_letterbox_keeps_aspect_and_pads_with_empty_beam() -> None:
+    img = np.zeros((50, 100, 3), np.float32)  # wide, black
+    canvas, [geo] = letterbox([img], 64)
+    assert canvas.shape == (1, 3, 64, 64)
+    assert (geo.new_w, geo.new_h, geo.top, geo.left) == (64, 32, 16, 0)
+    assert torch.all(canvas[0, :, :16] == 1.0) and torch.all(canvas[0, :, 17:47] == 0.0)
+    assert geo.canvas_box_to_image((0.0, 0.25, 1.0, 0.75)) == pytest.approx((0, 0, 1, 1))
+    assert geo.image_box_to_canvas((0.5, 0.5, 1.0, 1.0)) == pytest.approx((0.5, 0.5, 1.0, 0.75))
+    gray, [g2] = letterbox([np.full((10, 10), 128, np.uint8)], 64)
+    assert gray.shape == (1, 3, 64, 64) and g2 == fit_geometry(10, 10, 64)
+
+
+def test_letterbox_refuses_bad_arrays_with_typed_error() -> None:
+    with pytest.raises(BadScanError, match=r"image\[1\].*shape"):
+        letterbox([np.ones((8, 8, 3)), np.ones((8, 8, 4))], 64)
+    with pytest.raises(BadScanError, match="NaN"):
+        letterbox([np.full((8, 8, 3), np.nan)], 64)
+
+
+def test_checkpoint_round_trip_predicts_identically(tmp_path: Path) -> None:
+    net = build_network(TINY, seed=1)
+    path = tmp_path / "v1" / "model.pt"
+    save_checkpoint(_ckpt(net), path)
+    rng = np.random.default_rng(0)
+    imgs = [rng.random((40, 70, 3)).astype(np.float32), rng.random((90, 30, 3)).astype(np.float32)]
+    a = Classifier.from_checkpoint(path, expected_classes=list(CLASSES), heatmap_size=8).predict(imgs)
+    b = Classifier(net.eval(), _ckpt(net), heatmap_size=8).predict(imgs)
+    assert [p.scores for p in a] == [p.scores for p in b]
+    p = a[0]
+    assert p.verdict in {"inspect", "clear", "uncertain"} and p.model_version == "v1"
+    assert len(p.heatmaps) == 2 and all(h.shape == (8, 8) and 0 <= h.min() and h.max() <= 1 for h in p.heatmaps.values())
+    assert p.embedding.shape == (8,)
+    fields = verdict_fields(p)
+    c = next(iter(fields["heatmaps"]))
+    assert np.allclose(decode_heatmap(fields["heatmaps"][c], 8), p.heatmaps[c], atol=1 / 255)
+
+
+def test_checkpoint_mismatches_are_refused_by_name(tmp_path: Path) -> None:
+    net = build_network(TINY, seed=1)
+    path = tmp_path / "model.pt"
+    save_checkpoint(_ckpt(net), path)
+    with pytest.raises(ModelError, match="class list"):
+        load_checkpoint(path, expected_classes=["knife", "firearm"])
+    with pytest.raises(ModelError, match="checksum"):
+        load_checkpoint(path, expected_sha256="0" * 64)
+    path.write_bytes(path.read_bytes()[:-10] + b"corrupted!")
+    with pytest.raises(ModelError, match="checksum"):
+        load_checkpoint(path)
+    other = dataclasses.replace(TINY, arch="resnet-9000")
+    bad = tmp_path / "arch.pt"
+    save_checkpoint(_ckpt(net, other), bad)
+    with pytest.raises(ModelError, match="architecture 'resnet-9000'"):
+        load_checkpoint(bad)
+    wider = tmp_path / "wider.pt"
+    save_checkpoint(_ckpt(net, dataclasses.replace(TINY, width=8)), wider)
+    with pytest.raises(ModelError, match="do not fit the architecture"):
+        Classifier.from_checkpoint(wider)
+
+
+def test_peak_box_and_heatmap_codec() -> None:
+    hm = np.zeros((8, 8), np.float32)
+    hm[2:4, 5:7] = 1.0
+    hm[6, 0] = 0.4
+    assert peak_box(hm) == (5 / 8, 2 / 8, 7 / 8, 4 / 8)
+    assert decode_heatmap(encode_heatmap(hm), 8)[2, 5] == 1.0
