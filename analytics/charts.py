@@ -86,10 +86,13 @@ def rates_with_intervals(estimates: Mapping[str, RateEstimate], title: str) -> g
 
 
 def image_stats_by_scanner(df: pd.DataFrame, stat: str) -> go.Figure:
-    """Box plot of one image statistic per scanner (columns scanner_id and `stat`)."""
-    _need(df, ["scanner_id", stat])
-    fig = px.box(df, x="scanner_id", y=stat, points=False)
-    fig.update_layout(**_LAYOUT, title=f"{stat} by scanner")
+    """Median of one image statistic per scanner with its 5-95% range, from the `image_stats` query."""
+    _need(df, ["scanner_id", f"{stat}_p05", f"{stat}_p50", f"{stat}_p95"])
+    fig = go.Figure(go.Scatter(
+        x=df["scanner_id"], y=df[f"{stat}_p50"], mode="markers", marker={"size": 12}, name="median",
+        error_y={"type": "data", "symmetric": False, "array": df[f"{stat}_p95"] - df[f"{stat}_p50"],
+                 "arrayminus": df[f"{stat}_p50"] - df[f"{stat}_p05"]}))
+    fig.update_layout(**_LAYOUT, title=f"{stat} by scanner (median, 5-95%)", xaxis_title="scanner")
     return fig
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from xscreen.errors import XscreenError
@@ -148,3 +149,24 @@ def class_drift_report(
         k = ks_test(ref, cur)
         rows.append(ClassDrift(name, p.psi, k.statistic, k.p_value, int(ref.size), int(cur.size), p.drifted))
     return DriftReport(rows=tuple(rows), psi_alert=psi_alert)
+
+
+def volume_series(counts: pd.DataFrame, scanner_id: str | None = None, model_version: str | None = None) -> pd.DataFrame:
+    """Scans and flag rate per bucket from the `verdict_counts` query, summed over the selected scanner/model.
+
+    Returns columns bucket, n, flagged, flag_rate (flagged = inspect + uncertain), buckets ascending.
+    """
+    df = counts
+    if scanner_id is not None:
+        df = df[df["scanner_id"] == scanner_id]
+    if model_version is not None:
+        df = df[df["model_version"] == model_version]
+    out = (df.assign(flagged=df["n_inspect"] + df["n_uncertain"]).groupby("bucket", as_index=False)[["n", "flagged"]]
+           .sum().sort_values("bucket", ignore_index=True))
+    out["flag_rate"] = out["flagged"] / out["n"].where(out["n"] > 0)
+    return out
+
+
+def scores_by_class(samples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Long-form (class_name, score) rows, e.g. from `class_score_sample`, as one score array per class."""
+    return {str(name): group["score"].to_numpy(dtype=np.float64) for name, group in samples.groupby("class_name")}

@@ -47,3 +47,10 @@ def test_sql_chart_rejects_unknown_kind_and_column() -> None:
         charts.sql_chart(df, "bar", "a", "zzz")
     with pytest.raises(charts.ChartError, match="unknown chart kind"):
         charts.sql_chart(df, "pie", "a", "b")  # type: ignore[arg-type]
+
+
+def test_image_stats_error_bars_span_p05_to_p95() -> None:
+    df = pd.DataFrame({"scanner_id": ["s1"], "noise_level_p05": [0.1], "noise_level_p50": [0.2],
+                       "noise_level_p95": [0.5]})
+    bar = charts.image_stats_by_scanner(df, "noise_level").data[0].error_y
+    assert list(bar.array) == pytest.approx([0.3]) and list(bar.arrayminus) == pytest.approx([0.1])

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analytics import drift
@@ -57,3 +58,18 @@ def test_class_report_flags_only_the_shifted_class() -> None:
     report = drift.class_drift_report(ref, cur, psi_alert=0.2)
     assert [r.class_name for r in report.rows] == ["firearm", "knife"]
     assert report.drifted_classes == ["firearm"]
+
+
+def test_volume_series_sums_selected_scanner_buckets() -> None:
+    counts = pd.DataFrame({
+        "bucket": [1, 1, 2, 2], "scanner_id": ["s1", "s2", "s1", "s1"], "model_version": ["m", "m", "m", "n"],
+        "n": [10, 5, 4, 6], "n_inspect": [1, 5, 0, 3], "n_uncertain": [1, 0, 2, 0], "n_clear": [8, 0, 2, 3]})
+    all_ = drift.volume_series(counts)
+    assert all_["n"].tolist() == [15, 10] and all_["flag_rate"].tolist() == pytest.approx([7 / 15, 5 / 10])
+    s1m = drift.volume_series(counts, scanner_id="s1", model_version="m")
+    assert s1m["flagged"].tolist() == [2, 2] and s1m["flag_rate"].tolist() == pytest.approx([0.2, 0.5])
+
+
+def test_scores_by_class_splits_long_rows() -> None:
+    got = drift.scores_by_class(pd.DataFrame({"class_name": ["a", "b", "a"], "score": [0.1, 0.2, 0.3]}))
+    assert got["a"].tolist() == [0.1, 0.3] and got["b"].tolist() == [0.2]
