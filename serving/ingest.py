@@ -60,6 +60,7 @@ class IngestReport:
 
     scored: list[str] = field(default_factory=list)
     duplicates: list[Path] = field(default_factory=list)
+    duplicate_ids: list[str] = field(default_factory=list)  # scan ids of the re-delivered content
     quarantined: list[QuarantineRecord] = field(default_factory=list)
     retry: list[Path] = field(default_factory=list)
     spool_path: Path | None = None
@@ -157,6 +158,7 @@ class Ingest:
         for cand in candidates:
             if cand.sha256 in self.recent or cand.sha256 in known or cand.sha256 in taken:
                 report.duplicates.append(cand.path)
+                report.duplicate_ids.append(cand.sha256[:16])
                 self._archive(cand)
                 continue
             taken.add(cand.sha256)
@@ -237,6 +239,16 @@ class Ingest:
 
     def _write(self, batch: IngestBatch) -> Path:
         return self._spool_write(batch)
+
+    def record_refusal(self, source: str, reason_code: str, reason: str, scanner_id: str | None = None) -> QuarantineRecord:
+        """Record something refused before any file was touched (e.g. an API path outside the scanner root)."""
+        record = QuarantineRecord(
+            quarantine_id=hashlib.sha256(f"{source}|{reason_code}|{time.time_ns()}".encode()).hexdigest(),
+            sha256=None, scanner_id=scanner_id, source_path=source, quarantined_path=None,
+            reason_code=reason_code, reason=reason, quarantined_at=self._clock(),
+        )
+        self._write(IngestBatch(batch_id=_batch_id(), quarantines=[record]))
+        return record
 
     # ---- uploads --------------------------------------------------------------------------------
     def ingest_bytes(

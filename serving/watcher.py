@@ -186,6 +186,10 @@ class Watcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def backlog(self) -> int:
+        """Finished files not yet handed on (a metrics gauge)."""
+        return self._ready_q.qsize()
+
     def reconcile(self) -> int:
         """Queue every candidate file already in the folders (the ingest skips content the store has seen)."""
         files = scan_folder(self.inbox)
