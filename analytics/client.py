@@ -1,0 +1,221 @@
+"""`StoreClient`: the store over HTTP (same methods and errors as `Store`), and `open_store()`, which picks one.
+
+`open_store(settings)` uses the running owner if `/health` answers, else opens the file in-process (CLI commands
+when the system is not running). Both satisfy `StoreAPI`, so callers never care which they got.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow as pa
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+
+from analytics.api import IngestResult, SqlResult, StoreAPI
+from analytics.records import (
+    AlertRecord,
+    AlertStatus,
+    AuditRecord,
+    DecisionRecord,
+    IngestBatch,
+    LabelRecord,
+    MeasurementRecord,
+    ModelRecord,
+    ModelState,
+    Role,
+    UserRecord,
+)
+from xscreen import errors
+
+__all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def _error_class(name: str) -> type[errors.XscreenError]:
+    from analytics.auth import WeakPassword
+
+    known: dict[str, type[errors.XscreenError]] = {"WeakPassword": WeakPassword}
+    cls = known.get(name) or getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.XscreenError) and cls is not errors.BadScanError:
+        return cls
+    return errors.XscreenError
+
+
+class StoreClient:
+    """HTTP client of the store owner. Thread-safe (one httpx.Client with a connection pool)."""
+
+    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s,
+                                  limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        self._returns: dict[str, TypeAdapter[Any]] = {}
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> StoreClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/health").json())
+
+    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, url, **kw)
+        except httpx.TransportError as exc:
+            raise errors.StoreUnavailable(f"store owner at {self.base_url} is not reachable ({exc})") from None
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                raise _error_class(body.get("error", ""))(body["message"], title=body.get("title"))
+            except (ValueError, KeyError):
+                raise errors.StoreError(f"store owner answered {resp.status_code}: {resp.text[:300]}") from None
+        return resp
+
+    def _call(self, _method: str, **kwargs: Any) -> Any:
+        name = _method
+        resp = self._request("POST", f"/api/{name}", json=to_jsonable_python(kwargs))
+        if resp.headers.get("content-type", "").startswith(ARROW_STREAM):
+            return pa.ipc.open_stream(resp.content).read_all().to_pandas()
+        adapter = self._returns.get(name)
+        if adapter is None:
+            ret = typing.get_type_hints(getattr(StoreAPI, name)).get("return")
+            adapter = self._returns[name] = TypeAdapter(ret if ret is not None else type(None))
+        return adapter.validate_python(resp.json())
+
+    # ---- the StoreAPI methods: each is one call to the owner --------------------------------------------------
+
+    def ingest(self, batch: IngestBatch) -> IngestResult:
+        return self._call("ingest", batch=batch)  # type: ignore[no-any-return]
+
+    def known_hashes(self, hashes: list[str]) -> set[str]:
+        return self._call("known_hashes", hashes=hashes)  # type: ignore[no-any-return]
+
+    def get_scan(self, scan_id: str) -> dict[str, Any]:
+        return self._call("get_scan", scan_id=scan_id)  # type: ignore[no-any-return]
+
+    def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame:
+        return self._call("queue", officer=officer, limit=limit, scanner_id=scanner_id)  # type: ignore[no-any-return]
+
+    def claim(self, scan_id: str, officer: str) -> datetime:
+        return self._call("claim", scan_id=scan_id, officer=officer)  # type: ignore[no-any-return]
+
+    def release(self, scan_id: str, officer: str) -> None:
+        self._call("release", scan_id=scan_id, officer=officer)
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        self._call("record_decision", decision=decision)
+
+    def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame:
+        return self._call("similar_items", scan_id=scan_id, k=k)  # type: ignore[no-any-return]
+
+    def add_labels(self, labels: list[LabelRecord]) -> int:
+        return self._call("add_labels", labels=labels)  # type: ignore[no-any-return]
+
+    def relabel_queue(self, limit: int = 100) -> pd.DataFrame:
+        return self._call("relabel_queue", limit=limit)  # type: ignore[no-any-return]
+
+    def register_model(self, model: ModelRecord, actor: str = "system") -> None:
+        self._call("register_model", model=model, actor=actor)
+
+    def set_model_state(self, version: str, state: ModelState, actor: str, reason: str | None = None) -> None:
+        self._call("set_model_state", version=version, state=state, actor=actor, reason=reason)
+
+    def champion(self) -> ModelRecord | None:
+        return self._call("champion")  # type: ignore[no-any-return]
+
+    def get_model(self, version: str) -> ModelRecord:
+        return self._call("get_model", version=version)  # type: ignore[no-any-return]
+
+    def list_models(self) -> list[ModelRecord]:
+        return self._call("list_models")  # type: ignore[no-any-return]
+
+    def rollback(self, actor: str, reason: str | None = None) -> str:
+        return self._call("rollback", actor=actor, reason=reason)  # type: ignore[no-any-return]
+
+    def add_measurements(self, measurements: list[MeasurementRecord]) -> int:
+        return self._call("add_measurements", measurements=measurements)  # type: ignore[no-any-return]
+
+    def raise_alert(self, alert: AlertRecord) -> bool:
+        return self._call("raise_alert", alert=alert)  # type: ignore[no-any-return]
+
+    def set_alert_status(self, alert_id: str, status: AlertStatus, actor: str) -> None:
+        self._call("set_alert_status", alert_id=alert_id, status=status, actor=actor)
+
+    def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]:
+        return self._call("list_alerts", status=status, limit=limit)  # type: ignore[no-any-return]
+
+    def get_setting(self, key: str) -> Any:
+        return self._call("get_setting", key=key)
+
+    def put_setting(self, key: str, value: Any, actor: str) -> None:
+        self._call("put_setting", key=key, value=value, actor=actor)
+
+    def audit(self, record: AuditRecord) -> None:
+        self._call("audit", record=record)
+
+    def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
+        return self._call("audit_log", limit=limit, actor=actor, action=action)  # type: ignore[no-any-return]
+
+    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
+        return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]
+
+    def set_password(self, username: str, password: str, actor: str = "system") -> None:
+        self._call("set_password", username=username, password=password, actor=actor)
+
+    def disable_user(self, username: str, actor: str = "system") -> None:
+        self._call("disable_user", username=username, actor=actor)
+
+    def authenticate(self, username: str, password: str) -> UserRecord:
+        return self._call("authenticate", username=username, password=password)  # type: ignore[no-any-return]
+
+    def get_user(self, username: str) -> UserRecord:
+        return self._call("get_user", username=username)  # type: ignore[no-any-return]
+
+    def list_users(self) -> list[UserRecord]:
+        return self._call("list_users")  # type: ignore[no-any-return]
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        return self._call("query", name=name, params=params)  # type: ignore[no-any-return]
+
+    def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:
+        return self._call("sql", text=text, limit=limit, actor=actor)  # type: ignore[no-any-return]
+
+    def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
+        return self._call("snapshot", dest=str(Path(dest).resolve()) if dest else None, parquet=parquet)  # type: ignore[no-any-return]
+
+    def info(self) -> dict[str, Any]:
+        return self._call("info")  # type: ignore[no-any-return]
+
+
+def owner_is_up(url: str, timeout_s: float = 0.5) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def open_store(settings: Any, require_owner: bool = False) -> Iterator[StoreAPI]:
+    """The running owner's client if it answers, else the file opened in-process (and closed afterwards)."""
+    if owner_is_up(settings.store_url):
+        with StoreClient(settings.store_url) as client:
+            yield client
+        return
+    if require_owner:
+        raise errors.StoreUnavailable(f"no store owner answers at {settings.store_url}; start `xscreen store-owner`")
+    from analytics.store import Store
+
+    with Store.from_settings(settings) as store:
+        yield store

@@ -1,0 +1,196 @@
+"""The store's schema history: numbered, append-only migrations and `migrate()`, which applies the missing ones.
+
+Never edit a step that has shipped; add a new one. `migrate()` refuses a database newer than this code and a
+file that is not an xscreen database, in both cases without writing to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from xscreen.errors import SchemaError
+
+log = logging.getLogger(__name__)
+
+VERSION_TABLE = "xscreen_schema"
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+Step = Callable[[duckdb.DuckDBPyConnection], None] | str
+
+# Migration 1 is the original schema. Times are TIMESTAMPTZ (UTC); free-form dicts are JSON; per-class scores are
+# a MAP so `scores['knife']` is one lookup; embeddings are FLOAT[] for list_cosine_similarity.
+_M1_ORIGINAL = """
+CREATE TABLE xscreen_schema (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE ingest_batches (
+    batch_id VARCHAR PRIMARY KEY, received_at TIMESTAMPTZ NOT NULL,
+    n_scans INTEGER NOT NULL, n_verdicts INTEGER NOT NULL, n_quarantines INTEGER NOT NULL);
+CREATE TABLE scans (
+    scan_id VARCHAR PRIMARY KEY, sha256 VARCHAR NOT NULL UNIQUE, scanner_id VARCHAR NOT NULL, item_id VARCHAR,
+    source_path VARCHAR NOT NULL, file_format VARCHAR NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    bit_depth INTEGER NOT NULL, dual_energy BOOLEAN NOT NULL, received_at TIMESTAMPTZ NOT NULL,
+    scanned_at TIMESTAMPTZ, declared_contents JSON,
+    mean_attenuation DOUBLE, noise_level DOUBLE, dynamic_range DOUBLE,
+    organic_fraction DOUBLE, inorganic_fraction DOUBLE, metal_fraction DOUBLE,
+    is_canary BOOLEAN NOT NULL, canary_labels VARCHAR[], batch_id VARCHAR);
+CREATE TABLE verdicts (
+    scan_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, role VARCHAR NOT NULL, scanner_id VARCHAR,
+    verdict VARCHAR NOT NULL, any_threat DOUBLE NOT NULL, scores MAP(VARCHAR, DOUBLE) NOT NULL,
+    top_class VARCHAR, thresholds JSON, embedding FLOAT[], heatmap_size INTEGER NOT NULL,
+    scored_at TIMESTAMPTZ NOT NULL, latency_ms DOUBLE, batch_id VARCHAR,
+    PRIMARY KEY (scan_id, model_version));
+CREATE TABLE heatmaps (
+    scan_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, class_name VARCHAR NOT NULL,
+    size INTEGER NOT NULL, grid VARCHAR, peak_box DOUBLE[]);
+CREATE TABLE quarantine (
+    quarantine_id VARCHAR PRIMARY KEY, sha256 VARCHAR, scanner_id VARCHAR, source_path VARCHAR NOT NULL,
+    quarantined_path VARCHAR, reason_code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL, batch_id VARCHAR);
+CREATE TABLE decisions (
+    decision_id VARCHAR PRIMARY KEY, scan_id VARCHAR NOT NULL, officer VARCHAR NOT NULL, decision VARCHAR NOT NULL,
+    threat_class VARCHAR, note VARCHAR, decided_at TIMESTAMPTZ NOT NULL, model_version VARCHAR);
+CREATE TABLE labels (
+    label_id VARCHAR PRIMARY KEY, scan_id VARCHAR NOT NULL, labels VARCHAR[] NOT NULL, source VARCHAR NOT NULL,
+    author VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, note VARCHAR);
+CREATE TABLE claims (
+    scan_id VARCHAR NOT NULL, officer VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE models (
+    version VARCHAR PRIMARY KEY, parent VARCHAR, state VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL,
+    classes VARCHAR[] NOT NULL, architecture JSON, train_manifest_sha256 VARCHAR, metrics JSON, thresholds JSON,
+    calibration JSON, weights_path VARCHAR, weights_sha256 VARCHAR);
+CREATE TABLE model_events (
+    event_id VARCHAR NOT NULL, version VARCHAR NOT NULL, from_state VARCHAR, to_state VARCHAR NOT NULL,
+    actor VARCHAR NOT NULL, reason VARCHAR, changed_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE measurements (
+    measurement_id VARCHAR PRIMARY KEY, measured_at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL,
+    scanner_id VARCHAR, model_version VARCHAR, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
+    value DOUBLE NOT NULL, details JSON);
+CREATE TABLE alerts (
+    alert_id VARCHAR PRIMARY KEY, raised_at TIMESTAMPTZ NOT NULL, severity VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    message VARCHAR NOT NULL, status VARCHAR NOT NULL, details JSON);
+CREATE TABLE audit_log (
+    audit_id VARCHAR NOT NULL, logged_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL, action VARCHAR NOT NULL,
+    target VARCHAR, details JSON);
+CREATE TABLE users (
+    username VARCHAR PRIMARY KEY, password_hash VARCHAR NOT NULL, role VARCHAR NOT NULL,
+    disabled BOOLEAN NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE settings_kv (key VARCHAR PRIMARY KEY, value JSON, updated_at TIMESTAMPTZ NOT NULL, updated_by VARCHAR);
+"""
+
+# Migration 2: views analysts and the app read instead of re-deriving "current" state from event rows.
+_M2_VIEWS = """
+CREATE VIEW current_labels AS
+    SELECT * EXCLUDE (rn) FROM (
+        SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY created_at DESC, label_id DESC) AS rn FROM labels)
+    WHERE rn = 1;
+CREATE VIEW final_decisions AS
+    SELECT * EXCLUDE (rn) FROM (
+        SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY decided_at DESC, decision_id DESC) AS rn
+        FROM decisions WHERE decision <> 'refer')
+    WHERE rn = 1;
+CREATE VIEW champion_verdicts AS SELECT * FROM verdicts WHERE role = 'champion';
+"""
+
+
+def _m3_alert_history(con: duckdb.DuckDBPyConnection) -> None:
+    """Alerts learn who changed their status and when (existing rows: the raise time, nobody)."""
+    con.execute("ALTER TABLE alerts ADD COLUMN updated_at TIMESTAMPTZ")
+    con.execute("ALTER TABLE alerts ADD COLUMN updated_by VARCHAR")
+    con.execute("UPDATE alerts SET updated_at = raised_at")
+
+
+# Append only: (version, name, SQL script or function of the connection).
+MIGRATIONS: list[tuple[int, str, Step]] = [
+    (1, "original schema", _M1_ORIGINAL),
+    (2, "views current_labels, final_decisions, champion_verdicts", _M2_VIEWS),
+    (3, "alerts.updated_at and updated_by", _m3_alert_history),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def check_file(path: Path) -> None:
+    """Refuse, without touching it, a file that exists but is not a DuckDB database (text, truncated header)."""
+    if not path.exists() or path.stat().st_size == 0:
+        if path.exists():
+            raise SchemaError(f"{path} is an empty file, not an xscreen database; refusing to use it")
+        return
+    with path.open("rb") as fh:
+        header = fh.read(16)
+    if len(header) < 12 or header[8:12] != DUCKDB_MAGIC:
+        raise SchemaError(f"{path} is not a DuckDB database (bad header); refusing to use it")
+
+
+def current_version(con: duckdb.DuckDBPyConnection, label: str = "database") -> int:
+    """Schema version of an open database: 0 if empty; SchemaError if it has tables but is not xscreen's."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    if not tables:
+        return 0
+    if VERSION_TABLE not in tables:
+        raise SchemaError(
+            f"{label} has tables ({', '.join(sorted(tables)[:5])}) but no {VERSION_TABLE} table: "
+            "it is not an xscreen database; refusing to modify it")
+    row = con.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def check_compatible(version: int, label: str = "database") -> None:
+    """SchemaError when the database is newer than the code (we cannot know what its new columns mean)."""
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"{label} has schema version {version} but this code knows only up to version {LATEST_VERSION}; "
+            "upgrade xscreen before opening it")
+
+
+def preflight(path: Path) -> int:
+    """Validate an existing file read-only before anyone opens it read-write; returns its schema version."""
+    check_file(path)
+    if not path.exists():
+        return 0
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise SchemaError(f"{path} cannot be opened as a DuckDB database ({exc}); refusing to use it") from None
+    try:
+        version = current_version(con, str(path))
+    except duckdb.Error as exc:
+        raise SchemaError(f"{path} is corrupt ({exc}); refusing to use it") from None
+    finally:
+        con.close()
+    check_compatible(version, str(path))
+    return version
+
+
+def _apply(con: duckdb.DuckDBPyConnection, step: Step) -> None:
+    if callable(step):
+        step(con)
+        return
+    for statement in duckdb.extract_statements(step):
+        con.execute(statement)
+
+
+def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> int:
+    """Apply every missing migration (up to `upto`), each in its own transaction; returns the version reached."""
+    version = current_version(con)
+    check_compatible(version)
+    target = LATEST_VERSION if upto is None else upto
+    for number, name, step in MIGRATIONS:
+        if number <= version or number > target:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _apply(con, step)
+            con.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?, ?, ?)", [number, name, datetime.now(UTC)])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        log.info("applied migration %d: %s", number, name)
+        version = number
+    return version

@@ -1,0 +1,122 @@
+"""The store owner process: the only process that opens the DuckDB file. FastAPI over a `Store` + the spool.
+
+Protocol (what `StoreClient` speaks): `GET /health`; `POST /api/<method>` with a JSON object of the method's
+keyword arguments, for every method of `StoreAPI`. Results are JSON, except DataFrames, which travel as an Arrow
+IPC stream (`application/vnd.apache.arrow.stream`: typed, zero-parse). Errors are JSON
+`{"error": <XscreenError subclass>, "message", "title"}` with 400/401/403/404/409/500/503, and the client
+re-raises the same subclass.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from functools import cache
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from fastapi import Body, FastAPI
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+
+from analytics.api import StoreAPI
+from analytics.migrations import LATEST_VERSION
+from analytics.store import Store
+from xscreen import errors
+
+log = logging.getLogger(__name__)
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+# Every method of the contract is an endpoint; nothing else on Store is reachable over HTTP.
+METHODS = sorted(name for name, _ in inspect.getmembers(StoreAPI, inspect.isfunction) if not name.startswith("_"))
+
+STATUS: list[tuple[type[errors.XscreenError], int]] = [
+    (errors.NotFoundError, 404), (errors.ConflictError, 409), (errors.AuthError, 401),
+    (errors.PermissionDenied, 403), (errors.QueryRefused, 400), (errors.StoreUnavailable, 503),
+    (errors.SchemaError, 500), (errors.StoreError, 500), (errors.XscreenError, 400),
+]
+
+
+def status_of(err: errors.XscreenError) -> int:
+    return next(code for cls, code in STATUS if isinstance(err, cls))
+
+
+@cache
+def signature(name: str) -> tuple[dict[str, TypeAdapter[Any]], Any]:
+    """TypeAdapters of a Store method's parameters, and its return annotation (from StoreAPI)."""
+    hints = typing.get_type_hints(getattr(StoreAPI, name))
+    ret = hints.pop("return", None)
+    return {k: TypeAdapter(v) for k, v in hints.items()}, ret
+
+
+def decode_args(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    adapters, _ = signature(name)
+    if name == "query":  # free keyword parameters of the named query travel as they are
+        return {"name": body.get("name"), **(body.get("params") or {})}
+    unknown = set(body) - set(adapters)
+    if unknown:
+        raise errors.XscreenError(f"{name}: unknown argument(s) {', '.join(sorted(unknown))}", title="Bad request")
+    try:
+        return {k: adapters[k].validate_python(v) for k, v in body.items()}
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise errors.XscreenError(f"{name}: bad argument {first['loc']}: {first['msg']}", title="Bad request") from None
+
+
+def encode_result(value: Any) -> Response:
+    if isinstance(value, pd.DataFrame):
+        table = pa.Table.from_pandas(value, preserve_index=False)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return Response(content=sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+    return JSONResponse(to_jsonable_python(value))
+
+
+def error_response(err: errors.XscreenError) -> JSONResponse:
+    return JSONResponse({"error": type(err).__name__, "message": str(err), "title": err.title},
+                        status_code=status_of(err))
+
+
+def create_app(store: Store, settings: Any = None) -> FastAPI:
+    """The owner's HTTP face over `store`. Handlers are sync, so FastAPI runs them in its thread pool."""
+    app = FastAPI(title="xscreen store owner", docs_url=None, redoc_url=None)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "schema_version": LATEST_VERSION, "db": str(store.path)}
+
+    @app.post("/api/{method}")
+    def call(method: str, body: dict[str, Any] = Body(default_factory=dict)) -> Response:
+        if method not in METHODS:
+            return error_response(errors.NotFoundError(f"no store method {method!r}"))
+        try:
+            return encode_result(getattr(store, method)(**decode_args(method, body)))
+        except errors.XscreenError as err:
+            return error_response(err)
+
+    return app
+
+
+def run_owner(settings: Any) -> None:
+    """Run the owner in the foreground until interrupted: migrate, drain the spool, watch it, serve HTTP."""
+    import uvicorn
+
+    from analytics.spool import SpoolIngester
+    from xscreen.settings import check_port_free, ensure_home
+
+    ensure_home(settings)
+    check_port_free(settings, "store_port")
+    store = Store.from_settings(settings)
+    ingester = SpoolIngester(settings.spool_dir, store.ingest)
+    try:
+        ingester.start()
+        log.info("store owner: %s on %s (spool %s)", store.path, settings.store_url, settings.spool_dir)
+        config = uvicorn.Config(create_app(store, settings), host=settings.network.host,
+                                port=settings.network.store_port, log_level="warning", access_log=False)
+        uvicorn.Server(config).run()
+    finally:
+        ingester.stop()
+        store.close()

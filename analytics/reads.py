@@ -1,0 +1,198 @@
+"""The store's read operations: plain functions of a DuckDB cursor, so a notebook can call them on a snapshot."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from analytics.records import AlertRecord, AlertStatus, AuditRecord, ModelRecord, UserRecord
+from xscreen.errors import NotFoundError
+
+_MODEL_JSON = ("architecture", "metrics", "thresholds", "calibration")
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def known_hashes(cur: duckdb.DuckDBPyConnection, hashes: list[str]) -> set[str]:
+    """Which sha256 values are already stored (serving skips re-delivered files)."""
+    if not hashes:
+        return set()
+    cur.register("_hashes", pa.table({"h": pa.array(hashes, type=pa.string())}))
+    try:
+        return {r[0] for r in cur.execute("SELECT sha256 FROM scans WHERE sha256 IN (SELECT h FROM _hashes)").fetchall()}
+    finally:
+        cur.unregister("_hashes")
+
+
+def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
+    """The scan with its verdicts (each with heatmaps), decisions, labels (newest first) and current label."""
+    cur.execute("SELECT * FROM scans WHERE scan_id = ?", [scan_id])
+    rows = _dicts(cur)
+    if not rows:
+        raise NotFoundError(f"scan {scan_id} does not exist")
+    scan = rows[0]
+    scan["declared_contents"] = _loads(scan["declared_contents"])
+    cur.execute("SELECT * FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, scored_at", [scan_id])
+    verdicts = _dicts(cur)
+    cur.execute("SELECT * FROM heatmaps WHERE scan_id = ?", [scan_id])
+    heatmaps = _dicts(cur)
+    for v in verdicts:
+        v["thresholds"] = _loads(v["thresholds"])
+        v["embedding"] = list(v["embedding"] or [])
+        mine = [h for h in heatmaps if h["model_version"] == v["model_version"]]
+        v["heatmaps"] = {h["class_name"]: h["grid"] for h in mine if h["grid"] is not None}
+        v["peak_boxes"] = {h["class_name"]: h["peak_box"] for h in mine if h["peak_box"] is not None}
+    scan["verdicts"] = verdicts
+    cur.execute("SELECT * FROM decisions WHERE scan_id = ? ORDER BY decided_at", [scan_id])
+    scan["decisions"] = _dicts(cur)
+    cur.execute("SELECT * FROM labels WHERE scan_id = ? ORDER BY created_at DESC, label_id DESC", [scan_id])
+    scan["labels"] = _dicts(cur)
+    scan["current_labels"] = scan["labels"][0]["labels"] if scan["labels"] else None
+    cur.execute("SELECT officer, expires_at FROM claims WHERE scan_id = ?", [scan_id])
+    claims = _dicts(cur)
+    scan["claim"] = claims[0] if claims else None
+    return scan
+
+
+QUEUE_SQL = """
+SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class, v.scored_at,
+       s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
+       EXISTS (SELECT 1 FROM decisions r WHERE r.scan_id = v.scan_id AND r.decision = 'refer') AS referred
+FROM verdicts v
+JOIN scans s USING (scan_id)
+LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c ON c.scan_id = v.scan_id
+WHERE v.role = 'champion' AND v.verdict IN ('inspect', 'uncertain')
+  AND ($scanner::VARCHAR IS NULL OR v.scanner_id = $scanner::VARCHAR)
+  AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.scan_id = v.scan_id AND d.decision <> 'refer')
+  AND (c.officer IS NULL OR c.officer = $officer)
+ORDER BY v.any_threat DESC, v.scored_at
+LIMIT $limit
+"""
+
+
+def queue(cur: duckdb.DuckDBPyConnection, officer: str, limit: int, scanner_id: str | None,
+          now: datetime) -> pd.DataFrame:
+    """Items waiting for an officer, highest risk first: champion `inspect`/`uncertain` verdicts without a final
+    decision, not claimed by another officer (unexpired). `claimed_by` is this officer or empty."""
+    params = {"now": now, "officer": officer, "limit": int(limit), "scanner": scanner_id}
+    return cur.execute(QUEUE_SQL, params).df()
+
+
+RELABEL_SQL = """
+WITH champ AS (SELECT * FROM verdicts WHERE role = 'champion'),
+fd AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY decided_at DESC) rn
+                      FROM decisions WHERE decision <> 'refer') WHERE rn = 1),
+cl AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY created_at DESC, label_id DESC) rn
+                      FROM labels) WHERE rn = 1)
+SELECT champ.scan_id, champ.scanner_id, champ.model_version, champ.verdict, champ.any_threat, champ.top_class,
+       fd.decision, fd.officer, cl.labels AS current_labels, cl.source AS label_source,
+       CASE WHEN fd.decision = 'cleared' AND champ.verdict = 'inspect' THEN 'officer cleared a model alarm'
+            WHEN fd.decision IN ('confirmed', 'seized') AND champ.verdict = 'clear' THEN 'model missed a threat'
+            ELSE 'model uncertain' END AS reason,
+       CASE WHEN champ.verdict = 'uncertain' THEN 1 ELSE 0 END AS priority_group
+FROM champ
+LEFT JOIN fd USING (scan_id)
+LEFT JOIN cl USING (scan_id)
+WHERE (fd.decision = 'cleared' AND champ.verdict = 'inspect')
+   OR (fd.decision IN ('confirmed', 'seized') AND champ.verdict = 'clear')
+   OR champ.verdict = 'uncertain'
+ORDER BY priority_group, abs(champ.any_threat - 0.5), champ.scored_at DESC
+LIMIT $limit
+"""
+
+
+def relabel_queue(cur: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    """Items whose labels help the model most: officer/model disagreements first, then uncertain ones nearest 0.5."""
+    return cur.execute(RELABEL_SQL, {"limit": int(limit)}).df().drop(columns=["priority_group"])
+
+
+SIMILAR_SQL = """
+WITH me AS (SELECT embedding FROM verdicts WHERE scan_id = $scan_id ORDER BY role = 'champion' DESC LIMIT 1),
+known AS (SELECT scan_id FROM decisions UNION SELECT scan_id FROM labels)
+SELECT v.scan_id, list_cosine_similarity(v.embedding, me.embedding) AS similarity, v.verdict, v.any_threat,
+       v.top_class, fd.decision, cl.labels AS current_labels
+FROM verdicts v CROSS JOIN me
+LEFT JOIN final_decisions fd ON fd.scan_id = v.scan_id
+LEFT JOIN current_labels cl ON cl.scan_id = v.scan_id
+WHERE v.role = 'champion' AND v.scan_id <> $scan_id AND v.scan_id IN (SELECT scan_id FROM known)
+  AND len(v.embedding) = len(me.embedding)
+ORDER BY similarity DESC
+LIMIT $k
+"""
+
+
+def similar_items(cur: duckdb.DuckDBPyConnection, scan_id: str, k: int) -> pd.DataFrame:
+    """Nearest champion verdicts by cosine similarity of embeddings, among items with a known outcome."""
+    if not cur.execute("SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]).fetchone():
+        raise NotFoundError(f"scan {scan_id} has no verdict")
+    return cur.execute(SIMILAR_SQL, {"scan_id": scan_id, "k": int(k)}).df()
+
+
+def _model(row: dict[str, Any]) -> ModelRecord:
+    for key in _MODEL_JSON:
+        row[key] = _loads(row[key]) or {}
+    return ModelRecord(**row)
+
+
+def list_models(cur: duckdb.DuckDBPyConnection) -> list[ModelRecord]:
+    cur.execute("SELECT * FROM models ORDER BY created_at, version")
+    return [_model(r) for r in _dicts(cur)]
+
+
+def get_model(cur: duckdb.DuckDBPyConnection, version: str) -> ModelRecord:
+    cur.execute("SELECT * FROM models WHERE version = ?", [version])
+    rows = _dicts(cur)
+    if not rows:
+        raise NotFoundError(f"model version {version!r} is not registered")
+    return _model(rows[0])
+
+
+def champion(cur: duckdb.DuckDBPyConnection) -> ModelRecord | None:
+    cur.execute("SELECT * FROM models WHERE state = 'champion'")
+    rows = _dicts(cur)
+    return _model(rows[0]) if rows else None
+
+
+def list_alerts(cur: duckdb.DuckDBPyConnection, status: AlertStatus | None, limit: int) -> list[AlertRecord]:
+    cur.execute("SELECT alert_id, raised_at, severity, kind, message, status, details FROM alerts "
+                "WHERE $status::VARCHAR IS NULL OR status = $status::VARCHAR ORDER BY raised_at DESC LIMIT $limit",
+                {"status": status, "limit": int(limit)})
+    return [AlertRecord(**{**r, "details": _loads(r["details"]) or {}}) for r in _dicts(cur)]
+
+
+def audit_log(cur: duckdb.DuckDBPyConnection, limit: int, actor: str | None, action: str | None) -> list[AuditRecord]:
+    cur.execute("SELECT * EXCLUDE (logged_at), logged_at AS at FROM audit_log WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
+                "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY logged_at DESC LIMIT $limit",
+                {"actor": actor, "action": action, "limit": int(limit)})
+    return [AuditRecord(**{**r, "details": _loads(r["details"]) or {}}) for r in _dicts(cur)]
+
+
+def list_users(cur: duckdb.DuckDBPyConnection) -> list[UserRecord]:
+    cur.execute("SELECT username, role, disabled, created_at FROM users ORDER BY username")
+    return [UserRecord(**r) for r in _dicts(cur)]
+
+
+def get_user(cur: duckdb.DuckDBPyConnection, username: str) -> UserRecord:
+    cur.execute("SELECT username, role, disabled, created_at FROM users WHERE username = ?", [username])
+    rows = _dicts(cur)
+    if not rows:
+        raise NotFoundError(f"user {username!r} does not exist")
+    return UserRecord(**rows[0])
+
+
+def get_setting(cur: duckdb.DuckDBPyConnection, key: str) -> Any:
+    """The JSON value stored under `key` in settings_kv, or None."""
+    row = cur.execute("SELECT value FROM settings_kv WHERE key = ?", [key]).fetchone()
+    return _loads(row[0]) if row else None

@@ -1,0 +1,62 @@
+"""Consistent copies of the live database for analysts: a DuckDB file or a folder of Parquet files.
+
+Both run inside the owner on one of its cursors; DuckDB copies within one read transaction, so the copy is a
+consistent point in time even while the writer keeps committing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from xscreen.errors import StoreError
+
+_counter = itertools.count()
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path) -> Path:
+    """Copy the whole database (tables, views, data) to the DuckDB file `dest`, replacing it atomically."""
+    dest = dest.resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
+    alias = f"snap_{os.getpid()}_{next(_counter)}"
+    source = cur.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    try:
+        cur.execute(f"ATTACH '{_sql_path(tmp)}' AS {alias}")
+        try:
+            cur.execute(f"COPY FROM DATABASE {source} TO {alias}")
+        finally:
+            cur.execute(f"DETACH {alias}")
+        os.replace(tmp, dest)
+    except (duckdb.Error, OSError) as exc:
+        raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return dest
+
+
+def export_parquet(cur: duckdb.DuckDBPyConnection, dest_dir: Path) -> Path:
+    """Export every table as Parquet (+ schema.sql/load.sql) into `dest_dir`, which must be empty or absent."""
+    dest_dir = dest_dir.resolve()
+    if dest_dir.exists() and any(dest_dir.iterdir()):
+        raise StoreError(f"{dest_dir} is not empty; choose a new folder for the Parquet export",
+                         title="Snapshot failed")
+    tmp = dest_dir.with_name(f".{dest_dir.name}.{os.getpid()}.{next(_counter)}.tmp")
+    try:
+        cur.execute(f"EXPORT DATABASE '{_sql_path(tmp)}' (FORMAT parquet)")
+        if dest_dir.exists():
+            dest_dir.rmdir()
+        os.replace(tmp, dest_dir)
+    except (duckdb.Error, OSError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"Parquet export to {dest_dir} failed: {exc}", title="Snapshot failed") from None
+    return dest_dir

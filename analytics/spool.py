@@ -1,0 +1,204 @@
+"""The durable spool between serving and the store owner: one JSON file per IngestBatch.
+
+Writers (`SpoolWriter`) write to a dot-name, fsync, and rename into the folder, so a reader never sees half a
+file; the name comes from the batch_id, so writing the same batch twice leaves one file. The owner
+(`SpoolIngester`) ingests files oldest first on start, then as watchdog reports them (plus a slow sweep in case
+an event is missed), and deletes a file only after its batch has committed. A corrupt file goes to `bad/`
+with a `.reason` file beside it; it never stops the owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from analytics.records import IngestBatch
+from xscreen.errors import StoreError, XscreenError
+
+log = logging.getLogger(__name__)
+SUFFIX = ".json"
+BAD_DIR = "bad"
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def spool_name(batch_id: str) -> str:
+    """File name of a batch: the batch_id if it is a safe name, else its hash (never a path)."""
+    stem = batch_id if _SAFE.match(batch_id) and not batch_id.startswith(".") else \
+        hashlib.sha256(batch_id.encode()).hexdigest()
+    return stem + SUFFIX
+
+
+class SpoolWriter:
+    """Durably hands IngestBatches to the store owner through files in `spool_dir`."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        self.spool_dir = Path(spool_dir)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(self, batch: IngestBatch) -> Path:
+        """Write the batch (temp dot-name, fsync, rename); returns the final path. Idempotent per batch_id."""
+        final = self.spool_dir / spool_name(batch.batch_id)
+        tmp = self.spool_dir / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        data = batch.model_dump_json().encode()
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            dir_fd = os.open(self.spool_dir, os.O_RDONLY)  # make the rename itself durable
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write spool file {final}: {exc.strerror}", title="Spool unavailable") from None
+        return final
+
+
+def is_spool_file(path: Path) -> bool:
+    return path.suffix == SUFFIX and not path.name.startswith(".") and path.is_file()
+
+
+def spool_files(spool_dir: Path) -> list[Path]:
+    """Complete spool files, oldest first (temp dot-names and the bad/ folder are skipped)."""
+    files = [p for p in Path(spool_dir).iterdir() if is_spool_file(p)] if Path(spool_dir).is_dir() else []
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def quarantine_spool_file(path: Path, reason: str) -> Path:
+    """Move a corrupt spool file to spool_dir/bad/ and write the reason beside it."""
+    bad = path.parent / BAD_DIR
+    bad.mkdir(exist_ok=True)
+    dest = bad / path.name
+    os.replace(path, dest)
+    dest.with_name(dest.name + ".reason").write_text(reason + "\n")
+    log.warning("moved corrupt spool file %s to %s: %s", path.name, bad, reason)
+    return dest
+
+
+def read_spool_file(path: Path) -> IngestBatch | None:
+    """The batch in a spool file, or None after moving a corrupt one to bad/ (logged with its reason)."""
+    try:
+        return IngestBatch.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        quarantine_spool_file(path, f"not a valid IngestBatch: {exc.errors()[0]['msg']} at "
+                                    f"{'.'.join(str(x) for x in exc.errors()[0]['loc'])}")
+    except OSError as exc:
+        log.warning("cannot read spool file %s: %s", path, exc)
+    return None
+
+
+def iter_spool(spool_dir: Path) -> Iterator[tuple[Path, IngestBatch]]:
+    """(path, batch) for each readable spool file, oldest first; corrupt ones are moved to bad/."""
+    for path in spool_files(spool_dir):
+        batch = read_spool_file(path)
+        if batch is not None:
+            yield path, batch
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, notify: Callable[[Path], None]) -> None:
+        self._notify = notify
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        # A temp name renamed in gives Moved (dest_path); a file copied in gives Created then Closed.
+        if event.is_directory or event.event_type not in ("created", "moved", "closed"):
+            return
+        raw = event.dest_path if event.event_type == "moved" else event.src_path
+        path = Path(os.fsdecode(raw))
+        if path.suffix == SUFFIX and not path.name.startswith("."):
+            self._notify(path)
+
+
+class SpoolIngester:
+    """Feeds spool files to `ingest` (a Store's or client's) as they appear; deletes each after its commit."""
+
+    def __init__(self, spool_dir: Path, ingest: Callable[[IngestBatch], Any], workers: int = 4,
+                 sweep_s: float = 2.0) -> None:
+        self.spool_dir = Path(spool_dir)
+        self._ingest = ingest
+        self._paths: queue.Queue[Path | None] = queue.Queue()
+        self._in_flight: set[Path] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spool-ingest")
+        self._stop = threading.Event()
+        self._sweep_s = sweep_s
+        self._observer: Any = None
+        self._threads: list[threading.Thread] = []
+        self.ingested = 0
+
+    def drain(self) -> int:
+        """Ingest every file waiting now (used at start-up); returns how many batches committed."""
+        futures = [self._pool.submit(self._one, path) for path in spool_files(self.spool_dir)]
+        return sum(1 for f in futures if f.result())
+
+    def start(self) -> None:
+        """Drain what is waiting, then watch the folder."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.drain()
+        self._observer = Observer()
+        self._observer.schedule(_Handler(self._paths.put), str(self.spool_dir), recursive=False)
+        self._observer.start()
+        for target in (self._dispatch, self._sweep):
+            thread = threading.Thread(target=target, name=f"spool-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._paths.put(None)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+        for thread in self._threads:
+            thread.join()
+        self._pool.shutdown(wait=True)
+
+    def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            path = self._paths.get()
+            if path is not None:
+                self._pool.submit(self._one, path)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self._sweep_s):
+            for path in spool_files(self.spool_dir):
+                self._paths.put(path)
+
+    def _one(self, path: Path) -> bool:
+        """Ingest one file unless another worker has it; delete it after commit. Never raises."""
+        with self._lock:
+            if path in self._in_flight or not path.exists():
+                return False
+            self._in_flight.add(path)
+        try:
+            batch = read_spool_file(path)
+            if batch is None:
+                return False
+            self._ingest(batch)
+            path.unlink(missing_ok=True)
+            self.ingested += 1
+            return True
+        except XscreenError as exc:  # store down or refusing: keep the file, the sweep retries it
+            log.warning("spool file %s not ingested yet: %s", path.name, exc)
+            return False
+        except Exception:
+            log.exception("spool file %s failed", path.name)
+            return False
+        finally:
+            with self._lock:
+                self._in_flight.discard(path)

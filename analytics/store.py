@@ -1,0 +1,418 @@
+"""`Store`: the one in-process owner of the DuckDB file. One writer thread group-commits; readers use a cursor each.
+
+Every write call enqueues an operation and blocks until the transaction that contains it has COMMITted (or
+raises). The writer drains up to `write_batch_max` records, waiting at most `write_batch_wait_ms` for more, and
+commits them in one transaction; consecutive ingests are merged into one Arrow append per table. If a group fails
+for an unexpected reason it is rolled back and each operation is retried alone, so one bad write cannot sink
+the others. Readers see committed data only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from analytics import auth, reads, writes
+from analytics.api import IngestResult, SqlResult
+from analytics.ingest import ingest_batches
+from analytics.migrations import migrate, preflight
+from analytics.records import (
+    AlertRecord,
+    AlertStatus,
+    AuditRecord,
+    DecisionRecord,
+    IngestBatch,
+    LabelRecord,
+    MeasurementRecord,
+    ModelRecord,
+    ModelState,
+    Role,
+    UserRecord,
+    utcnow,
+)
+from analytics.snapshot import export_parquet, snapshot_database
+from xscreen.errors import SchemaError, StoreError, XscreenError
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class _Op:
+    """One queued write: `fn(cursor, now)` or, for ingest, the batch (merged with its neighbours)."""
+
+    fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any] | None
+    batch: IngestBatch | None = None
+    weight: int = 1
+    future: Future[Any] = field(default_factory=Future)
+
+
+@dataclass
+class SqlOptions:
+    """Where and how analyst SQL runs (see analytics.sandbox)."""
+
+    snapshots_dir: Path | None = None
+    snapshot_max_age_s: float = 30.0
+    row_limit: int = 10_000
+    timeout_s: float = 30.0
+
+
+class Store:
+    """The live store. Use `Store.open(...)` (migrates) and `close()` / `with`; thread-safe."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, write_batch_max: int,
+                 write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions) -> None:
+        self.path = path
+        self._con = con
+        self._clock = clock
+        self._batch_max = max(1, write_batch_max)
+        self._wait_s = max(0.0, write_batch_wait_ms) / 1000.0
+        self._claim_ttl_s = claim_ttl_s
+        self._sql = sql
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._queue: queue.Queue[_Op | None] = queue.Queue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
+        self._writer.start()
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
+             claim_ttl_s: float = 600.0, clock: Clock = utcnow, sql: SqlOptions | None = None) -> Store:
+        """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
+        which is left untouched: it is validated read-only before it is ever opened for writing."""
+        path = Path(path)
+        preflight(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            raise StoreError(f"cannot open {path}: {exc} (is another store owner running?)",
+                             title="Database locked") from None
+        try:
+            con.execute("SET GLOBAL TimeZone = 'UTC'")  # every cursor returns TIMESTAMPTZ in UTC
+            migrate(con)
+        except SchemaError:
+            con.close()
+            raise
+        return cls(con, path, write_batch_max=write_batch_max, write_batch_wait_ms=write_batch_wait_ms,
+                   claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"))
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock = utcnow) -> Store:
+        """Open the store at settings.db_path with the store.* settings."""
+        s = settings.store
+        return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
+                        claim_ttl_s=s.claim_ttl_s, clock=clock,
+                        sql=SqlOptions(settings.snapshots_dir, s.snapshot_max_age_s, s.sql_row_limit, s.sql_timeout_s))
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join()
+        with self._cursors_lock:
+            for cur in self._cursors:
+                cur.close()
+            self._cursors.clear()
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the writer -------------------------------------------------------------------------------------------
+
+    def _submit(self, op: _Op) -> Any:
+        if self._closed:
+            raise StoreError("the store is closed")
+        self._queue.put(op)
+        return op.future.result()
+
+    def _write(self, fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any], weight: int = 1) -> Any:
+        return self._submit(_Op(fn=fn, weight=weight))
+
+    def _gather(self, first: _Op) -> tuple[list[_Op], bool]:
+        """First op plus whatever arrives within the wait, up to the batch size; True if asked to stop."""
+        group, weight = [first], first.weight
+        deadline = time.monotonic() + self._wait_s
+        while weight < self._batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                op = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is None:
+                return group, True
+            group.append(op)
+            weight += op.weight
+        return group, False
+
+    def _write_loop(self) -> None:
+        cur = self._con.cursor()
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            group, stop = self._gather(first)
+            self._commit(cur, group)
+        # Drain what was queued before close so no caller waits forever.
+        while not self._queue.empty():
+            op = self._queue.get_nowait()
+            if op is not None:
+                self._commit(cur, [op])
+        cur.close()
+
+    def _commit(self, cur: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            outcomes = self._run_group(cur, group, self._clock())
+            cur.execute("COMMIT")
+        except Exception as exc:  # unexpected: undo the group, then give each op its own transaction
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            if len(group) == 1:
+                log.exception("store write failed")
+                group[0].future.set_exception(exc if isinstance(exc, XscreenError) else
+                                              StoreError(f"write failed: {exc}"))
+                return
+            for op in group:
+                self._commit(cur, [op])
+            return
+        for op, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, XscreenError):
+                op.future.set_exception(outcome)
+            else:
+                op.future.set_result(outcome)
+
+    def _run_group(self, cur: duckdb.DuckDBPyConnection, group: list[_Op], now: datetime) -> list[Any]:
+        """Run the ops in order inside the open transaction; runs of ingests become one merged ingest."""
+        outcomes: list[Any] = []
+        i = 0
+        while i < len(group):
+            if group[i].batch is not None:
+                j = i
+                while j < len(group) and group[j].batch is not None:
+                    j += 1
+                outcomes.extend(ingest_batches(cur, [op.batch for op in group[i:j] if op.batch], now))
+                i = j
+                continue
+            fn = group[i].fn
+            assert fn is not None
+            try:
+                outcomes.append(fn(cur, now))
+            except XscreenError as err:  # refused before writing (see analytics.writes): the rest still commit
+                outcomes.append(err)
+            i += 1
+        return outcomes
+
+    # ---- readers ----------------------------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor (a DuckDB connection object must not be shared between threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            cur = self._con.cursor()
+            self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        return cur
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for ad-hoc reads in this thread (tests, benchmarks, named queries)."""
+        yield self._cursor()
+
+    # ---- ingest -----------------------------------------------------------------------------------------------
+
+    def ingest(self, batch: IngestBatch) -> IngestResult:
+        weight = max(1, len(batch.scans) + len(batch.verdicts) + len(batch.quarantines))
+        return self._submit(_Op(fn=None, batch=batch, weight=weight))  # type: ignore[no-any-return]
+
+    def known_hashes(self, hashes: list[str]) -> set[str]:
+        return reads.known_hashes(self._cursor(), hashes)
+
+    # ---- triage -----------------------------------------------------------------------------------------------
+
+    def get_scan(self, scan_id: str) -> dict[str, Any]:
+        return reads.get_scan(self._cursor(), scan_id)
+
+    def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame:
+        return reads.queue(self._cursor(), officer, limit, scanner_id, self._clock())
+
+    def claim(self, scan_id: str, officer: str) -> datetime:
+        return self._write(lambda c, now: writes.claim(c, scan_id, officer, now, self._claim_ttl_s))  # type: ignore[no-any-return]
+
+    def release(self, scan_id: str, officer: str) -> None:
+        self._write(lambda c, now: writes.release(c, scan_id, officer))
+
+    def record_decision(self, decision: DecisionRecord) -> None:
+        self._write(lambda c, now: writes.record_decision(c, decision, now))
+
+    def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame:
+        return reads.similar_items(self._cursor(), scan_id, k)
+
+    # ---- labels -----------------------------------------------------------------------------------------------
+
+    def add_labels(self, labels: list[LabelRecord]) -> int:
+        return self._write(lambda c, now: writes.add_labels(c, labels, now), weight=len(labels))  # type: ignore[no-any-return]
+
+    def relabel_queue(self, limit: int = 100) -> pd.DataFrame:
+        return reads.relabel_queue(self._cursor(), limit)
+
+    # ---- models -----------------------------------------------------------------------------------------------
+
+    def register_model(self, model: ModelRecord, actor: str = "system") -> None:
+        self._write(lambda c, now: writes.register_model(c, model, actor, now))
+
+    def set_model_state(self, version: str, state: ModelState, actor: str, reason: str | None = None) -> None:
+        self._write(lambda c, now: writes.set_model_state(c, version, state, actor, reason, now))
+
+    def champion(self) -> ModelRecord | None:
+        return reads.champion(self._cursor())
+
+    def get_model(self, version: str) -> ModelRecord:
+        return reads.get_model(self._cursor(), version)
+
+    def list_models(self) -> list[ModelRecord]:
+        return reads.list_models(self._cursor())
+
+    def rollback(self, actor: str, reason: str | None = None) -> str:
+        return self._write(lambda c, now: writes.rollback(c, actor, reason, now))  # type: ignore[no-any-return]
+
+    # ---- monitoring -------------------------------------------------------------------------------------------
+
+    def add_measurements(self, measurements: list[MeasurementRecord]) -> int:
+        return self._write(lambda c, now: writes.add_measurements(c, measurements), weight=len(measurements))  # type: ignore[no-any-return]
+
+    def raise_alert(self, alert: AlertRecord) -> bool:
+        return self._write(lambda c, now: writes.raise_alert(c, alert))  # type: ignore[no-any-return]
+
+    def set_alert_status(self, alert_id: str, status: AlertStatus, actor: str) -> None:
+        self._write(lambda c, now: writes.set_alert_status(c, alert_id, status, actor, now))
+
+    def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]:
+        return reads.list_alerts(self._cursor(), status, limit)
+
+    def get_setting(self, key: str) -> Any:
+        return reads.get_setting(self._cursor(), key)
+
+    def put_setting(self, key: str, value: Any, actor: str) -> None:
+        self._write(lambda c, now: writes.put_setting(c, key, value, actor, now))
+
+    # ---- audit ------------------------------------------------------------------------------------------------
+
+    def audit(self, record: AuditRecord) -> None:
+        self._write(lambda c, now: writes.write_audit(c, record))
+
+    def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
+        return reads.audit_log(self._cursor(), limit, actor, action)
+
+    # ---- users ------------------------------------------------------------------------------------------------
+
+    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
+        auth.check_username(username)
+        auth.check_role(role)
+        auth.check_password(password, username)
+        hashed = auth.hash_password(password)
+        return self._write(lambda c, now: auth.insert_user(c, username, hashed, role, actor, now))  # type: ignore[no-any-return]
+
+    def set_password(self, username: str, password: str, actor: str = "system") -> None:
+        auth.check_password(password, username)
+        hashed = auth.hash_password(password)
+        self._write(lambda c, now: auth.update_password(c, username, hashed, actor, now))
+
+    def disable_user(self, username: str, actor: str = "system") -> None:
+        self._write(lambda c, now: auth.disable(c, username, actor, now))
+
+    def authenticate(self, username: str, password: str) -> UserRecord:
+        """The user for a correct password; AuthError (generic message) otherwise. Both are audited."""
+        try:
+            user = auth.check_login(auth.fetch_login(self._cursor(), username), password)
+        except XscreenError:
+            self._write(lambda c, now: writes.audit_row(c, now, username[:64], "login_failed", username[:64]))
+            raise
+        self._write(lambda c, now: writes.audit_row(c, now, username, "login", username))
+        return user
+
+    def get_user(self, username: str) -> UserRecord:
+        return reads.get_user(self._cursor(), username)
+
+    def list_users(self) -> list[UserRecord]:
+        return reads.list_users(self._cursor())
+
+    # ---- analysts ---------------------------------------------------------------------------------------------
+
+    def query(self, name: str, **params: Any) -> pd.DataFrame:
+        from analytics import dashboard_queries, queries  # noqa: F401  (importing registers the named queries)
+
+        return queries.run_named(self._cursor(), name, params)
+
+    def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
+        """Consistent copy: a DuckDB file (default: snapshots dir, timestamped) or, with parquet, a folder."""
+        if dest is None:
+            assert self._sql.snapshots_dir is not None
+            stamp = self._clock().strftime("%Y%m%dT%H%M%SZ")
+            dest = self._sql.snapshots_dir / (f"xscreen-{stamp}" + ("" if parquet else ".duckdb"))
+        dest = Path(dest)
+        return export_parquet(self._cursor(), dest) if parquet else snapshot_database(self._cursor(), dest)
+
+    def _sql_snapshot(self) -> Path:
+        """The shared snapshot analyst SQL reads; refreshed when older than snapshot_max_age_s."""
+        assert self._sql.snapshots_dir is not None
+        path = self._sql.snapshots_dir / "sql-latest.duckdb"
+        with self._snapshot_lock:
+            fresh = path.exists() and time.time() - path.stat().st_mtime < self._sql.snapshot_max_age_s
+            if not fresh:
+                snapshot_database(self._cursor(), path)
+        return path
+
+    def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:
+        """Analyst SQL (one read-only query) in the sandbox over a recent snapshot; audited, refusals too."""
+        from analytics.sandbox import run_sandboxed, validate_sql
+
+        row_limit = min(limit or self._sql.row_limit, self._sql.row_limit)
+        try:
+            validate_sql(text)
+            out = run_sandboxed(self._sql_snapshot(), text, row_limit, self._sql.timeout_s)
+        except XscreenError as err:
+            reason = str(err)[:500]
+            self._write(lambda c, now: writes.audit_row(c, now, actor, "sql_refused", None, sql=text[:2000],
+                                                        error=reason))
+            raise
+        self._write(lambda c, now: writes.audit_row(c, now, actor, "sql", None, sql=text[:2000],
+                                                    rows=len(out["rows"])))
+        return SqlResult(**out)
+
+    def info(self) -> dict[str, Any]:
+        """Path, schema version and row counts of the main tables."""
+        cur = self._cursor()
+        version = cur.execute("SELECT max(version) FROM xscreen_schema").fetchone()[0]  # type: ignore[index]
+        counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                  for t in ("scans", "verdicts", "decisions", "labels", "models", "users", "alerts", "audit_log")}
+        return {"path": str(self.path), "schema_version": version, "rows": counts}

@@ -1,0 +1,94 @@
+"""Shared fixtures: isolated settings, a real Store on a temporary file, and a real owner over HTTP.
+
+- `settings`: load_settings(home=tmp_path, environ={}) with free ports, so nothing leaks from the developer's
+  environment and two tests never share a port or a file.
+- `now`: a fixed UTC time; `store`: Store opened on settings.db_path with clock=now (closed after).
+- `owner_client`: the owner FastAPI app under uvicorn in a background thread on a free 127.0.0.1 port, yielding a
+  StoreClient (server stopped and store closed after). `owner` gives (client, store) when a test needs both.
+- Seed data with `from tests.seeding import seed_store`.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.client import StoreClient
+from analytics.store import Store
+from xscreen.settings import Settings, load_settings
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(home: Path, **overrides: Any) -> Settings:
+    """Settings rooted at `home` with free ports and no environment; overrides are top-level fields."""
+    network = {"host": "127.0.0.1", "api_port": free_port(), "store_port": free_port(), "app_port": free_port(),
+               "metrics_port": free_port()}
+    return load_settings(environ={}, home=home, network=network, **overrides)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "home")
+
+
+@pytest.fixture
+def store(settings: Settings, now: datetime) -> Iterator[Store]:
+    with Store.from_settings(settings, clock=lambda: now) as s:
+        yield s
+
+
+class OwnerThread:
+    """The real owner app under uvicorn in a thread (the same code `xscreen store-owner` runs)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        import uvicorn
+
+        from analytics.owner import create_app
+
+        config = uvicorn.Config(create_app(store, settings), host="127.0.0.1", port=settings.network.store_port,
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="owner-under-test", daemon=True)
+
+    def __enter__(self) -> OwnerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("store owner did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def owner(store: Store, settings: Settings) -> Iterator[tuple[StoreClient, Store]]:
+    with OwnerThread(store, settings), StoreClient(settings.store_url) as client:
+        yield client, store
+
+
+@pytest.fixture
+def owner_client(owner: tuple[StoreClient, Store]) -> StoreClient:
+    return owner[0]
