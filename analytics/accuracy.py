@@ -114,3 +114,14 @@ def detection_rate(
     if f.shape != t.shape:
         raise AccuracyInputError(f"flagged has {f.size} items but is_threat has {t.size}")
     return rate_estimate(int((f & t).sum()), int(t.sum()), confidence, method)
+
+
+def verdict_agreement(
+    champion: Sequence[str] | np.ndarray, shadow: Sequence[str] | np.ndarray, confidence: float = 0.95
+) -> RateEstimate:
+    """Share of scans where champion and shadow agree on sending the item to an officer (inspect/uncertain)."""
+    a = np.isin(np.asarray(champion, dtype=object), ["inspect", "uncertain"])
+    b = np.isin(np.asarray(shadow, dtype=object), ["inspect", "uncertain"])
+    if a.shape != b.shape:
+        raise AccuracyInputError(f"{a.size} champion verdicts but {b.size} shadow verdicts")
+    return rate_estimate(int((a == b).sum()), int(a.size), confidence)

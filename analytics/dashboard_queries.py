@@ -81,3 +81,12 @@ def filter_options(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute("""
         SELECT DISTINCT 'scanner' AS kind, scanner_id AS value FROM verdicts WHERE scanner_id IS NOT NULL
         UNION SELECT DISTINCT 'model', model_version FROM verdicts ORDER BY kind, value""").df()
+
+
+@named_query("training_labels")
+def training_labels(con: duckdb.DuckDBPyConnection, limit: int = 100_000) -> pd.DataFrame:
+    """Every scan with a current label (canaries excluded): scan_id, source_path, labels, source, created_at."""
+    return con.execute("""
+        SELECT l.scan_id, s.source_path, l.labels, l.source, l.created_at
+        FROM current_labels l JOIN scans s USING (scan_id) WHERE NOT s.is_canary
+        ORDER BY l.created_at LIMIT ?""", [int(limit)]).df()

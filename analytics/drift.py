@@ -170,3 +170,9 @@ def volume_series(counts: pd.DataFrame, scanner_id: str | None = None, model_ver
 def scores_by_class(samples: pd.DataFrame) -> dict[str, np.ndarray]:
     """Long-form (class_name, score) rows, e.g. from `class_score_sample`, as one score array per class."""
     return {str(name): group["score"].to_numpy(dtype=np.float64) for name, group in samples.groupby("class_name")}
+
+
+def total_flag_rate(series: pd.DataFrame) -> FlagRate:
+    """Flag rate over a whole window from `volume_series` rows (sums, not a mean of bucket rates)."""
+    n, flagged = int(series["n"].sum()), int(series["flagged"].sum())
+    return FlagRate(n=n, flagged=flagged, rate=flagged / n if n else 0.0)

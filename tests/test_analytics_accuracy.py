@@ -36,3 +36,9 @@ def test_detection_rate_counts_flagged_threats_only() -> None:
     est = accuracy.detection_rate([True, False, True, True], [True, True, False, True], method="clopper_pearson")
     assert (est.k, est.n) == (2, 3) and est.rate == pytest.approx(2 / 3)
     assert est.method == "clopper_pearson"
+
+
+def test_verdict_agreement_compares_flagging_not_labels() -> None:
+    # inspect vs uncertain both flag: agree; clear vs inspect: disagree
+    est = accuracy.verdict_agreement(["inspect", "clear", "clear", "uncertain"], ["uncertain", "inspect", "clear", "inspect"])
+    assert (est.k, est.n) == (3, 4)

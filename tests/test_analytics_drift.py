@@ -73,3 +73,8 @@ def test_volume_series_sums_selected_scanner_buckets() -> None:
 def test_scores_by_class_splits_long_rows() -> None:
     got = drift.scores_by_class(pd.DataFrame({"class_name": ["a", "b", "a"], "score": [0.1, 0.2, 0.3]}))
     assert got["a"].tolist() == [0.1, 0.3] and got["b"].tolist() == [0.2]
+
+
+def test_total_flag_rate_weights_buckets_by_volume() -> None:
+    series = pd.DataFrame({"n": [90, 10], "flagged": [9, 10]})
+    assert drift.total_flag_rate(series) == drift.FlagRate(n=100, flagged=19, rate=0.19)

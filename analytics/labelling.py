@@ -1,0 +1,76 @@
+"""Relabelling helpers: conflicting labels that need a supervisor, and export of a training set for `xscreen train`.
+
+The export writes the format screening.data.read_labels reads: `labels.csv` with columns `file,labels`
+(`|`-separated class names, empty = benign, `threat` = class unknown) next to the copied images.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xscreen.errors import XscreenError
+
+
+class ExportError(XscreenError):
+    """The training-set export cannot write its folder or was given nothing to export."""
+
+    title = "Cannot export training set"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    labels_csv: Path
+    exported: int
+    missing: tuple[str, ...]  # scan ids whose image file no longer exists
+    archive: Path | None = None
+
+
+def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:
+    """True when the newest label of each author disagree and no adjudication came after them.
+
+    `history` is the scan's label rows newest first (as get_scan returns them): labels, source, author.
+    """
+    latest: dict[str, frozenset[str]] = {}
+    for row in history:
+        if row["source"] == "adjudication":
+            return False  # a supervisor's ruling, newer than everything below it, settles the matter
+        latest.setdefault(str(row["author"]), frozenset(row["labels"] or []))
+    return len(set(latest.values())) > 1
+
+
+def export_training_set(rows: pd.DataFrame, dest: Path, make_zip: bool = False) -> ExportResult:
+    """Copy each scan's image into dest/images and write dest/labels.csv; optionally zip the folder.
+
+    `rows` has columns scan_id, source_path, labels (list of class names). Missing images are skipped and named.
+    """
+    if rows.empty:
+        raise ExportError("no labelled scans to export")
+    images = dest / "images"
+    try:
+        images.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create {images}: {exc.strerror}") from None
+    written, missing = [], []
+    for scan_id, source, labels in zip(rows["scan_id"], rows["source_path"], rows["labels"], strict=True):
+        src = Path(source)
+        if not src.is_file():
+            missing.append(str(scan_id))
+            continue
+        name = f"images/{scan_id}{src.suffix.lower()}"
+        shutil.copyfile(src, dest / name)
+        written.append((name, "|".join(sorted(labels if labels is not None else []))))
+    labels_csv = dest / "labels.csv"
+    with labels_csv.open("w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["file", "labels"])
+        out.writerows(written)
+    archive = Path(shutil.make_archive(str(dest), "zip", root_dir=dest)) if make_zip else None
+    return ExportResult(dest, labels_csv, len(written), tuple(missing), archive)

@@ -1,0 +1,63 @@
+"""Models: the registry (versions, metrics, thresholds, state), champion vs shadow on live traffic, and
+promotion / rollback for supervisors, with a confirmation; the store owner writes the audit entry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from analytics import accuracy, charts
+from pages import _common as common
+
+s = common.guard("models")
+store = common.client()
+st.title("Models")
+
+models = common.attempt(store.list_models) or []
+if not models:
+    st.info("No model is registered yet (`xscreen train` registers one).")
+    st.stop()
+registry = pd.DataFrame([{"version": m.version, "state": m.state, "parent": m.parent, "created_at": m.created_at,
+                          "classes": len(m.classes), **{k: v for k, v in m.metrics.items()
+                                                        if isinstance(v, int | float)}} for m in models])
+st.dataframe(registry, hide_index=True, key="models_table")
+version = st.selectbox("Model version", [m.version for m in models], key="models_version")
+chosen = next(m for m in models if m.version == version)
+t1, t2, t3 = st.tabs(["Thresholds", "Metrics", "Calibration certificate"])
+t1.dataframe(pd.DataFrame(chosen.thresholds).T, key="models_thresholds")
+t2.json(chosen.metrics)
+t3.json(chosen.calibration)
+
+st.subheader("Champion vs shadow on live traffic")
+hours = st.slider("Window (hours)", 1, 168, 24, key="models_window")
+end = common.now()
+pairs = common.attempt(lambda: store.query("champion_shadow", start=(end - timedelta(hours=hours)).isoformat(),
+                                           end=end.isoformat()))
+if pairs is not None and len(pairs):
+    agree = accuracy.verdict_agreement(pairs["champion_verdict"].tolist(), pairs["shadow_verdict"].tolist())
+    st.metric("Routing agreement", f"{agree.rate:.1%}",
+              help=f"{agree.k}/{agree.n} scans routed the same way; 95% CI {agree.low:.1%}-{agree.high:.1%}")
+    st.plotly_chart(charts.model_agreement(pairs), key="models_agreement")
+else:
+    st.info("No scans scored by both a champion and a shadow in this window.")
+
+st.subheader("Change state")
+if not common.allowed(s, "promote"):
+    st.caption("Only supervisors and admins may promote or roll back models.")
+    st.stop()
+c1, c2 = st.columns(2)
+target = c1.selectbox("New state", ["champion", "shadow", "candidate", "retired"], key="models_state")
+reason = c2.text_input("Reason (recorded in the audit log)", key="models_reason")
+confirm = st.checkbox(f"I confirm: set {version} to {target}", key="models_confirm")
+if st.button("Apply", key="models_apply", disabled=not (confirm and reason), type="primary"):
+    common.require_action(s, "promote")
+    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason)):
+        st.success(f"{version} is now {target}.")
+rb_confirm = st.checkbox("I confirm: roll back to the previous champion", key="models_rb_confirm")
+if st.button("Roll back", key="models_rollback", disabled=not (rb_confirm and reason)):
+    common.require_action(s, "rollback")
+    back = common.attempt(lambda: store.rollback(actor=s.username, reason=reason))
+    if back:
+        st.success(f"Rolled back: {back} is champion again.")

@@ -1,0 +1,79 @@
+"""Relabelling: the items whose labels help the model most; view, set or correct multi-labels, bulk actions,
+supervisor adjudication of conflicting labels, and export of a training set for `xscreen train`."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from analytics import labelling
+from analytics.records import LabelRecord
+from pages import _common as common
+from pages import _viewer as viewer
+
+s = common.guard("relabel")
+cfg, store = common.settings(), common.client()
+classes = [*cfg.model.classes, "threat"]
+st.title("Relabelling")
+
+
+def save(scan_ids: list[str], labels: list[str], source: str, note: str | None = None) -> None:
+    common.require_action(s, "adjudicate" if source == "adjudication" else "relabel")
+    recs = [LabelRecord(label_id=uuid.uuid4().hex, scan_id=i, labels=sorted(labels), source=source,  # type: ignore[arg-type]
+                        author=s.username, created_at=common.now(), note=note) for i in scan_ids]
+    if common.act(lambda: store.add_labels(recs)):
+        st.success(f"Saved {labels or 'benign'} on {len(recs)} item(s) ({source}).")
+
+
+queue = common.attempt(lambda: store.relabel_queue(limit=200))
+if queue is None or queue.empty:
+    st.info("Nothing to relabel: no disagreements or uncertain items.")
+else:
+    st.dataframe(queue, hide_index=True, key="relabel_table")
+    with st.expander("Bulk action on several items"):
+        bulk = st.multiselect("Items", queue["scan_id"].tolist(), key="relabel_bulk")
+        bulk_labels = st.multiselect("Labels (none = benign)", classes, key="relabel_bulk_labels")
+        if st.button("Apply to selected", key="relabel_bulk_apply", disabled=not bulk):
+            save(bulk, bulk_labels, "relabel", note="bulk")
+
+    pick = st.selectbox("Item", queue["scan_id"].tolist(), key="relabel_pick")
+    scan = common.attempt(lambda: store.get_scan(pick)) if pick else None
+    if scan is not None:
+        verdict = next((v for v in scan["verdicts"] if v["role"] == "champion"), None)
+        left, right = st.columns([3, 2])
+        with left:
+            viewer.show(scan, verdict, "relabel")
+        with right:
+            current = scan.get("current_labels")
+            st.markdown(f"**Current labels:** {', '.join(current) if current else ('benign' if current == [] else '-')}")
+            history = scan.get("labels") or []
+            st.dataframe(pd.DataFrame(history, columns=["created_at", "author", "source", "labels", "note"]),
+                         hide_index=True, key="relabel_history")
+            chosen = st.multiselect("Labels (none = benign)", classes, default=[c for c in (current or [])
+                                    if c in classes], key="relabel_labels")
+            note = st.text_input("Note", key="relabel_note")
+            if st.button("Save labels", key="relabel_save", type="primary"):
+                save([pick], chosen, "relabel", note or None)
+            if labelling.label_conflict(history):
+                st.warning("Labellers disagree on this item.")
+                if common.allowed(s, "adjudicate") and st.button("Adjudicate with these labels", key="relabel_adjudicate"):
+                    save([pick], chosen, "adjudication", note or None)
+
+st.subheader("Export a training set")
+if common.allowed(s, "export_training_set"):
+    default = cfg.home / "exports" / f"labels-{common.now():%Y%m%d-%H%M%S}"
+    dest = st.text_input("Folder", str(default), key="relabel_export_dir")
+    as_zip = st.checkbox("Also write a .zip", key="relabel_export_zip")
+    if st.button("Export labels.csv + images", key="relabel_export"):
+        common.require_action(s, "export_training_set")
+        rows = common.attempt(lambda: store.query("training_labels"))
+        res = common.attempt(lambda: labelling.export_training_set(rows, Path(dest), as_zip)) if rows is not None else None
+        if res is not None:
+            st.success(f"Exported {res.exported} images to {res.folder} (train with `xscreen train --data {res.folder}`).")
+            if res.missing:
+                st.warning(f"{len(res.missing)} image file(s) no longer exist and were skipped.")
+else:
+    st.caption("Supervisors and analysts may export training sets.")
