@@ -155,7 +155,6 @@ async def _scan_by_path(backend: ApiBackend, request: Request) -> Response:
             await run_in_threadpool(ingest.record_refusal, f"api:{body.path}", code, reason)
         return refusal(code, reason)
     report = await run_in_threadpool(ingest, [path])
-    backend.metrics.observe(report)
     return report_response(report)
 
 
@@ -177,7 +176,6 @@ async def _scan_upload(backend: ApiBackend, request: Request) -> Response:
         backend.ingest.ingest_bytes, data, name=upload.filename or "upload.png", scanner_id=scanner_id,
         item_id=str(item_id) if item_id else None, metadata=metadata,
     )
-    backend.metrics.observe(report)
     return report_response(report)
 
 

@@ -142,7 +142,7 @@ class Ingest:
         if report.scored:
             for item in good:
                 self._archive(item.cand)
-        return report
+        return self._notify(report)
 
     def _drop_known(self, candidates: list[Candidate], report: IngestReport) -> list[Candidate]:
         """Keep only content neither this process nor the store has seen (and each content once)."""
@@ -208,8 +208,6 @@ class Ingest:
             self.recent.add(scan.sha256)
         report.scored = [s.scan_id for s in scans]
         report.scans, report.verdicts = scans, verdicts
-        if self._on_batch is not None:
-            self._on_batch(report)
 
     def _score_with_retry(self, images: list[Any]) -> Sequence[VerdictFields] | None:
         for attempt in range(1, SCORE_ATTEMPTS + 1):
@@ -267,10 +265,18 @@ class Ingest:
         if problem is not None:
             report.quarantined.append(self._quarantine_bytes(cand, problem))
             report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
-            return report
+            return self._notify(report)
         fresh = self._drop_known([cand], report)
         good = self._read_all(fresh, report, self._quarantine_bytes)
         self._score_and_spool(good, report)
+        return self._notify(report)
+
+    def _notify(self, report: IngestReport) -> IngestReport:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(report)
+            except Exception:  # metrics must never lose a verdict
+                log.exception("on_batch hook failed")
         return report
 
     # ---- quarantine and archive -----------------------------------------------------------------

@@ -41,11 +41,12 @@ def env(tmp_path: Path) -> tuple[TestClient, ListSpool, FakeStore, Path]:
     (inbox / "scanner-a").mkdir(parents=True)
     (tmp_path / "spool").mkdir()
     spool = ListSpool(tmp_path / "spool")
+    metrics = ServingMetrics()
     ingest = Ingest(inbox=inbox, quarantine_dir=tmp_path / "quarantine", score=FakeScorer(), spool_write=spool,
                     reader=fake_reader, stats=lambda im: STATS, suffixes=[".png"], max_bytes=100_000,
-                    max_pixels=1_000_000)
+                    max_pixels=1_000_000, on_batch=metrics.observe)
     store = FakeStore()
-    backend = ApiBackend(ingest=ingest, store=store, metrics=ServingMetrics(), max_upload_bytes=100_000,
+    backend = ApiBackend(ingest=ingest, store=store, metrics=metrics, max_upload_bytes=100_000,
                          health=lambda: {"model_version": "m1"})
     return TestClient(create_api(backend)), spool, store, tmp_path
 

@@ -1,0 +1,247 @@
+"""Ray Serve edges: the classifier deployment (dynamic batching, CPU/GPU, autoscaling), the shadow, the ingress.
+
+The only module that imports Ray. The model is screening's plain Classifier, the routes are serving/api.py's
+plain FastAPI app; this module decorates, batches and wires them. `build_app(settings)` is the typed builder
+`xscreen serve` uses; `app_builder(args)` is the `import_path` target of serving/deploy.yaml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serving.ray_loopback import BIND_ENV, HOOK
+from xscreen.errors import ConfigError
+from xscreen.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+APP_NAME = "xscreen"
+CLASSIFIER = "classifier"
+SHADOW = "shadow-classifier"
+INGRESS = "ingress"
+QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A verified checkpoint file to serve (resolved from the registry once, in the driver)."""
+
+    path: str
+    sha256: str | None
+    version: str
+
+
+def replica_gpus(settings: Settings) -> float:
+    """GPUs per classifier replica: the setting, else 1 when CUDA is present. Asking for a missing GPU hangs Serve."""
+    if settings.serving.num_gpus is not None:
+        return float(settings.serving.num_gpus)
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
+
+
+def _count_images(requests: list[Any]) -> int:
+    """serve.batch size of a batch of requests, each a pre-batched list of images: the number of images."""
+    return sum(len(r) for r in requests)
+
+
+def _flatten(requests: list[list[Any]]) -> list[Any]:
+    return [image for request in requests for image in request]
+
+
+def _split(results: list[Any], requests: list[list[Any]]) -> list[list[Any]]:
+    out, i = [], 0
+    for request in requests:
+        out.append(results[i : i + len(request)])
+        i += len(request)
+    return out
+
+
+@serve.deployment(logging_config=QUIET_LOGS)
+class ClassifierDeployment:
+    """One replica of the champion (or shadow) model. Callers send lists of RGB arrays; batches form across callers."""
+
+    def __init__(self, model: ModelRef, classes: list[str], heatmap_size: int, batch_max: int, batch_wait_s: float,
+                 device: str) -> None:
+        from screening.classifier import Classifier
+
+        self._classifier = Classifier.from_checkpoint(
+            Path(model.path), device, expected_classes=classes, expected_sha256=model.sha256,
+            heatmap_size=heatmap_size, batch_size=batch_max,
+        )
+        self.score.set_max_batch_size(batch_max)
+        self.score.set_batch_wait_timeout_s(batch_wait_s)
+        self._scored = 0
+        self._replica = serve.get_replica_context().replica_id.unique_id
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=_count_images)
+    async def score(self, requests: list[list[np.ndarray]]) -> list[list[dict[str, Any]]]:
+        """VerdictRecord fields for each image of each request, in order."""
+        images = _flatten(requests)
+        # Off the event loop, so the next batch keeps forming while this one runs.
+        fields = await asyncio.to_thread(self._predict, images)
+        self._scored += len(images)
+        return _split(fields, requests)
+
+    def _predict(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        from screening.classifier import verdict_fields
+
+        return [verdict_fields(p) for p in self._classifier.predict(images)]
+
+    def info(self) -> dict[str, Any]:
+        """Which replica answered, its model and how many images it has scored (for tests and health)."""
+        return {"replica": self._replica, "model_version": self._classifier.version, "scored": self._scored,
+                "device": str(self._classifier.device)}
+
+
+@serve.deployment(logging_config=QUIET_LOGS, ray_actor_options={"num_cpus": 0})
+@serve.ingress()
+class IngressDeployment:
+    """The /v1 HTTP API under Serve; scores uploads through the classifier handle, batched with the stream."""
+
+    def __init__(self, classifier: DeploymentHandle, shadow: DeploymentHandle | None, settings_json: str) -> None:
+        from serving.runtime import make_ingest, store_client
+
+        settings = Settings.model_validate_json(settings_json)
+        self._classifier = classifier
+        self._store = store_client(settings)
+        self._ingest, self._metrics = make_ingest(settings, handle_scorer(classifier),
+                                                  handle_scorer(shadow) if shadow else None, self._store)
+        self._settings = settings
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from serving.api import ApiBackend, create_api
+        from serving.runtime import watcher_metrics
+
+        self._metrics.track_queue_depth(lambda: len(self._store.queue("metrics", 1000)))
+        backend = ApiBackend(
+            ingest=self._ingest, store=self._store, metrics=self._metrics,
+            max_upload_bytes=self._settings.serving.max_upload_bytes, health=self._health,
+            extra_metrics=lambda: watcher_metrics(self._settings),
+        )
+        return create_api(backend)
+
+    def _health(self) -> dict[str, Any]:
+        info = self._classifier.info.remote().result(timeout_s=5)
+        return {"model_version": info["model_version"], "device": info["device"]}
+
+
+def handle_scorer(handle: DeploymentHandle) -> Any:
+    """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch."""
+
+    def score(images: list[Any]) -> list[dict[str, Any]]:
+        rgbs = [getattr(im, "rgb", im) for im in images]
+        return list(handle.score.remote(rgbs).result())
+
+    return score
+
+
+def classifier_options(settings: Settings, name: str) -> dict[str, Any]:
+    """Deployment options from settings: replicas or autoscaling bounds, CPUs/GPUs per replica, queue limit."""
+    s = settings.serving
+    options: dict[str, Any] = {
+        "name": name,
+        "ray_actor_options": {"num_cpus": s.replica_cpus, "num_gpus": replica_gpus(settings)},
+        "max_ongoing_requests": max(4 * s.batch_max_size, 64),
+        "logging_config": QUIET_LOGS,
+    }
+    if s.min_replicas == s.max_replicas:
+        options["num_replicas"] = s.max_replicas
+    else:
+        options["num_replicas"] = "auto"
+        options["autoscaling_config"] = {
+            "min_replicas": s.min_replicas, "max_replicas": s.max_replicas,
+            "target_ongoing_requests": s.target_ongoing_requests,
+            "upscale_delay_s": 5.0, "downscale_delay_s": 60.0,
+        }
+    return options
+
+
+def resolve_model(settings: Settings, name: str) -> ModelRef:
+    """The registered checkpoint named `name` (a version or `champion`), via the store owner."""
+    from screening.registry import resolve
+
+    record = resolve(settings, name)
+    return ModelRef(record.weights_path, record.weights_sha256, record.version)
+
+
+def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRef | None = None) -> Any:
+    """The Serve application: classifier (+ shadow) deployments behind the ingress. Model refs default to the registry."""
+    s = settings.serving
+    model = model or resolve_model(settings, settings.model.name)
+    if shadow is None and s.shadow_model:
+        shadow = resolve_model(settings, s.shadow_model)
+    device = "cuda" if replica_gpus(settings) > 0 else "cpu"
+    args = (settings.model.classes, settings.screening.heatmap_size, s.batch_max_size, s.batch_wait_s, device)
+    classifier = ClassifierDeployment.options(**classifier_options(settings, CLASSIFIER)).bind(model, *args)
+    shadow_app = None
+    if shadow is not None:
+        shadow_app = ClassifierDeployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
+    return IngressDeployment.options(name=INGRESS).bind(classifier, shadow_app, settings.model_dump_json())
+
+
+def app_builder(args: dict[str, Any]) -> Any:
+    """`import_path` target for `serve deploy` (serving/deploy.yaml): settings from args["config"] or the environment."""
+    config = args.get("config")
+    settings = load_settings(Path(config) if config else None)
+    return build_app(settings)
+
+
+def start_ray(settings: Settings, address: str | None = None) -> None:
+    """Connect to `address` (or settings.serving.ray_address), else start a quiet local instance bound to loopback."""
+    address = address or settings.serving.ray_address
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        return
+    # Must be set before ray.init: moves every core Ray listener to 127.0.0.1 (see FACTS.md).
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault(BIND_ENV, settings.network.host)
+    ray.init(
+        num_cpus=settings.serving.ray_num_cpus, include_dashboard=False, log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"worker_process_setup_hook": HOOK, "env_vars": {BIND_ENV: settings.network.host}},
+    )
+
+
+def start_serve(settings: Settings) -> None:
+    """Serve's HTTP proxy on network.host:network.api_port."""
+    serve.start(http_options={"host": settings.network.host, "port": settings.network.api_port},
+                logging_config=QUIET_LOGS)
+
+
+def deploy(settings: Settings, model: ModelRef | None = None, shadow: ModelRef | None = None) -> DeploymentHandle:
+    """Run the application (blocking until replicas are up) and return the classifier's handle."""
+    try:
+        serve.run(build_app(settings, model, shadow), name=APP_NAME, route_prefix="/")
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"Ray Serve could not deploy the application: {exc}") from exc
+    return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
+
+
+def shadow_handle() -> DeploymentHandle:
+    return serve.get_deployment_handle(SHADOW, app_name=APP_NAME)
+
+
+def shutdown() -> None:
+    """Stop Serve and Ray (idempotent)."""
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+__all__ = ["ModelRef", "app_builder", "build_app", "deploy", "handle_scorer", "shutdown",
+           "start_ray", "start_serve"]
