@@ -59,7 +59,7 @@ def peak_box(hm: np.ndarray, level: float = 0.5) -> Box:
     return (cols.min() / g_w, rows.min() / g_h, (cols.max() + 1) / g_w, (rows.max() + 1) / g_h)
 
 
-def _image_heatmap(cam: torch.Tensor, geo: Geometry, grid: int) -> np.ndarray:
+def image_heatmap(cam: torch.Tensor, geo: Geometry, grid: int) -> np.ndarray:
     """Canvas CAM (h, w) -> (grid, grid) map over the image only (padding cropped), scaled to [0, 1]."""
     up = F.interpolate(cam[None, None], size=(geo.size, geo.size), mode="bilinear", align_corners=False)[0, 0]
     crop = up[geo.top : geo.top + geo.new_h, geo.left : geo.left + geo.new_w]
@@ -144,7 +144,7 @@ class Classifier:
         heatmaps, boxes = {}, {}
         for j in order[: self.heatmap_classes]:
             c = self.classes[int(j)]
-            heatmaps[c] = _image_heatmap(cams[int(j)], geo, self.heatmap_size)
+            heatmaps[c] = image_heatmap(cams[int(j)], geo, self.heatmap_size)
             boxes[c] = peak_box(heatmaps[c])
         return Prediction(scores, float(p_any), verdict, top_class, self.point.thresholds, emb.astype(np.float32),
                           heatmaps, boxes, self.version)

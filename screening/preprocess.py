@@ -79,15 +79,24 @@ def _as_chw(image: np.ndarray, index: int) -> torch.Tensor:
     return t.permute(2, 0, 1).clamp_(0.0, 1.0)  # (3, H, W)
 
 
-def letterbox_one(image: np.ndarray, size: int, index: int = 0) -> tuple[torch.Tensor, Geometry]:
-    """One image -> canvas (3, S, S) float32 in [0, 1] and its Geometry."""
-    chw = _as_chw(image, index)
+def _place(chw: torch.Tensor, size: int) -> tuple[torch.Tensor, Geometry]:
+    """(C, H, W) float32 -> (C, S, S) canvas filled with the empty-beam value, and its Geometry."""
     geo = fit_geometry(chw.shape[1], chw.shape[2], size)
     # antialias=True: downscaling a 1000-pixel scan without it aliases thin wires and blades away.
     resized = F.interpolate(chw[None], size=(geo.new_h, geo.new_w), mode="bilinear", antialias=True, align_corners=False)
-    canvas = torch.full((3, size, size), EMPTY_BEAM, dtype=torch.float32)
+    canvas = torch.full((chw.shape[0], size, size), EMPTY_BEAM, dtype=torch.float32)
     canvas[:, geo.top : geo.top + geo.new_h, geo.left : geo.left + geo.new_w] = resized[0].clamp_(0.0, 1.0)
     return canvas, geo
+
+
+def letterbox_one(image: np.ndarray, size: int, index: int = 0) -> tuple[torch.Tensor, Geometry]:
+    """One image -> canvas (3, S, S) float32 in [0, 1] and its Geometry."""
+    return _place(_as_chw(image, index), size)
+
+
+def letterbox_planes(planes: np.ndarray, size: int) -> torch.Tensor:
+    """Transmission planes (C, H, W) in [0, 1] -> (C, S, S), padded with 1.0 (nothing in the beam)."""
+    return _place(torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32)), size)[0]
 
 
 def letterbox(images: Sequence[np.ndarray], size: int) -> tuple[torch.Tensor, list[Geometry]]:

@@ -171,13 +171,13 @@ def register(settings: Settings, ckpt: Checkpoint, *, state: ModelState = "candi
     """Save the checkpoint under models_dir and add its ModelRecord; state `champion` promotes it at once."""
     path = weights_path(settings, ckpt.version)
     with _store(settings) as store:
-        if store.get_model(ckpt.version) is not None:
-            raise ModelError(f"model version {ckpt.version!r} is already registered: choose another --out name")
+        if _exists(store, ckpt.version) or path.exists():  # never overwrite the weights of a registered version
+            raise ModelError(f"model version {ckpt.version!r} already exists: choose another --out name")
         digest = save_checkpoint(ckpt, path)
         record = ModelRecord(
             version=ckpt.version,
             parent=ckpt.parent,
-            state="candidate",
+            state=state,
             created_at=datetime.fromisoformat(ckpt.created_at) if ckpt.created_at else utcnow(),
             classes=ckpt.classes,
             architecture=ckpt.config.to_dict(),
@@ -188,19 +188,24 @@ def register(settings: Settings, ckpt: Checkpoint, *, state: ModelState = "candi
             weights_path=str(path),
             weights_sha256=digest,
         )
-        store.register_model(record)
-        if state != "candidate":
-            store.set_model_state(ckpt.version, state, actor, "registered by training")
-        return store.get_model(ckpt.version) or record
+        store.register_model(record, actor=actor)  # a state other than candidate is applied (and audited) by the store
+        return store.get_model(ckpt.version)
+
+
+def _exists(store: Any, version: str) -> bool:
+    try:
+        store.get_model(version)
+        return True
+    except NotFoundError:
+        return False
 
 
 def resolve(settings: Settings, name: str = "champion") -> ModelRecord:
     """The ModelRecord named by a version or `champion`; NotFoundError when there is none."""
     with _store(settings) as store:
-        record = store.champion() if name == "champion" else store.get_model(name)
+        record = store.champion() if name == "champion" else store.get_model(name)  # get_model: NotFoundError
     if record is None:
-        what = "no champion model is registered (run `xscreen train` first)" if name == "champion" else f"model {name!r} is not registered"
-        raise NotFoundError(what)
+        raise NotFoundError("no champion model is registered (run `xscreen train` first)")
     return record
 
 
@@ -220,19 +225,14 @@ def list_models(settings: Settings) -> list[ModelRecord]:
 
 def set_state(settings: Settings, version: str, state: ModelState, actor: str, reason: str) -> ModelRecord:
     """Promote (champion), shadow or retire a version; the store records it in the audit log."""
-    resolve(settings, version)
     with _store(settings) as store:
+        store.get_model(version)  # NotFoundError naming the version
         store.set_model_state(version, state, actor, reason)
-        rec = store.get_model(version)
-    assert rec is not None
-    return rec
+        return store.get_model(version)
 
 
 def rollback(settings: Settings, actor: str) -> ModelRecord:
     """Make the previous champion champion again (the store records it in the audit log)."""
     with _store(settings) as store:
-        store.rollback(actor)
-        rec = store.champion()
-    if rec is None:
-        raise NotFoundError("rollback left no champion")
-    return rec
+        version = store.rollback(actor, "rollback from the CLI")  # NotFoundError when there was no earlier champion
+        return store.get_model(version)

@@ -1,9 +1,191 @@
-"""CLI commands of the model area (see xscreen/cli.py for how modules register)."""
+"""CLI commands of the model area: train, evaluate, predict, models list|show|promote|rollback.
+
+torch and the screening package are imported inside the commands so that `xscreen --help` stays fast.
+`--model` takes a registered version name or `champion` everywhere.
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from xscreen.errors import XscreenError
+
+models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
+
+
+def _settings() -> Any:
+    from xscreen.cli import State  # the root module imports this one: resolve at call time
+
+    return State.settings()
+
+
+def _dirs(data: str) -> list[Path]:
+    dirs = [Path(d.strip()) for d in data.split(",") if d.strip()]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if not dirs or missing:
+        raise XscreenError(f"--data: folder(s) not found: {', '.join(missing) or data!r}", title="Bad argument")
+    return dirs
+
+
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def train_cmd(
+    data: str = typer.Option(..., "--data", help="Folder(s) with labels.csv, comma-separated."),
+    out: str = typer.Option(..., "--out", help="Name of the new model version."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: model.default_epochs)."),
+    from_model: str = typer.Option(None, "--from", help="Fine-tune from this version (or `champion`)."),
+    val_fraction: float = typer.Option(0.15, "--val-fraction", min=0.01, max=0.5, help="Share held out for early stopping."),
+    promote: bool = typer.Option(False, "--promote", help="Register as champion (default: candidate, or champion if none)."),
+) -> None:
+    """Train, calibrate (certified operating point) and register a model version."""
+    from screening.train import TrainConfig, train_model
+
+    settings = _settings()
+    cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, val_fraction=val_fraction, seed=settings.model.seed)
+    result = train_model(settings, _dirs(data), out, cfg=cfg, from_model=from_model, promote=promote, actor=getpass.getuser())
+    rec, cert = result.record, result.checkpoint.certificate
+    val = result.checkpoint.metrics.get("validation", {})
+    typer.echo(f"registered {out} as {rec.state if rec else '?'}")
+    if val:
+        typer.echo(f"validation: any-threat AUC {val['any_threat']['auc']:.4f}  AP {val['any_threat']['ap']:.4f}  "
+                   f"mean class AP {val['mean_class_ap']:.4f}")
+    th = cert["thresholds"]["any_threat"]
+    typer.echo(f"operating point: clear < {th['clear']:.4f} <= uncertain < {th['inspect']:.4f} <= inspect; "
+               f"certified={cert['certified']} (alpha {cert['alpha']}, delta {cert['delta']}, "
+               f"{cert['n_cal_threat']} calibration threats); expected workload {cert['expected_workload']:.1%}")
+
+
+def evaluate_cmd(
+    model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
+    data: str = typer.Option(..., "--data", help="Folder(s) with labels.csv, comma-separated."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    plots: Path = typer.Option(None, "--plots", help="Write reliability and ROC plots (HTML) into this folder."),
+) -> None:
+    """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point."""
+    from screening.assess import evaluate_classifier
+    from screening.classifier import Classifier
+    from screening.evaluate import save_plots
+
+    settings = _settings()
+    clf = Classifier.from_registry(settings, model)
+    result, any_scores, any_labels = evaluate_classifier(clf, _dirs(data), progress=not as_json)
+    if plots is not None:
+        result["plots"] = [str(p) for p in save_plots(any_scores, any_labels, plots, f"{clf.version} on {data}")]
+    if as_json:
+        _echo_json(result)
+        return
+    _print_metrics(result, clf.version)
+
+
+def _print_metrics(m: dict[str, Any], version: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    a, op = m["any_threat"], m["operating_point"]
+    t = Table(title=f"{version}: {m['n']} scans, {m['n_threat']} with threats")
+    for col in ("output", "AP", "AUC", "PD@FAR1%", "PD@FAR5%", "FAR@PD95%", "ECE"):
+        t.add_column(col, justify="right")
+    t.add_row("any_threat", f"{a['ap']:.4f}", f"{a['auc']:.4f}", f"{a['pd_at_far']['0.01']:.3f}", f"{a['pd_at_far']['0.05']:.3f}",
+              f"{a['far_at_pd_95']:.3f}", f"{a['ece']:.4f}")
+    for c, cm in m["classes"].items():
+        t.add_row(c, f"{cm['ap']:.4f}", f"{cm['auc']:.4f}", "", "", "", "")
+    console = Console()
+    console.print(t)
+    console.print(f"operating point: PD {op['pd']:.3f}, FAR (inspect) {op['far']:.3f}, uncertain share {op['uncertain_share']:.3f}; "
+                  f"confusion {op['confusion']}")
+    if "localisation" in m:
+        loc = m["localisation"]
+        console.print(f"heatmap peak inside the threat box: {loc['hit_rate']:.1%} of {loc['n']} detected threats")
+
+
+def predict_cmd(
+    files: list[Path] = typer.Argument(..., help="Scan files (png, jpeg, tiff, npz, dicos)."),
+    model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
+    as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
+) -> None:
+    """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
+    from xray.formats import read_scan
+
+    from screening.classifier import Classifier
+
+    settings = _settings()
+    clf = Classifier.from_registry(settings, model)
+    scans = [read_scan(Path(f), max_bytes=settings.serving.max_upload_bytes, max_pixels=settings.serving.max_image_pixels) for f in files]
+    rows = []
+    for f, p in zip(files, clf.predict(scans), strict=True):
+        top = p.top_class or max(p.scores, key=p.scores.__getitem__)
+        rows.append({"file": str(f), "model": p.model_version, "verdict": p.verdict, "any_threat": round(p.any_threat, 4),
+                     "top_class": p.top_class, "scores": {c: round(s, 4) for c, s in p.scores.items()},
+                     "top_region": {"class": top, "box": [round(v, 3) for v in p.peak_boxes.get(top, ())]}})
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        scores = "  ".join(f"{c} {s:.3f}" for c, s in sorted(r["scores"].items(), key=lambda kv: -kv[1]))
+        typer.echo(f"{r['file']}: {r['verdict'].upper()}  any_threat {r['any_threat']:.3f}  top {r['top_class']}  "
+                   f"region {r['top_region']['class']} {r['top_region']['box']}\n    {scores}")
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """All registered versions, newest first."""
+    from screening.registry import list_models
+
+    recs = sorted(list_models(_settings()), key=lambda r: r.created_at, reverse=True)
+    if as_json:
+        _echo_json([r.model_dump(mode="json", exclude={"metrics", "calibration"}) for r in recs])
+        return
+    for r in recs:
+        ap = (r.metrics.get("validation") or {}).get("any_threat", {}).get("ap")
+        ap_text = f"{ap:.4f}" if ap is not None else "-"
+        typer.echo(f"{r.version:<28} {r.state:<10} {r.created_at:%Y-%m-%d %H:%M}  parent={r.parent or '-'}  val AP={ap_text}")
+
+
+@models_app.command("show")
+def models_show(name: str = typer.Argument("champion", help="Version name or `champion`.")) -> None:
+    """Everything stored about one version (JSON): metrics, thresholds, certificate, checksum."""
+    from screening.registry import resolve
+
+    rec = resolve(_settings(), name)
+    data = rec.model_dump(mode="json")
+    data["metrics"].pop("history", None)
+    _echo_json(data)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str = typer.Argument(..., help="Version to make champion."),
+    state: str = typer.Option("champion", "--state", help="champion, shadow, candidate or retired."),
+    reason: str = typer.Option("promoted from the CLI", "--reason"),
+) -> None:
+    """Set a version's state (default champion; the previous champion steps down). Recorded in the audit log."""
+    from screening.registry import set_state
+
+    if state not in ("champion", "shadow", "candidate", "retired"):
+        raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
+    rec = set_state(_settings(), name, state, getpass.getuser(), reason)  # type: ignore[arg-type]
+    typer.echo(f"{rec.version} is now {rec.state}")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Make the previous champion champion again. Recorded in the audit log."""
+    from screening.registry import rollback
+
+    rec = rollback(_settings(), getpass.getuser())
+    typer.echo(f"{rec.version} is champion again")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("train")(train_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("predict")(predict_cmd)
+    app.add_typer(models_app, name="models")

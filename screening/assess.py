@@ -1,0 +1,83 @@
+"""Run a Classifier over labelled folders: calibrated metrics, plus heatmap localisation against generator boxes.
+
+Localisation uses the synthetic generator's manifest.parquet (threat boxes in pixels): a detected threat
+(verdict not `clear`) counts as localised when the peak of its class heatmap falls inside one of that class's boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from screening.calibration import verdicts
+from screening.classifier import Classifier, image_heatmap
+from screening.data import LabelledSet, load_folders
+from screening.evaluate import metrics
+
+log = logging.getLogger(__name__)
+Boxes = dict[str, list[tuple[str, tuple[float, float, float, float]]]]  # file name -> [(class, box fractions)]
+
+
+def load_boxes(folder: Path) -> Boxes:
+    """Threat boxes of folder/manifest.parquet as image fractions, keyed by file name ({} when absent)."""
+    path = folder / "manifest.parquet"
+    if not path.is_file():
+        return {}
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    need = {"file", "class_name", "x0", "y0", "x1", "y1", "width", "height"}
+    if not need <= set(df.columns):
+        log.warning("%s lacks columns %s: localisation not measured", path, sorted(need - set(df.columns)))
+        return {}
+    out: Boxes = {}
+    for r in df[df["class_name"].notna()].itertuples(index=False):
+        box = (r.x0 / r.width, r.y0 / r.height, r.x1 / r.width, r.y1 / r.height)
+        out.setdefault(str(r.file), []).append((str(r.class_name), box))
+    return out
+
+
+def _inside(point: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def score_set(clf: Classifier, data: LabelledSet, boxes: Boxes, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Calibrated (any (N,), classes (N, K)) of a cached set, and one localisation hit/miss per detected threat box."""
+    anys, clss, hits = [], [], []
+    with torch.inference_mode():
+        for i in range(0, len(data), batch_size):
+            p_any, p_cls, o = clf.scores(data.float_canvases(slice(i, i + batch_size)))
+            anys.append(p_any)
+            clss.append(p_cls)
+            v = verdicts(p_any, p_cls, clf.classes, clf.point)
+            for b in range(len(p_any)):
+                n = i + b
+                for cls, box in boxes.get(data.files[n].name, []):
+                    if v[b] == "clear" or cls not in clf.classes:
+                        continue  # localisation is measured on detected threats
+                    hm = image_heatmap(o.class_cams[b, clf.classes.index(cls)].float().cpu(), data.geometries[n], clf.heatmap_size)
+                    r, c = np.unravel_index(int(np.argmax(hm)), hm.shape)
+                    hits.append(_inside(((c + 0.5) / hm.shape[1], (r + 0.5) / hm.shape[0]), box))
+    return np.concatenate(anys), np.concatenate(clss), hits
+
+
+def evaluate_classifier(clf: Classifier, folders: Sequence[Path], *, progress: bool = True) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """metrics() of the classifier on labelled folders (+ `localisation` where a manifest has boxes).
+
+    Returns (metrics, calibrated any-threat scores, any-threat labels) so callers can plot.
+    """
+    data = load_folders(folders, clf.classes, clf.input_size, progress=progress)
+    boxes: Boxes = {}
+    for folder in folders:
+        boxes.update(load_boxes(Path(folder)))
+    p_any, p_cls, hits = score_set(clf, data, boxes)
+    result = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
+    result["model_version"] = clf.version
+    if hits:
+        result["localisation"] = {"hit_rate": float(np.mean(hits)), "n": len(hits)}
+    return result, p_any, data.any_labels

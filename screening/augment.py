@@ -1,0 +1,51 @@
+"""Training augmentation on cached canvases: palette change, flips, gain, noise, and threat image projection.
+
+Every random draw comes from a torch.Generator or numpy Generator passed in, so a seed reproduces a run.
+Gain is applied as a power of the image (x ** g): for transmission T = exp(-mu t), T ** g is the same parcel g
+times thicker or denser, which is what a differently calibrated scanner or a heavier parcel looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True
+    gain_log_range: float = 0.25  # gain g = exp(U(-r, r))
+    noise_max: float = 0.03  # per-image Gaussian noise sigma ~ U(0, noise_max)
+    palette_p: float = 0.3  # share of dual-energy samples re-rendered with another palette
+
+
+def repalette(planes: torch.Tensor, rng: np.random.Generator, p: float) -> dict[int, torch.Tensor]:
+    """Re-render some dual-energy samples with a random palette: {batch index: (3, S, S) float32 canvas}."""
+    from xray.palettes import PALETTES, pseudo_colour
+
+    names = sorted(PALETTES)
+    out: dict[int, torch.Tensor] = {}
+    for b in range(planes.shape[0]):
+        hl = planes[b].float()  # (2, S, S)
+        if rng.random() >= p or torch.isnan(hl).any():
+            continue
+        rgb = pseudo_colour(hl[0].numpy(), hl[1].numpy(), names[int(rng.integers(len(names)))])  # (S, S, 3) uint8
+        out[b] = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)  # (3, S, S)
+    return out
+
+
+def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Flips, gain and noise on a float batch (B, 3, S, S) in [0, 1]; returns a new tensor."""
+    b = x.shape[0]
+    if cfg.flip:
+        hflip = torch.rand(b, generator=gen) < 0.5
+        vflip = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(hflip.view(b, 1, 1, 1), x.flip(3), x)
+        x = torch.where(vflip.view(b, 1, 1, 1), x.flip(2), x)
+    gain = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * cfg.gain_log_range).view(b, 1, 1, 1)
+    x = x.clamp(1e-4, 1.0) ** gain
+    sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)
+    x = x + sigma * torch.randn(x.shape, generator=gen)
+    return x.clamp_(0.0, 1.0)

@@ -1,0 +1,244 @@
+"""Training: fit the network on labelled folders, calibrate on a held-out split, certify, register.
+
+Splits are stratified and seeded: train / validation (early stopping on any-threat AP) / calibration
+(temperatures and conformal thresholds: never seen by training or model selection, which the guarantee needs).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score
+from tqdm import tqdm
+
+from analytics.records import ANY_THREAT, ModelRecord, utcnow
+from screening import registry
+from screening.augment import AugmentConfig, photometric, repalette
+from screening.calibration import certificate, fit_temperature, operating_point, sigmoid, verdicts
+from screening.data import LabelledSet, balanced_weights, load_folders, split_indices
+from screening.evaluate import EvaluationError, metrics
+from screening.network import NetConfig, ScreeningNet, build_network
+from xscreen.errors import ModelError, NotFoundError
+from xscreen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.15
+    cal_fraction: float = 0.2
+    patience: int = 4  # epochs without a better validation any-threat AP before stopping
+    seed: int = 1234
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    checkpoint: registry.Checkpoint
+    history: list[dict[str, float]]
+    record: ModelRecord | None = None
+
+
+def forward_logits(net: ScreeningNet, data: LabelledSet, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (any (N,), classes (N, K)) logits of a cached set, in eval mode."""
+    net.eval()
+    anys, clss = [], []
+    with torch.inference_mode():
+        for i in range(0, len(data), batch_size):
+            x = data.float_canvases(slice(i, i + batch_size)).contiguous(memory_format=torch.channels_last)
+            o = net(x)
+            anys.append(o.any_logit.numpy())
+            clss.append(o.class_logits.numpy())
+    k = len(data.classes)
+    return (np.concatenate(anys) if anys else np.zeros(0)), (np.concatenate(clss) if clss else np.zeros((0, k)))
+
+
+def loss_fn(o: Any, any_y: torch.Tensor, cls_y: torch.Tensor) -> torch.Tensor:
+    """BCE on any_threat plus BCE on the known per-class targets (-1 = unknown class is masked out)."""
+    any_loss = F.binary_cross_entropy_with_logits(o.any_logit, any_y.float())
+    known = cls_y >= 0
+    per = F.binary_cross_entropy_with_logits(o.class_logits, cls_y.clamp(min=0).float(), reduction="none")
+    cls_loss = (per * known).sum() / known.sum().clamp(min=1)
+    return any_loss + cls_loss
+
+
+def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
+    x = data.float_canvases(torch.as_tensor(idx))  # (B, 3, S, S)
+    if cfg.augment.palette_p > 0 and data.planes is not None:
+        for b, canvas in repalette(data.planes[torch.as_tensor(idx)], rng, cfg.augment.palette_p).items():
+            x[b] = canvas
+    return photometric(x, cfg.augment, gen).contiguous(memory_format=torch.channels_last)
+
+
+def validation_scores(net: ScreeningNet, val: LabelledSet) -> dict[str, float]:
+    """Any-threat AP and mean per-class AP (raw scores: AP does not depend on calibration)."""
+    any_l, cls_l = forward_logits(net, val)
+    out = {"val_any_ap": float("nan"), "val_class_ap": float("nan")}
+    if 0 < val.any_labels.sum() < len(val):
+        out["val_any_ap"] = float(average_precision_score(val.any_labels, any_l))
+    aps = []
+    for j in range(len(val.classes)):
+        known = val.class_labels[:, j] >= 0
+        y = val.class_labels[known, j]
+        if 0 < y.sum() < len(y):
+            aps.append(average_precision_score(y, cls_l[known, j]))
+    if aps:
+        out["val_class_ap"] = float(np.mean(aps))
+    return out
+
+
+def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfig, *, lr: float | None = None) -> list[dict[str, float]]:
+    """Train in place with balanced sampling; restores the epoch with the best validation any-threat AP."""
+    torch.manual_seed(cfg.seed)  # dropout draws from the global generator
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    weights = torch.as_tensor(balanced_weights(train.any_labels, train.class_labels))
+    steps = max(1, len(train) // cfg.batch_size)
+    net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr or cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
+    any_y, cls_y = torch.as_tensor(train.any_labels), torch.as_tensor(train.class_labels)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    history: list[dict[str, float]] = []
+    best_epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        net.train()
+        t0, total = time.perf_counter(), 0.0
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
+        for _ in bar:
+            idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
+            loss = loss_fn(net(_batch(train, idx, cfg, gen, rng)), any_y[idx], cls_y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        row = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - t0, **validation_scores(net, val)}
+        history.append(row)
+        msg = f"epoch {epoch}: loss {row['loss']:.4f}  val any-threat AP {row['val_any_ap']:.4f}  val mean class AP {row['val_class_ap']:.4f}"
+        tqdm.write(msg) if cfg.progress else log.info(msg)
+        score = row["val_any_ap"] if np.isfinite(row["val_any_ap"]) else -row["loss"]
+        if best is None or score > best[0]:
+            best, best_epoch = (score, copy.deepcopy(net.state_dict())), epoch
+        elif epoch - best_epoch >= cfg.patience:
+            log.info("early stop after epoch %d: best validation at epoch %d", epoch, best_epoch)
+            break
+    assert best is not None
+    net.load_state_dict(best[1])
+    return history
+
+
+def calibrate(net: ScreeningNet, cal: LabelledSet, *, alpha: float, delta: float, capacity: float) -> tuple[dict[str, float], dict[str, Any]]:
+    """Temperatures per output and the certified operating point + certificate, from the calibration split."""
+    any_l, cls_l = forward_logits(net, cal)
+    temps = {ANY_THREAT: fit_temperature(any_l, cal.any_labels.astype(float))}
+    for j, c in enumerate(cal.classes):
+        known = cal.class_labels[:, j] >= 0
+        temps[c] = fit_temperature(cls_l[known, j], cal.class_labels[known, j].astype(float))
+    p_any = sigmoid(any_l / temps[ANY_THREAT])
+    p_cls = sigmoid(cls_l / np.array([temps[c] for c in cal.classes]))
+    point, ks = operating_point(p_any, cal.any_labels, p_cls, cal.class_labels, cal.classes,
+                                alpha=alpha, delta=delta, capacity=capacity)
+    v = verdicts(p_any, p_cls, cal.classes, point)
+    cert = certificate(point, ks, v, cal.any_labels, alpha=alpha, delta=delta, capacity=capacity,
+                       manifest_sha256=cal.manifest_sha256)
+    return temps, cert
+
+
+def calibrated_metrics(net: ScreeningNet, data: LabelledSet, temps: dict[str, float], thresholds: dict[str, Any]) -> dict[str, Any]:
+    """metrics() of a cached set with the given temperatures and thresholds ({} when the set is one-sided)."""
+    from screening.calibration import OperatingPoint
+
+    any_l, cls_l = forward_logits(net, data)
+    p_any = sigmoid(any_l / temps[ANY_THREAT])
+    p_cls = sigmoid(cls_l / np.array([temps[c] for c in data.classes]))
+    try:
+        return metrics(p_any, data.any_labels, p_cls, data.class_labels, data.classes, OperatingPoint(thresholds))
+    except EvaluationError as exc:
+        log.warning("validation metrics skipped: %s", exc)
+        return {}
+
+
+def train_model(
+    settings: Settings,
+    data_dirs: Sequence[Path],
+    out: str,
+    *,
+    cfg: TrainConfig | None = None,
+    from_model: str | None = None,
+    promote: bool = False,
+    actor: str = "train",
+) -> TrainResult:
+    """Train, calibrate and register a model version named `out` (champion when none exists or `promote`)."""
+    registry.check_version_name(out)
+    cfg = cfg or TrainConfig(seed=settings.model.seed, epochs=settings.model.default_epochs)
+    classes = list(settings.model.classes)
+    parent_ckpt = registry.load_registered(settings, from_model)[1] if from_model else None
+    config = parent_ckpt.config if parent_ckpt else NetConfig(
+        classes=tuple(classes), input_size=settings.model.input_size, width=settings.model.width,
+        embedding_dim=settings.model.embedding_dim)
+    data = load_folders(data_dirs, classes, config.input_size, progress=cfg.progress)
+    train_idx, val_idx, cal_idx = split_indices(data.any_labels, [cfg.val_fraction, cfg.cal_fraction], cfg.seed)
+    if min(len(train_idx), len(val_idx), len(cal_idx)) == 0:
+        raise ModelError(f"{len(data)} labelled images are too few to split into train/validation/calibration")
+    train, val, cal = data.subset(train_idx), data.subset(val_idx), data.subset(cal_idx)
+    net = build_network(config, seed=cfg.seed)
+    if parent_ckpt is not None:
+        net.load_state_dict(parent_ckpt.state_dict)
+    log.info("training %s on %d images (%d validation, %d calibration)", out, len(train), len(val), len(cal))
+    history = fit(net, train, val, cfg, lr=cfg.lr / 3 if parent_ckpt else None)  # fine-tuning: gentler steps
+    s = settings.screening
+    temps, cert = calibrate(net, cal, alpha=s.alpha, delta=s.delta, capacity=s.officer_capacity)
+    thresholds = cert["thresholds"]
+    ckpt = registry.Checkpoint(
+        version=out, config=config, state_dict=net.state_dict(), temperatures=temps, thresholds=thresholds,  # type: ignore[arg-type]
+        certificate=cert, metrics={"validation": calibrated_metrics(net, val, temps, thresholds), "history": history},  # type: ignore[arg-type]
+        parent=parent_ckpt.version if parent_ckpt else None, train_manifest_sha256=train.manifest_sha256,
+        created_at=utcnow().isoformat(),
+    )
+    state = "champion" if promote or _no_champion(settings) else "candidate"
+    record = registry.register(settings, ckpt, state=state, actor=actor)
+    return TrainResult(ckpt, history, record)
+
+
+def _no_champion(settings: Settings) -> bool:
+    try:
+        registry.resolve(settings, "champion")
+        return False
+    except NotFoundError:
+        return True
+
+
+def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelRecord:
+    """The champion; when there is none, render a synthetic training set under HOME/data, train and register it."""
+    try:
+        return registry.resolve(settings, "champion")
+    except NotFoundError:
+        pass
+    from xray.synth import write_dataset
+
+    folder = settings.home / "data" / f"default-train-{settings.model.seed}"
+    if not (folder / "labels.csv").is_file():
+        log.info("rendering %d synthetic training scans into %s", settings.model.default_train_images, folder)
+        write_dataset(folder, n=settings.model.default_train_images, seed=settings.model.seed,
+                      classes=list(settings.model.classes), progress_bar=progress)
+    cfg = TrainConfig(seed=settings.model.seed, epochs=settings.model.default_epochs, progress=progress)
+    result = train_model(settings, [folder], f"default-{settings.model.seed}", cfg=cfg, promote=True, actor="setup")
+    assert result.record is not None
+    return result.record
