@@ -7,18 +7,20 @@ file that is not an xscreen database, in both cases without writing to it.
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from xscreen.errors import SchemaError
+from xscreen.errors import SchemaError, StoreError
 
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "xscreen_schema"
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+HEADER_SIZE = 4096  # a main header and two database headers precede the data blocks
 
 Step = Callable[[duckdb.DuckDBPyConnection], None] | str
 
@@ -121,9 +123,26 @@ def check_file(path: Path) -> None:
             raise SchemaError(f"{path} is an empty file, not an xscreen database; refusing to use it")
         return
     with path.open("rb") as fh:
-        header = fh.read(16)
+        header = fh.read(3 * HEADER_SIZE)
     if len(header) < 12 or header[8:12] != DUCKDB_MAGIC:
         raise SchemaError(f"{path} is not a DuckDB database (bad header); refusing to use it")
+    expected = _expected_size(header)
+    if expected is None or path.stat().st_size < expected:
+        raise SchemaError(f"{path} is truncated or corrupt ({path.stat().st_size} bytes, header says "
+                          f"{expected or 'unreadable'}); refusing to use it")
+
+
+def _expected_size(header: bytes) -> int | None:
+    """Bytes the newest of DuckDB's two database headers says the file holds (3 header blocks + its blocks)."""
+    if len(header) < 3 * HEADER_SIZE:
+        return None
+    best: tuple[int, int] | None = None
+    for offset in (HEADER_SIZE, 2 * HEADER_SIZE):
+        # checksum, iteration, meta_block, free_list, block_count, block_alloc_size (little-endian 64-bit)
+        _, iteration, _, _, block_count, block_size = struct.unpack_from("<QQqqQQ", header, offset)
+        if block_size and (best is None or iteration > best[0]):
+            best = (iteration, 3 * HEADER_SIZE + block_count * block_size)
+    return best[1] if best else None
 
 
 def current_version(con: duckdb.DuckDBPyConnection, label: str = "database") -> int:
@@ -155,6 +174,10 @@ def preflight(path: Path) -> int:
         return 0
     try:
         con = duckdb.connect(str(path), read_only=True)
+    except (duckdb.ConnectionException, duckdb.IOException) as exc:
+        if isinstance(exc, duckdb.ConnectionException) or "lock" in str(exc).lower():
+            raise StoreError(f"{path} is in use by another store owner ({exc})", title="Database locked") from None
+        raise SchemaError(f"{path} cannot be opened as a DuckDB database ({exc}); refusing to use it") from None
     except duckdb.Error as exc:
         raise SchemaError(f"{path} cannot be opened as a DuckDB database ({exc}); refusing to use it") from None
     try:

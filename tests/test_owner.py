@@ -1,0 +1,80 @@
+"""The owner's HTTP face: every StoreAPI method reachable, errors re-raised as the same class, DataFrames typed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from analytics.api import StoreAPI
+from analytics.client import StoreClient, open_store
+from analytics.owner import METHODS
+from analytics.records import DecisionRecord
+from analytics.store import Store
+from tests.conftest import OwnerThread
+from tests.seeding import seed_store
+from xscreen.errors import AuthError, ConflictError, NotFoundError, QueryRefused, StoreError, StoreUnavailable
+from xscreen.settings import Settings
+
+
+def test_store_and_client_both_satisfy_the_contract(store: Store, settings: Settings) -> None:
+    client = StoreClient(settings.store_url)
+    assert isinstance(store, StoreAPI) and isinstance(client, StoreAPI)
+    assert all(hasattr(StoreClient, m) and hasattr(Store, m) for m in METHODS)
+    client.close()
+
+
+def test_errors_come_back_as_the_same_class_with_message_and_title(owner_client: StoreClient, now: datetime) -> None:
+    seeded = seed_store(owner_client, 60, seed=1, now=now)
+    with pytest.raises(NotFoundError, match="scan zzz does not exist") as info:
+        owner_client.get_scan("zzz")
+    assert info.value.title == "Not found"
+    owner_client.claim(seeded.flagged[0], "ann")
+    with pytest.raises(ConflictError, match="ann"):
+        owner_client.claim(seeded.flagged[0], "bob")
+    with pytest.raises(AuthError):
+        owner_client.authenticate("nobody", "whatever-password")
+    with pytest.raises(QueryRefused, match="DELETE"):
+        owner_client.sql("DELETE FROM scans")
+
+
+def test_dataframes_travel_as_arrow_with_types_intact(owner: tuple[StoreClient, Store], now: datetime) -> None:
+    client, store = owner
+    seed_store(client, 120, seed=2, now=now)
+    remote, local = client.queue("ann", limit=20), store.queue("ann", limit=20)
+    pd.testing.assert_frame_equal(remote, local)
+    assert str(remote["scored_at"].dtype) == "datetime64[us, UTC]"
+    counts = client.query("verdict_counts", start=now.replace(day=1), end=now, bucket="day")
+    assert counts["n"].sum() == 120  # champion verdicts only
+
+
+def test_decision_over_http_is_committed_before_the_call_returns(owner: tuple[StoreClient, Store], now: datetime) -> None:
+    client, store = owner
+    seeded = seed_store(client, 60, seed=3, now=now)
+    client.record_decision(DecisionRecord(decision_id="d1", scan_id=seeded.flagged[0], officer="ann",
+                                          decision="cleared", decided_at=now))
+    assert [d["officer"] for d in store.get_scan(seeded.flagged[0])["decisions"]] == ["ann"]
+
+
+def test_unknown_method_and_bad_arguments_are_clear_errors(owner_client: StoreClient) -> None:
+    with pytest.raises(NotFoundError, match="no store method 'drop_everything'"):
+        owner_client._call("drop_everything")
+    with pytest.raises(Exception, match="unknown argument"):
+        owner_client._call("queue", officer="ann", colour="red")
+
+
+def test_client_says_store_unavailable_when_no_owner_runs(settings: Settings) -> None:
+    with StoreClient(settings.store_url) as client, pytest.raises(StoreUnavailable, match=str(settings.network.store_port)):
+        client.health()
+
+
+def test_open_store_uses_the_owner_when_up_else_the_file(settings: Settings, now: datetime) -> None:
+    with open_store(settings) as direct:
+        assert isinstance(direct, Store)
+    with Store.from_settings(settings) as store, OwnerThread(store, settings):
+        with open_store(settings) as via_owner:
+            assert isinstance(via_owner, StoreClient)
+            assert via_owner.info()["schema_version"] == store.info()["schema_version"]
+        with pytest.raises(StoreError, match="another store owner"):  # the file is locked by the owner
+            Store.from_settings(settings)

@@ -1,0 +1,202 @@
+"""Store behaviour on a real DuckDB file: idempotent ingest, triage queue and claims, decisions, labels, models."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from analytics.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
+from analytics.store import Store
+from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
+from xscreen.errors import ConflictError, NotFoundError
+
+
+def _decision(scan_id: str, officer: str, decision: str, now: datetime, threat_class: str | None = None,
+              decision_id: str | None = None) -> DecisionRecord:
+    return DecisionRecord(decision_id=decision_id or f"{scan_id}-{officer}-{decision}", scan_id=scan_id,
+                          officer=officer, decision=decision, threat_class=threat_class, decided_at=now)  # type: ignore[arg-type]
+
+
+def test_same_batch_twice_is_stored_once(store: Store, now: datetime) -> None:
+    batch = make_batch(np.random.default_rng(1), 0, 20, now, ["knife", "firearm"], batch_id="b1")
+    first = store.ingest(batch)
+    again = store.ingest(batch)
+    assert (first.new_scans, first.new_verdicts, first.duplicate_batch) == (20, 40, False)
+    assert again.duplicate_batch and (again.new_scans, again.duplicate_verdicts) == (0, 40)
+    assert store.info()["rows"]["verdicts"] == 40
+
+
+def test_re_delivered_sha256_in_a_new_batch_is_not_stored_twice(store: Store, now: datetime) -> None:
+    rng = np.random.default_rng(2)
+    store.ingest(make_batch(rng, 0, 10, now, ["knife"], batch_id="b1"))
+    result = store.ingest(make_batch(rng, 5, 10, now, ["knife"], batch_id="b2"))  # scans 5..14: 5 known
+    assert (result.new_scans, result.duplicate_scans) == (5, 5)
+    assert (result.new_verdicts, result.duplicate_verdicts) == (10, 10)
+    assert store.known_hashes([s.sha256 for s in make_batch(rng, 12, 6, now, ["knife"]).scans]) == {
+        s.sha256 for s in make_batch(rng, 12, 3, now, ["knife"]).scans}
+
+
+def test_get_scan_returns_verdicts_heatmaps_and_missing_is_not_found(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 60, seed=3, now=now)
+    scan = store.get_scan(seeded.flagged[0])
+    assert [v["model_version"] for v in scan["verdicts"]] == [CHAMPION, SHADOW]
+    champion = scan["verdicts"][0]
+    assert champion["heatmaps"] and set(champion["heatmaps"]) == set(champion["peak_boxes"])
+    assert scan["mean_attenuation"] is not None and scan["declared_contents"] == [{"description": "books", "quantity": 1}]
+    with pytest.raises(NotFoundError, match="nope"):
+        store.get_scan("nope")
+
+
+def test_queue_is_flagged_champion_items_highest_risk_first(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 300, seed=4, now=now)
+    q = store.queue("ann", limit=1000)
+    assert set(q["scan_id"]) == set(seeded.flagged)
+    assert list(q["any_threat"]) == sorted(q["any_threat"], reverse=True)
+    assert set(q["verdict"]) <= {"inspect", "uncertain"} and set(q["model_version"]) == {CHAMPION}
+    assert len(store.queue("ann", limit=5, scanner_id="scanner-b")) <= 5
+    assert set(store.queue("ann", limit=1000, scanner_id="scanner-b")["scanner_id"]) == {"scanner-b"}
+
+
+def test_claimed_item_leaves_other_officers_queue_until_claim_expires(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 200, seed=5, now=now)
+    top = store.queue("ann", limit=1)["scan_id"][0]
+    store.claim(top, "ann")
+    assert top not in set(store.queue("bob", limit=1000)["scan_id"])
+    mine = store.queue("ann", limit=1000)
+    assert mine.set_index("scan_id").loc[top, "claimed_by"] == "ann"
+    with pytest.raises(ConflictError, match="ann"):
+        store.claim(top, "bob")
+    store.release(top, "ann")
+    store.claim(top, "bob")
+    assert len(seeded.flagged) > 1
+
+
+def test_two_officers_deciding_the_same_item_conflict(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 100, seed=6, now=now)
+    scan_id = seeded.flagged[0]
+    store.record_decision(_decision(scan_id, "ann", "confirmed", now, threat_class="knife"))
+    with pytest.raises(ConflictError, match="already decided .* by ann"):
+        store.record_decision(_decision(scan_id, "bob", "cleared", now))
+    store.record_decision(_decision(scan_id, "ann", "confirmed", now, threat_class="knife"))  # same id: no-op
+    scan = store.get_scan(scan_id)
+    assert [d["officer"] for d in scan["decisions"]] == ["ann"]
+    assert scan["current_labels"] == ["knife"]
+    assert scan_id not in set(store.queue("bob", limit=1000)["scan_id"])
+    actions = [(a.actor, a.action, a.target) for a in store.audit_log(actor="ann")]
+    assert ("ann", "decision", scan_id) in actions
+
+
+def test_decision_on_an_item_another_officer_holds_is_refused(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 100, seed=7, now=now)
+    scan_id = seeded.flagged[0]
+    store.claim(scan_id, "ann")
+    with pytest.raises(ConflictError, match="being worked by ann"):
+        store.record_decision(_decision(scan_id, "bob", "cleared", now))
+
+
+def test_refer_keeps_the_item_queued_and_marked_without_a_label(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 100, seed=8, now=now)
+    scan_id = seeded.flagged[0]
+    store.claim(scan_id, "ann")
+    store.record_decision(_decision(scan_id, "ann", "refer", now))
+    q = store.queue("sue", limit=1000).set_index("scan_id")
+    assert bool(q.loc[scan_id, "referred"]) is True
+    assert store.get_scan(scan_id)["current_labels"] is None
+    store.record_decision(_decision(scan_id, "sue", "seized", now))
+    assert store.get_scan(scan_id)["current_labels"] == ["threat"]
+
+
+def test_labels_are_appended_and_the_newest_is_current(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 50, seed=9, now=now)
+    scan_id = seeded.scan_ids[0]
+    first = LabelRecord(label_id="l1", scan_id=scan_id, labels=["knife"], source="relabel", author="ann",
+                        created_at=now)
+    second = LabelRecord(label_id="l2", scan_id=scan_id, labels=["knife", "ammunition"], source="adjudication",
+                         author="sue", created_at=now + timedelta(minutes=1))
+    assert store.add_labels([first, second]) == 2
+    assert store.add_labels([first]) == 0
+    scan = store.get_scan(scan_id)
+    assert scan["current_labels"] == ["knife", "ammunition"] and len(scan["labels"]) == 2
+
+
+def test_relabel_queue_puts_officer_model_disagreements_first(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 300, seed=10, now=now)
+    q = store.queue("ann", limit=1000)
+    alarm = q[q["verdict"] == "inspect"]["scan_id"].iloc[0]
+    store.record_decision(_decision(alarm, "ann", "cleared", now))
+    rq = store.relabel_queue(limit=50)
+    assert rq["scan_id"].iloc[0] == alarm and rq["reason"].iloc[0] == "officer cleared a model alarm"
+    assert set(rq["reason"].iloc[1:]) <= {"model uncertain"}
+    assert len(seeded.flagged) > 1
+
+
+def test_promoting_keeps_exactly_one_champion_and_rollback_restores_the_previous(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now))
+    store.set_model_state("v2", "champion", actor="sue", reason="better recall")
+    states = {m.version: m.state for m in store.list_models()}
+    assert states == {"v1": "retired", "v2": "champion"}
+    assert store.get_setting("champion") == "v2" and store.champion().version == "v2"  # type: ignore[union-attr]
+    assert store.get_setting("thresholds") == model_record("v2", classes, now).thresholds
+    assert store.rollback(actor="sue") == "v1"
+    assert [m.version for m in store.list_models() if m.state == "champion"] == ["v1"]
+    assert {a.action for a in store.audit_log(actor="sue")} >= {"promote", "rollback"}
+    with pytest.raises(NotFoundError):
+        store.set_model_state("v9", "champion", actor="sue")
+
+
+def test_registering_other_weights_under_a_known_version_conflicts(store: Store, now: datetime) -> None:
+    rec = model_record("v1", ["knife"], now)
+    store.register_model(rec)
+    store.register_model(rec)  # same weights: no-op
+    with pytest.raises(ConflictError, match="v1"):
+        store.register_model(rec.model_copy(update={"weights_sha256": "f" * 64}))
+
+
+def test_measurements_and_alerts_are_idempotent_by_id(store: Store, now: datetime) -> None:
+    m = MeasurementRecord(measurement_id="m1", measured_at=now, kind="psi_any_threat", scanner_id="scanner-a",
+                          value=0.31, details={"bins": 10})
+    assert store.add_measurements([m, m]) == 1
+    alert = AlertRecord(alert_id="a1", raised_at=now, severity="warning", kind="drift", message="PSI 0.31")
+    assert store.raise_alert(alert) is True and store.raise_alert(alert) is False
+    store.set_alert_status("a1", "acknowledged", actor="sue")
+    assert [a.status for a in store.list_alerts()] == ["acknowledged"]
+    assert store.list_alerts(status="open") == []
+    with pytest.raises(NotFoundError):
+        store.set_alert_status("zz", "resolved", actor="sue")
+
+
+def test_similar_items_ranks_known_outcomes_by_embedding(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 80, seed=11, now=now)
+    for scan_id in seeded.flagged[1:6]:
+        store.record_decision(_decision(scan_id, "ann", "cleared", now))
+    sim = store.similar_items(seeded.flagged[0], k=3)
+    assert len(sim) == 3 and set(sim["decision"]) == {"cleared"}
+    assert list(sim["similarity"]) == sorted(sim["similarity"], reverse=True)
+    assert seeded.flagged[0] not in set(sim["scan_id"])
+
+
+def test_a_refused_write_does_not_sink_the_others_in_its_group_commit(tmp_path, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    with Store.open(tmp_path / "db.duckdb", write_batch_wait_ms=50, clock=lambda: now) as store:
+        seed_store(store, 30, seed=12, now=now, register_models=False)
+        errors: list[Exception] = []
+
+        def bad() -> None:
+            try:
+                store.set_alert_status("missing", "resolved", actor="x")
+            except NotFoundError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=bad)] + [
+            threading.Thread(target=store.register_model, args=(model_record(f"v{i}", ["knife"], now),))
+            for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(errors) == 1 and len(store.list_models()) == 4
