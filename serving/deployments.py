@@ -205,8 +205,13 @@ def start_ray(settings: Settings, address: str | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return
-    # Must be set before ray.init: moves every core Ray listener to 127.0.0.1 (see FACTS.md).
+    # Ray reads this once, at import, to decide that the node's address is loopback; with it every core
+    # listener (GCS, raylet, workers) binds 127.0.0.1 (FACTS.md). Set both the variable (children) and the
+    # already-imported constant (this process), so the import order of `ray` does not matter.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
     os.environ.setdefault(BIND_ENV, settings.network.host)
     ray.init(
         num_cpus=settings.serving.ray_num_cpus, include_dashboard=False, log_to_driver=False,

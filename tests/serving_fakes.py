@@ -70,3 +70,18 @@ def png_bytes(value: int, size: int = 16) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def tiny_checkpoint(folder: Path, classes: list[str], version: str = "tiny-1", seed: int = 0) -> Any:
+    """A real, untrained, seeded few-channel model saved as a verified checkpoint; returns its ModelRef."""
+    from screening.network import NetConfig, build_network
+    from screening.registry import Checkpoint, save_checkpoint
+    from serving.deployments import ModelRef
+
+    config = NetConfig(classes=tuple(classes), input_size=64, width=4, embedding_dim=8)
+    thresholds = {c: {"clear": 0.3, "inspect": 0.7} for c in [*classes, "any_threat"]}
+    ckpt = Checkpoint(version, config, build_network(config, seed=seed).state_dict(), {"any_threat": 1.0},
+                      thresholds, {"alpha": 0.05}, {})
+    path = folder / version / "model.pt"
+    digest = save_checkpoint(ckpt, path)
+    return ModelRef(str(path), digest, version)
