@@ -1,0 +1,327 @@
+"""The one reader of scans: any supported file -> ScanImage, or BadScanError with a stable reason code.
+
+Formats are recognised by their magic bytes, not their suffix. Sizes are checked from the header before any
+pixel is decoded (a 100000 x 100000 PNG is refused in microseconds). Bit-depth rules:
+
+- pseudo-colour (RGB/RGBA/palette) must be 8-bit: a 16-bit colour image is `bad_bit_depth`;
+- raw dual energy (two TIFF pages, npz `high`/`low`, two DICOS frames) must be 16-bit unsigned: 8-bit or float
+  data that claims dual energy is `bad_bit_depth`;
+- single-channel grayscale (single energy) may be 8- or 16-bit; 1/2/4-bit or float is `bad_bit_depth`.
+
+Reason codes: zero_byte, truncated, corrupt, not_image, unsupported_format, bad_bit_depth, too_large,
+bad_shape, unreadable. No library exception escapes read_scan.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xray.materials import RATIO_METAL_MIN, RATIO_ORGANIC_MAX, TRANSMISSION_FLOOR
+from xray.palettes import pseudo_colour
+from xscreen.errors import BadScanError
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npz", ".dcm"})
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class ScanImage:
+    rgb: np.ndarray  # float32 (H, W, 3) in [0, 1]: the pseudo-colour a screening station shows
+    high: np.ndarray  # float32 (H, W) transmission in [0, 1] (1 = empty beam); gray/255 for grayscale
+    low: np.ndarray | None  # float32 (H, W) low-energy transmission, dual-energy sources only
+    source_format: str  # png | jpeg | tiff | npz | dicos
+    bit_depth: int  # 8 or 16
+    dual_energy: bool
+
+    @property
+    def height(self) -> int:
+        return int(self.high.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.high.shape[1])
+
+
+class _Refuse(Exception):
+    """Raised inside decoders; read_scan turns it into BadScanError with the file's name."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _check_dims(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise _Refuse("bad_shape", f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise _Refuse("too_large", f"{width}x{height} pixels exceeds the limit of {max_pixels}")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise _Refuse("bad_shape", f"{width}x{height} is smaller than {MIN_SIDE} pixels on a side")
+
+
+def _from_dual(high_u16: np.ndarray, low_u16: np.ndarray, fmt: str) -> ScanImage:
+    if high_u16.shape != low_u16.shape:
+        raise _Refuse("bad_shape", f"high {high_u16.shape} and low {low_u16.shape} differ in shape")
+    high = high_u16.astype(np.float32) * np.float32(1 / 65535)
+    low = low_u16.astype(np.float32) * np.float32(1 / 65535)
+    rgb = pseudo_colour(high, low, "reference").astype(np.float32) * np.float32(1 / 255)
+    return ScanImage(rgb, high, low, fmt, 16, True)
+
+
+def _from_gray(gray: np.ndarray, fmt: str) -> ScanImage:
+    if gray.dtype == np.uint8:
+        high, depth = gray.astype(np.float32) * np.float32(1 / 255), 8
+    elif gray.dtype == np.uint16:
+        high, depth = gray.astype(np.float32) * np.float32(1 / 65535), 16
+    else:
+        raise _Refuse("bad_bit_depth", f"grayscale must be 8- or 16-bit unsigned, got {gray.dtype}")
+    return ScanImage(np.repeat(high[:, :, None], 3, axis=2), high, None, fmt, depth, False)
+
+
+def _from_rgb(rgb8: np.ndarray, fmt: str) -> ScanImage:
+    if rgb8.dtype != np.uint8:
+        raise _Refuse("bad_bit_depth", f"pseudo-colour must be 8-bit, got {rgb8.dtype}")
+    rgb = rgb8[:, :, :3].astype(np.float32) * np.float32(1 / 255)
+    # pseudo-colour keeps no physical transmission; brightness (HSV value) is a monotone proxy of it
+    return ScanImage(rgb, rgb.max(axis=2), None, fmt, 8, False)
+
+
+def _png_header(data: bytes, max_pixels: int) -> None:
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise _Refuse("truncated", "PNG ends before its header is complete")
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    _check_dims(width, height, max_pixels)
+    if colour in (2, 6) and depth != 8:
+        raise _Refuse("bad_bit_depth", f"{depth}-bit colour PNG: pseudo-colour must be 8-bit "
+                      "(raw 16-bit dual energy comes as 2-page TIFF, npz or DICOS)")
+    if colour in (0, 4) and depth not in (8, 16):
+        raise _Refuse("bad_bit_depth", f"{depth}-bit grayscale PNG: single energy must be 8- or 16-bit")
+
+
+def _decode_pil(data: bytes, fmt: str, max_pixels: int) -> ScanImage:
+    from PIL import Image
+
+    if fmt == "png":
+        _png_header(data, max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning: we apply our own limit below
+        img = Image.open(io.BytesIO(data))
+        _check_dims(img.width, img.height, max_pixels)
+        img.load()
+    if img.mode in ("L", "LA"):
+        return _from_gray(np.asarray(img.convert("L")), fmt)
+    if img.mode in ("I;16", "I;16B", "I"):
+        return _from_gray(np.asarray(img).astype(np.uint16), fmt)
+    if img.mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):
+        return _from_rgb(np.asarray(img.convert("RGB")), fmt)
+    raise _Refuse("bad_bit_depth", f"unsupported pixel mode {img.mode} ({fmt})")
+
+
+def _tiff_hw(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(H, W) of a TIFF page shaped (H, W), (H, W, C) or (C, H, W) with C <= 4 channels or planes."""
+    if len(shape) == 2:
+        return int(shape[0]), int(shape[1])
+    if len(shape) == 3 and shape[-1] <= 4:
+        return int(shape[0]), int(shape[1])
+    if len(shape) == 3 and shape[0] <= 4:
+        return int(shape[1]), int(shape[2])
+    raise _Refuse("bad_shape", f"TIFF page of shape {shape}")
+
+
+def _decode_tiff(data: bytes, max_pixels: int) -> ScanImage:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        pages = list(tif.pages)
+        if not pages or len(pages) > 4:
+            raise _Refuse("bad_shape", f"TIFF with {len(pages)} pages (expected 1, or 2 for dual energy)")
+        shapes = [tuple(p.shape) for p in pages]  # type: ignore[union-attr]
+        for shape in shapes:
+            height, width = _tiff_hw(shape)
+            _check_dims(width, height, max_pixels)
+        for page in pages:
+            end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)), default=0)  # type: ignore[union-attr]
+            if end > len(data):
+                raise _Refuse("truncated", f"TIFF pixel data ends at byte {end} but the file has {len(data)}")
+        dtypes = [np.dtype(p.dtype) for p in pages]  # type: ignore[union-attr]
+        if len(pages) == 2:
+            if any(d != np.uint16 for d in dtypes):
+                raise _Refuse("bad_bit_depth", f"2-page TIFF claims dual energy but holds {dtypes[0]}; "
+                              "raw dual energy must be 16-bit unsigned")
+            return _from_dual(pages[0].asarray(), pages[1].asarray(), "tiff")  # type: ignore[union-attr]
+        arr = pages[0].asarray()  # type: ignore[union-attr]
+    if arr.ndim == 3 and arr.shape[0] == 2 and arr.dtype == np.uint16:
+        return _from_dual(arr[0], arr[1], "tiff")
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        return _from_rgb(arr, "tiff")
+    if arr.ndim == 2:
+        return _from_gray(arr, "tiff")
+    raise _Refuse("bad_shape", f"TIFF of shape {arr.shape} is neither grayscale, RGB nor dual energy")
+
+
+def _npy_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.dtype]:
+    with zf.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(fh)
+    return shape, dtype
+
+
+def _decode_npz(data: bytes, max_pixels: int) -> ScanImage:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _Refuse("truncated", f"npz archive is incomplete ({exc})") from None
+    with zf:
+        names = set(zf.namelist())
+        if not {"high.npy", "low.npy"} <= names:
+            raise _Refuse("bad_shape", f"npz must hold arrays 'high' and 'low', has {sorted(names)}")
+        for member in ("high.npy", "low.npy"):
+            shape, dtype = _npy_header(zf, member)
+            if len(shape) != 2:
+                raise _Refuse("bad_shape", f"npz array {member[:-4]} has shape {shape}, expected (H, W)")
+            _check_dims(shape[1], shape[0], max_pixels)
+            if dtype != np.uint16:
+                raise _Refuse("bad_bit_depth", f"npz array {member[:-4]} is {dtype}; raw dual energy must be uint16")
+        arrays = np.load(io.BytesIO(data), allow_pickle=False)
+        return _from_dual(arrays["high"], arrays["low"], "npz")
+
+
+def _decode_dicos(data: bytes, max_pixels: int) -> ScanImage:
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    head = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    syntax = head.file_meta.get("TransferSyntaxUID")
+    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        raise _Refuse("unsupported_format", f"DICOS transfer syntax {syntax} (compressed) is not supported")
+    rows, cols = int(head.get("Rows", 0)), int(head.get("Columns", 0))
+    frames, bits = int(head.get("NumberOfFrames", 1) or 1), int(head.get("BitsAllocated", 0))
+    _check_dims(cols, rows, max_pixels)
+    if int(head.get("SamplesPerPixel", 1)) != 1 or frames not in (1, 2):
+        raise _Refuse("bad_shape", f"DICOS with {frames} frames of {head.get('SamplesPerPixel')} samples")
+    if bits not in (8, 16) or (frames == 2 and bits != 16):
+        raise _Refuse("bad_bit_depth", f"DICOS with {frames} frame(s) of {bits} bits")
+    ds = pydicom.dcmread(io.BytesIO(data))
+    need = rows * cols * frames * bits // 8
+    raw = ds.get("PixelData", b"") or b""
+    if len(raw) < need:
+        raise _Refuse("truncated", f"DICOS pixel data has {len(raw)} of {need} bytes")
+    pix = np.frombuffer(raw[:need], dtype=np.uint16 if bits == 16 else np.uint8).reshape(frames, rows, cols)
+    return _from_dual(pix[0], pix[1], "dicos") if frames == 2 else _from_gray(pix[0].copy(), "dicos")
+
+
+def _sniff(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        return "npz"
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return "dicos"
+    if data[:4] in (b"GIF8", b"RIFF") or data[:2] == b"BM" or data[4:12] in (b"ftypavif", b"ftypheic"):
+        raise _Refuse("unsupported_format", "image format not accepted (PNG, JPEG, TIFF, npz or DICOS)")
+    raise _Refuse("not_image", "not an image file (no PNG, JPEG, TIFF, npz or DICOS signature)")
+
+
+_TRUNCATION_HINTS = ("truncat", "end of file", "unexpected end", "eof", "not enough", "incomplete", "too short")
+
+
+def _decode(data: bytes, max_pixels: int) -> ScanImage:
+    fmt = _sniff(data)
+    decoders: dict[str, Callable[[], ScanImage]] = {
+        "png": lambda: _decode_pil(data, "png", max_pixels),
+        "jpeg": lambda: _decode_pil(data, "jpeg", max_pixels),
+        "tiff": lambda: _decode_tiff(data, max_pixels),
+        "npz": lambda: _decode_npz(data, max_pixels),
+        "dicos": lambda: _decode_dicos(data, max_pixels),
+    }
+    try:
+        return decoders[fmt]()
+    except _Refuse:
+        raise
+    except MemoryError:
+        raise _Refuse("too_large", f"{fmt} image does not fit in memory") from None
+    except Exception as exc:  # noqa: BLE001 -- every library failure becomes a typed refusal
+        text = f"{type(exc).__name__}: {exc}"
+        code = "truncated" if isinstance(exc, EOFError) or any(h in text.lower() for h in _TRUNCATION_HINTS) \
+            else "corrupt"
+        raise _Refuse(code, f"cannot decode {fmt} ({text[:200]})") from None
+
+
+def read_scan(source: Path | bytes, *, name: str | None = None, max_bytes: int = 64 * 2**20,
+              max_pixels: int = 40_000_000) -> ScanImage:
+    """Read a scan from a path or bytes. Raises BadScanError(path_or_name, reason_code, reason)."""
+    label = name or (str(source) if isinstance(source, Path | str) else "<bytes>")
+    try:
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+        else:
+            path = Path(source)
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise _Refuse("too_large", f"{size} bytes exceeds the limit of {max_bytes}")
+            data = path.read_bytes()
+        if not data:
+            raise _Refuse("zero_byte", "file is empty (0 bytes)")
+        if len(data) > max_bytes:
+            raise _Refuse("too_large", f"{len(data)} bytes exceeds the limit of {max_bytes}")
+        return _decode(data, max_pixels)
+    except _Refuse as refusal:
+        raise BadScanError(label, refusal.code, refusal.reason) from None
+    except OSError as exc:
+        raise BadScanError(label, "unreadable", f"cannot read file ({exc.strerror or exc})") from None
+
+
+def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[float, float, float]:
+    if scan.dual_energy and scan.low is not None:
+        a_h = -np.log(np.clip(scan.high[sub], TRANSMISSION_FLOOR, 1.0))
+        a_l = -np.log(np.clip(scan.low[sub], TRANSMISSION_FLOOR, 1.0))
+        objects = a_h > 0.05
+        n = int(objects.sum())
+        if n == 0:
+            return 0.0, 0.0, 0.0
+        ratio = a_l[objects] / a_h[objects]
+        saturated = a_h[objects] > -np.log(TRANSMISSION_FLOOR) * 0.97  # black: counted as metal
+        organic = float(((ratio < RATIO_ORGANIC_MAX) & ~saturated).sum()) / n
+        metal = float(((ratio >= RATIO_METAL_MIN) | saturated).sum()) / n
+        return organic, 1.0 - organic - metal, metal
+    rgb = scan.rgb[sub]
+    if not np.any(np.ptp(rgb, axis=2) > 0.02):  # grayscale: no material information
+        return 0.0, 0.0, 0.0
+    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    objects = mn < 0.9
+    n = int(objects.sum())
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    r, g, b = rgb[..., 0][objects], rgb[..., 1][objects], rgb[..., 2][objects]
+    dark = mx[objects] < 0.08
+    organic = float(((r >= g) & (r > b) & ~dark).sum()) / n  # reference hues: orange / green / blue
+    metal = float(((b > r) & (b >= g) | dark).sum()) / n
+    return organic, max(1.0 - organic - metal, 0.0), metal
+
+
+def image_stats(scan: ScanImage) -> dict[str, float]:
+    """Cheap drift statistics of one scan (see analytics.records.ImageStats); computed on a 2x subsample."""
+    sub = (slice(None, None, 2), slice(None, None, 2))
+    att = -np.log(np.clip(scan.high[sub], TRANSMISSION_FLOOR, 1.0))
+    p1, p99 = np.percentile(att, [1.0, 99.0])
+    rows = scan.high[::2]
+    left, right = rows[:, :-1], rows[:, 1:]
+    flat = (left > 0.02) & (left < 0.97) & (right > 0.02) & (right < 0.97)  # unclipped, not saturated
+    diffs = np.abs(left[flat] - right[flat])
+    noise = float(1.4826 * np.median(diffs) / np.sqrt(2.0)) if diffs.size >= 100 else 0.0
+    organic, inorganic, metal = _material_fractions(scan, sub)
+    return {"mean_attenuation": float(att.mean()), "noise_level": noise, "dynamic_range": float(p99 - p1),
+            "organic_fraction": organic, "inorganic_fraction": inorganic, "metal_fraction": metal}

@@ -1,0 +1,121 @@
+"""Vendor pseudo-colour palettes: (high, low) transmission -> the 8-bit RGB a screening station shows.
+
+Hue follows the dual-energy ratio R = a_low / a_high (organic orange, inorganic green, metal blue, or a
+vendor's variant); colour saturation grows with attenuation (thin things look pale), brightness falls with
+attenuation (dense things look dark), air is pure white and a saturated detector is black. Each palette is
+baked once into a 2-D lookup table indexed by (R bin, attenuation bin), so colouring is one gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from xray.materials import MAX_ATTENUATION, TRANSMISSION_FLOOR
+from xscreen.errors import XscreenError
+
+RATIO_MIN, RATIO_MAX = 1.0, 4.5
+RATIO_BINS, ATT_BINS = 96, 256
+
+
+class UnknownPaletteError(XscreenError):
+    """A palette name that is not in PALETTES."""
+
+    title = "Unknown palette"
+
+
+@dataclass(frozen=True)
+class Palette:
+    """One vendor's colour scheme: hue anchors along R and the brightness curve."""
+
+    name: str
+    description: str
+    anchors: tuple[tuple[float, tuple[float, float, float]], ...]  # (ratio, rgb in [0, 1]), ascending ratio
+    saturation_scale: float  # attenuation at which colour reaches 63% of full saturation
+    brightness_scale: float  # attenuation at which brightness falls to 1/e
+    brightness_gamma: float  # shape of the brightness fall-off (vendors differ)
+    air_threshold: float  # attenuation below which a pixel is shown as pure white (air, belt)
+
+
+_ORANGE, _GREEN, _BLUE = (1.0, 0.62, 0.12), (0.25, 0.80, 0.22), (0.16, 0.36, 1.0)
+
+PALETTES: dict[str, Palette] = {
+    p.name: p
+    for p in (
+        Palette("reference", "orange organic, green inorganic, blue metal; the canonical rendering of raw data",
+                ((1.22, _ORANGE), (1.75, _GREEN), (3.0, _BLUE)), 0.35, 3.2, 1.0, 0.035),
+        Palette("swapped", "vendor B: inorganic blue and metal green (colours of the two swapped)",
+                ((1.22, (1.0, 0.58, 0.10)), (1.75, (0.20, 0.45, 1.0)), (3.0, (0.18, 0.72, 0.25))), 0.30, 3.0,
+                1.15, 0.04),
+        Palette("six_colour", "vendor C: six hues along Z, brighter mid-tones",
+                ((1.15, (1.0, 0.85, 0.25)), (1.30, (1.0, 0.52, 0.08)), (1.55, (0.66, 0.72, 0.12)),
+                 (1.85, (0.15, 0.75, 0.35)), (2.5, (0.10, 0.62, 0.90)), (3.4, (0.38, 0.22, 0.92))),
+                0.40, 3.6, 0.8, 0.03),
+        Palette("high_contrast", "vendor D: deeper hues and a steep brightness curve (dense goes dark sooner)",
+                ((1.22, (0.95, 0.45, 0.05)), (1.75, (0.05, 0.65, 0.45)), (3.0, (0.10, 0.15, 0.80))), 0.25,
+                2.2, 1.4, 0.05),
+    )
+}
+REFERENCE_PALETTE = "reference"
+
+
+def get_palette(name: str) -> Palette:
+    """The palette called `name`; UnknownPaletteError lists the known ones."""
+    if name not in PALETTES:
+        raise UnknownPaletteError(f"unknown palette {name!r}; known: {', '.join(PALETTES)}")
+    return PALETTES[name]
+
+
+def _hue_along_ratio(p: Palette, ratios: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation of the anchor colours: (n,) ratios -> (n, 3) rgb."""
+    xs = np.array([a[0] for a in p.anchors])
+    cols = np.array([a[1] for a in p.anchors])
+    return np.stack([np.interp(ratios, xs, cols[:, c]) for c in range(3)], axis=1)
+
+
+def ratio_bin_centres() -> np.ndarray:
+    return np.linspace(RATIO_MIN, RATIO_MAX, RATIO_BINS)
+
+
+def att_bin_centres() -> np.ndarray:
+    # square-root spacing: fine steps where thin objects live, coarse where everything is dark anyway
+    return (np.linspace(0.0, 1.0, ATT_BINS) ** 2) * MAX_ATTENUATION
+
+
+@lru_cache(maxsize=16)
+def palette_lut(name: str) -> np.ndarray:
+    """(RATIO_BINS, ATT_BINS, 3) uint8 table of the palette called `name`."""
+    p = get_palette(name)
+    hue = _hue_along_ratio(p, ratio_bin_centres())[:, None, :]  # (R, 1, 3)
+    att = att_bin_centres()[None, :, None]  # (1, A, 1)
+    sat = 1.0 - np.exp(-att / p.saturation_scale)
+    value = np.exp(-((att / p.brightness_scale) ** p.brightness_gamma))
+    rgb = value * ((1.0 - sat) * 1.0 + sat * hue)  # (R, A, 3)
+    rgb[:, att[0, :, 0] < p.air_threshold, :] = 1.0
+    rgb[:, att[0, :, 0] >= MAX_ATTENUATION * 0.97, :] = 0.0  # saturated detector
+    return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def lut_indices(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ratio bin, attenuation bin) of every pixel; both int arrays shaped like `high`."""
+    hi = np.clip(high, TRANSMISSION_FLOOR, 1.0).astype(np.float32, copy=False)
+    lo = np.clip(low, TRANSMISSION_FLOOR, 1.0).astype(np.float32, copy=False)
+    a_h = -np.log(hi)
+    a_l = -np.log(lo)
+    ratio = a_l / np.maximum(a_h, np.float32(1e-3))
+    scale_r = np.float32((RATIO_BINS - 1) / (RATIO_MAX - RATIO_MIN))
+    ri = np.clip((ratio - np.float32(RATIO_MIN)) * scale_r, 0, RATIO_BINS - 1).astype(np.intp)
+    ai = np.sqrt(np.minimum(a_h * np.float32(1.0 / MAX_ATTENUATION), np.float32(1.0)))
+    ai = (ai * np.float32(ATT_BINS - 1) + np.float32(0.5)).astype(np.intp)
+    return ri, ai
+
+
+def pseudo_colour(high: np.ndarray, low: np.ndarray, palette: str = REFERENCE_PALETTE) -> np.ndarray:
+    """uint8 (H, W, 3) pseudo-colour of a dual-energy pair (transmissions in [0, 1], same shape)."""
+    if high.shape != low.shape or high.ndim != 2:
+        raise ValueError(f"high {high.shape} and low {low.shape} must be equal 2-D shapes")
+    lut = palette_lut(palette)
+    ri, ai = lut_indices(high, low)
+    return lut[ri, ai]
