@@ -71,10 +71,15 @@ def _split(results: list[Any], requests: list[list[Any]]) -> list[list[Any]]:
 class ClassifierDeployment:
     """One replica of the champion (or shadow) model. Callers send lists of RGB arrays; batches form across callers."""
 
-    def __init__(self, model: ModelRef, classes: list[str], heatmap_size: int, batch_max: int, batch_wait_s: float,
-                 device: str) -> None:
+    def __init__(self, model: ModelRef, classes: list[str], heatmap_size: int, batch_max: int,
+                 batch_wait_s: float) -> None:
+        import torch
+
         from screening.classifier import Classifier
 
+        # Decided in the replica: Ray exposes only the GPUs it assigned (none when num_gpus is 0), and a
+        # cluster config may give replicas GPUs that the driver building the app does not have.
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         self._classifier = Classifier.from_checkpoint(
             Path(model.path), device, expected_classes=classes, expected_sha256=model.sha256,
             heatmap_size=heatmap_size, batch_size=batch_max,
@@ -181,8 +186,7 @@ def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRe
     model = model or resolve_model(settings, settings.model.name)
     if shadow is None and s.shadow_model:
         shadow = resolve_model(settings, s.shadow_model)
-    device = "cuda" if replica_gpus(settings) > 0 else "cpu"
-    args = (settings.model.classes, settings.screening.heatmap_size, s.batch_max_size, s.batch_wait_s, device)
+    args = (settings.model.classes, settings.screening.heatmap_size, s.batch_max_size, s.batch_wait_s)
     classifier = ClassifierDeployment.options(**classifier_options(settings, CLASSIFIER)).bind(model, *args)
     shadow_app = None
     if shadow is not None:

@@ -202,3 +202,46 @@ def test_bad_upload_is_recorded_and_good_upload_scored(home: Path) -> None:
     assert [q.reason_code for q in big.quarantined] == ["too_large"] and big.quarantined[0].quarantined_path is None
     good = ingest.ingest_bytes(png_bytes(42), name="u.png", scanner_id="scanner-a", item_id="IT1")
     assert len(good.scored) == 1 and good.scans[0].file_format == "upload" and good.scans[0].item_id == "IT1"
+
+
+def _png_ihdr_only(width: int, height: int, depth: int, colour: int) -> bytes:
+    """A PNG signature + IHDR chunk (valid CRC) and nothing else: what a header-lying or cut file starts with."""
+    import struct
+    import zlib
+
+    body = b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def _noise_png() -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("zero.png", b"", "zero_byte"),
+        ("text.png", b"hello, this is not an image at all" * 4, "not_image"),
+        ("cut.png", _noise_png()[:1500], "truncated"),
+        ("rgb16.png", _png_ihdr_only(64, 64, 16, 2), "bad_bit_depth"),
+        ("bomb.png", _png_ihdr_only(100_000, 100_000, 8, 2), "too_large"),
+    ],
+)
+def test_real_reader_refusals_are_quarantined_with_its_reason_codes(home: Path, name: str, data: bytes,
+                                                                   code: str) -> None:
+    from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
+
+    spool = ListSpool(home / "spool")
+    ingest = make_ingest(home, FakeScorer(), spool, reader=read_scan, stats=image_stats,
+                         suffixes=SUPPORTED_SUFFIXES, max_pixels=1_000_000)
+    report = ingest([put(home, name, data), put(home, "ok.png", png_bytes(120, 32))])
+    assert [q.reason_code for q in report.quarantined] == [code], report.quarantined
+    assert len(report.scored) == 1
+    assert spool.batches[0].scans[0].stats.dynamic_range >= 0
