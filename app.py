@@ -20,4 +20,6 @@ if session is None:
 else:
     st.sidebar.markdown(f"Signed in as **{session.username}** ({session.role})")
     pages = [PAGES[p] for p in allowed_pages(session.role)]
-    st.navigation(pages + [st.Page("pages/logout.py", title="Sign out", url_path="logout")]).run()
+    # The sign-in page stays registered (hidden) so the rerun right after signing in lands on it and moves on.
+    login = st.Page("pages/login.py", title="Sign in", url_path="login", visibility="hidden")
+    st.navigation([*pages, st.Page("pages/logout.py", title="Sign out", url_path="logout"), login]).run()

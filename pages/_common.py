@@ -15,11 +15,15 @@ from xscreen.errors import AuthError, PermissionDenied, XscreenError
 from xscreen.settings import Settings, load_settings
 
 SESSION_KEY = "xs_session"
+# Test hook: AppTest sets session_state["xs_now"] so windows line up with a store seeded at a fixed time.
+# Only server code can write session_state, so a browser cannot move the clock.
+CLOCK_KEY = "xs_now"
 T = TypeVar("T")
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    fixed = st.session_state.get(CLOCK_KEY)
+    return fixed if isinstance(fixed, datetime) else datetime.now(UTC)
 
 
 @st.cache_resource(show_spinner=False)

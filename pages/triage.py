@@ -14,9 +14,10 @@ from pages import _common as common
 from pages import _viewer as viewer
 
 CURRENT = "triage_current"
-# decision, button label, keyboard shortcut. Audit samples come through the same queue and look the same.
-DECISIONS = [("cleared", "Clear (false alarm)", "c"), ("confirmed", "Confirm threat", "f"),
-             ("seized", "Seize", "s"), ("refer", "Refer (second opinion)", "r")]
+# decision, button label, keyboard shortcut (Streamlit reserves C and R). Audit samples come through the same
+# queue and look the same.
+DECISIONS = [("cleared", "Clear (false alarm)", "1"), ("confirmed", "Confirm threat", "2"),
+             ("seized", "Seize", "3"), ("refer", "Refer (second opinion)", "4")]
 
 s = common.guard("triage")
 cfg, store = common.settings(), common.client()

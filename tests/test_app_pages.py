@@ -1,0 +1,127 @@
+"""Every page under AppTest against a real store owner with seeded data: login, queue order, decisions, roles, SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from analytics.client import StoreClient
+from tests.app_harness import PASSWORD, app_as, point_app_at, user
+from tests.seeding import Seeded, seed_store
+from xscreen.settings import Settings
+
+
+@pytest.fixture
+def seeded(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Seeded:
+    point_app_at(monkeypatch, settings)
+    for name, role in (("ann", "officer"), ("bob", "officer"), ("sue", "supervisor"), ("ada", "analyst")):
+        owner_client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+    return seed_store(owner_client, n_scans=120, seed=3, now=now)
+
+
+def test_login_with_the_right_password_opens_triage(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Live triage"
+
+
+def test_login_with_a_wrong_password_is_refused(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input("wrong-password-1")
+    at.button(key="login_submit").click().run()
+    assert at.error and "xs_session" not in at.session_state
+    assert at.title[0].value.startswith("xscreen: sign in")
+
+
+def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    expected = owner_client.queue("ann", limit=50)
+    assert shown["scan"].tolist() == expected["scan_id"].tolist()
+    assert shown["risk"].is_monotonic_decreasing and len(shown) > 3
+
+
+def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    top = at.dataframe[0].value["scan"].iloc[0]
+    at.button(key="triage_next").click().run()
+    assert at.session_state["triage_current"] == top
+    assert owner_client.get_scan(top)["claim"]["officer"] == "ann"  # claimed on open
+    assert owner_client.queue("bob", limit=500)["scan_id"].tolist().count(top) == 0  # hidden from others
+    at.text_input(key="triage_note").input("knife in a boot")
+    at.button(key="triage_confirmed").click().run()
+    assert not at.exception
+    decision = owner_client.get_scan(top)["decisions"][-1]
+    assert (decision["officer"], decision["decision"], decision["note"]) == ("ann", "confirmed", "knife in a boot")
+    assert decision["decided_at"] is not None
+    assert top not in at.dataframe[0].value["scan"].tolist()
+    assert any(a.action == "decision" and a.target == top for a in owner_client.audit_log(actor="ann"))
+
+
+def test_officer_is_refused_the_models_page_server_side(seeded: Seeded, now: datetime) -> None:
+    at = app_as(user("ann", "officer", now), now, script="pages/models.py").run()
+    assert not at.exception
+    assert "may not open the models page" in at.error[0].value
+    assert not at.button  # nothing to click past the refusal
+
+
+def test_supervisor_sees_registry_and_agreement(seeded: Seeded, now: datetime) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["version"]) == {seeded.champion, seeded.shadow}
+    assert at.metric[0].label == "Routing agreement"
+    assert at.button(key="models_apply").disabled  # needs reason + confirmation
+
+
+def test_sql_console_runs_reads_and_refuses_writes(seeded: Seeded, now: datetime) -> None:
+    at = app_as(user("ada", "analyst", now), now).run()
+    at.switch_page("pages/sql.py").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception and len(at.dataframe[0].value) > 0
+    at.text_area(key="sql_text").input("DELETE FROM verdicts")
+    at.button(key="sql_run").click().run()
+    assert "Query refused" in at.error[0].value
+
+
+def test_drift_page_shows_volume_drift_and_accuracy(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/drift.py").run()
+    assert not at.exception
+    at.slider(key="drift_window").set_value(48).run()
+    assert not at.exception
+    assert int(at.metric[0].value.replace(",", "")) > 0
+    assert len(at.get("plotly_chart")) == 3  # volume, score distribution, image statistics (no decisions yet)
+    assert at.dataframe[0].value["class_name"].tolist()[0] == "ammunition"  # per-class drift table, sorted
+
+
+def test_relabel_page_saves_a_label(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/relabel.py").run()
+    assert not at.exception
+    pick = at.selectbox(key="relabel_pick").value
+    at.multiselect(key="relabel_labels").set_value(["knife"]).run()
+    at.button(key="relabel_save").click().run()
+    assert not at.exception
+    assert owner_client.get_scan(pick)["current_labels"] == ["knife"]
+
+
+def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    for i in range(12):  # officer feedback so there are labelled threats and false alarms
+        at.button(key="triage_next").click().run()
+        at.button(key="triage_confirmed" if i % 3 == 0 else "triage_cleared").click().run()
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    sup.switch_page("pages/whatif.py").run()
+    assert not sup.exception
+    assert [m.label for m in sup.metric][:2] == ["Threshold (any threat)", "Workload"]
+    assert "no conformal certificate" in sup.warning[0].value  # the seeded champion has none
+    sup.slider(key="whatif_target").set_value(1.0).run()
+    assert sup.metric[2].value == "100.0%"  # detection rate at a threshold catching every labelled threat
