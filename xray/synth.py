@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import correlate1d, gaussian_filter1d
 
 from xray.items import BENIGN_ITEMS
 from xray.materials import TRANSMISSION_FLOOR, material
-from xray.palettes import PALETTES, pseudo_colour
+from xray.palettes import PALETTES, get_palette, pseudo_colour
 from xray.scenarios import ScannerState, ScenarioState, get_scenario
 from xray.shapes import Frame, ObjectSpec, Part
 from xray.threats import check_classes, make_threat
@@ -28,7 +29,7 @@ DEFAULT_WIDTH = 512
 PHOTONS_HIGH, PHOTONS_LOW = 10_000.0, 5_000.0  # photons per pixel in air: sets quantum noise
 ELECTRONIC_NOISE = 0.002  # transmission units, added in quadrature
 BLUR_BELT_PX, BLUR_DETECTOR_PX = 0.7, 0.5  # line-scan blur sigmas (pixels) along the belt and across it
-CORE_ATTENUATION = 0.01  # a threat pixel counts in its mask above this high-energy attenuation
+CORE_ATTENUATION = 0.002  # a pixel belongs to an object's mask above this high-energy attenuation
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,8 @@ def render_parcel(rng: np.random.Generator, *, classes: Sequence[str], scenario:
     the same arguments rebuilds it. `palette` None = drawn from the scenario's vendor mix.
     """
     _check_args(classes, threat_rate, progress, size)
+    if palette is not None:
+        get_palette(palette)
     state = get_scenario(scenario).state(progress, scanner_id)
     seed = int(rng.integers(0, 2**31 - 1))
     return _render(np.random.default_rng(seed), seed, list(classes), state, scenario, progress, threat_rate,
@@ -296,3 +299,16 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
     labels = sorted({o.class_name for o in objects if o.class_name})
     chosen_palette = palette or _pick(rng, state.palette_weights, list(PALETTES))
     return Parcel(high, low, labels, objects, masks, scenario, chosen_palette, seed, scanner_id, progress)
+
+
+def write_dataset(out: Path, *, n: int, seed: int, classes: Sequence[str], scenario: str = "baseline",
+                  fmt: str = "png", threat_rate: float = 0.5, size: tuple[int, int] | None = None,
+                  progress_bar: bool = True) -> Path:
+    """Write n images, labels.csv (file,labels; labels `|`-separated, empty = benign) and manifest.parquet
+    (one row per image: labels, scenario, progress, seed, palette, size, objects with boxes and materials)
+    into `out`; returns the labels.csv path. Same arguments, same bytes. fmt: png|jpeg|gray|tiff|npz|dicos.
+    """
+    from xray.dataset import write_dataset_impl  # dataset imports this module: import at call time
+
+    return write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
+                              threat_rate=threat_rate, size=size, progress_bar=progress_bar)
