@@ -7,6 +7,7 @@ store's writer. The hash never leaves the store: callers get a UserRecord.
 from __future__ import annotations
 
 import re
+from functools import cache
 from datetime import datetime
 from typing import Any, get_args
 
@@ -71,8 +72,10 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# A valid hash to verify against when the user does not exist, so timing does not reveal who exists.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-at-all")
+@cache
+def _dummy_hash() -> str:
+    """A valid hash to verify against when the user does not exist, so timing does not reveal who exists."""
+    return _hasher.hash("not-a-real-password-at-all")
 
 
 def user_from_row(row: tuple[Any, ...]) -> UserRecord:
@@ -89,7 +92,7 @@ def fetch_login(cur: duckdb.DuckDBPyConnection, username: str) -> tuple[str, Use
 def check_login(found: tuple[str, UserRecord] | None, password: str) -> UserRecord:
     """The user if the password matches and the account is enabled; AuthError with a generic message otherwise."""
     if found is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(_dummy_hash(), password)
         raise AuthError(LOGIN_FAILED)
     password_hash, user = found
     if not verify_password(password_hash, password) or user.disabled:

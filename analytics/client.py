@@ -217,5 +217,5 @@ def open_store(settings: Any, require_owner: bool = False) -> Iterator[StoreAPI]
         raise errors.StoreUnavailable(f"no store owner answers at {settings.store_url}; start `xscreen store-owner`")
     from analytics.store import Store
 
-    with Store.from_settings(settings) as store:
+    with Store.from_settings(settings, fresh_snapshots=True) as store:
         yield store

@@ -7,7 +7,6 @@ file that is not an xscreen database, in both cases without writing to it.
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,23 +125,6 @@ def check_file(path: Path) -> None:
         header = fh.read(3 * HEADER_SIZE)
     if len(header) < 12 or header[8:12] != DUCKDB_MAGIC:
         raise SchemaError(f"{path} is not a DuckDB database (bad header); refusing to use it")
-    expected = _expected_size(header)
-    if expected is None or path.stat().st_size < expected:
-        raise SchemaError(f"{path} is truncated or corrupt ({path.stat().st_size} bytes, header says "
-                          f"{expected or 'unreadable'}); refusing to use it")
-
-
-def _expected_size(header: bytes) -> int | None:
-    """Bytes the newest of DuckDB's two database headers says the file holds (3 header blocks + its blocks)."""
-    if len(header) < 3 * HEADER_SIZE:
-        return None
-    best: tuple[int, int] | None = None
-    for offset in (HEADER_SIZE, 2 * HEADER_SIZE):
-        # checksum, iteration, meta_block, free_list, block_count, block_alloc_size (little-endian 64-bit)
-        _, iteration, _, _, block_count, block_size = struct.unpack_from("<QQqqQQ", header, offset)
-        if block_size and (best is None or iteration > best[0]):
-            best = (iteration, 3 * HEADER_SIZE + block_count * block_size)
-    return best[1] if best else None
 
 
 def current_version(con: duckdb.DuckDBPyConnection, label: str = "database") -> int:
@@ -181,6 +163,7 @@ def preflight(path: Path) -> int:
     except duckdb.Error as exc:
         raise SchemaError(f"{path} cannot be opened as a DuckDB database ({exc}); refusing to use it") from None
     try:
+        _check_size(con, path)
         version = current_version(con, str(path))
     except duckdb.Error as exc:
         raise SchemaError(f"{path} is corrupt ({exc}); refusing to use it") from None
@@ -188,6 +171,22 @@ def preflight(path: Path) -> int:
         con.close()
     check_compatible(version, str(path))
     return version
+
+
+def _check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """SchemaError when the file is shorter than the blocks DuckDB's own metadata says are in use (truncated).
+
+    DuckDB may trim free blocks off the end of a file, so the header's block count is not a lower bound; the
+    used-block count is."""
+    row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
+                      "WHERE database_name = current_database()").fetchone()
+    if row is None:
+        return
+    needed = 3 * HEADER_SIZE + int(row[0]) * int(row[1])
+    size = path.stat().st_size
+    if size < needed:
+        raise SchemaError(f"{path} is truncated ({size} bytes, but {row[1]} blocks of {row[0]} bytes are in use); "
+                          "refusing to use it")
 
 
 def _apply(con: duckdb.DuckDBPyConnection, step: Step) -> None:

@@ -115,12 +115,15 @@ class Store:
                    claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"))
 
     @classmethod
-    def from_settings(cls, settings: Any, clock: Clock = utcnow) -> Store:
-        """Open the store at settings.db_path with the store.* settings."""
+    def from_settings(cls, settings: Any, clock: Clock = utcnow, fresh_snapshots: bool = False) -> Store:
+        """Open the store at settings.db_path with the store.* settings.
+
+        `fresh_snapshots`: analyst SQL never reuses a snapshot (a short-lived CLI process should see its data)."""
         s = settings.store
+        max_age = 0.0 if fresh_snapshots else s.snapshot_max_age_s
         return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
                         claim_ttl_s=s.claim_ttl_s, clock=clock,
-                        sql=SqlOptions(settings.snapshots_dir, s.snapshot_max_age_s, s.sql_row_limit, s.sql_timeout_s))
+                        sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""
