@@ -7,8 +7,8 @@ store's writer. The hash never leaves the store: callers get a UserRecord.
 from __future__ import annotations
 
 import re
-from functools import cache
 from datetime import datetime
+from functools import cache
 from typing import Any, get_args
 
 import duckdb

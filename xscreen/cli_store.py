@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -25,7 +25,7 @@ def _settings() -> Any:
     return State.settings()
 
 
-def _actor(actor: Optional[str]) -> str:
+def _actor(actor: str | None) -> str:
     return actor or os.environ.get("USER") or getpass.getuser() or "cli"
 
 
@@ -41,8 +41,8 @@ def store_owner() -> None:
 def sql(
     query: str = typer.Argument(..., help="One read-only SQL query (SELECT ...)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table, csv or json."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Most rows (capped by store.sql_row_limit)."),
-    actor: Optional[str] = typer.Option(None, "--actor", help="Name recorded in the audit log (default: $USER)."),
+    limit: int | None = typer.Option(None, "--limit", help="Most rows (capped by store.sql_row_limit)."),
+    actor: str | None = typer.Option(None, "--actor", help="Name recorded in the audit log (default: $USER)."),
 ) -> None:
     """Run read-only analyst SQL over a recent snapshot of the store (file access disabled)."""
     from analytics.client import open_store
@@ -74,8 +74,8 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def snapshot(
-    out: Optional[Path] = typer.Argument(None, help="Snapshot file to write (default: HOME/snapshots/xscreen-<time>.duckdb)."),
-    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Export Parquet files into this new folder instead."),
+    out: Path | None = typer.Argument(None, help="Snapshot file to write (default: HOME/snapshots/xscreen-<time>.duckdb)."),
+    parquet: Path | None = typer.Option(None, "--parquet", help="Export Parquet files into this new folder instead."),
 ) -> None:
     """Write a consistent copy of the store that notebooks and the duckdb CLI can open while the system runs."""
     from analytics.client import open_store
@@ -102,7 +102,7 @@ def users_add(
     username: str = typer.Argument(..., help="Login name (a-z, 0-9, _ . -)."),
     role: str = typer.Option(..., "--role", help="officer, supervisor, analyst or admin."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
-    actor: Optional[str] = typer.Option(None, "--actor", help="Who is adding (audit; default $USER)."),
+    actor: str | None = typer.Option(None, "--actor", help="Who is adding (audit; default $USER)."),
 ) -> None:
     """Create a user; the password is prompted for (never a default)."""
     from analytics.client import open_store
@@ -117,7 +117,7 @@ def users_add(
 def users_passwd(
     username: str = typer.Argument(...),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
-    actor: Optional[str] = typer.Option(None, "--actor", help="Who is changing it (audit; default $USER)."),
+    actor: str | None = typer.Option(None, "--actor", help="Who is changing it (audit; default $USER)."),
 ) -> None:
     """Set a new password for a user."""
     from analytics.client import open_store
@@ -131,7 +131,7 @@ def users_passwd(
 @users_app.command("disable")
 def users_disable(
     username: str = typer.Argument(...),
-    actor: Optional[str] = typer.Option(None, "--actor", help="Who is disabling (audit; default $USER)."),
+    actor: str | None = typer.Option(None, "--actor", help="Who is disabling (audit; default $USER)."),
 ) -> None:
     """Disable a user (kept for the audit trail; can no longer sign in)."""
     from analytics.client import open_store
