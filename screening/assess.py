@@ -24,21 +24,21 @@ Boxes = dict[str, list[tuple[str, tuple[float, float, float, float]]]]  # file n
 
 
 def load_boxes(folder: Path) -> Boxes:
-    """Threat boxes of folder/manifest.parquet as image fractions, keyed by file name ({} when absent)."""
+    """Threat boxes of folder/manifest.parquet (xray.dataset) as image fractions, keyed by file name ({} when absent)."""
     path = folder / "manifest.parquet"
     if not path.is_file():
         return {}
     import pandas as pd
 
-    df = pd.read_parquet(path)
-    need = {"file", "class_name", "x0", "y0", "x1", "y1", "width", "height"}
-    if not need <= set(df.columns):
-        log.warning("%s lacks columns %s: localisation not measured", path, sorted(need - set(df.columns)))
+    df = pd.read_parquet(path, columns=None)
+    if not {"file", "width", "height", "objects"} <= set(df.columns):
+        log.warning("%s lacks file/width/height/objects columns: localisation not measured", path)
         return {}
     out: Boxes = {}
-    for r in df[df["class_name"].notna()].itertuples(index=False):
-        box = (r.x0 / r.width, r.y0 / r.height, r.x1 / r.width, r.y1 / r.height)
-        out.setdefault(str(r.file), []).append((str(r.class_name), box))
+    for file, w, h, objects in zip(df["file"], df["width"], df["height"], df["objects"], strict=True):
+        for o in objects:  # one row per image; objects carry pixel boxes (x1, y1 exclusive)
+            if o["is_threat"] and o["class_name"]:
+                out.setdefault(str(file), []).append((str(o["class_name"]), (o["x0"] / w, o["y0"] / h, o["x1"] / w, o["y1"] / h)))
     return out
 
 

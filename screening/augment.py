@@ -19,6 +19,8 @@ class AugmentConfig:
     gain_log_range: float = 0.25  # gain g = exp(U(-r, r))
     noise_max: float = 0.03  # per-image Gaussian noise sigma ~ U(0, noise_max)
     palette_p: float = 0.3  # share of dual-energy samples re-rendered with another palette
+    tip_p: float = 0.3  # share of benign dual-energy samples that receive a projected threat (TIP)
+    tip_bank: int = 12  # pre-rendered signatures per class
 
 
 def repalette(planes: torch.Tensor, rng: np.random.Generator, p: float) -> dict[int, torch.Tensor]:
@@ -49,3 +51,32 @@ def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> to
     sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)
     x = x + sigma * torch.randn(x.shape, generator=gen)
     return x.clamp_(0.0, 1.0)
+
+
+class TipBank:
+    """Pre-rendered threat signatures at canvas scale, projected into benign dual-energy samples (TIP).
+
+    Projection is physical (xray.tip.project_threat: log-attenuations add), then the sample is re-coloured with a
+    palette, so the model sees the threat as a scanner would show it behind the benign clutter.
+    """
+
+    def __init__(self, classes: list[str], canvas: int, per_class: int, seed: int) -> None:
+        from xray.tip import render_threat
+
+        rng = np.random.default_rng(seed)
+        # A letterboxed parcel spans most of the canvas across the belt: render at that pixel scale.
+        self.classes = classes
+        self.bank = {c: [render_threat(rng, c, image_width=int(canvas * 0.9)) for _ in range(per_class)] for c in classes}
+
+    def project(self, planes: torch.Tensor, rng: np.random.Generator, palette: str) -> tuple[torch.Tensor, int]:
+        """planes (2, S, S) float -> canvas (3, S, S) float with one projected threat, and that class's index."""
+        from xray.palettes import pseudo_colour
+        from xray.tip import project_threat, random_top_left
+
+        j = int(rng.integers(len(self.classes)))
+        sig = self.bank[self.classes[j]][int(rng.integers(len(self.bank[self.classes[j]])))]
+        high, low = planes[0].float().numpy(), planes[1].float().numpy()
+        top_left = random_top_left(rng, high.shape, sig, margin=0.2)
+        high, low = project_threat(high, low, sig.att_high, sig.att_low, top_left)
+        rgb = pseudo_colour(high, low, palette)  # (S, S, 3) uint8
+        return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0), j

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from analytics.records import ANY_THREAT, ModelRecord, utcnow
 from screening import registry
-from screening.augment import AugmentConfig, photometric, repalette
+from screening.augment import AugmentConfig, TipBank, photometric, repalette
 from screening.calibration import certificate, fit_temperature, operating_point, sigmoid, verdicts
 from screening.data import LabelledSet, balanced_weights, load_folders, split_indices
 from screening.evaluate import EvaluationError, metrics
@@ -77,12 +77,29 @@ def loss_fn(o: Any, any_y: torch.Tensor, cls_y: torch.Tensor) -> torch.Tensor:
     return any_loss + cls_loss
 
 
-def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator) -> torch.Tensor:
+def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator,
+           tip: TipBank | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Augmented canvases (B, 3, S, S) channels-last and their (any (B,), class (B, K)) targets."""
     x = data.float_canvases(torch.as_tensor(idx))  # (B, 3, S, S)
-    if cfg.augment.palette_p > 0 and data.planes is not None:
-        for b, canvas in repalette(data.planes[torch.as_tensor(idx)], rng, cfg.augment.palette_p).items():
+    any_y = torch.as_tensor(data.any_labels[idx]).clone()
+    cls_y = torch.as_tensor(data.class_labels[idx]).clone()
+    if data.planes is not None:
+        planes = data.planes[torch.as_tensor(idx)]  # (B, 2, S, S), NaN where the scan is not dual-energy
+        for b, canvas in repalette(planes, rng, cfg.augment.palette_p).items():
             x[b] = canvas
-    return photometric(x, cfg.augment, gen).contiguous(memory_format=torch.channels_last)
+        if tip is not None:
+            for b in range(len(idx)):
+                if any_y[b] == 0 and rng.random() < cfg.augment.tip_p and not torch.isnan(planes[b]).any():
+                    x[b], j = tip.project(planes[b], rng, _random_palette(rng))
+                    any_y[b], cls_y[b, j] = 1, 1
+    return photometric(x, cfg.augment, gen).contiguous(memory_format=torch.channels_last), any_y, cls_y
+
+
+def _random_palette(rng: np.random.Generator) -> str:
+    from xray.palettes import PALETTES
+
+    names = sorted(PALETTES)
+    return names[int(rng.integers(len(names)))]
 
 
 def validation_scores(net: ScreeningNet, val: LabelledSet) -> dict[str, float]:
@@ -112,7 +129,8 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
     net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr or cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
-    any_y, cls_y = torch.as_tensor(train.any_labels), torch.as_tensor(train.class_labels)
+    use_tip = train.planes is not None and cfg.augment.tip_p > 0
+    tip = TipBank(train.classes, train.canvases.shape[-1], cfg.augment.tip_bank, cfg.seed) if use_tip else None
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     history: list[dict[str, float]] = []
     best_epoch = 0
@@ -122,12 +140,13 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
         for _ in bar:
             idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
-            loss = loss_fn(net(_batch(train, idx, cfg, gen, rng)), any_y[idx], cls_y[idx])
+            x, any_y, cls_y = _batch(train, idx, cfg, gen, rng, tip)
+            loss = loss_fn(net(x), any_y, cls_y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         row = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - t0, **validation_scores(net, val)}
         history.append(row)
