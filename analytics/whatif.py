@@ -1,9 +1,12 @@
-"""Threshold what-if: workload, expected misses and cost at an operating point, from labelled scores.
+"""Threshold what-if: workload, expected misses and cost at an operating point.
 
-Scores are any-threat probabilities in [0, 1] of items whose truth is known (the model's calibration set
-plus recent officer feedback); an item is sent to an officer when its score >= threshold. Rates from the
-labelled set are re-weighted to the live `prevalence`, so an enriched calibration set does not inflate
-the workload. Thresholds are only offered inside the region the model's conformal certificate covers.
+An item goes to an officer when its any-threat score >= threshold. Two samples feed it, because officers only
+ever label what the model flagged (labelled benign items are biased towards high scores):
+- `threat_scores`: scores of items known to hold a threat (officer decisions, audits of cleared items, the
+  model's calibration threats) -> detection rate;
+- `live_scores`: scores of all recent mail, labelled or not -> workload (share of mail sent to officers).
+False alarms are the workload that is not detected threats at the given prevalence. Thresholds are only
+offered inside the region the model's conformal certificate covers.
 """
 
 from __future__ import annotations
@@ -66,16 +69,11 @@ class CertifiedRegion:
         return min(max(threshold, self.low), self.high)
 
 
-def _labelled(scores: Sequence[float] | np.ndarray, is_threat: Sequence[bool] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    t = np.asarray(is_threat, dtype=bool).ravel()
-    if s.shape != t.shape:
-        raise WhatIfError(f"{s.size} scores but {t.size} labels")
-    if not t.any():
-        raise WhatIfError("no threat items among the labelled scores: detection rate is undefined")
-    if t.all():
-        raise WhatIfError("no benign items among the labelled scores: false-alarm rate is undefined")
-    return s[t], s[~t]
+def _scores(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise WhatIfError(f"no {what}: the what-if needs at least one")
+    return arr
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -84,39 +82,32 @@ def _check_unit(name: str, value: float) -> None:
 
 
 def operating_point(
-    scores: Sequence[float] | np.ndarray, is_threat: Sequence[bool] | np.ndarray, threshold: float, prevalence: float
+    threat_scores: Sequence[float] | np.ndarray, live_scores: Sequence[float] | np.ndarray, threshold: float,
+    prevalence: float,
 ) -> OperatingPoint:
-    """Detection, false-alarm rate and workload when items scoring >= threshold go to officers."""
+    """Detection (on known threats), workload (on live mail) and the implied false-alarm rate at a threshold."""
     _check_unit("prevalence", prevalence)
-    threats, benign = _labelled(scores, is_threat)
-    det = float((threats >= threshold).mean())
-    far = float((benign >= threshold).mean())
-    workload = prevalence * det + (1 - prevalence) * far
+    det = float((_scores(threat_scores, "known threat scores") >= threshold).mean())
+    workload = float((_scores(live_scores, "live scores") >= threshold).mean())
+    benign = 1 - prevalence
+    far = min(1.0, max(0.0, workload - prevalence * det) / benign) if benign > 0 else 0.0
     return OperatingPoint(threshold, det, 1 - det, far, workload, prevalence)
 
 
-def threshold_for_detection(
-    scores: Sequence[float] | np.ndarray, is_threat: Sequence[bool] | np.ndarray, target: float
-) -> float:
-    """Highest threshold whose detection rate on the labelled threats is >= target."""
+def threshold_for_detection(threat_scores: Sequence[float] | np.ndarray, target: float) -> float:
+    """Highest threshold whose detection rate on the known threats is >= target."""
     _check_unit("target detection rate", target)
-    threats, _ = _labelled(scores, is_threat)
-    desc = np.sort(threats)[::-1]
+    desc = np.sort(_scores(threat_scores, "known threat scores"))[::-1]
     k = max(1, math.ceil(target * desc.size - 1e-9))  # need k threats at or above the threshold
     return float(desc[k - 1])
 
 
-def threshold_for_capacity(
-    scores: Sequence[float] | np.ndarray, is_threat: Sequence[bool] | np.ndarray, capacity: float, prevalence: float
-) -> float:
-    """Lowest threshold (best detection) whose workload at `prevalence` is <= capacity."""
+def threshold_for_capacity(live_scores: Sequence[float] | np.ndarray, capacity: float) -> float:
+    """Lowest threshold (best detection) that sends at most `capacity` of live mail to officers."""
     _check_unit("capacity", capacity)
-    _check_unit("prevalence", prevalence)
-    threats, benign = _labelled(scores, is_threat)
-    candidates = np.unique(np.concatenate([threats, benign, [np.inf]]))  # ascending; inf flags nothing
-    det = 1 - np.searchsorted(np.sort(threats), candidates, side="left") / threats.size
-    far = 1 - np.searchsorted(np.sort(benign), candidates, side="left") / benign.size
-    workload = prevalence * det + (1 - prevalence) * far
+    live = np.sort(_scores(live_scores, "live scores"))
+    candidates = np.unique(np.concatenate([live, [np.inf]]))  # ascending; inf sends nothing
+    workload = 1 - np.searchsorted(live, candidates, side="left") / live.size
     ok = np.nonzero(workload <= capacity + 1e-12)[0]
     return float(candidates[ok[0]])  # workload falls as the threshold rises; inf always qualifies
 
@@ -124,7 +115,7 @@ def threshold_for_capacity(
 def cost_view(
     point: OperatingPoint, volume: int, cost_miss: float, cost_inspection: float
 ) -> CostView:
-    """Cost of a missed threat x prevalence x miss rate + cost of an inspection x false alarms, per `volume`."""
+    """Cost of a missed threat x prevalence x miss rate + cost of an inspection x false alarms, per `volume` items."""
     if volume < 0 or cost_miss < 0 or cost_inspection < 0:
         raise WhatIfError("volume and costs must be non-negative")
     misses = volume * point.prevalence * point.miss_rate
@@ -160,7 +151,8 @@ def certified_region(calibration: Mapping[str, Any]) -> CertifiedRegion:
 
 
 def curve(
-    scores: Sequence[float] | np.ndarray, is_threat: Sequence[bool] | np.ndarray, prevalence: float, points: int = 101
+    threat_scores: Sequence[float] | np.ndarray, live_scores: Sequence[float] | np.ndarray, prevalence: float,
+    points: int = 101,
 ) -> list[OperatingPoint]:
     """Operating points on an even grid of thresholds in [0, 1], for the trade-off chart."""
-    return [operating_point(scores, is_threat, float(t), prevalence) for t in np.linspace(0, 1, points)]
+    return [operating_point(threat_scores, live_scores, float(t), prevalence) for t in np.linspace(0, 1, points)]

@@ -91,11 +91,10 @@ def detail(scan_id: str) -> None:
         return
     verdict = next((v for v in scan["verdicts"] if v["role"] == "champion"), None)
     st.subheader(f"Scan {scan_id}")
-    m = st.columns(4)
-    m[0].metric("Risk (any threat)", f"{verdict['any_threat']:.2f}" if verdict else "-")
-    m[1].metric("Scanner", scan["scanner_id"])
-    m[2].metric("Received (UTC)", str(scan["received_at"])[:19])
-    m[3].metric("Model", verdict["model_version"] if verdict else "-")
+    m1, m2 = st.columns([1, 3])
+    m1.metric("Risk (any threat)", f"{verdict['any_threat']:.2f}" if verdict else "-")
+    m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {str(scan['received_at'])[:19]} UTC  \n"
+                f"**Model** {verdict['model_version'] if verdict else '-'}")
     viewer.show(scan, verdict, "triage")
     if verdict:
         st.plotly_chart(charts.class_scores(verdict["scores"], verdict.get("thresholds") or {}), key="triage_scores")

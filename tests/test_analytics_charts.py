@@ -33,8 +33,7 @@ def test_rate_error_bars_match_interval_and_skip_empty() -> None:
 
 
 def test_whatif_curve_greys_uncertified_thresholds() -> None:
-    scores, threat = [0.9, 0.8, 0.2, 0.1], [True, True, False, False]
-    points = whatif.curve(scores, threat, prevalence=0.5, points=11)
+    points = whatif.curve([0.9, 0.8], [0.9, 0.8, 0.2, 0.1], prevalence=0.5, points=11)
     region = whatif.CertifiedRegion(0.0, 0.5, 0.05, 0.05)
     fig = charts.whatif_curve(points, points[3], region)
     assert len(fig.data[0].x) == 6 and len(fig.data[1].x) == 5

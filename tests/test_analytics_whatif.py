@@ -4,32 +4,33 @@ import pytest
 
 from analytics import whatif
 
-SCORES = [0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1]
-THREAT = [True, True, True, False, False, False, False]
+THREATS = [0.9, 0.8, 0.4]  # scores of known threats
+LIVE = [0.9, 0.8, 0.4, 0.7, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01]  # all recent mail
 
 
-def test_operating_point_reweights_to_live_prevalence() -> None:
-    p = whatif.operating_point(SCORES, THREAT, 0.5, prevalence=0.1)
-    assert p.detection_rate == pytest.approx(2 / 3) and p.false_alarm_rate == pytest.approx(0.25)
-    assert p.workload == pytest.approx(0.1 * 2 / 3 + 0.9 * 0.25)
+def test_operating_point_takes_workload_from_live_mail() -> None:
+    p = whatif.operating_point(THREATS, LIVE, 0.5, prevalence=0.1)
+    assert p.detection_rate == pytest.approx(2 / 3) and p.workload == pytest.approx(0.3)
+    assert p.false_alarm_rate == pytest.approx((0.3 - 0.1 * 2 / 3) / 0.9)
 
 
 @pytest.mark.parametrize(("target", "threshold"), [(1.0, 0.4), (0.6, 0.8), (0.5, 0.8), (0.3, 0.9)])
 def test_threshold_for_detection_is_highest_meeting_target(target: float, threshold: float) -> None:
-    assert whatif.threshold_for_detection(SCORES, THREAT, target) == threshold
+    assert whatif.threshold_for_detection(THREATS, target) == threshold
 
 
-@pytest.mark.parametrize(("capacity", "threshold"), [(0.2, 0.8), (0.3, 0.7), (1.0, 0.1)])
+@pytest.mark.parametrize(("capacity", "threshold"), [(0.2, 0.8), (0.3, 0.7), (1.0, 0.01), (0.0, float("inf"))])
 def test_threshold_for_capacity_is_lowest_within_capacity(capacity: float, threshold: float) -> None:
-    assert whatif.threshold_for_capacity(SCORES, THREAT, capacity, prevalence=0.1) == threshold
+    assert whatif.threshold_for_capacity(LIVE, capacity) == threshold
 
 
 def test_cost_view_per_thousand_items() -> None:
-    point = whatif.operating_point(SCORES, THREAT, 0.5, prevalence=0.1)
+    point = whatif.operating_point(THREATS, LIVE, 0.5, prevalence=0.1)
     cost = whatif.cost_view(point, volume=1000, cost_miss=10_000, cost_inspection=5)
+    assert cost.inspections == pytest.approx(300)
     assert cost.expected_misses == pytest.approx(100 / 3)
-    assert cost.false_alarms == pytest.approx(225)
-    assert cost.total_cost == pytest.approx(10_000 * 100 / 3 + 5 * 225)
+    assert cost.false_alarms == pytest.approx(300 - 200 / 3)  # inspections that are not detected threats
+    assert cost.total_cost == pytest.approx(10_000 * 100 / 3 + 5 * (300 - 200 / 3))
 
 
 def test_certified_region_from_certificate() -> None:
@@ -50,6 +51,6 @@ def test_model_without_certificate_is_a_typed_error() -> None:
         whatif.certified_region({"temperature": 1.2})
 
 
-def test_no_threats_is_a_typed_error() -> None:
-    with pytest.raises(whatif.WhatIfError, match="no threat items"):
-        whatif.operating_point([0.1, 0.2], [False, False], 0.5, 0.1)
+def test_no_known_threats_is_a_typed_error() -> None:
+    with pytest.raises(whatif.WhatIfError, match="no known threat scores"):
+        whatif.operating_point([], LIVE, 0.5, 0.1)
