@@ -293,7 +293,7 @@ def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[floa
         if n == 0:
             return 0.0, 0.0, 0.0
         ratio = a_l[objects] / a_h[objects]
-        saturated = a_h[objects] > -np.log(TRANSMISSION_FLOOR) * 0.97  # black: counted as metal
+        saturated = a_l[objects] > -np.log(TRANSMISSION_FLOOR) * 0.97  # low channel black: dense metal
         organic = float(((ratio < RATIO_ORGANIC_MAX) & ~saturated).sum()) / n
         metal = float(((ratio >= RATIO_METAL_MIN) | saturated).sum()) / n
         return organic, 1.0 - organic - metal, metal

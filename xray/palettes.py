@@ -105,6 +105,8 @@ def lut_indices(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarr
     a_h = -np.log(hi)
     a_l = -np.log(lo)
     ratio = a_l / np.maximum(a_h, np.float32(1e-3))
+    # a saturated low channel only bounds the ratio from below; only dense metal gets there: show it as metal
+    ratio[a_l >= np.float32(MAX_ATTENUATION * 0.97)] = np.float32(RATIO_MAX)
     scale_r = np.float32((RATIO_BINS - 1) / (RATIO_MAX - RATIO_MIN))
     ri = np.clip((ratio - np.float32(RATIO_MIN)) * scale_r, 0, RATIO_BINS - 1).astype(np.intp)
     ai = np.sqrt(np.minimum(a_h * np.float32(1.0 / MAX_ATTENUATION), np.float32(1.0)))
