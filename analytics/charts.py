@@ -136,3 +136,12 @@ def _need(df: pd.DataFrame, columns: list[str]) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ChartError(f"data has no column(s) {', '.join(missing)}; it has {', '.join(map(str, df.columns))}")
+
+
+def verdicts_by_day(df: pd.DataFrame, by: Literal["scanner_id", "top_class"] = "scanner_id") -> go.Figure:
+    """Stacked daily scan counts from the `verdicts_by_day` query, split by scanner or by top class."""
+    _need(df, ["day", by, "n"])
+    daily = df.groupby(["day", by], as_index=False)["n"].sum()
+    fig = px.bar(daily, x="day", y="n", color=by)
+    fig.update_layout(**_LAYOUT, title=f"Scans per day by {by.replace('_id', '').replace('_', ' ')}")
+    return fig

@@ -53,3 +53,10 @@ def test_image_stats_error_bars_span_p05_to_p95() -> None:
                        "noise_level_p95": [0.5]})
     bar = charts.image_stats_by_scanner(df, "noise_level").data[0].error_y
     assert list(bar.array) == pytest.approx([0.3]) and list(bar.arrayminus) == pytest.approx([0.1])
+
+
+def test_verdicts_by_day_sums_over_the_other_split() -> None:
+    df = pd.DataFrame({"day": ["d1", "d1", "d1"], "scanner_id": ["a", "a", "b"], "top_class": ["x", "y", "x"],
+                       "n": [1, 2, 4], "flagged": [0, 1, 1]})
+    fig = charts.verdicts_by_day(df, by="scanner_id")
+    assert {t.name: list(t.y) for t in fig.data} == {"a": [3], "b": [4]}
