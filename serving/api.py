@@ -133,11 +133,12 @@ def create_api(backend: ApiBackend) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", **backend.health()}
+        return {"status": "ok", **await run_in_threadpool(backend.health)}  # may wait on a Serve handle
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        body = backend.metrics.render() + await run_in_threadpool(backend.extra_metrics)
+        # Gauges read the store at scrape time: keep those blocking calls off the event loop.
+        body = await run_in_threadpool(lambda: backend.metrics.render() + backend.extra_metrics())
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

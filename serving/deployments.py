@@ -195,10 +195,37 @@ def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRe
 
 
 def app_builder(args: dict[str, Any]) -> Any:
-    """`import_path` target for `serve deploy` (serving/deploy.yaml): settings from args["config"] or the environment."""
+    """`import_path` target of serving/deploy.yaml. Settings: args["settings_json"] (a full dump), else the TOML
+    file args["config"], else the environment (XSCREEN_* in the runtime_env)."""
+    if args.get("settings_json"):
+        return build_app(Settings.model_validate_json(args["settings_json"]))
     config = args.get("config")
-    settings = load_settings(Path(config) if config else None)
-    return build_app(settings)
+    return build_app(load_settings(Path(config) if config else None))
+
+
+def local_config_from_yaml(path: Path, settings: Settings, *, replicas: int, app_name: str,
+                           route_prefix: str) -> Any:
+    """serving/deploy.yaml adapted to this machine: CPU-only, fixed replicas, settings passed inline."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load(path.read_text())
+    app = raw["applications"][0]
+    app.update(name=app_name, route_prefix=route_prefix, args={"settings_json": settings.model_dump_json()})
+    for dep in app["deployments"]:
+        dep.pop("autoscaling_config", None)
+        dep["ray_actor_options"] = {"num_cpus": 0.5 if dep["name"] == CLASSIFIER else 0, "num_gpus": 0}
+        dep["num_replicas"] = replicas if dep["name"] == CLASSIFIER else 1
+    raw["http_options"] = {"host": settings.network.host, "port": settings.network.api_port}
+    return ServeDeploySchema.model_validate(raw)
+
+
+def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> DeploymentHandle:
+    """Deploy a Serve config on the connected instance (what `serve deploy` asks the cluster to do)."""
+    from ray.serve.context import _get_global_client
+
+    _get_global_client().deploy_apps(config, _blocking=True)
+    return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
 
 
 def start_ray(settings: Settings, address: str | None = None) -> None:

@@ -247,12 +247,17 @@ class Stack:
         if self._sim_thread is not None:
             self._sim_thread.join(15)
 
+    def stop_watcher(self) -> None:
+        """Stop the watcher and its metrics port (start_watcher starts them again, reconciling first)."""
+        self._stop_watcher()
+
     def _stop_watcher(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+            self.metrics_server.server_close()  # release the port: a restarted watcher binds it again
             self.metrics_server = None
 
     def _stop_ray(self) -> None:
