@@ -297,10 +297,11 @@ def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[floa
         organic = float(((ratio < RATIO_ORGANIC_MAX) & ~saturated).sum()) / n
         metal = float(((ratio >= RATIO_METAL_MIN) | saturated).sum()) / n
         return organic, 1.0 - organic - metal, metal
-    rgb = scan.rgb[sub]
-    if not np.any(np.ptp(rgb, axis=2) > 0.02):  # grayscale: no material information
+    rgb = scan.rgb[::4, ::4]  # a 4x subsample is plenty for a fraction and keeps this under a few ms
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    if not np.any(mx - mn > 0.02):  # grayscale: no material information
         return 0.0, 0.0, 0.0
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
     objects = mn < 0.9
     n = int(objects.sum())
     if n == 0:

@@ -18,8 +18,9 @@ def clothing(rng: np.random.Generator) -> ObjectSpec:
 
     def draw(f: Frame) -> list[Part]:
         folds = 1.0 + 0.45 * texture("folds", f.u.shape, rng)
-        parts = [Part("cotton", f.rect(w, h, thick, r=25) * folds)]
-        if rng.random() < 0.5:  # a zip or press studs
+        bulge = 0.55 + 0.45 * f.ellipse(w * 0.55, h * 0.55, 1.0, dome=True)  # folded fabric is thickest inside
+        parts = [Part("cotton", f.rect(w, h, thick, r=25) * folds * bulge)]
+        if rng.random() < 0.35:  # a zip or press studs
             parts.append(Part("zinc_alloy", f.rect(4, h * 0.7, 1.2, cx=w * rng.uniform(-0.2, 0.2)), core=False))
         return parts
 
@@ -36,8 +37,10 @@ def shoes(rng: np.random.Generator) -> ObjectSpec:
         for side in (-0.5, 0.5):
             sole += f.ellipse(length / 2, width / 2, 30, cy=side * gap)
             upper += f.ellipse(length * 0.42, width * 0.42, 55, cy=side * gap, cx=-length * 0.06, dome=True)
-        shank = f.rect(70, 12, 1.5, cy=-gap / 2) + f.rect(70, 12, 1.5, cy=gap / 2)
-        return [Part("rubber", sole), Part("cotton", upper), Part("steel", shank, core=False)]
+        parts = [Part("rubber", sole), Part("cotton", upper)]
+        if rng.random() < 0.3:  # a steel shank in the sole of some shoes
+            parts.append(Part("steel", f.rect(60, 8, 1.0, cy=-gap / 2) + f.rect(60, 8, 1.0, cy=gap / 2), core=False))
+        return parts
 
     return ObjectSpec("shoes", (length / 2, gap / 2 + width / 2), draw, "rubber")
 
@@ -140,7 +143,8 @@ def food_pack(rng: np.random.Generator) -> ObjectSpec:
 
     def draw(f: Frame) -> list[Part]:
         grain = 1.0 + 0.35 * texture("grain", f.u.shape, rng)
-        parts = [Part("food", f.rect(w, h, t, r=10) * grain)]
+        bulge = 0.5 + 0.5 * f.ellipse(w * 0.55, h * 0.55, 1.0, dome=True)
+        parts = [Part("food", f.rect(w, h, t, r=10) * grain * bulge)]
         if rng.random() < 0.3:  # foil-lined pack
             parts.append(Part("aluminium", f.rect(w, h, 0.02, r=10)))
         return parts

@@ -198,7 +198,7 @@ def _scanner(acc_h: np.ndarray, acc_l: np.ndarray, rng: np.random.Generator,
         t = acc[np.ix_(rows, cols)]  # (H, W)
         np.exp(np.negative(t, out=t), out=t)
         t = _blur(_blur(t, BLUR_BELT_PX * sc.blur_scale, 0), BLUR_DETECTOR_PX * sc.blur_scale, 1)
-        column_gain = 1.0 + sc.column_drift * rng.standard_normal(W).astype(np.float32)
+        column_gain = np.asarray(rng.standard_normal(W, dtype=np.float32)) * np.float32(sc.column_drift) + 1.0
         t *= np.float32(sc.gain) * column_gain[None, :]
         t += np.float32(sc.offset)
         np.maximum(t, 0, out=t)

@@ -71,15 +71,15 @@ def encode_npz(high: np.ndarray, low: np.ndarray) -> bytes:
 def encode_dicos(high: np.ndarray, low: np.ndarray, uid_seed: str) -> bytes:
     """A minimal DICOS DX object: 2 frames (high, low), 16-bit unsigned, explicit VR little endian."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DICOS_DX_PROCESSING
+    meta.MediaStorageSOPClassUID = UID(DICOS_DX_PROCESSING)
     meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[uid_seed, "sop"])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = DICOS_DX_PROCESSING
+    ds.SOPClassUID = UID(DICOS_DX_PROCESSING)
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = generate_uid(entropy_srcs=[uid_seed, "study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=[uid_seed, "series"])
