@@ -136,9 +136,28 @@ def _tiff_hw(shape: tuple[int, ...]) -> tuple[int, int]:
     raise _Refuse("bad_shape", f"TIFF page of shape {shape}")
 
 
+def _tiff_ifds_inside(data: bytes) -> None:
+    """Walk a classic TIFF's IFD chain; `truncated` if an IFD lies past the end of the data."""
+    if data[:2] not in (b"II", b"MM") or data[2:4] not in (b"*\x00", b"\x00*"):
+        return  # BigTIFF: left to tifffile
+    endian = "<" if data[:2] == b"II" else ">"
+    if len(data) < 8:
+        raise _Refuse("truncated", "TIFF ends inside its header")
+    offset, seen = struct.unpack(endian + "I", data[4:8])[0], 0
+    while offset and seen < 64:
+        if offset + 2 > len(data):
+            raise _Refuse("truncated", f"TIFF directory at byte {offset} lies past the end ({len(data)} bytes)")
+        count = struct.unpack(endian + "H", data[offset:offset + 2])[0]
+        end = offset + 2 + 12 * count + 4
+        if end > len(data):
+            raise _Refuse("truncated", f"TIFF directory at byte {offset} runs past the end ({len(data)} bytes)")
+        offset, seen = struct.unpack(endian + "I", data[end - 4:end])[0], seen + 1
+
+
 def _decode_tiff(data: bytes, max_pixels: int) -> ScanImage:
     import tifffile
 
+    _tiff_ifds_inside(data)
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         pages = list(tif.pages)
         if not pages or len(pages) > 4:
