@@ -7,12 +7,13 @@ Identity: batches by batch_id, scans by sha256, verdicts by (scan_id, model_vers
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pydantic_core import to_json
 
 from analytics.api import IngestResult
 from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord
@@ -48,12 +49,13 @@ JSON_COLUMNS = {"scans": ["declared_contents"], "verdicts": ["thresholds"]}
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    return None if value is None else to_json(value).decode()  # Rust encoder: ~10x json.dumps
 
 
 def _scan_row(scan: ScanRecord, batch_id: str) -> dict[str, Any]:
-    row = scan.model_dump(exclude={"stats"})
-    row.update(scan.stats.model_dump())
+    row = dict(scan.__dict__)  # the validated fields, without model_dump's per-field serialisation
+    del row["stats"]
+    row.update(scan.stats.__dict__)
     row["declared_contents"] = _json(scan.declared_contents)
     row["batch_id"] = batch_id
     return row
@@ -99,6 +101,28 @@ def _append(cur: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any
         cur.unregister("_rows")
 
 
+@dataclass
+class Prepared:
+    """An IngestBatch turned into table rows, keyed for deduplication. Built in the caller's thread, so the
+    writer thread only filters and appends."""
+
+    batch_id: str
+    scans: list[tuple[str, dict[str, Any]]]  # (sha256, row)
+    verdicts: list[tuple[tuple[str, str], dict[str, Any], list[dict[str, Any]]]]  # (key, row, heatmap rows)
+    quarantines: list[tuple[str, dict[str, Any]]]  # (quarantine_id, row)
+
+
+def prepare(batch: IngestBatch) -> Prepared:
+    scanner_of = {s.scan_id: s.scanner_id for s in batch.scans}
+    return Prepared(
+        batch_id=batch.batch_id,
+        scans=[(s.sha256, _scan_row(s, batch.batch_id)) for s in batch.scans],
+        verdicts=[((v.scan_id, v.model_version), _verdict_row(v, scanner_of.get(v.scan_id), batch.batch_id),
+                   _heatmap_rows(v)) for v in batch.verdicts],
+        quarantines=[(q.quarantine_id, _quarantine_row(q, batch.batch_id)) for q in batch.quarantines],
+    )
+
+
 class _Plan:
     """The rows a group of batches will add, deduplicated against the store and within the group."""
 
@@ -110,29 +134,36 @@ class _Plan:
         self.batches: list[dict[str, Any]] = []
 
 
-def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[IngestBatch], now: datetime) -> list[IngestResult]:
+def _fill_scanner_ids(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Verdicts whose scan came in an earlier batch take its scanner_id from the scans table."""
+    missing = list({r["scan_id"] for r in rows if r["scanner_id"] is None})
+    if not missing:
+        return
+    cur.register("_keys", pa.table({"k": pa.array(missing, type=pa.string())}))
+    try:
+        known = dict(cur.execute("SELECT scan_id, scanner_id FROM scans WHERE scan_id IN (SELECT k FROM _keys)")
+                     .fetchall())
+    finally:
+        cur.unregister("_keys")
+    for r in rows:
+        if r["scanner_id"] is None:
+            r["scanner_id"] = known.get(r["scan_id"])
+
+
+def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now: datetime) -> list[IngestResult]:
     """Write every batch inside the caller's transaction; one IngestResult per batch, in order."""
     seen_batches = _existing(cur, "SELECT batch_id FROM ingest_batches WHERE batch_id IN (SELECT k FROM _keys)",
                              list({b.batch_id for b in batches}), pa.string())
-    all_scans = [s for b in batches for s in b.scans]
-    all_verdicts = [v for b in batches for v in b.verdicts]
     seen_sha = _existing(cur, "SELECT sha256 FROM scans WHERE sha256 IN (SELECT k FROM _keys)",
-                         list({s.sha256 for s in all_scans}), pa.string())
+                         list({k for b in batches for k, _ in b.scans}), pa.string())
     seen_verdicts = _existing(
         cur, "SELECT scan_id, model_version FROM verdicts WHERE scan_id IN (SELECT k FROM _keys)",
-        list({v.scan_id for v in all_verdicts}), pa.string())
+        list({k[0] for b in batches for k, _, _ in b.verdicts}), pa.string())
     seen_quarantine = _existing(cur, "SELECT quarantine_id FROM quarantine WHERE quarantine_id IN (SELECT k FROM _keys)",
-                                list({q.quarantine_id for b in batches for q in b.quarantines}), pa.string())
-    scanner_of = {s.scan_id: s.scanner_id for s in all_scans}
-    missing = list({v.scan_id for v in all_verdicts} - scanner_of.keys())
-    if missing:
-        cur.register("_keys", pa.table({"k": pa.array(missing, type=pa.string())}))
-        scanner_of.update(dict(cur.execute(
-            "SELECT scan_id, scanner_id FROM scans WHERE scan_id IN (SELECT k FROM _keys)").fetchall()))
-        cur.unregister("_keys")
+                                list({k for b in batches for k, _ in b.quarantines}), pa.string())
     plan = _Plan()
-    results = [_plan_batch(plan, b, now, seen_batches, seen_sha, seen_verdicts, seen_quarantine, scanner_of)
-               for b in batches]
+    results = [_plan_batch(plan, b, now, seen_batches, seen_sha, seen_verdicts, seen_quarantine) for b in batches]
+    _fill_scanner_ids(cur, plan.verdicts)
     _append(cur, "scans", plan.scans, SCAN_SCHEMA)
     _append(cur, "verdicts", plan.verdicts, VERDICT_SCHEMA)
     _append(cur, "heatmaps", plan.heatmaps, HEATMAP_SCHEMA)
@@ -144,39 +175,30 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[IngestBatch], n
     return results
 
 
-def _plan_batch(plan: _Plan, batch: IngestBatch, now: datetime, seen_batches: set[Any], seen_sha: set[Any],
-                seen_verdicts: set[Any], seen_quarantine: set[Any], scanner_of: dict[str, str]) -> IngestResult:
+def _plan_batch(plan: _Plan, batch: Prepared, now: datetime, seen_batches: set[Any], seen_sha: set[Any],
+                seen_verdicts: set[Any], seen_quarantine: set[Any]) -> IngestResult:
     """Add one batch's new rows to the plan (marking them seen, so a later batch in the group skips them)."""
     if batch.batch_id in seen_batches:
         return IngestResult(batch_id=batch.batch_id, duplicate_batch=True,
                             duplicate_scans=len(batch.scans), duplicate_verdicts=len(batch.verdicts),
                             duplicate_quarantines=len(batch.quarantines))
     seen_batches.add(batch.batch_id)
-    counts = {"new_scans": 0, "new_verdicts": 0, "new_quarantines": 0}
-    for scan in batch.scans:
-        if scan.sha256 not in seen_sha:
-            seen_sha.add(scan.sha256)
-            plan.scans.append(_scan_row(scan, batch.batch_id))
-            counts["new_scans"] += 1
-    for v in batch.verdicts:
-        if (v.scan_id, v.model_version) not in seen_verdicts:
-            seen_verdicts.add((v.scan_id, v.model_version))
-            plan.verdicts.append(_verdict_row(v, scanner_of.get(v.scan_id), batch.batch_id))
-            plan.heatmaps.extend(_heatmap_rows(v))
-            counts["new_verdicts"] += 1
-    for q in batch.quarantines:
-        if q.quarantine_id not in seen_quarantine:
-            seen_quarantine.add(q.quarantine_id)
-            plan.quarantines.append(_quarantine_row(q, batch.batch_id))
-            counts["new_quarantines"] += 1
-    plan.batches.append({"batch_id": batch.batch_id, "received_at": now, "n_scans": counts["new_scans"],
-                         "n_verdicts": counts["new_verdicts"], "n_quarantines": counts["new_quarantines"]})
+    new_scans = [row for key, row in batch.scans if key not in seen_sha and not seen_sha.add(key)]  # type: ignore[func-returns-value]
+    new_verdicts = [(row, hm) for key, row, hm in batch.verdicts
+                    if key not in seen_verdicts and not seen_verdicts.add(key)]  # type: ignore[func-returns-value]
+    new_quarantines = [row for key, row in batch.quarantines
+                       if key not in seen_quarantine and not seen_quarantine.add(key)]  # type: ignore[func-returns-value]
+    plan.scans += new_scans
+    plan.verdicts += [row for row, _ in new_verdicts]
+    plan.heatmaps += [h for _, hm in new_verdicts for h in hm]
+    plan.quarantines += new_quarantines
+    plan.batches.append({"batch_id": batch.batch_id, "received_at": now, "n_scans": len(new_scans),
+                         "n_verdicts": len(new_verdicts), "n_quarantines": len(new_quarantines)})
     return IngestResult(
-        batch_id=batch.batch_id, new_scans=counts["new_scans"], new_verdicts=counts["new_verdicts"],
-        new_quarantines=counts["new_quarantines"],
-        duplicate_scans=len(batch.scans) - counts["new_scans"],
-        duplicate_verdicts=len(batch.verdicts) - counts["new_verdicts"],
-        duplicate_quarantines=len(batch.quarantines) - counts["new_quarantines"],
+        batch_id=batch.batch_id, new_scans=len(new_scans), new_verdicts=len(new_verdicts),
+        new_quarantines=len(new_quarantines), duplicate_scans=len(batch.scans) - len(new_scans),
+        duplicate_verdicts=len(batch.verdicts) - len(new_verdicts),
+        duplicate_quarantines=len(batch.quarantines) - len(new_quarantines),
     )
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from analytics import auth, reads, writes
 from analytics.api import IngestResult, SqlResult
-from analytics.ingest import ingest_batches
+from analytics.ingest import Prepared, ingest_batches, prepare
 from analytics.migrations import migrate, preflight
 from analytics.records import (
     AlertRecord,
@@ -54,7 +54,7 @@ class _Op:
     """One queued write: `fn(cursor, now)` or, for ingest, the batch (merged with its neighbours)."""
 
     fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any] | None
-    batch: IngestBatch | None = None
+    batch: Prepared | None = None
     weight: int = 1
     future: Future[Any] = field(default_factory=Future)
 
@@ -255,7 +255,7 @@ class Store:
 
     def ingest(self, batch: IngestBatch) -> IngestResult:
         weight = max(1, len(batch.scans) + len(batch.verdicts) + len(batch.quarantines))
-        return self._submit(_Op(fn=None, batch=batch, weight=weight))  # type: ignore[no-any-return]
+        return self._submit(_Op(fn=None, batch=prepare(batch), weight=weight))  # type: ignore[no-any-return]
 
     def known_hashes(self, hashes: list[str]) -> set[str]:
         return reads.known_hashes(self._cursor(), hashes)

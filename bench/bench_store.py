@@ -1,0 +1,258 @@
+"""Store benchmark: verdict ingest rate (in-process, over HTTP, through the spool) and dashboard query times.
+
+Usage:
+  .venv/bin/python -m bench.bench_store --ingest-verdicts 100000             # ingest only
+  .venv/bin/python -m bench.bench_store --rows 1000000 --rows 10000000       # dashboard queries at those sizes
+  .venv/bin/python -m bench.bench_store --ingest-verdicts 100000 --rows 1000000 --runs 5 --json out.json
+
+Ingest: batches as serving sends them (one IngestBatch per scored source batch: scans + champion + shadow
+verdicts, 64-float embeddings, heatmaps for flagged items), from 8 concurrent callers; records are built before
+the clock starts. HTTP and spool runs start a real `xscreen store-owner` subprocess on a temporary home.
+Queries: rows are bulk-generated with DuckDB SQL (half as many scans as verdict rows: every scan has a champion
+and a shadow verdict) and each query is timed `--runs` times after one warm-up; the median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analytics import queries, reads
+from analytics.client import StoreClient, owner_is_up
+from analytics.migrations import migrate
+from analytics.records import IngestBatch
+from analytics.spool import SpoolWriter
+from analytics.store import Store
+from xscreen.settings import DEFAULT_CLASSES
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+CALLERS = 8
+SCANS_PER_BATCH = 125  # -> 250 verdicts (champion + shadow) per IngestBatch
+
+
+def _batches(n_verdicts: int, embedding_dim: int = 64) -> list[IngestBatch]:
+    from tests.seeding import make_batch  # the same realistic records the tests use
+
+    rng = np.random.default_rng(0)
+    n_scans = n_verdicts // 2
+    return [make_batch(rng, s, min(SCANS_PER_BATCH, n_scans - s), NOW, DEFAULT_CLASSES, embedding_dim,
+                       batch_id=f"bench-{s}") for s in range(0, n_scans, SCANS_PER_BATCH)]
+
+
+def _parallel(ingest: Callable[[IngestBatch], Any], batches: list[IngestBatch]) -> float:
+    """Seconds for CALLERS threads to ingest all batches (round-robin split)."""
+    parts = [batches[i::CALLERS] for i in range(CALLERS)]
+    threads = [threading.Thread(target=lambda p=p: [ingest(b) for b in p]) for p in parts]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
+def bench_ingest_in_process(batches: list[IngestBatch], folder: Path) -> float:
+    n = sum(len(b.verdicts) for b in batches)
+    with Store.open(folder / "inproc.duckdb") as store:
+        seconds = _parallel(store.ingest, batches)
+        assert store.info()["rows"]["verdicts"] == n
+    return n / seconds
+
+
+class OwnerProcess:
+    """`xscreen store-owner` on a temporary home and free port, as in production."""
+
+    def __init__(self, home: Path) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
+        env.update(XSCREEN_HOME=str(home), XSCREEN_NETWORK__STORE_PORT=str(self.port), XSCREEN_LOG_LEVEL="WARNING")
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.spool = home / "spool"
+        self.proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def __enter__(self) -> OwnerProcess:
+        deadline = time.monotonic() + 60
+        while not owner_is_up(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"store owner did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def bench_ingest_http(batches: list[IngestBatch], folder: Path) -> float:
+    n = sum(len(b.verdicts) for b in batches)
+    with OwnerProcess(folder / "http-home") as owner, StoreClient(owner.url) as client:
+        seconds = _parallel(client.ingest, batches)
+        assert client.info()["rows"]["verdicts"] == n
+    return n / seconds
+
+
+def bench_ingest_spool(batches: list[IngestBatch], folder: Path) -> tuple[float, float]:
+    """(verdicts/s from first file written to last committed, median ms from a file's rename to its commit)."""
+    n = sum(len(b.verdicts) for b in batches)
+    with OwnerProcess(folder / "spool-home") as owner, StoreClient(owner.url) as client:
+        writer = SpoolWriter(owner.spool)
+        start = time.perf_counter()
+        _parallel(writer.write, batches)
+        while client.info()["rows"]["verdicts"] < n:
+            time.sleep(0.005)
+        rate = n / (time.perf_counter() - start)
+        latencies = []
+        for i, batch in enumerate(_batches(40, 64)[:20]):
+            single = batch.model_copy(update={"batch_id": f"latency-{i}", "scans": batch.scans[:1],
+                                              "verdicts": batch.verdicts[:2]})
+            path = writer.write(single)
+            t0 = time.perf_counter()
+            while path.exists():  # the owner deletes the file right after COMMIT
+                time.sleep(0.0005)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return rate, statistics.median(latencies)
+
+
+GENERATE_SCANS = """
+INSERT INTO scans BY NAME
+SELECT substr(sha256(i::VARCHAR), 1, 16) AS scan_id, sha256(i::VARCHAR) AS sha256, 'scanner-' || (i % 4) AS scanner_id,
+       'bench/' || i AS source_path, 'png' AS file_format, 640 AS width, 480 AS height, 8 AS bit_depth,
+       i % 2 = 0 AS dual_energy, $now - to_microseconds((random() * 7 * 86400e6)::BIGINT) AS received_at,
+       1 + random() * 0.1 AS mean_attenuation, 0.02 AS noise_level, 3 AS dynamic_range, random() * 0.6 AS organic_fraction,
+       random() * 0.3 AS inorganic_fraction, random() * 0.1 AS metal_fraction, false AS is_canary, 'bench' AS batch_id
+FROM range($n) t(i)
+"""
+
+GENERATE_VERDICTS = """
+INSERT INTO verdicts BY NAME
+SELECT s.scan_id, m.version AS model_version, m.role, s.scanner_id,
+       CASE WHEN a >= 0.6 THEN 'inspect' WHEN a >= 0.35 THEN 'uncertain' ELSE 'clear' END AS verdict,
+       a AS any_threat, map_from_entries(list_transform($classes, lambda c: {'k': c, 'v': CASE WHEN c = top THEN a
+            ELSE random() * 0.05 END})) AS scores,
+       CASE WHEN a >= 0.2 THEN top END AS top_class, '{}'::JSON AS thresholds,
+       list_transform(range($dim), lambda x: random()::FLOAT) AS embedding, 0 AS heatmap_size,
+       s.received_at + INTERVAL 80 MILLISECOND AS scored_at, 80.0 AS latency_ms, 'bench' AS batch_id
+FROM (SELECT *, CASE WHEN u < 0.05 THEN 0.6 + 0.4 * random() WHEN u < 0.12 THEN 0.35 + 0.25 * random()
+                     ELSE 0.35 * pow(random(), 3) END AS a,
+             $classes[1 + (hash(scan_id) % len($classes))::INTEGER] AS top
+      FROM (SELECT scan_id, scanner_id, received_at, random() AS u FROM scans)) s
+CROSS JOIN (VALUES ('m-champion', 'champion'), ('m-shadow', 'shadow')) m(version, role)
+"""
+
+
+def build_query_db(path: Path, verdict_rows: int, embedding_dim: int) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    migrate(con)
+    con.execute("SELECT setseed(0.42)")
+    con.execute(GENERATE_SCANS, {"n": verdict_rows // 2, "now": NOW})
+    con.execute(GENERATE_VERDICTS, {"classes": DEFAULT_CLASSES, "dim": embedding_dim})
+    # a realistic amount of officer work: 1% of flagged items decided
+    con.execute("INSERT INTO decisions SELECT 'd-' || scan_id, scan_id, 'officer-1', 'cleared', NULL, NULL, "
+                "scored_at + INTERVAL 5 MINUTE, model_version FROM verdicts "
+                "WHERE role = 'champion' AND verdict <> 'clear' USING SAMPLE 1 PERCENT (bernoulli)")
+    con.execute("CHECKPOINT")
+    con.close()
+
+
+def _median_ms(fn: Callable[[], Any], runs: int) -> float:
+    fn()  # warm-up: first touch of the file's blocks
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_queries(folder: Path, verdict_rows: int, runs: int, embedding_dim: int) -> dict[str, float]:
+    path = folder / f"query-{verdict_rows}.duckdb"
+    t0 = time.perf_counter()
+    build_query_db(path, verdict_rows, embedding_dim)
+    logging.info("generated %d verdict rows in %.1f s", verdict_rows, time.perf_counter() - t0)
+    week = {"start": datetime(2026, 11, 13, 12, tzinfo=UTC), "end": NOW}
+    results: dict[str, float] = {}
+    with Store.open(path, clock=lambda: NOW) as store, store.reader() as cur:
+        results["queue_top50_ms"] = _median_ms(lambda: reads.queue(cur, "officer-2", 50, None, NOW), runs)
+        results["flag_rate_week_hourly_by_scanner_ms"] = _median_ms(
+            lambda: queries.verdict_counts(cur, bucket="hour", **week), runs)
+        results["score_sample_knife_week_ms"] = _median_ms(
+            lambda: queries.score_samples(cur, class_name="knife", **week), runs)
+        results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, reads.queue(cur, "x", 1, None, NOW)
+                                                                   ["scan_id"][0]), runs)
+    results["file_mb"] = round(path.stat().st_size / 1e6, 1)
+    path.unlink()
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ingest-verdicts", type=int, default=0, help="Verdicts per ingest run (0 = skip ingest).")
+    parser.add_argument("--rows", type=int, action="append", default=[], help="Verdict rows for query timing.")
+    parser.add_argument("--runs", type=int, default=3, help="Timed runs per figure (median reported).")
+    parser.add_argument("--embedding-dim", type=int, default=16, help="Embedding length of generated query rows.")
+    parser.add_argument("--skip-owner", action="store_true", help="Skip the HTTP and spool runs (no subprocess).")
+    parser.add_argument("--json", type=Path, help="Also write the results here.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("analytics.migrations").setLevel(logging.WARNING)
+    out: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+                           "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="xscreen-bench-") as tmp:
+        folder = Path(tmp)
+        if args.ingest_verdicts:
+            batches = _batches(args.ingest_verdicts)
+            gc.freeze()  # the pre-built records are the bench's, not the store's: keep them out of GC passes
+            out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner)
+        for rows in args.rows:
+            out[f"queries_{rows}"] = bench_queries(folder, rows, args.runs, args.embedding_dim)
+            logging.info("%d rows: %s", rows, out[f"queries_{rows}"])
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool) -> dict[str, float]:
+    """Median verdicts/s of each path over `runs` fresh databases."""
+    rates: dict[str, list[float]] = {"in_process": [], "http": [], "spool": [], "spool_latency_ms": []}
+    for i in range(runs):
+        run_dir = folder / f"ingest-{i}"
+        run_dir.mkdir()
+        rates["in_process"].append(bench_ingest_in_process(batches, run_dir))
+        if not skip_owner:
+            rates["http"].append(bench_ingest_http(batches, run_dir))
+            rate, latency = bench_ingest_spool(batches, run_dir)
+            rates["spool"].append(rate)
+            rates["spool_latency_ms"].append(latency)
+        logging.info("ingest run %d: %s", i, {k: v[-1] for k, v in rates.items() if v})
+    return {f"{k}_verdicts_per_s" if k != "spool_latency_ms" else k: round(statistics.median(v), 1)
+            for k, v in rates.items() if v}
+
+
+if __name__ == "__main__":
+    main()
