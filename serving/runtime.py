@@ -133,6 +133,7 @@ class Stack:
     """The serve/demo stack. Each start_* returns a line for the console; stop() undoes whatever started."""
 
     def __init__(self, settings: Settings, address: str | None = None) -> None:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per store call otherwise
         self.settings = absolute_settings(settings)
         self.address = address
         self.owner: Child | None = None

@@ -44,13 +44,14 @@ def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, si
 
     preflight(settings, app=demo and app)
     stack = Stack(settings, address=address)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
+    previous = _install_signal_handlers()
     try:
         _say(stack.start_owner())
         if demo:
             _prepare_demo(stack)
         _say("starting Ray Serve (first start takes 10-20 s) ...")
         _say(stack.start_serving())
+        _install_signal_handlers()  # ray.init replaced our SIGTERM handler with one that just exits
         _say(stack.start_watcher())
         if demo:
             if simulator:
@@ -63,7 +64,8 @@ def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, si
         _say("stopping ...")
     finally:
         stack.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         _say("stopped")
 
 
@@ -103,6 +105,11 @@ def _wait(stack: Any) -> None:
         if dead:
             logging.getLogger(__name__).error("%s exited unexpectedly; stopping", dead)
             raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGTERM and SIGINT both stop the stack in order (SIGINT is explicit: a background start may ignore it)."""
+    return {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
