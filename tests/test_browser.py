@@ -93,7 +93,7 @@ def test_officer_signs_in_triages_and_every_page_renders(stack: tuple[str, Store
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page = browser.new_page(viewport={"width": 1440, "height": 1800})  # Streamlit scrolls inside: tall viewport
             page.goto(url)
             page.get_by_label("Username").wait_for(timeout=60_000)
             _settle(page, 500)
