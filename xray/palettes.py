@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.ndimage import uniform_filter
 
 from xray.materials import MAX_ATTENUATION, TRANSMISSION_FLOOR
 from xscreen.errors import XscreenError
@@ -104,7 +105,11 @@ def lut_indices(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarr
     lo = np.clip(low, TRANSMISSION_FLOOR, 1.0).astype(np.float32, copy=False)
     a_h = -np.log(hi)
     a_l = -np.log(lo)
-    ratio = a_l / np.maximum(a_h, np.float32(1e-3))
+    # Display processing as vendors do it: material is classified on a 3x3 neighbourhood (the per-pixel ratio
+    # of two noisy signals flickers) and brightness is half denoised, which keeps 1-pixel wires visible.
+    mean_h = uniform_filter(a_h, 3)
+    ratio = uniform_filter(a_l, 3) / np.maximum(mean_h, np.float32(1e-3))
+    a_h = np.float32(0.5) * (a_h + mean_h)
     # a saturated low channel only bounds the ratio from below; only dense metal gets there: show it as metal
     ratio[a_l >= np.float32(MAX_ATTENUATION * 0.97)] = np.float32(RATIO_MAX)
     scale_r = np.float32((RATIO_BINS - 1) / (RATIO_MAX - RATIO_MIN))

@@ -64,6 +64,7 @@ def simulate(
                                                 help="Share of parcels with a threat (default simulator.threat_rate)."),
     ramp: float | None = typer.Option(None, "--ramp", help="Seconds over which the scenario ramps (default: duration, else 600)."),
     truth: Path | None = typer.Option(None, "--truth", help="Append each scan's ground truth (JSON lines) to this file."),
+    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT; default 512 wide, variable height."),
 ) -> None:
     """Play a live scanner stream: files appear atomically with a sidecar JSON of item metadata."""
     from xray.simulate import check_simulator_args, run_simulator
@@ -71,10 +72,11 @@ def simulate(
     settings = _settings()
     rate_used = threat_rate if threat_rate is not None else settings.simulator.threat_rate
     check_simulator_args(rate, scanners, duration, fmt, settings.model.classes, scenario, rate_used)
+    parse_size(size)
     typer.echo(f"simulating {scanners} scanner(s) at {rate}/s into {to} (scenario {scenario}; Ctrl-C stops)")
     count = run_simulator(to, rate=rate, scanners=scanners, scenario=scenario, duration=duration, seed=seed,
                           classes=list(settings.model.classes), threat_rate=rate_used, fmt=fmt, ramp_s=ramp,
-                          truth_path=truth, progress_bar=True)
+                          truth_path=truth, size=parse_size(size), progress_bar=True)
     typer.echo(f"wrote {count} scans")
 
 
