@@ -90,13 +90,22 @@ def _existing(cur: duckdb.DuckDBPyConnection, sql: str, keys: list[Any], key_typ
         cur.unregister("_keys")
 
 
-def _append(cur: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+def _append(cur: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], schema: pa.Schema,
+            key: tuple[str, ...] = ()) -> set[Any]:
+    """Append rows as one Arrow insert. With `key`, rows whose key is already stored are skipped by the
+    table's unique index (ON CONFLICT DO NOTHING: an index probe per row, not a scan of the table) and the keys
+    actually inserted are returned."""
     if not rows:
-        return
+        return set()
     cur.register("_rows", pa.Table.from_pylist(rows, schema=schema))
     try:
         cols = ", ".join(f"{c}::JSON AS {c}" if c in JSON_COLUMNS.get(table, []) else c for c in schema.names)
-        cur.execute(f"INSERT INTO {table} BY NAME SELECT {cols} FROM _rows")
+        sql = f"INSERT INTO {table} BY NAME SELECT {cols} FROM _rows"
+        if not key:
+            cur.execute(sql)
+            return set()
+        returned = cur.execute(f"{sql} ON CONFLICT ({', '.join(key)}) DO NOTHING RETURNING {', '.join(key)}").fetchall()
+        return {r if len(key) > 1 else r[0] for r in returned}
     finally:
         cur.unregister("_rows")
 
@@ -124,27 +133,38 @@ def prepare(batch: IngestBatch) -> Prepared:
 
 
 class _Plan:
-    """The rows a group of batches will add, deduplicated against the store and within the group."""
+    """The rows a group of batches will add, deduplicated within the group; `owner` maps each key to the index
+    of the batch that brought it, so inserted keys can be counted per batch."""
 
     def __init__(self) -> None:
         self.scans: list[dict[str, Any]] = []
         self.verdicts: list[dict[str, Any]] = []
-        self.heatmaps: list[dict[str, Any]] = []
+        self.heatmaps: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.quarantines: list[dict[str, Any]] = []
-        self.batches: list[dict[str, Any]] = []
+        self.owner: dict[tuple[str, Any], int] = {}  # (kind, key) -> batch index
+
+    def add(self, index: int, batch: Prepared) -> None:
+        for sha, row in batch.scans:
+            if ("scan", sha) not in self.owner:
+                self.owner[("scan", sha)] = index
+                self.scans.append(row)
+        for key, row, heatmaps in batch.verdicts:
+            if ("verdict", key) not in self.owner:
+                self.owner[("verdict", key)] = index
+                self.verdicts.append(row)
+                self.heatmaps[key] = heatmaps
+        for qid, row in batch.quarantines:
+            if ("quarantine", qid) not in self.owner:
+                self.owner[("quarantine", qid)] = index
+                self.quarantines.append(row)
 
 
 def _fill_scanner_ids(cur: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    """Verdicts whose scan came in an earlier batch take its scanner_id from the scans table."""
+    """Verdicts whose scan came in an earlier batch take its scanner_id from the scans table (index lookups)."""
     missing = list({r["scan_id"] for r in rows if r["scanner_id"] is None})
     if not missing:
         return
-    cur.register("_keys", pa.table({"k": pa.array(missing, type=pa.string())}))
-    try:
-        known = dict(cur.execute("SELECT scan_id, scanner_id FROM scans WHERE scan_id IN (SELECT k FROM _keys)")
-                     .fetchall())
-    finally:
-        cur.unregister("_keys")
+    known = dict(cur.execute("SELECT scan_id, scanner_id FROM scans WHERE scan_id IN ?", [missing]).fetchall())
     for r in rows:
         if r["scanner_id"] is None:
             r["scanner_id"] = known.get(r["scan_id"])
@@ -154,52 +174,40 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
     """Write every batch inside the caller's transaction; one IngestResult per batch, in order."""
     seen_batches = _existing(cur, "SELECT batch_id FROM ingest_batches WHERE batch_id IN (SELECT k FROM _keys)",
                              list({b.batch_id for b in batches}), pa.string())
-    seen_sha = _existing(cur, "SELECT sha256 FROM scans WHERE sha256 IN (SELECT k FROM _keys)",
-                         list({k for b in batches for k, _ in b.scans}), pa.string())
-    seen_verdicts = _existing(
-        cur, "SELECT scan_id, model_version FROM verdicts WHERE scan_id IN (SELECT k FROM _keys)",
-        list({k[0] for b in batches for k, _, _ in b.verdicts}), pa.string())
-    seen_quarantine = _existing(cur, "SELECT quarantine_id FROM quarantine WHERE quarantine_id IN (SELECT k FROM _keys)",
-                                list({k for b in batches for k, _ in b.quarantines}), pa.string())
     plan = _Plan()
-    results = [_plan_batch(plan, b, now, seen_batches, seen_sha, seen_verdicts, seen_quarantine) for b in batches]
+    fresh: list[int] = []
+    for i, batch in enumerate(batches):
+        if batch.batch_id not in seen_batches:
+            seen_batches.add(batch.batch_id)
+            fresh.append(i)
+            plan.add(i, batch)
     _fill_scanner_ids(cur, plan.verdicts)
-    _append(cur, "scans", plan.scans, SCAN_SCHEMA)
-    _append(cur, "verdicts", plan.verdicts, VERDICT_SCHEMA)
-    _append(cur, "heatmaps", plan.heatmaps, HEATMAP_SCHEMA)
-    _append(cur, "quarantine", plan.quarantines, QUARANTINE_SCHEMA)
-    if plan.batches:
-        cur.register("_rows", pa.Table.from_pylist(plan.batches))
+    new_scans = _append(cur, "scans", plan.scans, SCAN_SCHEMA, key=("scan_id",))
+    new_verdicts = _append(cur, "verdicts", plan.verdicts, VERDICT_SCHEMA, key=("scan_id", "model_version"))
+    _append(cur, "heatmaps", [h for k in new_verdicts for h in plan.heatmaps[k]], HEATMAP_SCHEMA)
+    new_quarantines = _append(cur, "quarantine", plan.quarantines, QUARANTINE_SCHEMA, key=("quarantine_id",))
+    new_sha = {row["sha256"] for row in plan.scans if row["scan_id"] in new_scans}
+    counts = {i: [0, 0, 0] for i in fresh}
+    for kind, keys, slot in (("scan", new_sha, 0), ("verdict", new_verdicts, 1), ("quarantine", new_quarantines, 2)):
+        for key in keys:
+            counts[plan.owner[(kind, key)]][slot] += 1
+    if fresh:
+        rows = [{"batch_id": batches[i].batch_id, "received_at": now, "n_scans": counts[i][0],
+                 "n_verdicts": counts[i][1], "n_quarantines": counts[i][2]} for i in fresh]
+        cur.register("_rows", pa.Table.from_pylist(rows))
         cur.execute("INSERT INTO ingest_batches BY NAME SELECT * FROM _rows")
         cur.unregister("_rows")
-    return results
+    return [_result(b, counts.get(i)) for i, b in enumerate(batches)]
 
 
-def _plan_batch(plan: _Plan, batch: Prepared, now: datetime, seen_batches: set[Any], seen_sha: set[Any],
-                seen_verdicts: set[Any], seen_quarantine: set[Any]) -> IngestResult:
-    """Add one batch's new rows to the plan (marking them seen, so a later batch in the group skips them)."""
-    if batch.batch_id in seen_batches:
-        return IngestResult(batch_id=batch.batch_id, duplicate_batch=True,
-                            duplicate_scans=len(batch.scans), duplicate_verdicts=len(batch.verdicts),
-                            duplicate_quarantines=len(batch.quarantines))
-    seen_batches.add(batch.batch_id)
-    new_scans = [row for key, row in batch.scans if key not in seen_sha and not seen_sha.add(key)]  # type: ignore[func-returns-value]
-    new_verdicts = [(row, hm) for key, row, hm in batch.verdicts
-                    if key not in seen_verdicts and not seen_verdicts.add(key)]  # type: ignore[func-returns-value]
-    new_quarantines = [row for key, row in batch.quarantines
-                       if key not in seen_quarantine and not seen_quarantine.add(key)]  # type: ignore[func-returns-value]
-    plan.scans += new_scans
-    plan.verdicts += [row for row, _ in new_verdicts]
-    plan.heatmaps += [h for _, hm in new_verdicts for h in hm]
-    plan.quarantines += new_quarantines
-    plan.batches.append({"batch_id": batch.batch_id, "received_at": now, "n_scans": len(new_scans),
-                         "n_verdicts": len(new_verdicts), "n_quarantines": len(new_quarantines)})
+def _result(batch: Prepared, counts: list[int] | None) -> IngestResult:
+    if counts is None:  # the batch_id was already ingested: everything in it is a duplicate
+        return IngestResult(batch_id=batch.batch_id, duplicate_batch=True, duplicate_scans=len(batch.scans),
+                            duplicate_verdicts=len(batch.verdicts), duplicate_quarantines=len(batch.quarantines))
     return IngestResult(
-        batch_id=batch.batch_id, new_scans=len(new_scans), new_verdicts=len(new_verdicts),
-        new_quarantines=len(new_quarantines), duplicate_scans=len(batch.scans) - len(new_scans),
-        duplicate_verdicts=len(batch.verdicts) - len(new_verdicts),
-        duplicate_quarantines=len(batch.quarantines) - len(new_quarantines),
-    )
+        batch_id=batch.batch_id, new_scans=counts[0], new_verdicts=counts[1], new_quarantines=counts[2],
+        duplicate_scans=len(batch.scans) - counts[0], duplicate_verdicts=len(batch.verdicts) - counts[1],
+        duplicate_quarantines=len(batch.quarantines) - counts[2])
 
 
 def _quarantine_row(q: QuarantineRecord, batch_id: str) -> dict[str, Any]:

@@ -105,11 +105,20 @@ def _m3_alert_history(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("UPDATE alerts SET updated_at = raised_at")
 
 
+# Migration 4: point lookups by scan (the triage page's get_scan) probe an index instead of scanning verdicts.
+_M4_INDEXES = """
+CREATE INDEX verdicts_scan_id ON verdicts (scan_id);
+CREATE INDEX heatmaps_scan_id ON heatmaps (scan_id);
+CREATE INDEX labels_scan_id ON labels (scan_id);
+CREATE INDEX decisions_scan_id ON decisions (scan_id);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
     (2, "views current_labels, final_decisions, champion_verdicts", _M2_VIEWS),
     (3, "alerts.updated_at and updated_by", _m3_alert_history),
+    (4, "indexes on scan_id of verdicts, heatmaps, labels, decisions", _M4_INDEXES),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

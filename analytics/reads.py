@@ -66,19 +66,24 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
     return scan
 
 
+# Top-N over verdicts alone first (decided and other officers' claimed items removed by small anti-joins), then
+# join the few rows that survive to scans: joining 10M verdicts to scans before the LIMIT would dominate.
 QUEUE_SQL = """
-SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class, v.scored_at,
-       s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
-       EXISTS (SELECT 1 FROM decisions r WHERE r.scan_id = v.scan_id AND r.decision = 'refer') AS referred
-FROM verdicts v
+WITH top AS (
+    SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class, v.scored_at
+    FROM verdicts v
+    WHERE v.role = 'champion' AND v.verdict IN ('inspect', 'uncertain')
+      AND ($scanner::VARCHAR IS NULL OR v.scanner_id = $scanner::VARCHAR)
+      AND v.scan_id NOT IN (SELECT scan_id FROM decisions WHERE decision <> 'refer')
+      AND v.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
+    ORDER BY v.any_threat DESC, v.scored_at
+    LIMIT $limit)
+SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
+       top.scan_id IN (SELECT scan_id FROM decisions WHERE decision = 'refer') AS referred
+FROM top
 JOIN scans s USING (scan_id)
-LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c ON c.scan_id = v.scan_id
-WHERE v.role = 'champion' AND v.verdict IN ('inspect', 'uncertain')
-  AND ($scanner::VARCHAR IS NULL OR v.scanner_id = $scanner::VARCHAR)
-  AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.scan_id = v.scan_id AND d.decision <> 'refer')
-  AND (c.officer IS NULL OR c.officer = $officer)
-ORDER BY v.any_threat DESC, v.scored_at
-LIMIT $limit
+LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c USING (scan_id)
+ORDER BY top.any_threat DESC, top.scored_at
 """
 
 

@@ -201,8 +201,8 @@ def bench_queries(folder: Path, verdict_rows: int, runs: int, embedding_dim: int
             lambda: queries.verdict_counts(cur, bucket="hour", **week), runs)
         results["score_sample_knife_week_ms"] = _median_ms(
             lambda: queries.score_samples(cur, class_name="knife", **week), runs)
-        results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, reads.queue(cur, "x", 1, None, NOW)
-                                                                   ["scan_id"][0]), runs)
+        top = reads.queue(cur, "x", 1, None, NOW)["scan_id"][0]
+        results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, top), runs)
     results["file_mb"] = round(path.stat().st_size / 1e6, 1)
     path.unlink()
     return results

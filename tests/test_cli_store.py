@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.migrations import LATEST_VERSION
 from analytics.store import Store
 from xscreen.settings import load_settings
 
@@ -69,7 +70,7 @@ def test_snapshot_file_and_parquet_open_without_the_owner(tmp_path: Path) -> Non
 def test_db_info_reports_schema_version_and_a_corrupt_file_is_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     info = run(home, "db", "info")
-    assert "schema version: 3" in info.stdout
+    assert f"schema version: {LATEST_VERSION}" in info.stdout
     bad_home = tmp_path / "bad"
     bad_home.mkdir()
     (bad_home / "xscreen.duckdb").write_text("hello")

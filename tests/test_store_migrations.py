@@ -103,3 +103,21 @@ def test_foreign_or_corrupt_file_is_refused_and_left_byte_identical(tmp_path: Pa
         Store.open(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == siblings  # no WAL or other file created either
+
+
+def test_every_table_and_column_is_documented_in_schema_md(tmp_path: Path) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "SCHEMA.md").read_text()
+    sections = dict(re.findall(r"^### `(\w+)`.*?\n(.*?)(?=^### |^## )", doc, flags=re.S | re.M))
+    with Store.open(tmp_path / "db.duckdb") as store, store.reader() as cur:
+        columns = cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                              "JOIN information_schema.tables USING (table_name) WHERE table_type = 'BASE TABLE'"
+                              ).fetchall()
+    missing = []
+    for table, column in columns:
+        documented = {name.strip() for row in re.findall(r"^\| ([^|]+) \|", sections.get(table, ""), flags=re.M)
+                      for name in row.split(",")}
+        if column not in documented:
+            missing.append(f"{table}.{column}")
+    assert missing == [], f"undocumented in docs/SCHEMA.md: {missing}"
