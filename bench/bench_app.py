@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings = make_settings(folder / "home")
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        prepare(settings.db_path, args.rows, render_images(folder / "images", 1, seed=1)[0])
+        prepare(settings.db_path, args.rows, render_images(folder / "images", 1, seed=1)[0].path)
         build_s = time.perf_counter() - t0
         os.environ.update({"XSCREEN_HOME": str(settings.home),
                            "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)})

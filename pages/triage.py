@@ -16,8 +16,9 @@ from pages import _viewer as viewer
 CURRENT = "triage_current"
 # decision, button label, keyboard shortcut (Streamlit reserves C and R). Audit samples come through the same
 # queue and look the same.
-DECISIONS = [("cleared", "Clear (false alarm)", "1"), ("confirmed", "Confirm threat", "2"),
-             ("seized", "Seize", "3"), ("refer", "Refer (second opinion)", "4")]
+DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
+HELP = {"cleared": "false alarm", "confirmed": "threat found (class on the left)", "seized": "threat seized",
+        "refer": "second opinion: stays in the queue, marked referred"}
 
 s = common.guard("triage")
 cfg, store = common.settings(), common.client()
@@ -48,7 +49,7 @@ def queue_panel() -> None:
     st.caption(f"{len(df)} items waiting (highest risk first)")
     st.dataframe(queue_table(df), hide_index=True, height=420)
     ids = df["scan_id"].tolist()
-    if st.button("Open next  [N]", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
+    if st.button("Open next", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
         open_item(ids[0])
     pick = st.selectbox("Open item", ids, index=None, key="triage_pick", placeholder="scan id")
     if pick and pick != st.session_state.get(CURRENT):
@@ -76,7 +77,7 @@ def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
     note = c2.text_input("Note (optional)", key="triage_note")
     cols = st.columns(len(DECISIONS) + 1)
     for col, (decision, label, key) in zip(cols, DECISIONS, strict=False):
-        if col.button(f"{label}  [{key.upper()}]", key=f"triage_{decision}", shortcut=key, width="stretch"):
+        if col.button(label, key=f"triage_{decision}", shortcut=key, help=HELP[decision], width="stretch"):
             record(scan_id, decision, threat_class, note)
     if cols[-1].button("Release", key="triage_release", width="stretch"):
         common.attempt(lambda: store.release(scan_id, s.username))

@@ -6,13 +6,16 @@ Built on tests.seeding (same verdict distribution); only the image paths, the mo
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from analytics.records import AlertRecord, DecisionRecord
+from analytics.records import AlertRecord, DecisionRecord, VerdictRecord
+from analytics.triage import resize_nearest
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record
 from xscreen.settings import DEFAULT_CLASSES
 
@@ -20,23 +23,52 @@ CERTIFICATE = {"alpha": 0.05, "delta": 0.05, "certified": True, "officer_capacit
                "thresholds": {"any_threat": {"clear": 0.35, "inspect": 0.6}}}
 
 
-def render_images(folder: Path, n: int, seed: int) -> list[Path]:
-    """n dual-energy parcels (npz, with threats) rendered by xray's synthesiser."""
+HEAT = 16  # heatmap grid side over the model's square canvas
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    heatmap: str  # base64 HEAT x HEAT uint8 over the letterboxed canvas, hot on the parcel's threats
+
+
+def _canvas_heat(boxes: list[tuple[int, int, int, int]], width: int, height: int) -> str:
+    """Where the threats are, as a model heatmap would say: boxes -> image grid -> centred on a square canvas."""
+    img = np.zeros((height, width), dtype=np.float32)
+    for x0, y0, x1, y1 in boxes:
+        img[y0:y1, x0:x1] = 1.0
+    scale = HEAT / max(width, height)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    canvas = np.zeros((HEAT, HEAT), dtype=np.float32)
+    top, left = (HEAT - h) // 2, (HEAT - w) // 2
+    canvas[top:top + h, left:left + w] = resize_nearest(img, h, w)  # (h, w) block of the canvas
+    return base64.b64encode(np.round(canvas * 230).astype(np.uint8).tobytes()).decode()
+
+
+def render_images(folder: Path, n: int, seed: int) -> list[Rendered]:
+    """n dual-energy parcels (npz, mostly with threats) rendered by xray's synthesiser, with matching heatmaps."""
     from xray.synth import render_parcel
     from xray.writers import encode
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    paths = []
+    out = []
     for i in range(n):
         parcel = render_parcel(rng, classes=DEFAULT_CLASSES, threat_rate=0.8, size=(384, 256))
         path = folder / f"parcel-{i}.npz"
         path.write_bytes(encode("npz", parcel.high, parcel.low))
-        paths.append(path)
-    return paths
+        boxes = [o.box for o in parcel.objects if o.is_threat]
+        out.append(Rendered(path, _canvas_heat(boxes, parcel.high.shape[1], parcel.high.shape[0])))
+    return out
 
 
-def seed_demo(store: Any, n_scans: int, seed: int, now: datetime, images: list[Path], decisions: int = 40,
+def _with_heatmap(v: VerdictRecord, image: Rendered) -> VerdictRecord:
+    if not v.heatmaps or v.top_class is None:
+        return v
+    return v.model_copy(update={"heatmaps": {v.top_class: image.heatmap}, "heatmap_size": HEAT})
+
+
+def seed_demo(store: Any, n_scans: int, seed: int, now: datetime, images: list[Rendered], decisions: int = 40,
               batch_size: int = 2000) -> list[str]:
     """Ingest n_scans scans (cycling over `images`) + verdicts, register models, decide some; returns flagged ids."""
     champion = model_record(CHAMPION, DEFAULT_CLASSES, now - timedelta(days=30), state="champion")
@@ -48,10 +80,11 @@ def seed_demo(store: Any, n_scans: int, seed: int, now: datetime, images: list[P
     for start in range(0, n_scans, batch_size):
         batch = make_batch(rng, start, min(batch_size, n_scans - start), now, DEFAULT_CLASSES,
                            batch_id=f"demo-{seed}-{start}")
-        scans = [s.model_copy(update={"source_path": str(images[i % len(images)]), "file_format": "npz",
-                                      "dual_energy": True, "width": 384, "height": 256})
-                 for i, s in enumerate(batch.scans, start=start)]
-        store.ingest(batch.model_copy(update={"scans": scans}))
+        image_of = {s.scan_id: images[i % len(images)] for i, s in enumerate(batch.scans, start=start)}
+        scans = [s.model_copy(update={"source_path": str(image_of[s.scan_id].path), "file_format": "npz",
+                                      "dual_energy": True, "width": 384, "height": 256}) for s in batch.scans]
+        verdicts = [_with_heatmap(v, image_of[v.scan_id]) for v in batch.verdicts]
+        store.ingest(batch.model_copy(update={"scans": scans, "verdicts": verdicts}))
         flagged += [(v.scan_id, v.any_threat, v.top_class) for v in batch.verdicts
                     if v.role == "champion" and v.verdict != "clear"]
     for i, (scan_id, risk, top) in enumerate(flagged[:decisions]):

@@ -11,7 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from analytics.store import Store
-from tests.app_seed import seed_demo
+from tests.app_seed import Rendered, seed_demo
 from xscreen.settings import Settings
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -25,7 +25,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     settings: Settings = make_settings(home / "home")
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     with Store.from_settings(settings, clock=lambda: now) as store:
-        seed_demo(store, 1500, seed=11, now=now, images=[home / "unused.npz"])
+        seed_demo(store, 1500, seed=11, now=now, images=[Rendered(home / "unused.npz", "")])
         yield store.snapshot(home / "snap.duckdb")
 
 
