@@ -69,7 +69,7 @@ _TABLE = [
     ("brass", "metal", 1.660, 0.340, 8.50),
     ("zinc_alloy", "metal", 1.800, 0.352, 6.60),
     ("lead", "metal", 14.36, 2.014, 11.35),
-    ("silver", "metal", 6.500, 0.760, 10.49),
+    ("silver", "metal", 2.900, 0.580, 10.49),
 ]
 
 MATERIALS: dict[str, Material] = {row[0]: Material(*row) for row in _TABLE}

@@ -19,6 +19,8 @@ from xscreen.errors import XscreenError
 
 RATIO_MIN, RATIO_MAX = 1.0, 4.5
 RATIO_BINS, ATT_BINS = 96, 256
+CONFIDENT_ATTENUATION = 0.12  # high-energy attenuation above which the dual-energy ratio is trusted fully
+THIN_RATIO = 1.25  # the ratio (organic) assumed for things too thin to classify
 
 
 class UnknownPaletteError(XscreenError):
@@ -94,7 +96,9 @@ def palette_lut(name: str) -> np.ndarray:
     sat = 1.0 - np.exp(-att / p.saturation_scale)
     value = np.exp(-((att / p.brightness_scale) ** p.brightness_gamma))
     rgb = value * ((1.0 - sat) * 1.0 + sat * hue)  # (R, A, 3)
-    rgb[:, att[0, :, 0] < p.air_threshold, :] = 1.0
+    # air and belt fade to pure white below the threshold (a soft edge, so noise does not speckle thin film)
+    fade = np.clip((att - 0.5 * p.air_threshold) / p.air_threshold, 0.0, 1.0)
+    rgb = (1.0 - fade) + fade * rgb
     rgb[:, att[0, :, 0] >= MAX_ATTENUATION * 0.97, :] = 0.0  # saturated detector
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
@@ -109,6 +113,10 @@ def lut_indices(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarr
     # of two noisy signals flickers) and brightness is half denoised, which keeps 1-pixel wires visible.
     mean_h = uniform_filter(a_h, 3)
     ratio = uniform_filter(a_l, 3) / np.maximum(mean_h, np.float32(1e-3))
+    # Too little attenuation to tell materials apart: lean towards the organic hue, as stations do, instead of
+    # letting noise paint thin cardboard green and white.
+    confidence = np.minimum(mean_h * np.float32(1 / CONFIDENT_ATTENUATION), np.float32(1.0))
+    ratio = np.float32(THIN_RATIO) + (ratio - np.float32(THIN_RATIO)) * confidence
     a_h = np.float32(0.5) * (a_h + mean_h)
     # a saturated low channel only bounds the ratio from below; only dense metal gets there: show it as metal
     ratio[a_l >= np.float32(MAX_ATTENUATION * 0.97)] = np.float32(RATIO_MAX)
