@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 from pydantic import TypeAdapter
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json
 
 from analytics.api import IngestResult, SqlResult, StoreAPI
 from analytics.records import (
@@ -85,7 +85,8 @@ class StoreClient:
 
     def _call(self, _method: str, **kwargs: Any) -> Any:
         name = _method
-        resp = self._request("POST", f"/api/{name}", json=to_jsonable_python(kwargs))
+        resp = self._request("POST", f"/api/{name}", content=to_json(kwargs),  # Rust encoder, records included
+                             headers={"content-type": "application/json"})
         if resp.headers.get("content-type", "").startswith(ARROW_STREAM):
             return pa.ipc.open_stream(resp.content).read_all().to_pandas()
         adapter = self._returns.get(name)

@@ -14,7 +14,15 @@ from analytics.records import DecisionRecord
 from analytics.store import Store
 from tests.conftest import OwnerThread
 from tests.seeding import seed_store
-from xscreen.errors import AuthError, ConflictError, NotFoundError, QueryRefused, StoreError, StoreUnavailable
+from xscreen.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    QueryRefused,
+    StoreError,
+    StoreUnavailable,
+    XscreenError,
+)
 from xscreen.settings import Settings
 
 
@@ -60,8 +68,13 @@ def test_decision_over_http_is_committed_before_the_call_returns(owner: tuple[St
 def test_unknown_method_and_bad_arguments_are_clear_errors(owner_client: StoreClient) -> None:
     with pytest.raises(NotFoundError, match="no store method 'drop_everything'"):
         owner_client._call("drop_everything")
-    with pytest.raises(Exception, match="unknown argument"):
+    with pytest.raises(XscreenError, match="queue: bad argument 'colour'") as info:
         owner_client._call("queue", officer="ann", colour="red")
+    assert info.value.title == "Bad request"
+    with pytest.raises(XscreenError, match="bad argument 'limit'"):
+        owner_client._call("queue", officer="ann", limit="many")
+    with pytest.raises(XscreenError, match="bad argument 'officer'"):
+        owner_client._call("queue")
 
 
 def test_client_says_store_unavailable_when_no_owner_runs(settings: Settings) -> None:
