@@ -20,6 +20,10 @@ def clothing(rng: np.random.Generator) -> ObjectSpec:
         folds = 1.0 + 0.45 * texture("folds", f.u.shape, rng)
         bulge = 0.55 + 0.45 * f.ellipse(w * 0.55, h * 0.55, 1.0, dome=True)  # folded fabric is thickest inside
         parts = [Part("cotton", f.rect(w, h, thick, r=25) * folds * bulge)]
+        seam = f.rect(w - 8, h - 8, 3.0, r=22) - f.rect(w - 14, h - 14, 3.0, r=20)  # hems: doubled fabric
+        parts.append(Part("cotton", np.maximum(seam, 0), core=False))
+        for bx, by in rng.uniform(-0.35, 0.35, size=(int(rng.integers(0, 6)), 2)) * (w, h):  # buttons
+            parts.append(Part("polyethylene", f.ellipse(6, 6, 3, cx=bx, cy=by), core=False))
         if rng.random() < 0.35:  # a zip or press studs
             parts.append(Part("zinc_alloy", f.rect(4, h * 0.7, 1.2, cx=w * rng.uniform(-0.2, 0.2)), core=False))
         return parts
@@ -38,6 +42,12 @@ def shoes(rng: np.random.Generator) -> ObjectSpec:
             sole += f.ellipse(length / 2, width / 2, 30, cy=side * gap)
             upper += f.ellipse(length * 0.42, width * 0.42, 55, cy=side * gap, cx=-length * 0.06, dome=True)
         parts = [Part("rubber", sole), Part("cotton", upper)]
+        eyelets = np.zeros_like(f.u)
+        for side in (-0.5, 0.5):  # two rows of lace eyelets on each shoe
+            for k in range(5):
+                for row in (-1, 1):
+                    eyelets += f.ellipse(2.5, 2.5, 1.0, cx=length * (0.05 + 0.05 * k), cy=side * gap + row * 12)
+        parts.append(Part("brass", eyelets, core=False))
         if rng.random() < 0.3:  # a steel shank in the sole of some shoes
             parts.append(Part("steel", f.rect(60, 8, 1.0, cy=-gap / 2) + f.rect(60, 8, 1.0, cy=gap / 2), core=False))
         return parts
@@ -74,9 +84,12 @@ def _board(f: Frame, w: float, h: float, rng: np.random.Generator, cx: float = 0
     """A populated circuit board: FR4 plus copper traces and a few chips."""
     parts = [Part("circuit_board", f.rect(w, h, 1.6, cx=cx, cy=cy)),
              Part("copper", f.rect(w * 0.9, h * 0.9, 0.05, cx=cx, cy=cy) * (0.5 + texture("grain", f.u.shape, rng)))]
-    for _ in range(int(rng.integers(2, 6))):
+    for _ in range(int(rng.integers(3, 9))):  # chips: copper lead frames and solder
         px, py = cx + rng.uniform(-0.35, 0.35) * w, cy + rng.uniform(-0.35, 0.35) * h
-        parts.append(Part("silver", f.rect(rng.uniform(5, 14), rng.uniform(5, 14), 0.3, cx=px, cy=py)))
+        parts.append(Part("copper", f.rect(rng.uniform(4, 14), rng.uniform(4, 14), rng.uniform(0.3, 1.0), cx=px,
+                                           cy=py)))
+    for sx, sy in ((-0.45, -0.45), (0.45, -0.45), (-0.45, 0.45), (0.45, 0.45)):  # steel screws at the corners
+        parts.append(Part("steel", f.ellipse(1.5, 1.5, 4.0, cx=cx + sx * w, cy=cy + sy * h)))
     return parts
 
 
