@@ -125,3 +125,20 @@ def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, o
     assert "no conformal certificate" in sup.warning[0].value  # the seeded champion has none
     sup.slider(key="whatif_target").set_value(1.0).run()
     assert sup.metric[2].value == "100.0%"  # detection rate at a threshold catching every labelled threat
+
+
+def test_expired_session_goes_back_to_sign_in(seeded: Seeded, now: datetime) -> None:
+    from datetime import timedelta
+
+    at = app_as(user("ann", "officer", now), now)  # signed in at `now`, ttl 60 minutes
+    at.session_state["xs_now"] = now + timedelta(hours=2)
+    at.run()
+    assert "expired" in at.warning[0].value
+    assert at.title[0].value == "xscreen: sign in" and "xs_session" not in at.session_state
+
+
+def test_sign_out_clears_the_session(seeded: Seeded, now: datetime) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    at.switch_page("pages/logout.py").run()
+    assert "xs_session" not in at.session_state
+    assert at.title[0].value == "xscreen: sign in"
