@@ -141,12 +141,22 @@ class IngressDeployment:
         return {"model_version": info["model_version"], "device": info["device"]}
 
 
+def wire_image(image: Any) -> np.ndarray:
+    """The array sent to a replica: uint8 when that is lossless (8-bit sources and palette-rendered dual energy,
+    whose RGB values are k/255), a quarter of float32's bytes; float32 otherwise (16-bit grayscale)."""
+    rgb = getattr(image, "rgb", image)
+    if rgb.dtype == np.uint8:
+        return rgb
+    if getattr(image, "bit_depth", 16) == 8 or getattr(image, "dual_energy", False):
+        return np.rint(rgb * np.float32(255)).astype(np.uint8)  # (H, W, 3)
+    return rgb
+
+
 def handle_scorer(handle: DeploymentHandle) -> Any:
     """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch."""
 
     def score(images: list[Any]) -> list[dict[str, Any]]:
-        rgbs = [getattr(im, "rgb", im) for im in images]
-        return list(handle.score.remote(rgbs).result())
+        return list(handle.score.remote([wire_image(im) for im in images]).result())
 
     return score
 

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -72,6 +73,7 @@ class IngestReport:
 class _Good:
     cand: Candidate
     image: Any
+    stats: dict[str, float]
 
 
 class Ingest:
@@ -112,6 +114,8 @@ class Ingest:
         allowed = None if suffixes is None else frozenset(x.lower() for x in suffixes)
         self._checker = CandidateChecker(inbox, set(scanner_ids), max_bytes, allowed)
         self.recent = RecentHashes()
+        self._lock = threading.Lock()
+        self._inflight: set[str] = set()  # hashes claimed by a batch being scored right now
 
     @classmethod
     def from_settings(cls, settings: Any, *, score: ScoreFn, spool_write: SpoolFn, **kw: Any) -> Ingest:
@@ -137,8 +141,11 @@ class Ingest:
             elif outcome is not None:
                 candidates.append(outcome)
         fresh = self._drop_known(candidates, report)
-        good = self._read_all(fresh, report, self._quarantine_cand)
-        self._score_and_spool(good, report)
+        try:
+            good = self._read_all(fresh, report, self._quarantine_cand)
+            self._score_and_spool(good, report)
+        finally:
+            self._release(fresh)
         if report.scored:
             for item in good:
                 self._archive(item.cand)
@@ -154,16 +161,24 @@ class Ingest:
             except StoreUnavailable as err:  # the owner ingests idempotently: scoring twice is the only cost
                 log.warning("store owner unreachable for the known-hash check (%s); relying on recent hashes", err)
         fresh: list[Candidate] = []
-        taken: set[str] = set()
-        for cand in candidates:
-            if cand.sha256 in self.recent or cand.sha256 in known or cand.sha256 in taken:
-                report.duplicates.append(cand.path)
-                report.duplicate_ids.append(cand.sha256[:16])
-                self._archive(cand)
-                continue
-            taken.add(cand.sha256)
-            fresh.append(cand)
+        dupes: list[Candidate] = []
+        with self._lock:  # concurrent batches: content claimed by one in flight is a duplicate for the other
+            for cand in candidates:
+                sha = cand.sha256
+                if sha in self.recent or sha in known or sha in self._inflight:
+                    dupes.append(cand)
+                else:
+                    self._inflight.add(sha)
+                    fresh.append(cand)
+        for cand in dupes:
+            report.duplicates.append(cand.path)
+            report.duplicate_ids.append(cand.sha256[:16])
+            self._archive(cand)
         return fresh
+
+    def _release(self, claimed: list[Candidate]) -> None:
+        with self._lock:
+            self._inflight.difference_update(c.sha256 for c in claimed)
 
     def _read_all(self, candidates: list[Candidate], report: IngestReport,
                   quarantine: Callable[[Candidate, BadScanError], QuarantineRecord]) -> list[_Good]:
@@ -172,6 +187,7 @@ class Ingest:
             try:
                 image = self._reader(cand.data, name=cand.path.name, max_bytes=self._max_bytes,
                                      max_pixels=self._max_pixels)
+                stats = dict(self._stats(image))
             except BadScanError as err:
                 report.quarantined.append(quarantine(cand, err))
                 continue
@@ -180,7 +196,7 @@ class Ingest:
                 bad = BadScanError(str(cand.path), "reader_error", f"reader failed: {type(err).__name__}: {err}")
                 report.quarantined.append(quarantine(cand, bad))
                 continue
-            good.append(_Good(cand, image))
+            good.append(_Good(cand, image, stats))
         return good
 
     def _quarantine_cand(self, cand: Candidate, err: BadScanError) -> QuarantineRecord:
@@ -199,13 +215,14 @@ class Ingest:
                 report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
             return
         scored_at = self._clock()
-        scans = [scan_record(g.cand, g.image, self._stats(g.image)) for g in good]
+        scans = [scan_record(g.cand, g.image, g.stats) for g in good]
         verdicts = [_verdict(s, f, "champion", scored_at) for s, f in zip(scans, fields, strict=True)]
         verdicts += self._shadow(images, scans)
         batch = IngestBatch(batch_id=_batch_id(), scans=scans, verdicts=verdicts, quarantines=report.quarantined)
         report.spool_path = self._write(batch)
-        for scan in scans:
-            self.recent.add(scan.sha256)
+        with self._lock:
+            for scan in scans:
+                self.recent.add(scan.sha256)
         report.scored = [s.scan_id for s in scans]
         report.scans, report.verdicts = scans, verdicts
 
@@ -267,8 +284,11 @@ class Ingest:
             report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
             return self._notify(report)
         fresh = self._drop_known([cand], report)
-        good = self._read_all(fresh, report, self._quarantine_bytes)
-        self._score_and_spool(good, report)
+        try:
+            good = self._read_all(fresh, report, self._quarantine_bytes)
+            self._score_and_spool(good, report)
+        finally:
+            self._release(fresh)
         return self._notify(report)
 
     def _notify(self, report: IngestReport) -> IngestReport:

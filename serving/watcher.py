@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,8 @@ class Watcher:
     """Notices finished files under `inbox/<scanner-id>/` and calls `handler(list_of_paths)` from one thread.
 
     `handler` is whatever should process the files (a test passes `list.append`, production the ingest
-    pipeline); it is called with at most `batch_max` paths and never concurrently with itself.
+    pipeline); it is called with at most `batch_max` paths, from at most `concurrency` threads at once (two
+    let the next batch be read and hashed while the model scores the previous one; 1 = strictly in order).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Watcher:
         *,
         batch_max: int = 32,
         size_stable_s: float = 0.5,
+        concurrency: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inbox = inbox
@@ -142,6 +145,9 @@ class Watcher:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._threads: list[threading.Thread] = []
         self.handled = 0
+        self._concurrency = max(1, concurrency)
+        self._slots = threading.Semaphore(self._concurrency)
+        self._pool: ThreadPoolExecutor | None = None
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self, *, reconcile: bool = True) -> None:
@@ -160,6 +166,7 @@ class Watcher:
         self._observer = observer
         if reconcile:
             self.reconcile()
+        self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="xscreen-ingest")
         self._threads = [
             threading.Thread(target=self._tick_loop, name="xscreen-watcher-tick", daemon=True),
             threading.Thread(target=self._dispatch_loop, name="xscreen-watcher-dispatch", daemon=True),
@@ -178,6 +185,9 @@ class Watcher:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # batches already handed on finish (and are spooled)
+            self._pool = None
 
     def __enter__(self) -> Watcher:
         self.start()
@@ -282,6 +292,7 @@ class Watcher:
                 if self._stop.is_set():
                     return
                 continue
+            self._slots.acquire()  # wait for a free worker first: meanwhile the batch keeps growing
             batch = [first]
             while len(batch) < self._batch_max:  # whatever else is already ready goes in the same call
                 try:
@@ -290,14 +301,18 @@ class Watcher:
                     break
             with self._lock:
                 self._queued.difference_update(batch)
-            self._hand_on(batch)
+            assert self._pool is not None
+            self._pool.submit(self._hand_on, batch)
 
     def _hand_on(self, batch: list[Path]) -> None:
         try:
             self._handler(batch)
-            self.handled += len(batch)
+            with self._lock:
+                self.handled += len(batch)
         except Exception:  # a failing handler must not stop the stream; files stay for the next reconcile
             log.exception("handler failed on %d file(s); they stay in the inbox for the next reconcile", len(batch))
+        finally:
+            self._slots.release()
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -123,7 +123,7 @@ def test_files_arriving_together_go_on_in_one_call(inbox: Path) -> None:
         got(paths)
         release.wait(2.0)  # while the first call runs, the rest queue up and go together
 
-    with Watcher(inbox, slow_handler, batch_max=50, size_stable_s=5.0):
+    with Watcher(inbox, slow_handler, batch_max=50, size_stable_s=5.0, concurrency=1):
         drop(inbox / "scanner-a", "first.png")
         assert wait_for(lambda: len(got.batches) == 1)
         for i in range(20):
@@ -164,9 +164,29 @@ def test_a_failing_handler_does_not_stop_the_stream(inbox: Path) -> None:
             raise RuntimeError("handler bug")
         got(paths)
 
-    with Watcher(inbox, flaky, batch_max=1, size_stable_s=5.0):
+    with Watcher(inbox, flaky, batch_max=1, size_stable_s=5.0, concurrency=1):
         drop(inbox / "scanner-a", "boom.png")
         time.sleep(0.1)
         drop(inbox / "scanner-a", "fine.png")
         assert wait_for(lambda: len(got.paths) == 1)
     assert got.paths[0].name == "fine.png"
+
+
+def test_with_two_workers_the_next_batch_is_handled_while_the_first_runs(inbox: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+    got = Collector()
+
+    def handler(paths: list[Path]) -> None:
+        got(paths)
+        if not started.is_set():
+            started.set()
+            release.wait(3.0)  # the first batch blocks; the second must still go through
+
+    with Watcher(inbox, handler, batch_max=50, size_stable_s=5.0, concurrency=2):
+        drop(inbox / "scanner-a", "first.png")
+        assert started.wait(2.0)
+        drop(inbox / "scanner-a", "second.png")
+        assert wait_for(lambda: len(got.paths) == 2, timeout=2.0)
+        release.set()
+    assert [p.name for p in got.paths] == ["first.png", "second.png"]
