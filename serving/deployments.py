@@ -84,8 +84,8 @@ class ClassifierDeployment:
             Path(model.path), device, expected_classes=classes, expected_sha256=model.sha256,
             heatmap_size=heatmap_size, batch_size=batch_max,
         )
-        self.score.set_max_batch_size(batch_max)
-        self.score.set_batch_wait_timeout_s(batch_wait_s)
+        self.score.set_max_batch_size(batch_max)  # type: ignore[attr-defined]  # added by @serve.batch
+        self.score.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
         self._scored = 0
         self._replica = serve.get_replica_context().replica_id.unique_id
 
@@ -197,11 +197,14 @@ def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRe
     if shadow is None and s.shadow_model:
         shadow = resolve_model(settings, s.shadow_model)
     args = (settings.model.classes, settings.screening.heatmap_size, s.batch_max_size, s.batch_wait_s)
-    classifier = ClassifierDeployment.options(**classifier_options(settings, CLASSIFIER)).bind(model, *args)
+    # @serve.deployment adds .options/.bind, which type checkers cannot see.
+    deployment: Any = ClassifierDeployment
+    classifier = deployment.options(**classifier_options(settings, CLASSIFIER)).bind(model, *args)
     shadow_app = None
     if shadow is not None:
-        shadow_app = ClassifierDeployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
-    return IngressDeployment.options(name=INGRESS).bind(classifier, shadow_app, settings.model_dump_json())
+        shadow_app = deployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
+    ingress: Any = IngressDeployment
+    return ingress.options(name=INGRESS).bind(classifier, shadow_app, settings.model_dump_json())
 
 
 def app_builder(args: dict[str, Any]) -> Any:
@@ -234,7 +237,10 @@ def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> Deployme
     """Deploy a Serve config on the connected instance (what `serve deploy` asks the cluster to do)."""
     from ray.serve.context import _get_global_client
 
-    _get_global_client().deploy_apps(config, _blocking=True)
+    client = _get_global_client()
+    if client is None:
+        raise ConfigError("Serve is not running on the connected Ray instance")
+    client.deploy_apps(config, _blocking=True)
     return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
 
 

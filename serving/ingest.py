@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, utcnow
+from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
 from serving.scanfile import Candidate, CandidateChecker, scan_record
 from xscreen.errors import BadScanError, StoreUnavailable
 
@@ -303,11 +303,12 @@ class Ingest:
     def _quarantine_file(self, path: Path, err: BadScanError, scanner_id: str | None,
                          sha: str | None = None) -> QuarantineRecord:
         dest_dir = self.quarantine_dir / (scanner_id or "_unknown")
-        dest: Path | None = _unique(dest_dir, path.name)
+        target = _unique(dest_dir, path.name)
+        dest: Path | None = target
         try:
             dest_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(path, dest)  # a symlink is moved as the link itself, never followed
-            _move_sidecar(path, dest)
+            os.replace(path, target)  # a symlink is moved as the link itself, never followed
+            _move_sidecar(path, target)
         except OSError as exc:
             log.error("could not move %s to quarantine: %s", path, exc)
             dest = None
@@ -344,7 +345,7 @@ class Ingest:
             log.warning("could not archive %s: %s", cand.path, exc)
 
 
-def _verdict(scan: ScanRecord, fields: VerdictFields, role: str, scored_at: datetime) -> VerdictRecord:
+def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_at: datetime) -> VerdictRecord:
     latency = (scored_at - scan.received_at).total_seconds() * 1000.0
     return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
                          **dict(fields))

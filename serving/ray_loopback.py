@@ -48,4 +48,4 @@ def setup() -> None:
     tls_utils.add_port_to_grpc_server = _wrap(tls_utils.add_port_to_grpc_server, host)
     replica = sys.modules.get("ray.serve._private.replica")
     if replica is not None and hasattr(replica, "add_port_to_grpc_server"):
-        replica.add_port_to_grpc_server = _wrap(replica.add_port_to_grpc_server, host)
+        setattr(replica, "add_port_to_grpc_server", _wrap(replica.add_port_to_grpc_server, host))  # noqa: B010
