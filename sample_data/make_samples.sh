@@ -13,7 +13,7 @@ $X synth --out sample_data/baseline_npz  --n 6   --seed 103 --format npz  --size
 $X synth --out sample_data/baseline_gray --n 8   --seed 104 --format gray --size 224x224 --threat-rate 0.6
 $X synth --out sample_data/baseline_jpeg --n 60  --seed 105 --format jpeg --size 224x224 --threat-rate 0.6
 # a short live stream (two scanners, full-size images, sidecars); its ground truth goes next to it
-$X simulate --to sample_data/stream --rate 20 --duration 1.0 --scanners 2 --seed 106 --threat-rate 0.3 --size 320x320 \
+$X simulate --to sample_data/stream --rate 20 --duration 1.0 --scanners 2 --seed 106 --threat-rate 0.3 --size 320x320 --start-at 2026-01-05T09:00:00Z \
    --truth sample_data/stream_truth.jsonl.tmp
 mv sample_data/stream_truth.jsonl.tmp sample_data/stream/truth.jsonl
 du -sh sample_data

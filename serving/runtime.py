@@ -142,6 +142,10 @@ class Stack:
         self.metrics_server: Any = None
         self.store: Any = None
         self.ray_started = False
+        self.classifier: Any = None
+        self.score: ScoreFn | None = None
+        self.shadow_score: ScoreFn | None = None
+        self.ingest: Ingest | None = None
         self._sim_stop = threading.Event()
         self._sim_thread: threading.Thread | None = None
 
@@ -179,7 +183,10 @@ class Stack:
 
     def start_watcher(self, score: ScoreFn | None = None, shadow: ScoreFn | None = None) -> str:
         s = self.settings
-        ingest, metrics = make_ingest(s, score or self.score, shadow or getattr(self, "shadow_score", None), self.store)
+        scorer = score or self.score
+        if scorer is None:
+            raise RuntimeError("start_serving() (or an explicit score function) must come before start_watcher()")
+        ingest, metrics = make_ingest(s, scorer, shadow or self.shadow_score, self.store)
         self.ingest = ingest
         self.watcher = Watcher(s.inbox_dir, ingest, batch_max=s.serving.source_batch_max,
                                size_stable_s=s.serving.size_stable_s)
@@ -207,8 +214,9 @@ class Stack:
         self._sim_thread.start()
         return f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
 
-    def start_app(self, app_file: Path = Path("app.py")) -> str:
+    def start_app(self, app_file: Path | None = None) -> str:
         s = self.settings
+        app_file = app_file or Path(__file__).resolve().parents[1] / "app.py"  # the checkout's dashboard
         if not app_file.is_file():
             return f"dashboard        skipped: {app_file} does not exist yet"
         argv = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", s.network.host,
