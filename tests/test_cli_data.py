@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xscreen.cli import State, app
-from xscreen.cli_data import parse_size
+from xscreen.cli_data import parse_size, parse_time
 from xscreen.errors import ConfigError
 
 
@@ -77,3 +77,10 @@ def test_size_option_is_parsed_or_refused() -> None:
     assert parse_size("512x384") == (512, 384) and parse_size(None) is None
     with pytest.raises(ConfigError, match="WIDTHxHEIGHT"):
         parse_size("big")
+
+
+def test_start_time_is_parsed_as_utc_or_refused() -> None:
+    assert parse_time("2026-01-05T09:00:00Z") == parse_time("2026-01-05T09:00:00")
+    assert parse_time("2026-01-05T10:00:00+01:00") == parse_time("2026-01-05T09:00:00")
+    with pytest.raises(ConfigError, match="ISO 8601"):
+        parse_time("yesterday")

@@ -8,6 +8,7 @@ xscreen.cli.main prints as one line.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,17 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if not match:
         raise ConfigError(f"--size must look like WIDTHxHEIGHT (e.g. 512x512), got {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC when no offset is given); None stays None."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--start-at must be an ISO 8601 time such as 2026-01-05T09:00:00Z, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def synth(
@@ -65,6 +77,8 @@ def simulate(
     ramp: float | None = typer.Option(None, "--ramp", help="Seconds over which the scenario ramps (default: duration, else 600)."),
     truth: Path | None = typer.Option(None, "--truth", help="Append each scan's ground truth (JSON lines) to this file."),
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT; default 512 wide, variable height."),
+    start_at: str | None = typer.Option(None, "--start-at",
+                                        help="ISO time of the first scan in the sidecars (default: now, UTC)."),
 ) -> None:
     """Play a live scanner stream: files appear atomically with a sidecar JSON of item metadata."""
     from xray.simulate import check_simulator_args, run_simulator
@@ -73,10 +87,11 @@ def simulate(
     rate_used = threat_rate if threat_rate is not None else settings.simulator.threat_rate
     check_simulator_args(rate, scanners, duration, fmt, settings.model.classes, scenario, rate_used)
     parse_size(size)
+    parse_time(start_at)
     typer.echo(f"simulating {scanners} scanner(s) at {rate}/s into {to} (scenario {scenario}; Ctrl-C stops)")
     count = run_simulator(to, rate=rate, scanners=scanners, scenario=scenario, duration=duration, seed=seed,
                           classes=list(settings.model.classes), threat_rate=rate_used, fmt=fmt, ramp_s=ramp,
-                          truth_path=truth, size=parse_size(size), progress_bar=True)
+                          truth_path=truth, size=parse_size(size), start_at=parse_time(start_at), progress_bar=True)
     typer.echo(f"wrote {count} scans")
 
 
