@@ -51,7 +51,7 @@ def run_once(n: int, size: tuple[int, int], seed: int) -> dict[str, float]:
         wall, cpu = _timed(lambda i, f=fmt, fs=files: fs.append(encode(f, parcels[i].high, parcels[i].low,  # type: ignore[misc]
                                                                         palette=parcels[i].palette)), n)
         out[f"encode_{fmt}_per_s"], out[f"encode_{fmt}_cpu_per_s"] = n / wall, n / cpu
-        scans = []
+        scans: list[Any] = []
         wall, cpu = _timed(lambda i, fs=files, sc=scans: sc.append(read_scan(fs[i])), n)  # type: ignore[misc]
         out[f"read_{fmt}_per_s"], out[f"read_{fmt}_cpu_per_s"] = n / wall, n / cpu
         wall, cpu = _timed(lambda i, sc=scans: image_stats(sc[i]), n)  # type: ignore[misc]
