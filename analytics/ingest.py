@@ -7,8 +7,9 @@ Identity: batches by batch_id, scans by sha256, verdicts by (scan_id, model_vers
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -43,6 +44,10 @@ QUARANTINE_SCHEMA = pa.schema([
     ("quarantine_id", pa.string()), ("sha256", pa.string()), ("scanner_id", pa.string()),
     ("source_path", pa.string()), ("quarantined_path", pa.string()), ("reason_code", pa.string()),
     ("reason", pa.string()), ("quarantined_at", TS), ("batch_id", pa.string()),
+])
+HOURLY_SCHEMA = pa.schema([
+    ("hour", TS), ("scanner_id", pa.string()), ("model_version", pa.string()), ("role", pa.string()),
+    ("verdict", pa.string()), ("n", pa.int64()),
 ])
 # Columns stored as JSON text: cast on insert so analysts can use ->> on them.
 JSON_COLUMNS = {"scans": ["declared_contents"], "verdicts": ["thresholds"]}
@@ -185,6 +190,7 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
     new_scans = _append(cur, "scans", plan.scans, SCAN_SCHEMA, key=("scan_id",))
     new_verdicts = _append(cur, "verdicts", plan.verdicts, VERDICT_SCHEMA, key=("scan_id", "model_version"))
     _append(cur, "heatmaps", [h for k in new_verdicts for h in plan.heatmaps[k]], HEATMAP_SCHEMA)
+    _update_rollups(cur, [r for r in plan.verdicts if (r["scan_id"], r["model_version"]) in new_verdicts])
     new_quarantines = _append(cur, "quarantine", plan.quarantines, QUARANTINE_SCHEMA, key=("quarantine_id",))
     new_sha = {row["sha256"] for row in plan.scans if row["scan_id"] in new_scans}
     counts = {i: [0, 0, 0] for i in fresh}
@@ -198,6 +204,36 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
         cur.execute("INSERT INTO ingest_batches BY NAME SELECT * FROM _rows")
         cur.unregister("_rows")
     return [_result(b, counts.get(i)) for i, b in enumerate(batches)]
+
+
+PENDING_COLUMNS = ("scan_id", "model_version", "scanner_id", "verdict", "any_threat", "top_class", "scored_at")
+PENDING_SCHEMA = pa.schema([VERDICT_SCHEMA.field(c) for c in PENDING_COLUMNS])
+
+
+def _utc_hour(ts: datetime) -> datetime:
+    """The UTC hour a time falls in (naive times are UTC, as the Arrow insert treats them)."""
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _update_rollups(cur: duckdb.DuckDBPyConnection, verdicts: list[dict[str, Any]]) -> None:
+    """Keep queue_pending (champion items waiting for an officer) and verdict_hourly (counts) in step with the
+    verdicts just inserted, in the same transaction."""
+    if not verdicts:
+        return
+    pending = [{c: r[c] for c in PENDING_COLUMNS} for r in verdicts
+               if r["role"] == "champion" and r["verdict"] in ("inspect", "uncertain")]
+    if pending:
+        cur.register("_pending", pa.Table.from_pylist(pending, schema=PENDING_SCHEMA))
+        cur.execute("INSERT INTO queue_pending BY NAME SELECT * FROM _pending ON CONFLICT (scan_id) DO NOTHING")
+        cur.unregister("_pending")
+    counts = Counter((_utc_hour(r["scored_at"]), r["scanner_id"] or "",
+                      r["model_version"], r["role"], r["verdict"]) for r in verdicts)
+    rows = [dict(zip(("hour", "scanner_id", "model_version", "role", "verdict", "n"), (*k, n), strict=True))
+            for k, n in counts.items()]
+    cur.register("_hourly", pa.Table.from_pylist(rows, schema=HOURLY_SCHEMA))
+    cur.execute("INSERT INTO verdict_hourly BY NAME SELECT * FROM _hourly ON CONFLICT DO UPDATE SET n = n + excluded.n")
+    cur.unregister("_hourly")
 
 
 def _result(batch: Prepared, counts: list[int] | None) -> IngestResult:

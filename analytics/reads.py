@@ -66,17 +66,15 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
     return scan
 
 
-# Top-N over verdicts alone first (decided and other officers' claimed items removed by small anti-joins), then
-# join the few rows that survive to scans: joining 10M verdicts to scans before the LIMIT would dominate.
+# Top-N over queue_pending (champion inspect/uncertain verdicts without a final decision, kept by the writer), minus
+# other officers' live claims; only the rows that survive the LIMIT are joined to scans.
 QUEUE_SQL = """
 WITH top AS (
-    SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class, v.scored_at
-    FROM verdicts v
-    WHERE v.role = 'champion' AND v.verdict IN ('inspect', 'uncertain')
-      AND ($scanner::VARCHAR IS NULL OR v.scanner_id = $scanner::VARCHAR)
-      AND v.scan_id NOT IN (SELECT scan_id FROM decisions WHERE decision <> 'refer')
-      AND v.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
-    ORDER BY v.any_threat DESC, v.scored_at
+    SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at
+    FROM queue_pending p
+    WHERE ($scanner::VARCHAR IS NULL OR p.scanner_id = $scanner::VARCHAR)
+      AND p.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
+    ORDER BY p.any_threat DESC, p.scored_at
     LIMIT $limit)
 SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
        top.scan_id IN (SELECT scan_id FROM decisions WHERE decision = 'refer') AS referred

@@ -115,6 +115,8 @@ def record_decision(cur: duckdb.DuckDBPyConnection, d: DecisionRecord, now: date
         raise ConflictError(f"scan {d.scan_id} is being worked by {holder}")
     cur.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [d.decision_id, d.scan_id, d.officer, d.decision, d.threat_class, d.note, d.decided_at, version])
+    if d.decision in FINAL_DECISIONS:
+        cur.execute("DELETE FROM queue_pending WHERE scan_id = ?", [d.scan_id])
     labels = decision_labels(d)
     if labels is not None:
         _insert_label(cur, LabelRecord(label_id=f"{d.decision_id}-label", scan_id=d.scan_id, labels=labels,

@@ -200,3 +200,18 @@ def test_a_refused_write_does_not_sink_the_others_in_its_group_commit(tmp_path, 
         for t in threads:
             t.join()
         assert len(errors) == 1 and len(store.list_models()) == 4
+
+
+def test_hourly_rollup_counts_equal_the_verdicts_they_summarise(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 400, seed=13, now=now)
+    store.ingest(make_batch(np.random.default_rng(13), 0, 50, now, seeded.classes, batch_id="again"))  # duplicates
+    week = {"start": now - timedelta(days=8), "end": now + timedelta(hours=1)}
+    rolled = store.query("verdict_counts", bucket="day", **week)
+    with store.reader() as cur:
+        raw = cur.execute("SELECT time_bucket(INTERVAL 1 day, scored_at) AS bucket, scanner_id, model_version, "
+                          "count(*) AS n, count(*) FILTER (verdict = 'inspect') AS n_inspect FROM verdicts "
+                          "WHERE role = 'champion' GROUP BY ALL ORDER BY ALL").df()
+    assert rolled[["n", "n_inspect"]].values.tolist() == raw[["n", "n_inspect"]].values.tolist()
+    assert rolled["n"].sum() == 400
+    minute = store.query("verdict_counts", bucket="minute", **week)
+    assert minute["n"].sum() == 400 and (minute["flag_rate"] <= 1).all()

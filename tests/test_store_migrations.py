@@ -36,6 +36,16 @@ def _original_db_with_rows(path: Path) -> None:
                 [T0.replace(hour=5)])
     con.execute("INSERT INTO alerts VALUES ('a1', ?, 'warning', 'psi', 'drift on scanner-a', 'open', '{}')", [T0])
     con.execute("INSERT INTO decisions VALUES ('d1', 's1', 'ann', 'confirmed', 'knife', NULL, ?, 'm1')", [T0])
+    con.execute("INSERT INTO scans (scan_id, sha256, scanner_id, source_path, file_format, width, height, bit_depth, "
+                "dual_energy, received_at, is_canary) VALUES ('s1', ?, 'sc-1', 'p', 'png', 1, 1, 8, false, ?, false)",
+                ["a" * 64, T0])
+    con.execute("INSERT INTO scans (scan_id, sha256, scanner_id, source_path, file_format, width, height, bit_depth, "
+                "dual_energy, received_at, is_canary) VALUES ('s2', ?, 'sc-1', 'p', 'png', 1, 1, 8, false, ?, false)",
+                ["b" * 64, T0])
+    for scan_id, verdict, score in [("s1", "inspect", 0.9), ("s2", "uncertain", 0.5)]:
+        con.execute("INSERT INTO verdicts (scan_id, model_version, role, scanner_id, verdict, any_threat, scores, "
+                    "heatmap_size, scored_at) VALUES (?, 'm1', 'champion', 'sc-1', ?, ?, MAP {'knife': ?}, 0, ?)",
+                    [scan_id, verdict, score, score, T0])
     con.close()
 
 
@@ -48,6 +58,10 @@ def test_database_with_only_the_original_schema_upgrades_and_keeps_its_rows(tmp_
         assert cur.execute("SELECT decision FROM final_decisions").fetchall() == [("confirmed",)]
         updated = cur.execute("SELECT updated_at FROM alerts WHERE alert_id = 'a1'").fetchone()[0]
     assert updated == T0  # migration 3 back-filled the new column from the raise time
+    with Store.open(path, clock=lambda: T0) as store:
+        assert list(store.queue("bob")["scan_id"]) == ["s2"]  # migration 5 back-filled: s1 was already decided
+        counts = store.query("verdict_counts", start=T0.replace(hour=0), end=T0.replace(hour=23))
+        assert counts[["n", "n_inspect", "n_uncertain"]].values.tolist() == [[2, 1, 1]]
 
 
 def test_migrate_twice_is_a_no_op(tmp_path: Path) -> None:
