@@ -116,10 +116,16 @@ CREATE INDEX decisions_scan_id ON decisions (scan_id);
 # Migration 5: two small tables the writer keeps in step with verdicts/decisions, so the two hottest dashboard
 # reads cost the same at 10M verdicts as at 10k: the officers' queue reads only items still waiting, and volume /
 # flag-rate charts read hourly counts. Back-filled from the rows already stored.
-_M5_ROLLUPS = """
+_M5_TABLES = """
 CREATE TABLE queue_pending (
     scan_id VARCHAR PRIMARY KEY, model_version VARCHAR NOT NULL, scanner_id VARCHAR, verdict VARCHAR NOT NULL,
     any_threat DOUBLE NOT NULL, top_class VARCHAR, scored_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE verdict_hourly (
+    hour TIMESTAMPTZ NOT NULL, scanner_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, role VARCHAR NOT NULL,
+    verdict VARCHAR NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, scanner_id, model_version, role, verdict));
+"""
+# Used by migration 5 and by rebuild_rollups(): a change here changes what migration 5 did, so don't; add a step.
+_FILL_ROLLUPS = """
 INSERT INTO queue_pending
     SELECT scan_id, arg_max(model_version, scored_at), arg_max(scanner_id, scored_at), arg_max(verdict, scored_at),
            arg_max(any_threat, scored_at), arg_max(top_class, scored_at), max(scored_at)
@@ -127,13 +133,23 @@ INSERT INTO queue_pending
     WHERE role = 'champion' AND verdict IN ('inspect', 'uncertain')
       AND scan_id NOT IN (SELECT scan_id FROM decisions WHERE decision <> 'refer')
     GROUP BY scan_id;
-CREATE TABLE verdict_hourly (
-    hour TIMESTAMPTZ NOT NULL, scanner_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, role VARCHAR NOT NULL,
-    verdict VARCHAR NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (hour, scanner_id, model_version, role, verdict));
 INSERT INTO verdict_hourly
     SELECT date_trunc('hour', scored_at), coalesce(scanner_id, ''), model_version, role, verdict, count(*)
     FROM verdicts GROUP BY ALL;
 """
+
+
+def _m5_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    _apply(con, _M5_TABLES)
+    _apply(con, _FILL_ROLLUPS)
+
+
+def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """Re-derive queue_pending and verdict_hourly from verdicts/decisions (after bulk loads done in plain SQL)."""
+    con.execute("DELETE FROM queue_pending")
+    con.execute("DELETE FROM verdict_hourly")
+    _apply(con, _FILL_ROLLUPS)
+
 
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
@@ -141,7 +157,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "views current_labels, final_decisions, champion_verdicts", _M2_VIEWS),
     (3, "alerts.updated_at and updated_by", _m3_alert_history),
     (4, "indexes on scan_id of verdicts, heatmaps, labels, decisions", _M4_INDEXES),
-    (5, "queue_pending and verdict_hourly, kept by the writer", _M5_ROLLUPS),
+    (5, "queue_pending and verdict_hourly, kept by the writer", _m5_rollups),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

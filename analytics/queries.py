@@ -82,23 +82,45 @@ def verdict_counts(con: duckdb.DuckDBPyConnection, start: Any = None, end: Any =
     return df
 
 
+# Above this many verdicts in a window, score samples are drawn as whole 2048-row blocks (DuckDB system sampling,
+# which reads only the sampled blocks' scores) instead of a reservoir over every row (which reads them all).
+BLOCK_SAMPLE_ABOVE = 250_000
+
+
+def rows_in_window(con: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                   model_version: str | None = None, scanner_id: str | None = None) -> int:
+    """Verdicts scored in [start, end) (whole UTC hours), from the hourly rollup: no scan of verdicts."""
+    row = con.execute(f"""
+        SELECT coalesce(sum(n), 0) FROM verdict_hourly WHERE hour >= {_WINDOW[0]} AND hour < {_WINDOW[1]}
+          AND ($model_version::VARCHAR IS NULL OR model_version = $model_version::VARCHAR)
+          AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id::VARCHAR)""",
+        {"start": start, "end": end, "model_version": model_version, "scanner_id": scanner_id}).fetchone()
+    return int(row[0]) if row else 0
+
+
 @named_query("score_samples")
 def score_samples(con: duckdb.DuckDBPyConnection, class_name: str = "any_threat", start: Any = None,
                   end: Any = None, model_version: str | None = None, scanner_id: str | None = None,
                   limit: int = 20_000) -> pd.DataFrame:
     """Scores of one class (or `any_threat`) in a window: scored_at, scanner_id, model_version, score.
 
-    A uniform sample of at most `limit` rows (reservoir), enough for histograms and PSI."""
+    At most `limit` rows, repeatable between calls: a uniform reservoir sample, or, above BLOCK_SAMPLE_ABOVE
+    verdicts in the window, a sample of 2048-row blocks spread over the window (enough for histograms and PSI)."""
     score = "any_threat" if class_name == "any_threat" else "scores[$class_name]"
-    sql = f"""
-    SELECT * FROM (
-        SELECT scored_at, scanner_id, model_version, {score} AS score FROM verdicts
-        WHERE scored_at >= {_WINDOW[0]} AND scored_at < {_WINDOW[1]}
+    where = f"""scored_at >= {_WINDOW[0]} AND scored_at < {_WINDOW[1]}
           AND ($model_version::VARCHAR IS NULL OR model_version = $model_version::VARCHAR)
-          AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id::VARCHAR)
-          AND {score} IS NOT NULL) AS w
-    USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7)"""
+          AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id::VARCHAR)"""
     params: dict[str, Any] = {"start": start, "end": end, "model_version": model_version, "scanner_id": scanner_id}
+    n = rows_in_window(con, **params)
+    if n > BLOCK_SAMPLE_ABOVE:
+        percent = min(100.0, 120.0 * int(limit) / n)  # 20% spare: blocks straddle the window's edges
+        sql = f"""SELECT scored_at, scanner_id, model_version, {score} AS score
+                  FROM verdicts TABLESAMPLE {percent:.6f}% (system, 7)
+                  WHERE {where} AND {score} IS NOT NULL LIMIT {int(limit)}"""
+    else:
+        sql = f"""SELECT * FROM (SELECT scored_at, scanner_id, model_version, {score} AS score FROM verdicts
+                                 WHERE {where} AND {score} IS NOT NULL) AS w
+                  USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7)"""
     if class_name != "any_threat":
         params["class_name"] = class_name
     return con.execute(sql, params).df().sort_values("scored_at", ignore_index=True)

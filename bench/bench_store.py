@@ -35,7 +35,7 @@ import numpy as np
 
 from analytics import queries, reads
 from analytics.client import StoreClient, owner_is_up
-from analytics.migrations import migrate
+from analytics.migrations import migrate, rebuild_rollups
 from analytics.records import IngestBatch
 from analytics.spool import SpoolWriter
 from analytics.store import Store
@@ -174,6 +174,7 @@ def build_query_db(path: Path, verdict_rows: int, embedding_dim: int) -> None:
     con.execute("INSERT INTO decisions SELECT 'd-' || scan_id, scan_id, 'officer-1', 'cleared', NULL, NULL, "
                 "scored_at + INTERVAL 5 MINUTE, model_version FROM verdicts "
                 "WHERE role = 'champion' AND verdict <> 'clear' USING SAMPLE 1 PERCENT (bernoulli)")
+    rebuild_rollups(con)  # rows inserted in plain SQL bypassed the writer that keeps the rollups
     con.execute("CHECKPOINT")
     con.close()
 
