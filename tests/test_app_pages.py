@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
 from analytics.client import StoreClient
 from tests.app_harness import PASSWORD, app_as, point_app_at, user
+from tests.app_seed import render_images, seed_demo
 from tests.seeding import Seeded, seed_store
 from xscreen.settings import Settings
 
@@ -63,6 +65,25 @@ def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
     assert decision["decided_at"] is not None
     assert top not in at.dataframe[0].value["scan"].tolist()
     assert any(a.action == "decision" and a.target == top for a in owner_client.audit_log(actor="ann"))
+
+
+def test_viewer_switches_views_and_heatmap_on_a_real_scan(
+        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    point_app_at(monkeypatch, settings)
+    seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    assert not at.error and not at.exception
+    assert at.selectbox(key="triage_view").options == [
+        "Pseudo-colour", "High energy", "Low energy", "Organic only", "Inorganic only", "Metal only"]
+    plain = at.get("image")[0]
+    for view in ("Metal only", "Low energy"):
+        at.selectbox(key="triage_view").set_value(view).run()
+        assert not at.exception and not at.error
+    at.multiselect(key="triage_heat").set_value([]).run()
+    at.slider(key="triage_zoom").set_value(2.0).run()
+    assert not at.exception and at.get("image")[0].proto != plain.proto
 
 
 def test_officer_is_refused_the_models_page_server_side(seeded: Seeded, now: datetime) -> None:
@@ -142,3 +163,40 @@ def test_sign_out_clears_the_session(seeded: Seeded, now: datetime) -> None:
     at.switch_page("pages/logout.py").run()
     assert "xs_session" not in at.session_state
     assert at.title[0].value == "xscreen: sign in"
+
+
+def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/models.py").run()
+    at.selectbox(key="models_version").set_value(seeded.shadow).run()
+    at.selectbox(key="models_state").set_value("champion").run()
+    at.text_input(key="models_reason").input("better on scanner-b").run()
+    assert at.button(key="models_apply").disabled  # still needs the confirmation tick
+    at.checkbox(key="models_confirm").check().run()
+    at.button(key="models_apply").click().run()
+    assert not at.exception and "is now champion" in at.success[0].value
+    champion = owner_client.champion()
+    assert champion is not None and champion.version == seeded.shadow
+    assert any(a.action == "promote" and a.target == seeded.shadow for a in owner_client.audit_log(actor="sue"))
+
+
+def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) -> None:
+    at = app_as(user("ada", "analyst", now), now).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert "Only supervisors and admins" in at.caption[-1].value
+    assert "models_apply" not in [b.key for b in at.button]
+
+
+def test_supervisor_exports_a_training_set(seeded: Seeded, now: datetime, tmp_path: Path) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    at.button(key="triage_seized").click().run()  # one labelled scan (its image file does not exist)
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    sup.switch_page("pages/relabel.py").run()
+    sup.text_input(key="relabel_export_dir").input(str(tmp_path / "export")).run()
+    sup.button(key="relabel_export").click().run()
+    assert not sup.exception
+    assert (tmp_path / "export" / "labels.csv").read_text().splitlines() == ["file,labels"]
+    assert "no longer exist" in sup.warning[-1].value
