@@ -42,18 +42,20 @@ class Frame:
     """
 
     def __init__(self, u: np.ndarray, v: np.ndarray, mm_per_px: float, origin: tuple[float, float] = (0.0, 0.0),
-                 angle: float = 0.0) -> None:
+                 angle: float = 0.0, tilt: float = 1.0) -> None:
         self.u = u  # (h, w) float32
         self.v = v
         self.aa = np.float32(1.0 / mm_per_px)  # converts a distance in mm into pixels for anti-aliasing
         self._origin = origin  # (row, col) of the object's centre in frame pixels
         self._c, self._s = float(np.cos(angle)), float(np.sin(angle))
+        self._tilt = tilt  # the object's v axis is foreshortened by this factor in the image
 
     def zeros(self) -> np.ndarray:
         return np.zeros(self.u.shape, dtype=np.float32)
 
     def _win(self, cx: float, cy: float, radius: float) -> tuple[slice, slice] | None:
         """Pixel window of a disc of `radius` mm around the local point (cx, cy); None if off the frame."""
+        cy = cy * self._tilt
         dx, dy = self._c * cx - self._s * cy, self._s * cx + self._c * cy  # back to unrotated mm
         row, col = self._origin[0] + dy * self.aa, self._origin[1] + dx * self.aa
         r = radius * float(self.aa) + 2.0

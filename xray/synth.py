@@ -80,11 +80,16 @@ def _pick(rng: np.random.Generator, weights: dict[str, float], allowed: Sequence
 
 
 def stamp_object(acc_h: np.ndarray, acc_l: np.ndarray, spec: ObjectSpec, cx: float, cy: float, angle: float,
-           px_per_mm: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """Add one object's attenuation; return its core box and box-cropped mask (None if off the image)."""
+                 px_per_mm: float, tilt: float = 1.0) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """Add one object's attenuation; return its core box and box-cropped mask (None if off the image).
+
+    `tilt` in (0, 1] is the cosine of a tilt about the object's long axis: the projection shrinks by `tilt`
+    across that axis and every path through the object grows by 1/tilt (a slab seen at an angle), so an object
+    standing on its edge looks narrow and dark, as on a real scanner.
+    """
     H, W = acc_h.shape
     c, s = float(np.cos(angle)), float(np.sin(angle))
-    hu, hv = spec.half_extent
+    hu, hv = spec.half_extent[0], spec.half_extent[1] * tilt
     rx = (abs(c) * hu + abs(s) * hv) * px_per_mm + 2  # tight box of the turned extent
     ry = (abs(s) * hu + abs(c) * hv) * px_per_mm + 2
     y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 1, H)
@@ -94,7 +99,8 @@ def stamp_object(acc_h: np.ndarray, acc_l: np.ndarray, spec: ObjectSpec, cx: flo
     dy = ((np.arange(y0, y1, dtype=np.float32) - np.float32(cy)) / np.float32(px_per_mm))[:, None]  # (h, 1) mm
     dx = ((np.arange(x0, x1, dtype=np.float32) - np.float32(cx)) / np.float32(px_per_mm))[None, :]  # (1, w) mm
     cf, sf = np.float32(c), np.float32(s)
-    frame = Frame(cf * dx + sf * dy, -sf * dx + cf * dy, 1.0 / px_per_mm, (cy - y0, cx - x0), angle)  # (h, w)
+    frame = Frame(cf * dx + sf * dy, (-sf * dx + cf * dy) * np.float32(1.0 / tilt), 1.0 / px_per_mm,
+                  (cy - y0, cx - x0), angle, tilt)  # (h, w)
     core = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
     view_h, view_l = acc_h[y0:y1, x0:x1], acc_l[y0:y1, x0:x1]
     # Sum thickness per (material, core) first: objects repeat materials (chips, screws, eyelets), and one add
@@ -109,11 +115,11 @@ def stamp_object(acc_h: np.ndarray, acc_l: np.ndarray, spec: ObjectSpec, cx: flo
     tmp = np.empty_like(core)
     for (name, is_core), thickness in stacks.items():
         mat = material(name)
-        np.multiply(thickness, np.float32(mat.mu_high), out=tmp)
+        np.multiply(thickness, np.float32(mat.mu_high / tilt), out=tmp)
         view_h += tmp
         if is_core:
             core += tmp
-        np.multiply(thickness, np.float32(mat.mu_low), out=tmp)
+        np.multiply(thickness, np.float32(mat.mu_low / tilt), out=tmp)
         view_l += tmp
     mask = core > CORE_ATTENUATION
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -134,8 +140,8 @@ def _container(rng: np.random.Generator, length_mm: float, width_mm: float) -> O
 
         return ObjectSpec("carton", (width_mm / 2, length_mm / 2), carton, "cardboard")
 
-    def mailer(f: Frame) -> list[Part]:  # two plies of 1.5 mm film: a faint outline, nearly invisible
-        return [Part("polyethylene", f.rect(width_mm, length_mm, 3.0, r=12))]
+    def mailer(f: Frame) -> list[Part]:  # two plies of padded film: a faint, even outline
+        return [Part("polyethylene", f.rect(width_mm, length_mm, 5.0, r=12))]
 
     return ObjectSpec("mailer", (width_mm / 2, length_mm / 2), mailer, "polyethylene")
 
@@ -297,7 +303,8 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
         margin = 0.35 if cls else 0.42  # threats stay well inside, benign clutter may bulge at the walls
         u, v = rng.uniform(-margin, margin) * width_mm, rng.uniform(-margin, margin) * length_mm
         ox, oy = (c * u - s * v) * ppm, (s * u + c * v) * ppm
-        hit = stamp_object(acc_h, acc_l, spec, pcx + ox, pcy + oy, rng.uniform(0, 2 * np.pi), ppm)
+        tilt = 1.0 if rng.random() < 0.6 else rng.uniform(0.4, 1.0)  # most lie flat, some stand on an edge
+        hit = stamp_object(acc_h, acc_l, spec, pcx + ox, pcy + oy, rng.uniform(0, 2 * np.pi), ppm, tilt)
         if hit:
             placed.append((spec, cls, *hit))
     high, low, rows, cols = _scanner(acc_h, acc_l, rng, _jitter(rng, state.scanner))

@@ -43,7 +43,8 @@ def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int
     acc_h = np.zeros((side, side), dtype=np.float32)
     acc_l = np.zeros((side, side), dtype=np.float32)
     theta = rng.uniform(0, 2 * np.pi) if angle is None else angle
-    hit = stamp_object(acc_h, acc_l, spec, side / 2, side / 2, theta, ppm)
+    tilt = 1.0 if angle is not None or rng.random() < 0.6 else rng.uniform(0.4, 1.0)
+    hit = stamp_object(acc_h, acc_l, spec, side / 2, side / 2, theta, ppm, tilt)
     if hit is None:  # cannot happen for a stamp centred on its own canvas; kept for type safety
         raise RuntimeError(f"threat {spec.name} rendered empty")
     (x0, y0, x1, y1), mask = hit
