@@ -67,4 +67,9 @@ def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> N
     heat = heat_for(verdict, chosen, width, height) if verdict and chosen else None
     if heat is not None:
         img = triage.heatmap_overlay(img, heat)
-    st.image(triage.to_uint8(triage.zoom(img, factor)), width="stretch")
+    cx = cy = 0.5
+    if factor > 1:  # pan only makes sense once zoomed in
+        p1, p2 = st.columns(2)
+        cx = p1.slider("Pan left-right", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_x")
+        cy = p2.slider("Pan up-down", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_y")
+    st.image(triage.to_uint8(triage.zoom(img, factor, cx, cy)), width="stretch")

@@ -84,6 +84,9 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     at.multiselect(key="triage_heat").set_value([]).run()
     at.slider(key="triage_zoom").set_value(2.0).run()
     assert not at.exception and at.get("image")[0].proto != plain.proto
+    zoomed = at.get("image")[0].proto
+    at.slider(key="triage_pan_x").set_value(0.0).run()  # pan appears once zoomed
+    assert not at.exception and at.get("image")[0].proto != zoomed
 
 
 def test_officer_is_refused_the_models_page_server_side(seeded: Seeded, now: datetime) -> None:
