@@ -1,22 +1,18 @@
-"""`Store`: the one in-process owner of the DuckDB file. One writer thread group-commits; readers use a cursor each.
+"""`Store`: the one in-process owner of the DuckDB file and every operation on it (`analytics.api.StoreAPI`).
 
-Every write call enqueues an operation and blocks until the transaction that contains it has COMMITted (or
-raises). The writer drains up to `write_batch_max` records, waiting at most `write_batch_wait_ms` for more, and
-commits them in one transaction; consecutive ingests are merged into one Arrow append per table. If a group fails
-for an unexpected reason it is rolled back and each operation is retried alone, so one bad write cannot sink
-the others. Readers see committed data only.
+Writes go through one `GroupCommitWriter` (analytics/writer.py): each call blocks until its transaction has
+COMMITted. Reads run on one cursor per thread and see committed data only. The SQL of each operation lives in
+analytics/reads.py, writes.py, ingest.py and auth.py; this class wires them to the writer and the cursors.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ import pandas as pd
 
 from analytics import auth, reads, writes
 from analytics.api import IngestResult, SqlResult
-from analytics.ingest import Prepared, ingest_batches, prepare
+from analytics.ingest import prepare
 from analytics.migrations import migrate, preflight
 from analytics.records import (
     AlertRecord,
@@ -43,20 +39,11 @@ from analytics.records import (
     utcnow,
 )
 from analytics.snapshot import export_parquet, snapshot_database
+from analytics.writer import GroupCommitWriter, Op
 from xscreen.errors import SchemaError, StoreError, XscreenError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-
-
-@dataclass
-class _Op:
-    """One queued write: `fn(cursor, now)` or, for ingest, the batch (merged with its neighbours)."""
-
-    fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any] | None
-    batch: Prepared | None = None
-    weight: int = 1
-    future: Future[Any] = field(default_factory=Future)
 
 
 @dataclass
@@ -77,18 +64,14 @@ class Store:
         self.path = path
         self._con = con
         self._clock = clock
-        self._batch_max = max(1, write_batch_max)
-        self._wait_s = max(0.0, write_batch_wait_ms) / 1000.0
         self._claim_ttl_s = claim_ttl_s
         self._sql = sql
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
-        self._queue: queue.Queue[_Op | None] = queue.Queue()
         self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
-        self._writer.start()
+        self._writer = GroupCommitWriter(con, write_batch_max, write_batch_wait_ms / 1000.0, clock)
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
 
@@ -130,8 +113,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._writer.join()
+        self._writer.close()
         with self._cursors_lock:
             for cur in self._cursors:
                 cur.close()
@@ -146,91 +128,8 @@ class Store:
 
     # ---- the writer -------------------------------------------------------------------------------------------
 
-    def _submit(self, op: _Op) -> Any:
-        if self._closed:
-            raise StoreError("the store is closed")
-        self._queue.put(op)
-        return op.future.result()
-
     def _write(self, fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any], weight: int = 1) -> Any:
-        return self._submit(_Op(fn=fn, weight=weight))
-
-    def _gather(self, first: _Op) -> tuple[list[_Op], bool]:
-        """First op plus whatever arrives within the wait, up to the batch size; True if asked to stop."""
-        group, weight = [first], first.weight
-        deadline = time.monotonic() + self._wait_s
-        while weight < self._batch_max:
-            remaining = deadline - time.monotonic()
-            try:
-                op = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if op is None:
-                return group, True
-            group.append(op)
-            weight += op.weight
-        return group, False
-
-    def _write_loop(self) -> None:
-        cur = self._con.cursor()
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            group, stop = self._gather(first)
-            self._commit(cur, group)
-        # Drain what was queued before close so no caller waits forever.
-        while not self._queue.empty():
-            op = self._queue.get_nowait()
-            if op is not None:
-                self._commit(cur, [op])
-        cur.close()
-
-    def _commit(self, cur: duckdb.DuckDBPyConnection, group: list[_Op]) -> None:
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            outcomes = self._run_group(cur, group, self._clock())
-            cur.execute("COMMIT")
-        except Exception as exc:  # unexpected: undo the group, then give each op its own transaction
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            if len(group) == 1:
-                log.exception("store write failed")
-                group[0].future.set_exception(exc if isinstance(exc, XscreenError) else
-                                              StoreError(f"write failed: {exc}"))
-                return
-            for op in group:
-                self._commit(cur, [op])
-            return
-        for op, outcome in zip(group, outcomes, strict=True):
-            if isinstance(outcome, XscreenError):
-                op.future.set_exception(outcome)
-            else:
-                op.future.set_result(outcome)
-
-    def _run_group(self, cur: duckdb.DuckDBPyConnection, group: list[_Op], now: datetime) -> list[Any]:
-        """Run the ops in order inside the open transaction; runs of ingests become one merged ingest."""
-        outcomes: list[Any] = []
-        i = 0
-        while i < len(group):
-            if group[i].batch is not None:
-                j = i
-                while j < len(group) and group[j].batch is not None:
-                    j += 1
-                outcomes.extend(ingest_batches(cur, [op.batch for op in group[i:j] if op.batch], now))
-                i = j
-                continue
-            fn = group[i].fn
-            assert fn is not None
-            try:
-                outcomes.append(fn(cur, now))
-            except XscreenError as err:  # refused before writing (see analytics.writes): the rest still commit
-                outcomes.append(err)
-            i += 1
-        return outcomes
+        return self._writer.submit(Op(fn=fn, weight=weight))
 
     # ---- readers ----------------------------------------------------------------------------------------------
 
@@ -255,7 +154,7 @@ class Store:
 
     def ingest(self, batch: IngestBatch) -> IngestResult:
         weight = max(1, len(batch.scans) + len(batch.verdicts) + len(batch.quarantines))
-        return self._submit(_Op(fn=None, batch=prepare(batch), weight=weight))  # type: ignore[no-any-return]
+        return self._writer.submit(Op(fn=None, batch=prepare(batch), weight=weight))  # type: ignore[no-any-return]
 
     def known_hashes(self, hashes: list[str]) -> set[str]:
         return reads.known_hashes(self._cursor(), hashes)
