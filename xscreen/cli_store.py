@@ -11,6 +11,8 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,15 @@ def _settings() -> Any:
     from xscreen.cli import State  # imported late: xscreen.cli imports this module while it loads
 
     return State.settings()
+
+
+@contextmanager
+def _store() -> Iterator[Any]:
+    """The running owner's client, or the file opened in-process when no owner answers."""
+    from analytics.client import open_store
+
+    with open_store(_settings()) as store:
+        yield store
 
 
 def _actor(actor: str | None) -> str:
@@ -45,11 +56,9 @@ def sql(
     actor: str | None = typer.Option(None, "--actor", help="Name recorded in the audit log (default: $USER)."),
 ) -> None:
     """Run read-only analyst SQL over a recent snapshot of the store (file access disabled)."""
-    from analytics.client import open_store
-
     if fmt not in ("table", "csv", "json"):
         raise XscreenError(f"--format must be table, csv or json, not {fmt!r}", title="Bad option")
-    with open_store(_settings()) as store:
+    with _store() as store:
         result = store.sql(query, limit=limit, actor=_actor(actor))
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows], default=str))
@@ -78,11 +87,9 @@ def snapshot(
     parquet: Path | None = typer.Option(None, "--parquet", help="Export Parquet files into this new folder instead."),
 ) -> None:
     """Write a consistent copy of the store that notebooks and the duckdb CLI can open while the system runs."""
-    from analytics.client import open_store
-
     if out is not None and parquet is not None:
         raise XscreenError("give either OUT or --parquet DIR, not both", title="Bad option")
-    with open_store(_settings()) as store:
+    with _store() as store:
         path = store.snapshot(parquet, parquet=True) if parquet else store.snapshot(out)
     typer.echo(str(path))
 
@@ -105,10 +112,8 @@ def users_add(
     actor: str | None = typer.Option(None, "--actor", help="Who is adding (audit; default $USER)."),
 ) -> None:
     """Create a user; the password is prompted for (never a default)."""
-    from analytics.client import open_store
-
     password = _read_password(password_stdin)
-    with open_store(_settings()) as store:
+    with _store() as store:
         user = store.add_user(username, password, role, actor=_actor(actor))  # type: ignore[arg-type]
     typer.echo(f"added {user.username} ({user.role})")
 
@@ -120,10 +125,8 @@ def users_passwd(
     actor: str | None = typer.Option(None, "--actor", help="Who is changing it (audit; default $USER)."),
 ) -> None:
     """Set a new password for a user."""
-    from analytics.client import open_store
-
     password = _read_password(password_stdin)
-    with open_store(_settings()) as store:
+    with _store() as store:
         store.set_password(username, password, actor=_actor(actor))
     typer.echo(f"password of {username} changed")
 
@@ -134,9 +137,7 @@ def users_disable(
     actor: str | None = typer.Option(None, "--actor", help="Who is disabling (audit; default $USER)."),
 ) -> None:
     """Disable a user (kept for the audit trail; can no longer sign in)."""
-    from analytics.client import open_store
-
-    with open_store(_settings()) as store:
+    with _store() as store:
         store.disable_user(username, actor=_actor(actor))
     typer.echo(f"disabled {username}")
 
@@ -144,9 +145,7 @@ def users_disable(
 @users_app.command("list")
 def users_list() -> None:
     """List users with role and state."""
-    from analytics.client import open_store
-
-    with open_store(_settings()) as store:
+    with _store() as store:
         users = store.list_users()
     _print_table(["username", "role", "disabled", "created_at"],
                  [[u.username, u.role, u.disabled, u.created_at.isoformat()] for u in users])
@@ -155,9 +154,7 @@ def users_list() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the database file to this code's schema (the owner also does this on start)."""
-    from analytics.client import open_store
-
-    with open_store(_settings()) as store:
+    with _store() as store:
         info = store.info()
     typer.echo(f"{info['path']}: schema version {info['schema_version']}")
 
@@ -165,9 +162,7 @@ def db_migrate() -> None:
 @db_app.command("info")
 def db_info() -> None:
     """Path, schema version and row counts."""
-    from analytics.client import open_store
-
-    with open_store(_settings()) as store:
+    with _store() as store:
         info = store.info()
     typer.echo(f"path: {info['path']}\nschema version: {info['schema_version']}")
     for table, n in info["rows"].items():
