@@ -126,6 +126,9 @@ def test_8_bit_tiff_claiming_dual_energy_is_a_bad_bit_depth() -> None:
         for _ in range(2):
             tif.write(np.zeros((32, 32), dtype=np.uint8))
     _refused(buf.getvalue(), "bad_bit_depth")
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.zeros((2, 32, 32), dtype=np.float32))  # one page, two float planes
+    _refused(buf.getvalue(), "bad_bit_depth")
 
 
 def test_float_npz_is_a_bad_bit_depth_and_missing_low_a_bad_shape() -> None:

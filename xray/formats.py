@@ -179,7 +179,10 @@ def _decode_tiff(data: bytes, max_pixels: int) -> ScanImage:
                               "raw dual energy must be 16-bit unsigned")
             return _from_dual(pages[0].asarray(), pages[1].asarray(), "tiff")  # type: ignore[union-attr]
         arr = pages[0].asarray()  # type: ignore[union-attr]
-    if arr.ndim == 3 and arr.shape[0] == 2 and arr.dtype == np.uint16:
+    if arr.ndim == 3 and arr.shape[0] == 2:
+        if arr.dtype != np.uint16:
+            raise _Refuse("bad_bit_depth", f"2-plane TIFF claims dual energy but holds {arr.dtype}; "
+                          "raw dual energy must be 16-bit unsigned")
         return _from_dual(arr[0], arr[1], "tiff")
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         return _from_rgb(arr, "tiff")
