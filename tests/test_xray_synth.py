@@ -160,6 +160,19 @@ def test_scanner_ageing_raises_noise_and_shifts_attenuation_on_one_scanner_only(
     assert noise[2] == pytest.approx(noise[0], rel=0.05) and mean_att[2] == pytest.approx(mean_att[0], abs=1e-3)
 
 
+def test_scanner_ageing_is_visible_in_pseudo_colour_files_too() -> None:
+    from xray.formats import read_scan
+    from xray.writers import encode
+
+    def png_stats(progress: float) -> list[dict[str, float]]:
+        parcels = _parcels(6, seed=8, progress=progress, scenario="scanner_ageing", size=(192, 192))
+        return [image_stats(read_scan(encode("png", p.high, p.low, palette="reference"))) for p in parcels]
+
+    fresh, aged = png_stats(0.0), png_stats(1.0)
+    for key, factor in (("noise_level", 1.5), ("mean_attenuation", 1.2)):
+        assert np.median([s[key] for s in aged]) > factor * np.median([s[key] for s in fresh]), key
+
+
 def test_baseline_does_not_drift() -> None:
     start = [_stats(p)["mean_attenuation"] for p in _parcels(6, seed=9, progress=0.0)]
     end = [_stats(p)["mean_attenuation"] for p in _parcels(6, seed=9, progress=1.0)]
