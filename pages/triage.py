@@ -52,7 +52,9 @@ def queue_panel() -> None:
     if st.button("Open next", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
         open_item(ids[0])
     pick = st.selectbox("Open item", ids, index=None, key="triage_pick", placeholder="scan id")
-    if pick and pick != st.session_state.get(CURRENT):
+    # Act on a new choice only: after Release the same id is still selected and must not be re-opened.
+    if pick and pick != st.session_state.get("triage_last_pick"):
+        st.session_state["triage_last_pick"] = pick
         open_item(pick)
 
 

@@ -203,3 +203,25 @@ def test_supervisor_exports_a_training_set(seeded: Seeded, now: datetime, tmp_pa
     assert not sup.exception
     assert (tmp_path / "export" / "labels.csv").read_text().splitlines() == ["file,labels"]
     assert "no longer exist" in sup.warning[-1].value
+
+
+def test_released_item_is_not_reopened_and_goes_back_to_everyone(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    second = at.dataframe[0].value["scan"].iloc[1]
+    at.selectbox(key="triage_pick").set_value(second).run()
+    assert at.session_state["triage_current"] == second
+    assert second not in owner_client.queue("bob", limit=500)["scan_id"].tolist()
+    at.button(key="triage_release").click().run()
+    assert "triage_current" not in at.session_state
+    assert second in owner_client.queue("bob", limit=500)["scan_id"].tolist()
+
+
+def test_item_claimed_by_another_officer_leaves_my_queue(seeded: Seeded, now: datetime,
+                                                         owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    top = at.dataframe[0].value["scan"].iloc[0]
+    owner_client.claim(top, "bob")  # bob opened it a moment ago
+    at.run()  # the next refresh of ann's queue
+    assert top not in at.dataframe[0].value["scan"].tolist()
+    assert top not in at.selectbox(key="triage_pick").options
