@@ -37,17 +37,18 @@ def _handgun(rng: np.random.Generator, parts_only: bool = False) -> ObjectSpec:
     polymer = rng.random() < 0.5
     grip_angle = np.deg2rad(rng.uniform(12, 22))
     keep = rng.choice(["slide", "barrel", "magazine"]) if parts_only else "all"
+    loaded = rng.random() < 0.6
 
     def draw(f: Frame) -> list[Part]:
         top = -height / 2 + 16
-        slide = f.rect(length, 30, 24, cy=top, r=3)
+        slide = f.rect(length, 30, 14, cy=top, r=3) + f.rect(8, 6, 6, cx=length * 0.45, cy=top - 14)  # + sight
         barrel = f.cylinder(length * 0.8, 7, cx=length * 0.08, cy=top, inner=4.5)
-        gx, gy = -length * 0.28, top + height * 0.5
+        gx, gy = -length * 0.28, top + height * 0.42  # the grip's top is hidden under the slide
         grip = f.rect(32, height * 0.72, 28, cx=gx, cy=gy, angle=grip_angle, r=4)
         mag = f.rect(20, height * 0.68, 22, cx=gx, cy=gy + 4, angle=grip_angle) - \
             f.rect(17, height * 0.66, 20, cx=gx, cy=gy + 4, angle=grip_angle)
-        guard = f.ellipse(24, 16, 8, cx=-length * 0.02, cy=top + 34) - f.ellipse(18, 11, 8, cx=-length * 0.02,
-                                                                                   cy=top + 34)
+        guard = f.ellipse(24, 16, 8, cx=-length * 0.02, cy=top + 28) - f.ellipse(18, 11, 8, cx=-length * 0.02,
+                                                                                   cy=top + 28)
         if keep == "slide":
             return [Part("steel", slide)]
         if keep == "barrel":
@@ -56,11 +57,43 @@ def _handgun(rng: np.random.Generator, parts_only: bool = False) -> ObjectSpec:
             return [Part("steel", np.maximum(mag, 0)), Part("brass", f.rect(9, height * 0.5, 9, cx=gx,
                                                                               cy=gy, angle=grip_angle))]
         frame_mat = "polyethylene" if polymer else "steel"
-        return [Part("steel", slide + barrel), Part(frame_mat, grip), Part("steel", np.maximum(mag, 0) * 0.4),
-                Part(frame_mat, np.maximum(guard, 0))]
+        parts = [Part("steel", slide + barrel + f.rect(4, 14, 6, cx=-length * 0.04, cy=top + 30, angle=0.3)),
+                 Part(frame_mat, grip), Part("steel", np.maximum(mag, 0) * 0.4),
+                 Part(frame_mat, np.maximum(guard, 0))]
+        if loaded:  # rounds stacked in the magazine, along the grip
+            ca, sa = np.cos(grip_angle), np.sin(grip_angle)
+            for k in range(int(height * 0.5 / 10)):
+                off = -height * 0.25 + k * 10.0
+                parts.append(Part("brass", f.ellipse(7, 4.5, 9, cx=gx - sa * off, cy=gy + 4 + ca * off, dome=True,
+                                                     angle=grip_angle)))
+        return parts
 
     name = "firearm:" + ("part_" + str(keep) if parts_only else ("polymer_pistol" if polymer else "steel_pistol"))
     return ObjectSpec(name, (length / 2 + 5, height / 2 + 20), draw, "steel")
+
+
+def _revolver(rng: np.random.Generator) -> ObjectSpec:
+    barrel_len = rng.uniform(60, 150)
+    grip_angle = np.deg2rad(rng.uniform(15, 30))
+    loaded = rng.random() < 0.6
+
+    def draw(f: Frame) -> list[Part]:
+        drum = f.ellipse(19, 19, 38, cx=0, cy=0) * 0.55  # a 38 mm steel cylinder seen end-on, mostly chambers
+        chambers = np.zeros_like(f.u)
+        for k in range(6):
+            a = k * np.pi / 3
+            chambers += f.ellipse(5, 5, 38, cx=11 * np.cos(a), cy=11 * np.sin(a))
+        parts = [Part("steel", np.maximum(drum - chambers * 0.5, 0)),
+                 Part("steel", f.cylinder(barrel_len, 8, cx=19 + barrel_len / 2, inner=4.5)),
+                 Part("steel", f.rect(60, 24, 12, cx=-8, cy=-8)),  # frame and hammer
+                 Part("wood", f.rect(30, 80, 30, cx=-40, cy=40, angle=grip_angle, r=8)),
+                 Part("steel", f.rect(8, 78, 6, cx=-40, cy=40, angle=grip_angle)),  # frame strap in the grip
+                 Part("steel", np.maximum(f.ellipse(16, 12, 6, cx=-6, cy=24) - f.ellipse(11, 8, 6, cx=-6, cy=24), 0))]
+        if loaded:
+            parts.append(Part("lead", chambers * 0.4))
+        return parts
+
+    return ObjectSpec("firearm:revolver", (barrel_len / 2 + 70, 90.0), draw, "steel")
 
 
 def _knife(rng: np.random.Generator, kind: str) -> ObjectSpec:
@@ -191,8 +224,9 @@ def _lithium(rng: np.random.Generator, kind: str) -> ObjectSpec:
 
 
 THREAT_CLASSES: dict[str, ThreatClass] = {
-    "firearm": ThreatClass("firearm", {"pistol": (0.7, lambda r: _handgun(r)),
-                                       "gun_part": (0.3, lambda r: _handgun(r, parts_only=True))}),
+    "firearm": ThreatClass("firearm", {"pistol": (0.55, lambda r: _handgun(r)),
+                                       "revolver": (0.2, _revolver),
+                                       "gun_part": (0.25, lambda r: _handgun(r, parts_only=True))}),
     "knife": ThreatClass("knife", {k: (w, (lambda kk: lambda r: _knife(r, kk))(k))
                                    for k, w in (("kitchen", 0.4), ("folding", 0.35), ("dagger", 0.25))}),
     "ammunition": ThreatClass("ammunition", {"loose": (0.6, lambda r: _ammunition(r, False)),
