@@ -13,6 +13,7 @@ import streamlit as st
 
 from analytics import triage
 from pages import _common as common
+from xscreen.errors import XscreenError
 
 VIEWS_ALWAYS = ["Pseudo-colour", "High energy"]
 VIEWS_DUAL = ["Low energy", "Organic only", "Inorganic only", "Metal only"]
@@ -73,3 +74,14 @@ def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> N
         cx = p1.slider("Pan left-right", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_x")
         cy = p2.slider("Pan up-down", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_y")
     st.image(triage.to_uint8(triage.zoom(img, factor, cx, cy)), width="stretch")
+
+
+def thumbnail(source_path: str, side: int = 160) -> np.ndarray | None:
+    """A small pseudo-colour picture of a scan for the similar-items strip; None when the file is unreadable."""
+    try:
+        image = _read(source_path)
+    except XscreenError:
+        return None
+    rgb = np.asarray(image.rgb, dtype=np.float32)
+    step = max(1, max(rgb.shape[:2]) // side)  # plain decimation: a thumbnail needs no filtering
+    return triage.to_uint8(rgb[::step, ::step])

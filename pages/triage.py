@@ -104,10 +104,23 @@ def detail(scan_id: str) -> None:
         decision_bar(scan_id, verdict)
     st.markdown(f"**Item** {scan.get('item_id') or '-'} · **declared contents**")
     st.dataframe(pd.DataFrame(scan.get("declared_contents") or []), hide_index=True)
+    similar_strip(scan_id)
+
+
+def similar_strip(scan_id: str) -> None:
+    """Nearest decided/labelled items by embedding, with their outcome; drawn last so it never delays a decision."""
     similar = common.attempt(lambda: store.similar_items(scan_id, k=6))
-    if similar is not None and len(similar):
-        st.markdown("**Similar items and their outcomes**")
-        st.dataframe(similar.drop(columns=["verdict"], errors="ignore"), hide_index=True)
+    if similar is None or not len(similar):
+        return
+    st.markdown("**Similar items and their outcomes**")
+    for col, row in zip(st.columns(len(similar)), similar.itertuples(), strict=True):
+        other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
+        thumb = viewer.thumbnail(other["source_path"]) if other else None
+        if thumb is not None:
+            col.image(thumb, width="stretch")
+        known = row.current_labels  # an array from Arrow, or NA when the item has no label
+        labels = ", ".join(map(str, known)) if hasattr(known, "__len__") and not isinstance(known, str) else ""
+        col.caption(f"**{row.decision or 'labelled'}** {labels}  \nsimilarity {row.similarity:.2f}")
 
 
 left, right = st.columns([2, 3])

@@ -75,6 +75,9 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     assert not at.error and not at.exception
+    strip = [c.value for c in at.caption if "similarity" in c.value]
+    assert len(strip) == 2 and len(at.get("image")) == 3  # the scan + a thumbnail per decided neighbour
+    assert any(line.startswith("**confirmed**") or line.startswith("**cleared**") for line in strip)
     assert at.selectbox(key="triage_view").options == [
         "Pseudo-colour", "High energy", "Low energy", "Organic only", "Inorganic only", "Metal only"]
     plain = at.get("image")[0]
