@@ -87,12 +87,17 @@ def declared_contents(parcel: Parcel, rng: np.random.Generator) -> list[dict[str
 
 
 def _atomic_write(folder: Path, name: str, data: bytes) -> None:
+    """Write to a dot-prefixed temporary name in `folder`, fsync, then rename in; OutputError on failure."""
     tmp = folder / f".{name}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / name)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {folder / name} ({exc.strerror or exc})") from None
 
 
 def check_simulator_args(rate: float, scanners: int, duration: float | None, fmt: str, classes: Sequence[str],
