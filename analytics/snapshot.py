@@ -18,6 +18,10 @@ from xscreen.errors import StoreError
 _counter = itertools.count()
 
 
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
@@ -32,7 +36,7 @@ def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path) -> Path:
     try:
         cur.execute(f"ATTACH '{_sql_path(tmp)}' AS {alias}")
         try:
-            cur.execute(f"COPY FROM DATABASE {source} TO {alias}")
+            cur.execute(f"COPY FROM DATABASE {_ident(source)} TO {alias}")  # file stem: may hold '-', spaces
         finally:
             cur.execute(f"DETACH {alias}")
         os.replace(tmp, dest)

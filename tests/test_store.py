@@ -215,3 +215,17 @@ def test_hourly_rollup_counts_equal_the_verdicts_they_summarise(store: Store, no
     assert rolled["n"].sum() == 400
     minute = store.query("verdict_counts", bucket="minute", **week)
     assert minute["n"].sum() == 400 and (minute["flag_rate"] <= 1).all()
+
+
+def test_snapshot_of_a_file_named_with_dashes_and_spaces_is_consistent(tmp_path, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    with Store.open(tmp_path / "my store-1.duckdb", clock=lambda: now) as store:
+        seed_store(store, 30, seed=14, now=now)
+        snap = store.snapshot(tmp_path / "out" / "snap.duckdb")
+        parquet = store.snapshot(tmp_path / "pq", parquet=True)
+    con = duckdb.connect(str(snap), read_only=True)
+    assert con.execute("SELECT count(*) FROM verdicts").fetchone() == (60,)
+    assert con.execute("SELECT count(*) FROM queue_pending").fetchone()[0] > 0
+    con.close()
+    assert (parquet / "verdicts.parquet").exists() and (parquet / "schema.sql").exists()
