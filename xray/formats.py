@@ -343,7 +343,7 @@ def image_stats(scan: ScanImage) -> dict[str, float]:
     att = -np.log(np.clip(scan.high[sub], TRANSMISSION_FLOOR, 1.0))
     p1, p99 = np.percentile(att, [1.0, 99.0])
     # Pseudo-colour hides noise in brightness (flat near air) but not in saturation: use the channel mean there.
-    rows = scan.high[::2] if scan.dual_energy else scan.rgb[::2].mean(axis=2)
+    rows = scan.high[::2] if scan.dual_energy else scan.rgb[::4].mean(axis=2)
     left, right = rows[:, :-1], rows[:, 1:]
     flat = (left > 0.02) & (left < 0.97) & (right > 0.02) & (right < 0.97)  # unclipped, not saturated
     diffs = np.abs(left[flat] - right[flat])
