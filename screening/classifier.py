@@ -26,7 +26,8 @@ Box = tuple[float, float, float, float]
 
 
 class HasRgb(Protocol):
-    rgb: np.ndarray
+    @property
+    def rgb(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Classifier:
                  heatmap_classes: int = 2, batch_size: int = 32) -> None:
         self.device = torch.device(device)
         # channels_last doubles CPU convolution throughput with oneDNN and is the fast layout on GPUs too.
-        self.net = net.to(self.device, memory_format=torch.channels_last).eval()
+        self.net = net.to(self.device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         self.ckpt = ckpt
         self.classes = list(ckpt.config.classes)
         self.version = ckpt.version

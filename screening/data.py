@@ -63,7 +63,7 @@ class LabelledSet:
             self.any_labels[idx], self.class_labels[idx], _manifest_hash([self.files[i] for i in idx], self.class_labels[idx]),
         )
 
-    def float_canvases(self, idx: Sequence[int] | np.ndarray | slice) -> torch.Tensor:
+    def float_canvases(self, idx: Sequence[int] | np.ndarray | slice | torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) float32 in [0, 1]."""
         return self.canvases[idx].float().div_(255.0)
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from tqdm import tqdm
 
-from analytics.records import ANY_THREAT, ModelRecord, utcnow
+from analytics.records import ANY_THREAT, ModelRecord, ModelState, utcnow
 from screening import registry
 from screening.augment import AugmentConfig, TipBank, photometric, repalette
 from screening.calibration import certificate, fit_temperature, operating_point, sigmoid, verdicts
@@ -41,7 +41,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
     cal_fraction: float = 0.2
-    patience: int = 4  # epochs without a better validation any-threat AP before stopping
+    patience: int = 4  # epochs without a better validation any-threat AP before stopping...
+    min_epochs_fraction: float = 0.5  # ...counted only after this share of the schedule: the one-cycle learning
+    # rate peaks early, and stopping there would throw away the annealed epochs that do most of the good
     seed: int = 1234
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress: bool = True
@@ -126,7 +128,7 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
     rng = np.random.default_rng(cfg.seed)
     weights = torch.as_tensor(balanced_weights(train.any_labels, train.class_labels))
     steps = max(1, len(train) // cfg.batch_size)
-    net.to(memory_format=torch.channels_last)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr or cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     use_tip = train.planes is not None and cfg.augment.tip_p > 0
@@ -155,7 +157,7 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         score = row["val_any_ap"] if np.isfinite(row["val_any_ap"]) else -row["loss"]
         if best is None or score > best[0]:
             best, best_epoch = (score, copy.deepcopy(net.state_dict())), epoch
-        elif epoch - best_epoch >= cfg.patience:
+        elif epoch - best_epoch >= cfg.patience and epoch >= cfg.min_epochs_fraction * cfg.epochs:
             log.info("early stop after epoch %d: best validation at epoch %d", epoch, best_epoch)
             break
     assert best is not None
@@ -231,7 +233,7 @@ def train_model(
         parent=parent_ckpt.version if parent_ckpt else None, train_manifest_sha256=train.manifest_sha256,
         created_at=utcnow().isoformat(),
     )
-    state = "champion" if promote or _no_champion(settings) else "candidate"
+    state: ModelState = "champion" if promote or _no_champion(settings) else "candidate"
     record = registry.register(settings, ckpt, state=state, actor=actor)
     return TrainResult(ckpt, history, record)
 
