@@ -43,6 +43,7 @@ SIDECAR_SUFFIX = ".json"
 # with no Opened this long after it was a rename from outside the watched tree (already complete).
 RENAME_GRACE_S = 0.02
 TICK_S = 0.01
+HANDED_TTL_S = 3600.0  # how long a handed-on path is remembered for the final sweep at stop
 
 
 def is_candidate(path: Path) -> bool:
@@ -148,6 +149,8 @@ class Watcher:
         self._concurrency = max(1, concurrency)
         self._slots = threading.Semaphore(self._concurrency)
         self._pool: ThreadPoolExecutor | None = None
+        self._handed: dict[Path, float] = {}  # path -> when handed on (pruned after HANDED_TTL_S)
+        self._started_wall = time.time()
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self, *, reconcile: bool = True) -> None:
@@ -167,6 +170,7 @@ class Watcher:
         if reconcile:
             self.reconcile()
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="xscreen-ingest")
+        self._started_wall = time.time()
         self._threads = [
             threading.Thread(target=self._tick_loop, name="xscreen-watcher-tick", daemon=True),
             threading.Thread(target=self._dispatch_loop, name="xscreen-watcher-dispatch", daemon=True),
@@ -176,11 +180,12 @@ class Watcher:
         log.info("watching %s", self.inbox)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop watching; files already handed to the dispatcher are handed on before it returns."""
+        """Stop watching. Every finished file that arrived before the stop is handed on before this returns."""
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
             self._observer = None
+            self._final_sweep()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
@@ -195,6 +200,24 @@ class Watcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _final_sweep(self) -> None:
+        """Hand on files whose events were still in flight when the observer stopped (a clean stop loses none).
+
+        Only files written since the watcher started and never handed on; a file whose writer is still busy
+        is left for the next start's reconcile rather than read half-written.
+        """
+        with self._lock:
+            busy = {p for p, pend in self._pending.items() if pend.writer_open}
+            handed = set(self._handed)
+        since = max(self._started_wall, time.time() - HANDED_TTL_S) - 1.0  # handed-on paths older are forgotten
+        for path in scan_folder(self.inbox):
+            try:
+                recent = path.lstat().st_mtime >= since
+            except OSError:
+                continue
+            if recent and path not in handed and path not in busy:
+                self._ready(path)
 
     def backlog(self) -> int:
         """Finished files not yet handed on (a metrics gauge)."""
@@ -260,9 +283,14 @@ class Watcher:
 
     # ---- threads ----------------------------------------------------------------------------------
     def _tick_loop(self) -> None:
+        last_prune = self._clock()
         while not self._stop.wait(TICK_S):
             for path in self._due():
                 self._ready(path)
+            if self._clock() - last_prune > 60:
+                last_prune = self._clock()
+                with self._lock:
+                    self._handed = {p: t for p, t in self._handed.items() if last_prune - t < HANDED_TTL_S}
 
     def _due(self) -> list[Path]:
         """Pending files whose writer is done: renamed in (no writer seen) or size-stable long enough."""
@@ -299,8 +327,10 @@ class Watcher:
                     batch.append(self._ready_q.get_nowait())
                 except queue.Empty:
                     break
+            now = self._clock()
             with self._lock:
                 self._queued.difference_update(batch)
+                self._handed.update((p, now) for p in batch)
             assert self._pool is not None
             self._pool.submit(self._hand_on, batch)
 

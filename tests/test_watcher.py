@@ -190,3 +190,14 @@ def test_with_two_workers_the_next_batch_is_handled_while_the_first_runs(inbox: 
         assert wait_for(lambda: len(got.paths) == 2, timeout=2.0)
         release.set()
     assert [p.name for p in got.paths] == ["first.png", "second.png"]
+
+
+def test_a_clean_stop_hands_on_files_that_just_arrived(inbox: Path) -> None:
+    got = Collector()
+    watcher = Watcher(inbox, got, size_stable_s=5.0)
+    watcher.start()
+    for i in range(5):
+        drop(inbox / "scanner-a", f"last{i}.png")  # stop follows at once: events may still be in flight
+    watcher.stop()
+    assert sorted(p.name for p in got.paths) == [f"last{i}.png" for i in range(5)]
+    assert len(got.paths) == 5  # and none twice

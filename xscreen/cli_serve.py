@@ -92,10 +92,18 @@ def create_demo_users(store: Any) -> list[str]:
             continue
         except NotFoundError:
             pass
-        password = secrets.token_urlsafe(12)
+        password = _random_password()
         store.add_user(username, password, role, actor="demo")
         lines.append(f"user             {username} ({role}) password: {password}   (shown once)")
     return lines
+
+
+def _random_password() -> str:
+    """16 URL-safe random characters (96 bits), never starting with '-' (awkward on a command line)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if not password.startswith("-"):
+            return password
 
 
 def _wait(stack: Any) -> None:
