@@ -145,3 +145,14 @@ def verdicts_by_day(df: pd.DataFrame, by: Literal["scanner_id", "top_class"] = "
     fig = px.bar(daily, x="day", y="n", color=by)
     fig.update_layout(**_LAYOUT, title=f"Scans per day by {by.replace('_id', '').replace('_', ' ')}")
     return fig
+
+
+def default_encoding(df: pd.DataFrame) -> tuple[str, str | None, str | None]:
+    """A first guess for the SQL chart builder: x = first column, y = first numeric column after it,
+    colour = another non-numeric column (e.g. scanner_id, verdict, n -> x scanner_id, y n, colour verdict)."""
+    if df.columns.empty:
+        raise ChartError("the result has no columns")
+    cols = [str(c) for c in df.columns]
+    numeric = [c for c in cols[1:] if pd.api.types.is_numeric_dtype(df[c])]
+    others = [c for c in cols[1:] if c not in numeric]
+    return cols[0], (numeric[0] if numeric else None), (others[0] if others else None)

@@ -41,11 +41,14 @@ if df is not None:
     d2.download_button("Download Parquet", buf.getvalue(), "query.parquet", key="sql_parquet")
     if len(df.columns):
         st.subheader("Chart")
+        cols = [str(c) for c in df.columns]
+        x0, y0, colour0 = charts.default_encoding(df)
         c1, c2, c3, c4 = st.columns(4)
         kind = c1.selectbox("Kind", charts.CHART_KINDS, key="sql_kind")
-        x = c2.selectbox("x", list(df.columns), key="sql_x")
-        y = c3.selectbox("y", [None, *df.columns], index=min(2, len(df.columns)), key="sql_y")
-        colour = c4.selectbox("colour", [None, *df.columns], key="sql_colour")
+        x = c2.selectbox("x", cols, index=cols.index(x0), key="sql_x")
+        y = c3.selectbox("y", [None, *cols], index=0 if y0 is None else 1 + cols.index(y0), key="sql_y")
+        colour = c4.selectbox("colour", [None, *cols], index=0 if colour0 is None else 1 + cols.index(colour0),
+                              key="sql_colour")
         fig = common.attempt(lambda: charts.sql_chart(df, kind, x, y, colour))
         if fig is not None:
             st.plotly_chart(fig, key="sql_chart")

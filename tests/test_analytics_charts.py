@@ -60,3 +60,9 @@ def test_verdicts_by_day_sums_over_the_other_split() -> None:
                        "n": [1, 2, 4], "flagged": [0, 1, 1]})
     fig = charts.verdicts_by_day(df, by="scanner_id")
     assert {t.name: list(t.y) for t in fig.data} == {"a": [3], "b": [4]}
+
+
+def test_default_encoding_picks_numeric_y_and_categorical_colour() -> None:
+    df = pd.DataFrame({"scanner_id": ["a"], "verdict": ["clear"], "n": [3]})
+    assert charts.default_encoding(df) == ("scanner_id", "n", "verdict")
+    assert charts.default_encoding(pd.DataFrame({"x": [1]})) == ("x", None, None)

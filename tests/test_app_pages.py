@@ -113,6 +113,8 @@ def test_sql_console_runs_reads_and_refuses_writes(seeded: Seeded, now: datetime
     at.switch_page("pages/sql.py").run()
     at.button(key="sql_run").click().run()
     assert not at.exception and len(at.dataframe[0].value) > 0
+    assert (at.selectbox(key="sql_y").value, at.selectbox(key="sql_colour").value) == ("n", "verdict")
+    assert len(at.get("plotly_chart")) == 1
     at.text_area(key="sql_text").input("DELETE FROM verdicts")
     at.button(key="sql_run").click().run()
     assert "Query refused" in at.error[0].value
