@@ -8,9 +8,10 @@ Builds the store with bench.bench_store's bulk generator (500k scans, each with 
 64-float embeddings, 1% of flagged items decided), points every scan at one real rendered dual-energy file and
 gives inspect verdicts a heatmap. Then, with the real owner over HTTP on a free 127.0.0.1 port, it times (median
 of --runs after one warm-up): the three owner calls behind the first view (queue, get_scan, similar_items), an
-AppTest run of the triage page as a fresh session (queue only), and opening the top item (claim + scan detail +
-image read + render). AppTest adds its own overhead (protobuf round trip, no browser paint), so the page
-figures are the server-side time a browser would wait for, give or take the websocket.
+AppTest run of the triage page as a fresh session (queue only), opening the top item (claim + scan detail +
+image read + render), and, for reference, a full run of the Drift & accuracy page over its default 24 h window.
+AppTest adds its own overhead (protobuf round trip, no browser paint), so the page figures are the server-side
+time a browser would wait for, give or take the websocket.
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ def first_view_ms(runs: int) -> float:
     return _median_ms(run, runs)
 
 
+def page_ms(page: str, role: str, runs: int) -> float:
+    """A fresh session's full run of another page (analysts' pages are not on the officer's hot path)."""
+    def run() -> None:
+        at = app_as(user("bench-" + role, role, NOW), NOW).run()  # type: ignore[arg-type]
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return _median_ms(run, runs)
+
+
 def open_item_ms(runs: int) -> float:
     times = []
     for i in range(runs + 1):
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "similar_items_http_ms": _median_ms(lambda: client.similar_items(top, k=6), args.runs),
                 "triage_first_view_apptest_ms": first_view_ms(args.runs),
                 "triage_open_item_apptest_ms": open_item_ms(args.runs),
+                "drift_page_apptest_ms": page_ms("pages/drift.py", "supervisor", args.runs),
                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
             }
     print(json.dumps(result, indent=2))
