@@ -230,3 +230,28 @@ def test_item_claimed_by_another_officer_leaves_my_queue(seeded: Seeded, now: da
     at.run()  # the next refresh of ann's queue
     assert top not in at.dataframe[0].value["scan"].tolist()
     assert top not in at.selectbox(key="triage_pick").options
+
+
+def test_supervisor_adjudicates_conflicting_labels(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    from datetime import timedelta
+
+    from analytics.records import LabelRecord
+
+    scan_id = owner_client.relabel_queue(limit=5)["scan_id"].iloc[0]
+    earlier = now - timedelta(minutes=5)  # the app's clock is pinned at `now`: its label must be the newest
+    owner_client.add_labels([
+        LabelRecord(label_id="l-ann", scan_id=scan_id, labels=["knife"], source="relabel", author="ann", created_at=earlier),
+        LabelRecord(label_id="l-bob", scan_id=scan_id, labels=[], source="relabel", author="bob", created_at=earlier)])
+    officer = app_as(user("ann", "officer", now), now).run()
+    officer.switch_page("pages/relabel.py").run()
+    officer.selectbox(key="relabel_pick").set_value(scan_id).run()
+    assert "disagree" in officer.warning[0].value
+    assert "relabel_adjudicate" not in [b.key for b in officer.button]  # officers cannot adjudicate
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    sup.switch_page("pages/relabel.py").run()
+    sup.selectbox(key="relabel_pick").set_value(scan_id).run()
+    sup.multiselect(key="relabel_labels").set_value(["knife"]).run()
+    sup.button(key="relabel_adjudicate").click().run()
+    assert not sup.exception
+    newest = owner_client.get_scan(scan_id)["labels"][0]
+    assert (newest["source"], newest["author"], newest["labels"]) == ("adjudication", "sue", ["knife"])
