@@ -201,11 +201,14 @@ class Stack:
         except ImportError as exc:
             return f"simulator        skipped: xray.simulate is not available ({exc})"
         sim = self.settings.simulator
+        # A fresh stream on every start: the same seed would replay identical parcels, which the ingest
+        # rightly recognises as re-deliveries, and a restarted demo would show nothing new.
+        seed = self.settings.model.seed + int(time.time())
 
         def run() -> None:
             try:
                 run_simulator(self.settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
-                              duration=None, seed=self.settings.model.seed, classes=self.settings.model.classes,
+                              duration=None, seed=seed, classes=self.settings.model.classes,
                               threat_rate=sim.threat_rate, stop_event=self._sim_stop)
             except Exception:
                 log.exception("scanner simulator stopped with an error")
