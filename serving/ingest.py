@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -381,15 +380,4 @@ def _batch_id() -> str:
     return uuid.uuid4().hex
 
 
-def copy_into_inbox(src: Path, inbox: Path, scanner_id: str) -> Path:
-    """Drop a file into a scanner folder the way a well-behaved scanner does (temp name + rename)."""
-    folder = inbox / scanner_id
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{src.name}.{uuid.uuid4().hex[:6]}.tmp"
-    shutil.copyfile(src, tmp)
-    dest = folder / src.name
-    os.replace(tmp, dest)
-    return dest
-
-
-__all__ = ["Ingest", "IngestReport", "RecentHashes", "ScoreFn", "copy_into_inbox"]
+__all__ = ["Ingest", "IngestReport", "RecentHashes", "ScoreFn"]
