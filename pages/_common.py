@@ -28,7 +28,10 @@ def now() -> datetime:
 
 @st.cache_resource(show_spinner=False)
 def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
-    return load_settings(environ=dict(env))
+    # `env` is only the cache key. load_settings(environ=...) would swap os.environ for a moment, which other
+    # sessions' threads could observe, so the settings are read from the real environment.
+    del env
+    return load_settings()
 
 
 def settings() -> Settings:
