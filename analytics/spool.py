@@ -133,6 +133,7 @@ class SpoolIngester:
         self._ingest = ingest
         self._paths: queue.Queue[Path | None] = queue.Queue()
         self._in_flight: set[Path] = set()
+        self._queued: set[Path] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spool-ingest")
         self._stop = threading.Event()
@@ -151,7 +152,7 @@ class SpoolIngester:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self.drain()
         self._observer = Observer()
-        self._observer.schedule(_Handler(self._paths.put), str(self.spool_dir), recursive=False)
+        self._observer.schedule(_Handler(self._enqueue), str(self.spool_dir), recursive=False)
         self._observer.start()
         for target in (self._dispatch, self._sweep):
             thread = threading.Thread(target=target, name=f"spool-{target.__name__}", daemon=True)
@@ -168,16 +169,26 @@ class SpoolIngester:
             thread.join()
         self._pool.shutdown(wait=True)
 
+    def _enqueue(self, path: Path) -> None:
+        """Queue a path once: the sweep and several events for one file must not pile up duplicate work."""
+        with self._lock:
+            if path in self._queued or path in self._in_flight:
+                return
+            self._queued.add(path)
+        self._paths.put(path)
+
     def _dispatch(self) -> None:
         while not self._stop.is_set():
             path = self._paths.get()
             if path is not None:
+                with self._lock:
+                    self._queued.discard(path)
                 self._pool.submit(self._one, path)
 
     def _sweep(self) -> None:
         while not self._stop.wait(self._sweep_s):
             for path in spool_files(self.spool_dir):
-                self._paths.put(path)
+                self._enqueue(path)
 
     def _one(self, path: Path) -> bool:
         """Ingest one file unless another worker has it; delete it after commit. Never raises."""
