@@ -142,10 +142,11 @@ def bench_ingest_spool(batches: list[IngestBatch], folder: Path) -> tuple[float,
         while any(owner.spool.glob("*.json")):  # committed; let the owner finish deleting before timing latency
             time.sleep(0.05)
         latencies = []
-        for i, batch in enumerate(_batches(40, 64)[:20]):
-            single = batch.model_copy(update={"batch_id": f"latency-{i}", "scans": batch.scans[:1],
-                                              "verdicts": batch.verdicts[:2]})
-            path = writer.write(single)
+        from tests.seeding import make_batch
+
+        rng = np.random.default_rng(1)
+        for i in range(20):  # one new parcel per file, as a quiet scanner delivers them
+            path = writer.write(make_batch(rng, 10**8 + i, 1, NOW, DEFAULT_CLASSES, batch_id=f"latency-{i}"))
             t0 = time.perf_counter()
             while path.exists():  # the owner deletes the file right after COMMIT
                 time.sleep(0.0005)
