@@ -1,7 +1,8 @@
 """Consistent copies of the live database for analysts: a DuckDB file or a folder of Parquet files.
 
-Both run inside the owner on one of its cursors; DuckDB copies within one read transaction, so the copy is a
-consistent point in time even while the writer keeps committing.
+The fast path checkpoints and copies the file while the writer is held (no write can land mid-copy). The general
+path (`COPY FROM DATABASE` / `EXPORT DATABASE`) runs on a reader cursor inside one read transaction, so it is a
+consistent point in time even while the writer keeps committing; it re-encodes everything and is much slower.
 """
 
 from __future__ import annotations
@@ -45,6 +46,26 @@ def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path) -> Path:
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
+    return dest
+
+
+def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path) -> Path | None:
+    """Fast snapshot: CHECKPOINT, then copy the file. Only valid while no write can happen, so the Store runs it
+    as an exclusive op of its writer. Returns None (caller falls back to COPY FROM DATABASE) if the checkpoint
+    left a WAL behind (DuckDB may defer it while other transactions run)."""
+    cur.execute("CHECKPOINT")
+    wal = Path(f"{db_path}.wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return None
+    dest = dest.resolve()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
+    try:
+        shutil.copyfile(db_path, tmp)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
     return dest
 
 

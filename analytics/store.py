@@ -38,7 +38,7 @@ from analytics.records import (
     UserRecord,
     utcnow,
 )
-from analytics.snapshot import export_parquet, snapshot_database
+from analytics.snapshot import copy_checkpointed, export_parquet, snapshot_database
 from analytics.writer import GroupCommitWriter, Op
 from xscreen.errors import SchemaError, StoreError, XscreenError
 
@@ -282,7 +282,10 @@ class Store:
             stamp = self._clock().strftime("%Y%m%dT%H%M%SZ")
             dest = self._sql.snapshots_dir / (f"xscreen-{stamp}" + ("" if parquet else ".duckdb"))
         dest = Path(dest)
-        return export_parquet(self._cursor(), dest) if parquet else snapshot_database(self._cursor(), dest)
+        if parquet:
+            return export_parquet(self._cursor(), dest)
+        copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, dest), exclusive=True))
+        return copied if copied is not None else snapshot_database(self._cursor(), dest)
 
     def _sql_snapshot(self) -> Path:
         """The shared snapshot analyst SQL reads; refreshed when older than snapshot_max_age_s."""
@@ -291,7 +294,7 @@ class Store:
         with self._snapshot_lock:
             fresh = path.exists() and time.time() - path.stat().st_mtime < self._sql.snapshot_max_age_s
             if not fresh:
-                snapshot_database(self._cursor(), path)
+                self.snapshot(path)
         return path
 
     def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:

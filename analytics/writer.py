@@ -34,6 +34,7 @@ class Op:
     fn: Callable[[duckdb.DuckDBPyConnection, datetime], Any] | None
     batch: Prepared | None = None
     weight: int = 1  # records it writes, counted against batch_max
+    exclusive: bool = False  # run alone, outside any transaction (CHECKPOINT + file copy for snapshots)
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -47,6 +48,7 @@ class GroupCommitWriter:
         self._wait_s = max(0.0, wait_s)
         self._clock = clock
         self._queue: queue.Queue[Op | None] = queue.Queue()
+        self._held: Op | None = None  # an exclusive op met while gathering a group: it runs next, alone
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="store-writer", daemon=True)
         self._thread.start()
@@ -78,6 +80,9 @@ class GroupCommitWriter:
                 break
             if op is None:
                 return group, True
+            if op.exclusive:
+                self._held = op
+                break
             group.append(op)
             weight += op.weight
         return group, False
@@ -85,15 +90,30 @@ class GroupCommitWriter:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            first, self._held = (self._held or self._queue.get()), None
             if first is None:
                 break
+            if first.exclusive:
+                self._run_exclusive(first)
+                continue
             group, stop = self._gather(first)
             self._commit(group)
+        if self._held is not None:
+            self._run_exclusive(self._held)
         while not self._queue.empty():  # what was queued before close: no caller waits forever
             op = self._queue.get_nowait()
             if op is not None:
                 self._commit([op])
+
+    def _run_exclusive(self, op: Op) -> None:
+        assert op.fn is not None
+        try:
+            op.future.set_result(op.fn(self._cursor, self._clock()))
+        except XscreenError as err:
+            op.future.set_exception(err)
+        except Exception as exc:
+            log.exception("exclusive store operation failed")
+            op.future.set_exception(StoreError(f"operation failed: {exc}"))
 
     def _commit(self, group: list[Op]) -> None:
         cur = self._cursor

@@ -229,3 +229,24 @@ def test_snapshot_of_a_file_named_with_dashes_and_spaces_is_consistent(tmp_path,
     assert con.execute("SELECT count(*) FROM queue_pending").fetchone()[0] > 0
     con.close()
     assert (parquet / "verdicts.parquet").exists() and (parquet / "schema.sql").exists()
+
+
+def test_snapshot_taken_during_ingest_is_one_committed_state(tmp_path, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import duckdb
+
+    with Store.open(tmp_path / "live.duckdb", clock=lambda: now) as store:
+        batches = [make_batch(np.random.default_rng(i), i * 20, 20, now, ["knife"], shadow=False,
+                              batch_id=f"b{i}") for i in range(40)]
+        feeder = threading.Thread(target=lambda: [store.ingest(b) for b in batches])
+        feeder.start()
+        snaps = [store.snapshot(tmp_path / f"snap-{k}.duckdb") for k in range(3)]
+        feeder.join()
+    for snap in snaps:
+        con = duckdb.connect(str(snap), read_only=True)
+        n_batches, n_verdicts, n_hourly = con.execute(
+            "SELECT (SELECT count(*) FROM ingest_batches), (SELECT count(*) FROM verdicts), "
+            "(SELECT coalesce(sum(n), 0) FROM verdict_hourly)").fetchone()
+        con.close()
+        assert n_verdicts == 20 * n_batches == n_hourly  # never half a batch, rollup in step
