@@ -6,6 +6,7 @@ when the system is not running). Both satisfy `StoreAPI`, so callers never care 
 
 from __future__ import annotations
 
+import logging
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from analytics.records import (
 from xscreen import errors
 
 __all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
+# httpx logs every request at INFO; at xscreen's default level that would be one line per store call.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
