@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import signal
+import threading
 import typing
 from functools import cache
 from typing import Any
@@ -115,6 +117,10 @@ def create_app(store: Store, settings: Any = None) -> FastAPI:
     return app
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_owner(settings: Any) -> None:
     """Run the owner in the foreground until interrupted: migrate, drain the spool, watch it, serve HTTP."""
     import uvicorn
@@ -124,6 +130,10 @@ def run_owner(settings: Any) -> None:
 
     ensure_home(settings)
     check_port_free(settings, "store_port")
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM and then re-raises it; by default that kills the process before
+        # the `finally` below closes the store. Turn it into SystemExit so the spool watcher and the file close.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     store = Store.from_settings(settings)
     ingester = SpoolIngester(settings.spool_dir, store.ingest)
     try:

@@ -91,3 +91,36 @@ def test_open_store_uses_the_owner_when_up_else_the_file(settings: Settings, now
             assert via_owner.info()["schema_version"] == store.info()["schema_version"]
         with pytest.raises(StoreError, match="another store owner"):  # the file is locked by the owner
             Store.from_settings(settings)
+
+
+def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from analytics.client import owner_is_up
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
+    env.update(XSCREEN_HOME=str(tmp_path / "home"), XSCREEN_NETWORK__STORE_PORT=str(port), XSCREEN_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not owner_is_up(f"http://127.0.0.1:{port}"):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        with StoreClient(f"http://127.0.0.1:{port}") as client:
+            client.add_user("ann", "correct-horse-battery", "officer")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    home = tmp_path / "home"
+    assert not (home / "xscreen.duckdb.wal").exists()  # closed cleanly: everything checkpointed into the file
+    with Store.open(home / "xscreen.duckdb") as store:
+        assert [u.username for u in store.list_users()] == ["ann"]
