@@ -99,14 +99,17 @@ class OwnerProcess:
         env.update(XSCREEN_HOME=str(home), XSCREEN_NETWORK__STORE_PORT=str(self.port), XSCREEN_LOG_LEVEL="WARNING")
         self.url = f"http://127.0.0.1:{self.port}"
         self.spool = home / "spool"
-        self.proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        home.mkdir(parents=True, exist_ok=True)
+        self.log = home / "owner.log"  # a file, not a pipe: an undrained pipe could block the owner
+        with self.log.open("wb") as log_file:
+            self.proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=log_file)
 
     def __enter__(self) -> OwnerProcess:
         deadline = time.monotonic() + 60
         while not owner_is_up(self.url):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"store owner did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise RuntimeError(f"store owner did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
         return self
 
