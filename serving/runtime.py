@@ -170,10 +170,14 @@ class Stack:
     def start_serving(self) -> str:
         from serving import deployments
 
-        deployments.start_ray(self.settings, self.address)
+        s = self.settings
+        # Resolve the models first: a missing champion is a one-line error before Ray spends 10-20 s starting.
+        model = deployments.resolve_model(s, s.model.name)
+        shadow_model = deployments.resolve_model(s, s.serving.shadow_model) if s.serving.shadow_model else None
+        deployments.start_ray(s, self.address)
         self.ray_started = True
-        deployments.start_serve(self.settings)
-        self.classifier = deployments.deploy(self.settings)
+        deployments.start_serve(s)
+        self.classifier = deployments.deploy(s, model, shadow_model)
         self.score = deployments.handle_scorer(self.classifier)
         shadow = self.settings.serving.shadow_model
         self.shadow_score = deployments.handle_scorer(deployments.shadow_handle()) if shadow else None
