@@ -310,6 +310,9 @@ def check_port_free(settings: Settings, which: Literal["api_port", "store_port",
     """ConfigError naming the setting when its port is already taken on the bind address."""
     port = getattr(settings.network, which)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the servers themselves (uvicorn, Ray, Streamlit): a port held only by TIME_WAIT connections of a
+        # previous run is free; one with a listener is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((settings.network.host, port))
         except OSError:
