@@ -46,8 +46,8 @@ def _inside(point: tuple[float, float], box: tuple[float, float, float, float]) 
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
-def score_set(clf: Classifier, data: LabelledSet, boxes: Boxes, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, list[bool]]:
-    """Calibrated (any (N,), classes (N, K)) of a cached set, and one localisation hit/miss per detected threat box."""
+def score_set(clf: Classifier, data: LabelledSet, boxes: Boxes, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray, list[tuple[str, bool]]]:
+    """Calibrated (any (N,), classes (N, K)) of a cached set, and (class, hit) per detected threat box."""
     anys, clss, hits = [], [], []
     with torch.inference_mode():
         for i in range(0, len(data), batch_size):
@@ -62,7 +62,7 @@ def score_set(clf: Classifier, data: LabelledSet, boxes: Boxes, batch_size: int 
                         continue  # localisation is measured on detected threats
                     hm = image_heatmap(o.class_cams[b, clf.classes.index(cls)].float().cpu(), data.geometries[n], clf.heatmap_size)
                     r, c = np.unravel_index(int(np.argmax(hm)), hm.shape)
-                    hits.append(_inside(((c + 0.5) / hm.shape[1], (r + 0.5) / hm.shape[0]), box))
+                    hits.append((cls, _inside(((c + 0.5) / hm.shape[1], (r + 0.5) / hm.shape[0]), box)))
     return np.concatenate(anys), np.concatenate(clss), hits
 
 
@@ -79,5 +79,9 @@ def evaluate_classifier(clf: Classifier, folders: Sequence[Path], *, progress: b
     result = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
     result["model_version"] = clf.version
     if hits:
-        result["localisation"] = {"hit_rate": float(np.mean(hits)), "n": len(hits)}
+        per_class = {c: [h for k, h in hits if k == c] for c in clf.classes}
+        result["localisation"] = {
+            "hit_rate": float(np.mean([h for _, h in hits])), "n": len(hits),
+            "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
+        }
     return result, p_any, data.any_labels
