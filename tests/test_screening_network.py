@@ -103,3 +103,28 @@ def test_peak_box_and_heatmap_codec() -> None:
     hm[6, 0] = 0.4
     assert peak_box(hm) == (5 / 8, 2 / 8, 7 / 8, 4 / 8)
     assert decode_heatmap(encode_heatmap(hm), 8)[2, 5] == 1.0
+
+
+def test_heatmap_maps_canvas_evidence_back_to_image_coordinates() -> None:
+    from screening.classifier import image_heatmap
+
+    # A 200 x 100 (w x h) image letterboxed to 64: it fills rows 16..48 of the canvas. Evidence in the canvas cell
+    # covering canvas x in [48, 64), y in [32, 48) is the image's right half, lower half.
+    _, [geo] = letterbox([np.zeros((100, 200, 3), np.float32)], 64)
+    cam = torch.zeros(4, 4)
+    cam[2, 3] = 5.0
+    hm = image_heatmap(cam, geo, 16)
+    r, c = np.unravel_index(int(np.argmax(hm)), hm.shape)
+    x, y = (c + 0.5) / 16, (r + 0.5) / 16
+    assert 0.75 <= x <= 1.0 and 0.5 <= y <= 1.0
+    assert hm.max() == pytest.approx(1.0) and hm.min() == pytest.approx(0.0)
+
+
+def test_tip_projects_a_labelled_threat_into_benign_planes() -> None:
+    from screening.augment import TipBank
+
+    bank = TipBank(["knife", "firearm"], canvas=64, per_class=2, seed=0)
+    planes = torch.ones(2, 64, 64)  # an empty beam: any projected threat shows
+    canvas, j = bank.project(planes, np.random.default_rng(0), "reference")
+    assert canvas.shape == (3, 64, 64) and j in (0, 1)
+    assert float(canvas.min()) < 0.9  # something dense was projected onto the white canvas
