@@ -57,7 +57,7 @@ def peak_box(hm: np.ndarray, level: float = 0.5) -> Box:
     r, c = np.unravel_index(int(np.argmax(hm)), hm.shape)
     regions, _ = ndimage.label(hm >= level * hm.max())
     rows, cols = np.nonzero(regions == regions[r, c])
-    return (cols.min() / g_w, rows.min() / g_h, (cols.max() + 1) / g_w, (rows.max() + 1) / g_h)
+    return (float(cols.min() / g_w), float(rows.min() / g_h), float((cols.max() + 1) / g_w), float((rows.max() + 1) / g_h))
 
 
 def image_heatmap(cam: torch.Tensor, geo: Geometry, grid: int) -> np.ndarray:
