@@ -118,7 +118,7 @@ def predict_cmd(
     settings = _settings()
     clf = Classifier.from_registry(settings, model)
     scans = [read_scan(Path(f), max_bytes=settings.serving.max_upload_bytes, max_pixels=settings.serving.max_image_pixels) for f in files]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for f, p in zip(files, clf.predict(scans), strict=True):
         top = p.top_class or max(p.scores, key=p.scores.__getitem__)
         rows.append({"file": str(f), "model": p.model_version, "verdict": p.verdict, "any_threat": round(p.any_threat, 4),
