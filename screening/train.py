@@ -62,12 +62,21 @@ def forward_logits(net: ScreeningNet, data: LabelledSet, batch_size: int = 64) -
     anys, clss = [], []
     with torch.inference_mode():
         for i in range(0, len(data), batch_size):
-            x = data.float_canvases(slice(i, i + batch_size)).contiguous(memory_format=torch.channels_last)
+            x = data.float_canvases(slice(i, i + batch_size)).to(_device(net)).contiguous(memory_format=torch.channels_last)
             o = net(x)
-            anys.append(o.any_logit.numpy())
-            clss.append(o.class_logits.numpy())
+            anys.append(o.any_logit.float().cpu().numpy())
+            clss.append(o.class_logits.float().cpu().numpy())
     k = len(data.classes)
     return (np.concatenate(anys) if anys else np.zeros(0)), (np.concatenate(clss) if clss else np.zeros((0, k)))
+
+
+def _device(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+def training_device() -> torch.device:
+    """CUDA when available (augmentation stays on the CPU; batches move over), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def loss_fn(o: Any, any_y: torch.Tensor, cls_y: torch.Tensor) -> torch.Tensor:
@@ -128,7 +137,8 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
     rng = np.random.default_rng(cfg.seed)
     weights = torch.as_tensor(balanced_weights(train.any_labels, train.class_labels))
     steps = max(1, len(train) // cfg.batch_size)
-    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    device = training_device()
+    net.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr or cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     use_tip = train.planes is not None and cfg.augment.tip_p > 0
@@ -143,7 +153,7 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         for _ in bar:
             idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
             x, any_y, cls_y = _batch(train, idx, cfg, gen, rng, tip)
-            loss = loss_fn(net(x), any_y, cls_y)
+            loss = loss_fn(net(x.to(device)), any_y.to(device), cls_y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
