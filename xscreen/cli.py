@@ -10,7 +10,6 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -37,8 +36,8 @@ COMMAND_MODULES = [
 class State:
     """Carries the --config option to commands; settings are built lazily, once, at the edge."""
 
-    config_file: Optional[Path] = None
-    _settings: Optional[Settings] = None
+    config_file: Path | None = None
+    _settings: Settings | None = None
 
     @classmethod
     def settings(cls) -> Settings:
@@ -52,7 +51,7 @@ class State:
 
 @app.callback()
 def _root(
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="TOML settings file (default: $XSCREEN_CONFIG or ./xscreen.toml)."
     ),
 ) -> None:
