@@ -4,7 +4,8 @@ Protocol (what `StoreClient` speaks): `GET /health`; `POST /api/<method>` with a
 keyword arguments, for every method of `StoreAPI`. Results are JSON, except DataFrames, which travel as an Arrow
 IPC stream (`application/vnd.apache.arrow.stream`: typed, zero-parse). Errors are JSON
 `{"error": <XscreenError subclass>, "message", "title"}` with 400/401/403/404/409/500/503, and the client
-re-raises the same subclass.
+re-raises the same subclass. `ingest` also takes its batch as a binary body (`application/vnd.xscreen.ingest`:
+analytics.ingest's Arrow format, decoded without a record per row); JSON bodies still work.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
 from analytics.api import StoreAPI
+from analytics.ingest import decode
 from analytics.migrations import LATEST_VERSION
 from analytics.store import Store
 from xscreen import errors
 
 log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+INGEST_BINARY = "application/vnd.xscreen.ingest"
 # Every method of the contract is an endpoint; nothing else on Store is reachable over HTTP.
 METHODS = sorted(name for name, _ in inspect.getmembers(StoreAPI, inspect.isfunction) if not name.startswith("_"))
 
@@ -105,9 +108,11 @@ def create_app(store: Store, settings: Any = None) -> FastAPI:
         if method not in METHODS:
             return error_response(errors.NotFoundError(f"no store method {method!r}"))
         body = await request.body()
+        binary = method == "ingest" and request.headers.get("content-type") == INGEST_BINARY
 
         def run() -> Response:  # parsing, the store call and encoding all block: off the event loop
-            return encode_result(getattr(store, method)(**decode_args(method, body)))
+            kwargs = {"batch": decode(body)} if binary else decode_args(method, body)
+            return encode_result(getattr(store, method)(**kwargs))
 
         try:
             return await run_in_threadpool(run)

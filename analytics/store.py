@@ -22,7 +22,7 @@ import pandas as pd
 
 from analytics import auth, reads, writes
 from analytics.api import IngestResult, SqlResult
-from analytics.ingest import prepare
+from analytics.ingest import Prepared, prepare
 from analytics.migrations import migrate, preflight
 from analytics.records import (
     AlertRecord,
@@ -152,9 +152,11 @@ class Store:
 
     # ---- ingest -----------------------------------------------------------------------------------------------
 
-    def ingest(self, batch: IngestBatch) -> IngestResult:
-        weight = max(1, len(batch.scans) + len(batch.verdicts) + len(batch.quarantines))
-        return self._writer.submit(Op(fn=None, batch=prepare(batch), weight=weight))  # type: ignore[no-any-return]
+    def ingest(self, batch: IngestBatch | Prepared) -> IngestResult:
+        """Write a batch idempotently. Also takes a `Prepared` (a batch decoded from the binary wire/spool format,
+        already columnar): nothing is turned back into records."""
+        prepared = prepare(batch)  # Arrow tables, built in the caller's thread
+        return self._writer.submit(Op(fn=None, batch=prepared, weight=prepared.weight))  # type: ignore[no-any-return]
 
     def known_hashes(self, hashes: list[str]) -> set[str]:
         return reads.known_hashes(self._cursor(), hashes)

@@ -37,7 +37,7 @@ from analytics import queries, reads
 from analytics.client import StoreClient, owner_is_up
 from analytics.migrations import migrate, rebuild_rollups
 from analytics.records import IngestBatch
-from analytics.spool import SpoolWriter
+from analytics.spool import SpoolWriter, spool_files
 from analytics.store import Store
 from xscreen.settings import DEFAULT_CLASSES
 
@@ -142,7 +142,7 @@ def bench_ingest_spool(batches: list[IngestBatch], folder: Path) -> tuple[float,
             time.sleep(0.05)
         rate = n / (time.perf_counter() - start)
         per_cpu = n / (_cpu_seconds(owner.proc.pid) - cpu)
-        while any(owner.spool.glob("*.json")):  # committed; let the owner finish deleting before timing latency
+        while spool_files(owner.spool):  # committed; let the owner finish deleting before timing latency
             time.sleep(0.05)
         latencies = []
         from tests.seeding import make_batch

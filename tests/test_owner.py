@@ -124,3 +124,22 @@ def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> 
     assert not (home / "xscreen.duckdb.wal").exists()  # closed cleanly: everything checkpointed into the file
     with Store.open(home / "xscreen.duckdb") as store:
         assert [u.username for u in store.list_users()] == ["ann"]
+
+
+def test_ingest_over_http_is_binary_idempotent_and_refuses_a_bad_body(owner: tuple[StoreClient, Store],
+                                                                      now: datetime) -> None:
+    import numpy as np
+
+    from analytics.client import INGEST_BINARY
+    from tests.seeding import make_batch
+
+    client, store = owner
+    batch = make_batch(np.random.default_rng(7), 0, 12, now, ["knife", "firearm"], batch_id="http-1")
+    first, again = client.ingest(batch), client.ingest(batch)
+    assert (first.new_scans, first.new_verdicts) == (12, 24) and again.duplicate_batch
+    stored = store.get_scan(batch.scans[0].scan_id)["verdicts"][0]
+    sent = next(v for v in batch.verdicts if v.scan_id == batch.scans[0].scan_id and v.model_version == stored["model_version"])
+    assert stored["embedding"] == pytest.approx(sent.embedding, abs=1e-6) and stored["scores"] == pytest.approx(sent.scores)
+    with pytest.raises(XscreenError, match="not a binary IngestBatch") as info:
+        client._request("POST", "/api/ingest", content=b"garbage", headers={"content-type": INGEST_BINARY})
+    assert info.value.title == "Bad request"

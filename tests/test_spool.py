@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
+from analytics.ingest import decode, encode, prepare
 from analytics.spool import SpoolIngester, SpoolWriter, iter_spool, spool_name
 from analytics.store import Store
 from tests.seeding import make_batch
@@ -30,14 +33,14 @@ def _wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-unty
 def test_writing_the_same_batch_twice_leaves_one_complete_file(tmp_path: Path, now: datetime) -> None:
     writer = SpoolWriter(tmp_path)
     batch = _batch(now, 0, batch_id="b-1")
-    assert writer.write(batch) == writer.write(batch) == tmp_path / "b-1.json"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b-1.json"]  # no temp names left behind
+    assert writer.write(batch) == writer.write(batch) == tmp_path / "b-1.batch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b-1.batch"]  # no temp names left behind
     assert [b for _, b in iter_spool(tmp_path)] == [batch]
 
 
 def test_unsafe_batch_ids_never_become_paths(tmp_path: Path) -> None:
     name = spool_name("../../etc/passwd")
-    assert "/" not in name and name.endswith(".json") and not name.startswith(".")
+    assert "/" not in name and name.endswith(".batch") and not name.startswith(".")
 
 
 def test_iter_spool_is_oldest_first_and_skips_temp_names(tmp_path: Path, now: datetime) -> None:
@@ -68,7 +71,7 @@ def test_owner_ingests_waiting_files_on_start_then_new_ones_live(store: Store, t
         assert store.info()["rows"]["scans"] == 5  # drained before start() returned
         writer.write(_batch(now, 100, batch_id="live"))
         assert _wait_for(lambda: store.info()["rows"]["scans"] == 10)
-        assert _wait_for(lambda: not (spool / "live.json").exists())  # deleted only after commit
+        assert _wait_for(lambda: not (spool / "live.batch").exists())  # deleted only after commit
     finally:
         ingester.stop()
     assert sorted(p.name for p in spool.iterdir()) == ["bad"]
@@ -99,3 +102,44 @@ def test_file_stays_in_the_spool_while_the_store_refuses_it(tmp_path: Path, now:
     assert ingester.drain() == 0
     ingester.stop()
     assert path.exists()
+
+
+def test_json_spool_files_left_by_an_older_version_are_still_ingested(store: Store, tmp_path: Path,
+                                                                      now: datetime) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    old = _batch(now, 0, batch_id="from-before-the-upgrade")
+    (spool / "from-before-the-upgrade.json").write_text(old.model_dump_json())  # what earlier versions wrote
+    SpoolWriter(spool).write(_batch(now, 100, batch_id="new-format"))
+    ingester = SpoolIngester(spool, store.ingest)
+    assert ingester.drain() == 2
+    ingester.stop()
+    assert store.info()["rows"]["scans"] == 10 and store.info()["rows"]["verdicts"] == 20
+    assert sorted(p.name for p in spool.iterdir()) == []
+    assert {v["model_version"] for v in store.get_scan(old.scans[0].scan_id)["verdicts"]} == {
+        v.model_version for v in old.verdicts if v.scan_id == old.scans[0].scan_id}
+
+
+def test_binary_spool_file_reads_back_as_the_same_records(tmp_path: Path, now: datetime) -> None:
+    from analytics.records import QuarantineRecord
+
+    batch = _batch(now, 0, batch_id="rt")
+    quarantine = QuarantineRecord(quarantine_id="q1", sha256=None, scanner_id="s", source_path="inbox/x.png",
+                                  quarantined_path=None, reason_code="zero_byte", reason="empty", quarantined_at=now)
+    batch = batch.model_copy(update={"quarantines": [quarantine]})
+    SpoolWriter(tmp_path).write(batch)
+    assert [b for _, b in iter_spool(tmp_path)] == [batch]  # embeddings, scores, heatmaps, boxes exact
+
+
+def test_truncated_or_tampered_binary_file_goes_to_bad(tmp_path: Path, now: datetime) -> None:
+    writer = SpoolWriter(tmp_path)
+    data = writer.write(_batch(now, 0, batch_id="cut")).read_bytes()
+    (tmp_path / "cut.batch").write_bytes(data[: len(data) // 2])
+    good = prepare(_batch(now, 10, batch_id="odd"))
+    bad_threat = good.verdicts.set_column(5, "any_threat", pa.array([1.5] * good.verdicts.num_rows))
+    (tmp_path / "odd.batch").write_bytes(encode(replace(good, verdicts=bad_threat)))
+    assert list(iter_spool(tmp_path)) == []
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["cut.batch", "cut.batch.reason", "odd.batch",
+                                                                     "odd.batch.reason"]
+    assert "any_threat" in (tmp_path / "bad" / "odd.batch.reason").read_text()
+    assert decode(encode(good)).verdicts.equals(good.verdicts)
