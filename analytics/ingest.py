@@ -266,11 +266,10 @@ def _insert(cur: duckdb.DuckDBPyConnection, sql: str, **tables: pa.Table) -> pa.
 
 SCAN_INSERT = ("INSERT INTO scans BY NAME SELECT * REPLACE (declared_contents::JSON AS declared_contents) FROM _s "
                "ON CONFLICT (scan_id) DO NOTHING RETURNING batch_id")
-VERDICT_INSERT = (
-    "INSERT INTO verdicts BY NAME SELECT v.* REPLACE (coalesce(v.scanner_id, k.scanner_id) AS scanner_id, "
-    "v.thresholds::JSON AS thresholds, v.embedding::FLOAT[] AS embedding) FROM _v v LEFT JOIN _k k USING (scan_id) "
-    "ON CONFLICT (scan_id, model_version) DO NOTHING RETURNING scan_id, model_version, batch_id, scanner_id, role, verdict, any_threat, "
-    "top_class, scored_at")
+VERDICT_INSERT = (  # {scanner}/{join}: verdicts that came without their scan take its scanner_id from _k
+    "INSERT INTO verdicts BY NAME SELECT v.* REPLACE ({scanner} AS scanner_id, v.thresholds::JSON AS thresholds, "
+    "v.embedding::FLOAT[] AS embedding) FROM _v v {join} ON CONFLICT (scan_id, model_version) DO NOTHING "
+    "RETURNING scan_id, model_version, batch_id, scanner_id, role, verdict, any_threat, top_class, scored_at")
 HEATMAP_INSERT = (
     "INSERT INTO heatmaps BY NAME SELECT DISTINCT ON (h.scan_id, h.model_version, h.batch_id, h.class_name) "
     "h.scan_id, h.model_version, h.class_name, h.size, h.grid, h.peak_box FROM _h h "
@@ -285,13 +284,17 @@ HOURLY_INSERT = (  # the writer's session time zone is UTC (Store.open), so date
 QUARANTINE_INSERT = "INSERT INTO quarantine BY NAME SELECT * FROM _q ON CONFLICT (quarantine_id) DO NOTHING RETURNING batch_id"
 
 
-def _known_scanners(cur: duckdb.DuckDBPyConnection, verdicts: pa.Table) -> pa.Table:
-    """scan_id -> scanner_id from the scans table for verdicts that came without their scan (index lookups)."""
+def _insert_verdicts(cur: duckdb.DuckDBPyConnection, verdicts: pa.Table) -> pa.Table:
+    """Insert the group's verdicts; those without a scanner_id (their scan came in an earlier batch) take it from
+    the scans table (index lookups, and a join only when there are any). The new verdicts' key columns."""
     missing = pc.unique(pc.filter(verdicts.column("scan_id"), pc.is_null(verdicts.column("scanner_id"))))
-    rows = cur.execute("SELECT scan_id, scanner_id FROM scans WHERE scan_id IN ?",
-                       [missing.to_pylist()]).fetchall() if len(missing) else []
-    return pa.table({"scan_id": pa.array([r[0] for r in rows], pa.string()),
-                     "scanner_id": pa.array([r[1] for r in rows], pa.string())})
+    if len(missing) == 0:
+        return _insert(cur, VERDICT_INSERT.format(scanner="v.scanner_id", join=""), _v=verdicts)
+    rows = cur.execute("SELECT scan_id, scanner_id FROM scans WHERE scan_id IN ?", [missing.to_pylist()]).fetchall()
+    known = pa.table({"scan_id": pa.array([r[0] for r in rows], pa.string()),
+                      "scanner_id": pa.array([r[1] for r in rows], pa.string())})
+    sql = VERDICT_INSERT.format(scanner="coalesce(v.scanner_id, k.scanner_id)", join="LEFT JOIN _k k USING (scan_id)")
+    return _insert(cur, sql, _v=verdicts, _k=known)
 
 
 def _insert_group(cur: duckdb.DuckDBPyConnection, sql: str, fresh: list[Prepared], kind: str,
@@ -316,8 +319,7 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
         return [_result(b, None) for b in batches]
     new_scans = _counts(_insert_group(cur, SCAN_INSERT, fresh, "scans"))
     verdicts = _group_table(fresh, "verdicts")
-    new = _insert(cur, VERDICT_INSERT, _v=verdicts, _k=_known_scanners(cur, verdicts)) if verdicts.num_rows else \
-        pa.table({"batch_id": pa.array([], pa.string())})
+    new = _insert_verdicts(cur, verdicts) if verdicts.num_rows else pa.table({"batch_id": pa.array([], pa.string())})
     if new.num_rows:
         _insert_group(cur, HEATMAP_INSERT, fresh, "heatmaps", _n=new)
         _insert(cur, PENDING_INSERT, _n=new)

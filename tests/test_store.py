@@ -250,3 +250,16 @@ def test_snapshot_taken_during_ingest_is_one_committed_state(tmp_path, now: date
             "(SELECT coalesce(sum(n), 0) FROM verdict_hourly)").fetchone()
         con.close()
         assert n_verdicts == 20 * n_batches == n_hourly  # never half a batch, rollup in step
+
+
+def test_verdict_arriving_after_its_scan_takes_the_scans_scanner(store: Store, now: datetime) -> None:
+    from analytics.records import IngestBatch
+
+    first = make_batch(np.random.default_rng(9), 0, 4, now, ["knife"], shadow=False, batch_id="scans-first")
+    store.ingest(first)
+    late = [v.model_copy(update={"model_version": "m-late", "role": "shadow"}) for v in first.verdicts]
+    result = store.ingest(IngestBatch(batch_id="verdicts-later", verdicts=late))
+    assert (result.new_scans, result.new_verdicts) == (0, 4)
+    with store.reader() as cur:
+        got = dict(cur.execute("SELECT scan_id, scanner_id FROM verdicts WHERE model_version = 'm-late'").fetchall())
+    assert got == {s.scan_id: s.scanner_id for s in first.scans}
