@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 12
-    batch_size: int = 32
+    batch_size: int = 16  # more, smaller steps: on a CPU a sample costs the same either way, and the short
+    # default schedule is limited by the number of updates, not by gradient noise
     lr: float = 3e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
@@ -228,6 +229,12 @@ def train_model(
         classes=tuple(classes), input_size=settings.model.input_size, width=settings.model.width,
         embedding_dim=settings.model.embedding_dim)
     data = load_folders(data_dirs, classes, config.input_size, progress=cfg.progress)
+    return train_on(settings, data, out, config, cfg=cfg, parent_ckpt=parent_ckpt, promote=promote, actor=actor)
+
+
+def train_on(settings: Settings, data: LabelledSet, out: str, config: NetConfig, *, cfg: TrainConfig,
+             parent_ckpt: registry.Checkpoint | None = None, promote: bool = False, actor: str = "train") -> TrainResult:
+    """Split a cached set, train, calibrate and register `out` (see train_model)."""
     train_idx, val_idx, cal_idx = split_indices(data.any_labels, [cfg.val_fraction, cfg.cal_fraction], cfg.seed)
     if min(len(train_idx), len(val_idx), len(cal_idx)) == 0:
         raise ModelError(f"{len(data)} labelled images are too few to split into train/validation/calibration")
@@ -265,14 +272,21 @@ def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelR
         return registry.resolve(settings, "champion")
     except NotFoundError:
         pass
-    from xray.synth import write_dataset
+    import json
 
-    folder = settings.home / "data" / f"default-train-{settings.model.seed}"
-    if not (folder / "labels.csv").is_file():
-        log.info("rendering %d synthetic training scans into %s", settings.model.default_train_images, folder)
-        write_dataset(folder, n=settings.model.default_train_images, seed=settings.model.seed,
-                      classes=list(settings.model.classes), progress_bar=progress)
-    cfg = TrainConfig(seed=settings.model.seed, epochs=settings.model.default_epochs, progress=progress)
-    result = train_model(settings, [folder], f"default-{settings.model.seed}", cfg=cfg, promote=True, actor="setup")
+    from screening.synthetic import manifest, render_set
+
+    m = settings.model
+    # Rendered straight into memory (no PNG encode/decode); the manifest beside it says how to rebuild the set.
+    log.info("rendering %d synthetic training scans in memory", m.default_train_images)
+    data, _ = render_set(m.default_train_images, m.seed, list(m.classes), m.input_size, progress=progress)
+    folder = settings.home / "data" / f"default-train-{m.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**manifest(m.default_train_images, m.seed, list(m.classes), "baseline", m.input_size),
+              "manifest_sha256": data.manifest_sha256}
+    (folder / "manifest.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    config = NetConfig(classes=tuple(m.classes), input_size=m.input_size, width=m.width, embedding_dim=m.embedding_dim)
+    cfg = TrainConfig(seed=m.seed, epochs=m.default_epochs, progress=progress)
+    result = train_on(settings, data, f"default-{m.seed}", config, cfg=cfg, promote=True, actor="setup")
     assert result.record is not None
     return result.record

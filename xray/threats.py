@@ -151,22 +151,48 @@ def _ammunition(rng: np.random.Generator, boxed: bool) -> ObjectSpec:
 
 
 def _powder(f: Frame, w: float, h: float, t: float, rng: np.random.Generator, cx: float = 0, cy: float = 0) -> np.ndarray:
-    # a taped brick or bag: slightly domed with a fine grain, as compressed powder looks
-    return f.rect(w, h, t, cx=cx, cy=cy, r=6) * (0.85 + 0.15 * texture("grain", f.u.shape, rng)) + \
-        f.ellipse(w / 2, h / 2, t * 0.25, cx=cx, cy=cy, dome=True)
+    # compressed powder: a dense, homogeneous slab with sharp pressed edges (no fabric folds, no food grain),
+    # so on the scanner it is a uniformly dark organic block, far denser than clothes or snacks of its size
+    return f.rect(w, h, t, cx=cx, cy=cy, r=3) * (0.97 + 0.03 * texture("grain", f.u.shape, rng))
+
+
+def _taped_brick(f: Frame, w: float, h: float, t: float, rng: np.random.Generator, cx: float = 0, cy: float = 0,
+                 angle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(powder, wrapping) of one taped brick: layers of packing tape fold over its rim and cross its faces."""
+    powder = f.rect(w, h, t, cx=cx, cy=cy, r=3, angle=angle)
+    rim = np.maximum(f.rect(w + 6, h + 6, 4.0, cx=cx, cy=cy, r=4, angle=angle)
+                     - f.rect(w - 6, h - 6, 4.0, cx=cx, cy=cy, r=2, angle=angle), 0)
+    tape = rim + f.rect(w + 6, h + 6, 1.5, cx=cx, cy=cy, r=4, angle=angle)
+    for k in range(int(rng.integers(2, 5))):  # strips of tape wound around the brick
+        tape += f.rect(w + 8, 20, 2.0, cx=cx, cy=cy + (k - 1.5) * h / 4, angle=angle + rng.uniform(-0.5, 0.5))
+    return powder, tape
+
+
+def _pills(f: Frame, w: float, h: float, rng: np.random.Generator) -> list[Part]:
+    """Blister sheets stacked: a regular grid of dense discs under an aluminium foil (inorganic) layer."""
+    sheets = int(rng.integers(2, 7))
+    pitch = rng.uniform(11, 15)
+    cols, rows = max(int(w // pitch), 2), max(int(h // pitch), 2)
+    pills = np.zeros_like(f.u)
+    for i in range(cols):
+        for j in range(rows):
+            pills += f.ellipse(4.5, 4.5, 6.0 * sheets, cx=(i - (cols - 1) / 2) * pitch, cy=(j - (rows - 1) / 2) * pitch,
+                               dome=True)
+    sw, sh = cols * pitch + 6, rows * pitch + 6
+    return [Part("narcotic", pills), Part("aluminium", f.rect(sw, sh, 0.25 * sheets, r=3)),
+            Part("polyethylene", f.rect(sw, sh, 0.6 * sheets, r=3))]
 
 
 def _narcotics(rng: np.random.Generator, carrier: str) -> ObjectSpec:
-    w, h, t = rng.uniform(60, 140), rng.uniform(60, 180), rng.uniform(12, 35)
-    if carrier in ("powder_pack", "pills"):
+    w, h, t = rng.uniform(90, 150), rng.uniform(110, 200), rng.uniform(35, 60)  # about a kilo brick
+    if carrier == "pills":
+        pw, ph = rng.uniform(50, 110), rng.uniform(70, 130)
+        return ObjectSpec("narcotics:pills", (pw / 2 + 6, ph / 2 + 6), lambda f: _pills(f, pw, ph, rng), "narcotic")
+    if carrier == "powder_pack":
         def draw(f: Frame) -> list[Part]:
-            if carrier == "pills":
-                pills = np.zeros_like(f.u)
-                for px, py in rng.uniform(-0.4, 0.4, size=(int(rng.integers(25, 70)), 2)) * (w, h):
-                    pills += f.ellipse(5, 5, 4, cx=px, cy=py, dome=True)
-                return [Part("narcotic", pills), Part("polyethylene", f.rect(w, h, 0.3), core=False)]
-            return [Part("narcotic", _powder(f, w, h, t, rng)), Part("polyethylene", f.rect(w + 4, h + 4, 0.4))]
-        return ObjectSpec(f"narcotics:{carrier}", (w / 2 + 3, h / 2 + 3), draw, "narcotic")
+            powder, tape = _taped_brick(f, w, h, t, rng)
+            return [Part("narcotic", powder), Part("polyethylene", tape)]
+        return ObjectSpec("narcotics:powder_pack", (w / 2 + 6, h / 2 + 6), draw, "narcotic")
     host = {"in_cosmetics": items.cosmetics_bottle, "in_food": items.food_pack, "in_book_spine": items.book,
             "in_shoe_sole": items.shoes}[carrier](rng)
 
@@ -174,11 +200,11 @@ def _narcotics(rng: np.random.Generator, carrier: str) -> ObjectSpec:
         outer = [Part(p.material, p.thickness, core=False) for p in host.draw(f)]
         hw, hh = host.half_extent
         if carrier == "in_book_spine":  # a hollowed spine strip packed with powder
-            core = _powder(f, 18, hh * 1.6, 14, rng, cx=-hw + 12)
+            core = _powder(f, 24, hh * 1.7, 30, rng, cx=-hw + 14)
         elif carrier == "in_shoe_sole":  # flat packs in both soles
-            core = _powder(f, hw * 1.1, 45, 12, rng, cy=-hh * 0.5) + _powder(f, hw * 1.1, 45, 12, rng, cy=hh * 0.5)
+            core = _powder(f, hw * 1.1, 45, 22, rng, cy=-hh * 0.5) + _powder(f, hw * 1.1, 45, 22, rng, cy=hh * 0.5)
         else:  # replaces most of the liquid or food
-            core = _powder(f, hw * 1.2, hh * 1.2, min(hh, 25.0), rng)
+            core = _powder(f, hw * 1.2, hh * 1.2, max(min(hh, 40.0), 30.0), rng)
         return outer + [Part("narcotic", core)]
 
     return ObjectSpec(f"narcotics:{carrier}", host.half_extent, draw_hidden, "narcotic")
@@ -186,18 +212,22 @@ def _narcotics(rng: np.random.Generator, carrier: str) -> ObjectSpec:
 
 def _currency(rng: np.random.Generator, bundles: int) -> ObjectSpec:
     w, h = rng.uniform(150, 160), rng.uniform(65, 78)  # banknote size (mm)
-    thick = rng.uniform(8, 22, size=bundles)
+    thick = rng.uniform(30, 70, size=bundles)  # bricks of strapped bundles (100 notes = about 11 mm)
+    thread_x = w * rng.uniform(0.05, 0.3) * (1 if rng.random() < 0.5 else -1)
 
     def draw(f: Frame) -> list[Part]:
         paper = np.zeros_like(f.u)
+        band = np.zeros_like(f.u)
         thread = np.zeros_like(f.u)
         for i, t in enumerate(thick):
-            cy = (i - (bundles - 1) / 2) * (h + 4)
-            paper += f.rect(w, h, t, cy=cy, r=1.5) + f.rect(28, h + 2, 1.5, cy=cy)  # bundle + paper strap
-            thread += f.rect(1.0, h, 0.02 * t, cx=w * 0.12, cy=cy)  # metallised security threads, stacked
-        return [Part("paper", paper), Part("aluminium", thread)]
+            cy = (i - (bundles - 1) / 2) * (h + 3)
+            paper += f.rect(w, h, t, cy=cy)  # uniform, sharp-edged paper stack
+            band += f.rect(30, h + 2, 6.0, cy=cy) + f.rect(w + 2, h + 2, 0.8, cy=cy)  # strap + film wrap
+            # metallised security threads of every note lie on one line through the stack
+            thread += f.rect(1.6, h, 0.04 * t, cx=thread_x, cy=cy)
+        return [Part("paper", paper), Part("polyethylene", band), Part("aluminium", thread)]
 
-    return ObjectSpec(f"currency:{bundles}_bundle", (w / 2 + 1, bundles * (h + 4) / 2), draw, "paper")
+    return ObjectSpec(f"currency:{bundles}_bundle", (w / 2 + 1, bundles * (h + 3) / 2 + 1), draw, "paper")
 
 
 def _lithium(rng: np.random.Generator, kind: str) -> ObjectSpec:

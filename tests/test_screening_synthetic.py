@@ -1,0 +1,48 @@
+"""In-memory synthetic training sets: the same parcels as write_dataset, reproducible, parallel = serial."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from screening.synthetic import render_set
+from screening.train import ensure_default_model
+from xray.synth import render_parcel
+from xscreen.settings import DEFAULT_CLASSES, Settings
+
+SMALL = (96, 96)
+
+
+def test_rendered_set_matches_the_renderer_and_is_the_same_in_parallel() -> None:
+    serial, boxes = render_set(8, 3, DEFAULT_CLASSES, 64, workers=1, image_size=SMALL, progress=False)
+    parallel, boxes2 = render_set(8, 3, DEFAULT_CLASSES, 64, workers=2, image_size=SMALL, progress=False)
+    assert torch.equal(serial.canvases, parallel.canvases) and boxes == boxes2
+    assert serial.manifest_sha256 == parallel.manifest_sha256
+    for i in range(8):
+        parcel = render_parcel(np.random.default_rng([3, i]), classes=DEFAULT_CLASSES, progress=i / 7, size=SMALL)
+        expected = [1 if c in parcel.labels else 0 for c in DEFAULT_CLASSES]
+        assert serial.class_labels[i].tolist() == expected
+        assert serial.any_labels[i] == int(bool(parcel.labels))
+        assert {c for c, _ in boxes.get(f"scan_{i:05d}", [])} == set(parcel.labels)
+    assert all(0 <= v <= 1 for bx in boxes.values() for _, b in bx for v in b)
+
+
+def test_another_seed_is_another_set() -> None:
+    a, _ = render_set(4, 3, DEFAULT_CLASSES, 64, workers=1, image_size=SMALL, progress=False)
+    b, _ = render_set(4, 4, DEFAULT_CLASSES, 64, workers=1, image_size=SMALL, progress=False)
+    assert not torch.equal(a.canvases, b.canvases) and a.manifest_sha256 != b.manifest_sha256
+
+
+def test_default_model_trains_from_memory_and_records_its_training_set(settings: Settings) -> None:
+    model = settings.model.model_copy(update={"input_size": 64, "width": 4, "embedding_dim": 8, "seed": 5,
+                                              "default_train_images": 60, "default_epochs": 1})
+    small = settings.model_copy(update={"model": model})
+    record = ensure_default_model(small, progress=False)
+    assert record.version == "default-5"
+    folder = small.home / "data" / "default-train-5"
+    written = json.loads((folder / "manifest.json").read_text())
+    assert written["n"] == 60 and written["seed"] == 5 and written["scenario"] == "baseline"
+    assert not list(folder.glob("*.png"))  # no image files: the set lives in memory
+    assert ensure_default_model(small, progress=False).version == "default-5"  # a champion exists: no retraining
