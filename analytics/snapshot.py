@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
@@ -53,7 +54,16 @@ def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path)
     """Fast snapshot: CHECKPOINT, then copy the file. Only valid while no write can happen, so the Store runs it
     as an exclusive op of its writer. Returns None (caller falls back to COPY FROM DATABASE) if the checkpoint
     left a WAL behind (DuckDB may defer it while other transactions run)."""
-    cur.execute("CHECKPOINT")
+    for attempt in range(3):
+        try:
+            cur.execute("CHECKPOINT")
+            break
+        except duckdb.TransactionException:
+            # Another write transaction is still open on the database (e.g. one finishing as we were scheduled):
+            # retry briefly, then let the caller take the consistent (slower) COPY FROM DATABASE path.
+            if attempt == 2:
+                return None
+            time.sleep(0.05)
     wal = Path(f"{db_path}.wal")
     if wal.exists() and wal.stat().st_size > 0:
         return None
