@@ -53,10 +53,10 @@ class ModelSettings(Section):
     classes: list[str] = Field(default_factory=lambda: list(DEFAULT_CLASSES), description="Threat classes the model screens for (order is the model's output order).")
     name: str = Field("champion", description="Model used for verdicts: a registered version name or `champion`.")
     input_size: int = Field(256, ge=32, le=2048, description="Side of the square letterboxed canvas the network sees (pixels).")
-    width: int = Field(24, ge=4, le=512, description="Channel width of the first convolution stage; later stages double it.")
+    width: int = Field(32, ge=4, le=512, description="Channel width of the first convolution stage; later stages double it.")
     embedding_dim: int = Field(64, ge=8, le=1024, description="Length of the per-image embedding stored with each verdict.")
-    default_epochs: int = Field(10, ge=1, le=500, description="Epochs used when the main job trains the default model.")
-    default_train_images: int = Field(2400, ge=50, description="Synthetic training images rendered for the default model.")
+    default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
+    default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
 
 
