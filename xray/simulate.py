@@ -28,6 +28,7 @@ from xray.synth import Parcel, render_parcel
 from xray.threats import check_classes
 from xray.writers import FORMATS, SUFFIX, encode
 from xscreen.errors import ConfigError, XscreenError
+from xscreen.settings import probe_writable
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,7 @@ class OutputError(XscreenError):
 def ensure_writable(folder: Path) -> None:
     """Create `folder` and prove it is writable; OutputError naming it otherwise."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".xscreen-write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(folder)
     except OSError as exc:
         raise OutputError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
 

@@ -289,15 +289,20 @@ def load_settings(config_file: Path | None = None, environ: dict[str, str] | Non
             os.environ.update(saved_env)
 
 
+def probe_writable(folder: Path) -> None:
+    """Create `folder` and prove a file can be written in it; raises OSError otherwise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".xscreen-write-probe"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def ensure_home(settings: Settings) -> None:
     """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
     for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs"):
         folder = getattr(settings.paths, name)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".xscreen-write-probe"
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_writable(folder)
         except OSError as exc:
             raise ConfigError(f"setting 'paths.{name}': folder {folder} is not writable ({exc.strerror})") from None
     try:
