@@ -17,7 +17,7 @@ from scipy import ndimage
 from analytics.records import ANY_THREAT
 from screening.calibration import OperatingPoint, verdicts
 from screening.network import ScreeningNet
-from screening.preprocess import Geometry, letterbox
+from screening.preprocess import Geometry, PreparedScan, canvas_batch, prepare
 from screening.registry import Checkpoint, build_model, load_checkpoint, load_registered
 from xscreen.settings import Settings
 
@@ -70,6 +70,29 @@ def image_heatmap(cam: torch.Tensor, geo: Geometry, grid: int) -> np.ndarray:
     return (hm / top if top > 0 else hm).numpy().astype(np.float32)
 
 
+def batch_heatmaps(cams: torch.Tensor, geos: Sequence[Geometry], grid: int) -> np.ndarray:
+    """Canvas CAMs (N, h, w), one Geometry each -> (N, grid, grid) float32, equal to image_heatmap item by item.
+
+    One upsampling of the whole batch to the canvas, then one crop + resize per distinct geometry (a scanner's
+    images share one size, so a stream batch is usually one group)."""
+    n = cams.shape[0]
+    out = torch.empty((n, grid, grid), dtype=torch.float32)
+    if n == 0:
+        return out.numpy()
+    size = geos[0].size
+    up = F.interpolate(cams[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)[:, 0]  # (N, S, S)
+    groups: dict[tuple[int, int, int, int], list[int]] = {}
+    for i, g in enumerate(geos):
+        groups.setdefault((g.top, g.left, g.new_h, g.new_w), []).append(i)
+    for (top, left, h, w), rows in groups.items():
+        idx = torch.tensor(rows)
+        crop = up[idx, top : top + h, left : left + w]  # (n, h, w)
+        out[idx] = F.interpolate(crop[:, None], size=(grid, grid), mode="bilinear", align_corners=False)[:, 0]
+    out -= out.amin(dim=(1, 2), keepdim=True)  # evidence relative to the least suspicious part of each image
+    peak = out.amax(dim=(1, 2), keepdim=True)  # (N, 1, 1)
+    return torch.where(peak > 0, out / torch.where(peak > 0, peak, 1.0), out).numpy()
+
+
 class Classifier:
     """Loads one model version and predicts batches of scans. No Ray here: serving wraps exactly this class."""
 
@@ -113,12 +136,14 @@ class Classifier:
         return self.ckpt.config.input_size
 
     @torch.inference_mode()
-    def predict(self, images: Sequence[HasRgb | np.ndarray]) -> list[Prediction]:
-        """Predictions in input order. Arrays are (H, W, 3) RGB or (H, W) gray in [0, 1] (or uint8)."""
-        rgbs = [img if isinstance(img, np.ndarray) else img.rgb for img in images]
+    def predict(self, images: Sequence[HasRgb | np.ndarray | PreparedScan]) -> list[Prediction]:
+        """Predictions in input order. Arrays are (H, W, 3) RGB or (H, W) gray in [0, 1] (or uint8); scans with
+        .rgb8/.rgb; or PreparedScans letterboxed to this model's input_size (serving prepares them where the
+        file is decoded, so a replica only stacks canvases)."""
         out: list[Prediction] = []
-        for i in range(0, len(rgbs), self.batch_size):
-            out.extend(self._predict_batch(rgbs[i : i + self.batch_size]))
+        for i in range(0, len(images), self.batch_size):
+            chunk = images[i : i + self.batch_size]
+            out.extend(self._predict_batch([prepare(im, self.input_size, i + j) for j, im in enumerate(chunk)]))
         return out
 
     def scores(self, canvases: torch.Tensor) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -129,24 +154,28 @@ class Classifier:
         p_cls = torch.sigmoid(o.class_logits / self._t_class).cpu().numpy()
         return p_any.astype(np.float64), p_cls.astype(np.float64), o
 
-    def _predict_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
-        canvases, geos = letterbox(rgbs, self.input_size)  # (B, 3, S, S)
-        p_any, p_cls, o = self.scores(canvases)
+    def _predict_batch(self, prepared: list[PreparedScan]) -> list[Prediction]:
+        geos = [p.geometry for p in prepared]
+        p_any, p_cls, o = self.scores(canvas_batch(prepared, self.device))  # (B, 3, S, S) channels-last
         v = verdicts(p_any, p_cls, self.classes, self.point)
-        cams = o.class_cams.float().cpu()  # (B, K, h, w)
         emb = o.embedding.float().cpu().numpy()
-        return [self._one(p_any[b], p_cls[b], str(v[b]), cams[b], geos[b], emb[b]) for b in range(len(rgbs))]
+        # Heatmaps of the top `heatmap_classes` classes of each scan only (the ones stored), in one batched call.
+        k = min(self.heatmap_classes, len(self.classes))
+        order = np.argsort(-p_cls, axis=1, kind="stable")  # (B, K) classes by descending score
+        top = torch.from_numpy(order[:, :k].copy())  # (B, k)
+        cams = o.class_cams.float().cpu()  # (B, K, h, w)
+        picked = cams[torch.arange(len(prepared))[:, None], top]  # (B, k, h, w)
+        maps = batch_heatmaps(picked.flatten(0, 1), [g for g in geos for _ in range(k)], self.heatmap_size)
+        maps = maps.reshape(len(prepared), k, self.heatmap_size, self.heatmap_size)  # (B, k, g, g)
+        return [self._one(p_any[b], p_cls[b], str(v[b]), order[b, :k], maps[b], emb[b]) for b in range(len(prepared))]
 
-    def _one(self, p_any: float, p_cls: np.ndarray, verdict: str, cams: torch.Tensor, geo: Geometry, emb: np.ndarray) -> Prediction:
+    def _one(self, p_any: float, p_cls: np.ndarray, verdict: str, top: np.ndarray, maps: np.ndarray,
+             emb: np.ndarray) -> Prediction:
         scores = {c: float(p_cls[j]) for j, c in enumerate(self.classes)}
-        order = np.argsort(-p_cls)
-        best = self.classes[int(order[0])]
+        best = self.classes[int(top[0])] if len(top) else self.classes[int(np.argmax(p_cls))]
         top_class = best if scores[best] >= self.point.thresholds[best]["clear"] else None
-        heatmaps, boxes = {}, {}
-        for j in order[: self.heatmap_classes]:
-            c = self.classes[int(j)]
-            heatmaps[c] = image_heatmap(cams[int(j)], geo, self.heatmap_size)
-            boxes[c] = peak_box(heatmaps[c])
+        heatmaps = {self.classes[int(j)]: maps[i] for i, j in enumerate(top)}
+        boxes = {c: peak_box(hm) for c, hm in heatmaps.items()}
         return Prediction(scores, float(p_any), verdict, top_class, self.point.thresholds, emb.astype(np.float32),
                           heatmaps, boxes, self.version)
 

@@ -3,6 +3,11 @@
 The canvas is filled with the empty-beam value (1.0 = white in pseudo-colour: nothing attenuated the beam), so
 the padding looks like the air around a parcel rather than like a dense object. The returned Geometry maps a
 point or box on the canvas (where heatmaps live) back to fractions of the original image.
+
+8-bit images (uint8) take a fast path, `letterbox_uint8`: Pillow's antialiased bilinear resize straight to a uint8
+canvas (the filter F.interpolate(antialias=True) reproduces, so within one grey level of the float path, ~1.5x
+faster). `prepare` turns any image into a PreparedScan (canvas + Geometry) where it is decoded, so that a
+serving replica only stacks canvases into a batch.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from xscreen.errors import BadScanError
 
 EMPTY_BEAM = 1.0
+EMPTY_BEAM_U8 = 255
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,31 @@ def fit_geometry(h: int, w: int, size: int) -> Geometry:
     return Geometry(h, w, size, nh, nw, (size - nh) // 2, (size - nw) // 2)
 
 
+def _bad_shape(index: int, shape: tuple[int, ...]) -> BadScanError:
+    return BadScanError(f"image[{index}]", "bad_shape", f"expected (H, W, 3) or (H, W) pixels, got shape {shape}")
+
+
+def letterbox_uint8(image: np.ndarray, size: int, index: int = 0) -> tuple[np.ndarray, Geometry]:
+    """uint8 (H, W, 3) RGB or (H, W) gray -> canvas uint8 (3, S, S) padded with 255 (empty beam), and its Geometry.
+
+    Pillow's bilinear resize is antialiased (its triangle filter widens with the reduction, as
+    F.interpolate(antialias=True) does, so thin wires and blades survive a 1000 -> 256 pixel reduction).
+    The canvas may be a channel-first view of an (S, S, 3) buffer (the layout the network reads, channels-last).
+    """
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"letterbox_uint8 takes uint8 pixels, got {arr.dtype}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3) or min(arr.shape[:2]) < 2:
+        raise _bad_shape(index, arr.shape)
+    geo = fit_geometry(arr.shape[0], arr.shape[1], size)
+    pil = Image.fromarray(np.ascontiguousarray(arr), "RGB" if arr.ndim == 3 else "L")
+    resized = np.asarray(pil.resize((geo.new_w, geo.new_h), Image.Resampling.BILINEAR))  # (h, w[, 3])
+    canvas = np.full((size, size, 3), EMPTY_BEAM_U8, dtype=np.uint8)  # (S, S, 3)
+    region = canvas[geo.top : geo.top + geo.new_h, geo.left : geo.left + geo.new_w]
+    region[...] = resized if resized.ndim == 3 else resized[:, :, None]
+    return canvas.transpose(2, 0, 1), geo  # (3, S, S)
+
+
 def _as_chw(image: np.ndarray, index: int) -> torch.Tensor:
     """(H, W, 3) or (H, W) array in [0, 1] (or uint8) -> float32 tensor (3, H, W)."""
     arr = np.asarray(image)
@@ -72,7 +104,7 @@ def _as_chw(image: np.ndarray, index: int) -> torch.Tensor:
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 2:
-        raise BadScanError(f"image[{index}]", "bad_shape", f"expected (H, W, 3) or (H, W) pixels, got shape {arr.shape}")
+        raise _bad_shape(index, arr.shape)
     if not np.isfinite(arr).all():
         raise BadScanError(f"image[{index}]", "not_finite", "image contains NaN or infinite pixels")
     t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
@@ -90,7 +122,10 @@ def _place(chw: torch.Tensor, size: int) -> tuple[torch.Tensor, Geometry]:
 
 
 def letterbox_one(image: np.ndarray, size: int, index: int = 0) -> tuple[torch.Tensor, Geometry]:
-    """One image -> canvas (3, S, S) float32 in [0, 1] and its Geometry."""
+    """One image -> canvas (3, S, S) float32 in [0, 1] and its Geometry. uint8 input takes letterbox_uint8."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        canvas8, geo = letterbox_uint8(image, size, index)
+        return torch.from_numpy(np.ascontiguousarray(canvas8)).float().div_(255.0), geo
     return _place(_as_chw(image, index), size)
 
 
@@ -105,3 +140,40 @@ def letterbox(images: Sequence[np.ndarray], size: int) -> tuple[torch.Tensor, li
         return torch.empty((0, 3, size, size)), []
     pairs = [letterbox_one(img, size, i) for i, img in enumerate(images)]
     return torch.stack([c for c, _ in pairs]), [g for _, g in pairs]
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """A letterboxed image ready to batch: canvas (3, S, S), uint8 (8-bit sources) or float32 in [0, 1]."""
+
+    canvas: np.ndarray
+    geometry: Geometry
+
+
+def prepare(image: object, size: int, index: int = 0) -> PreparedScan:
+    """Any image (uint8 or float array, an object with .rgb8/.rgb such as xray's ScanImage, or a PreparedScan of
+    this size) -> PreparedScan. 8-bit pixels stay uint8 (a quarter of float32's bytes on the wire to a replica)."""
+    if isinstance(image, PreparedScan):
+        if image.geometry.size != size:
+            raise ValueError(f"image[{index}] was prepared for a {image.geometry.size}-pixel canvas, the model "
+                             f"reads {size}")
+        return image
+    arr = image if isinstance(image, np.ndarray) else getattr(image, "rgb8", None)
+    if arr is None:
+        arr = image.rgb  # type: ignore[attr-defined]
+    if arr.dtype == np.uint8:
+        return PreparedScan(*letterbox_uint8(arr, size, index))
+    canvas, geo = _place(_as_chw(arr, index), size)
+    return PreparedScan(canvas.numpy(), geo)
+
+
+def canvas_batch(scans: Sequence[PreparedScan], device: torch.device | str = "cpu") -> torch.Tensor:
+    """PreparedScans -> float32 batch (B, 3, S, S) in [0, 1], channels-last, on `device` (uint8 travels there
+    first: a quarter of the bytes to copy to a GPU)."""
+    canvases = [s.canvas for s in scans]
+    if all(c.dtype == np.uint8 for c in canvases):
+        hwc = np.stack([c.transpose(1, 2, 0) for c in canvases])  # (B, S, S, 3): a plain copy of HWC buffers
+        x8 = torch.from_numpy(hwc).to(device).permute(0, 3, 1, 2)  # (B, 3, S, S) channels-last view
+        return x8.float().div_(255.0)  # .float() keeps the channels-last layout
+    x = torch.from_numpy(np.stack([c.astype(np.float32) / 255.0 if c.dtype == np.uint8 else c for c in canvases]))
+    return x.to(device).contiguous(memory_format=torch.channels_last)

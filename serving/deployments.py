@@ -69,7 +69,8 @@ def _split(results: list[Any], requests: list[list[Any]]) -> list[list[Any]]:
 
 @serve.deployment(logging_config=QUIET_LOGS)
 class ClassifierDeployment:
-    """One replica of the champion (or shadow) model. Callers send lists of RGB arrays; batches form across callers."""
+    """One replica of the champion (or shadow) model. Callers send lists of PreparedScans (canvases letterboxed
+    where the file was decoded: the replica only stacks them) or of plain RGB arrays; batches form across callers."""
 
     def __init__(self, model: ModelRef, classes: list[str], heatmap_size: int, batch_max: int,
                  batch_wait_s: float) -> None:
@@ -90,7 +91,7 @@ class ClassifierDeployment:
         self._replica = serve.get_replica_context().replica_id.unique_id
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=_count_images)
-    async def score(self, requests: list[list[np.ndarray]]) -> list[list[dict[str, Any]]]:
+    async def score(self, requests: list[list[Any]]) -> list[list[dict[str, Any]]]:
         """VerdictRecord fields for each image of each request, in order."""
         images = _flatten(requests)
         # Off the event loop, so the next batch keeps forming while this one runs.
@@ -98,7 +99,7 @@ class ClassifierDeployment:
         self._scored += len(images)
         return _split(fields, requests)
 
-    def _predict(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+    def _predict(self, images: Sequence[Any]) -> list[dict[str, Any]]:
         from screening.classifier import verdict_fields
 
         return [verdict_fields(p) for p in self._classifier.predict(images)]
@@ -106,7 +107,7 @@ class ClassifierDeployment:
     def info(self) -> dict[str, Any]:
         """Which replica answered, its model and how many images it has scored (for tests and health)."""
         return {"replica": self._replica, "model_version": self._classifier.version, "scored": self._scored,
-                "device": str(self._classifier.device)}
+                "device": str(self._classifier.device), "input_size": self._classifier.input_size}
 
 
 @serve.deployment(logging_config=QUIET_LOGS, ray_actor_options={"num_cpus": 0})
@@ -144,6 +145,9 @@ class IngressDeployment:
 def wire_image(image: Any) -> np.ndarray:
     """The array sent to a replica: uint8 when that is lossless (8-bit sources and palette-rendered dual energy,
     whose RGB values are k/255), a quarter of float32's bytes; float32 otherwise (16-bit grayscale)."""
+    rgb8 = getattr(image, "rgb8", None)
+    if rgb8 is not None:
+        return rgb8
     rgb = getattr(image, "rgb", image)
     if rgb.dtype == np.uint8:
         return rgb
@@ -153,10 +157,20 @@ def wire_image(image: Any) -> np.ndarray:
 
 
 def handle_scorer(handle: DeploymentHandle) -> Any:
-    """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch."""
+    """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch.
+
+    Images are letterboxed here, in the ingest worker that decoded them, to the canvas size the replica's model
+    reads (asked of the replica once): replicas receive fixed-size uint8 canvases (3, S, S) + Geometry, ready
+    to stack, and ~4x fewer bytes than the decoded scan."""
+    input_size: list[int] = []
 
     def score(images: list[Any]) -> list[dict[str, Any]]:
-        return list(handle.score.remote([wire_image(im) for im in images]).result())
+        from screening.preprocess import prepare
+
+        if not input_size:
+            input_size.append(int(handle.info.remote().result(timeout_s=60)["input_size"]))
+        prepared = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
+        return list(handle.score.remote(prepared).result())
 
     return score
 
