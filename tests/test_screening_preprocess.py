@@ -104,14 +104,16 @@ def test_canvas_batch_is_channels_last_float_in_unit_range() -> None:
     np.testing.assert_allclose(mixed.numpy(), x.numpy()[:2], atol=1e-7)
 
 
-def test_batched_heatmaps_equal_the_per_image_ones() -> None:
-    cams = torch.randn(7, 4, 4)
-    geos = [fit_geometry(h, w, 64) for h, w in [(100, 200), (100, 200), (300, 90), (64, 64), (100, 200),
-                                                  (17, 400), (300, 90)]]
+@pytest.mark.parametrize("cam,size,grid", [(4, 64, 8), (16, 256, 32), (8, 256, 32), (16, 256, 7)])
+def test_batched_heatmaps_equal_the_per_image_ones(cam: int, size: int, grid: int) -> None:
+    shapes = [(100, 200), (100, 200), (300, 90), (64, 64), (553, 512), (17, 400), (300, 90), (4000, 3000)]
+    geos = [fit_geometry(h, w, size) for h, w in shapes]
+    cams = torch.randn(len(geos), cam, cam)
     cams[3] = 0.0  # a flat map: no peak to scale by
-    batched = batch_heatmaps(cams, geos, 8)
+    batched = batch_heatmaps(cams, geos, grid)
+    assert batched.shape == (len(geos), grid, grid) and batched.dtype == np.float32
     for i, geo in enumerate(geos):
-        np.testing.assert_allclose(batched[i], image_heatmap(cams[i], geo, 8), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(batched[i], image_heatmap(cams[i], geo, grid), rtol=0, atol=3e-6)  # a few float32 ulps
 
 
 def _classifier(heatmap_classes: int = 2) -> Classifier:
