@@ -148,7 +148,8 @@ class CandidateChecker:
 def scan_record(cand: Candidate, image: Any, stats: dict[str, float] | Any) -> ScanRecord:
     """The stored description of one scan: identity, source, geometry, sidecar metadata, image statistics."""
     side = cand.sidecar
-    height, width = int(image.rgb.shape[0]), int(image.rgb.shape[1])  # rgb is (H, W, 3)
+    pixels = getattr(image, "rgb8", None)  # the uint8 plane when there is one: .rgb would convert it to float
+    height, width = (pixels if pixels is not None else image.rgb).shape[:2]  # (H, W, 3)
     return ScanRecord(
         scan_id=cand.sha256[:16],
         sha256=cand.sha256,
@@ -156,8 +157,8 @@ def scan_record(cand: Candidate, image: Any, stats: dict[str, float] | Any) -> S
         item_id=_str_or_none(side.get("item_id")),
         source_path=str(cand.path),
         file_format="upload" if cand.origin == "upload" else str(image.source_format),
-        width=width,
-        height=height,
+        width=int(width),
+        height=int(height),
         bit_depth=int(image.bit_depth),
         dual_energy=bool(image.dual_energy),
         received_at=cand.received_at,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xray.formats import _channel_mean, _decode_pil, _Refuse, image_stats, read_scan
+from xray.formats import ScanImage, _channel_mean, _decode_pil, _Refuse, image_stats, read_scan
 from xray.synth import render_parcel
 from xscreen.errors import BadScanError
 from xscreen.settings import DEFAULT_CLASSES
@@ -135,8 +135,19 @@ def test_channel_mean_is_bit_identical_to_numpy_mean(rgb8: np.ndarray) -> None:
     np.testing.assert_array_equal(_channel_mean(rgb[::4]), rgb[::4].mean(axis=2))
 
 
-def test_image_stats_are_unchanged_by_the_fast_paths(rgb8: np.ndarray) -> None:
-    """Statistics of the fast-decoded scan equal those of the Pillow-decoded one, with the former mean."""
-    data = _samples(rgb8)["rgb"]
-    fast, slow = read_scan(data, name="a.png"), _decode_pil(data, "png", 40_000_000)
-    assert image_stats(fast) == image_stats(slow)
+@pytest.mark.parametrize("kind", ["rgb", "gray8", "gray16"])
+def test_image_stats_from_uint8_subsamples_equal_those_of_the_full_float_planes(rgb8: np.ndarray, kind: str) -> None:
+    """The ingest's scan keeps uint8 planes and converts only subsamples; the numbers are exactly those of a scan
+    holding float planes converted at decode time (as ScanImage did before)."""
+    scan = read_scan(_samples(rgb8)[kind], name="a.png")
+    full = ScanImage(scan.rgb.copy(), scan.high.copy(), None, "png", scan.bit_depth, False)
+    assert full.rgb8 is None and full.high8 is None
+    assert image_stats(scan) == image_stats(full)
+
+
+def test_float_planes_are_made_on_first_use_only(rgb8: np.ndarray) -> None:
+    scan = read_scan(_samples(rgb8)["rgb"], name="a.png")
+    image_stats(scan)
+    assert scan._rgb is None and scan._high is None  # statistics used subsamples of the uint8 planes
+    np.testing.assert_array_equal(scan.high, scan.rgb8.max(axis=2).astype(np.float32) * np.float32(1 / 255))
+    assert (scan.height, scan.width) == rgb8.shape[:2]

@@ -19,7 +19,6 @@ import struct
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,25 +31,63 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif",
 MIN_SIDE = 16
 
 
-@dataclass(frozen=True)
 class ScanImage:
-    rgb: np.ndarray  # float32 (H, W, 3) in [0, 1]: the pseudo-colour a screening station shows
-    high: np.ndarray  # float32 (H, W) transmission in [0, 1] (1 = empty beam); gray/255 for grayscale
-    low: np.ndarray | None  # float32 (H, W) low-energy transmission, dual-energy sources only
-    source_format: str  # png | jpeg | tiff | npz | dicos
-    bit_depth: int  # 8 or 16
-    dual_energy: bool
-    # uint8 (H, W, 3) with rgb == rgb8 / 255 exactly, where the pseudo-colour is 8-bit (8-bit sources and
-    # palette-rendered dual energy); None for 16-bit grayscale. Letterboxing and the wire to replicas use it.
-    rgb8: np.ndarray | None = None
+    """A decoded scan. 8-bit sources keep their uint8 planes (`rgb8`, `high8`); the float views `rgb` and `high`
+    are made from them on first use (values identical to converting at decode time), so a serving ingest that
+    only letterboxes the uint8 pixels and takes statistics on subsamples never converts a whole image to float.
+    """
+
+    def __init__(self, rgb: np.ndarray | None, high: np.ndarray | None, low: np.ndarray | None, source_format: str,
+                 bit_depth: int, dual_energy: bool, rgb8: np.ndarray | None = None,
+                 high8: np.ndarray | None = None) -> None:
+        if (rgb is None and rgb8 is None) or (high is None and high8 is None):
+            raise ValueError("ScanImage needs rgb or rgb8, and high or high8")
+        self._rgb, self._high = rgb, high
+        self.low = low  # float32 (H, W) low-energy transmission, dual-energy sources only
+        self.source_format = source_format  # png | jpeg | tiff | npz | dicos
+        self.bit_depth = bit_depth  # 8 or 16
+        self.dual_energy = dual_energy
+        # uint8 (H, W, 3) with rgb == rgb8 / 255 exactly, where the pseudo-colour is 8-bit (8-bit sources and
+        # palette-rendered dual energy); None for 16-bit grayscale. Letterboxing and the wire to replicas use it.
+        self.rgb8 = rgb8
+        self.high8 = high8  # uint8 (H, W) with high == high8 / 255 exactly (8-bit sources), else None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """float32 (H, W, 3) in [0, 1]: the pseudo-colour a screening station shows."""
+        if self._rgb is None:
+            assert self.rgb8 is not None
+            self._rgb = _unit(self.rgb8)
+        return self._rgb
+
+    @property
+    def high(self) -> np.ndarray:
+        """float32 (H, W) transmission in [0, 1] (1 = empty beam); gray/255 for grayscale."""
+        if self._high is None:
+            assert self.high8 is not None
+            self._high = _unit(self.high8)
+        return self._high
 
     @property
     def height(self) -> int:
-        return int(self.high.shape[0])
+        return int((self.high8 if self.high8 is not None else self.high).shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.high.shape[1])
+        return int((self.high8 if self.high8 is not None else self.high).shape[1])
+
+    def high_sub(self, rows: slice, cols: slice) -> np.ndarray:
+        """high[rows, cols] without converting the whole plane (same values)."""
+        return _unit(self.high8[rows, cols]) if self.high8 is not None else self.high[rows, cols]
+
+    def rgb_sub(self, rows: slice, cols: slice) -> np.ndarray:
+        """rgb[rows, cols] without converting the whole image (same values)."""
+        return _unit(self.rgb8[rows, cols]) if self.rgb8 is not None else self.rgb[rows, cols]
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1], the one conversion every 8-bit plane goes through (k * float32(1/255))."""
+    return pixels.astype(np.float32) * np.float32(1 / 255)
 
 
 class _Refuse(Exception):
@@ -76,14 +113,12 @@ def _from_dual(high_u16: np.ndarray, low_u16: np.ndarray, fmt: str) -> ScanImage
     high = high_u16.astype(np.float32) * np.float32(1 / 65535)
     low = low_u16.astype(np.float32) * np.float32(1 / 65535)
     rgb8 = pseudo_colour(high, low, "reference")  # uint8 (H, W, 3)
-    return ScanImage(rgb8.astype(np.float32) * np.float32(1 / 255), high, low, fmt, 16, True, rgb8)
+    return ScanImage(None, high, low, fmt, 16, True, rgb8)
 
 
 def _from_gray(gray: np.ndarray, fmt: str) -> ScanImage:
     if gray.dtype == np.uint8:
-        high = gray.astype(np.float32) * np.float32(1 / 255)
-        return ScanImage(np.repeat(high[:, :, None], 3, axis=2), high, None, fmt, 8, False,
-                         np.repeat(gray[:, :, None], 3, axis=2))
+        return ScanImage(None, None, None, fmt, 8, False, np.repeat(gray[:, :, None], 3, axis=2), gray)
     if gray.dtype == np.uint16:
         high = gray.astype(np.float32) * np.float32(1 / 65535)
         return ScanImage(np.repeat(high[:, :, None], 3, axis=2), high, None, fmt, 16, False)
@@ -94,11 +129,10 @@ def _from_rgb(rgb8: np.ndarray, fmt: str) -> ScanImage:
     if rgb8.dtype != np.uint8:
         raise _Refuse("bad_bit_depth", f"pseudo-colour must be 8-bit, got {rgb8.dtype}")
     rgb8 = np.ascontiguousarray(rgb8[:, :, :3])
-    rgb = rgb8.astype(np.float32) * np.float32(1 / 255)
     # pseudo-colour keeps no physical transmission; brightness (HSV value) is a monotone proxy of it.
     # Channel max on uint8 gives the same values ~20x faster than a float reduce over the last axis.
-    value = np.maximum(np.maximum(rgb8[:, :, 0], rgb8[:, :, 1]), rgb8[:, :, 2]).astype(np.float32) * np.float32(1 / 255)
-    return ScanImage(rgb, value, None, fmt, 8, False, rgb8)
+    value8 = np.maximum(np.maximum(rgb8[:, :, 0], rgb8[:, :, 1]), rgb8[:, :, 2])
+    return ScanImage(None, None, None, fmt, 8, False, rgb8, value8)
 
 
 def _png_header(data: bytes, max_pixels: int) -> int:
@@ -341,7 +375,7 @@ def read_scan(source: Path | bytes, *, name: str | None = None, max_bytes: int =
 
 def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[float, float, float]:
     if scan.dual_energy and scan.low is not None:
-        a_h = -np.log(np.clip(scan.high[sub], TRANSMISSION_FLOOR, 1.0))
+        a_h = -np.log(np.clip(scan.high_sub(*sub), TRANSMISSION_FLOOR, 1.0))
         a_l = -np.log(np.clip(scan.low[sub], TRANSMISSION_FLOOR, 1.0))
         objects = a_h > 0.05
         n = int(objects.sum())
@@ -352,7 +386,7 @@ def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[floa
         organic = float(((ratio < RATIO_ORGANIC_MAX) & ~saturated).sum()) / n
         metal = float(((ratio >= RATIO_METAL_MIN) | saturated).sum()) / n
         return organic, 1.0 - organic - metal, metal
-    rgb = scan.rgb[::4, ::4]  # a 4x subsample is plenty for a fraction and keeps this under a few ms
+    rgb = scan.rgb_sub(slice(None, None, 4), slice(None, None, 4))  # a 4x subsample is plenty for a fraction and keeps this under a few ms
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
     if not np.any(mx - mn > 0.02):  # grayscale: no material information
@@ -378,11 +412,13 @@ def _channel_mean(rgb: np.ndarray) -> np.ndarray:
 def image_stats(scan: ScanImage) -> dict[str, float]:
     """Cheap drift statistics of one scan (see analytics.records.ImageStats); computed on a 2x subsample."""
     sub = (slice(None, None, 2), slice(None, None, 2))
-    att = -np.log(np.clip(scan.high[sub], TRANSMISSION_FLOOR, 1.0))
+    att = -np.log(np.clip(scan.high_sub(*sub), TRANSMISSION_FLOOR, 1.0))
     p1, p99 = np.percentile(att, [1.0, 99.0])
     # Pseudo-colour hides noise in brightness (flat near air) but not in saturation: use the channel mean there.
     # (r + g + b) / 3 is what .mean(axis=2) computes (float32, summed in order) at a quarter of its cost.
-    rows = scan.high[::2] if scan.dual_energy else _channel_mean(scan.rgb[::4])
+    every = slice(None)
+    rows = scan.high_sub(slice(None, None, 2), every) if scan.dual_energy else \
+        _channel_mean(scan.rgb_sub(slice(None, None, 4), every))
     left, right = rows[:, :-1], rows[:, 1:]
     flat = (left > 0.02) & (left < 0.97) & (right > 0.02) & (right < 0.97)  # unclipped, not saturated
     diffs = np.abs(left[flat] - right[flat])
