@@ -1,6 +1,7 @@
 """Load benchmark of the live stream: files dropped at a fixed rate and as fast as possible, end to end.
 
 Usage: .venv/bin/python -m bench.bench_serving [--rate 20] [--duration 30] [--burst 600] [--replica-cpus 1]
+       .venv/bin/python -m bench.bench_serving --stages     # per-image cost of each stage, one thread, no stack
 
 Starts the real stack in a temporary home (store owner child process, local Ray + Serve, watcher + ingest in this
 process) with a freshly initialised network of the default architecture (speed does not depend on weights), and
@@ -157,6 +158,57 @@ def raw_ceiling(images: list[bytes], settings: Any, batch: int = 32, runs: int =
     return best
 
 
+def stage_costs(images: list[bytes], settings: Any, runs: int = 7) -> dict[str, float]:
+    """Milliseconds per image of each stage a scan goes through, on one thread (median of `runs` passes over the
+    images): what the ingest does (decode, statistics, letterbox) and what a replica does (forward, heatmaps)."""
+    import torch
+    from PIL import Image
+
+    from screening.classifier import Classifier, batch_heatmaps, image_heatmap
+    from screening.preprocess import _as_chw, _place, canvas_batch, prepare
+    from screening.registry import build_model
+    from xray.formats import image_stats, read_scan
+
+    torch.set_num_threads(1)
+    n = len(images)
+
+    def per_image(fn: Any) -> float:  # fn(i) handles image i
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            times.append((time.perf_counter() - t0) / n * 1000)
+        return statistics.median(times)
+
+    def per_batch(fn: Any) -> float:  # fn() handles all n images at once
+        return per_image(lambda i: fn() if i == 0 else None)
+
+    scans = [read_scan(b, name="x.png") for b in images]
+    ckpt = default_checkpoint(settings)
+    clf = Classifier(build_model(ckpt), ckpt, heatmap_size=settings.screening.heatmap_size, batch_size=n)
+    size = clf.input_size
+    prepared = [prepare(s, size) for s in scans]
+    out: dict[str, float] = {
+        "decode_pillow": per_image(lambda i: np.asarray(Image.open(io.BytesIO(images[i])).convert("RGB"))),
+        "read_scan": per_image(lambda i: read_scan(images[i], name="x.png")),
+        "image_stats": per_image(lambda i: image_stats(scans[i])),
+        "letterbox_float_torch": per_image(lambda i: _place(_as_chw(scans[i].rgb8, i), size)),
+        "letterbox_uint8 (prepare)": per_image(lambda i: prepare(scans[i], size)),
+    }
+    with torch.inference_mode():
+        x = canvas_batch(prepared)
+        o = clf.net(x)
+        cams, geos = o.class_cams.float()[:, :2], [p.geometry for p in prepared]
+        grid = clf.heatmap_size
+        out["forward"] = per_batch(lambda: clf.net(x))
+        out["predict_prepared"] = per_batch(lambda: clf.predict(prepared))
+        out["heatmaps_per_image_x2"] = per_image(lambda i: [image_heatmap(cams[i, j], geos[i], grid) for j in (0, 1)])
+        flat, geos2 = cams.flatten(0, 1), [g for g in geos for _ in range(2)]
+        out["heatmaps_batched_x2"] = per_batch(lambda: batch_heatmaps(flat, geos2, grid))
+    return out
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -225,7 +277,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of the fixed-rate phase")
     parser.add_argument("--burst", type=int, default=600, help="files dropped as fast as possible")
     parser.add_argument("--replica-cpus", type=float, default=1.0, help="serving.replica_cpus for the run")
+    parser.add_argument("--stages", action="store_true", help="only the per-image cost of each stage (no stack)")
     args = parser.parse_args()
+    if args.stages:
+        from xscreen.settings import load_settings
+
+        settings = load_settings(environ={})
+        costs = stage_costs(make_images(32, seed=7, classes=list(settings.model.classes)), settings)
+        print(json.dumps({"load_avg": load_average(), "ms_per_image": costs}, indent=2))
+        return
     result = run(args)
     print(json.dumps(result, indent=2))
 
