@@ -21,8 +21,10 @@ from screening.registry import Checkpoint
 from xscreen.settings import load_settings
 
 
-def default_classifier(classes: list[str], input_size: int, width: int, embedding_dim: int, heatmap_size: int) -> Classifier:
-    config = NetConfig(classes=tuple(classes), input_size=input_size, width=width, embedding_dim=embedding_dim)
+def default_classifier(classes: list[str], input_size: int, width: int, embedding_dim: int, heatmap_size: int,
+                       context: tuple[int, ...] = ()) -> Classifier:
+    config = NetConfig(classes=tuple(classes), input_size=input_size, width=width, embedding_dim=embedding_dim,
+                       context=context)
     net = build_network(config, seed=0)
     th = {c: {"clear": 0.1, "inspect": 0.5} for c in [*classes, "any_threat"]}
     return Classifier(net, Checkpoint("bench", config, net.state_dict(), {}, th), heatmap_size=heatmap_size)
@@ -39,7 +41,8 @@ def main() -> None:
     settings = load_settings()
     m = settings.model
     clf = (Classifier.from_registry(settings, args.model) if args.model
-           else default_classifier(m.classes, m.input_size, m.width, m.embedding_dim, settings.screening.heatmap_size))
+           else default_classifier(m.classes, m.input_size, m.width, m.embedding_dim, settings.screening.heatmap_size,
+                                     tuple(m.context_dilations)))
     from xray.synth import render_parcel
 
     rng = np.random.default_rng(99)

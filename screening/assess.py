@@ -14,32 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from screening.boxes import Boxes, load_boxes
 from screening.calibration import verdicts
 from screening.classifier import Classifier, image_heatmap
 from screening.data import LabelledSet, load_folders
 from screening.evaluate import metrics
 
 log = logging.getLogger(__name__)
-Boxes = dict[str, list[tuple[str, tuple[float, float, float, float]]]]  # file name -> [(class, box fractions)]
-
-
-def load_boxes(folder: Path) -> Boxes:
-    """Threat boxes of folder/manifest.parquet (xray.dataset) as image fractions, keyed by file name ({} when absent)."""
-    path = folder / "manifest.parquet"
-    if not path.is_file():
-        return {}
-    import pandas as pd
-
-    df = pd.read_parquet(path, columns=None)
-    if not {"file", "width", "height", "objects"} <= set(df.columns):
-        log.warning("%s lacks file/width/height/objects columns: localisation not measured", path)
-        return {}
-    out: Boxes = {}
-    for file, w, h, objects in zip(df["file"], df["width"], df["height"], df["objects"], strict=True):
-        for o in objects:  # one row per image; objects carry pixel boxes (x1, y1 exclusive)
-            if o["is_threat"] and o["class_name"]:
-                out.setdefault(str(file), []).append((str(o["class_name"]), (o["x0"] / w, o["y0"] / h, o["x1"] / w, o["y1"] / h)))
-    return out
 
 
 def _inside(point: tuple[float, float], box: tuple[float, float, float, float]) -> bool:

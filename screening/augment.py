@@ -38,14 +38,27 @@ def repalette(planes: torch.Tensor, rng: np.random.Generator, p: float) -> dict[
     return out
 
 
-def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """Flips, gain and noise on a float batch (B, 3, S, S) in [0, 1]; returns a new tensor."""
+def random_flips(b: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(horizontal, vertical) flip decisions (B,) bool: a parcel may lie either way round on the belt."""
+    return torch.rand(b, generator=gen) < 0.5, torch.rand(b, generator=gen) < 0.5
+
+
+def apply_flips(t: torch.Tensor, flips: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Flip each (B, C, H, W) sample as decided; used on canvases and on their heatmap targets alike."""
+    hflip, vflip = flips
+    b = t.shape[0]
+    t = torch.where(hflip.view(b, 1, 1, 1), t.flip(3), t)
+    return torch.where(vflip.view(b, 1, 1, 1), t.flip(2), t)
+
+
+def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+                flips: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Flips (drawn here, or the given ones), gain and noise on a float batch (B, 3, S, S) in [0, 1]; a new tensor."""
     b = x.shape[0]
-    if cfg.flip:
-        hflip = torch.rand(b, generator=gen) < 0.5
-        vflip = torch.rand(b, generator=gen) < 0.5
-        x = torch.where(hflip.view(b, 1, 1, 1), x.flip(3), x)
-        x = torch.where(vflip.view(b, 1, 1, 1), x.flip(2), x)
+    if flips is not None:
+        x = apply_flips(x, flips)
+    elif cfg.flip:
+        x = apply_flips(x, random_flips(b, gen))
     gain = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * cfg.gain_log_range).view(b, 1, 1, 1)
     x = x.clamp(1e-4, 1.0) ** gain
     sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ class LabelledSet:
     any_labels: np.ndarray
     class_labels: np.ndarray
     manifest_sha256: str
+    # Generator boxes by file name (screening.boxes), for box supervision of the heatmaps; {} when none are known.
+    boxes: dict[str, list[tuple[str, tuple[float, float, float, float]]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -61,6 +63,7 @@ class LabelledSet:
             self.classes, [self.files[i] for i in idx], self.canvases[ti],
             None if self.planes is None else self.planes[ti], [self.geometries[i] for i in idx],
             self.any_labels[idx], self.class_labels[idx], _manifest_hash([self.files[i] for i in idx], self.class_labels[idx]),
+            {self.files[i].name: self.boxes[self.files[i].name] for i in idx if self.files[i].name in self.boxes},
         )
 
     def float_canvases(self, idx: Sequence[int] | np.ndarray | slice | torch.Tensor) -> torch.Tensor:
@@ -144,8 +147,13 @@ def load_folders(folders: Sequence[Path], classes: Sequence[str], size: int, *, 
         geos.append(geo)
         digests.append(digest)
     files = [r.path for r in rows]
+    from screening.boxes import load_boxes
+
+    boxes = {}
+    for folder in dict.fromkeys(Path(f) for f in folders):  # generator manifests beside labels.csv, where present
+        boxes.update(load_boxes(folder))
     return LabelledSet(list(classes), files, canvases, planes if n_dual else None, geos, any_y, cls_y,
-                       _manifest_hash(files, cls_y, digests))
+                       _manifest_hash(files, cls_y, digests), boxes)
 
 
 def split_indices(any_labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

@@ -80,7 +80,7 @@ def render_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario
     files = [r.path for r in rows]
     digest = hashlib.sha256(json.dumps(manifest(n, seed, classes, scenario, size)).encode()).hexdigest()
     data = LabelledSet(list(classes), files, canvases, None, geos, any_y, cls_y,
-                       _manifest_hash(files, cls_y, [f"{digest}:{p.name}" for p in files]))
+                       _manifest_hash(files, cls_y, [f"{digest}:{p.name}" for p in files]), boxes)
     return data, boxes
 
 

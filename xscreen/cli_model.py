@@ -48,7 +48,8 @@ def train_cmd(
     from screening.train import TrainConfig, train_model
 
     settings = _settings()
-    cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, val_fraction=val_fraction, seed=settings.model.seed)
+    cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, val_fraction=val_fraction, seed=settings.model.seed,
+                      box_weight=settings.model.box_weight)
     result = train_model(settings, _dirs(data), out, cfg=cfg, from_model=from_model, promote=promote, actor=getpass.getuser())
     rec, cert = result.record, result.checkpoint.certificate
     val = result.checkpoint.metrics.get("validation", {})
@@ -111,9 +112,8 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
     """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
-    from xray.formats import read_scan
-
     from screening.classifier import Classifier
+    from xray.formats import read_scan
 
     settings = _settings()
     clf = Classifier.from_registry(settings, model)

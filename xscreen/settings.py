@@ -55,6 +55,8 @@ class ModelSettings(Section):
     input_size: int = Field(256, ge=32, le=2048, description="Side of the square letterboxed canvas the network sees (pixels).")
     width: int = Field(32, ge=4, le=512, description="Channel width of the first convolution stage; later stages double it.")
     embedding_dim: int = Field(64, ge=8, le=1024, description="Length of the per-image embedding stored with each verdict.")
+    context_dilations: list[int] = Field(default_factory=lambda: [2, 4], description="Dilations of the residual context convolutions after the last stage (more context per heatmap cell); empty = none.")
+    box_weight: float = Field(1.0, ge=0, description="Weight of the dense heatmap loss on training images whose threat boxes are known (synthetic sets, generator manifests); 0 = off.")
     default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")

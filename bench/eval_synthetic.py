@@ -1,0 +1,71 @@
+"""Score a registered model on held-out synthetic sets rendered in memory: the figures of docs/MODEL.md.
+
+Each set is rendered with `screening.synthetic.render_set` (pixel-identical to what `xscreen synth --seed S`
+writes, without the PNG round trip) and scored with the code `xscreen evaluate` runs (`screening.assess.score_set`
+and `screening.evaluate.metrics`), including heatmap localisation against the generator's boxes.
+
+    XSCREEN_HOME=<home> XSCREEN_NETWORK__STORE_PORT=<free port> .venv/bin/python -m bench.eval_synthetic \\
+        --model champion --baseline 2000 --scenarios 250 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from screening.assess import score_set
+from screening.classifier import Classifier
+from screening.evaluate import metrics
+from screening.synthetic import render_set
+from xray.scenarios import SCENARIOS
+from xscreen.settings import load_settings
+
+
+def evaluate_set(clf: Classifier, n: int, seed: int, scenario: str) -> dict[str, Any]:
+    data, boxes = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, progress=False)
+    p_any, p_cls, hits = score_set(clf, data, boxes)
+    out = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
+    per_class = {c: [h for k, h in hits if k == c] for c in clf.classes}
+    out["localisation"] = {
+        "hit_rate": float(np.mean([h for _, h in hits])) if hits else float("nan"), "n": len(hits),
+        "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="champion")
+    ap.add_argument("--baseline", type=int, default=2000, help="baseline images (seed --seed)")
+    ap.add_argument("--scenarios", type=int, default=250, help="images per drift scenario (seed --seed + 1); 0 = skip")
+    ap.add_argument("--seed", type=int, default=777)
+    ap.add_argument("--json", default=None, help="also write all results to this file")
+    args = ap.parse_args()
+    settings = load_settings()
+    clf = Classifier.from_registry(settings, args.model)
+    sets = [("baseline", args.baseline, args.seed)]
+    if args.scenarios:
+        sets += [(s, args.scenarios, args.seed + 1) for s in SCENARIOS if s != "baseline"]
+    results: dict[str, Any] = {"model": clf.version}
+    for scenario, n, seed in sets:
+        t0 = time.perf_counter()
+        r = evaluate_set(clf, n, seed, scenario)
+        results[scenario] = r
+        a = r["any_threat"]
+        cls_ap = np.mean([v["ap"] for v in r["classes"].values()])
+        print(f"{scenario:16s} n={r['n']:5d} ({r['n_threat']}) any AUC {a['auc']:.3f} AP {a['ap']:.3f} "
+              f"PD@1% {a['pd_at_far']['0.01']:.3f} PD@5% {a['pd_at_far']['0.05']:.3f} FAR@PD95 {a['far_at_pd_95']:.3f} "
+              f"ECE {a['ece']:.3f} mean class AP {cls_ap:.3f} peak-in-box {r['localisation']['hit_rate']:.3f} "
+              f"of {r['localisation']['n']}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print("   " + "  ".join(f"{c} {v['ap']:.3f}/{v['auc']:.3f}" for c, v in r["classes"].items()), flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2, default=float)
+
+
+if __name__ == "__main__":
+    main()
