@@ -77,6 +77,7 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
+             checkpoint_wal_mb: float = 4.0,
              claim_ttl_s: float = 600.0, clock: Clock = utcnow, sql: SqlOptions | None = None) -> Store:
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
         which is left untouched: it is validated read-only before it is ever opened for writing."""
@@ -90,6 +91,10 @@ class Store:
                              title="Database locked") from None
         try:
             con.execute("SET GLOBAL TimeZone = 'UTC'")  # every cursor returns TIMESTAMPTZ in UTC
+            # DuckDB checkpoints inside the commit that crosses this WAL size, and every writer waits for it: the
+            # default 16 MB stalled the live stream ~0.6 s at a time (p99 at 20 scans/s 315-560 ms); 4 MB
+            # checkpoints cost ~0.1 s each (p99 87 ms), see docs/BENCHMARKS.md "Serving".
+            con.execute(f"SET checkpoint_threshold = '{int(checkpoint_wal_mb * 1024)}KiB'")
             migrate(con)
         except SchemaError:
             con.close()
@@ -105,7 +110,7 @@ class Store:
         s = settings.store
         max_age = 0.0 if fresh_snapshots else s.snapshot_max_age_s
         return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
-                        claim_ttl_s=s.claim_ttl_s, clock=clock,
+                        checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s, clock=clock,
                         sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s))
 
     def close(self) -> None:

@@ -32,11 +32,12 @@ import numpy as np
 
 def default_checkpoint(settings: Any) -> Any:
     """The default architecture (settings.model) with seeded random weights: the same compute as the trained one."""
-    from screening.network import NetConfig, build_network
+    from screening.network import build_network
     from screening.registry import Checkpoint
+    from screening.train import default_config
 
     m = settings.model
-    config = NetConfig(classes=tuple(m.classes), input_size=m.input_size, width=m.width, embedding_dim=m.embedding_dim)
+    config = default_config(settings)
     th = {c: {"clear": 0.3, "inspect": 0.7} for c in [*m.classes, "any_threat"]}
     return Checkpoint("bench-default", config, build_network(config, seed=0).state_dict(), {"any_threat": 1.0}, th,
                       {}, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -263,3 +264,10 @@ def test_verdict_arriving_after_its_scan_takes_the_scans_scanner(store: Store, n
     with store.reader() as cur:
         got = dict(cur.execute("SELECT scan_id, scanner_id FROM verdicts WHERE model_version = 'm-late'").fetchall())
     assert got == {s.scan_id: s.scanner_id for s in first.scans}
+
+
+def test_checkpoint_threshold_follows_the_setting(tmp_path: Path) -> None:
+    # Checkpoints stall every writer; a smaller WAL threshold makes each stall short (docs/BENCHMARKS.md Serving).
+    with Store.open(tmp_path / "x.duckdb", checkpoint_wal_mb=2.0) as store:
+        (value,) = store._cursor().execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    assert value == "2.0 MiB"
