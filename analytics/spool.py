@@ -1,7 +1,7 @@
 """The durable spool between serving and the store owner: one file per IngestBatch (binary: Arrow tables).
 
-Writers (`SpoolWriter`) write to a dot-name, fsync, and rename into the folder, so a reader never sees half a
-file; the name comes from the batch_id, so writing the same batch twice leaves one file. The owner
+Writers (`SpoolWriter`) write to a temp file in `.tmp/`, fsync, and rename into the folder, so a reader never sees
+half a file; the name comes from the batch_id, so writing the same batch twice leaves one file. The owner
 (`SpoolIngester`) ingests files oldest first on start, then as watchdog reports them (plus a slow sweep in case
 an event is missed), and deletes a file only after its batch has committed. A corrupt file goes to `bad/`
 with a `.reason` file beside it; it never stops the owner.
@@ -37,6 +37,7 @@ SUFFIX = ".batch"
 LEGACY_SUFFIX = ".json"  # JSON IngestBatch files written before the binary format: still ingested
 SUFFIXES = (SUFFIX, LEGACY_SUFFIX)
 BAD_DIR = "bad"
+TMP_DIR = ".tmp"  # SpoolWriter temp files (same file system, outside the watched folder)
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
@@ -52,12 +53,17 @@ class SpoolWriter:
 
     def __init__(self, spool_dir: Path) -> None:
         self.spool_dir = Path(spool_dir)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Temp files live in a sub-folder the owner does not watch, so the rename reaches it as a lone IN_MOVED_TO.
+        # A rename inside the watched folder also makes an IN_MOVED_FROM, and watchdog's inotify emitter holds an
+        # unpaired IN_MOVED_FROM for 0.5 s (time.sleep, blocking every later event) when it reads it before its
+        # IN_MOVED_TO: that stalled the owner's commits ~0.55 s once or twice a minute in the live stream.
+        self.tmp_dir = self.spool_dir / TMP_DIR
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def write(self, batch: IngestBatch | Prepared) -> Path:
-        """Write the batch (temp dot-name, fsync, rename); returns the final path. Idempotent per batch_id."""
+        """Write the batch (temp name in .tmp/, fsync, rename in); returns the final path. Idempotent per batch_id."""
         final = self.spool_dir / spool_name(batch.batch_id)
-        tmp = self.spool_dir / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = self.tmp_dir / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         data = encode(prepare(batch))
         try:
             with tmp.open("wb") as fh:

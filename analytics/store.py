@@ -91,9 +91,9 @@ class Store:
                              title="Database locked") from None
         try:
             con.execute("SET GLOBAL TimeZone = 'UTC'")  # every cursor returns TIMESTAMPTZ in UTC
-            # DuckDB checkpoints inside the commit that crosses this WAL size, and every writer waits for it: the
-            # default 16 MB stalled the live stream ~0.6 s at a time (p99 at 20 scans/s 315-560 ms); 4 MB
-            # checkpoints cost ~0.1 s each (p99 87 ms), see docs/BENCHMARKS.md "Serving".
+            # DuckDB checkpoints inside the commit that crosses this WAL size, and every writer waits for it; a
+            # smaller threshold makes each wait shorter. (The ~0.55 s commit stalls once seen in the live stream
+            # were watchdog's move-event pairing, not checkpoints: see analytics/spool.py, BENCHMARKS "Serving".)
             con.execute(f"SET checkpoint_threshold = '{int(checkpoint_wal_mb * 1024)}KiB'")
             migrate(con)
         except SchemaError:

@@ -92,7 +92,7 @@ class ServingSettings(Section):
 class StoreSettings(Section):
     write_batch_max: int = Field(5000, ge=1, description="Most records committed in one group-commit transaction.")
     write_batch_wait_ms: float = Field(5.0, ge=0, description="How long the writer waits to gather a group commit (milliseconds).")
-    checkpoint_wal_mb: float = Field(4.0, gt=0, le=4096, description="DuckDB checkpoints once its write-ahead log passes this size (MiB); writers wait for each checkpoint, so smaller means shorter, more frequent stalls.")
+    checkpoint_wal_mb: float = Field(4.0, gt=0, le=4096, description="DuckDB checkpoints once its write-ahead log passes this size (MiB); writers wait for each checkpoint, so smaller means shorter, more frequent waits.")
     snapshot_max_age_s: float = Field(30.0, ge=0, description="Analyst SQL reuses a snapshot younger than this (seconds).")
     sql_row_limit: int = Field(10_000, ge=1, description="Most rows analyst SQL returns to the CLI or app.")
     sql_timeout_s: float = Field(30.0, gt=0, description="Analyst SQL is stopped after this long (seconds).")
