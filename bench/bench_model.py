@@ -16,18 +16,19 @@ import numpy as np
 import torch
 
 from screening.classifier import Classifier
-from screening.network import NetConfig, build_network
+from screening.network import build_network
 from screening.registry import Checkpoint
-from xscreen.settings import load_settings
+from screening.train import default_config
+from xscreen.settings import Settings, load_settings
 
 
-def default_classifier(classes: list[str], input_size: int, width: int, embedding_dim: int, heatmap_size: int,
-                       context: tuple[int, ...] = ()) -> Classifier:
-    config = NetConfig(classes=tuple(classes), input_size=input_size, width=width, embedding_dim=embedding_dim,
-                       context=context)
+def default_classifier(settings: Settings) -> Classifier:
+    """The default architecture (settings.model) with seeded random weights: the same compute as a trained one."""
+    config = default_config(settings)
+    classes = list(config.classes)
     net = build_network(config, seed=0)
     th = {c: {"clear": 0.1, "inspect": 0.5} for c in [*classes, "any_threat"]}
-    return Classifier(net, Checkpoint("bench", config, net.state_dict(), {}, th), heatmap_size=heatmap_size)
+    return Classifier(net, Checkpoint("bench", config, net.state_dict(), {}, th), heatmap_size=settings.screening.heatmap_size)
 
 
 def main() -> None:
@@ -41,8 +42,7 @@ def main() -> None:
     settings = load_settings()
     m = settings.model
     clf = (Classifier.from_registry(settings, args.model) if args.model
-           else default_classifier(m.classes, m.input_size, m.width, m.embedding_dim, settings.screening.heatmap_size,
-                                     tuple(m.context_dilations)))
+           else default_classifier(settings))
     from xray.synth import render_parcel
 
     rng = np.random.default_rng(99)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from screening.assess import score_set
+from screening.assess import localisation, score_set
 from screening.classifier import Classifier
 from screening.evaluate import metrics
 from screening.synthetic import render_set
@@ -26,14 +26,10 @@ from xscreen.settings import load_settings
 
 
 def evaluate_set(clf: Classifier, n: int, seed: int, scenario: str) -> dict[str, Any]:
-    data, boxes = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, progress=False)
-    p_any, p_cls, hits = score_set(clf, data, boxes)
+    data, _ = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, progress=False)
+    p_any, p_cls, hits = score_set(clf, data, data.boxes)
     out = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
-    per_class = {c: [h for k, h in hits if k == c] for c in clf.classes}
-    out["localisation"] = {
-        "hit_rate": float(np.mean([h for _, h in hits])) if hits else float("nan"), "n": len(hits),
-        "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
-    }
+    out["localisation"] = localisation(hits, clf.classes)
     return out
 
 

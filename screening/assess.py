@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from screening.boxes import Boxes, load_boxes
+from screening.boxes import Boxes
 from screening.calibration import verdicts
 from screening.classifier import Classifier, image_heatmap
 from screening.data import LabelledSet, load_folders
@@ -52,17 +52,19 @@ def evaluate_classifier(clf: Classifier, folders: Sequence[Path], *, progress: b
 
     Returns (metrics, calibrated any-threat scores, any-threat labels) so callers can plot.
     """
-    data = load_folders(folders, clf.classes, clf.input_size, progress=progress)
-    boxes: Boxes = {}
-    for folder in folders:
-        boxes.update(load_boxes(Path(folder)))
-    p_any, p_cls, hits = score_set(clf, data, boxes)
+    data = load_folders(folders, clf.classes, clf.input_size, progress=progress)  # reads manifests' boxes too
+    p_any, p_cls, hits = score_set(clf, data, data.boxes)
     result = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
     result["model_version"] = clf.version
     if hits:
-        per_class = {c: [h for k, h in hits if k == c] for c in clf.classes}
-        result["localisation"] = {
-            "hit_rate": float(np.mean([h for _, h in hits])), "n": len(hits),
-            "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
-        }
+        result["localisation"] = localisation(hits, clf.classes)
     return result, p_any, data.any_labels
+
+
+def localisation(hits: list[tuple[str, bool]], classes: Sequence[str]) -> dict[str, Any]:
+    """Share of detected threat boxes whose class heatmap peaks inside them, overall and per class."""
+    per_class = {c: [h for k, h in hits if k == c] for c in classes}
+    return {
+        "hit_rate": float(np.mean([h for _, h in hits])) if hits else float("nan"), "n": len(hits),
+        "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
+    }
