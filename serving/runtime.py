@@ -193,7 +193,7 @@ class Stack:
         ingest, metrics = make_ingest(s, scorer, shadow or self.shadow_score, self.store)
         self.ingest = ingest
         self.watcher = Watcher(s.inbox_dir, ingest, batch_max=s.serving.source_batch_max,
-                               size_stable_s=s.serving.size_stable_s)
+                               size_stable_s=s.serving.size_stable_s, move_pairing_s=s.serving.move_pairing_s)
         metrics.track_backlog(self.watcher.backlog)
         self.metrics_server = metrics.serve(s.network.host, s.network.metrics_port)
         self.watcher.start()

@@ -46,6 +46,24 @@ TICK_S = 0.01
 HANDED_TTL_S = 3600.0  # how long a handed-on path is remembered for the final sweep at stop
 
 
+def set_move_pairing_window(seconds: float) -> None:
+    """How long watchdog's inotify emitter holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO (process-wide).
+
+    A writer that renames `.x.tmp` to `x.png` inside a drop folder (the simulator, many scanners) makes that pair.
+    watchdog (7.x) holds the first half for 0.5 s, and when its reader thread takes the first half alone its
+    queue *sleeps* out the whole delay even though the second half arrives microseconds later (DelayedQueue.get
+    sleeps rather than waiting on its condition), so every later event of every scanner waits behind it: the
+    0.5-0.8 s latency outliers of the serving benchmark. Both halves come from one rename(2), so a window of
+    milliseconds pairs them as well; a half left unpaired is still reported (as a creation or a deletion), and
+    the watcher treats a created final name like a rename into place. Applies to watches scheduled afterwards.
+    """
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux, or a watchdog without the grouper: nothing is held
+        return
+    InotifyMoveEventGrouper.delay = seconds
+
+
 def is_candidate(path: Path) -> bool:
     """True for a file name the ingest should see: not a dotfile/temp name, not a sidecar."""
     name = path.name
@@ -131,9 +149,11 @@ class Watcher:
         batch_max: int = 32,
         size_stable_s: float = 0.5,
         concurrency: int = 2,
+        move_pairing_s: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inbox = inbox
+        self._move_pairing_s = move_pairing_s
         self._handler = handler
         self._batch_max = batch_max
         self._size_stable_s = size_stable_s
@@ -157,6 +177,7 @@ class Watcher:
         """Start watching; with `reconcile`, first hand on every file already in the folders."""
         self.inbox.mkdir(parents=True, exist_ok=True)
         self._stop.clear()
+        set_move_pairing_window(self._move_pairing_s)
         observer = Observer()
         observer.schedule(
             _Events(self),

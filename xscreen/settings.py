@@ -60,6 +60,7 @@ class ModelSettings(Section):
     default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
+    bundled: Path | None = Field(Path("sample_data/models/reference-256/model.pt"), description="A model trained with xscreen (on a GPU, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
 
 
 class ScreeningSettings(Section):
@@ -83,6 +84,7 @@ class ServingSettings(Section):
     shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
     archive_processed: bool = Field(False, description="Move processed scans to the archive folder instead of leaving them in place.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
+    move_pairing_s: float = Field(0.02, ge=0.001, le=0.5, description="How long the scanner-folder watcher holds the first half of a rename to pair it with the second (watchdog's default 0.5 s stalls every later event whenever the halves are read apart; both come from one rename call).")
     source_batch_max: int = Field(32, ge=1, description="Files that arrive together are sent to the model in one call, up to this many.")
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest accepted image file or upload (bytes).")
     max_image_pixels: int = Field(40_000_000, ge=1024, description="Largest accepted image (width x height); bigger is a decompression bomb.")
