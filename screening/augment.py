@@ -45,7 +45,7 @@ def random_flips(b: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tens
 
 def apply_flips(t: torch.Tensor, flips: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Flip each (B, C, H, W) sample as decided; used on canvases and on their heatmap targets alike."""
-    hflip, vflip = flips
+    hflip, vflip = (f.to(t.device) for f in flips)
     b = t.shape[0]
     t = torch.where(hflip.view(b, 1, 1, 1), t.flip(3), t)
     return torch.where(vflip.view(b, 1, 1, 1), t.flip(2), t)
@@ -60,10 +60,19 @@ def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
     elif cfg.flip:
         x = apply_flips(x, random_flips(b, gen))
     gain = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * cfg.gain_log_range).view(b, 1, 1, 1)
-    x = x.clamp(1e-4, 1.0) ** gain
+    x = x.clamp(1e-4, 1.0) ** gain.to(x.device)
     sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)
-    x = x + sigma * torch.randn(x.shape, generator=gen)
+    x = x + sigma.to(x.device) * torch.randn(x.shape, generator=_generator_on(x.device, gen), device=x.device)
     return x.clamp_(0.0, 1.0)
+
+
+def _generator_on(device: torch.device, gen: torch.Generator) -> torch.Generator:
+    """`gen` itself on its own device; elsewhere (a batch on the GPU) a generator there seeded from `gen`, so a
+    seed still reproduces a run and the per-pixel noise is drawn where the batch lives, not on the CPU."""
+    if device.type == gen.device.type:
+        return gen
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 class TipBank:

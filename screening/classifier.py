@@ -162,6 +162,7 @@ class Classifier:
             out.extend(self._predict_batch([prepare(im, self.input_size, i + j) for j, im in enumerate(chunk)]))
         return out
 
+    @torch.inference_mode()  # callable directly (a notebook): no autograd graph, no numpy() on a grad tensor
     def scores(self, canvases: torch.Tensor) -> tuple[np.ndarray, np.ndarray, Any]:
         """Calibrated (any (B,), classes (B, K)) and the raw NetOutput for letterboxed canvases (B, 3, S, S)."""
         x = canvases.to(self.device).contiguous(memory_format=torch.channels_last)
