@@ -119,9 +119,13 @@ class DenseTargets:
 
 def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator,
            tip: TipBank | None, boxes: tuple[torch.Tensor, torch.Tensor] | None = None,
+           device: torch.device | None = None,
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """Augmented canvases (B, 3, S, S) channels-last, their (any (B,), class (B, K)) targets and, when the set
-    has box targets, (maps (B, K, g, g), known (B,)) flipped with the canvases."""
+    """Augmented canvases (B, 3, S, S) channels-last on `device`, their (any (B,), class (B, K)) targets and, when
+    the set has box targets, (maps (B, K, g, g), known (B,)) flipped with the canvases.
+
+    Palette changes and TIP run on the CPU (numpy physics); flips, gain and noise run where the batch is trained:
+    on a GPU the per-pixel work of the CPU would otherwise bound the step."""
     ti = torch.as_tensor(idx)
     x = data.float_canvases(ti)  # (B, 3, S, S)
     any_y = torch.as_tensor(data.any_labels[idx]).clone()
@@ -138,6 +142,9 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
                     any_y[b], cls_y[b, j] = 1, 1
                     if known is not None:
                         known[b] = False  # the projected threat has no box target: image-level loss only
+    if device is not None:
+        x = x.to(device, non_blocking=True)
+        maps = maps.to(device, non_blocking=True) if maps is not None else None
     flips = random_flips(len(idx), gen) if cfg.augment.flip else None
     x = photometric(x, cfg.augment, gen, flips=flips)
     dense = None
@@ -199,7 +206,7 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
         for _ in bar:
             idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
-            x, any_y, cls_y, dense = _batch(train, idx, cfg, gen, rng, tip, boxes)
+            x, any_y, cls_y, dense = _batch(train, idx, cfg, gen, rng, tip, boxes, device)
             targets = None if dense is None else DenseTargets(dense[0].to(device), dense[1].to(device), net.class_bias,
                                                                net.any_bias, cfg.box_weight, cfg.box_pos_weight)
             loss = loss_fn(net(x.to(device)), any_y.to(device), cls_y.to(device), targets)
@@ -285,6 +292,16 @@ def train_model(
 def train_on(settings: Settings, data: LabelledSet, out: str, config: NetConfig, *, cfg: TrainConfig,
              parent_ckpt: registry.Checkpoint | None = None, promote: bool = False, actor: str = "train") -> TrainResult:
     """Split a cached set, train, calibrate and register `out` (see train_model)."""
+    ckpt, history = train_checkpoint(settings, data, out, config, cfg=cfg, parent_ckpt=parent_ckpt)
+    state: ModelState = "champion" if promote or _no_champion(settings) else "candidate"
+    record = registry.register(settings, ckpt, state=state, actor=actor)
+    return TrainResult(ckpt, history, record)
+
+
+def train_checkpoint(settings: Settings, data: LabelledSet, out: str, config: NetConfig, *, cfg: TrainConfig,
+                     parent_ckpt: registry.Checkpoint | None = None) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
+    """Split, train, calibrate: the checkpoint `out` and its epoch history, without touching the store (a GPU
+    machine can build a model this way and its model.pt be registered elsewhere)."""
     train_idx, val_idx, cal_idx = split_indices(data.any_labels, [cfg.val_fraction, cfg.cal_fraction], cfg.seed)
     if min(len(train_idx), len(val_idx), len(cal_idx)) == 0:
         raise ModelError(f"{len(data)} labelled images are too few to split into train/validation/calibration")
@@ -303,9 +320,7 @@ def train_on(settings: Settings, data: LabelledSet, out: str, config: NetConfig,
         parent=parent_ckpt.version if parent_ckpt else None, train_manifest_sha256=train.manifest_sha256,
         created_at=utcnow().isoformat(),
     )
-    state: ModelState = "champion" if promote or _no_champion(settings) else "candidate"
-    record = registry.register(settings, ckpt, state=state, actor=actor)
-    return TrainResult(ckpt, history, record)
+    return ckpt, history
 
 
 def default_config(settings: Settings) -> NetConfig:
@@ -323,12 +338,43 @@ def _no_champion(settings: Settings) -> bool:
         return True
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def bundled_checkpoint(settings: Settings) -> registry.Checkpoint | None:
+    """The shipped model (`model.bundled`), verified, when it fits the model settings; None (and why, logged) when
+    there is none or the settings ask for another network. A damaged file (checksum) is a ModelError, never skipped."""
+    path = settings.model.bundled
+    if path is None:
+        return None
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        log.warning("bundled model %s not found: training a default model here", path)
+        return None
+    ckpt = registry.load_checkpoint(path)  # verifies the sha256 sidecar and the architecture
+    wanted = default_config(settings)
+    if ckpt.config != wanted:
+        log.warning("bundled model %s is %s, the settings ask for %s: training a default model here",
+                    ckpt.version, ckpt.config.to_dict(), wanted.to_dict())
+        return None
+    return ckpt
+
+
 def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelRecord:
-    """The champion; when there is none, render a synthetic training set under HOME/data, train and register it."""
+    """The champion; when there is none, the bundled model if it fits the settings, else a model trained here on a
+    synthetic set rendered in memory (its manifest under HOME/data). Either is registered as champion."""
     try:
         return registry.resolve(settings, "champion")
     except NotFoundError:
         pass
+    bundled = bundled_checkpoint(settings)
+    if bundled is not None:
+        log.info("registering the bundled model %s as champion", bundled.version)
+        try:  # registered before (then retired): bring it back rather than copy its weights again
+            registry.resolve(settings, bundled.version)
+            return registry.set_state(settings, bundled.version, "champion", "setup", "bundled default model")
+        except NotFoundError:
+            return registry.register(settings, bundled, state="champion", actor="setup")
     import json
 
     from screening.synthetic import manifest, render_set

@@ -70,10 +70,12 @@ def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, si
 
 
 def _prepare_demo(stack: Any) -> None:
-    """Default model (trained if missing, several minutes) and the four demo users with random passwords."""
+    """Default model (the bundled one, or trained here when the settings ask for another network) and the four demo
+    users with random passwords."""
     from screening.train import ensure_default_model
 
-    _say("checking the default model (trains one if none is registered; several minutes the first time) ...")
+    _say("checking the default model (registers the bundled one, or trains one when the model settings ask for"
+         " another network: several minutes) ...")
     record = ensure_default_model(stack.settings)
     _say(f"model            {record.version} (champion)")
     for line in create_demo_users(stack.store):

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from xscreen.errors import ConfigError
@@ -52,15 +52,21 @@ class NetworkSettings(Section):
 class ModelSettings(Section):
     classes: list[str] = Field(default_factory=lambda: list(DEFAULT_CLASSES), description="Threat classes the model screens for (order is the model's output order).")
     name: str = Field("champion", description="Model used for verdicts: a registered version name or `champion`.")
-    input_size: int = Field(256, ge=32, le=2048, description="Side of the square letterboxed canvas the network sees (pixels).")
+    input_size: int = Field(288, ge=32, le=2048, description="Side of the square letterboxed canvas the network sees (pixels).")
     width: int = Field(32, ge=4, le=512, description="Channel width of the first convolution stage; later stages double it.")
     embedding_dim: int = Field(64, ge=8, le=1024, description="Length of the per-image embedding stored with each verdict.")
     context_dilations: list[int] = Field(default_factory=lambda: [2, 4], description="Dilations of the residual context convolutions after the last stage (more context per heatmap cell); empty = none.")
     box_weight: float = Field(1.0, ge=0, description="Weight of the dense heatmap loss on training images whose threat boxes are known (synthetic sets, generator manifests); 0 = off.")
-    default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
+    default_epochs: int = Field(12, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
-    bundled: Path | None = Field(Path("sample_data/models/reference-256/model.pt"), description="A model trained with xscreen (on a GPU, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
+    bundled: Path | None = Field(Path("sample_data/models/reference-288/model.pt"), description="A model trained with xscreen (from scratch on a GPU, then fine-tuned on a 2-core CPU; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
+
+    @field_validator("bundled", mode="before")
+    @classmethod
+    def _empty_means_none(cls, v: Any) -> Any:
+        # XSCREEN_MODEL__BUNDLED= (empty) or "none": train here; pydantic would read "" as the path "."
+        return None if isinstance(v, str) and v.strip().lower() in ("", "none") else v
 
 
 class ScreeningSettings(Section):

@@ -1,0 +1,120 @@
+"""Train the bundled reference model: the default network on large synthetic sets, with a budget sized for a GPU.
+
+From scratch (what the GPU did for the shipped model; about two hours on a 2-core CPU):
+
+    XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --size 256 --n-train 12000 --epochs 30
+
+Fine-tuning a step further on fresh parcels (what the CPU did next, about 10 minutes a step):
+
+    XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --from DIR/reference-256/model.pt \\
+        --name reference-256-ft1 --size 256 --seed 4321 --n-train 6000 --epochs 8 --lr 9e-4
+
+It runs the product's own path (`screening.train.train_checkpoint`: the same splits, box supervision, calibration
+and certificate as `xscreen train`; fine-tuning uses a third of --lr as `xscreen train --from` does), needs no
+store (a GPU machine holds only torch and this code), writes DIR/<name>/model.pt with its sha256 sidecar, records
+the whole lineage under `metrics.provenance`, and scores the result on the held-out baseline set (seed 777) on
+the `xscreen evaluate` code path (DIR/<name>.json). `--size` may differ from the parent's: the network is fully
+convolutional, so the same weights run on a larger canvas and the fine-tuning adapts them to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from screening.assess import localisation, score_set
+from screening.classifier import Classifier
+from screening.evaluate import metrics
+from screening.registry import Checkpoint, build_model, load_checkpoint, save_checkpoint
+from screening.synthetic import manifest, render_set
+from screening.train import TrainConfig, default_config, train_checkpoint, training_device
+from xscreen.settings import Settings, load_settings
+
+
+def _device_name(device: torch.device) -> str:
+    return f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"cpu: {platform.processor()}"
+
+
+def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: int, lr: float, workers: int, *,
+                    seed: int | None = None, parent: Checkpoint | None = None,
+                    name: str | None = None) -> tuple[Checkpoint, list[dict[str, float]]]:
+    """The default network (model settings; the parent's, at the settings' input size, when fine-tuning) trained
+    on n_train baseline scans of `seed` (default model.seed)."""
+    m = settings.model
+    seed = m.seed if seed is None else seed
+    config = default_config(settings) if parent is None else dataclasses.replace(parent.config, input_size=m.input_size)
+    data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False)
+    cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False)
+    t0 = time.perf_counter()
+    version = name or f"reference-{config.input_size}"
+    ckpt, history = train_checkpoint(settings, data, version, config, cfg=cfg, parent_ckpt=parent)
+    step = {
+        "version": version, "from": parent.version if parent else None, "input_size": config.input_size,
+        "trained_on": _device_name(training_device()), "torch": torch.__version__,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "data": {**manifest(n_train, seed, list(config.classes), "baseline", config.input_size),
+                 "manifest_sha256": data.manifest_sha256},
+        "train_config": {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr,
+                         "box_weight": m.box_weight, "val_fraction": cfg.val_fraction,
+                         "cal_fraction": cfg.cal_fraction, "seed": seed},
+    }
+    lineage = list(parent.metrics.get("provenance", {}).get("lineage", [])) if parent else []
+    ckpt.metrics["provenance"] = {"lineage": [*lineage, step], "data": step["data"], "train_config": step["train_config"]}
+    return ckpt, history
+
+
+def held_out(ckpt: Checkpoint, n: int, seed: int, workers: int) -> dict[str, Any]:
+    """`xscreen evaluate` metrics (plus heatmap localisation) on n baseline scans of `seed`."""
+    test, _ = render_set(n, seed, list(ckpt.config.classes), ckpt.config.input_size, workers=workers, progress=False)
+    clf = Classifier(build_model(ckpt), ckpt, str(training_device()))
+    p_any, p_cls, hits = score_set(clf, test, test.boxes)
+    result = metrics(p_any, test.any_labels, p_cls, test.class_labels, clf.classes, clf.point)
+    result["localisation"] = localisation(hits, clf.classes)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--from", dest="parent", type=Path, default=None, help="fine-tune this model.pt")
+    ap.add_argument("--name", default=None, help="version name (default reference-<size>)")
+    ap.add_argument("--size", type=int, default=None, help="input size (default: model.input_size)")
+    ap.add_argument("--seed", type=int, default=None, help="seed of the training parcels (default: model.seed)")
+    ap.add_argument("--n-train", type=int, default=12000)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--test", type=int, default=2000, help="held-out baseline scans (seed --test-seed); 0 = skip")
+    ap.add_argument("--test-seed", type=int, default=777)
+    ap.add_argument("--workers", type=int, default=8, help="rendering processes")
+    args = ap.parse_args()
+    settings = load_settings()
+    if args.size:
+        settings = settings.model_copy(update={"model": settings.model.model_copy(update={"input_size": args.size})})
+    parent = load_checkpoint(args.parent) if args.parent else None
+    ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
+                                    seed=args.seed, parent=parent, name=args.name)
+    for h in history:
+        print(f"epoch {h['epoch']:.0f}: loss {h['loss']:.4f} val any-threat AP {h['val_any_ap']:.4f} "
+              f"mean class AP {h['val_class_ap']:.4f} ({h['seconds']:.1f} s)", flush=True)
+    digest = save_checkpoint(ckpt, args.out / ckpt.version / "model.pt")
+    print(f"saved {args.out / ckpt.version / 'model.pt'} sha256 {digest}", flush=True)
+    if args.test:
+        r = held_out(ckpt, args.test, args.test_seed, args.workers)
+        a = r["any_threat"]
+        print(f"held-out n={r['n']}: any-threat AUC {a['auc']:.4f} PD@5%FAR {a['pd_at_far']['0.05']:.4f} "
+              f"mean class AP {np.mean([v['ap'] for v in r['classes'].values()]):.4f} "
+              f"heatmap peak in box {r['localisation']['hit_rate']:.4f}", flush=True)
+        (args.out / f"{ckpt.version}.json").write_text(json.dumps({"history": history, "held_out": r}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

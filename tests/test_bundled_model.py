@@ -1,0 +1,100 @@
+"""The model shipped in sample_data/models: it fits the default settings, still screens held-out scans well (a
+renderer, letterbox or network change that silently breaks it fails here), is registered as champion in seconds,
+and is refused when damaged rather than skipped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from screening.reference import held_out, train_reference
+from screening.train import REPO_ROOT, bundled_checkpoint, ensure_default_model
+from xscreen.errors import ModelError
+from xscreen.settings import Settings
+
+BUNDLED = REPO_ROOT / "sample_data" / "models" / "reference-288" / "model.pt"
+
+
+def test_bundled_model_fits_the_default_settings_and_says_how_it_was_made(settings: Settings) -> None:
+    ckpt = bundled_checkpoint(settings)
+    assert ckpt is not None and ckpt.version == "reference-288"
+    lineage = ckpt.metrics["provenance"]["lineage"]  # from scratch on a GPU, then three fine-tuning steps on a CPU
+    assert [step["version"] for step in lineage] == ["reference-256", "reference-256-ft1", "reference-288-ft2",
+                                                     "reference-288"]
+    assert lineage[0]["trained_on"].startswith("cuda") and lineage[0]["data"]["n"] >= 10000
+    assert [step["from"] for step in lineage[1:]] == [step["version"] for step in lineage[:-1]]
+    seeds = [step["data"]["seed"] for step in lineage]
+    assert len(set(seeds)) == len(seeds) and not {777, 999} & set(seeds)  # fresh parcels each step, never held-out
+    assert ckpt.certificate["certified"] and ckpt.certificate["n_cal_threat"] >= 299  # enough for alpha = 1%
+
+
+def test_bundled_model_screens_held_out_scans(settings: Settings) -> None:
+    ckpt = bundled_checkpoint(settings)
+    assert ckpt is not None
+    r = held_out(ckpt, 240, 777, workers=2)  # the first 240 of the 2,000 held-out scans of docs/MODEL.md
+    assert r["any_threat"]["auc"] >= 0.95
+    assert np.mean([v["ap"] for v in r["classes"].values()]) >= 0.85
+    assert r["localisation"]["hit_rate"] >= 0.85  # the heatmap peak lands in the threat's box
+
+
+def test_main_job_registers_the_bundled_model_instead_of_training(settings: Settings) -> None:
+    record = ensure_default_model(settings, progress=False)
+    assert record.version == "reference-288" and record.state == "champion"
+    assert record.train_manifest_sha256 and record.weights_sha256 == (BUNDLED.with_suffix(".sha256").read_text().strip())
+    assert not (settings.home / "data").exists()  # nothing rendered, nothing trained
+    assert ensure_default_model(settings, progress=False).version == "reference-288"
+
+
+def test_damaged_bundled_model_is_refused_not_skipped(settings: Settings, tmp_path: Path) -> None:
+    copy = tmp_path / "model.pt"
+    shutil.copy(BUNDLED, copy)
+    shutil.copy(BUNDLED.with_suffix(".sha256"), copy.with_suffix(".sha256"))
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    damaged = settings.model_copy(update={"model": settings.model.model_copy(update={"bundled": copy})})
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        bundled_checkpoint(damaged)
+
+
+def test_other_network_settings_or_no_bundle_mean_training_here(settings: Settings, tmp_path: Path) -> None:
+    wider = settings.model_copy(update={"model": settings.model.model_copy(update={"width": 16})})
+    assert bundled_checkpoint(wider) is None
+    missing = settings.model_copy(update={"model": settings.model.model_copy(update={"bundled": tmp_path / "none.pt"})})
+    assert bundled_checkpoint(missing) is None
+    off = settings.model_copy(update={"model": settings.model.model_copy(update={"bundled": None})})
+    assert bundled_checkpoint(off) is None
+    from xscreen.settings import load_settings
+
+    assert load_settings(environ={"XSCREEN_MODEL__BUNDLED": ""}, home=settings.home).model.bundled is None
+
+
+def test_reference_recipe_runs_on_the_product_path(settings: Settings) -> None:
+    model = settings.model.model_copy(update={"input_size": 64, "width": 4, "embedding_dim": 8, "seed": 9})
+    small = settings.model_copy(update={"model": model})
+    ckpt, history = train_reference(small, n_train=60, epochs=1, batch_size=8, lr=3e-3, workers=1)
+    assert ckpt.version == "reference-64" and len(history) == 1
+    assert ckpt.metrics["provenance"]["data"]["n"] == 60 and ckpt.thresholds["any_threat"]
+    # a fine-tuning step on a larger canvas keeps the weights, extends the lineage and names its parent
+    bigger = small.model_copy(update={"model": model.model_copy(update={"input_size": 80})})
+    tuned, _ = train_reference(bigger, n_train=60, epochs=1, batch_size=8, lr=3e-3, workers=1, seed=10, parent=ckpt,
+                               name="reference-80-ft")
+    assert tuned.parent == "reference-64" and tuned.config.input_size == 80
+    assert [s["version"] for s in tuned.metrics["provenance"]["lineage"]] == ["reference-64", "reference-80-ft"]
+
+
+def test_held_out_sets_can_be_pooled(settings: Settings) -> None:
+    from bench.eval_synthetic import score_rendered, summarise
+    from screening.classifier import Classifier
+    from screening.registry import build_model
+
+    ckpt = bundled_checkpoint(settings)
+    assert ckpt is not None
+    clf = Classifier(build_model(ckpt), ckpt)
+    a, b = score_rendered(clf, 24, 777, "baseline"), score_rendered(clf, 24, 999, "baseline")
+    pooled = summarise(clf, [a, b])
+    assert pooled["n"] == 48 and pooled["n_threat"] == int(a[2].sum() + b[2].sum())
+    assert pooled["localisation"]["n"] == len(a[4]) + len(b[4])
