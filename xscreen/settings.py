@@ -57,7 +57,7 @@ class ModelSettings(Section):
     embedding_dim: int = Field(64, ge=8, le=1024, description="Length of the per-image embedding stored with each verdict.")
     context_dilations: list[int] = Field(default_factory=lambda: [2, 4], description="Dilations of the residual context convolutions after the last stage (more context per heatmap cell); empty = none.")
     box_weight: float = Field(1.0, ge=0, description="Weight of the dense heatmap loss on training images whose threat boxes are known (synthetic sets, generator manifests); 0 = off.")
-    default_epochs: int = Field(12, ge=1, le=500, description="Epochs used when the main job trains the default model.")
+    default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
     bundled: Path | None = Field(Path("sample_data/models/reference-288/model.pt"), description="A model trained with xscreen (from scratch on a GPU, then fine-tuned on a 2-core CPU; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
