@@ -13,38 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from screening.assess import localisation, score_set
+from screening.assess import Scored, pooled_metrics, score_synthetic
 from screening.classifier import Classifier
-from screening.evaluate import metrics
-from screening.synthetic import render_set
 from xray.scenarios import SCENARIOS
 from xscreen.settings import load_settings
-
-Scored = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, bool]]]
-
-
-def score_rendered(clf: Classifier, n: int, seed: int, scenario: str) -> Scored:
-    """(p_any, p_cls, any labels, class labels, localisation hits) of n rendered scans."""
-    data, _ = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, progress=False)
-    p_any, p_cls, hits = score_set(clf, data, data.boxes)
-    return p_any, p_cls, data.any_labels, data.class_labels, hits
-
-
-def summarise(clf: Classifier, scored: Sequence[Scored]) -> dict[str, Any]:
-    """metrics() and localisation over one or more scored sets pooled."""
-    p_any, p_cls, any_y, cls_y = (np.concatenate([s[i] for s in scored]) for i in range(4))
-    out = metrics(p_any, any_y, p_cls, cls_y, clf.classes, clf.point)
-    out["localisation"] = localisation([h for s in scored for h in s[4]], clf.classes)
-    return out
-
-
-def evaluate_set(clf: Classifier, n: int, seed: int, scenario: str) -> dict[str, Any]:
-    return summarise(clf, [score_rendered(clf, n, seed, scenario)])
 
 
 def main() -> None:
@@ -70,13 +46,13 @@ def main() -> None:
     baselines: list[Scored] = []
     for label, scenario, n, seed in sets:
         t0 = time.perf_counter()
-        scored = score_rendered(clf, n, seed, scenario)
-        results[label] = summarise(clf, [scored])
+        scored = score_synthetic(clf, n, seed, scenario)
+        results[label] = pooled_metrics(clf, [scored])
         _report(label, results[label], time.perf_counter() - t0)
         if scenario == "baseline":
             baselines.append(scored)
             if len(baselines) == 1 + len(extra) > 1:
-                results["baseline_pooled"] = summarise(clf, baselines)
+                results["baseline_pooled"] = pooled_metrics(clf, baselines)
                 _report("baseline_pooled", results["baseline_pooled"], 0.0)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -61,6 +61,28 @@ def evaluate_classifier(clf: Classifier, folders: Sequence[Path], *, progress: b
     return result, p_any, data.any_labels
 
 
+Scored = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, bool]]]
+
+
+def score_synthetic(clf: Classifier, n: int, seed: int, scenario: str = "baseline",
+                    workers: int | None = None) -> Scored:
+    """(calibrated any, calibrated classes, any labels, class labels, localisation hits) of n parcels rendered in
+    memory, pixel-identical to what `xscreen synth --seed seed --scenario scenario` writes."""
+    from screening.synthetic import render_set
+
+    data, _ = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, workers=workers, progress=False)
+    p_any, p_cls, hits = score_set(clf, data, data.boxes)
+    return p_any, p_cls, data.any_labels, data.class_labels, hits
+
+
+def pooled_metrics(clf: Classifier, scored: Sequence[Scored]) -> dict[str, Any]:
+    """metrics() plus heatmap localisation over one or more scored sets, pooled."""
+    p_any, p_cls, any_y, cls_y = (np.concatenate([s[i] for s in scored]) for i in range(4))
+    result = metrics(p_any, any_y, p_cls, cls_y, clf.classes, clf.point)
+    result["localisation"] = localisation([h for s in scored for h in s[4]], clf.classes)
+    return result
+
+
 def localisation(hits: list[tuple[str, bool]], classes: Sequence[str]) -> dict[str, Any]:
     """Share of detected threat boxes whose class heatmap peaks inside them, overall and per class."""
     per_class = {c: [h for k, h in hits if k == c] for c in classes}

@@ -30,9 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from screening.assess import localisation, score_set
+from screening.assess import pooled_metrics, score_synthetic
 from screening.classifier import Classifier
-from screening.evaluate import metrics
 from screening.registry import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from screening.synthetic import manifest, render_set
 from screening.train import TrainConfig, default_config, train_checkpoint, training_device
@@ -73,12 +72,8 @@ def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: i
 
 def held_out(ckpt: Checkpoint, n: int, seed: int, workers: int) -> dict[str, Any]:
     """`xscreen evaluate` metrics (plus heatmap localisation) on n baseline scans of `seed`."""
-    test, _ = render_set(n, seed, list(ckpt.config.classes), ckpt.config.input_size, workers=workers, progress=False)
     clf = Classifier(build_model(ckpt), ckpt, str(training_device()))
-    p_any, p_cls, hits = score_set(clf, test, test.boxes)
-    result = metrics(p_any, test.any_labels, p_cls, test.class_labels, clf.classes, clf.point)
-    result["localisation"] = localisation(hits, clf.classes)
-    return result
+    return pooled_metrics(clf, [score_synthetic(clf, n, seed, workers=workers)])
 
 
 def main() -> None:

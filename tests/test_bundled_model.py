@@ -87,14 +87,14 @@ def test_reference_recipe_runs_on_the_product_path(settings: Settings) -> None:
 
 
 def test_held_out_sets_can_be_pooled(settings: Settings) -> None:
-    from bench.eval_synthetic import score_rendered, summarise
+    from screening.assess import pooled_metrics, score_synthetic
     from screening.classifier import Classifier
     from screening.registry import build_model
 
     ckpt = bundled_checkpoint(settings)
     assert ckpt is not None
     clf = Classifier(build_model(ckpt), ckpt)
-    a, b = score_rendered(clf, 24, 777, "baseline"), score_rendered(clf, 24, 999, "baseline")
-    pooled = summarise(clf, [a, b])
+    a, b = score_synthetic(clf, 24, 777), score_synthetic(clf, 24, 999)
+    pooled = pooled_metrics(clf, [a, b])
     assert pooled["n"] == 48 and pooled["n_threat"] == int(a[2].sum() + b[2].sum())
     assert pooled["localisation"]["n"] == len(a[4]) + len(b[4])
