@@ -17,18 +17,22 @@ import torch
 
 from screening.classifier import Classifier
 from screening.network import build_network
-from screening.registry import Checkpoint
+from screening.registry import Checkpoint, build_model
 from screening.train import default_config
 from xscreen.settings import Settings, load_settings
 
 
-def default_classifier(settings: Settings) -> Classifier:
-    """The default architecture (settings.model) with seeded random weights: the same compute as a trained one."""
+def random_checkpoint(settings: Settings, version: str, clear: float, inspect: float) -> Checkpoint:
+    """The default architecture (settings.model) with seeded random weights and flat thresholds: the same compute
+    as a trained model, for benchmarks that need no accuracy."""
     config = default_config(settings)
-    classes = list(config.classes)
-    net = build_network(config, seed=0)
-    th = {c: {"clear": 0.1, "inspect": 0.5} for c in [*classes, "any_threat"]}
-    return Classifier(net, Checkpoint("bench", config, net.state_dict(), {}, th), heatmap_size=settings.screening.heatmap_size)
+    th = {c: {"clear": clear, "inspect": inspect} for c in [*config.classes, "any_threat"]}
+    return Checkpoint(version, config, build_network(config, seed=0).state_dict(), {"any_threat": 1.0}, th)
+
+
+def default_classifier(settings: Settings) -> Classifier:
+    ckpt = random_checkpoint(settings, "bench", clear=0.1, inspect=0.5)
+    return Classifier(build_model(ckpt), ckpt, heatmap_size=settings.screening.heatmap_size)
 
 
 def main() -> None:

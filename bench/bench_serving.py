@@ -31,16 +31,10 @@ import numpy as np
 
 
 def default_checkpoint(settings: Any) -> Any:
-    """The default architecture (settings.model) with seeded random weights: the same compute as the trained one."""
-    from screening.network import build_network
-    from screening.registry import Checkpoint
-    from screening.train import default_config
+    """The default architecture with seeded random weights: the same compute as the trained one."""
+    from bench.bench_model import random_checkpoint
 
-    m = settings.model
-    config = default_config(settings)
-    th = {c: {"clear": 0.3, "inspect": 0.7} for c in [*m.classes, "any_threat"]}
-    return Checkpoint("bench-default", config, build_network(config, seed=0).state_dict(), {"any_threat": 1.0}, th,
-                      {}, {})
+    return random_checkpoint(settings, "bench-default", clear=0.3, inspect=0.7)
 
 
 def free_low_port(start: int) -> int:

@@ -207,9 +207,9 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         for _ in bar:
             idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
             x, any_y, cls_y, dense = _batch(train, idx, cfg, gen, rng, tip, boxes, device)
-            targets = None if dense is None else DenseTargets(dense[0].to(device), dense[1].to(device), net.class_bias,
+            targets = None if dense is None else DenseTargets(dense[0], dense[1].to(device), net.class_bias,
                                                                net.any_bias, cfg.box_weight, cfg.box_pos_weight)
-            loss = loss_fn(net(x.to(device)), any_y.to(device), cls_y.to(device), targets)
+            loss = loss_fn(net(x), any_y.to(device), cls_y.to(device), targets)  # _batch put x and maps on device
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
