@@ -9,6 +9,11 @@ Fine-tuning a step further on fresh parcels (what the CPU did next, about 10 min
     XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --from DIR/reference-256/model.pt \\
         --name reference-256-ft1 --size 256 --seed 4321 --n-train 6000 --epochs 8 --lr 9e-4
 
+Averaging the weights of steps (screening.averaging; batch norm and calibration on fresh parcels of --seed):
+
+    XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --average A/model.pt,B/model.pt \\
+        --name reference-288-avg --seed 4327 --n-train 4000
+
 It runs the product's own path (`screening.train.train_checkpoint`: the same splits, box supervision, calibration
 and certificate as `xscreen train`; fine-tuning uses a third of --lr as `xscreen train --from` does), needs no
 store (a GPU machine holds only torch and this code), writes DIR/<name>/model.pt with its sha256 sidecar, records
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 
 from screening.assess import pooled_metrics, score_synthetic
+from screening.averaging import average_checkpoint
 from screening.classifier import Classifier
 from screening.registry import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from screening.synthetic import manifest, render_set
@@ -70,6 +76,40 @@ def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: i
     return ckpt, history
 
 
+def merged_lineage(ckpts: list[Checkpoint]) -> list[dict[str, Any]]:
+    """The lineage steps of all `ckpts`, each once (by version), in the order first met."""
+    seen: dict[str, dict[str, Any]] = {}
+    for c in ckpts:
+        for step in c.metrics.get("provenance", {}).get("lineage", []):
+            seen.setdefault(step["version"], step)
+    return list(seen.values())
+
+
+def average_reference(settings: Settings, ckpts: list[Checkpoint], n: int, seed: int, workers: int, *,
+                      name: str | None = None) -> Checkpoint:
+    """The weight average of `ckpts` (screening.averaging), batch norm and calibration from n fresh baseline scans
+    of `seed`; its lineage is the averaged steps' lineages plus this step."""
+    config = ckpts[-1].config
+    data, _ = render_set(n, seed, list(config.classes), config.input_size, workers=workers, progress=False)
+    cfg = TrainConfig(seed=seed, progress=False)
+    version = name or f"{ckpts[-1].version}-avg"
+    t0 = time.perf_counter()
+    ckpt = average_checkpoint(settings, ckpts, data, version, cfg=cfg)
+    step = {
+        "version": version, "from": [c.version for c in ckpts], "input_size": config.input_size,
+        "trained_on": _device_name(training_device()), "torch": torch.__version__,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "data": {**manifest(n, seed, list(config.classes), "baseline", config.input_size),
+                 "manifest_sha256": data.manifest_sha256},
+        "train_config": {"how": "screening.averaging.average_checkpoint: mean of the weights of `from`, batch norm "
+                                "re-estimated on the training split, calibrated on the calibration split",
+                         "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed},
+    }
+    ckpt.metrics["provenance"] = {"lineage": [*merged_lineage(ckpts), step], "data": step["data"],
+                                  "train_config": step["train_config"]}
+    return ckpt
+
+
 def held_out(ckpt: Checkpoint, n: int, seed: int, workers: int) -> dict[str, Any]:
     """`xscreen evaluate` metrics (plus heatmap localisation) on n baseline scans of `seed`."""
     clf = Classifier(build_model(ckpt), ckpt, str(training_device()))
@@ -80,6 +120,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--from", dest="parent", type=Path, default=None, help="fine-tune this model.pt")
+    ap.add_argument("--average", type=lambda v: [Path(p) for p in v.split(",")], default=None,
+                    help="comma-separated model.pt files to average instead of training (--n-train scans of --seed "
+                         "for batch norm and calibration: use a seed none of them trained on)")
     ap.add_argument("--name", default=None, help="version name (default reference-<size>)")
     ap.add_argument("--size", type=int, default=None, help="input size (default: model.input_size)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the training parcels (default: model.seed)")
@@ -94,9 +137,16 @@ def main() -> None:
     settings = load_settings()
     if args.size:
         settings = settings.model_copy(update={"model": settings.model.model_copy(update={"input_size": args.size})})
-    parent = load_checkpoint(args.parent) if args.parent else None
-    ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
-                                    seed=args.seed, parent=parent, name=args.name)
+    history: list[dict[str, float]] = []
+    if args.average:
+        if args.seed is None:
+            ap.error("--average needs --seed: fresh scans that none of the averaged steps trained on")
+        ckpt = average_reference(settings, [load_checkpoint(p) for p in args.average], args.n_train, args.seed,
+                                 args.workers, name=args.name)
+    else:
+        parent = load_checkpoint(args.parent) if args.parent else None
+        ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
+                                        seed=args.seed, parent=parent, name=args.name)
     for h in history:
         print(f"epoch {h['epoch']:.0f}: loss {h['loss']:.4f} val any-threat AP {h['val_any_ap']:.4f} "
               f"mean class AP {h['val_class_ap']:.4f} ({h['seconds']:.1f} s)", flush=True)

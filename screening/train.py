@@ -298,28 +298,41 @@ def train_on(settings: Settings, data: LabelledSet, out: str, config: NetConfig,
     return TrainResult(ckpt, history, record)
 
 
+def split_for_training(data: LabelledSet, cfg: TrainConfig) -> tuple[LabelledSet, LabelledSet, LabelledSet]:
+    """The seeded, stratified (train, validation, calibration) split every training step uses."""
+    train_idx, val_idx, cal_idx = split_indices(data.any_labels, [cfg.val_fraction, cfg.cal_fraction], cfg.seed)
+    if min(len(train_idx), len(val_idx), len(cal_idx)) == 0:
+        raise ModelError(f"{len(data)} labelled images are too few to split into train/validation/calibration")
+    return data.subset(train_idx), data.subset(val_idx), data.subset(cal_idx)
+
+
+def calibrated_checkpoint(settings: Settings, net: ScreeningNet, out: str, config: NetConfig, *, train: LabelledSet,
+                          val: LabelledSet, cal: LabelledSet, history: list[dict[str, float]],
+                          parent: str | None) -> registry.Checkpoint:
+    """Temperatures, certified thresholds and certificate from `cal`, validation metrics from `val`: the trained
+    (or averaged) network `net` packaged as checkpoint `out`."""
+    s = settings.screening
+    temps, cert = calibrate(net, cal, alpha=s.alpha, delta=s.delta, capacity=s.officer_capacity)
+    thresholds = cert["thresholds"]
+    return registry.Checkpoint(
+        version=out, config=config, state_dict=net.state_dict(), temperatures=temps, thresholds=thresholds,  # type: ignore[arg-type]
+        certificate=cert, metrics={"validation": calibrated_metrics(net, val, temps, thresholds), "history": history},  # type: ignore[arg-type]
+        parent=parent, train_manifest_sha256=train.manifest_sha256, created_at=utcnow().isoformat(),
+    )
+
+
 def train_checkpoint(settings: Settings, data: LabelledSet, out: str, config: NetConfig, *, cfg: TrainConfig,
                      parent_ckpt: registry.Checkpoint | None = None) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
     """Split, train, calibrate: the checkpoint `out` and its epoch history, without touching the store (a GPU
     machine can build a model this way and its model.pt be registered elsewhere)."""
-    train_idx, val_idx, cal_idx = split_indices(data.any_labels, [cfg.val_fraction, cfg.cal_fraction], cfg.seed)
-    if min(len(train_idx), len(val_idx), len(cal_idx)) == 0:
-        raise ModelError(f"{len(data)} labelled images are too few to split into train/validation/calibration")
-    train, val, cal = data.subset(train_idx), data.subset(val_idx), data.subset(cal_idx)
+    train, val, cal = split_for_training(data, cfg)
     net = build_network(config, seed=cfg.seed)
     if parent_ckpt is not None:
         net.load_state_dict(parent_ckpt.state_dict)
     log.info("training %s on %d images (%d validation, %d calibration)", out, len(train), len(val), len(cal))
     history = fit(net, train, val, cfg, lr=cfg.lr / 3 if parent_ckpt else None)  # fine-tuning: gentler steps
-    s = settings.screening
-    temps, cert = calibrate(net, cal, alpha=s.alpha, delta=s.delta, capacity=s.officer_capacity)
-    thresholds = cert["thresholds"]
-    ckpt = registry.Checkpoint(
-        version=out, config=config, state_dict=net.state_dict(), temperatures=temps, thresholds=thresholds,  # type: ignore[arg-type]
-        certificate=cert, metrics={"validation": calibrated_metrics(net, val, temps, thresholds), "history": history},  # type: ignore[arg-type]
-        parent=parent_ckpt.version if parent_ckpt else None, train_manifest_sha256=train.manifest_sha256,
-        created_at=utcnow().isoformat(),
-    )
+    ckpt = calibrated_checkpoint(settings, net, out, config, train=train, val=val, cal=cal, history=history,
+                                 parent=parent_ckpt.version if parent_ckpt else None)
     return ckpt, history
 
 
