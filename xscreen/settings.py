@@ -60,7 +60,7 @@ class ModelSettings(Section):
     default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
-    bundled: Path | None = Field(Path("sample_data/models/reference-288/model.pt"), description="A model trained with xscreen (from scratch on a GPU, then fine-tuned on a 2-core CPU; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
+    bundled: Path | None = Field(Path("sample_data/models/reference-288-v2/model.pt"), description="A model trained with xscreen (from scratch on a GPU, then fine-tuned and weight-averaged on a 2-core CPU; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
 
     @field_validator("bundled", mode="before")
     @classmethod
