@@ -9,10 +9,11 @@ Fine-tuning a step further on fresh parcels (what the CPU did next, about 10 min
     XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --from DIR/reference-256/model.pt \\
         --name reference-256-ft1 --size 256 --seed 4321 --n-train 6000 --epochs 8 --lr 9e-4
 
-Averaging the weights of steps (screening.averaging; batch norm and calibration on fresh parcels of --seed):
+Averaging the weights of steps (how the shipped reference-288-v2 was made from its last two fine-tuning steps;
+screening.averaging; batch norm and calibration on fresh parcels of --seed, never trained on):
 
     XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --average A/model.pt,B/model.pt \\
-        --name reference-288-avg --seed 4327 --n-train 4000
+        --name reference-288-v2 --seed 4327 --n-train 8000
 
 It runs the product's own path (`screening.train.train_checkpoint`: the same splits, box supervision, calibration
 and certificate as `xscreen train`; fine-tuning uses a third of --lr as `xscreen train --from` does), needs no
