@@ -43,8 +43,9 @@ def refresh_batchnorm(net: torch.nn.Module, data: LabelledSet, *, n: int, seed: 
     """Re-estimate batch-norm running statistics from up to n clean images of `data` (a seeded sample)."""
     idx = np.sort(np.random.default_rng(seed).permutation(len(data))[:n])
     device = training_device()
-    batches = [data.float_canvases(torch.as_tensor(idx[i:i + batch_size])).contiguous(memory_format=torch.channels_last)
-               for i in range(0, len(idx), batch_size)]
+    # a generator: update_bn makes one pass, and 2,000 float canvases at 288 pixels would hold 2 GB at once
+    batches = (data.float_canvases(torch.as_tensor(idx[i:i + batch_size])).contiguous(memory_format=torch.channels_last)
+               for i in range(0, len(idx), batch_size))
     net.to(device)
     update_bn(batches, net, device=device)
     net.eval()
