@@ -39,6 +39,7 @@ import torch
 from screening.assess import pooled_metrics, score_synthetic
 from screening.averaging import average_checkpoint
 from screening.classifier import Classifier
+from screening.data import LabelledSet
 from screening.registry import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from screening.synthetic import manifest, render_set
 from screening.train import TrainConfig, default_config, train_checkpoint, training_device
@@ -62,19 +63,26 @@ def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: i
     t0 = time.perf_counter()
     version = name or f"reference-{config.input_size}"
     ckpt, history = train_checkpoint(settings, data, version, config, cfg=cfg, parent_ckpt=parent)
-    step = {
-        "version": version, "from": parent.version if parent else None, "input_size": config.input_size,
-        "trained_on": _device_name(training_device()), "torch": torch.__version__,
-        "train_seconds": round(time.perf_counter() - t0, 1),
-        "data": {**manifest(n_train, seed, list(config.classes), "baseline", config.input_size),
-                 "manifest_sha256": data.manifest_sha256},
-        "train_config": {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr,
-                         "box_weight": m.box_weight, "val_fraction": cfg.val_fraction,
-                         "cal_fraction": cfg.cal_fraction, "seed": seed},
-    }
-    lineage = list(parent.metrics.get("provenance", {}).get("lineage", [])) if parent else []
-    ckpt.metrics["provenance"] = {"lineage": [*lineage, step], "data": step["data"], "train_config": step["train_config"]}
+    _record_step(ckpt, [parent] if parent else [], parent.version if parent else None, data, n_train, seed,
+                 time.perf_counter() - t0,
+                 {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr, "box_weight": m.box_weight,
+                  "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed})
     return ckpt, history
+
+
+def _record_step(ckpt: Checkpoint, made_from: list[Checkpoint], parents: str | list[str] | None, data: LabelledSet,
+                 n: int, seed: int, seconds: float, train_config: dict[str, Any]) -> None:
+    """Append the step that made `ckpt` (from `made_from`, on n baseline scans of `seed`) to the lineage of the
+    checkpoints it was made from, under ckpt.metrics["provenance"]."""
+    c = ckpt.config
+    step = {
+        "version": ckpt.version, "from": parents, "input_size": c.input_size,
+        "trained_on": _device_name(training_device()), "torch": torch.__version__, "train_seconds": round(seconds, 1),
+        "data": {**manifest(n, seed, list(c.classes), "baseline", c.input_size), "manifest_sha256": data.manifest_sha256},
+        "train_config": train_config,
+    }
+    ckpt.metrics["provenance"] = {"lineage": [*merged_lineage(made_from), step], "data": step["data"],
+                                  "train_config": train_config}
 
 
 def merged_lineage(ckpts: list[Checkpoint]) -> list[dict[str, Any]]:
@@ -96,18 +104,10 @@ def average_reference(settings: Settings, ckpts: list[Checkpoint], n: int, seed:
     version = name or f"{ckpts[-1].version}-avg"
     t0 = time.perf_counter()
     ckpt = average_checkpoint(settings, ckpts, data, version, cfg=cfg)
-    step = {
-        "version": version, "from": [c.version for c in ckpts], "input_size": config.input_size,
-        "trained_on": _device_name(training_device()), "torch": torch.__version__,
-        "train_seconds": round(time.perf_counter() - t0, 1),
-        "data": {**manifest(n, seed, list(config.classes), "baseline", config.input_size),
-                 "manifest_sha256": data.manifest_sha256},
-        "train_config": {"how": "screening.averaging.average_checkpoint: mean of the weights of `from`, batch norm "
-                                "re-estimated on the training split, calibrated on the calibration split",
-                         "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed},
-    }
-    ckpt.metrics["provenance"] = {"lineage": [*merged_lineage(ckpts), step], "data": step["data"],
-                                  "train_config": step["train_config"]}
+    _record_step(ckpt, ckpts, [c.version for c in ckpts], data, n, seed, time.perf_counter() - t0,
+                 {"how": "screening.averaging.average_checkpoint: mean of the weights of `from`, batch norm "
+                         "re-estimated on the training split, calibrated on the calibration split",
+                  "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed})
     return ckpt
 
 
