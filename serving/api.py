@@ -3,12 +3,19 @@
 POST /v1/scans takes either a multipart upload (`file`, form fields `scanner_id`, `item_id`, `metadata` JSON)
 or JSON `{"path": "<scanner-id>/<file>"}` naming a file inside the scanner root. Refusals are recorded in the
 store (quarantine table) and answered with a 4xx naming the reason. No Ray here: tests run it with TestClient.
+
+A path from a request is relative, made of plain components (no '..', none over 255 bytes), starts with a valid
+scanner id, resolves under the scanner root without leaving it through a link, and names a regular file: a
+folder is never scored, moved or quarantined. JSON bodies over `max_json_bytes` are refused with 413 before
+they are read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +30,14 @@ from pydantic import BaseModel, ConfigDict
 from analytics.records import DecisionRecord, DecisionValue, utcnow
 from serving.ingest import Ingest, IngestReport
 from serving.metrics import ServingMetrics
-from serving.scanfile import within
+from serving.scanfile import valid_scanner_id, within
 from xscreen.errors import ConflictError, NotFoundError, StoreUnavailable, XscreenError
 
 log = logging.getLogger(__name__)
-STATUS_BY_REASON = {"path_traversal": 400, "symlink_escape": 403, "not_found": 404, "too_large": 413,
-                    "unsupported_format": 415}
+STATUS_BY_REASON = {"path_traversal": 400, "bad_path": 400, "not_a_file": 400, "bad_scanner_id": 400,
+                    "symlink_escape": 403, "not_found": 404, "too_large": 413, "unsupported_format": 415}
+NAME_MAX = 255  # bytes per path component (Linux NAME_MAX): longer is refused, never handed to the OS
+PATH_MAX_CHARS = 1024
 
 
 @dataclass
@@ -41,6 +50,7 @@ class ApiBackend:
     max_upload_bytes: int
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
     extra_metrics: Callable[[], bytes] = field(default=lambda: b"")
+    max_json_bytes: int = 64 * 1024
 
 
 class Feedback(BaseModel):
@@ -59,21 +69,47 @@ class PathScan(BaseModel):
     path: str
 
 
+def _path_shape(text: str) -> tuple[str, str] | None:
+    """(reason_code, reason) when the text cannot be a relative '<scanner-id>/.../<file>' path, else None."""
+    shown = repr(text[:120]) + ("..." if len(text) > 120 else "")
+    if not text or "\x00" in text or "\\" in text or len(text) > PATH_MAX_CHARS:
+        return "bad_path", f"path {shown} is empty, too long or malformed"
+    if text.startswith("/"):
+        return "path_traversal", f"path {shown} is absolute; give it relative to the scanner root"
+    parts = text.split("/")
+    if ".." in parts:
+        return "path_traversal", f"path {shown} climbs out with '..'"
+    if any(len(p.encode("utf-8", "surrogateescape")) > NAME_MAX for p in parts):
+        return "bad_path", f"path {shown} has a component over {NAME_MAX} bytes"
+    if len(parts) < 2 or any(p in ("", ".") for p in parts):
+        return "bad_path", f"path {shown} must be '<scanner-id>/<file>' with no empty or '.' parts"
+    if not valid_scanner_id(parts[0]):
+        return "bad_scanner_id", f"path {shown} does not start with a valid scanner id"
+    return None
+
+
 def resolve_inbox_path(inbox: Path, text: str) -> tuple[Path | None, str, str]:
-    """(path, reason_code, reason): a path inside the scanner root, or None with why it was refused."""
-    raw = Path(text)
-    if not text or "\x00" in text:
-        return None, "path_traversal", "empty or malformed path"
-    if ".." in raw.parts:
-        return None, "path_traversal", f"path {text!r} climbs out with '..'"
-    candidate = raw if raw.is_absolute() else inbox / raw
-    if not within(candidate, inbox):
-        return None, "path_traversal", f"path {text!r} is outside the scanner root"
-    parent = candidate.parent.resolve()
-    if not within(parent, inbox.resolve()):  # a symlinked folder inside the root that leads outside it
-        return None, "symlink_escape", f"path {text!r} leads outside the scanner root through a symbolic link"
-    if not candidate.exists() and not candidate.is_symlink():
+    """(path, reason_code, reason): a regular file (or a link the ingest will judge) inside the scanner root, or
+    None with why it was refused. Nothing outside the root is ever touched, not even stat'ed through a link."""
+    problem = _path_shape(text)
+    if problem is not None:
+        return None, *problem
+    candidate = inbox / text
+    root = inbox.resolve()
+    try:
+        parent = candidate.parent.resolve()
+        if not within(parent, root):  # a symlinked folder inside the root that leads outside it
+            return None, "symlink_escape", f"path {text!r} leads outside the scanner root through a symbolic link"
+        st = os.stat(candidate, follow_symlinks=False)
+    except FileNotFoundError:
         return None, "not_found", f"no file {text!r} in the scanner root"
+    except (OSError, RuntimeError) as exc:  # name too long, loops, permissions: a 4xx, never a 500
+        return None, "bad_path", f"path {text!r} cannot be used ({getattr(exc, 'strerror', None) or exc})"
+    if stat.S_ISLNK(st.st_mode):
+        if not within(candidate.resolve(), root):
+            return None, "symlink_escape", f"path {text!r} is a symbolic link leading outside the scanner root"
+    elif not stat.S_ISREG(st.st_mode):
+        return None, "not_a_file", f"path {text!r} is not a regular file (a folder is never scanned or moved)"
     return candidate, "", ""
 
 
@@ -103,6 +139,7 @@ def refusal(reason_code: str, reason: str) -> JSONResponse:
 def create_api(backend: ApiBackend) -> FastAPI:
     """The FastAPI app; every route is a thin call into the backend."""
     app = FastAPI(title="xscreen", version="1", docs_url="/docs", redoc_url=None)
+    app.add_middleware(JsonBodyLimit, max_bytes=backend.max_json_bytes)
 
     @app.exception_handler(XscreenError)
     async def _xscreen_error(_: Request, err: XscreenError) -> JSONResponse:
@@ -133,7 +170,8 @@ def create_api(backend: ApiBackend) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", **await run_in_threadpool(backend.health)}  # may wait on a Serve handle
+        # ok | degraded (with reasons) | down; the parts may wait on a Serve handle and the store: off the loop
+        return {"status": "ok", **await run_in_threadpool(backend.health)}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -144,11 +182,71 @@ def create_api(backend: ApiBackend) -> FastAPI:
     return app
 
 
+class JsonBodyLimit:
+    """ASGI middleware: a JSON request body over `max_bytes` is answered 413 before it is read (declared length)
+    or as soon as it passes the limit (chunked). Multipart uploads have their own limit in the route."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(self.max_bytes, send)
+            return
+        seen, exceeded, answered = 0, False, False
+
+        async def limited() -> dict[str, Any]:
+            nonlocal seen, exceeded
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                exceeded = True
+                raise _BodyTooLarge()
+            return dict(message)
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            # The framework turns a failed body read into its own 400: answer the 413 in its place.
+            nonlocal answered
+            if not exceeded:
+                await send(message)
+            elif not answered and message["type"] == "http.response.start":
+                answered = True
+                await _too_large(self.max_bytes, send)
+
+        try:
+            await self.app(scope, limited, guarded_send)
+        except _BodyTooLarge:
+            pass
+        if exceeded and not answered:
+            await _too_large(self.max_bytes, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _is_json(scope: dict[str, Any]) -> bool:
+    kind = dict(scope.get("headers") or []).get(b"content-type", b"")
+    return kind.split(b";")[0].strip().lower().endswith(b"json")
+
+
+async def _too_large(limit: int, send: Any) -> None:
+    body = json.dumps({"detail": {"reason_code": "too_large",
+                                  "reason": f"JSON body over the {limit}-byte limit"}}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _scan_by_path(backend: ApiBackend, request: Request) -> Response:
     try:
         body = PathScan.model_validate(await request.json())
     except ValueError as exc:
-        raise HTTPException(422, f"body must be JSON {{\"path\": ...}}: {exc}") from None
+        raise HTTPException(422, f"body must be JSON {{\"path\": \"<scanner-id>/<file>\"}}: {str(exc)[:300]}") from None
     ingest = backend.ingest
     path, code, reason = resolve_inbox_path(ingest.inbox, body.path)
     if path is None:

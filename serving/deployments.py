@@ -121,8 +121,9 @@ class IngressDeployment:
         settings = Settings.model_validate_json(settings_json)
         self._classifier = classifier
         self._store = store_client(settings)
-        self._ingest, self._metrics = make_ingest(settings, handle_scorer(classifier),
-                                                  handle_scorer(shadow) if shadow else None, self._store)
+        timeout = settings.serving.score_timeout_s
+        self._ingest, self._metrics = make_ingest(settings, handle_scorer(classifier, timeout),
+                                                  handle_scorer(shadow, timeout) if shadow else None, self._store)
         self._settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -133,13 +134,28 @@ class IngressDeployment:
         backend = ApiBackend(
             ingest=self._ingest, store=self._store, metrics=self._metrics,
             max_upload_bytes=self._settings.serving.max_upload_bytes, health=self._health,
+            max_json_bytes=self._settings.serving.max_json_bytes,
             extra_metrics=lambda: watcher_metrics(self._settings),
         )
         return create_api(backend)
 
     def _health(self) -> dict[str, Any]:
-        info = self._classifier.info.remote().result(timeout_s=5)
-        return {"model_version": info["model_version"], "device": info["device"]}
+        """ok, or degraded with every reason: the watcher's report, this ingress's uploads, the owner, the model."""
+        from serving.health import merge
+        from serving.runtime import watcher_health
+
+        parts: list[Any] = [self._ingest.health.report(), watcher_health(self._settings)]
+        try:
+            self._store.health()
+        except Exception as exc:  # noqa: BLE001 -- any failure to answer is the reason shown
+            parts.append({"status": "degraded", "reasons": [f"store owner unreachable: {type(exc).__name__}: {exc}"]})
+        extra: dict[str, Any] = {}
+        try:
+            info = self._classifier.info.remote().result(timeout_s=5)
+            extra = {"model_version": info["model_version"], "device": info["device"]}
+        except Exception as exc:  # noqa: BLE001
+            parts.append({"status": "degraded", "reasons": [f"classifier not answering: {type(exc).__name__}"]})
+        return {**merge(*parts), **extra}
 
 
 def wire_image(image: Any) -> np.ndarray:
@@ -156,7 +172,7 @@ def wire_image(image: Any) -> np.ndarray:
     return rgb
 
 
-def handle_scorer(handle: DeploymentHandle) -> Any:
+def handle_scorer(handle: DeploymentHandle, timeout_s: float = 60.0) -> Any:
     """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch.
 
     Images are letterboxed here, in the ingest worker that decoded them, to the canvas size the replica's model
@@ -168,9 +184,10 @@ def handle_scorer(handle: DeploymentHandle) -> Any:
         from screening.preprocess import prepare
 
         if not input_size:
-            input_size.append(int(handle.info.remote().result(timeout_s=60)["input_size"]))
+            input_size.append(int(handle.info.remote().result(timeout_s=timeout_s)["input_size"]))
         prepared = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
-        return list(handle.score.remote(prepared).result())
+        # Bounded: a hung replica fails this attempt (the watcher retries the files) instead of stalling the stream.
+        return list(handle.score.remote(prepared).result(timeout_s=timeout_s))
 
     return score
 

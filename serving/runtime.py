@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from serving.health import PipelineHealth
+from serving.housekeeping import Housekeeper, clean_spool_temp, expire_archive
 from serving.ingest import Ingest, ScoreFn
 from serving.metrics import ServingMetrics
 from serving.watcher import Watcher
@@ -62,13 +64,65 @@ def store_client(settings: Settings) -> Any:
 
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:
-    """The production ingest: xray reader, durable spool, the store's known hashes, metrics on every batch."""
+    """The production ingest: xray reader, durable spool, the store's known hashes, metrics and health."""
     from analytics.spool import SpoolWriter
 
     metrics = ServingMetrics()
+    health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
-                                  known_hashes=store.known_hashes, shadow_score=shadow, on_batch=metrics.observe)
+                                  known_hashes=store.known_hashes, shadow_score=shadow, on_batch=metrics.observe,
+                                  health=health)
+    metrics.track_health(health)
     return ingest, metrics
+
+
+def make_watcher(settings: Settings, handler: Any) -> Watcher:
+    """The scanner-folder watcher with the serving settings (batching, size-stable rule, retry backoff)."""
+    s = settings.serving
+    return Watcher(settings.inbox_dir, handler, batch_max=s.source_batch_max, size_stable_s=s.size_stable_s,
+                   move_pairing_s=s.move_pairing_s, retry_base_s=s.retry_base_s, retry_max_s=s.retry_max_s,
+                   ignored_after_s=s.ignored_after_s)
+
+
+def ensure_champion(settings: Settings) -> str | None:
+    """On a home without a champion, register the bundled model (when it fits the settings) so `xscreen serve`
+    starts on a fresh home; returns its version, or None when nothing was needed (or nothing fits)."""
+    from screening import registry
+    from screening.train import register_bundled
+    from xscreen.errors import NotFoundError
+
+    if settings.model.name != "champion":
+        return None
+    try:
+        registry.resolve(settings, "champion")
+        return None
+    except NotFoundError:
+        record = register_bundled(settings)
+    return record.version if record is not None else None
+
+
+def make_housekeeper(settings: Settings, ingest: Ingest, expire_every_s: float = 600.0) -> Housekeeper:
+    """Every 2 s: rescore quarantined files their writer completed; every 10 min: archive retention, spool temps."""
+    from analytics.records import utcnow
+
+    last = [0.0]
+
+    def slow_tasks() -> None:
+        if time.monotonic() - last[0] >= expire_every_s:
+            last[0] = time.monotonic()
+            expire_archive(settings.archive_dir, settings.serving.archive_retention_days, utcnow())
+            clean_spool_temp(settings.spool_dir)
+
+    return Housekeeper([ingest.rechecks.run, slow_tasks])
+
+
+def watcher_health(settings: Settings) -> dict[str, Any]:
+    """The watcher process's health report; "degraded" naming it when it does not answer."""
+    try:
+        return dict(httpx.get(f"http://{settings.network.host}:{settings.network.metrics_port}/health",
+                              timeout=1.0).json())
+    except (httpx.HTTPError, ValueError):
+        return {"status": "degraded", "reasons": ["the scanner-folder watcher does not answer (restarting?)"]}
 
 
 def watcher_metrics(settings: Settings) -> bytes:
@@ -139,6 +193,7 @@ class Stack:
         self.owner: Child | None = None
         self.app: Child | None = None
         self.watcher: Watcher | None = None
+        self.housekeeper: Housekeeper | None = None
         self.metrics_server: Any = None
         self.store: Any = None
         self.ray_started = False
@@ -171,6 +226,7 @@ class Stack:
         from serving import deployments
 
         s = self.settings
+        ensure_champion(s)
         # Resolve the models first: a missing champion is a one-line error before Ray spends 10-20 s starting.
         model = deployments.resolve_model(s, s.model.name)
         shadow_model = deployments.resolve_model(s, s.serving.shadow_model) if s.serving.shadow_model else None
@@ -178,9 +234,10 @@ class Stack:
         self.ray_started = True
         deployments.start_serve(s)
         self.classifier = deployments.deploy(s, model, shadow_model)
-        self.score = deployments.handle_scorer(self.classifier)
+        timeout = s.serving.score_timeout_s
+        self.score = deployments.handle_scorer(self.classifier, timeout)
         shadow = self.settings.serving.shadow_model
-        self.shadow_score = deployments.handle_scorer(deployments.shadow_handle()) if shadow else None
+        self.shadow_score = deployments.handle_scorer(deployments.shadow_handle(), timeout) if shadow else None
         info = self.classifier.info.remote().result(timeout_s=60)
         return (f"Ray Serve API    {self.settings.api_url}/v1  (model {info['model_version']} on {info['device']}; "
                 f"/healthz, /metrics, /docs)")
@@ -192,10 +249,14 @@ class Stack:
             raise RuntimeError("start_serving() (or an explicit score function) must come before start_watcher()")
         ingest, metrics = make_ingest(s, scorer, shadow or self.shadow_score, self.store)
         self.ingest = ingest
-        self.watcher = Watcher(s.inbox_dir, ingest, batch_max=s.serving.source_batch_max,
-                               size_stable_s=s.serving.size_stable_s, move_pairing_s=s.serving.move_pairing_s)
-        metrics.track_backlog(self.watcher.backlog)
-        self.metrics_server = metrics.serve(s.network.host, s.network.metrics_port)
+        clean_spool_temp(s.spool_dir, older_than_s=60.0)  # a writer that died mid-write left these behind
+        self.housekeeper = make_housekeeper(s, ingest)
+        self.housekeeper.start()
+        self.watcher = make_watcher(s, ingest)
+        metrics.track_backlog(self.watcher.pending)
+        ingest.health.track_backlog(self.watcher.pending)
+        self.metrics_server = metrics.serve(s.network.host, s.network.metrics_port,
+                                            health=lambda: ingest.health.report().as_dict())
         self.watcher.start()
         return f"watcher          {s.inbox_dir}/<scanner-id>/  (metrics http://{s.network.host}:{s.network.metrics_port}/metrics)"
 
@@ -268,6 +329,9 @@ class Stack:
         self._stop_watcher()
 
     def _stop_watcher(self) -> None:
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+            self.housekeeper = None
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None

@@ -112,12 +112,16 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
     """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
-    from screening.classifier import Classifier
     from xray.formats import read_scan
 
     settings = _settings()
+    s = settings.serving
+    # Read (and refuse) every file first: a non-image fails in milliseconds, before torch takes seconds to import.
+    scans = [read_scan(Path(f), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
+                       max_decoded_bytes=s.max_decoded_bytes) for f in files]
+    from screening.classifier import Classifier
+
     clf = Classifier.from_registry(settings, model)
-    scans = [read_scan(Path(f), max_bytes=settings.serving.max_upload_bytes, max_pixels=settings.serving.max_image_pixels) for f in files]
     rows: list[dict[str, Any]] = []
     for f, p in zip(files, clf.predict(scans), strict=True):
         top = p.top_class or max(p.scores, key=p.scores.__getitem__)
