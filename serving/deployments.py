@@ -30,6 +30,9 @@ CLASSIFIER = "classifier"
 SHADOW = "shadow-classifier"
 INGRESS = "ingress"
 QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
+# Serve checks each replica every 10 s by default; a replica killed by the OOM killer or `kill -9` was then
+# replaced only after that. Every 2 s (10 s to answer: the model runs off the replica's event loop).
+HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ def classifier_options(settings: Settings, name: str) -> dict[str, Any]:
         "ray_actor_options": {"num_cpus": s.replica_cpus, "num_gpus": replica_gpus(settings)},
         "max_ongoing_requests": max(4 * s.batch_max_size, 64),
         "logging_config": QUIET_LOGS,
+        **HEALTH_CHECK,
     }
     if s.min_replicas == s.max_replicas:
         options["num_replicas"] = s.max_replicas
@@ -235,7 +239,7 @@ def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRe
     if shadow is not None:
         shadow_app = deployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
     ingress: Any = IngressDeployment
-    return ingress.options(name=INGRESS).bind(classifier, shadow_app, settings.model_dump_json())
+    return ingress.options(name=INGRESS, **HEALTH_CHECK).bind(classifier, shadow_app, settings.model_dump_json())
 
 
 def app_builder(args: dict[str, Any]) -> Any:
@@ -275,13 +279,21 @@ def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> Deployme
     return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
 
 
-def start_ray(settings: Settings, address: str | None = None) -> None:
-    """Connect to `address` (or settings.serving.ray_address), else start a quiet local instance bound to loopback."""
+def _loopback_env(settings: Settings) -> dict[str, Any]:
+    return {"worker_process_setup_hook": HOOK, "env_vars": {BIND_ENV: settings.network.host}}
+
+
+def start_ray(settings: Settings, address: str | None = None, *, own: bool = False) -> None:
+    """Connect to `address` (or settings.serving.ray_address), else start a quiet local instance bound to loopback.
+    `own`: the instance at `address` is xscreen's own (started by the supervisor on this host), so its workers
+    get the loopback hook like a local instance's; a cluster someone else runs is joined as it is."""
     address = address or settings.serving.ray_address
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        os.environ.setdefault(BIND_ENV, settings.network.host)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, namespace=APP_NAME,
+                 runtime_env=_loopback_env(settings) if own else None)
         return
     # Ray reads this once, at import, to decide that the node's address is loopback; with it every core
     # listener (GCS, raylet, workers) binds 127.0.0.1 (FACTS.md). Set both the variable (children) and the
@@ -293,8 +305,7 @@ def start_ray(settings: Settings, address: str | None = None) -> None:
     os.environ.setdefault(BIND_ENV, settings.network.host)
     ray.init(
         num_cpus=settings.serving.ray_num_cpus, include_dashboard=False, log_to_driver=False,
-        logging_level=logging.WARNING,
-        runtime_env={"worker_process_setup_hook": HOOK, "env_vars": {BIND_ENV: settings.network.host}},
+        logging_level=logging.WARNING, namespace=APP_NAME, runtime_env=_loopback_env(settings),
     )
 
 
@@ -313,6 +324,33 @@ def deploy(settings: Settings, model: ModelRef | None = None, shadow: ModelRef |
     return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
 
 
+def deployed_version(timeout_s: float = 10.0) -> str | None:
+    """The model version the running application serves, or None when it is not running (or not answering)."""
+    try:
+        status = serve.status().applications.get(APP_NAME)
+        if status is None or str(status.status) not in ("RUNNING", "ApplicationStatus.RUNNING"):
+            return None
+        info = serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME).info.remote().result(timeout_s=timeout_s)
+        return str(info["model_version"])
+    except Exception as exc:  # noqa: BLE001 -- any doubt means "deploy it"
+        log.info("Serve application not usable as it is (%s): deploying", exc)
+        return None
+
+
+def ensure_deployed(settings: Settings, model: ModelRef, shadow: ModelRef | None = None) -> DeploymentHandle:
+    """The running application's classifier handle when it serves `model` already (a restarted watcher finds
+    it in seconds), else deploy it. Shadow changes alone do not redeploy a running application."""
+    if deployed_version() == model.version:
+        return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
+    return deploy(settings, model, shadow)
+
+
+def disconnect() -> None:
+    """Leave the Ray instance without stopping Serve or Ray (a cluster, or the supervisor's own Ray head)."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def shadow_handle() -> DeploymentHandle:
     return serve.get_deployment_handle(SHADOW, app_name=APP_NAME)
 
@@ -326,5 +364,5 @@ def shutdown() -> None:
             ray.shutdown()
 
 
-__all__ = ["ModelRef", "app_builder", "build_app", "deploy", "handle_scorer", "shutdown",
-           "start_ray", "start_serve"]
+__all__ = ["ModelRef", "app_builder", "build_app", "deploy", "deployed_version", "disconnect", "ensure_deployed",
+           "handle_scorer", "shutdown", "start_ray", "start_serve"]

@@ -116,6 +116,30 @@ def make_housekeeper(settings: Settings, ingest: Ingest, expire_every_s: float =
     return Housekeeper([ingest.rechecks.run, slow_tasks])
 
 
+def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threading.Thread | None, str]:
+    """The demo's scanner simulator in a daemon thread until `stop` is set; (thread, console line)."""
+    try:
+        from xray.simulate import run_simulator
+    except ImportError as exc:
+        return None, f"simulator        skipped: xray.simulate is not available ({exc})"
+    sim = settings.simulator
+    # A fresh stream on every start: the same seed would replay identical parcels, which the ingest
+    # rightly recognises as re-deliveries, and a restarted demo would show nothing new.
+    seed = settings.model.seed + int(time.time())
+
+    def run() -> None:
+        try:
+            run_simulator(settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
+                          duration=None, seed=seed, classes=settings.model.classes,
+                          threat_rate=sim.threat_rate, stop_event=stop)
+        except Exception:
+            log.exception("scanner simulator stopped with an error")
+
+    thread = threading.Thread(target=run, name="xscreen-simulator", daemon=True)
+    thread.start()
+    return thread, f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
+
+
 def watcher_health(settings: Settings) -> dict[str, Any]:
     """The watcher process's health report; "degraded" naming it when it does not answer."""
     try:
@@ -151,18 +175,19 @@ class Child:
         self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, preexec: Callable[[], None] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             # Own session: a terminal Ctrl-C reaches only us, and we stop children in the right order.
             self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=preexec)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM the group, wait, then SIGKILL; always reaps."""
+        """SIGTERM the group, wait, then SIGKILL; always reaps. Whatever is left of the group once its leader has
+        exited (a helper the leader started) is killed too, so no port stays held."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -173,6 +198,7 @@ class Child:
                 log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
                 _signal_group(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        _signal_group(self.proc.pid, signal.SIGKILL)  # the group outlives its leader only by our mistake
         self.proc = None
 
 
@@ -186,10 +212,11 @@ def _signal_group(pid: int, sig: int) -> None:
 class Stack:
     """The serve/demo stack. Each start_* returns a line for the console; stop() undoes whatever started."""
 
-    def __init__(self, settings: Settings, address: str | None = None) -> None:
+    def __init__(self, settings: Settings, address: str | None = None, *, own_ray: bool = False) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per store call otherwise
         self.settings = absolute_settings(settings)
         self.address = address
+        self.own_ray = own_ray  # `address` is the supervisor's own Ray head: loopback hook, but never shut it down
         self.owner: Child | None = None
         self.app: Child | None = None
         self.watcher: Watcher | None = None
@@ -222,7 +249,7 @@ class Stack:
         self.store = store_client(s)
         return f"store owner      {s.store_url}  (database {s.db_path}, log {self.owner.log_path})"
 
-    def start_serving(self) -> str:
+    def start_serving(self, after_ray_init: Callable[[], None] | None = None) -> str:
         from serving import deployments
 
         s = self.settings
@@ -230,10 +257,12 @@ class Stack:
         # Resolve the models first: a missing champion is a one-line error before Ray spends 10-20 s starting.
         model = deployments.resolve_model(s, s.model.name)
         shadow_model = deployments.resolve_model(s, s.serving.shadow_model) if s.serving.shadow_model else None
-        deployments.start_ray(s, self.address)
+        deployments.start_ray(s, self.address, own=self.own_ray)
         self.ray_started = True
+        if after_ray_init is not None:
+            after_ray_init()
         deployments.start_serve(s)
-        self.classifier = deployments.deploy(s, model, shadow_model)
+        self.classifier = deployments.ensure_deployed(s, model, shadow_model)
         timeout = s.serving.score_timeout_s
         self.score = deployments.handle_scorer(self.classifier, timeout)
         shadow = self.settings.serving.shadow_model
@@ -261,26 +290,8 @@ class Stack:
         return f"watcher          {s.inbox_dir}/<scanner-id>/  (metrics http://{s.network.host}:{s.network.metrics_port}/metrics)"
 
     def start_simulator(self) -> str:
-        try:
-            from xray.simulate import run_simulator
-        except ImportError as exc:
-            return f"simulator        skipped: xray.simulate is not available ({exc})"
-        sim = self.settings.simulator
-        # A fresh stream on every start: the same seed would replay identical parcels, which the ingest
-        # rightly recognises as re-deliveries, and a restarted demo would show nothing new.
-        seed = self.settings.model.seed + int(time.time())
-
-        def run() -> None:
-            try:
-                run_simulator(self.settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
-                              duration=None, seed=seed, classes=self.settings.model.classes,
-                              threat_rate=sim.threat_rate, stop_event=self._sim_stop)
-            except Exception:
-                log.exception("scanner simulator stopped with an error")
-
-        self._sim_thread = threading.Thread(target=run, name="xscreen-simulator", daemon=True)
-        self._sim_thread.start()
-        return f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
+        self._sim_thread, line = start_simulator(self.settings, self._sim_stop)
+        return line
 
     def start_app(self, app_file: Path | None = None) -> str:
         s = self.settings
@@ -301,6 +312,23 @@ class Stack:
             if child is not None and child.proc is not None and not child.alive():
                 return child.name
         return None
+
+    def worker_problem(self) -> str | None:
+        """Why this process can no longer screen (a dead watcher thread), or None."""
+        if self.watcher is not None and not self.watcher.alive():
+            return "a thread of the scanner-folder watcher died"
+        return None
+
+    def stop_worker(self) -> None:
+        """The serving worker's part of stop(): the watcher (its batch in flight is spooled), then leave Ray."""
+        for name, step in (("watcher", self._stop_watcher), ("Ray", self._stop_ray)):
+            try:
+                step()
+            except Exception:
+                log.exception("stopping %s failed", name)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     # ---- stop --------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -344,7 +372,10 @@ class Stack:
         if self.ray_started:
             from serving import deployments
 
-            deployments.shutdown()
+            if self.address or self.settings.serving.ray_address:
+                deployments.disconnect()  # a cluster (or the supervisor's Ray head) is not ours to stop
+            else:
+                deployments.shutdown()
             self.ray_started = False
 
     def _drain_spool(self, timeout_s: float = 30.0) -> None:

@@ -255,6 +255,11 @@ class Watcher:
             self._pool.shutdown(wait=True)  # batches already handed on finish (and are spooled)
             self._pool = None
 
+    def alive(self) -> bool:
+        """True while the observer and the watcher's own threads all run (False before start and after stop)."""
+        observer = self._observer
+        return observer is not None and observer.is_alive() and all(t.is_alive() for t in self._threads)
+
     def __enter__(self) -> Watcher:
         self.start()
         return self

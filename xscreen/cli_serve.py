@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import signal
-import time
 from types import FrameType
 from typing import Any
 
@@ -40,30 +38,37 @@ def demo_cmd(
 
 
 def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, simulator: bool = True) -> None:
-    from serving.runtime import Stack, preflight
+    """Supervise the stack until SIGTERM or SIGINT (both stop it in order, at any point of the start-up too)."""
+    import threading
 
+    from serving.runtime import preflight, start_simulator
+    from serving.supervisor import Supervisor, clean_previous_run
+
+    line = clean_previous_run(settings)  # a crashed earlier run of this home: free its ports first
+    if line:
+        _say(line)
     preflight(settings, app=demo and app)
-    stack = Stack(settings, address=address)
-    previous = _install_signal_handlers()
+    supervisor = Supervisor(settings, address=address, demo=demo, app=app)
+    running, stopping = threading.Event(), threading.Event()
+    previous = _install_signal_handlers(supervisor, running, stopping)
+    sim_stop, sim_thread = threading.Event(), None
     try:
-        _say(stack.start_owner())
-        if demo:
-            _prepare_demo(stack)
-        _say("starting Ray Serve (first start takes 10-20 s) ...")
-        _say(stack.start_serving())
-        _install_signal_handlers()  # ray.init replaced our SIGTERM handler with one that just exits
-        _say(stack.start_watcher())
-        if demo:
-            if simulator:
-                _say(stack.start_simulator())
-            if app:
-                _say(stack.start_app())
-        _say("running; press Ctrl-C to stop")
-        _wait(stack)
+        supervisor.start(_say, prepare=(lambda store: _prepare_demo(supervisor)) if demo else None)
+        if demo and simulator:
+            sim_thread, sim_line = start_simulator(supervisor.settings, sim_stop)
+            _say(sim_line)
+        running.set()
+        _say("running; Ctrl-C or SIGTERM stops everything in order (services that die are restarted)")
+        supervisor.run()
+        _say("stopping ...")
     except KeyboardInterrupt:
         _say("stopping ...")
     finally:
-        stack.stop()
+        stopping.set()  # from here on a second signal changes nothing: the stop runs to its end
+        sim_stop.set()
+        if sim_thread is not None:
+            sim_thread.join(15)
+        supervisor.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _say("stopped")
@@ -108,22 +113,17 @@ def _random_password() -> str:
             return password
 
 
-def _wait(stack: Any) -> None:
-    while True:
-        time.sleep(1.0)
-        dead = stack.check_children()
-        if dead:
-            logging.getLogger(__name__).error("%s exited unexpectedly; stopping", dead)
+def _install_signal_handlers(supervisor: Any, running: Any, stopping: Any) -> dict[int, Any]:
+    """SIGTERM and SIGINT both stop everything in order. While running, the handler only asks the supervision
+    loop to stop; during the start-up it also interrupts whatever is being waited for. This process never calls
+    ray.init, so no Ray signal handler stands in the way (serving/supervisor.py)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        supervisor.request_stop()
+        if not running.is_set() and not stopping.is_set():
             raise KeyboardInterrupt
 
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """SIGTERM and SIGINT both stop the stack in order (SIGINT is explicit: a background start may ignore it)."""
-    return {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _say(line: str) -> None:
