@@ -17,7 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.supervisor import RUN_ID_ENV, RunState, Service, clean_previous_run, processes_with_run_id, state_path
+from serving.supervisor import (
+    RUN_ID_ENV,
+    RunState,
+    Service,
+    clean_previous_run,
+    state_path,
+)
 from tests.conftest import make_settings
 from tests.serving_procs import (
     assert_nothing_left,
