@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.fetch import first
 from xscreen.errors import SchemaError, StoreError
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def current_version(con: duckdb.DuckDBPyConnection, label: str = "database") -> 
         raise SchemaError(
             f"{label} has tables ({', '.join(sorted(tables)[:5])}) but no {VERSION_TABLE} table: "
             "it is not an xscreen database; refusing to modify it")
-    row = con.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    row = first(con, f"SELECT max(version) FROM {VERSION_TABLE}")
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -226,8 +227,8 @@ def _check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
     DuckDB may trim free blocks off the end of a file, so the header's block count is not a lower bound; the
     used-block count is."""
-    row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
-                      "WHERE database_name = current_database()").fetchone()
+    row = first(con, "SELECT block_size, used_blocks FROM pragma_database_size() "
+                     "WHERE database_name = current_database()")
     if row is None:
         return
     needed = 3 * HEADER_SIZE + int(row[0]) * int(row[1])

@@ -1,7 +1,8 @@
 """`Store`: the one in-process owner of the DuckDB file and every operation on it (`analytics.api.StoreAPI`).
 
 Writes go through one `GroupCommitWriter` (analytics/writer.py): each call blocks until its transaction has
-COMMITted. Reads run on one cursor per thread and see committed data only. The SQL of each operation lives in
+COMMITted. Each read runs on a fresh cursor that is closed when the read returns, so no read can leave a result
+(and the read transaction under it) open behind it; reads see committed data only. The SQL of each operation lives in
 analytics/reads.py, writes.py, ingest.py and auth.py; this class wires them to the writer and the cursors.
 """
 
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -44,6 +45,7 @@ from xscreen.errors import SchemaError, StoreError, XscreenError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,9 +68,6 @@ class Store:
         self._clock = clock
         self._claim_ttl_s = claim_ttl_s
         self._sql = sql
-        self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._cursors_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._closed = False
         self._writer = GroupCommitWriter(con, write_batch_max, write_batch_wait_ms / 1000.0, clock)
@@ -119,10 +118,6 @@ class Store:
             return
         self._closed = True
         self._writer.close()
-        with self._cursors_lock:
-            for cur in self._cursors:
-                cur.close()
-            self._cursors.clear()
         self._con.close()
 
     def __enter__(self) -> Store:
@@ -138,22 +133,26 @@ class Store:
 
     # ---- readers ----------------------------------------------------------------------------------------------
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor (a DuckDB connection object must not be shared between threads)."""
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            if self._closed:
-                raise StoreError("the store is closed")
-            cur = self._con.cursor()
-            self._local.cursor = cur
-            with self._cursors_lock:
-                self._cursors.append(cur)
-        return cur
-
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for ad-hoc reads in this thread (tests, benchmarks, named queries)."""
-        yield self._cursor()
+        """A fresh cursor for one read in this thread, closed afterwards (also for tests, benchmarks, queries).
+
+        Why fresh: a DuckDB cursor whose last result was not fetched to the end keeps that result and its read
+        transaction open. The next `register()` on it raised ResourceInUseException (a login's fetchone, then
+        `known_hashes` on the same owner thread: issue 12), and the open transaction kept DuckDB from
+        checkpointing the WAL. Closing the cursor ends both, whatever the read function did."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read function `fn(cursor, *args)` on a fresh cursor (see `reader`)."""
+        with self.reader() as cur:
+            return fn(cur, *args)
 
     # ---- ingest -----------------------------------------------------------------------------------------------
 
@@ -164,15 +163,15 @@ class Store:
         return self._writer.submit(Op(fn=None, batch=prepared, weight=prepared.weight))  # type: ignore[no-any-return]
 
     def known_hashes(self, hashes: list[str]) -> set[str]:
-        return reads.known_hashes(self._cursor(), hashes)
+        return self._read(reads.known_hashes, hashes)
 
     # ---- triage -----------------------------------------------------------------------------------------------
 
     def get_scan(self, scan_id: str) -> dict[str, Any]:
-        return reads.get_scan(self._cursor(), scan_id)
+        return self._read(reads.get_scan, scan_id)
 
     def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame:
-        return reads.queue(self._cursor(), officer, limit, scanner_id, self._clock())
+        return self._read(reads.queue, officer, limit, scanner_id, self._clock())
 
     def claim(self, scan_id: str, officer: str) -> datetime:
         return self._write(lambda c, now: writes.claim(c, scan_id, officer, now, self._claim_ttl_s))  # type: ignore[no-any-return]
@@ -184,7 +183,7 @@ class Store:
         self._write(lambda c, now: writes.record_decision(c, decision, now))
 
     def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame:
-        return reads.similar_items(self._cursor(), scan_id, k)
+        return self._read(reads.similar_items, scan_id, k)
 
     # ---- labels -----------------------------------------------------------------------------------------------
 
@@ -192,7 +191,7 @@ class Store:
         return self._write(lambda c, now: writes.add_labels(c, labels, now), weight=len(labels))  # type: ignore[no-any-return]
 
     def relabel_queue(self, limit: int = 100) -> pd.DataFrame:
-        return reads.relabel_queue(self._cursor(), limit)
+        return self._read(reads.relabel_queue, limit)
 
     # ---- models -----------------------------------------------------------------------------------------------
 
@@ -203,13 +202,13 @@ class Store:
         self._write(lambda c, now: writes.set_model_state(c, version, state, actor, reason, now))
 
     def champion(self) -> ModelRecord | None:
-        return reads.champion(self._cursor())
+        return self._read(reads.champion)
 
     def get_model(self, version: str) -> ModelRecord:
-        return reads.get_model(self._cursor(), version)
+        return self._read(reads.get_model, version)
 
     def list_models(self) -> list[ModelRecord]:
-        return reads.list_models(self._cursor())
+        return self._read(reads.list_models)
 
     def rollback(self, actor: str, reason: str | None = None) -> str:
         return self._write(lambda c, now: writes.rollback(c, actor, reason, now))  # type: ignore[no-any-return]
@@ -226,10 +225,10 @@ class Store:
         self._write(lambda c, now: writes.set_alert_status(c, alert_id, status, actor, now))
 
     def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]:
-        return reads.list_alerts(self._cursor(), status, limit)
+        return self._read(reads.list_alerts, status, limit)
 
     def get_setting(self, key: str) -> Any:
-        return reads.get_setting(self._cursor(), key)
+        return self._read(reads.get_setting, key)
 
     def put_setting(self, key: str, value: Any, actor: str) -> None:
         self._write(lambda c, now: writes.put_setting(c, key, value, actor, now))
@@ -240,7 +239,7 @@ class Store:
         self._write(lambda c, now: writes.write_audit(c, record))
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
-        return reads.audit_log(self._cursor(), limit, actor, action)
+        return self._read(reads.audit_log, limit, actor, action)
 
     # ---- users ------------------------------------------------------------------------------------------------
 
@@ -262,7 +261,7 @@ class Store:
     def authenticate(self, username: str, password: str) -> UserRecord:
         """The user for a correct password; AuthError (generic message) otherwise. Both are audited."""
         try:
-            user = auth.check_login(auth.fetch_login(self._cursor(), username), password)
+            user = auth.check_login(self._read(auth.fetch_login, username), password)
         except XscreenError:
             self._write(lambda c, now: writes.audit_row(c, now, username[:64], "login_failed", username[:64]))
             raise
@@ -270,17 +269,17 @@ class Store:
         return user
 
     def get_user(self, username: str) -> UserRecord:
-        return reads.get_user(self._cursor(), username)
+        return self._read(reads.get_user, username)
 
     def list_users(self) -> list[UserRecord]:
-        return reads.list_users(self._cursor())
+        return self._read(reads.list_users)
 
     # ---- analysts ---------------------------------------------------------------------------------------------
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         from analytics import dashboard_queries, queries  # noqa: F401  (importing registers the named queries)
 
-        return queries.run_named(self._cursor(), name, params)
+        return self._read(queries.run_named, name, params)
 
     def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
         """Consistent copy: a DuckDB file (default: snapshots dir, timestamped) or, with parquet, a folder."""
@@ -290,9 +289,9 @@ class Store:
             dest = self._sql.snapshots_dir / (f"xscreen-{stamp}" + ("" if parquet else ".duckdb"))
         dest = Path(dest)
         if parquet:
-            return export_parquet(self._cursor(), dest)
+            return self._read(export_parquet, dest)
         copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, dest), exclusive=True))
-        return copied if copied is not None else snapshot_database(self._cursor(), dest)
+        return copied if copied is not None else self._read(snapshot_database, dest)
 
     def _sql_snapshot(self) -> Path:
         """The shared snapshot analyst SQL reads; refreshed when older than snapshot_max_age_s."""
@@ -323,8 +322,4 @@ class Store:
 
     def info(self) -> dict[str, Any]:
         """Path, schema version and row counts of the main tables."""
-        cur = self._cursor()
-        version = cur.execute("SELECT max(version) FROM xscreen_schema").fetchone()[0]  # type: ignore[index]
-        counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                  for t in ("scans", "verdicts", "decisions", "labels", "models", "users", "alerts", "audit_log")}
-        return {"path": str(self.path), "schema_version": version, "rows": counts}
+        return {"path": str(self.path), **self._read(reads.info)}
