@@ -152,6 +152,14 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     _apply(con, _FILL_ROLLUPS)
 
 
+# Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (analytics/tokens.py).
+_M6_TOKENS = """
+CREATE TABLE auth_tokens (
+    token_sha256 VARCHAR PRIMARY KEY, token_id VARCHAR NOT NULL UNIQUE, kind VARCHAR NOT NULL,
+    username VARCHAR, scanner_id VARCHAR, created_at TIMESTAMPTZ NOT NULL, last_seen_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, revoked_by VARCHAR);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -159,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (3, "alerts.updated_at and updated_by", _m3_alert_history),
     (4, "indexes on scan_id of verdicts, heatmaps, labels, decisions", _M4_INDEXES),
     (5, "queue_pending and verdict_hourly, kept by the writer", _m5_rollups),
+    (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

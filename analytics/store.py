@@ -8,21 +8,24 @@ analytics/reads.py, writes.py, ingest.py and auth.py; this class wires them to t
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 
-from analytics import auth, reads, writes
+from analytics import reads, writes
+from analytics.accounts import Accounts
 from analytics.api import IngestResult, SqlResult
+from analytics.fetch import first
 from analytics.ingest import Prepared, prepare
 from analytics.migrations import migrate, preflight
 from analytics.records import (
@@ -35,16 +38,15 @@ from analytics.records import (
     MeasurementRecord,
     ModelRecord,
     ModelState,
-    Role,
-    UserRecord,
     utcnow,
 )
 from analytics.snapshot import copy_checkpointed, export_parquet, snapshot_database
 from analytics.writer import GroupCommitWriter, Op
-from xscreen.errors import SchemaError, StoreError, XscreenError
+from xscreen.errors import StoreError, WrongStore, XscreenError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+HOME_ID_KEY = "home_id"  # settings_kv key of the home this file belongs to
 T = TypeVar("T")
 
 
@@ -58,15 +60,30 @@ class SqlOptions:
     timeout_s: float = 30.0
 
 
-class Store:
+def bind_home(con: duckdb.DuckDBPyConnection, path: Path, home_id: str) -> None:
+    """Record `home_id` in the file's settings the first time; WrongStore when it records another home's id."""
+    row = first(con, "SELECT value FROM settings_kv WHERE key = ?", [HOME_ID_KEY])
+    if row is None:
+        con.execute("INSERT INTO settings_kv VALUES (?, to_json(?::VARCHAR), now(), 'system')", [HOME_ID_KEY, home_id])
+        return
+    recorded = json.loads(row[0])
+    if recorded != home_id:
+        raise WrongStore(f"{path} belongs to the home with id {recorded}, not to this home ({home_id}); "
+                         "copy a database between homes with `xscreen backup` and `xscreen restore`")
+
+
+class Store(Accounts):
     """The live store. Use `Store.open(...)` (migrates) and `close()` / `with`; thread-safe."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, write_batch_max: int,
-                 write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions) -> None:
+                 write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions,
+                 session_ttl_minutes: float = 480.0, home_id: str | None = None) -> None:
         self.path = path
+        self.home_id = home_id
         self._con = con
         self._clock = clock
         self._claim_ttl_s = claim_ttl_s
+        self._session_ttl = timedelta(minutes=session_ttl_minutes)
         self._sql = sql
         self._snapshot_lock = threading.Lock()
         self._closed = False
@@ -76,10 +93,13 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
-             checkpoint_wal_mb: float = 4.0,
-             claim_ttl_s: float = 600.0, clock: Clock = utcnow, sql: SqlOptions | None = None) -> Store:
+             checkpoint_wal_mb: float = 4.0, claim_ttl_s: float = 600.0, session_ttl_minutes: float = 480.0,
+             clock: Clock = utcnow, sql: SqlOptions | None = None, home_id: str | None = None) -> Store:
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
-        which is left untouched: it is validated read-only before it is ever opened for writing."""
+        which is left untouched: it is validated read-only before it is ever opened for writing.
+
+        `home_id`: the identity of the home this file belongs to (analytics.identity). Recorded in the file the
+        first time; a file that records another home's id is refused (WrongStore)."""
         path = Path(path)
         preflight(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,22 +115,29 @@ class Store:
             # were watchdog's move-event pairing, not checkpoints: see analytics/spool.py, BENCHMARKS "Serving".)
             con.execute(f"SET checkpoint_threshold = '{int(checkpoint_wal_mb * 1024)}KiB'")
             migrate(con)
-        except SchemaError:
+            if home_id is not None:
+                bind_home(con, path, home_id)
+        except StoreError:
             con.close()
             raise
         return cls(con, path, write_batch_max=write_batch_max, write_batch_wait_ms=write_batch_wait_ms,
-                   claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"))
+                   claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"),
+                   session_ttl_minutes=session_ttl_minutes, home_id=home_id)
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock = utcnow, fresh_snapshots: bool = False) -> Store:
-        """Open the store at settings.db_path with the store.* settings.
+        """Open the store at settings.db_path with the store.* settings, bound to this home's identity.
 
         `fresh_snapshots`: analyst SQL never reuses a snapshot (a short-lived CLI process should see its data)."""
+        from analytics.identity import ensure_home_id
+
         s = settings.store
         max_age = 0.0 if fresh_snapshots else s.snapshot_max_age_s
         return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
-                        checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s, clock=clock,
-                        sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s))
+                        checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s,
+                        session_ttl_minutes=settings.app.session_ttl_minutes, clock=clock,
+                        sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s),
+                        home_id=ensure_home_id(settings.home))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""
@@ -240,39 +267,6 @@ class Store:
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._read(reads.audit_log, limit, actor, action)
-
-    # ---- users ------------------------------------------------------------------------------------------------
-
-    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
-        auth.check_username(username)
-        auth.check_role(role)
-        auth.check_password(password, username)
-        hashed = auth.hash_password(password)
-        return self._write(lambda c, now: auth.insert_user(c, username, hashed, role, actor, now))  # type: ignore[no-any-return]
-
-    def set_password(self, username: str, password: str, actor: str = "system") -> None:
-        auth.check_password(password, username)
-        hashed = auth.hash_password(password)
-        self._write(lambda c, now: auth.update_password(c, username, hashed, actor, now))
-
-    def disable_user(self, username: str, actor: str = "system") -> None:
-        self._write(lambda c, now: auth.disable(c, username, actor, now))
-
-    def authenticate(self, username: str, password: str) -> UserRecord:
-        """The user for a correct password; AuthError (generic message) otherwise. Both are audited."""
-        try:
-            user = auth.check_login(self._read(auth.fetch_login, username), password)
-        except XscreenError:
-            self._write(lambda c, now: writes.audit_row(c, now, username[:64], "login_failed", username[:64]))
-            raise
-        self._write(lambda c, now: writes.audit_row(c, now, username, "login", username))
-        return user
-
-    def get_user(self, username: str) -> UserRecord:
-        return self._read(reads.get_user, username)
-
-    def list_users(self) -> list[UserRecord]:
-        return self._read(reads.list_users)
 
     # ---- analysts ---------------------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def test_wal_stays_under_the_threshold_while_streaming_through_a_restarted_owner
     peaks: list[int] = []
     failures: list[str] = []
     with Store.from_settings(settings, clock=lambda: now) as store, OwnerThread(store, settings), \
-            StoreClient(settings.store_url) as client:
+            StoreClient.from_settings(settings) as client:
         stop = threading.Event()
         reader = threading.Thread(target=_reads_until, args=(stop, client, failures))
         reader.start()
