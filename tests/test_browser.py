@@ -44,7 +44,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, StoreClient]]:
     settings = make_settings(tmp_path / "home")
     now = datetime.now(UTC)  # the app runs on the real clock, so the store does too
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
-            StoreClient(settings.store_url) as client:
+            StoreClient.from_settings(settings) as client:
         client.add_user("ada", PASSWORD, "admin")
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))
         env = {**os.environ, "XSCREEN_HOME": str(settings.home),
