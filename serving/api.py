@@ -27,11 +27,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from analytics.records import DecisionRecord, DecisionValue, utcnow
+from analytics.records import DecisionRecord, DecisionValue, Principal, utcnow
+from serving.api_auth import ANONYMOUS, Authenticator, queue_view, require_user, scan_view, scanner_for_upload
+from serving.http_limits import JsonBodyLimit
 from serving.ingest import Ingest, IngestReport
 from serving.metrics import ServingMetrics
 from serving.scanfile import valid_scanner_id, within
-from xscreen.errors import ConflictError, NotFoundError, StoreUnavailable, XscreenError
+from xscreen.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    StoreUnavailable,
+    XscreenError,
+)
 
 log = logging.getLogger(__name__)
 STATUS_BY_REASON = {"path_traversal": 400, "bad_path": 400, "not_a_file": 400, "bad_scanner_id": 400,
@@ -51,17 +60,38 @@ class ApiBackend:
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})
     extra_metrics: Callable[[], bytes] = field(default=lambda: b"")
     max_json_bytes: int = 64 * 1024
+    api_auth: bool = True  # serving.api_auth: bearer tokens on /v1 (off only explicitly)
+    auth: Authenticator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(lambda token: self.store.resolve_token(token), self.api_auth)
+
+    def store_for(self, principal: Principal, authorization: str | None) -> Any:
+        """The store as this caller: a signed-in person's calls carry their session, so the owner checks
+        their role and records them as the actor."""
+        if principal is ANONYMOUS or principal.kind != "user":
+            return self.store
+        from serving.api_auth import bearer_token
+
+        return self.store.as_user(bearer_token(authorization))
 
 
 class Feedback(BaseModel):
-    """An officer's decision on a verdict, posted by a screening station."""
+    """An officer's decision on a verdict, posted by a screening station signed in as that officer. `officer`
+    may be left out; when given it must be the signed-in person."""
 
     model_config = ConfigDict(extra="forbid")
     scan_id: str
-    officer: str
+    officer: str | None = None
     decision: DecisionValue
     threat_class: str | None = None
     note: str | None = None
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str
+    password: str
 
 
 class PathScan(BaseModel):
@@ -144,28 +174,61 @@ def create_api(backend: ApiBackend) -> FastAPI:
     @app.exception_handler(XscreenError)
     async def _xscreen_error(_: Request, err: XscreenError) -> JSONResponse:
         status = 404 if isinstance(err, NotFoundError) else 409 if isinstance(err, ConflictError) else \
-            503 if isinstance(err, StoreUnavailable) else 400
-        return JSONResponse({"detail": str(err), "title": err.title}, status_code=status)
+            503 if isinstance(err, StoreUnavailable) else 401 if isinstance(err, AuthError) else \
+            403 if isinstance(err, PermissionDenied) else 400
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(err), "title": err.title}, status_code=status, headers=headers)
+
+    async def caller(request: Request) -> Principal:
+        return await run_in_threadpool(backend.auth.principal, request.headers.get("authorization"))
+
+    @app.post("/v1/login")
+    async def login(body: Login, request: Request) -> dict[str, Any]:
+        source = f"api:{request.client.host if request.client else '?'}"
+        grant = await run_in_threadpool(backend.store.login, body.username, body.password, source)
+        return {"token": grant.token, "expires_at": grant.expires_at.isoformat(), "username": grant.user.username,
+                "role": grant.user.role}
+
+    @app.post("/v1/logout", status_code=204)
+    async def logout(request: Request) -> Response:
+        from serving.api_auth import bearer_token
+
+        token = bearer_token(request.headers.get("authorization"))
+        backend.auth.forget(token)
+        await run_in_threadpool(backend.store.logout, token)
+        return Response(status_code=204)
 
     @app.post("/v1/scans")
     async def post_scan(request: Request) -> Response:
+        principal = await caller(request)
         if request.headers.get("content-type", "").startswith("application/json"):
-            return await _scan_by_path(backend, request)
-        return await _scan_upload(backend, request)
+            return await _scan_by_path(backend, request, principal)
+        return await _scan_upload(backend, request, principal)
 
     @app.get("/v1/scans/{scan_id}")
-    async def get_scan(scan_id: str) -> Any:
-        return await run_in_threadpool(backend.store.get_scan, scan_id)
+    async def get_scan(scan_id: str, request: Request) -> Any:
+        principal = await caller(request)
+        store = backend.store_for(principal, request.headers.get("authorization"))
+        return scan_view(await run_in_threadpool(store.get_scan, scan_id), principal)
 
     @app.get("/v1/queue")
-    async def get_queue(officer: str = "api", limit: int = 50, scanner_id: str | None = None) -> Any:
-        frame = await run_in_threadpool(backend.store.queue, officer, min(max(limit, 1), 1000), scanner_id)
-        return json.loads(frame.to_json(orient="records", date_format="iso"))
+    async def get_queue(request: Request, limit: int = 50, scanner_id: str | None = None) -> Any:
+        principal = require_user(await caller(request))
+        store = backend.store_for(principal, request.headers.get("authorization"))
+        frame = await run_in_threadpool(store.queue, principal.name, min(max(limit, 1), 1000), scanner_id)
+        return json.loads(queue_view(frame, principal).to_json(orient="records", date_format="iso"))
 
     @app.post("/v1/feedback", status_code=201)
-    async def post_feedback(body: Feedback) -> dict[str, str]:
-        decision = DecisionRecord(decision_id=uuid.uuid4().hex, decided_at=utcnow(), **body.model_dump())
-        await run_in_threadpool(backend.store.record_decision, decision)
+    async def post_feedback(body: Feedback, request: Request) -> dict[str, str]:
+        principal = require_user(await caller(request))
+        if body.officer not in (None, principal.name) and principal is not ANONYMOUS:
+            raise PermissionDenied(f"signed in as {principal.name}, so the officer must be {principal.name}, "
+                                   f"not {body.officer!r}")
+        fields = body.model_dump()
+        fields["officer"] = body.officer if principal is ANONYMOUS and body.officer else principal.name
+        decision = DecisionRecord(decision_id=uuid.uuid4().hex, decided_at=utcnow(), **fields)
+        store = backend.store_for(principal, request.headers.get("authorization"))
+        await run_in_threadpool(store.record_decision, decision)
         return {"status": "recorded", "decision_id": decision.decision_id}
 
     @app.get("/healthz")
@@ -174,7 +237,10 @@ def create_api(backend: ApiBackend) -> FastAPI:
         return {"status": "ok", **await run_in_threadpool(backend.health)}
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        host = request.client.host if request.client else ""
+        if not (host.startswith("127.") or host in ("::1", "localhost", "testclient")):
+            return JSONResponse({"detail": "metrics are served to loopback clients only"}, status_code=403)
         # Gauges read the store at scrape time: keep those blocking calls off the event loop.
         body = await run_in_threadpool(lambda: backend.metrics.render() + backend.extra_metrics())
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -182,72 +248,15 @@ def create_api(backend: ApiBackend) -> FastAPI:
     return app
 
 
-class JsonBodyLimit:
-    """ASGI middleware: a JSON request body over `max_bytes` is answered 413 before it is read (declared length)
-    or as soon as it passes the limit (chunked). Multipart uploads have their own limit in the route."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(self.max_bytes, send)
-            return
-        seen, exceeded, answered = 0, False, False
-
-        async def limited() -> dict[str, Any]:
-            nonlocal seen, exceeded
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                exceeded = True
-                raise _BodyTooLarge()
-            return dict(message)
-
-        async def guarded_send(message: dict[str, Any]) -> None:
-            # The framework turns a failed body read into its own 400: answer the 413 in its place.
-            nonlocal answered
-            if not exceeded:
-                await send(message)
-            elif not answered and message["type"] == "http.response.start":
-                answered = True
-                await _too_large(self.max_bytes, send)
-
-        try:
-            await self.app(scope, limited, guarded_send)
-        except _BodyTooLarge:
-            pass
-        if exceeded and not answered:
-            await _too_large(self.max_bytes, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def _is_json(scope: dict[str, Any]) -> bool:
-    kind = dict(scope.get("headers") or []).get(b"content-type", b"")
-    return kind.split(b";")[0].strip().lower().endswith(b"json")
-
-
-async def _too_large(limit: int, send: Any) -> None:
-    body = json.dumps({"detail": {"reason_code": "too_large",
-                                  "reason": f"JSON body over the {limit}-byte limit"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _scan_by_path(backend: ApiBackend, request: Request) -> Response:
+async def _scan_by_path(backend: ApiBackend, request: Request, principal: Principal) -> Response:
     try:
         body = PathScan.model_validate(await request.json())
     except ValueError as exc:
         raise HTTPException(422, f"body must be JSON {{\"path\": \"<scanner-id>/<file>\"}}: {str(exc)[:300]}") from None
     ingest = backend.ingest
+    problem = _path_shape(body.path)
+    if problem is None:  # the shape is sound: a scanner may name files of its own folder only
+        scanner_for_upload(principal, body.path.split("/", 1)[0])
     path, code, reason = resolve_inbox_path(ingest.inbox, body.path)
     if path is None:
         if code != "not_found":
@@ -257,7 +266,7 @@ async def _scan_by_path(backend: ApiBackend, request: Request) -> Response:
     return report_response(report)
 
 
-async def _scan_upload(backend: ApiBackend, request: Request) -> Response:
+async def _scan_upload(backend: ApiBackend, request: Request, principal: Principal) -> Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > backend.max_upload_bytes + 64 * 1024:
         reason = f"upload of {declared} bytes is over the {backend.max_upload_bytes}-byte limit"
@@ -268,7 +277,8 @@ async def _scan_upload(backend: ApiBackend, request: Request) -> Response:
     if upload is None or isinstance(upload, str):
         raise HTTPException(422, "multipart field 'file' (the image) is required")
     data = await upload.read(backend.max_upload_bytes + 1)
-    scanner_id = str(form.get("scanner_id") or "api")
+    requested = form.get("scanner_id")
+    scanner_id = scanner_for_upload(principal, str(requested) if requested else None)
     item_id = form.get("item_id")
     metadata = _metadata(form.get("metadata"))
     report = await run_in_threadpool(

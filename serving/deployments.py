@@ -137,7 +137,7 @@ class IngressDeployment:
         backend = ApiBackend(
             ingest=self._ingest, store=self._store, metrics=self._metrics,
             max_upload_bytes=self._settings.serving.max_upload_bytes, health=self._health,
-            max_json_bytes=self._settings.serving.max_json_bytes,
+            max_json_bytes=self._settings.serving.max_json_bytes, api_auth=self._settings.serving.api_auth,
             extra_metrics=lambda: watcher_metrics(self._settings),
         )
         return create_api(backend)

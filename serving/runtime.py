@@ -414,6 +414,9 @@ def preflight(settings: Settings, *, app: bool) -> None:
     ensure_home(settings)
     for which in ("api_port", "store_port", "metrics_port", *(("app_port",) if app else ())):
         check_port_free(settings, which)  # type: ignore[arg-type]
+    if not settings.serving.api_auth:
+        log.warning("serving.api_auth is off: anyone who can reach %s may post scans, read the queue and record "
+                    "decisions under any name", settings.api_url)
     if settings.network.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("network.host is %s: the API and store owner are reachable from other machines",
                     settings.network.host)

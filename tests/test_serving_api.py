@@ -47,7 +47,7 @@ def env(tmp_path: Path) -> tuple[TestClient, ListSpool, FakeStore, Path]:
                     max_pixels=1_000_000, on_batch=metrics.observe)
     store = FakeStore()
     backend = ApiBackend(ingest=ingest, store=store, metrics=metrics, max_upload_bytes=100_000,
-                         health=lambda: {"model_version": "m1"})
+                         health=lambda: {"model_version": "m1"}, api_auth=False)  # auth: tests/test_api_auth.py
     return TestClient(create_api(backend)), spool, store, tmp_path
 
 

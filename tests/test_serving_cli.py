@@ -59,3 +59,37 @@ def test_predict_on_a_non_image_fails_fast_before_importing_torch(tmp_path: Any)
                           timeout=120)
     assert "exit 2 False" in done.stdout, (done.stdout, done.stderr)
     assert "not_image" in done.stderr or "not an image" in done.stderr
+
+
+def test_scanners_add_list_revoke_through_the_cli(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from analytics.store import Store
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
+    env.update(XSCREEN_HOME=str(home), XSCREEN_LOG_LEVEL="WARNING", XSCREEN_NETWORK__STORE_PORT="1")
+
+    def xscreen(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xscreen.cli", *args], capture_output=True, text=True,
+                              env=env, timeout=120, cwd=tmp_path)
+
+    added = xscreen("scanners", "add", "gate-3")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.strip().splitlines()[-1]
+    listed = xscreen("scanners", "list")
+    assert "gate-3" in listed.stdout and token not in listed.stdout  # never the token itself
+    bad = xscreen("scanners", "add", "../../etc")
+    assert bad.returncode == 2 and "not valid" in bad.stderr
+    with Store.from_settings(load_settings(environ={}, home=home)) as store:
+        assert store.resolve_token(token).scanner_id == "gate-3"
+    revoked = xscreen("scanners", "revoke", "gate-3")
+    assert revoked.returncode == 0 and "revoked 1" in revoked.stdout
+    with Store.from_settings(load_settings(environ={}, home=home)) as store:
+        try:
+            store.resolve_token(token)
+            raise AssertionError("a revoked token still resolves")
+        except Exception as err:  # noqa: BLE001
+            assert type(err).__name__ == "AuthError"

@@ -135,7 +135,7 @@ def test_sigterm_to_serve_stops_everything_in_order_and_frees_everything(tmp_pat
         shas = {drop(settings.inbox_dir, "scanner-a", f"t{i}.png", noise_png(i)) for i in range(5)}
         from analytics.client import StoreClient
 
-        with StoreClient(settings.store_url) as client:
+        with StoreClient.from_settings(settings) as client:
             assert wait_for(lambda: client.known_hashes(sorted(shas)) == shas, 60)
         started = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)  # what systemd, Docker and Kubernetes send

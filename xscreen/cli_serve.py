@@ -12,10 +12,64 @@ import typer
 DEMO_USERS = [("officer", "officer"), ("supervisor", "supervisor"), ("analyst", "analyst"), ("admin", "admin")]
 
 
+scanners_app = typer.Typer(help="Tokens of scanner clients of the /v1 API (one scanner id per token).",
+                           no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("serve")(serve_cmd)
     app.command("demo")(demo_cmd)
+    app.add_typer(scanners_app, name="scanners")
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@scanners_app.command("add")
+def scanners_add(scanner_id: str = typer.Argument(..., help="The scanner's id (its inbox folder name).")) -> None:
+    """Issue a token for a scanner; it is printed once (the store keeps only its hash)."""
+    from analytics.client import open_store
+    from serving.scanfile import valid_scanner_id
+    from xscreen.cli import State
+    from xscreen.errors import XscreenError
+
+    if not valid_scanner_id(scanner_id):
+        raise XscreenError(f"scanner id {scanner_id!r} is not valid (letters, digits, '.', '_', '-'; starting with a "
+                           "letter or digit; at most 64 characters)", title="Bad scanner id")
+    with open_store(State.settings()) as store:
+        token = store.issue_scanner_token(scanner_id, actor=_cli_actor())
+    _say(f"token for scanner {scanner_id} (shown once; send it as 'Authorization: Bearer <token>'):\n{token}")
+
+
+@scanners_app.command("revoke")
+def scanners_revoke(which: str = typer.Argument(..., help="A scanner id (all its tokens), a token id or a token.")
+                    ) -> None:
+    """Revoke a scanner's tokens (or one token); the API refuses them within seconds."""
+    from analytics.client import open_store
+    from xscreen.cli import State
+
+    with open_store(State.settings()) as store:
+        count = store.revoke_token(which, actor=_cli_actor())
+    _say(f"revoked {count} token(s)")
+
+
+@scanners_app.command("list")
+def scanners_list(all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
+    """Scanner tokens: id, scanner, created, last used, revoked (never the token itself)."""
+    from analytics.client import open_store
+    from xscreen.cli import State
+
+    with open_store(State.settings()) as store:
+        rows = store.list_tokens(kind="scanner", include_revoked=all_tokens)
+    _say(f"{'token id':<14} {'scanner':<24} {'created':<20} {'last used':<20} revoked")
+    for r in rows:
+        used = f"{r.last_seen_at:%Y-%m-%d %H:%M:%S}" if r.last_seen_at else "-"
+        revoked = f"{r.revoked_at:%Y-%m-%d %H:%M:%S}" if r.revoked_at else "-"
+        _say(f"{r.token_id:<14} {r.scanner_id or '-':<24} {r.created_at:%Y-%m-%d %H:%M:%S}  {used:<20} {revoked}")
 
 
 def serve_cmd(

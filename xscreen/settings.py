@@ -106,6 +106,7 @@ class ServingSettings(Section):
     score_timeout_s: float = Field(60.0, gt=0, description="Longest one scoring call to the classifier may take before it counts as failed and its files are retried (seconds).")
     archive_retention_days: float = Field(30.0, ge=0, description="Archived scans older than this are deleted (the store is told the image expired); 0 keeps them forever.")
     scanner_ids: list[str] = Field(default_factory=list, description="Known scanner ids; empty = any folder name under the inbox is accepted.")
+    api_auth: bool = Field(True, description="The /v1 API requires bearer tokens: scanner tokens (`xscreen scanners add ID`) to post scans, user sessions (`POST /v1/login`) to read the queue and post decisions. Turning it off (a warning is logged at start) lets anyone who can reach the port act as an admin.")
 
 
 class StoreSettings(Section):
