@@ -251,7 +251,7 @@ def create_api(backend: ApiBackend) -> FastAPI:
 async def _scan_by_path(backend: ApiBackend, request: Request, principal: Principal) -> Response:
     try:
         body = PathScan.model_validate(await request.json())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: '[[[[...' nested thousands deep (found by fuzzing)
         raise HTTPException(422, f"body must be JSON {{\"path\": \"<scanner-id>/<file>\"}}: {str(exc)[:300]}") from None
     ingest = backend.ingest
     problem = _path_shape(body.path)

@@ -194,3 +194,9 @@ def test_refused_uploads_kept_on_disk_are_capped_oldest_first(tmp_path: Path) ->
     kept = sorted(p.name for p in (tmp_path / "quarantine").rglob("*.png"))
     assert kept == sorted(f"j{i}.png" for i in range(7, 12))
     assert len([q for b in spool.batches for q in b.quarantines]) == 12  # every refusal still recorded
+
+
+def test_json_nested_thousands_deep_is_a_4xx_not_a_crash(env: Any) -> None:
+    client, _, _, _ = env  # found by tests/test_fuzz.py: json.loads raised RecursionError, a 500
+    r = client.post("/v1/scans", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+    assert r.status_code == 422
