@@ -235,9 +235,9 @@ def fuzz_requests(seed: int, n: int, token: str) -> Iterator[tuple[str, str, dic
             yield "GET", "/v1/scans/" + r.choice(["x", "0" * 16, "a" * 300, "%00", "..%2f..", "é"]), \
                 {"headers": headers}
         elif kind == 5:
-            body = r.choice([{"scan_id": "x", "decision": "cleared"}, {"scan_id": 1}, {"decision": "seized"},
-                             {"scan_id": "x", "decision": "cleared", "officer": "mallory"}, [], "x"])
-            yield "POST", "/v1/feedback", {"json": body, "headers": headers}
+            feedback: Any = r.choice([{"scan_id": "x", "decision": "cleared"}, {"scan_id": 1}, {"decision": "seized"},
+                                      {"scan_id": "x", "decision": "cleared", "officer": "mallory"}, [], "x"])
+            yield "POST", "/v1/feedback", {"json": feedback, "headers": headers}
         elif kind == 6:
             yield "POST", "/v1/login", {"json": r.choice([{"username": "x", "password": "y"}, {}, {"username": 1},
                                                            {"username": "a" * 5000, "password": ""}])}
