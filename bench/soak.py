@@ -73,6 +73,8 @@ def soak_fuzz(home: Path, files: int, requests: int, seed: int) -> FuzzReport:
     from tests.serving_fakes import FakeScorer, ListSpool
     from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
 
+    for noisy in ("serving.ingest", "tifffile", "python_multipart", "python_multipart.multipart"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)  # one line per refused case otherwise
     settings = make_settings(home)
     (home / "spool-list").mkdir(parents=True, exist_ok=True)
     ingest = Ingest(inbox=home / "fuzz-inbox", quarantine_dir=home / "fuzz-quarantine", score=FakeScorer(),

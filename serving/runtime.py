@@ -378,18 +378,9 @@ class Stack:
                 deployments.shutdown()
             self.ray_started = False
 
-    def _drain_spool(self, timeout_s: float = 30.0) -> None:
-        """Wait for the owner to commit every spooled batch before stopping it (leftovers are ingested next start)."""
-        from analytics.spool import spool_files
-
-        if self.owner is None or not self.owner.alive():
-            return
-        deadline = time.monotonic() + timeout_s
-        while spool_files(self.settings.spool_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = len(spool_files(self.settings.spool_dir))
-        if left:
-            log.warning("%d spool file(s) not yet committed; the owner ingests them on its next start", left)
+    def _drain_spool(self) -> None:
+        if self.owner is not None and self.owner.alive():
+            drain_spool(self.settings.spool_dir)
 
     def _stop_owner(self) -> None:
         if self.store is not None:
@@ -398,6 +389,19 @@ class Stack:
         if self.owner is not None:
             self.owner.stop()
             self.owner = None
+
+
+def drain_spool(spool_dir: Path, timeout_s: float = 30.0) -> None:
+    """Wait for the (running) owner to commit every spooled batch before it is stopped; leftovers are ingested
+    on its next start."""
+    from analytics.spool import spool_files
+
+    deadline = time.monotonic() + timeout_s
+    while spool_files(spool_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = len(spool_files(spool_dir))
+    if left:
+        log.warning("%d spool file(s) not yet committed; the owner ingests them on its next start", left)
 
 
 def _http_ok(url: str) -> bool:

@@ -14,10 +14,10 @@ order; each gets SIGTERM if the supervisor itself dies, through PR_SET_PDEATHSIG
 Why this shape: `ray.init` installs Ray's C++ failure-signal handler, which answers SIGTERM by arming a 3 s
 abort alarm, so a process that called it cannot stop in order on SIGTERM unless it replaces that handler; the
 supervisor never calls it, and the serving worker blocks SIGTERM/SIGINT around `ray.init` and installs its own
-handler right after (tests/test_supervision.py proves both). A dead child is restarted after a backoff (1 s
-doubling to 30 s, reset once it has run for a minute). The supervisor cleans up only what it started: the
-process groups of its children, any process still carrying its run id in its environment, and its own Ray
-temp folder; it never runs a host-wide `ray stop`. `HOME/run/serve.json` records its pid, run id and
+handler right after (tests/test_supervision.py proves both). A dead child is restarted at once, then after a
+backoff (1 s doubling to 30 s) while it keeps dying young; once it has run for a minute, at once again. The
+supervisor cleans up only what it started: the process groups of its children, any process still carrying its
+run id in its environment, and its own Ray temp folder; it never runs a host-wide `ray stop`. `HOME/run/serve.json` records its pid, run id and
 children, so a later start after a `kill -9` of the supervisor removes leftovers before binding its ports.
 """
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.runtime import Child, absolute_settings, settings_env, wait_until
+from serving.runtime import Child, absolute_settings, drain_spool, settings_env, wait_until
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Service:
         self.dependents = dependents
         self.child: Child | None = None
         self.started_at = 0.0
-        self.backoff_s = BACKOFF_MIN_S
+        self.backoff_s = 0.0  # the first restart is immediate
         self.restart_at: float | None = None
         self.restarts = 0
 
@@ -103,11 +103,12 @@ class Service:
             self.child = None
 
     def schedule_restart(self, now: float) -> float:
-        """Back off: 1 s, doubling to 30 s while it keeps dying young; back to 1 s after a minute of running."""
+        """Back off: at once the first time, then 1 s doubling to 30 s while it keeps dying young; at once again
+        after a minute of running."""
         if now - self.started_at > STABLE_S:
-            self.backoff_s = BACKOFF_MIN_S
+            self.backoff_s = 0.0
         delay = self.backoff_s
-        self.backoff_s = min(BACKOFF_MAX_S, self.backoff_s * 2)
+        self.backoff_s = min(BACKOFF_MAX_S, max(BACKOFF_MIN_S, self.backoff_s * 2))
         self.restart_at = now + delay
         return delay
 
@@ -439,18 +440,10 @@ class Supervisor:
         if "ray" in self.services:
             shutil.rmtree(self.ray_dir, ignore_errors=True)
 
-    def _drain_spool(self, timeout_s: float = 30.0) -> None:
-        from analytics.spool import spool_files
-
+    def _drain_spool(self) -> None:
         owner = self.services.get("owner")
-        if owner is None or not owner.alive():
-            return
-        deadline = time.monotonic() + timeout_s
-        while spool_files(self.settings.spool_dir) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = len(spool_files(self.settings.spool_dir))
-        if left:
-            log.warning("%d spool file(s) not yet committed; the owner ingests them on its next start", left)
+        if owner is not None and owner.alive():
+            drain_spool(self.settings.spool_dir)
 
     def _stop_owner(self) -> None:
         if self.store is not None:

@@ -26,16 +26,16 @@ from tests.serving_fakes import tiny_model
 from xscreen.settings import Settings, ensure_home
 
 
-def free_low_port(start: int = 8100, end: int = 9000) -> int:
+def free_low_port(start: int = 8100) -> int:
     """A free port below Ray's worker and ephemeral ranges, so Ray's own random ports cannot take it first."""
-    for port in range(start, end):
+    for port in range(start, start + 900):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 8100-8999")
+    raise RuntimeError(f"no free port in {start}-{start + 899}")
 
 
 def serve_home(home: Path, **serving: Any) -> Settings:

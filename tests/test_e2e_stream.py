@@ -23,6 +23,7 @@ from PIL import Image
 from serving.runtime import Stack
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
+from tests.serving_procs import free_low_port
 
 pytestmark = pytest.mark.slow
 SCANNERS = ["scanner-a", "scanner-b"]
@@ -60,20 +61,6 @@ def sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
-
-
-def free_low_port(start: int = 8100, end: int = 9000) -> int:
-    """A free port below Ray's worker and ephemeral ranges, so Ray's own random ports cannot take it first."""
-    import socket
-
-    for port in range(start, end):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8100-8999")
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,12 @@ failed with anything but StoreUnavailable dropped its whole batch until the next
 from __future__ import annotations
 
 import hashlib
-import io
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from analytics.client import StoreClient
 from analytics.spool import SpoolIngester, SpoolWriter
@@ -28,32 +23,9 @@ from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
 from serving.runtime import make_watcher
 from tests.serving_fakes import FakeScorer
+from tests.serving_procs import drop, noise_png, wait_for
 from xscreen.errors import StoreError
 from xscreen.settings import Settings
-
-
-def noise_png(seed: int, size: int = 48) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def drop(inbox: Path, scanner: str, name: str, data: bytes) -> None:
-    folder = inbox / scanner
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / name)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 class FlakyStore:

@@ -7,38 +7,20 @@ for good, spool temp files never cleaned).
 
 from __future__ import annotations
 
-import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from serving.housekeeping import clean_spool_temp
 from serving.ingest import Ingest
 from serving.watcher import Watcher
 from tests.serving_fakes import STATS, FakeScorer, ListSpool
+from tests.serving_procs import noise_png, wait_for
 from xray.formats import SUPPORTED_SUFFIXES, read_scan
-
-
-def noise_png(seed: int, size: int = 64) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 @pytest.fixture

@@ -67,12 +67,12 @@ def test_sigterm_after_ray_init_stops_in_order_only_with_a_handler_installed_aft
         assert "SIGTERM received" in done.stderr
 
 
-def test_restart_backoff_doubles_to_a_cap_and_resets_after_a_stable_run() -> None:
+def test_restart_is_immediate_then_backs_off_to_a_cap_and_resets_after_a_stable_run() -> None:
     svc = Service("x", lambda: None, lambda: True, 1)  # type: ignore[arg-type,return-value]
     svc.started_at = 100.0
-    delays = [svc.schedule_restart(101.0) for _ in range(7)]
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert svc.schedule_restart(100.0 + 61.0) == 1.0  # it had run for a minute: start again from 1 s
+    delays = [svc.schedule_restart(101.0) for _ in range(8)]
+    assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert svc.schedule_restart(100.0 + 61.0) == 0.0  # it had run for a minute: restarted at once again
 
 
 def test_a_start_after_a_crash_cleans_only_what_that_run_started(tmp_path: Path) -> None:
