@@ -12,11 +12,14 @@ the cap on refused uploads, and orphan spool temp files. Plain functions and one
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -147,6 +150,57 @@ class Rechecks:
         return True
 
 
+def cap_folder(folder: Path, max_files: int, max_bytes: int) -> int:
+    """Delete the oldest files under `folder` until at most `max_files` files and `max_bytes` bytes remain.
+    Returns how many were deleted. Keeps bad uploads (junk up to the upload limit each) from filling the disk."""
+    files: list[tuple[float, int, Path]] = []
+    for path in folder.rglob("*"):
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files.append((st.st_mtime, st.st_size, path))
+    files.sort()
+    total = sum(size for _, size, _ in files)
+    removed = 0
+    while files and (len(files) > max_files or total > max_bytes):
+        _, size, path = files.pop(0)
+        path.unlink(missing_ok=True)
+        total -= size
+        removed += 1
+    if removed:
+        log.info("expired %d oldest refused upload(s) under %s (cap %d files, %d bytes)", removed, folder,
+                 max_files, max_bytes)
+    return removed
+
+
+def unique_path(folder: Path, name: str) -> Path:
+    """A destination that never overwrites an earlier quarantined/archived file of the same name."""
+    dest = folder / name
+    if not dest.exists() and not dest.is_symlink():
+        return dest
+    return folder / f"{Path(name).stem}.{uuid.uuid4().hex[:8]}{Path(name).suffix}"
+
+
+def move_sidecar(src: Path, dest: Path) -> None:
+    sidecar = src.with_name(src.stem + ".json")
+    if sidecar.is_file() and not sidecar.is_symlink():
+        try:
+            os.replace(sidecar, dest.with_name(dest.stem + ".json"))
+        except OSError as exc:
+            log.warning("could not move sidecar %s: %s", sidecar, exc)
+
+
+def path_identity(path: Path) -> str:
+    try:
+        st = path.lstat()
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    except OSError:
+        key = f"{path}|gone|{time.time_ns()}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class Housekeeper:
     """A daemon thread running `tasks` every `interval_s` seconds (each task's failure is logged, never fatal)."""
 
@@ -176,4 +230,5 @@ class Housekeeper:
                     log.exception("housekeeping task %s failed", getattr(task, "__name__", task))
 
 
-__all__ = ["Housekeeper", "RECHECK_CODES", "Rechecks", "archive_dest", "clean_spool_temp", "expire_archive"]
+__all__ = ["Housekeeper", "RECHECK_CODES", "Rechecks", "archive_dest", "cap_folder", "clean_spool_temp",
+           "expire_archive", "move_sidecar", "path_identity", "unique_path"]

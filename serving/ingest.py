@@ -31,7 +31,15 @@ from typing import Any
 
 from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
 from serving.health import PipelineHealth
-from serving.housekeeping import RECHECK_CODES, Rechecks, archive_dest
+from serving.housekeeping import (
+    RECHECK_CODES,
+    Rechecks,
+    archive_dest,
+    cap_folder,
+    move_sidecar,
+    path_identity,
+    unique_path,
+)
 from serving.scanfile import Candidate, CandidateChecker, scan_record, valid_scanner_id, within
 from xscreen.errors import BadScanError
 
@@ -353,11 +361,11 @@ class Ingest:
         dest_dir = self.quarantine_dir / folder
         dest: Path | None = None
         if self._movable(path):
-            target = _unique(dest_dir, path.name)
+            target = unique_path(dest_dir, path.name)
             try:
                 dest_dir.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target)  # a symlink is moved as the link itself, never followed
-                _move_sidecar(path, target)
+                move_sidecar(path, target)
                 dest = target
             except OSError as exc:
                 log.error("could not move %s to quarantine: %s", path, exc)
@@ -365,7 +373,7 @@ class Ingest:
             self.rechecks.watch(path, dest)  # a slow writer may still complete it: then it is scored after all
         log.warning("quarantined %s: %s (%s)", path, err.reason, err.reason_code)
         return QuarantineRecord(
-            quarantine_id=sha or _path_identity(path), sha256=sha, scanner_id=scanner_id, source_path=str(path),
+            quarantine_id=sha or path_identity(path), sha256=sha, scanner_id=scanner_id, source_path=str(path),
             quarantined_path=str(dest) if dest else None, reason_code=err.reason_code, reason=err.reason,
             quarantined_at=self._clock(),
         )
@@ -387,7 +395,7 @@ class Ingest:
             dest_dir = self.quarantine_dir / UPLOADS_DIR / folder
             try:
                 dest_dir.mkdir(parents=True, exist_ok=True)
-                dest = _unique(dest_dir, cand.path.name)
+                dest = unique_path(dest_dir, cand.path.name)
                 dest.write_bytes(cand.data)
                 cap_folder(self.quarantine_dir / UPLOADS_DIR, *self._upload_cap)
             except OSError as exc:  # a full disk loses the forensic copy, never the record
@@ -412,66 +420,15 @@ class Ingest:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(cand.path, dest)  # same content, same name, same day: the same place on a re-delivery
-            _move_sidecar(cand.path, dest)
+            move_sidecar(cand.path, dest)
         except OSError as exc:  # archiving is housekeeping: the verdict is already safe in the spool
             log.warning("could not archive %s: %s", cand.path, exc)
-
-
-def cap_folder(folder: Path, max_files: int, max_bytes: int) -> int:
-    """Delete the oldest files under `folder` until at most `max_files` files and `max_bytes` bytes remain.
-    Returns how many were deleted. Keeps bad uploads (junk up to the upload limit each) from filling the disk."""
-    files: list[tuple[float, int, Path]] = []
-    for path in folder.rglob("*"):
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            files.append((st.st_mtime, st.st_size, path))
-    files.sort()
-    total = sum(size for _, size, _ in files)
-    removed = 0
-    while files and (len(files) > max_files or total > max_bytes):
-        _, size, path = files.pop(0)
-        path.unlink(missing_ok=True)
-        total -= size
-        removed += 1
-    if removed:
-        log.info("expired %d oldest refused upload(s) under %s (cap %d files, %d bytes)", removed, folder,
-                 max_files, max_bytes)
-    return removed
 
 
 def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_at: datetime) -> VerdictRecord:
     latency = (scored_at - scan.received_at).total_seconds() * 1000.0
     return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
                          **dict(fields))
-
-
-def _unique(folder: Path, name: str) -> Path:
-    """A destination that never overwrites an earlier quarantined/archived file of the same name."""
-    dest = folder / name
-    if not dest.exists() and not dest.is_symlink():
-        return dest
-    return folder / f"{Path(name).stem}.{uuid.uuid4().hex[:8]}{Path(name).suffix}"
-
-
-def _move_sidecar(src: Path, dest: Path) -> None:
-    sidecar = src.with_name(src.stem + ".json")
-    if sidecar.is_file() and not sidecar.is_symlink():
-        try:
-            os.replace(sidecar, dest.with_name(dest.stem + ".json"))
-        except OSError as exc:
-            log.warning("could not move sidecar %s: %s", sidecar, exc)
-
-
-def _path_identity(path: Path) -> str:
-    try:
-        st = path.lstat()
-        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    except OSError:
-        key = f"{path}|gone|{time.time_ns()}"
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _batch_id() -> str:

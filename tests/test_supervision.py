@@ -17,13 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.supervisor import (
-    RUN_ID_ENV,
-    RunState,
-    Service,
-    clean_previous_run,
-    state_path,
-)
+from serving.runs import RUN_ID_ENV, RunState, clean_previous_run, state_path
+from serving.supervisor import Service
 from tests.conftest import make_settings
 from tests.serving_procs import (
     assert_nothing_left,
@@ -104,7 +99,7 @@ def test_a_start_after_a_crash_cleans_only_what_that_run_started(tmp_path: Path)
 def test_a_running_supervisor_of_the_same_home_is_refused(tmp_path: Path) -> None:
     import json
 
-    from serving.supervisor import _started
+    from serving.runs import started as _started
     from xscreen.errors import ConfigError
 
     settings = make_settings(tmp_path / "home")

@@ -95,8 +95,9 @@ def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, si
     """Supervise the stack until SIGTERM or SIGINT (both stop it in order, at any point of the start-up too)."""
     import threading
 
+    from serving.runs import clean_previous_run
     from serving.runtime import preflight, start_simulator
-    from serving.supervisor import Supervisor, clean_previous_run
+    from serving.supervisor import Supervisor
 
     line = clean_previous_run(settings)  # a crashed earlier run of this home: free its ports first
     if line:
