@@ -7,7 +7,11 @@ exist (docs/MODEL.md: certificate 2.7% benign routed, held-out baselines 2.4-4.5
 measured 2.2-3.8%, 9.7% under new_concealment; benign routed 27% under new_goods, 6.3% under scanner_ageing,
 90-95% on an unseen scanner style, issue 16).
 
-    .venv/bin/python -m bench.monitor_stats [--streams 20] [--baseline-items 100000] [--json out.json]
+    .venv/bin/python -m bench.monitor_stats [--streams 20] [--baseline-items 100000] [--render 150] [--json out.json]
+
+`--render N` also renders N parcels per scenario (256 px, at full ramp) with the synthetic generator, computes
+their image statistics as serving does, and reports what the scanner-or-content rule concludes per scenario
+(scanner-1 plays the scenario, scanner-2 stays on baseline). 0 skips it.
 
 Targets (issue 16): detection within 500 items of the shift start; < 1 false page per 10,000 baseline items.
 """
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.monitoring import embeddings, estimation
+from analytics.monitoring import embeddings, estimation, shift
 from analytics.monitoring.sequential import bernoulli_watch
 from xscreen.settings import MonitoringSettings
 
@@ -156,11 +160,41 @@ def cbpe_error(rng: np.random.Generator, cfg: MonitoringSettings, streams: int) 
     return out
 
 
+def _rendered_stats(scenario: str, n: int, seed: int) -> dict[str, list[float]]:
+    from xray.formats import image_stats, read_scan
+    from xray.synth import render_parcel
+    from xray.writers import encode
+    from xscreen.settings import DEFAULT_CLASSES
+
+    rows = []
+    for i in range(n):
+        p = render_parcel(np.random.default_rng([seed, i]), classes=DEFAULT_CLASSES, scenario=scenario,
+                          progress=0.0 if scenario == "baseline" else 1.0, threat_rate=PREVALENCE,
+                          size=(256, 256), scanner_id="scanner-1")
+        rows.append(image_stats(read_scan(encode("png", p.high, p.low, palette=p.palette))))
+    return {k: [r[k] for r in rows] for k in rows[0]}
+
+
+def image_stat_rule(cfg: MonitoringSettings, n: int) -> dict[str, Any]:
+    """The scanner-or-content rule on rendered scans: scanner-1 at the end of each scenario, scanner-2 baseline."""
+    reference = _rendered_stats("baseline", n, 1)
+    other = shift.scanner_shift(reference, _rendered_stats("baseline", n, 2), scanner_id="scanner-2",
+                                effect_threshold=cfg.stat_effect_alert, fdr=cfg.stat_fdr)
+    out: dict[str, Any] = {"unit": f"{n} rendered scans per window"}
+    for i, scenario in enumerate(("scanner_ageing", "new_goods", "new_concealment", "seasonal_mix", "baseline")):
+        one = shift.scanner_shift(reference, _rendered_stats(scenario, n, 10 + i), scanner_id="scanner-1",
+                                  effect_threshold=cfg.stat_effect_alert, fdr=cfg.stat_fdr)
+        cause = shift.drift_cause([one, other], fleet_share=cfg.fleet_share, dominance=cfg.scanner_dominance)
+        out[scenario] = {"smd": {s.name: round(s.smd, 2) for s in one.stats}, "verdict": cause.message}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--streams", type=int, default=20, help="replications per scenario")
     ap.add_argument("--baseline-items", type=int, default=100_000, help="length of each in-distribution stream")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--render", type=int, default=150, help="rendered scans per scenario for the cause rule; 0 = skip")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
     cfg = MonitoringSettings()
@@ -172,6 +206,8 @@ def main() -> None:
         "reconstruction_outliers": lambda: reconstruction(rng, cfg, args.streams, args.baseline_items // 4),
         "cbpe_error": lambda: cbpe_error(rng, cfg, args.streams * 5),
     }
+    if args.render > 0:
+        parts["image_stat_rule"] = lambda: image_stat_rule(cfg, args.render)
     report: dict[str, Any] = {"page_arl": cfg.page_arl, "change_at": CHANGE_AT, "streams": args.streams,
                               "baseline_items": args.baseline_items, "seed": args.seed}
     for name, fn in parts.items():
