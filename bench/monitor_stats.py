@@ -59,6 +59,19 @@ def _summary(values: list[float], censored: int) -> dict[str, Any]:
     return out
 
 
+def _detection(make: Callable[[], np.ndarray], change: int, null: float, arl: float, streams: int
+               ) -> dict[str, Any]:
+    """Items from `change` to the first alarm over `streams` streams from `make` (alarms before it: missed)."""
+    delays, missed = [], 0
+    for _ in range(streams):
+        at = _first_alarm(make(), null, arl)
+        if at is None or at <= change:
+            missed += 1
+        else:
+            delays.append(float(at - change))
+    return _summary(delays, missed)
+
+
 def certificate_watch(rng: np.random.Generator, cfg: MonitoringSettings, streams: int, items: int
                       ) -> dict[str, Any]:
     """Mail items: benign with probability 1 - PREVALENCE; the watch sees benign items, routed at `rate`."""
@@ -97,15 +110,10 @@ def accuracy_page(rng: np.random.Generator, cfg: MonitoringSettings, streams: in
         out[f"false_per_10k: {name}"] = 10_000 * alarms / (streams * items)
     change = 2000
     for name, after in (("new_concealment 9.7%", 0.097), ("miss rate 15%", 0.15), ("miss rate 30%", 0.30)):
-        delays, missed = [], 0
-        for _ in range(streams):
-            x = rng.random(change + 20_000) < np.where(np.arange(change + 20_000) < change, 0.03, after)
-            at = _first_alarm(x, null, cfg.page_arl)
-            if at is None or at <= change:
-                missed += 1
-            else:
-                delays.append(float(at - change))
-        out[f"outcomes_to_detect: {name}"] = _summary(delays, missed)
+        def make(rates: np.ndarray = np.where(np.arange(change + 20_000) < change, 0.03, after)) -> np.ndarray:
+            return rng.random(rates.size) < rates
+
+        out[f"outcomes_to_detect: {name}"] = _detection(make, change, null, cfg.page_arl, streams)
     return out
 
 
@@ -132,15 +140,11 @@ def reconstruction(rng: np.random.Generator, cfg: MonitoringSettings, streams: i
                            / (streams * items)}
     for name, noise, novel in (("detector noise x1.5", 0.45, 0.0), ("detector noise x1.2", 0.36, 0.0),
                                ("new goods in 20% of scans", 0.3, 0.2)):
-        delays, missed = [], 0
-        for _ in range(streams):
+        def make(noise: float = noise, novel: float = novel) -> np.ndarray:
             x = np.vstack([_embeddings(rng, basis, CHANGE_AT, 0.3), _embeddings(rng, basis, 5000, noise, novel)])
-            at = _first_alarm(embeddings.exceedances(model, x), null, cfg.page_arl)
-            if at is None or at <= CHANGE_AT:
-                missed += 1
-            else:
-                delays.append(float(at - CHANGE_AT))
-        out[f"items_to_detect: {name}"] = _summary(delays, missed)
+            return embeddings.exceedances(model, x)
+
+        out[f"items_to_detect: {name}"] = _detection(make, CHANGE_AT, null, cfg.page_arl, streams)
     return out
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from analytics.accuracy import IntervalMethod, rates_by_group
 from analytics.monitoring.certificate import CertificateWatch
 from analytics.monitoring.errors import MonitoringInputError
-from analytics.monitoring.sequential import DetectorState, bernoulli_watch
+from analytics.monitoring.sequential import DetectorState, tolerance_watch
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,8 @@ def accuracy_page(missed: Sequence[bool] | np.ndarray, *, label: str, certified_
     miss rate measured on held-out data (the certificate covers only any-threat). Split `arl` across parallel
     detectors: k detectors each at k * A keep the fleet to one false page per A outcomes on average.
     """
-    if not 0.0 <= certified_miss_rate < 1.0 or margin <= 0 or certified_miss_rate + margin >= 1.0:
-        raise MonitoringInputError(f"need 0 <= certified miss rate ({certified_miss_rate}) and certified + "
-                                   f"margin ({margin}) in (0, 1)")
-    tolerated = certified_miss_rate + margin
-    if state is not None and not np.isclose(state.null_rate, tolerated):
-        raise MonitoringInputError(f"the detector state tests {state.null_rate}, not certified + margin {tolerated}")
-    res = bernoulli_watch(missed, arl=arl, null_rate=tolerated, state=state)
+    res = tolerance_watch(missed, certified_rate=certified_miss_rate, margin=margin, arl=arl, state=state)
+    tolerated = res.null_rate
     limits = f"certified {certified_miss_rate:.0%}, tolerated up to {tolerated:.0%}"
     if res.alarm:
         message = (f"{label}: {res.recent_rate:.0%} of the last {res.recent_items} known threats were "

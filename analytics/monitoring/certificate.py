@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from analytics.monitoring.errors import MonitoringInputError
-from analytics.monitoring.sequential import DetectorState, WatchResult, bernoulli_watch
+from analytics.monitoring.sequential import DetectorState, WatchResult, tolerance_watch
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,8 @@ def certificate_watch(routed: Sequence[bool] | np.ndarray, *, scanner_id: str, c
     alarm at the demo's 15%. H0: routed share <= certified_rate + margin; mean run length between false
     alarms >= `arl` items (sequential.py). Pass the detector `state` of the previous run to continue it.
     """
-    if not 0.0 <= certified_rate < 1.0 or margin <= 0 or certified_rate + margin >= 1.0:
-        raise MonitoringInputError(f"need 0 <= certified rate ({certified_rate}) and certified + margin "
-                                   f"({margin}) in (0, 1)")
-    tolerated = certified_rate + margin
-    if state is not None and not np.isclose(state.null_rate, tolerated):
-        raise MonitoringInputError(f"the detector state tests {state.null_rate}, not certified + margin {tolerated}")
-    res = bernoulli_watch(routed, arl=arl, null_rate=tolerated, state=state)
+    res = tolerance_watch(routed, certified_rate=certified_rate, margin=margin, arl=arl, state=state)
+    tolerated = res.null_rate
     overall = res.n_events / res.n_items if res.n_items else float("nan")
     message = _message(scanner_id, res, overall, certified_rate, tolerated)
     return CertificateWatch(scanner_id, res.statistic, res.threshold, res.alarm, res.n_items, res.recent_items,

@@ -178,6 +178,19 @@ def bernoulli_watch(outcomes: Sequence[bool] | Sequence[int] | np.ndarray, *, ar
     return _result(new, float(stats_path[-1]), threshold, alarm_at)
 
 
+def tolerance_watch(outcomes: Sequence[bool] | Sequence[int] | np.ndarray, *, certified_rate: float,
+                    margin: float, arl: float, state: DetectorState | None = None) -> WatchResult:
+    """`bernoulli_watch` against H0 'rate <= certified_rate + margin' (what a certificate or a held-out figure
+    promises, plus the tolerance), refusing a carried `state` that tests some other rate."""
+    if not 0.0 <= certified_rate < 1.0 or margin <= 0 or certified_rate + margin >= 1.0:
+        raise MonitoringInputError(f"need 0 <= certified rate ({certified_rate}) and certified + margin "
+                                   f"({margin}) in (0, 1)")
+    tolerated = certified_rate + margin
+    if state is not None and not np.isclose(state.null_rate, tolerated):
+        raise MonitoringInputError(f"the detector state tests {state.null_rate}, not certified + margin {tolerated}")
+    return bernoulli_watch(outcomes, arl=arl, null_rate=tolerated, state=state)
+
+
 def _result(state: DetectorState, stat: float, threshold: float, alarm_at: int | None) -> WatchResult:
     best = int(np.argmax(np.asarray(state.log_cusum) + np.log(np.asarray(state.weights))))
     recent = state.since[best]
