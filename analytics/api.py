@@ -12,6 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from analytics.audit_chain import ChainReport
+from analytics.integrity import IntegrityReport
 from analytics.records import (
     AlertRecord,
     AlertStatus,
@@ -98,6 +100,10 @@ class StoreAPI(Protocol):
     def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
               actor: str = "system") -> None: ...
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]: ...
+    def verify_audit(self, anchor: str | None = None) -> ChainReport: ...
+
+    # whole-store check (after a crash, a restore; the kill tests)
+    def integrity_check(self) -> IntegrityReport: ...
 
     # users
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord: ...

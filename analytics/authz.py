@@ -39,7 +39,8 @@ METHOD_ACTION: dict[str, str] = {
     "put_setting": "change_settings", "set_alert_status": "handle_alerts",
     "add_user": "manage_users", "disable_user": "manage_users", "issue_scanner_token": "manage_users",
     "revoke_token": "manage_users", "list_tokens": "manage_users",
-    "sql": "run_sql", "snapshot": "run_sql", "audit_log": "read_audit",
+    "sql": "run_sql", "snapshot": "run_sql", "audit_log": "read_audit", "verify_audit": "read_audit",
+    "integrity_check": "read_audit",
 }
 # Only host processes: a person never ingests scans.
 PROCESS_ONLY = frozenset({"ingest"})

@@ -24,7 +24,9 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from analytics.api import IngestResult, SqlResult, StoreAPI
+from analytics.audit_chain import ChainReport
 from analytics.ingest import Prepared, encode, prepare
+from analytics.integrity import IntegrityReport
 from analytics.records import (
     AlertRecord,
     AlertStatus,
@@ -243,6 +245,12 @@ class StoreClient:
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._call("audit_log", limit=limit, actor=actor, action=action)  # type: ignore[no-any-return]
+
+    def verify_audit(self, anchor: str | None = None) -> ChainReport:
+        return self._call("verify_audit", anchor=anchor)  # type: ignore[no-any-return]
+
+    def integrity_check(self) -> IntegrityReport:
+        return self._call("integrity_check")  # type: ignore[no-any-return]
 
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
         return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]

@@ -23,11 +23,13 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from analytics import reads, writes
+from analytics import audit_chain, integrity, reads, writes
 from analytics.accounts import Accounts
 from analytics.api import IngestResult, SqlResult
+from analytics.audit_chain import ChainReport
 from analytics.fetch import first
 from analytics.ingest import Prepared, prepare
+from analytics.integrity import IntegrityReport
 from analytics.migrations import migrate, preflight
 from analytics.ratelimit import LoginLimiter, LoginLimits
 from analytics.records import (
@@ -279,6 +281,15 @@ class Store(Accounts):
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._read(reads.audit_log, limit, actor, action)
+
+    def verify_audit(self, anchor: str | None = None) -> ChainReport:
+        """Check the audit log's hash chain from its first row; the first broken row is reported. `anchor`:
+        a head printed by an earlier check ("SEQ:HASH"), which must still be in the chain."""
+        return self._read(audit_chain.verify, audit_chain.parse_anchor(anchor) if anchor else None)
+
+    def integrity_check(self) -> IntegrityReport:
+        """Read every table whole and check the uniqueness invariants and the audit chain (analytics/integrity.py)."""
+        return self._read(integrity.check)
 
     # ---- analysts ---------------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from analytics import audit_chain
 from analytics.fetch import first
 from analytics.records import (
     THREAT_UNKNOWN_CLASS,
@@ -38,8 +39,8 @@ def _json(value: Any) -> str | None:
 
 
 def write_audit(cur: duckdb.DuckDBPyConnection, rec: AuditRecord) -> None:
-    cur.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?::JSON)",
-                [rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details)])
+    """Append the row to the audit log's hash chain (analytics/audit_chain.py), in the open transaction."""
+    audit_chain.append(cur, rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details))
 
 
 # Audit actions the store writes itself, in the transaction of what they record: `Store.audit` refuses them, so a

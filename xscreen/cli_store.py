@@ -29,7 +29,7 @@ def _settings() -> Any:
 
 
 @contextmanager
-def _store() -> Iterator[Any]:
+def store_session() -> Iterator[Any]:
     """The running owner's client, or the file opened in-process when no owner answers."""
     from analytics.client import open_store
 
@@ -64,7 +64,7 @@ def sql(
     """Run read-only analyst SQL over a recent snapshot of the store (file access disabled)."""
     if fmt not in ("table", "csv", "json"):
         raise XscreenError(f"--format must be table, csv or json, not {fmt!r}", title="Bad option")
-    with _store() as store:
+    with store_session() as store:
         result = store.sql(query, limit=limit, actor=cli_actor())
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows], default=str))
@@ -99,7 +99,7 @@ def snapshot(
     target = parquet or out
     if parquet is not None and parquet.exists() and any(parquet.iterdir()):
         raise XscreenError(f"{parquet} is not empty; choose a new folder for the Parquet export", title="Bad option")
-    with _store() as store:
+    with store_session() as store:
         made = Path(store.snapshot(None, parquet=parquet is not None, actor=cli_actor()))
     if target is not None:
         if target.is_dir() and parquet is not None:
@@ -126,7 +126,7 @@ def users_add(
 ) -> None:
     """Create a user; the password is prompted for (never a default)."""
     password = _read_password(password_stdin)
-    with _store() as store:
+    with store_session() as store:
         user = store.add_user(username, password, role, actor=cli_actor())  # type: ignore[arg-type]
     typer.echo(f"added {user.username} ({user.role})")
 
@@ -138,7 +138,7 @@ def users_passwd(
 ) -> None:
     """Set a new password for a user (as the operator of this host: no old password needed)."""
     password = _read_password(password_stdin)
-    with _store() as store:
+    with store_session() as store:
         store.set_password(username, password, actor=cli_actor())
     typer.echo(f"password of {username} changed")
 
@@ -146,7 +146,7 @@ def users_passwd(
 @users_app.command("disable")
 def users_disable(username: str = typer.Argument(...)) -> None:
     """Disable a user (kept for the audit trail; can no longer sign in) and end their sessions."""
-    with _store() as store:
+    with store_session() as store:
         store.disable_user(username, actor=cli_actor())
     typer.echo(f"disabled {username}")
 
@@ -154,7 +154,7 @@ def users_disable(username: str = typer.Argument(...)) -> None:
 @users_app.command("list")
 def users_list() -> None:
     """List users with role and state."""
-    with _store() as store:
+    with store_session() as store:
         users = store.list_users()
     _print_table(["username", "role", "disabled", "created_at"],
                  [[u.username, u.role, u.disabled, u.created_at.isoformat()] for u in users])
@@ -163,7 +163,7 @@ def users_list() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the database file to this code's schema (the owner also does this on start)."""
-    with _store() as store:
+    with store_session() as store:
         info = store.info()
     typer.echo(f"{info['path']}: schema version {info['schema_version']}")
 
@@ -171,7 +171,7 @@ def db_migrate() -> None:
 @db_app.command("info")
 def db_info() -> None:
     """Path, schema version and row counts."""
-    with _store() as store:
+    with store_session() as store:
         info = store.info()
     typer.echo(f"path: {info['path']}\nschema version: {info['schema_version']}")
     for table, n in info["rows"].items():
