@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest
 from analytics.integrity import IntegrityReport
 from analytics.records import (
     AlertRecord,
@@ -102,8 +103,9 @@ class StoreAPI(Protocol):
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]: ...
     def verify_audit(self, anchor: str | None = None) -> ChainReport: ...
 
-    # whole-store check (after a crash, a restore; the kill tests)
+    # whole-store check (after a crash, a restore; the kill tests) and backups (restore: analytics.backup)
     def integrity_check(self) -> IntegrityReport: ...
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest: ...
 
     # users
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord: ...

@@ -27,6 +27,7 @@ ACTOR_ARG: dict[str, str] = {
     "register_model": "actor", "set_model_state": "actor", "rollback": "actor", "set_alert_status": "actor",
     "put_setting": "actor", "add_user": "actor", "set_password": "actor", "disable_user": "actor",
     "sql": "actor", "issue_scanner_token": "actor", "revoke_token": "actor", "audit": "actor", "snapshot": "actor",
+    "backup": "actor",
     "queue": "officer", "claim": "officer", "release": "officer",
 }
 
@@ -40,7 +41,7 @@ METHOD_ACTION: dict[str, str] = {
     "add_user": "manage_users", "disable_user": "manage_users", "issue_scanner_token": "manage_users",
     "revoke_token": "manage_users", "list_tokens": "manage_users",
     "sql": "run_sql", "snapshot": "run_sql", "audit_log": "read_audit", "verify_audit": "read_audit",
-    "integrity_check": "read_audit",
+    "integrity_check": "read_audit", "backup": "back_up",
 }
 # Only host processes: a person never ingests scans.
 PROCESS_ONLY = frozenset({"ingest"})

@@ -25,6 +25,7 @@ from pydantic_core import to_json
 
 from analytics.api import IngestResult, SqlResult, StoreAPI
 from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest
 from analytics.ingest import Prepared, encode, prepare
 from analytics.integrity import IntegrityReport
 from analytics.records import (
@@ -251,6 +252,9 @@ class StoreClient:
 
     def integrity_check(self) -> IntegrityReport:
         return self._call("integrity_check")  # type: ignore[no-any-return]
+
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
+        return self._call("backup", name=name, actor=actor)  # type: ignore[no-any-return]
 
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
         return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]

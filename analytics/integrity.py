@@ -37,6 +37,7 @@ class IntegrityReport(BaseModel):
 
     ok: bool
     rows: dict[str, int]
+    checksums: dict[str, int]  # per table, a hash of every value (equal tables, equal checksums)
     problems: list[str]
     audit: audit_chain.ChainReport
 
@@ -65,10 +66,11 @@ def read_table(cur: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
 def check(cur: duckdb.DuckDBPyConnection) -> IntegrityReport:
     """Read every table, check every invariant and the audit chain."""
     rows: dict[str, int] = {}
+    checksums: dict[str, int] = {}
     problems: list[str] = []
     for table in base_tables(cur):
         try:
-            rows[table] = read_table(cur, table)[0]
+            rows[table], checksums[table] = read_table(cur, table)
         except duckdb.Error as exc:
             problems.append(f"table {table} cannot be read: {exc}")
     for rule, sql in INVARIANTS:
@@ -78,4 +80,4 @@ def check(cur: duckdb.DuckDBPyConnection) -> IntegrityReport:
     chain = audit_chain.verify(cur)
     if not chain.ok:
         problems.append(chain.summary())
-    return IntegrityReport(ok=not problems, rows=rows, problems=problems, audit=chain)
+    return IntegrityReport(ok=not problems, rows=rows, checksums=checksums, problems=problems, audit=chain)

@@ -27,6 +27,7 @@ from analytics import audit_chain, integrity, reads, writes
 from analytics.accounts import Accounts
 from analytics.api import IngestResult, SqlResult
 from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest, write_backup
 from analytics.fetch import first
 from analytics.ingest import Prepared, prepare
 from analytics.integrity import IntegrityReport
@@ -64,6 +65,17 @@ class SqlOptions:
     timeout_s: float = 30.0
 
 
+def inside(root: Path, dest: Path | None, default: str, setting: str, title: str) -> Path:
+    """`dest` resolved inside `root` (a relative one is taken from there; default name when None); a path that
+    resolves outside it is refused: the owner writes files only where its settings say."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = (root / (dest if dest is not None else default)).resolve()  # an absolute dest replaces root, then is checked
+    if root not in path.parents:
+        raise XscreenError(f"{setting} are written under {root} (paths.{setting}) only, not {dest}", title=title)
+    return path
+
+
 def bind_home(con: duckdb.DuckDBPyConnection, path: Path, home_id: str) -> None:
     """Record `home_id` in the file's settings the first time; WrongStore when it records another home's id."""
     row = first(con, "SELECT value FROM settings_kv WHERE key = ?", [HOME_ID_KEY])
@@ -82,8 +94,11 @@ class Store(Accounts):
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, write_batch_max: int,
                  write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions,
                  session_ttl_minutes: float = 480.0, home_id: str | None = None,
-                 login_limits: LoginLimits | None = None) -> None:
+                 login_limits: LoginLimits | None = None, backups_dir: Path | None = None,
+                 models_dir: Path | None = None) -> None:
         self.path = path
+        self._backups_dir = backups_dir or path.parent / "backups"
+        self._models_dir = models_dir
         self.home_id = home_id
         self._con = con
         self._clock = clock
@@ -101,7 +116,8 @@ class Store(Accounts):
     def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
              checkpoint_wal_mb: float = 4.0, claim_ttl_s: float = 600.0, session_ttl_minutes: float = 480.0,
              clock: Clock = utcnow, sql: SqlOptions | None = None, home_id: str | None = None,
-             login_limits: LoginLimits | None = None) -> Store:
+             login_limits: LoginLimits | None = None, backups_dir: Path | None = None,
+             models_dir: Path | None = None) -> Store:
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
         which is left untouched: it is validated read-only before it is ever opened for writing.
 
@@ -129,7 +145,8 @@ class Store(Accounts):
             raise
         return cls(con, path, write_batch_max=write_batch_max, write_batch_wait_ms=write_batch_wait_ms,
                    claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"),
-                   session_ttl_minutes=session_ttl_minutes, home_id=home_id, login_limits=login_limits)
+                   session_ttl_minutes=session_ttl_minutes, home_id=home_id, login_limits=login_limits,
+                   backups_dir=backups_dir, models_dir=models_dir)
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock = utcnow, fresh_snapshots: bool = False) -> Store:
@@ -144,7 +161,8 @@ class Store(Accounts):
                         checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s,
                         session_ttl_minutes=settings.app.session_ttl_minutes, clock=clock,
                         sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s),
-                        home_id=ensure_home_id(settings.home), login_limits=LoginLimits.from_settings(settings.auth))
+                        home_id=ensure_home_id(settings.home), login_limits=LoginLimits.from_settings(settings.auth),
+                        backups_dir=settings.backups_dir, models_dir=settings.models_dir)
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""
@@ -308,21 +326,30 @@ class Store(Accounts):
         return made
 
     def _snapshot_dest(self, dest: Path | None, parquet: bool) -> Path:
-        root = self._snapshots_root()
-        if dest is None:
-            stamp = self._clock().strftime("%Y%m%dT%H%M%SZ")
-            return root / (f"xscreen-{stamp}-{uuid.uuid4().hex[:6]}" + ("" if parquet else ".duckdb"))
-        path = (root / dest).resolve()  # an absolute `dest` replaces root here, and is checked like the rest
-        if root not in path.parents:
-            raise XscreenError(f"snapshots are written under {root} (paths.snapshots) only, not {dest}",
-                               title="Snapshot refused")
-        return path
-
-    def _snapshots_root(self) -> Path:
         assert self._sql.snapshots_dir is not None
-        root = self._sql.snapshots_dir.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        return root
+        suffix = "" if parquet else ".duckdb"
+        return inside(self._sql.snapshots_dir, dest, self._default_name(suffix), "snapshots", "Snapshot refused")
+
+    def _default_name(self, suffix: str) -> str:
+        return f"xscreen-{self._clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}{suffix}"
+
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
+        """A backup folder under the backups folder (paths.backups; `name` inside it, default timestamped): the
+        database copied after a CHECKPOINT while the writer is held (one committed state, even while serving),
+        the model weights, and a manifest of checksums (analytics/backup.py). Audited."""
+        dest = inside(self._backups_dir, Path(name) if name else None, self._default_name(""), "backups",
+                      "Backup refused")
+
+        def copy(target: Path) -> None:
+            copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, target),
+                                            exclusive=True))
+            if copied is None:
+                self._read(snapshot_database, target, False)
+
+        manifest = write_backup(copy, dest, self.home_id, self._models_dir, self._clock())
+        self._write(lambda c, now: writes.audit_row(c, now, actor, "backup", str(dest),
+                                                    audit_head=manifest.audit_head, db_sha256=manifest.db_sha256))
+        return manifest
 
     def _snapshot_to(self, dest: Path) -> Path:
         """Checkpoint and copy the file while the writer is held, then redact the copy; if a WAL remains,

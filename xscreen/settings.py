@@ -38,6 +38,7 @@ class PathSettings(Section):
     archive: Path | None = Field(None, description="Where processed scans are moved when serving.archive_processed is on (default: HOME/archive).")
     snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
+    backups: Path | None = Field(None, description="Where the store owner writes backups before `xscreen backup DIR` moves them to DIR (default: HOME/backups).")
     sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
 
 
@@ -184,6 +185,7 @@ class Settings(BaseSettings):
             "archive": home / "archive",
             "snapshots": home / "snapshots",
             "logs": home / "logs",
+            "backups": home / "backups",
         }
         for name, default in defaults.items():
             if getattr(p, name) is None:
@@ -227,6 +229,11 @@ class Settings(BaseSettings):
     def snapshots_dir(self) -> Path:
         assert self.paths.snapshots is not None
         return self.paths.snapshots
+
+    @property
+    def backups_dir(self) -> Path:
+        assert self.paths.backups is not None
+        return self.paths.backups
 
     @property
     def logs_dir(self) -> Path:
@@ -320,7 +327,7 @@ def probe_writable(folder: Path) -> None:
 
 def ensure_home(settings: Settings) -> None:
     """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
-    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs"):
+    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs", "backups"):
         folder = getattr(settings.paths, name)
         try:
             probe_writable(folder)
