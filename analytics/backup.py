@@ -63,11 +63,8 @@ def damaged(message: str) -> StoreError:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def describe(db_file: Path) -> tuple[int, dict[str, TableSum], str]:

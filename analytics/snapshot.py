@@ -56,17 +56,23 @@ def _redact_parquet(folder: Path) -> None:
         con.close()
 
 
-def finish_copy(tmp: Path, dest: Path) -> Path:
-    """Redact the copied file `tmp` and rename it to `dest`."""
+def finish_copy(tmp: Path, dest: Path, redacted: bool = True) -> Path:
+    """Redact the copied file `tmp` (unless not `redacted`) and rename it to `dest`; the temporary files go
+    whatever happens."""
     try:
-        redact(tmp)
+        if redacted:
+            redact(tmp)
         os.replace(tmp, dest)
     except (duckdb.Error, OSError) as exc:
         raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
     finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        _remove_temp(tmp)
     return dest
+
+
+def _remove_temp(tmp: Path) -> None:
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
 
 
 def temp_beside(dest: Path) -> Path:
@@ -96,15 +102,10 @@ def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path, redacted: bool
             cur.execute(f"COPY FROM DATABASE {_ident(source)} TO {alias}")  # file stem: may hold '-', spaces
         finally:
             cur.execute(f"DETACH {alias}")
-        if redacted:
-            redact(tmp)
-        os.replace(tmp, dest)
-    except (duckdb.Error, OSError) as exc:
+    except duckdb.Error as exc:
+        _remove_temp(tmp)
         raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-    return dest
+    return finish_copy(tmp, dest, redacted)
 
 
 def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path) -> Path | None:
