@@ -242,11 +242,10 @@ class Chaos:
         return list(self.client.sql(text, limit=10**7, actor="chaos").rows)
 
     def integrity_problems(self) -> list[str]:
-        """The store's own check when it has one (Store.integrity_check), else these invariants."""
-        check = getattr(self.client, "integrity_check", None)
-        if check is not None:
-            return list(check())
-        problems = []
+        """The store's whole-store check (`Store.integrity_check`: every table read back, uniqueness invariants,
+        the audit chain) plus the pipeline's own invariants below."""
+        report = self.client.integrity_check()
+        problems = [] if report.ok else (list(report.problems) or [report.summary()])
         queries = {
             "verdicts without a scan": "SELECT count(*) FROM verdicts v LEFT JOIN scans s USING (scan_id) "
                                        "WHERE s.scan_id IS NULL",
