@@ -1,9 +1,10 @@
-"""Process supervisor of `xscreen serve` / `xscreen demo`: starts the stack in order and stops it cleanly.
+"""The serving stack's parts and one-process assembly: settings for children, the production ingest, watcher
+and housekeeping, health and metrics helpers, `Child` (a supervised process) and `Stack`.
 
-Order: store owner (child process) -> Ray + Serve app -> ingest + watcher (+ metrics port) in this process ->
-[demo] scanner simulator thread + Streamlit (child process). Stop runs in reverse: simulator, watcher (its
-in-flight batch finishes and is spooled), Serve/Ray, Streamlit, then the owner after the spool has drained,
-so no verdict is left uncommitted. Children run in their own process groups and are always reaped.
+`Stack` runs the stack inside one process: store owner (child process) -> Ray + Serve app -> ingest + watcher
+(+ metrics/health port); stop runs in reverse, the watcher's in-flight batch is spooled and the spool drained
+before the owner stops. The serving worker (serving/worker.py) is a Stack joined to the supervisor's Ray head;
+tests and bench/bench_serving.py use it whole. `xscreen serve` itself is serving/supervisor.py.
 """
 
 from __future__ import annotations
@@ -218,7 +219,6 @@ class Stack:
         self.address = address
         self.own_ray = own_ray  # `address` is the supervisor's own Ray head: loopback hook, but never shut it down
         self.owner: Child | None = None
-        self.app: Child | None = None
         self.watcher: Watcher | None = None
         self.housekeeper: Housekeeper | None = None
         self.metrics_server: Any = None
@@ -228,8 +228,6 @@ class Stack:
         self.score: ScoreFn | None = None
         self.shadow_score: ScoreFn | None = None
         self.ingest: Ingest | None = None
-        self._sim_stop = threading.Event()
-        self._sim_thread: threading.Thread | None = None
 
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
@@ -289,30 +287,6 @@ class Stack:
         self.watcher.start()
         return f"watcher          {s.inbox_dir}/<scanner-id>/  (metrics http://{s.network.host}:{s.network.metrics_port}/metrics)"
 
-    def start_simulator(self) -> str:
-        self._sim_thread, line = start_simulator(self.settings, self._sim_stop)
-        return line
-
-    def start_app(self, app_file: Path | None = None) -> str:
-        s = self.settings
-        app_file = app_file or Path(__file__).resolve().parents[1] / "app.py"  # the checkout's dashboard
-        if not app_file.is_file():
-            return f"dashboard        skipped: {app_file} does not exist yet"
-        argv = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", s.network.host,
-                "--server.port", str(s.network.app_port), "--server.headless", "true",
-                "--browser.gatherUsageStats", "false"]
-        self.app = Child("dashboard", argv, s.logs_dir / "streamlit.log", self.child_env())
-        self.app.start()
-        wait_until(lambda: _http_ok(f"{s.app_url}/_stcore/health"), 60, "Streamlit dashboard", self.app.alive)
-        return f"dashboard        {s.app_url}"
-
-    def check_children(self) -> str | None:
-        """Name of a child that died unexpectedly, if any."""
-        for child in (self.owner, self.app):
-            if child is not None and child.proc is not None and not child.alive():
-                return child.name
-        return None
-
     def worker_problem(self) -> str | None:
         """Why this process can no longer screen (a dead watcher thread), or None."""
         if self.watcher is not None and not self.watcher.alive():
@@ -334,10 +308,8 @@ class Stack:
     def stop(self) -> None:
         """Reverse order; each step runs even if an earlier one failed."""
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("simulator", self._stop_simulator),
             ("watcher", self._stop_watcher),
             ("Ray Serve", self._stop_ray),
-            ("dashboard", lambda: self.app.stop() if self.app else None),
             ("spool drain", self._drain_spool),
             ("store owner", self._stop_owner),
         ]
@@ -346,11 +318,6 @@ class Stack:
                 step()
             except Exception:
                 log.exception("stopping %s failed", name)
-
-    def _stop_simulator(self) -> None:
-        self._sim_stop.set()
-        if self._sim_thread is not None:
-            self._sim_thread.join(15)
 
     def stop_watcher(self) -> None:
         """Stop the watcher and its metrics port (start_watcher starts them again, reconciling first)."""
