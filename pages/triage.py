@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analytics import charts
+from analytics import charts, triage
 from analytics.records import DecisionRecord
 from pages import _common as common
 from pages import _viewer as viewer
@@ -18,7 +18,8 @@ CURRENT = "triage_current"
 # queue and look the same.
 DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
 HELP = {"cleared": "false alarm", "confirmed": "threat found (class on the left)", "seized": "threat seized",
-        "refer": "second opinion: stays in the queue, marked referred"}
+        "refer": "second opinion: leaves your queue and waits for another officer or a supervisor"}
+SIMILAR_SLOTS = 6  # thumbnails in the similar-items strip; fewer neighbours leave slots empty, never stretched
 
 s = common.guard("triage")
 cfg, store = common.settings(), common.client()
@@ -34,10 +35,13 @@ def open_item(scan_id: str) -> None:
 
 def queue_table(df: pd.DataFrame) -> pd.DataFrame:
     """What the officer sees of each waiting item: no verdict text, so audit samples are indistinguishable."""
-    out = pd.DataFrame({"scan": df["scan_id"], "risk": df["any_threat"].round(3), "class": df["top_class"],
-                        "scanner": df["scanner_id"], "received": df["received_at"]})
-    out["note"] = ["referred" if r else ("yours" if c == s.username else "") for r, c in
-                   zip(df["referred"], df["claimed_by"], strict=True)]
+    now, received = common.now(), [triage.as_utc(t) for t in df["received_at"]]
+    out = pd.DataFrame({"scan": df["scan_id"], "risk": [triage.risk_text(p) for p in df["any_threat"]],
+                        "class": df["top_class"], "scanner": df["scanner_id"],
+                        "age": [triage.age_text(t, now) for t in received],
+                        "received (UTC)": [f"{t:%Y-%m-%d %H:%M:%S}" for t in received]})
+    out["note"] = [f"referred by {r}" if isinstance(r, str) else ("yours" if c == s.username else "")
+                   for r, c in zip(df["referred_by"], df["claimed_by"], strict=True)]
     return out
 
 
@@ -46,8 +50,10 @@ def queue_panel() -> None:
     df = common.attempt(lambda: store.queue(s.username, limit=cfg.app.queue_page_size))
     if df is None:
         return
-    st.caption(f"{len(df)} items waiting (highest risk first)")
-    st.dataframe(queue_table(df), hide_index=True, height=420)
+    waiting = int(df["waiting"].iloc[0]) if len(df) else 0
+    shown = f", the {len(df)} highest risk shown" if len(df) < waiting else ", highest risk first"
+    st.caption(f"{waiting} item{'' if waiting == 1 else 's'} waiting{shown}")
+    st.dataframe(queue_table(df), hide_index=True, height=420, key="triage_queue")
     ids = df["scan_id"].tolist()
     if st.button("Open next", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
         open_item(ids[0])
@@ -95,8 +101,10 @@ def detail(scan_id: str) -> None:
     verdict = next((v for v in scan["verdicts"] if v["role"] == "champion"), None)
     st.subheader(f"Scan {scan_id}")
     m1, m2 = st.columns([1, 3])
-    m1.metric("Risk (any threat)", f"{verdict['any_threat']:.2f}" if verdict else "-")
-    m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {str(scan['received_at'])[:19]} UTC  \n"
+    m1.metric("Risk (any threat)", triage.risk_text(verdict["any_threat"]) if verdict else "-")
+    received = triage.as_utc(scan["received_at"])
+    m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {received:%Y-%m-%d %H:%M:%S} UTC "
+                f"({triage.age_text(received, common.now())})  \n"
                 f"**Model** {verdict['model_version'] if verdict else '-'}")
     viewer.show(scan, verdict, "triage")
     if verdict:
@@ -109,18 +117,16 @@ def detail(scan_id: str) -> None:
 
 def similar_strip(scan_id: str) -> None:
     """Nearest decided/labelled items by embedding, with their outcome; drawn last so it never delays a decision."""
-    similar = common.attempt(lambda: store.similar_items(scan_id, k=6))
+    similar = common.attempt(lambda: store.similar_items(scan_id, k=SIMILAR_SLOTS))
     if similar is None or not len(similar):
         return
     st.markdown("**Similar items and their outcomes**")
-    for col, row in zip(st.columns(len(similar)), similar.itertuples(), strict=True):
+    for col, row in zip(st.columns(SIMILAR_SLOTS), similar.itertuples(), strict=False):
         other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
         thumb = viewer.thumbnail(other["source_path"]) if other else None
         if thumb is not None:
             col.image(thumb, width="stretch")
-        known = row.current_labels  # an array from Arrow, or NA when the item has no label
-        labels = ", ".join(map(str, known)) if hasattr(known, "__len__") and not isinstance(known, str) else ""
-        col.caption(f"**{row.decision or 'labelled'}** {labels}  \nsimilarity {row.similarity:.2f}")
+        col.caption(f"**{triage.outcome_text(row.decision, row.current_labels)}**  \nsimilarity {row.similarity:.2f}")
 
 
 left, right = st.columns([2, 3])

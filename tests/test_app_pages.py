@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics import triage
 from analytics.client import StoreClient
 from tests.app_harness import PASSWORD, app_as, point_app_at, user
 from tests.app_seed import render_images, seed_demo
@@ -45,8 +46,42 @@ def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client
     assert not at.exception
     shown = at.dataframe[0].value
     expected = owner_client.queue("ann", limit=50)
-    assert shown["scan"].tolist() == expected["scan_id"].tolist()
-    assert shown["risk"].is_monotonic_decreasing and len(shown) > 3
+    assert shown["scan"].tolist() == expected["scan_id"].tolist() and len(shown) > 3
+    assert expected["any_threat"].is_monotonic_decreasing
+
+
+def test_queue_shows_the_true_backlog_a_readable_risk_and_the_age(
+        seeded: Seeded, now: datetime, owner_client: StoreClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setenv("XSCREEN_APP__QUEUE_PAGE_SIZE", "5")
+    at = app_as(user("ann", "officer", now + timedelta(minutes=12)), now + timedelta(minutes=12)).run()
+    assert not at.exception
+    backlog = len(owner_client.queue("ann", limit=1000))
+    assert backlog > 5 and at.caption[0].value.startswith(f"{backlog} items waiting, the 5 highest risk shown")
+    shown, expected = at.dataframe[0].value, owner_client.queue("ann", limit=5)
+    assert shown["risk"].tolist() == [triage.risk_text(p) for p in expected["any_threat"]]
+    assert all(r.endswith(" %") for r in shown["risk"]) and len(set(shown["risk"])) > 1
+    received = [triage.as_utc(t) for t in expected["received_at"]]
+    assert shown["received (UTC)"].tolist() == [f"{t:%Y-%m-%d %H:%M:%S}" for t in received]  # to the second
+    assert shown["age"].tolist() == [triage.age_text(t, now + timedelta(minutes=12)) for t in received]
+    assert all(a.endswith(" ago") for a in shown["age"])
+
+
+def test_refer_then_next_gives_the_officer_another_item_and_the_referral_to_others(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    referred = at.session_state["triage_current"]
+    at.button(key="triage_refer").click().run()  # key 4
+    assert not at.exception and "triage_current" not in at.session_state
+    assert referred not in at.dataframe[0].value["scan"].tolist()
+    at.button(key="triage_next").click().run()  # key N
+    assert at.session_state["triage_current"] != referred
+    bob = app_as(user("bob", "officer", now), now).run()  # another officer gets it, marked
+    row = bob.dataframe[0].value.set_index("scan").loc[referred]
+    assert row["note"] == "referred by ann"
+    assert owner_client.get_scan(referred)["decisions"][-1]["decision"] == "refer"
 
 
 def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
@@ -77,7 +112,7 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     assert not at.error and not at.exception
     strip = [c.value for c in at.caption if "similarity" in c.value]
     assert len(strip) == 2 and len(at.get("image")) == 3  # the scan + a thumbnail per decided neighbour
-    assert any(line.startswith("**confirmed**") or line.startswith("**cleared**") for line in strip)
+    assert any(line.startswith(("**confirmed · ", "**cleared · benign**")) for line in strip)
     assert at.selectbox(key="triage_view").options == [
         "Pseudo-colour", "High energy", "Low energy", "Organic only", "Inorganic only", "Metal only"]
     plain = at.get("image")[0]
@@ -90,6 +125,25 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     zoomed = at.get("image")[0].proto
     at.slider(key="triage_pan_x").set_value(0.0).run()  # pan appears once zoomed
     assert not at.exception and at.get("image")[0].proto != zoomed
+
+
+def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_slot(
+        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    from analytics.records import LabelRecord
+
+    point_app_at(monkeypatch, settings)
+    waiting = seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2),
+                        decisions=0)
+    owner_client.add_labels([LabelRecord(label_id="l1", scan_id=waiting[-1], labels=["knife"], source="relabel",
+                                         author="sue", created_at=now)])  # labelled, never decided
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    assert not at.exception
+    strip = [c for c in at.caption if "similarity" in c.value]
+    assert len(strip) == 1 and strip[0].value.startswith("**labelled · knife**") and "nan" not in strip[0].value
+    slots = at.columns[-6:]  # the strip is drawn last: six equal slots, one of them used
+    assert len({c.weight for c in slots}) == 1 and any(strip[0] in c for c in slots[:1])
 
 
 def test_officer_is_refused_the_models_page_server_side(seeded: Seeded, now: datetime) -> None:
@@ -131,7 +185,8 @@ def test_drift_page_shows_volume_drift_and_accuracy(seeded: Seeded, now: datetim
     assert at.dataframe[0].value["class_name"].tolist()[0] == "ammunition"  # per-class drift table, sorted
 
 
-def test_relabel_page_saves_a_label(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+def test_relabel_page_saves_a_label_and_shows_it_at_once(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/relabel.py").run()
     assert not at.exception
@@ -140,6 +195,8 @@ def test_relabel_page_saves_a_label(seeded: Seeded, now: datetime, owner_client:
     at.button(key="relabel_save").click().run()
     assert not at.exception
     assert owner_client.get_scan(pick)["current_labels"] == ["knife"]
+    assert "**Current labels:** knife" in [m.value for m in at.markdown]  # not the labels from before the save
+    assert at.success[0].value.startswith("Saved knife on 1 item(s)")
 
 
 def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
@@ -197,17 +254,33 @@ def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) 
     assert "models_apply" not in [b.key for b in at.button]
 
 
-def test_supervisor_exports_a_training_set(seeded: Seeded, now: datetime, tmp_path: Path) -> None:
+def test_supervisor_exports_a_training_set_under_the_exports_folder(
+        seeded: Seeded, now: datetime, settings: Settings) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     at.button(key="triage_seized").click().run()  # one labelled scan (its image file does not exist)
     sup = app_as(user("sue", "supervisor", now), now).run()
     sup.switch_page("pages/relabel.py").run()
-    sup.text_input(key="relabel_export_dir").input(str(tmp_path / "export")).run()
+    sup.text_input(key="relabel_export_name").input("week-47").run()
     sup.button(key="relabel_export").click().run()
     assert not sup.exception
-    assert (tmp_path / "export" / "labels.csv").read_text().splitlines() == ["file,labels"]
+    assert (settings.home / "exports" / "week-47" / "labels.csv").read_text().splitlines() == ["file,labels"]
     assert "no longer exist" in sup.warning[-1].value
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/elsewhere", "a/b", "..", ""])
+def test_export_anywhere_but_under_the_exports_folder_is_refused(
+        seeded: Seeded, now: datetime, settings: Settings, tmp_path: Path, name: str) -> None:
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    sup.switch_page("pages/relabel.py").run()
+    assert "relabel_export_dir" not in [t.key for t in sup.text_input]  # no free-text folder any more
+    before = sorted(p for p in tmp_path.rglob("*") if "exports" not in p.parts)
+    sup.text_input(key="relabel_export_name").input(name).run()
+    sup.button(key="relabel_export").click().run()
+    refused = [e.value for e in sup.error if "Cannot export training set" in e.value]
+    assert not sup.exception and len(refused) == 1  # (the seeded scans' image files do not exist: other errors)
+    assert "is not allowed" in refused[0] and str(settings.home / "exports") in refused[0]
+    assert sorted(p for p in tmp_path.rglob("*") if "exports" not in p.parts) == before  # nothing written
 
 
 def test_released_item_is_not_reopened_and_goes_back_to_everyone(
