@@ -226,10 +226,7 @@ class Stack:
         app_file = app_file or Path(__file__).resolve().parents[1] / "app.py"  # the checkout's dashboard
         if not app_file.is_file():
             return f"dashboard        skipped: {app_file} does not exist yet"
-        argv = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", s.network.host,
-                "--server.port", str(s.network.app_port), "--server.headless", "true",
-                "--browser.gatherUsageStats", "false"]
-        self.app = Child("dashboard", argv, s.logs_dir / "streamlit.log", self.child_env())
+        self.app = Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())
         self.app.start()
         wait_until(lambda: _http_ok(f"{s.app_url}/_stcore/health"), 60, "Streamlit dashboard", self.app.alive)
         return f"dashboard        {s.app_url}"
@@ -303,6 +300,16 @@ class Stack:
         if self.owner is not None:
             self.owner.stop()
             self.owner = None
+
+
+def dashboard_argv(settings: Settings, app_file: Path) -> list[str]:
+    """The command that starts the Streamlit dashboard. Every option is a flag, because the child may start in
+    any folder (the checkout's .streamlit/config.toml applies only when run from the checkout). No file watcher:
+    Streamlit would watch the app's folder, which holds var/ with the inbox and the spool, and a stream of scans
+    overflowed inotify thousands of times (issue 12)."""
+    return [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", settings.network.host,
+            "--server.port", str(settings.network.app_port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
 
 
 def _http_ok(url: str) -> bool:
