@@ -19,6 +19,17 @@ CURRENT = "triage_current"
 DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
 HELP = {"cleared": "false alarm", "confirmed": "threat found (class on the left)", "seized": "threat seized",
         "refer": "second opinion: leaves your queue and waits for another officer or a supervisor"}
+# Streamlit's shortcuts ignore plain keys typed in a text field (so the note box types digits), and Esc does not
+# leave a field by itself: this makes Esc drop the focus, so "type a note, Esc, 1" decides without the mouse.
+ESC_LEAVES_FIELDS = """<script>
+if (!window.xsEscLeavesFields) {
+  window.xsEscLeavesFields = true;
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.key === "Escape" && t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA")) { t.blur(); }
+  }, true);
+}
+</script>"""
 SIMILAR_SLOTS = 6  # thumbnails in the similar-items strip; fewer neighbours leave slots empty, never stretched
 
 s = common.guard("triage")
@@ -82,7 +93,8 @@ def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
     c1, c2 = st.columns([1, 2])
     threat_class = c1.selectbox("Threat class", classes, index=classes.index(top) if top in classes else 0,
                                 key="triage_class")
-    note = c2.text_input("Note (optional)", key="triage_note")
+    note = c2.text_input("Note (optional)", key="triage_note", help="Esc leaves the box; then 1-4 decide.")
+    st.html(ESC_LEAVES_FIELDS, unsafe_allow_javascript=True)
     cols = st.columns(len(DECISIONS) + 1)
     for col, (decision, label, key) in zip(cols, DECISIONS, strict=False):
         if col.button(label, key=f"triage_{decision}", shortcut=key, help=HELP[decision], width="stretch"):
