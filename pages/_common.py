@@ -15,6 +15,9 @@ from xscreen.errors import AuthError, PermissionDenied, XscreenError
 from xscreen.settings import Settings, load_settings
 
 SESSION_KEY = "xs_session"
+# Every page of the app by its url path, in navigation order (analytics.session.PAGE_ROLES says who may open it).
+PAGE_TITLES = {"triage": "Live triage", "drift": "Drift & accuracy", "relabel": "Relabelling", "models": "Models",
+               "sql": "Analyst SQL", "whatif": "Threshold what-if"}
 # Test hook: AppTest sets session_state["xs_now"] so windows line up with a store seeded at a fixed time.
 # Only server code can write session_state, so a browser cannot move the clock.
 CLOCK_KEY = "xs_now"
@@ -66,10 +69,11 @@ def current_session() -> sessions.Session | None:
 
 
 def guard(page: str) -> sessions.Session:
-    """Stop the page unless a signed-in user whose role may open it is present (checked server-side)."""
+    """Stop the page unless a signed-in user whose role may open it is present (checked server-side). Signed out,
+    the page shows the sign-in form instead, so a bookmarked page opens once the user has signed in."""
     s = current_session()
     if s is None:
-        st.error("Please sign in.")
+        sign_in_form(f"Sign in to open **{PAGE_TITLES[page]}**.")
         st.stop()
     try:
         sessions.require_page(s, page)
@@ -125,6 +129,20 @@ def sign_in(username: str, password: str) -> bool:
         return False
     st.session_state[SESSION_KEY] = s
     return True
+
+
+def sign_in_form(caption: str | None = None) -> None:
+    """The sign-in form; on success the script reruns, on the same page, now signed in."""
+    st.title("xscreen: sign in")
+    if caption:
+        st.caption(caption)
+    with st.form("login_form"):
+        username = st.text_input("Username", key="login_user")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", key="login_submit")
+    if submitted and sign_in(username, password):
+        st.rerun()
+    st.caption("Accounts are created by an administrator with `xscreen users add`.")
 
 
 def sign_out() -> None:

@@ -41,6 +41,26 @@ def test_login_with_a_wrong_password_is_refused(seeded: Seeded, now: datetime) -
     assert at.title[0].value.startswith("xscreen: sign in")
 
 
+def test_page_opened_signed_out_asks_for_sign_in_then_shows_that_page(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.switch_page("pages/drift.py").run()  # a bookmarked /drift, signed out
+    assert not at.exception and at.title[0].value == "xscreen: sign in"
+    assert "Drift & accuracy" in at.caption[0].value and not at.get("plotly_chart")
+    at.text_input(key="login_user").input("sue")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert not at.exception and at.title[0].value == "Drift & accuracy"
+
+
+def test_page_the_role_may_not_open_is_refused_after_sign_in(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.switch_page("pages/models.py").run()  # an officer follows a supervisor's link
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert not at.exception and "may not open the models page" in at.error[0].value
+
+
 def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     assert not at.exception
