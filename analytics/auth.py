@@ -15,6 +15,7 @@ import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from analytics.fetch import first
 from analytics.records import Role, UserRecord
 from analytics.writes import audit_row
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
@@ -84,8 +85,8 @@ def user_from_row(row: tuple[Any, ...]) -> UserRecord:
 
 
 def fetch_login(cur: duckdb.DuckDBPyConnection, username: str) -> tuple[str, UserRecord] | None:
-    row = cur.execute("SELECT password_hash, username, role, disabled, created_at FROM users WHERE username = ?",
-                      [username]).fetchone()
+    row = first(cur, "SELECT password_hash, username, role, disabled, created_at FROM users WHERE username = ?",
+                [username])
     return (row[0], user_from_row(row[1:])) if row else None
 
 
@@ -104,7 +105,7 @@ def check_login(found: tuple[str, UserRecord] | None, password: str) -> UserReco
 
 def insert_user(cur: duckdb.DuckDBPyConnection, username: str, password_hash: str, role: str, actor: str,
                 now: datetime) -> UserRecord:
-    if cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+    if first(cur, "SELECT 1 FROM users WHERE username = ?", [username]):
         raise ConflictError(f"user {username!r} already exists")
     cur.execute("INSERT INTO users VALUES (?, ?, ?, false, ?)", [username, password_hash, role, now])
     audit_row(cur, now, actor, "user_add", username, role=role)
@@ -112,7 +113,7 @@ def insert_user(cur: duckdb.DuckDBPyConnection, username: str, password_hash: st
 
 
 def _require_user(cur: duckdb.DuckDBPyConnection, username: str) -> None:
-    if not cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+    if not first(cur, "SELECT 1 FROM users WHERE username = ?", [username]):
         raise NotFoundError(f"user {username!r} does not exist")
 
 

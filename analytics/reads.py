@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analytics.fetch import first
 from analytics.records import AlertRecord, AlertStatus, AuditRecord, ModelRecord, UserRecord
 from xscreen.errors import NotFoundError
 
@@ -157,7 +158,7 @@ LIMIT $k
 
 def similar_items(cur: duckdb.DuckDBPyConnection, scan_id: str, k: int) -> pd.DataFrame:
     """Nearest champion verdicts by cosine similarity of embeddings, among items with a known outcome."""
-    if not cur.execute("SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]).fetchone():
+    if not first(cur, "SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]):
         raise NotFoundError(f"scan {scan_id} has no verdict")
     known = [r[0] for r in cur.execute(KNOWN_SQL).fetchall()]
     return cur.execute(SIMILAR_SQL, {"scan_id": scan_id, "k": int(k), "known": known}).df()
@@ -217,5 +218,15 @@ def get_user(cur: duckdb.DuckDBPyConnection, username: str) -> UserRecord:
 
 def get_setting(cur: duckdb.DuckDBPyConnection, key: str) -> Any:
     """The JSON value stored under `key` in settings_kv, or None."""
-    row = cur.execute("SELECT value FROM settings_kv WHERE key = ?", [key]).fetchone()
+    row = first(cur, "SELECT value FROM settings_kv WHERE key = ?", [key])
     return _loads(row[0]) if row else None
+
+
+INFO_TABLES = ("scans", "verdicts", "decisions", "labels", "models", "users", "alerts", "audit_log")
+
+
+def info(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Schema version and row counts of the main tables."""
+    version = first(cur, "SELECT max(version) FROM xscreen_schema")
+    counts = {t: int(first(cur, f"SELECT count(*) FROM {t}")[0]) for t in INFO_TABLES}  # type: ignore[index]
+    return {"schema_version": version[0] if version else None, "rows": counts}

@@ -173,6 +173,43 @@ class UserRecord(Record):
     created_at: datetime
 
 
+PrincipalKind = Literal["user", "scanner"]
+
+
+class Principal(Record):
+    """Who a bearer token stands for: a signed-in person (with their role) or a scanner client of /v1.
+
+    `name` is what the audit log records: the username, or `scanner:<scanner_id>`."""
+
+    kind: PrincipalKind
+    name: str
+    role: Role | None = None
+    scanner_id: str | None = None
+
+
+class SessionGrant(Record):
+    """A successful login: the session token (plaintext, shown once; the store keeps only its sha256)."""
+
+    token: str
+    user: UserRecord
+    expires_at: datetime
+
+
+class TokenRecord(Record):
+    """A session or scanner token as listed by the store: never the token or its hash.
+
+    `token_id` is a short public handle (for `revoke_token` and listings)."""
+
+    token_id: str
+    kind: PrincipalKind
+    username: str | None = None
+    scanner_id: str | None = None
+    created_at: datetime
+    last_seen_at: datetime | None = None
+    expires_at: datetime | None = None  # None: until revoked (scanner tokens)
+    revoked_at: datetime | None = None
+
+
 class IngestBatch(Record):
     """What serving hands the store owner (via the spool or HTTP): written in one transaction, idempotently."""
 

@@ -33,6 +33,11 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "export_training_set": frozenset({"supervisor", "analyst", "admin"}),
     "promote": frozenset({"supervisor", "admin"}),
     "rollback": frozenset({"supervisor", "admin"}),
+    "change_settings": frozenset({"supervisor", "admin"}),
+    "handle_alerts": frozenset({"supervisor", "admin"}),
+    "manage_users": frozenset({"admin"}),
+    "run_sql": frozenset({"analyst", "supervisor", "admin"}),
+    "read_audit": frozenset({"supervisor", "admin"}),
 }
 
 

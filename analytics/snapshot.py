@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.fetch import first
 from xscreen.errors import StoreError
 
 _counter = itertools.count()
@@ -34,7 +35,7 @@ def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
     alias = f"snap_{os.getpid()}_{next(_counter)}"
-    source = cur.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    source = first(cur, "SELECT current_database()")[0]  # type: ignore[index]
     try:
         cur.execute(f"ATTACH '{_sql_path(tmp)}' AS {alias}")
         try:

@@ -1,27 +1,31 @@
 """`Store`: the one in-process owner of the DuckDB file and every operation on it (`analytics.api.StoreAPI`).
 
 Writes go through one `GroupCommitWriter` (analytics/writer.py): each call blocks until its transaction has
-COMMITted. Reads run on one cursor per thread and see committed data only. The SQL of each operation lives in
+COMMITted. Each read runs on a fresh cursor that is closed when the read returns, so no read can leave a result
+(and the read transaction under it) open behind it; reads see committed data only. The SQL of each operation lives in
 analytics/reads.py, writes.py, ingest.py and auth.py; this class wires them to the writer and the cursors.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 
-from analytics import auth, reads, writes
+from analytics import reads, writes
+from analytics.accounts import Accounts
 from analytics.api import IngestResult, SqlResult
+from analytics.fetch import first
 from analytics.ingest import Prepared, prepare
 from analytics.migrations import migrate, preflight
 from analytics.records import (
@@ -34,16 +38,16 @@ from analytics.records import (
     MeasurementRecord,
     ModelRecord,
     ModelState,
-    Role,
-    UserRecord,
     utcnow,
 )
 from analytics.snapshot import copy_checkpointed, export_parquet, snapshot_database
 from analytics.writer import GroupCommitWriter, Op
-from xscreen.errors import SchemaError, StoreError, XscreenError
+from xscreen.errors import StoreError, WrongStore, XscreenError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+HOME_ID_KEY = "home_id"  # settings_kv key of the home this file belongs to
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,19 +60,31 @@ class SqlOptions:
     timeout_s: float = 30.0
 
 
-class Store:
+def bind_home(con: duckdb.DuckDBPyConnection, path: Path, home_id: str) -> None:
+    """Record `home_id` in the file's settings the first time; WrongStore when it records another home's id."""
+    row = first(con, "SELECT value FROM settings_kv WHERE key = ?", [HOME_ID_KEY])
+    if row is None:
+        con.execute("INSERT INTO settings_kv VALUES (?, to_json(?::VARCHAR), now(), 'system')", [HOME_ID_KEY, home_id])
+        return
+    recorded = json.loads(row[0])
+    if recorded != home_id:
+        raise WrongStore(f"{path} belongs to the home with id {recorded}, not to this home ({home_id}); "
+                         "copy a database between homes with `xscreen backup` and `xscreen restore`")
+
+
+class Store(Accounts):
     """The live store. Use `Store.open(...)` (migrates) and `close()` / `with`; thread-safe."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, write_batch_max: int,
-                 write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions) -> None:
+                 write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions,
+                 session_ttl_minutes: float = 480.0, home_id: str | None = None) -> None:
         self.path = path
+        self.home_id = home_id
         self._con = con
         self._clock = clock
         self._claim_ttl_s = claim_ttl_s
+        self._session_ttl = timedelta(minutes=session_ttl_minutes)
         self._sql = sql
-        self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._cursors_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._closed = False
         self._writer = GroupCommitWriter(con, write_batch_max, write_batch_wait_ms / 1000.0, clock)
@@ -77,10 +93,13 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
-             checkpoint_wal_mb: float = 4.0,
-             claim_ttl_s: float = 600.0, clock: Clock = utcnow, sql: SqlOptions | None = None) -> Store:
+             checkpoint_wal_mb: float = 4.0, claim_ttl_s: float = 600.0, session_ttl_minutes: float = 480.0,
+             clock: Clock = utcnow, sql: SqlOptions | None = None, home_id: str | None = None) -> Store:
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
-        which is left untouched: it is validated read-only before it is ever opened for writing."""
+        which is left untouched: it is validated read-only before it is ever opened for writing.
+
+        `home_id`: the identity of the home this file belongs to (analytics.identity). Recorded in the file the
+        first time; a file that records another home's id is refused (WrongStore)."""
         path = Path(path)
         preflight(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,22 +115,29 @@ class Store:
             # were watchdog's move-event pairing, not checkpoints: see analytics/spool.py, BENCHMARKS "Serving".)
             con.execute(f"SET checkpoint_threshold = '{int(checkpoint_wal_mb * 1024)}KiB'")
             migrate(con)
-        except SchemaError:
+            if home_id is not None:
+                bind_home(con, path, home_id)
+        except StoreError:
             con.close()
             raise
         return cls(con, path, write_batch_max=write_batch_max, write_batch_wait_ms=write_batch_wait_ms,
-                   claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"))
+                   claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"),
+                   session_ttl_minutes=session_ttl_minutes, home_id=home_id)
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock = utcnow, fresh_snapshots: bool = False) -> Store:
-        """Open the store at settings.db_path with the store.* settings.
+        """Open the store at settings.db_path with the store.* settings, bound to this home's identity.
 
         `fresh_snapshots`: analyst SQL never reuses a snapshot (a short-lived CLI process should see its data)."""
+        from analytics.identity import ensure_home_id
+
         s = settings.store
         max_age = 0.0 if fresh_snapshots else s.snapshot_max_age_s
         return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
-                        checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s, clock=clock,
-                        sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s))
+                        checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s,
+                        session_ttl_minutes=settings.app.session_ttl_minutes, clock=clock,
+                        sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s),
+                        home_id=ensure_home_id(settings.home))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""
@@ -119,10 +145,6 @@ class Store:
             return
         self._closed = True
         self._writer.close()
-        with self._cursors_lock:
-            for cur in self._cursors:
-                cur.close()
-            self._cursors.clear()
         self._con.close()
 
     def __enter__(self) -> Store:
@@ -138,22 +160,26 @@ class Store:
 
     # ---- readers ----------------------------------------------------------------------------------------------
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor (a DuckDB connection object must not be shared between threads)."""
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            if self._closed:
-                raise StoreError("the store is closed")
-            cur = self._con.cursor()
-            self._local.cursor = cur
-            with self._cursors_lock:
-                self._cursors.append(cur)
-        return cur
-
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for ad-hoc reads in this thread (tests, benchmarks, named queries)."""
-        yield self._cursor()
+        """A fresh cursor for one read in this thread, closed afterwards (also for tests, benchmarks, queries).
+
+        Why fresh: a DuckDB cursor whose last result was not fetched to the end keeps that result and its read
+        transaction open. The next `register()` on it raised ResourceInUseException (a login's fetchone, then
+        `known_hashes` on the same owner thread: issue 12), and the open transaction kept DuckDB from
+        checkpointing the WAL. Closing the cursor ends both, whatever the read function did."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read function `fn(cursor, *args)` on a fresh cursor (see `reader`)."""
+        with self.reader() as cur:
+            return fn(cur, *args)
 
     # ---- ingest -----------------------------------------------------------------------------------------------
 
@@ -164,15 +190,15 @@ class Store:
         return self._writer.submit(Op(fn=None, batch=prepared, weight=prepared.weight))  # type: ignore[no-any-return]
 
     def known_hashes(self, hashes: list[str]) -> set[str]:
-        return reads.known_hashes(self._cursor(), hashes)
+        return self._read(reads.known_hashes, hashes)
 
     # ---- triage -----------------------------------------------------------------------------------------------
 
     def get_scan(self, scan_id: str) -> dict[str, Any]:
-        return reads.get_scan(self._cursor(), scan_id)
+        return self._read(reads.get_scan, scan_id)
 
     def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame:
-        return reads.queue(self._cursor(), officer, limit, scanner_id, self._clock())
+        return self._read(reads.queue, officer, limit, scanner_id, self._clock())
 
     def claim(self, scan_id: str, officer: str) -> datetime:
         return self._write(lambda c, now: writes.claim(c, scan_id, officer, now, self._claim_ttl_s))  # type: ignore[no-any-return]
@@ -184,7 +210,7 @@ class Store:
         self._write(lambda c, now: writes.record_decision(c, decision, now))
 
     def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame:
-        return reads.similar_items(self._cursor(), scan_id, k)
+        return self._read(reads.similar_items, scan_id, k)
 
     # ---- labels -----------------------------------------------------------------------------------------------
 
@@ -192,7 +218,7 @@ class Store:
         return self._write(lambda c, now: writes.add_labels(c, labels, now), weight=len(labels))  # type: ignore[no-any-return]
 
     def relabel_queue(self, limit: int = 100) -> pd.DataFrame:
-        return reads.relabel_queue(self._cursor(), limit)
+        return self._read(reads.relabel_queue, limit)
 
     # ---- models -----------------------------------------------------------------------------------------------
 
@@ -203,13 +229,13 @@ class Store:
         self._write(lambda c, now: writes.set_model_state(c, version, state, actor, reason, now))
 
     def champion(self) -> ModelRecord | None:
-        return reads.champion(self._cursor())
+        return self._read(reads.champion)
 
     def get_model(self, version: str) -> ModelRecord:
-        return reads.get_model(self._cursor(), version)
+        return self._read(reads.get_model, version)
 
     def list_models(self) -> list[ModelRecord]:
-        return reads.list_models(self._cursor())
+        return self._read(reads.list_models)
 
     def rollback(self, actor: str, reason: str | None = None) -> str:
         return self._write(lambda c, now: writes.rollback(c, actor, reason, now))  # type: ignore[no-any-return]
@@ -226,10 +252,10 @@ class Store:
         self._write(lambda c, now: writes.set_alert_status(c, alert_id, status, actor, now))
 
     def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]:
-        return reads.list_alerts(self._cursor(), status, limit)
+        return self._read(reads.list_alerts, status, limit)
 
     def get_setting(self, key: str) -> Any:
-        return reads.get_setting(self._cursor(), key)
+        return self._read(reads.get_setting, key)
 
     def put_setting(self, key: str, value: Any, actor: str) -> None:
         self._write(lambda c, now: writes.put_setting(c, key, value, actor, now))
@@ -240,47 +266,14 @@ class Store:
         self._write(lambda c, now: writes.write_audit(c, record))
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
-        return reads.audit_log(self._cursor(), limit, actor, action)
-
-    # ---- users ------------------------------------------------------------------------------------------------
-
-    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
-        auth.check_username(username)
-        auth.check_role(role)
-        auth.check_password(password, username)
-        hashed = auth.hash_password(password)
-        return self._write(lambda c, now: auth.insert_user(c, username, hashed, role, actor, now))  # type: ignore[no-any-return]
-
-    def set_password(self, username: str, password: str, actor: str = "system") -> None:
-        auth.check_password(password, username)
-        hashed = auth.hash_password(password)
-        self._write(lambda c, now: auth.update_password(c, username, hashed, actor, now))
-
-    def disable_user(self, username: str, actor: str = "system") -> None:
-        self._write(lambda c, now: auth.disable(c, username, actor, now))
-
-    def authenticate(self, username: str, password: str) -> UserRecord:
-        """The user for a correct password; AuthError (generic message) otherwise. Both are audited."""
-        try:
-            user = auth.check_login(auth.fetch_login(self._cursor(), username), password)
-        except XscreenError:
-            self._write(lambda c, now: writes.audit_row(c, now, username[:64], "login_failed", username[:64]))
-            raise
-        self._write(lambda c, now: writes.audit_row(c, now, username, "login", username))
-        return user
-
-    def get_user(self, username: str) -> UserRecord:
-        return reads.get_user(self._cursor(), username)
-
-    def list_users(self) -> list[UserRecord]:
-        return reads.list_users(self._cursor())
+        return self._read(reads.audit_log, limit, actor, action)
 
     # ---- analysts ---------------------------------------------------------------------------------------------
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         from analytics import dashboard_queries, queries  # noqa: F401  (importing registers the named queries)
 
-        return queries.run_named(self._cursor(), name, params)
+        return self._read(queries.run_named, name, params)
 
     def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
         """Consistent copy: a DuckDB file (default: snapshots dir, timestamped) or, with parquet, a folder."""
@@ -290,9 +283,9 @@ class Store:
             dest = self._sql.snapshots_dir / (f"xscreen-{stamp}" + ("" if parquet else ".duckdb"))
         dest = Path(dest)
         if parquet:
-            return export_parquet(self._cursor(), dest)
+            return self._read(export_parquet, dest)
         copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, dest), exclusive=True))
-        return copied if copied is not None else snapshot_database(self._cursor(), dest)
+        return copied if copied is not None else self._read(snapshot_database, dest)
 
     def _sql_snapshot(self) -> Path:
         """The shared snapshot analyst SQL reads; refreshed when older than snapshot_max_age_s."""
@@ -323,8 +316,4 @@ class Store:
 
     def info(self) -> dict[str, Any]:
         """Path, schema version and row counts of the main tables."""
-        cur = self._cursor()
-        version = cur.execute("SELECT max(version) FROM xscreen_schema").fetchone()[0]  # type: ignore[index]
-        counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                  for t in ("scans", "verdicts", "decisions", "labels", "models", "users", "alerts", "audit_log")}
-        return {"path": str(self.path), "schema_version": version, "rows": counts}
+        return {"path": str(self.path), **self._read(reads.info)}

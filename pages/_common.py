@@ -47,7 +47,7 @@ def settings() -> Settings:
 def _client_for(url: str) -> Any:
     from analytics.client import StoreClient
 
-    return StoreClient(url)
+    return StoreClient.from_settings(settings())  # `url` is the cache key: one client per store
 
 
 def client() -> Any:

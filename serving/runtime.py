@@ -58,7 +58,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def store_client(settings: Settings) -> Any:
     from analytics.client import StoreClient
 
-    return StoreClient(settings.store_url, timeout_s=30.0)
+    return StoreClient.from_settings(settings, timeout_s=30.0)
 
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:

@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = make_settings(tmp_path / "home")
     now = datetime.now(UTC)  # the app runs on the real clock, so the store does too
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
-            StoreClient(settings.store_url) as client:
+            StoreClient.from_settings(settings) as client:
         for name, role in USERS.items():
             client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))

@@ -293,5 +293,6 @@ def test_verdict_arriving_after_its_scan_takes_the_scans_scanner(store: Store, n
 def test_checkpoint_threshold_follows_the_setting(tmp_path: Path) -> None:
     # Checkpoints hold every writer; a smaller WAL threshold makes each wait short.
     with Store.open(tmp_path / "x.duckdb", checkpoint_wal_mb=2.0) as store:
-        (value,) = store._cursor().execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        with store.reader() as cur:
+            (value,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0]
     assert value == "2.0 MiB"

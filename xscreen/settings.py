@@ -106,6 +106,7 @@ class StoreSettings(Section):
     sql_row_limit: int = Field(10_000, ge=1, description="Most rows analyst SQL returns to the CLI or app.")
     sql_timeout_s: float = Field(30.0, gt=0, description="Analyst SQL is stopped after this long (seconds).")
     claim_ttl_s: float = Field(600.0, gt=0, description="How long an officer's claim on a queue item lasts without a decision (seconds).")
+    max_request_mb: float = Field(64.0, gt=0, le=4096, description="Largest request body the store owner accepts (MiB); bigger is refused with 413 before it is read.")
 
 
 class AppSettings(Section):
