@@ -4,6 +4,7 @@ import streamlit as st
 
 from analytics.session import allowed_pages
 from pages import _common as common
+from pages import _cookie
 
 st.set_page_config(page_title="xscreen", layout="wide")
 
@@ -17,6 +18,7 @@ def page(name: str, shown: bool) -> st.Page:
 # then opens that page, whose guard shows the sign-in form (or the refusal), and the rerun after signing in lands on
 # the page asked for instead of the first one.
 session = common.current_session()
+_cookie.render_pending()  # hand the browser its session cookie after a sign-in, or drop it after a sign-out
 allowed = allowed_pages(session.role) if session is not None else []
 if session is None:
     login = st.Page("pages/login.py", title="Sign in", url_path="login")

@@ -15,7 +15,7 @@ from pages import _viewer as viewer
 
 FLASH = "relabel_flash"  # the message of a save, shown after the rerun that re-reads the saved labels
 s = common.guard("relabel")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 classes = [*cfg.model.classes, "threat"]
 st.title("Relabelling")
 

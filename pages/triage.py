@@ -33,7 +33,7 @@ if (!window.xsEscLeavesFields) {
 SIMILAR_SLOTS = 6  # thumbnails in the similar-items strip; fewer neighbours leave slots empty, never stretched
 
 s = common.guard("triage")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 st.title("Live triage")
 
 

@@ -223,7 +223,7 @@ class Stack:
 
     def start_app(self, app_file: Path | None = None) -> str:
         s = self.settings
-        app_file = app_file or Path(__file__).resolve().parents[1] / "app.py"  # the checkout's dashboard
+        app_file = app_file or Path(__file__).resolve().parents[1] / "dashboard.py"  # app.py + the cookie routes
         if not app_file.is_file():
             return f"dashboard        skipped: {app_file} does not exist yet"
         self.app = Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())

@@ -34,7 +34,7 @@ def effective(run_args: list[str], cwd: Path) -> dict[str, object]:
 
 def test_dashboard_started_by_xscreen_serve_watches_no_files_from_any_folder(
         settings: Settings, tmp_path: Path) -> None:
-    argv = dashboard_argv(settings, ROOT / "app.py")
+    argv = dashboard_argv(settings, ROOT / "dashboard.py")
     assert argv[1:4] == ["-m", "streamlit", "run"]
     cfg = effective(argv[4:], cwd=tmp_path)  # a folder without .streamlit/config.toml: only the flags count
     assert cfg["server.fileWatcherType"] == "none" and cfg["server.runOnSave"] is False
@@ -42,7 +42,7 @@ def test_dashboard_started_by_xscreen_serve_watches_no_files_from_any_folder(
     assert cfg["browser.gatherUsageStats"] is False
 
 
-@pytest.mark.parametrize("script", ["app.py"])
+@pytest.mark.parametrize("script", ["app.py", "dashboard.py"])
 def test_streamlit_run_from_the_checkout_watches_no_files(script: str) -> None:
     cfg = effective([script], cwd=ROOT)  # `streamlit run app.py` as docs/APP.md shows it
     assert cfg["server.fileWatcherType"] == "none" and cfg["server.address"] == "127.0.0.1"

@@ -15,11 +15,15 @@ from tests.seeding import Seeded, seed_store
 from xscreen.settings import Settings
 
 
+def add_users(client: StoreClient) -> None:
+    for name, role in (("ann", "officer"), ("bob", "officer"), ("sue", "supervisor"), ("ada", "analyst")):
+        client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def seeded(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Seeded:
     point_app_at(monkeypatch, settings)
-    for name, role in (("ann", "officer"), ("bob", "officer"), ("sue", "supervisor"), ("ada", "analyst")):
-        owner_client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+    add_users(owner_client)
     return seed_store(owner_client, n_scans=120, seed=3, now=now)
 
 
@@ -126,6 +130,7 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     point_app_at(monkeypatch, settings)
+    add_users(owner_client)
     seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
@@ -153,6 +158,7 @@ def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_sl
     from analytics.records import LabelRecord
 
     point_app_at(monkeypatch, settings)
+    add_users(owner_client)
     waiting = seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2),
                         decisions=0)
     owner_client.add_labels([LabelRecord(label_id="l1", scan_id=waiting[-1], labels=["knife"], source="relabel",
@@ -233,21 +239,48 @@ def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, o
     assert sup.metric[2].value == "100.0%"  # detection rate at a threshold catching every labelled threat
 
 
-def test_expired_session_goes_back_to_sign_in(seeded: Seeded, now: datetime) -> None:
-    from datetime import timedelta
-
-    at = app_as(user("ann", "officer", now), now)  # signed in at `now`, ttl 60 minutes
-    at.session_state["xs_now"] = now + timedelta(hours=2)
+@pytest.mark.parametrize("how", ["signed out elsewhere", "user disabled"])
+def test_session_the_store_ended_goes_back_to_sign_in(
+        seeded: Seeded, now: datetime, owner_client: StoreClient, how: str) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    assert at.title[0].value == "Live triage"
+    token = at.session_state["xs_session"].token
+    if how == "user disabled":
+        owner_client.disable_user("ann")
+    else:
+        owner_client.logout(token)
     at.run()
-    assert "expired" in at.warning[0].value
+    assert "Please sign in again" in at.warning[0].value
     assert at.title[0].value == "xscreen: sign in" and "xs_session" not in at.session_state
 
 
-def test_sign_out_clears_the_session(seeded: Seeded, now: datetime) -> None:
+def test_sign_out_ends_the_session_in_the_store(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    from xscreen.errors import AuthError
+
     at = app_as(user("ann", "officer", now), now).run()
+    token = at.session_state["xs_session"].token
+    assert owner_client.resolve_token(token).name == "ann"
     at.switch_page("pages/logout.py").run()
     assert "xs_session" not in at.session_state
     assert at.title[0].value == "xscreen: sign in"
+    with pytest.raises(AuthError):
+        owner_client.resolve_token(token)  # dead everywhere, whatever a browser still keeps
+
+
+def test_signing_in_through_the_form_opens_a_store_session_and_the_audit_names_the_user(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(None, now).run()
+    at.text_input(key="login_user").input("ada")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    session = at.session_state["xs_session"]
+    assert owner_client.resolve_token(session.token).name == "ada"
+    assert at.session_state["xs_cookie_code"]  # the browser is asked to collect its cookie
+    at.switch_page("pages/sql.py").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception
+    # The page names no actor: the store takes it from the session the call carries.
+    assert owner_client.audit_log(action="sql", limit=1)[0].actor == "ada"
 
 
 def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(

@@ -65,7 +65,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))
         env = {**os.environ, "XSCREEN_HOME": str(settings.home),
                "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)}
-        proc = subprocess.Popen(dashboard_argv(settings, ROOT / "app.py"), cwd=ROOT, env=env,
+        proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_healthy(settings.app_url, proc)
