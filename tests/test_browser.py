@@ -201,7 +201,9 @@ def test_refer_then_next_does_not_give_the_same_item_back(stack: Stack, page: An
     assert referred in stack.client.queue("sue", limit=1000)["scan_id"].tolist()  # waiting for someone else
 
 
-def test_refresh_keeps_the_session_and_the_page(stack: Stack, page: Any) -> None:
+def test_refresh_keeps_the_session_and_the_page_until_sign_out(stack: Stack, page: Any) -> None:
+    from xscreen.errors import AuthError
+
     page.goto(stack.url)
     _sign_in(page, "sue")
     page.get_by_role("link", name="Models").click()
@@ -211,6 +213,21 @@ def test_refresh_keeps_the_session_and_the_page(stack: Stack, page: Any) -> None
     page.get_by_role("heading", name="Models").wait_for(timeout=60_000)  # same page, still signed in
     _settle(page, 500)
     assert page.get_by_text("Signed in as").is_visible() and not page.get_by_label("Username").is_visible()
+    [cookie] = [c for c in page.context.cookies() if c["name"].startswith("xscreen_session_")]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["value"] not in page.evaluate("document.cookie")  # page scripts cannot read the token
+    assert stack.client.resolve_token(cookie["value"]).name == "sue"
+    bookmark = page.context.new_page()  # a bookmarked page in a new tab: signed in, on that page
+    bookmark.goto(f"{stack.url}/drift")
+    bookmark.get_by_role("heading", name="Drift & accuracy").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    _settle(page, 1000)
+    with pytest.raises(AuthError):
+        stack.client.resolve_token(cookie["value"])  # revoked in the store
+    assert not [c for c in page.context.cookies() if c["name"].startswith("xscreen_session_")]
+    bookmark.reload()
+    bookmark.get_by_label("Username").wait_for(timeout=60_000)  # the other tab is signed out too
 
 
 def test_page_url_opened_signed_out_lands_on_that_page_after_sign_in(stack: Stack, page: Any) -> None:
