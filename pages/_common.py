@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from analytics import health_view
 from analytics import session as sessions
 from analytics.records import Role
 from pages import _cookie
@@ -63,6 +64,25 @@ def store(s: sessions.Session) -> Any:
     return _owner().as_user(s.token)
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def _screening_health(url: str) -> dict[str, Any]:
+    """The store owner's health (cached 10 s across sessions; `url` is the cache key). The serving pipeline's own
+    report (/healthz: watcher backlog, scoring and ingest failures) replaces it once serving exposes it."""
+    try:
+        answer, error = _owner().health(), None
+    except XscreenError as err:
+        answer, error = None, str(err)
+    return health_view.store_health(answer, error)
+
+
+def health_banner(s: sessions.Session) -> None:
+    """Supervisors and admins see at the top of every page when screening is degraded or down, and why."""
+    if s.role in ("supervisor", "admin"):
+        text = health_view.degraded_banner(_screening_health(settings().store_url))
+        if text:
+            st.warning(text, icon=":material/warning:")
+
+
 def current_session() -> sessions.Session | None:
     """The signed-in person: this page's session, else the one the browser's cookie names (a refresh, a new tab,
     a bookmarked page), checked with the store on every run; None (with a message if a session just ended)."""
@@ -96,6 +116,7 @@ def guard(page: str) -> sessions.Session:
     except PermissionDenied as err:
         st.error(f"{err.title}: {err}")
         st.stop()
+    health_banner(s)
     return s
 
 

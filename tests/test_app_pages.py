@@ -283,6 +283,20 @@ def test_signing_in_through_the_form_opens_a_store_session_and_the_audit_names_t
     assert owner_client.audit_log(action="sql", limit=1)[0].actor == "ada"
 
 
+def test_supervisor_sees_a_banner_when_screening_is_down_and_an_officer_does_not(
+        seeded: Seeded, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    sup, officer = app_as(user("sue", "supervisor", now), now).run(), app_as(user("ann", "officer", now), now).run()
+    assert not [w for w in sup.warning if "Screening is" in w.value]  # all well: no banner
+    monkeypatch.setenv("XSCREEN_NETWORK__STORE_PORT", str(free_port()))  # the owner now answers nowhere
+    sup.run()
+    officer.run()
+    banners = [w.value for w in sup.warning if w.value.startswith("Screening is down: store owner")]
+    assert len(banners) == 1 and "not reachable" in banners[0]
+    assert not [w for w in officer.warning if "Screening is" in w.value]
+
+
 def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
         seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     at = app_as(user("sue", "supervisor", now), now).run()
