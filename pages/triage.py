@@ -30,6 +30,8 @@ if (!window.xsEscLeavesFields) {
   }, true);
 }
 </script>"""
+QUEUE_COLUMNS = {"scan": st.column_config.TextColumn(width=135), "risk": st.column_config.TextColumn(width=75),
+                 "class": st.column_config.TextColumn(width=110), "age": st.column_config.TextColumn(width=95)}
 SIMILAR_SLOTS = 6  # thumbnails in the similar-items strip; fewer neighbours leave slots empty, never stretched
 
 s = common.guard("triage")
@@ -45,12 +47,12 @@ def open_item(scan_id: str) -> None:
 
 
 def queue_table(df: pd.DataFrame) -> pd.DataFrame:
-    """What the officer sees of each waiting item: no verdict text, so audit samples are indistinguishable."""
-    now, received = common.now(), [triage.as_utc(t) for t in df["received_at"]]
+    """What the officer sees of each waiting item: no verdict text, so audit samples are indistinguishable. The age
+    fits the narrow panel where a timestamp was cut off; the viewer shows the scanner and the received time."""
+    now = common.now()
     out = pd.DataFrame({"scan": df["scan_id"], "risk": [triage.risk_text(p) for p in df["any_threat"]],
-                        "class": df["top_class"], "scanner": df["scanner_id"],
-                        "age": [triage.age_text(t, now) for t in received],
-                        "received (UTC)": [f"{t:%Y-%m-%d %H:%M:%S}" for t in received]})
+                        "class": df["top_class"],
+                        "age": [triage.age_text(triage.as_utc(t), now) for t in df["received_at"]]})
     out["note"] = [f"referred by {r}" if isinstance(r, str) else ("yours" if c == s.username else "")
                    for r, c in zip(df["referred_by"], df["claimed_by"], strict=True)]
     return out
@@ -64,7 +66,7 @@ def queue_panel() -> None:
     waiting = int(df["waiting"].iloc[0]) if len(df) else 0
     shown = f", the {len(df)} highest risk shown" if len(df) < waiting else ", highest risk first"
     st.caption(f"{waiting} item{'' if waiting == 1 else 's'} waiting{shown}")
-    st.dataframe(queue_table(df), hide_index=True, height=420, key="triage_queue")
+    st.dataframe(queue_table(df), hide_index=True, height=420, key="triage_queue", column_config=QUEUE_COLUMNS)
     ids = df["scan_id"].tolist()
     if st.button("Open next", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
         open_item(ids[0])
@@ -95,11 +97,10 @@ def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
                                 key="triage_class")
     note = c2.text_input("Note (optional)", key="triage_note", help="Esc leaves the box; then 1-4 decide.")
     st.html(ESC_LEAVES_FIELDS, unsafe_allow_javascript=True)
-    cols = st.columns(len(DECISIONS) + 1)
-    for col, (decision, label, key) in zip(cols, DECISIONS, strict=False):
+    for col, (decision, label, key) in zip(st.columns(len(DECISIONS)), DECISIONS, strict=True):
         if col.button(label, key=f"triage_{decision}", shortcut=key, help=HELP[decision], width="stretch"):
             record(scan_id, decision, threat_class, note)
-    if cols[-1].button("Release", key="triage_release", width="stretch"):
+    if st.button("Release", key="triage_release", help="give the item back to the queue undecided"):
         common.attempt(lambda: store.release(scan_id, s.username))
         st.session_state.pop(CURRENT, None)
         st.rerun()
@@ -133,7 +134,8 @@ def similar_strip(scan_id: str) -> None:
     if similar is None or not len(similar):
         return
     st.markdown("**Similar items and their outcomes**")
-    for col, row in zip(st.columns(SIMILAR_SLOTS), similar.itertuples(), strict=False):
+    slots = [col for _ in range(SIMILAR_SLOTS // 3) for col in st.columns(3)]  # rows of three
+    for col, row in zip(slots, similar.itertuples(), strict=False):
         other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
         thumb = viewer.thumbnail(other["source_path"]) if other else None
         if thumb is not None:
@@ -141,7 +143,7 @@ def similar_strip(scan_id: str) -> None:
         col.caption(f"**{triage.outcome_text(row.decision, row.current_labels)}**  \nsimilarity {row.similarity:.2f}")
 
 
-left, right = st.columns([2, 3])
+left, right = st.columns([1, 1])
 with left:
     queue_panel()
 with right:

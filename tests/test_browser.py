@@ -63,7 +63,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name, role in USERS.items():
             client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))
-        env = {**os.environ, "XSCREEN_HOME": str(settings.home),
+        env = {**{k: v for k, v in os.environ.items() if k != SHOTS_ENV},  # not a setting: the app would refuse it
+               "XSCREEN_HOME": str(settings.home),
                "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)}
         proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
