@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from analytics import auth, reads, tokens, writes
+from analytics.ratelimit import LoginLimiter
 from analytics.records import Principal, PrincipalKind, Role, SessionGrant, TokenRecord, UserRecord
 from xscreen.errors import XscreenError
 
@@ -21,10 +22,12 @@ T = TypeVar("T")
 
 
 class Accounts:
-    """Users, sessions and tokens. Needs `_read`, `_write`, `_clock` and `_session_ttl` from the Store."""
+    """Users, sessions and tokens. Needs `_read`, `_write`, `_clock`, `_session_ttl` and `_limiter` from the
+    Store."""
 
     _session_ttl: timedelta
     _clock: Callable[[], datetime]
+    _limiter: LoginLimiter
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -41,8 +44,13 @@ class Accounts:
         hashed = auth.hash_password(password)
         return self._write(lambda c, now: auth.insert_user(c, username, hashed, role, actor, now))  # type: ignore[no-any-return]
 
-    def set_password(self, username: str, password: str, actor: str = "system") -> None:
+    def set_password(self, username: str, password: str, actor: str = "system",
+                     old_password: str | None = None) -> None:
+        """Set a new password. With `old_password`, only if it is the current one (counted like a failed
+        sign-in otherwise). Over HTTP a signed-in person must give it unless an admin acts (analytics/authz.py)."""
         auth.check_password(password, username)
+        if old_password is not None:
+            self._verify(username, old_password, None, action="passwd_check", audit_success=False)
         hashed = auth.hash_password(password)
         self._write(lambda c, now: auth.update_password(c, username, hashed, actor, now))
 
@@ -55,13 +63,25 @@ class Accounts:
         self._write(op)
 
     def authenticate(self, username: str, password: str) -> UserRecord:
-        """The user for a correct password; AuthError (generic message) otherwise. Both are audited."""
+        """The user for a correct password; AuthError (generic message) otherwise. Both are audited; failures
+        are rate-limited (analytics/ratelimit.py)."""
+        return self._verify(username, password, None)
+
+    def _verify(self, username: str, password: str, source: str | None, action: str = "login",
+                audit_success: bool = True) -> UserRecord:
+        now = self._clock()
+        self._limiter.check(username, source, now)  # locked: refused before the password is even checked
         try:
             user = auth.check_login(self._read(auth.fetch_login, username), password)
         except XscreenError:
-            self._write(lambda c, now: writes.audit_row(c, now, username[:64], "login_failed", username[:64]))
+            locked = self._limiter.failed(username, source, now)
+            who = username[:64]
+            self._write(lambda c, now: writes.audit_row(c, now, who, f"{action}_failed", who, source=source,
+                                                        locked=locked))
             raise
-        self._write(lambda c, now: writes.audit_row(c, now, username, "login", username))
+        self._limiter.succeeded(username)
+        if audit_success:
+            self._write(lambda c, now: writes.audit_row(c, now, username, action, username, source=source))
         return user
 
     def get_user(self, username: str) -> UserRecord:
@@ -75,8 +95,8 @@ class Accounts:
     def login(self, username: str, password: str, source: str | None = None) -> SessionGrant:
         """Check the password and open a session: its token (shown once), the user, and when it expires unless
         used again (`app.session_ttl_minutes` after its last use). AuthError with a generic message otherwise.
-        `source`: where the attempt came from (a /v1 client's address), for the audit log."""
-        user = self.authenticate(username, password)
+        `source`: where the attempt came from (a /v1 client's address): failures are also limited per source."""
+        user = self._verify(username, password, source)
         token, digest, token_id = tokens.new_token()
 
         def op(c: duckdb.DuckDBPyConnection, now: datetime) -> datetime:

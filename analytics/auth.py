@@ -28,6 +28,9 @@ LOGIN_FAILED = "unknown user or wrong password"
 _COMMON = {"password", "passw0rd", "123456789", "1234567890", "qwertyuiop", "letmein123", "administrator",
            "changeme12", "welcome123", "xscreen123", "password123", "iloveyou12"}
 
+# Names the store's own processes act under in the audit log: never a person's username (analytics/authz.py).
+PROCESS_NAMES = frozenset({"system", "serving", "setup", "demo", "monitoring"})
+
 _hasher = PasswordHasher()
 
 
@@ -41,6 +44,15 @@ def check_username(username: str) -> None:
     if not USERNAME_RE.match(username):
         raise XscreenError(f"username {username!r} must be 2-32 characters of a-z, 0-9, '_', '.', '-' "
                            "starting with a letter", title="Invalid username")
+    if username in PROCESS_NAMES:
+        raise XscreenError(f"username {username!r} is reserved for xscreen's own processes in the audit log",
+                           title="Invalid username")
+
+
+def is_process_name(actor: str) -> bool:
+    """True for the names processes act under (`system`, ..., or `<kind>:<name>` such as `cli:root`): no
+    username has a ':' or is one of PROCESS_NAMES, so the audit log never confuses the two."""
+    return actor in PROCESS_NAMES or (":" in actor and 0 < actor.index(":") < len(actor) - 1)
 
 
 def check_role(role: str) -> None:

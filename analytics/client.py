@@ -24,7 +24,10 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from analytics.api import IngestResult, SqlResult, StoreAPI
+from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest
 from analytics.ingest import Prepared, encode, prepare
+from analytics.integrity import IntegrityReport
 from analytics.records import (
     AlertRecord,
     AlertStatus,
@@ -237,17 +240,28 @@ class StoreClient:
     def put_setting(self, key: str, value: Any, actor: str) -> None:
         self._call("put_setting", key=key, value=value, actor=actor)
 
-    def audit(self, record: AuditRecord) -> None:
-        self._call("audit", record=record)
+    def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
+              actor: str = "system") -> None:
+        self._call("audit", action=action, target=target, details=details, actor=actor)
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._call("audit_log", limit=limit, actor=actor, action=action)  # type: ignore[no-any-return]
 
+    def verify_audit(self, anchor: str | None = None) -> ChainReport:
+        return self._call("verify_audit", anchor=anchor)  # type: ignore[no-any-return]
+
+    def integrity_check(self) -> IntegrityReport:
+        return self._call("integrity_check")  # type: ignore[no-any-return]
+
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
+        return self._call("backup", name=name, actor=actor)  # type: ignore[no-any-return]
+
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
         return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]
 
-    def set_password(self, username: str, password: str, actor: str = "system") -> None:
-        self._call("set_password", username=username, password=password, actor=actor)
+    def set_password(self, username: str, password: str, actor: str = "system",
+                     old_password: str | None = None) -> None:
+        self._call("set_password", username=username, password=password, actor=actor, old_password=old_password)
 
     def disable_user(self, username: str, actor: str = "system") -> None:
         self._call("disable_user", username=username, actor=actor)
@@ -282,11 +296,12 @@ class StoreClient:
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         return self._call("query", name=name, params=params)  # type: ignore[no-any-return]
 
-    def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:
+    def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult:
         return self._call("sql", text=text, limit=limit, actor=actor)  # type: ignore[no-any-return]
 
-    def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
-        return self._call("snapshot", dest=str(Path(dest).resolve()) if dest else None, parquet=parquet)  # type: ignore[no-any-return]
+    def snapshot(self, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path:
+        """`dest` is taken inside the owner's snapshots folder (a relative name is not resolved here)."""
+        return self._call("snapshot", dest=str(dest) if dest else None, parquet=parquet, actor=actor)  # type: ignore[no-any-return]
 
     def info(self) -> dict[str, Any]:
         return self._call("info")  # type: ignore[no-any-return]

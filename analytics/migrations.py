@@ -160,6 +160,17 @@ CREATE TABLE auth_tokens (
     expires_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, revoked_by VARCHAR);
 """
 
+def _m7_audit_chain(con: duckdb.DuckDBPyConnection) -> None:
+    """The audit log becomes a hash chain (analytics/audit_chain.py): existing rows are chained in the order
+    they were written, and audit_head holds the last link."""
+    from analytics.audit_chain import chain_existing
+
+    for column, kind in (("seq", "BIGINT"), ("prev_hash", "VARCHAR"), ("row_hash", "VARCHAR")):
+        con.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")
+    con.execute("CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, row_hash VARCHAR NOT NULL)")
+    chain_existing(con)
+
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -168,6 +179,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (4, "indexes on scan_id of verdicts, heatmaps, labels, decisions", _M4_INDEXES),
     (5, "queue_pending and verdict_hourly, kept by the writer", _m5_rollups),
     (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
+    (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

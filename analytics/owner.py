@@ -137,7 +137,8 @@ def create_app(store: Store, settings: Any) -> FastAPI:
         def run() -> Response:  # token lookup, parsing, the store call and encoding all block: off the event loop
             principal = _principal(store, request)
             kwargs = {"batch": decode(body)} if binary else decode_args(method, body)
-            return encode_result(getattr(store, method)(**authz.bind(method, kwargs, principal)))
+            bound = authz.bind(method, kwargs, principal, settings.auth.require_sessions)
+            return encode_result(getattr(store, method)(**bound))
 
         try:
             return await run_in_threadpool(run)

@@ -177,7 +177,8 @@ def audit_log(con: duckdb.DuckDBPyConnection, limit: int = 200, actor: str | Non
               action: str | None = None) -> pd.DataFrame:
     """Audit rows, newest first, optionally of one actor and/or action."""
     return con.execute("SELECT * FROM audit_log WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
-                       "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY at DESC LIMIT $limit",
+                       "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY seq DESC, logged_at DESC "
+                       "LIMIT $limit",
                        {"actor": actor, "action": action, "limit": int(limit)}).df()
 
 

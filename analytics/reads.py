@@ -197,9 +197,11 @@ def list_alerts(cur: duckdb.DuckDBPyConnection, status: AlertStatus | None, limi
 
 
 def audit_log(cur: duckdb.DuckDBPyConnection, limit: int, actor: str | None, action: str | None) -> list[AuditRecord]:
-    cur.execute("SELECT * EXCLUDE (logged_at), logged_at AS at FROM audit_log WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
-                "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY logged_at DESC LIMIT $limit",
-                {"actor": actor, "action": action, "limit": int(limit)})
+    """Audit rows, newest first (by their place in the chain)."""
+    cur.execute("SELECT * EXCLUDE (logged_at, prev_hash, row_hash), logged_at AS at FROM audit_log "
+                "WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
+                "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY seq DESC, logged_at DESC "
+                "LIMIT $limit", {"actor": actor, "action": action, "limit": int(limit)})
     return [AuditRecord(**{**r, "details": _loads(r["details"]) or {}}) for r in _dicts(cur)]
 
 

@@ -156,12 +156,15 @@ class AlertRecord(Record):
 
 
 class AuditRecord(Record):
+    """One row of the audit log; `seq` is its place in the hash chain (analytics/audit_chain.py)."""
+
     audit_id: str
     at: datetime
     actor: str
     action: str  # login, decision, relabel, promote, rollback, user_add, sql, ...
     target: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    seq: int | None = None
 
 
 class UserRecord(Record):

@@ -42,6 +42,7 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "manage_users": frozenset({"admin"}),
     "run_sql": frozenset({"analyst", "supervisor", "admin"}),
     "read_audit": frozenset({"supervisor", "admin"}),
+    "back_up": frozenset({"admin"}),
 }
 
 

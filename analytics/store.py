@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,12 +23,16 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from analytics import reads, writes
+from analytics import audit_chain, integrity, reads, writes
 from analytics.accounts import Accounts
 from analytics.api import IngestResult, SqlResult
+from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest, write_backup
 from analytics.fetch import first
 from analytics.ingest import Prepared, prepare
+from analytics.integrity import IntegrityReport
 from analytics.migrations import migrate, preflight
+from analytics.ratelimit import LoginLimiter, LoginLimits
 from analytics.records import (
     AlertRecord,
     AlertStatus,
@@ -40,7 +45,7 @@ from analytics.records import (
     ModelState,
     utcnow,
 )
-from analytics.snapshot import copy_checkpointed, export_parquet, snapshot_database
+from analytics.snapshot import copy_checkpointed, export_parquet, finish_copy, snapshot_database, temp_beside
 from analytics.writer import GroupCommitWriter, Op
 from xscreen.errors import StoreError, WrongStore, XscreenError
 
@@ -60,6 +65,17 @@ class SqlOptions:
     timeout_s: float = 30.0
 
 
+def inside(root: Path, dest: Path | None, default: str, setting: str, title: str) -> Path:
+    """`dest` resolved inside `root` (a relative one is taken from there; default name when None); a path that
+    resolves outside it is refused: the owner writes files only where its settings say."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = (root / (dest if dest is not None else default)).resolve()  # an absolute dest replaces root, then is checked
+    if root not in path.parents:
+        raise XscreenError(f"{setting} are written under {root} (paths.{setting}) only, not {dest}", title=title)
+    return path
+
+
 def bind_home(con: duckdb.DuckDBPyConnection, path: Path, home_id: str) -> None:
     """Record `home_id` in the file's settings the first time; WrongStore when it records another home's id."""
     row = first(con, "SELECT value FROM settings_kv WHERE key = ?", [HOME_ID_KEY])
@@ -77,13 +93,18 @@ class Store(Accounts):
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, *, write_batch_max: int,
                  write_batch_wait_ms: float, claim_ttl_s: float, clock: Clock, sql: SqlOptions,
-                 session_ttl_minutes: float = 480.0, home_id: str | None = None) -> None:
+                 session_ttl_minutes: float = 480.0, home_id: str | None = None,
+                 login_limits: LoginLimits | None = None, backups_dir: Path | None = None,
+                 models_dir: Path | None = None) -> None:
         self.path = path
+        self._backups_dir = backups_dir or path.parent / "backups"
+        self._models_dir = models_dir
         self.home_id = home_id
         self._con = con
         self._clock = clock
         self._claim_ttl_s = claim_ttl_s
         self._session_ttl = timedelta(minutes=session_ttl_minutes)
+        self._limiter = LoginLimiter(login_limits or LoginLimits())
         self._sql = sql
         self._snapshot_lock = threading.Lock()
         self._closed = False
@@ -94,7 +115,9 @@ class Store(Accounts):
     @classmethod
     def open(cls, path: Path, *, write_batch_max: int = 5000, write_batch_wait_ms: float = 5.0,
              checkpoint_wal_mb: float = 4.0, claim_ttl_s: float = 600.0, session_ttl_minutes: float = 480.0,
-             clock: Clock = utcnow, sql: SqlOptions | None = None, home_id: str | None = None) -> Store:
+             clock: Clock = utcnow, sql: SqlOptions | None = None, home_id: str | None = None,
+             login_limits: LoginLimits | None = None, backups_dir: Path | None = None,
+             models_dir: Path | None = None) -> Store:
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
         which is left untouched: it is validated read-only before it is ever opened for writing.
 
@@ -122,7 +145,8 @@ class Store(Accounts):
             raise
         return cls(con, path, write_batch_max=write_batch_max, write_batch_wait_ms=write_batch_wait_ms,
                    claim_ttl_s=claim_ttl_s, clock=clock, sql=sql or SqlOptions(snapshots_dir=path.parent / "snapshots"),
-                   session_ttl_minutes=session_ttl_minutes, home_id=home_id)
+                   session_ttl_minutes=session_ttl_minutes, home_id=home_id, login_limits=login_limits,
+                   backups_dir=backups_dir, models_dir=models_dir)
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Clock = utcnow, fresh_snapshots: bool = False) -> Store:
@@ -137,7 +161,8 @@ class Store(Accounts):
                         checkpoint_wal_mb=s.checkpoint_wal_mb, claim_ttl_s=s.claim_ttl_s,
                         session_ttl_minutes=settings.app.session_ttl_minutes, clock=clock,
                         sql=SqlOptions(settings.snapshots_dir, max_age, s.sql_row_limit, s.sql_timeout_s),
-                        home_id=ensure_home_id(settings.home))
+                        home_id=ensure_home_id(settings.home), login_limits=LoginLimits.from_settings(settings.auth),
+                        backups_dir=settings.backups_dir, models_dir=settings.models_dir)
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""
@@ -258,15 +283,31 @@ class Store(Accounts):
         return self._read(reads.get_setting, key)
 
     def put_setting(self, key: str, value: Any, actor: str) -> None:
-        self._write(lambda c, now: writes.put_setting(c, key, value, actor, now))
+        """Set a setting in force (audited). Keys the store keeps itself (champion, thresholds, home_id) are
+        refused: promote a model instead."""
+        writes.check_setting_key(key)
+        self._write(lambda c, now: writes.change_setting(c, key, value, actor, now))
 
     # ---- audit ------------------------------------------------------------------------------------------------
 
-    def audit(self, record: AuditRecord) -> None:
-        self._write(lambda c, now: writes.write_audit(c, record))
+    def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
+              actor: str = "system") -> None:
+        """Append an audit row stamped with the store's clock (callers choose neither the time nor, when signed
+        in, the actor). Actions the store records itself (login, decision, promote, ...) are refused."""
+        writes.check_audit_action(action)
+        self._write(lambda c, now: writes.audit_row(c, now, actor, action, target, **(details or {})))
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._read(reads.audit_log, limit, actor, action)
+
+    def verify_audit(self, anchor: str | None = None) -> ChainReport:
+        """Check the audit log's hash chain from its first row; the first broken row is reported. `anchor`:
+        a head printed by an earlier check ("SEQ:HASH"), which must still be in the chain."""
+        return self._read(audit_chain.verify, audit_chain.parse_anchor(anchor) if anchor else None)
+
+    def integrity_check(self) -> IntegrityReport:
+        """Read every table whole and check the uniqueness invariants and the audit chain (analytics/integrity.py)."""
+        return self._read(integrity.check)
 
     # ---- analysts ---------------------------------------------------------------------------------------------
 
@@ -275,17 +316,50 @@ class Store(Accounts):
 
         return self._read(queries.run_named, name, params)
 
-    def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
-        """Consistent copy: a DuckDB file (default: snapshots dir, timestamped) or, with parquet, a folder."""
-        if dest is None:
-            assert self._sql.snapshots_dir is not None
-            stamp = self._clock().strftime("%Y%m%dT%H%M%SZ")
-            dest = self._sql.snapshots_dir / (f"xscreen-{stamp}" + ("" if parquet else ".duckdb"))
-        dest = Path(dest)
-        if parquet:
-            return self._read(export_parquet, dest)
-        copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, dest), exclusive=True))
-        return copied if copied is not None else self._read(snapshot_database, dest)
+    def snapshot(self, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path:
+        """Consistent copy for analysts, password and token hashes blanked: a DuckDB file or, with parquet, a
+        folder of Parquet files. Written under the snapshots folder (paths.snapshots) only: `dest` is a name
+        or path inside it (default: timestamped); a path outside it is refused. Audited."""
+        path = self._snapshot_dest(dest, parquet)
+        made = self._read(export_parquet, path) if parquet else self._snapshot_to(path)
+        self._write(lambda c, now: writes.audit_row(c, now, actor, "snapshot", str(made), parquet=parquet))
+        return made
+
+    def _snapshot_dest(self, dest: Path | None, parquet: bool) -> Path:
+        assert self._sql.snapshots_dir is not None
+        suffix = "" if parquet else ".duckdb"
+        return inside(self._sql.snapshots_dir, dest, self._default_name(suffix), "snapshots", "Snapshot refused")
+
+    def _default_name(self, suffix: str) -> str:
+        return f"xscreen-{self._clock().strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}{suffix}"
+
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
+        """A backup folder under the backups folder (paths.backups; `name` inside it, default timestamped): the
+        database copied after a CHECKPOINT while the writer is held (one committed state, even while serving),
+        the model weights, and a manifest of checksums (analytics/backup.py). Audited."""
+        dest = inside(self._backups_dir, Path(name) if name else None, self._default_name(""), "backups",
+                      "Backup refused")
+
+        def copy(target: Path) -> None:
+            copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, target),
+                                            exclusive=True))
+            if copied is None:
+                self._read(snapshot_database, target, False)
+
+        manifest = write_backup(copy, dest, self.home_id, self._models_dir, self._clock())
+        self._write(lambda c, now: writes.audit_row(c, now, actor, "backup", str(dest),
+                                                    audit_head=manifest.audit_head, db_sha256=manifest.db_sha256))
+        return manifest
+
+    def _snapshot_to(self, dest: Path) -> Path:
+        """Checkpoint and copy the file while the writer is held, then redact the copy; if a WAL remains,
+        COPY FROM DATABASE on a reader (redacted too)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(dest)
+        copied = self._writer.submit(Op(fn=lambda c, now: copy_checkpointed(c, self.path, tmp), exclusive=True))
+        if copied is None:
+            return self._read(snapshot_database, dest)
+        return finish_copy(tmp, dest)
 
     def _sql_snapshot(self) -> Path:
         """The shared snapshot analyst SQL reads; refreshed when older than snapshot_max_age_s."""
@@ -294,10 +368,10 @@ class Store(Accounts):
         with self._snapshot_lock:
             fresh = path.exists() and time.time() - path.stat().st_mtime < self._sql.snapshot_max_age_s
             if not fresh:
-                self.snapshot(path)
+                self._snapshot_to(path)
         return path
 
-    def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:
+    def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult:
         """Analyst SQL (one read-only query) in the sandbox over a recent snapshot; audited, refusals too."""
         from analytics.sandbox import run_sandboxed, validate_sql
 

@@ -7,12 +7,14 @@ writer relies on it to keep the other writes of the same group commit when one o
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from analytics import audit_chain
 from analytics.fetch import first
 from analytics.records import (
     THREAT_UNKNOWN_CLASS,
@@ -25,7 +27,7 @@ from analytics.records import (
     ModelRecord,
     ModelState,
 )
-from xscreen.errors import ConflictError, NotFoundError
+from xscreen.errors import ConflictError, NotFoundError, PermissionDenied, XscreenError
 
 FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 CHAMPION_KEY = "champion"
@@ -37,8 +39,34 @@ def _json(value: Any) -> str | None:
 
 
 def write_audit(cur: duckdb.DuckDBPyConnection, rec: AuditRecord) -> None:
-    cur.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?::JSON)",
-                [rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details)])
+    """Append the row to the audit log's hash chain (analytics/audit_chain.py), in the open transaction."""
+    audit_chain.append(cur, rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details))
+
+
+# Audit actions the store writes itself, in the transaction of what they record: `Store.audit` refuses them, so a
+# caller cannot add a decision, a login or a promotion that did not happen.
+STORE_ACTIONS = frozenset({
+    "login", "login_failed", "passwd_check_failed", "logout", "decision", "relabel", "model_register",
+    "model_state", "promote", "rollback", "user_add", "user_passwd", "user_disable", "alert_status", "setting",
+    "sql", "sql_refused", "snapshot", "token_issue", "token_revoke", "backup", "restore",
+})
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# settings_kv keys the store keeps itself: the champion and its thresholds (set by promotion), the home's id.
+STORE_SETTINGS = frozenset({"champion", "thresholds", "home_id"})
+
+
+def check_audit_action(action: str) -> None:
+    if not ACTION_RE.match(action):
+        raise XscreenError(f"audit action {action!r} must be 2-48 characters of a-z, 0-9, '_'",
+                           title="Invalid audit row")
+    if action in STORE_ACTIONS:
+        raise PermissionDenied(f"audit action {action!r} is recorded by the store itself, with what it records")
+
+
+def check_setting_key(key: str) -> None:
+    if key in STORE_SETTINGS:
+        raise PermissionDenied(f"setting {key!r} is kept by the store itself (promote a model to change the "
+                               "champion and its thresholds)")
 
 
 def audit_row(cur: duckdb.DuckDBPyConnection, now: datetime, actor: str, action: str, target: str | None,
@@ -165,6 +193,13 @@ def put_setting(cur: duckdb.DuckDBPyConnection, key: str, value: Any, actor: str
     cur.execute("INSERT INTO settings_kv VALUES (?, ?::JSON, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                 [key, _json(value), now, actor])
+
+
+def change_setting(cur: duckdb.DuckDBPyConnection, key: str, value: Any, actor: str, now: datetime) -> None:
+    """A setting changed through the API: stored and audited with its old and new value."""
+    old = first(cur, "SELECT value FROM settings_kv WHERE key = ?", [key])
+    put_setting(cur, key, value, actor, now)
+    audit_row(cur, now, actor, "setting", key, old=json.loads(old[0]) if old and old[0] else None, new=value)
 
 
 def register_model(cur: duckdb.DuckDBPyConnection, m: ModelRecord, actor: str, now: datetime) -> None:

@@ -234,7 +234,7 @@ def bench_queries(folder: Path, verdict_rows: int, runs: int, embedding_dim: int
         top = reads.queue(cur, "x", 1, None, NOW)["scan_id"][0]
         results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, top), runs)
         start = time.perf_counter()
-        snap = store.snapshot(folder / "snapshot.duckdb")  # what `xscreen snapshot` and analyst SQL pay
+        snap = store.snapshot(Path("snapshot.duckdb"))  # what `xscreen snapshot` and analyst SQL pay
         results["snapshot_s"] = round(time.perf_counter() - start, 2)
         snap.unlink()
     results["file_mb"] = round(path.stat().st_size / 1e6, 1)

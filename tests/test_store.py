@@ -247,8 +247,8 @@ def test_snapshot_of_a_file_named_with_dashes_and_spaces_is_consistent(tmp_path,
 
     with Store.open(tmp_path / "my store-1.duckdb", clock=lambda: now) as store:
         seed_store(store, 30, seed=14, now=now)
-        snap = store.snapshot(tmp_path / "out" / "snap.duckdb")
-        parquet = store.snapshot(tmp_path / "pq", parquet=True)
+        snap = store.snapshot(Path("out/snap.duckdb"))
+        parquet = store.snapshot(Path("pq"), parquet=True)
     con = duckdb.connect(str(snap), read_only=True)
     assert con.execute("SELECT count(*) FROM verdicts").fetchone() == (60,)
     assert con.execute("SELECT count(*) FROM queue_pending").fetchone()[0] > 0
@@ -266,7 +266,7 @@ def test_snapshot_taken_during_ingest_is_one_committed_state(tmp_path, now: date
                               batch_id=f"b{i}") for i in range(40)]
         feeder = threading.Thread(target=lambda: [store.ingest(b) for b in batches])
         feeder.start()
-        snaps = [store.snapshot(tmp_path / f"snap-{k}.duckdb") for k in range(3)]
+        snaps = [store.snapshot(Path(f"snap-{k}.duckdb")) for k in range(3)]
         feeder.join()
     for snap in snaps:
         con = duckdb.connect(str(snap), read_only=True)

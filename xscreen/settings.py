@@ -39,6 +39,7 @@ class PathSettings(Section):
     snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
     exports: Path | None = Field(None, description="Training-set exports from the Relabelling page are written only under this folder, one sub-folder per export (default: HOME/exports).")
+    backups: Path | None = Field(None, description="Where the store owner writes backups before `xscreen backup DIR` moves them to DIR (default: HOME/backups).")
     sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
 
 
@@ -115,6 +116,14 @@ class AppSettings(Section):
     queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
 
 
+class AuthSettings(Section):
+    max_failed_logins: int = Field(5, ge=1, description="Failed sign-ins for one username within auth.login_window_s before that username is locked out for auth.lockout_s.")
+    max_failed_logins_per_source: int = Field(20, ge=1, description="Failed sign-ins from one source (a /v1 client address) within auth.login_window_s before that source is locked out.")
+    login_window_s: float = Field(900.0, gt=0, description="Window over which failed sign-ins are counted (seconds).")
+    lockout_s: float = Field(120.0, gt=0, description="How long a locked-out username or source must wait before trying again (seconds).")
+    require_sessions: bool = Field(False, description="When on, a caller of the store owner without a signed-in person's session may act only under a process name (`cli:<user>`, `system`, `serving`, `setup`, `demo`, `monitoring`), never under a person's name. Turn on once every app page forwards its session.")
+
+
 class SimulatorSettings(Section):
     rate: float = Field(2.0, gt=0, description="Scans per second the demo's scanner simulator drops.")
     scanners: int = Field(2, ge=1, le=64, description="Number of simulated scanners in the demo.")
@@ -167,6 +176,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
     app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in limits and who may act under which name.")
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Demo scanner stream.")
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="Drift and accuracy monitoring.")
 
@@ -200,6 +210,7 @@ class Settings(BaseSettings):
             "snapshots": home / "snapshots",
             "logs": home / "logs",
             "exports": home / "exports",
+            "backups": home / "backups",
         }
         for name, default in defaults.items():
             if getattr(p, name) is None:
@@ -243,6 +254,11 @@ class Settings(BaseSettings):
     def snapshots_dir(self) -> Path:
         assert self.paths.snapshots is not None
         return self.paths.snapshots
+
+    @property
+    def backups_dir(self) -> Path:
+        assert self.paths.backups is not None
+        return self.paths.backups
 
     @property
     def logs_dir(self) -> Path:
@@ -341,7 +357,7 @@ def probe_writable(folder: Path) -> None:
 
 def ensure_home(settings: Settings) -> None:
     """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
-    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs"):
+    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs", "backups"):
         folder = getattr(settings.paths, name)
         try:
             probe_writable(folder)
