@@ -68,20 +68,28 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
 
 
 # Top-N over queue_pending (champion inspect/uncertain verdicts without a final decision, kept by the writer), minus
-# other officers' live claims; only the rows that survive the LIMIT are joined to scans.
+# other officers' live claims and minus items this officer referred (a referral asks someone else for a second
+# opinion, so it must not come straight back to the referrer); only the rows that survive the LIMIT are joined to
+# scans. `waiting` counts every item that passed the filters, before the LIMIT (the true backlog, not the page).
 QUEUE_SQL = """
-WITH top AS (
-    SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at
+WITH refs AS (SELECT scan_id, string_agg(DISTINCT officer, ', ' ORDER BY officer) AS referred_by,
+                     bool_or(officer = $officer) AS mine
+              FROM decisions WHERE decision = 'refer' GROUP BY scan_id),
+top AS (
+    SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at,
+           count(*) OVER () AS waiting
     FROM queue_pending p
     WHERE ($scanner::VARCHAR IS NULL OR p.scanner_id = $scanner::VARCHAR)
       AND p.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
+      AND p.scan_id NOT IN (SELECT scan_id FROM refs WHERE mine)
     ORDER BY p.any_threat DESC, p.scored_at
     LIMIT $limit)
 SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
-       top.scan_id IN (SELECT scan_id FROM decisions WHERE decision = 'refer') AS referred
+       refs.scan_id IS NOT NULL AS referred, refs.referred_by
 FROM top
 JOIN scans s USING (scan_id)
 LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c USING (scan_id)
+LEFT JOIN refs USING (scan_id)
 ORDER BY top.any_threat DESC, top.scored_at
 """
 
@@ -89,7 +97,9 @@ ORDER BY top.any_threat DESC, top.scored_at
 def queue(cur: duckdb.DuckDBPyConnection, officer: str, limit: int, scanner_id: str | None,
           now: datetime) -> pd.DataFrame:
     """Items waiting for an officer, highest risk first: champion `inspect`/`uncertain` verdicts without a final
-    decision, not claimed by another officer (unexpired). `claimed_by` is this officer or empty."""
+    decision, not claimed by another officer (unexpired) and not referred by this officer. `claimed_by` is this
+    officer or empty; `referred_by` names who referred the item (empty if nobody); `waiting` (on every row) is
+    how many items pass these filters in all, however many `limit` returns."""
     params = {"now": now, "officer": officer, "limit": int(limit), "scanner": scanner_id}
     return cur.execute(QUEUE_SQL, params).df()
 

@@ -358,6 +358,16 @@ class Stack:
             self.owner = None
 
 
+def dashboard_argv(settings: Settings, app_file: Path) -> list[str]:
+    """The command that starts the Streamlit dashboard. Every option is a flag, because the child may start in
+    any folder (the checkout's .streamlit/config.toml applies only when run from the checkout). No file watcher:
+    Streamlit would watch the app's folder, which holds var/ with the inbox and the spool, and a stream of scans
+    overflowed inotify thousands of times (issue 12)."""
+    return [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", settings.network.host,
+            "--server.port", str(settings.network.app_port), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+
+
 def drain_spool(spool_dir: Path, timeout_s: float = 30.0) -> None:
     """Wait for the (running) owner to commit every spooled batch before it is stopped; leftovers are ingested
     on its next start."""

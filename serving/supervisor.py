@@ -48,7 +48,7 @@ from serving.runs import (
     started,
     state_path,
 )
-from serving.runtime import Child, absolute_settings, drain_spool, settings_env, wait_until
+from serving.runtime import Child, absolute_settings, dashboard_argv, drain_spool, settings_env, wait_until
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,8 @@ class Supervisor:
 
     def _streamlit(self) -> Child:
         s = self.settings
-        app_file = Path(__file__).resolve().parents[1] / "app.py"  # the checkout's dashboard
-        argv = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", s.network.host,
-                "--server.port", str(s.network.app_port), "--server.headless", "true",
-                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-        return Child("dashboard", argv, s.logs_dir / "streamlit.log", self.child_env())
+        app_file = Path(__file__).resolve().parents[1] / "dashboard.py"  # the checkout's app.py + cookie routes
+        return Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())
 
     def _define_services(self) -> None:
         from analytics.client import owner_is_up

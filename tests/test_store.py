@@ -109,6 +109,30 @@ def test_refer_keeps_the_item_queued_and_marked_without_a_label(store: Store, no
     assert store.get_scan(scan_id)["current_labels"] == ["threat"]
 
 
+def test_referred_item_leaves_the_referrers_queue_and_waits_for_someone_else(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 100, seed=8, now=now)
+    scan_id = store.queue("ann", limit=1)["scan_id"][0]
+    store.claim(scan_id, "ann")
+    store.record_decision(_decision(scan_id, "ann", "refer", now))
+    assert scan_id not in set(store.queue("ann", limit=1000)["scan_id"])  # pressing N again gives ann another item
+    assert store.queue("ann", limit=1)["scan_id"][0] != scan_id
+    for other in ("bob", "sue"):
+        row = store.queue(other, limit=1000).set_index("scan_id").loc[scan_id]
+        assert bool(row["referred"]) and row["referred_by"] == "ann"
+    store.record_decision(_decision(scan_id, "bob", "refer", now))  # a second opinion may be referred on again
+    assert scan_id not in set(store.queue("bob", limit=1000)["scan_id"])
+    assert store.queue("sue", limit=1000).set_index("scan_id").loc[scan_id, "referred_by"] == "ann, bob"
+    assert len(seeded.flagged) > 1
+
+
+def test_queue_counts_the_whole_backlog_not_the_page(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 300, seed=4, now=now)
+    page = store.queue("ann", limit=5)
+    assert len(page) == 5 and set(page["waiting"]) == {len(seeded.flagged)}
+    store.claim(seeded.flagged[0], "bob")  # another officer's item is not ann's backlog
+    assert set(store.queue("ann", limit=5)["waiting"]) == {len(seeded.flagged) - 1}
+
+
 def test_labels_are_appended_and_the_newest_is_current(store: Store, now: datetime) -> None:
     seeded = seed_store(store, 50, seed=9, now=now)
     scan_id = seeded.scan_ids[0]

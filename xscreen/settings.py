@@ -38,6 +38,7 @@ class PathSettings(Section):
     archive: Path | None = Field(None, description="Where processed scans are moved when serving.archive_processed is on (default: HOME/archive).")
     snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
+    exports: Path | None = Field(None, description="Training-set exports from the Relabelling page are written only under this folder, one sub-folder per export (default: HOME/exports).")
     backups: Path | None = Field(None, description="Where the store owner writes backups before `xscreen backup DIR` moves them to DIR (default: HOME/backups).")
     sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
 
@@ -220,6 +221,7 @@ class Settings(BaseSettings):
             "archive": home / "archive",
             "snapshots": home / "snapshots",
             "logs": home / "logs",
+            "exports": home / "exports",
             "backups": home / "backups",
         }
         for name, default in defaults.items():
@@ -274,6 +276,11 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         assert self.paths.logs is not None
         return self.paths.logs
+
+    @property
+    def exports_dir(self) -> Path:
+        assert self.paths.exports is not None
+        return self.paths.exports
 
     @property
     def store_url(self) -> str:
