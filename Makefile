@@ -32,7 +32,7 @@ test: $(STAMP) chromium
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy xscreen analytics xray screening serving bench
+	$(VENV)/bin/mypy xscreen store analytics xray screening serving bench
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from analytics.session import allowed_pages
 from pages import _common as common
 from pages import _cookie
+from xscreen.roles import allowed_pages
 
 st.set_page_config(page_title="xscreen", layout="wide")
 

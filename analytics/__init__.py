@@ -1,4 +1,4 @@
-"""Storage and statistics of xscreen: the DuckDB store and its owner, queries, drift/accuracy statistics, charts.
+"""Pure statistics, charts and what-if of xscreen, shared by the app's pages and notebooks.
 
-Imports neither torch, ray nor streamlit: a notebook can `import analytics` alone.
+Imports neither the store, DuckDB, torch, ray nor streamlit: a notebook can `import analytics` alone.
 """

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from analytics.client import StoreClient
-from analytics.store import Store
 from bench.bench_store import NOW, build_query_db
+from store.client import StoreClient
+from store.store import Store
 from tests.app_harness import app_as, user
 from tests.app_seed import render_images
 from tests.conftest import OwnerThread, make_settings

@@ -33,13 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from analytics import queries, reads
-from analytics.client import StoreClient, owner_is_up
-from analytics.identity import read_home_id, read_owner_token
-from analytics.migrations import migrate, rebuild_rollups
-from analytics.records import IngestBatch
-from analytics.spool import SpoolWriter, spool_files
-from analytics.store import Store
+from store import queries, reads
+from store.client import StoreClient, owner_is_up
+from store.identity import read_home_id, read_owner_token
+from store.migrations import migrate, rebuild_rollups
+from store.spool import SpoolWriter, spool_files
+from store.store import Store
+from xscreen.records import IngestBatch
 from xscreen.settings import DEFAULT_CLASSES
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("analytics.migrations").setLevel(logging.WARNING)
+    logging.getLogger("store.migrations").setLevel(logging.WARNING)
     out: dict[str, Any] = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
                            "python": platform.python_version()}
     with tempfile.TemporaryDirectory(prefix="xscreen-bench-") as tmp:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analytics.records import DecisionRecord, utcnow
 from tests.serving_procs import (
     assert_nothing_left,
     children,
@@ -38,6 +37,7 @@ from tests.serving_procs import (
     wait_for,
     wait_running,
 )
+from xscreen.records import DecisionRecord, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Chaos:
 
     # ---- life cycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Chaos:
-        from analytics.client import StoreClient
+        from store.client import StoreClient
 
         self.proc = start_serve(self.settings)
         wait_running(self.settings, self.proc)

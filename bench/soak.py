@@ -64,11 +64,11 @@ def soak_fuzz(home: Path, files: int, requests: int, seed: int) -> FuzzReport:
     """File fuzz through the real reader and ingest; request fuzz through the real API over a real owner."""
     from fastapi.testclient import TestClient
 
-    from analytics.client import StoreClient
-    from analytics.store import Store
     from serving.api import ApiBackend, create_api
     from serving.ingest import Ingest
     from serving.metrics import ServingMetrics
+    from store.client import StoreClient
+    from store.store import Store
     from tests.conftest import OwnerThread, make_settings
     from tests.serving_fakes import FakeScorer, ListSpool
     from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan

@@ -10,14 +10,15 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from analytics import health_view
-from analytics import session as sessions
-from analytics.records import Role
 from pages import _cookie
+from pages import _session as sessions
+from xscreen import roles
 from xscreen.errors import AuthError, PermissionDenied, XscreenError
+from xscreen.records import Role
 from xscreen.settings import Settings, load_settings
 
 SESSION_KEY = "xs_session"
-# Every page of the app by its url path, in navigation order (analytics.session.PAGE_ROLES says who may open it).
+# Every page of the app by its url path, in navigation order (xscreen.roles.PAGE_ROLES says who may open it).
 PAGE_TITLES = {"triage": "Live triage", "drift": "Drift & accuracy", "relabel": "Relabelling", "models": "Models",
                "sql": "Analyst SQL", "whatif": "Threshold what-if"}
 # Test hook: AppTest sets session_state["xs_now"] so windows line up with a store seeded at a fixed time.
@@ -47,7 +48,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _client_for(url: str) -> Any:
-    from analytics.client import StoreClient
+    from store.client import StoreClient
 
     return StoreClient.from_settings(settings())  # `url` is the cache key: one client per store
 
@@ -112,7 +113,7 @@ def guard(page: str) -> sessions.Session:
         sign_in_form(f"Sign in to open **{PAGE_TITLES[page]}**.")
         st.stop()
     try:
-        sessions.require_page(s, page)
+        roles.require_page(s.role, page)
     except PermissionDenied as err:
         st.error(f"{err.title}: {err}")
         st.stop()
@@ -122,7 +123,7 @@ def guard(page: str) -> sessions.Session:
 
 def allowed(s: sessions.Session, action: str) -> bool:
     try:
-        sessions.require_action(s, action)
+        roles.require_action(s.role, action)
     except PermissionDenied:
         return False
     return True
@@ -150,7 +151,7 @@ def act(fn: Callable[[], Any]) -> bool:
 def require_action(s: sessions.Session, action: str) -> None:
     """Stop with an error unless the role may take `action`: the check runs on the server for every click."""
     try:
-        sessions.require_action(s, action)
+        roles.require_action(s.role, action)
     except PermissionDenied as err:
         st.error(f"{err.title}: {err}")
         st.stop()

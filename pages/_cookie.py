@@ -3,7 +3,7 @@ bookmarked page URL keeps the user signed in (Streamlit's own session state dies
 
 Streamlit cannot set a cookie from a script, and a cookie set by page JavaScript could not be HttpOnly. So the
 dashboard (`dashboard.py`, Streamlit's ASGI `st.App`) adds two routes: after a sign-in the page posts a one-time
-code (`analytics.session.CookieHandoff`, 60 s) to `_xscreen/session`, which answers with an HttpOnly, SameSite=Strict
+code (`pages._session.CookieHandoff`, 60 s) to `_xscreen/session`, which answers with an HttpOnly, SameSite=Strict
 cookie holding the token; `_xscreen/signout` deletes it. The script reads the cookie back from the WebSocket
 handshake (`st.context.cookies`) and asks the store whether the token is still a live session. Under a plain
 `streamlit run app.py` the routes do not exist and sessions simply end with the page. Trade-offs: docs/APP.md.
@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from analytics.identity import read_home_id
-from analytics.session import CookieHandoff
+from pages._session import CookieHandoff
+from store.identity import read_home_id
 from xscreen.settings import Settings
 
 SET_PATH, CLEAR_PATH = "_xscreen/session", "_xscreen/signout"

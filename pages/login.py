@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from analytics.session import allowed_pages
 from pages import _common as common
+from xscreen.roles import allowed_pages
 
 signed_in = common.current_session()
 if signed_in is not None:  # just signed in (or came back to /login): go to the first page the role may open

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from analytics import labelling
-from analytics.records import LabelRecord
 from pages import _common as common
 from pages import _viewer as viewer
+from xscreen.records import LabelRecord
 
 FLASH = "relabel_flash"  # the message of a save, shown after the rerun that re-reads the saved labels
 s = common.guard("relabel")

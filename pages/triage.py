@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from analytics import charts, triage
-from analytics.records import DecisionRecord
 from pages import _common as common
 from pages import _viewer as viewer
+from xscreen.records import DecisionRecord
 
 CURRENT = "triage_current"
 # decision, button label, keyboard shortcut (Streamlit reserves C and R). Audit samples come through the same

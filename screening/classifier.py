@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from analytics.records import ANY_THREAT
 from screening.calibration import OperatingPoint, verdicts
 from screening.network import ScreeningNet
 from screening.preprocess import Geometry, PreparedScan, canvas_batch, prepare
 from screening.registry import Checkpoint, build_model, load_checkpoint, load_registered
+from xscreen.records import ANY_THREAT
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from analytics.records import THREAT_UNKNOWN_CLASS
 from screening.preprocess import Geometry, letterbox_one, letterbox_planes
 from xscreen.errors import BadScanError, XscreenError
+from xscreen.records import THREAT_UNKNOWN_CLASS
 
 log = logging.getLogger(__name__)
 

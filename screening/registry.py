@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from analytics.records import ModelRecord, ModelState, utcnow
 from screening.network import NetConfig, ScreeningNet
 from xscreen.errors import ModelError, NotFoundError
+from xscreen.records import ModelRecord, ModelState, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def build_model(ckpt: Checkpoint) -> ScreeningNet:
 @contextmanager
 def _store(settings: Settings) -> Iterator[Any]:
     """The one place the registry opens the analytics store."""
-    from analytics.client import open_store
+    from store.client import open_store
 
     with open_store(settings) as store:
         yield store

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from tqdm import tqdm
 
-from analytics.records import ANY_THREAT, ModelRecord, ModelState, utcnow
 from screening import registry
 from screening.augment import AugmentConfig, TipBank, apply_flips, photometric, random_flips, repalette
 from screening.calibration import certificate, fit_temperature, operating_point, sigmoid, verdicts
@@ -28,6 +27,7 @@ from screening.data import LabelledSet, balanced_weights, load_folders, split_in
 from screening.evaluate import EvaluationError, metrics
 from screening.network import NetConfig, ScreeningNet, build_network
 from xscreen.errors import ModelError, NotFoundError
+from xscreen.records import ANY_THREAT, ModelRecord, ModelState, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)

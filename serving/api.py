@@ -27,7 +27,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from analytics.records import DecisionRecord, DecisionValue, Principal, utcnow
 from serving.api_auth import ANONYMOUS, Authenticator, queue_view, require_user, scan_view, scanner_for_upload
 from serving.http_limits import JsonBodyLimit
 from serving.ingest import Ingest, IngestReport
@@ -41,6 +40,7 @@ from xscreen.errors import (
     StoreUnavailable,
     XscreenError,
 )
+from xscreen.records import DecisionRecord, DecisionValue, Principal, utcnow
 
 log = logging.getLogger(__name__)
 STATUS_BY_REASON = {"path_traversal": 400, "bad_path": 400, "not_a_file": 400, "bad_scanner_id": 400,
@@ -54,7 +54,7 @@ class ApiBackend:
     """What the routes need: the ingest (scoring through the classifier), the store, metrics, health."""
 
     ingest: Ingest
-    store: Any  # analytics.api.StoreAPI (a StoreClient in production)
+    store: Any  # store.api.StoreAPI (a StoreClient in production)
     metrics: ServingMetrics
     max_upload_bytes: int
     health: Callable[[], dict[str, Any]] = field(default=lambda: {})

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from analytics.records import Principal
 from xscreen.errors import AuthError, PermissionDenied
+from xscreen.records import Principal
 
 ANONYMOUS = Principal(kind="user", name="api", role="admin")  # serving.api_auth = false
 # Queue columns an officer may see: those of the triage page's queue table.

@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
 from serving.health import PipelineHealth
 from serving.housekeeping import (
     RECHECK_CODES,
@@ -42,6 +41,7 @@ from serving.housekeeping import (
 )
 from serving.scanfile import Candidate, CandidateChecker, scan_record, valid_scanner_id, within
 from xscreen.errors import BadScanError
+from xscreen.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
 
 log = logging.getLogger(__name__)
 

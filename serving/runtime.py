@@ -59,14 +59,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def store_client(settings: Settings) -> Any:
-    from analytics.client import StoreClient
+    from store.client import StoreClient
 
     return StoreClient.from_settings(settings, timeout_s=30.0)
 
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:
     """The production ingest: xray reader, durable spool, the store's known hashes, metrics and health."""
-    from analytics.spool import SpoolWriter
+    from store.spool import SpoolWriter
 
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
@@ -104,7 +104,7 @@ def ensure_champion(settings: Settings) -> str | None:
 
 def make_housekeeper(settings: Settings, ingest: Ingest, expire_every_s: float = 600.0) -> Housekeeper:
     """Every 2 s: rescore quarantined files their writer completed; every 10 min: archive retention, spool temps."""
-    from analytics.records import utcnow
+    from xscreen.records import utcnow
 
     last = [0.0]
 
@@ -236,10 +236,10 @@ class Stack:
 
     # ---- start -------------------------------------------------------------------------------------
     def start_owner(self) -> str:
-        from analytics.client import owner_is_up
+        from store.client import owner_is_up
 
         s = self.settings
-        argv = [sys.executable, "-c", "from analytics.owner import run_owner; from xscreen.settings import "
+        argv = [sys.executable, "-c", "from store.owner import run_owner; from xscreen.settings import "
                 "load_settings; run_owner(load_settings())"]
         self.owner = Child("store owner", argv, s.logs_dir / "store-owner.log", self.child_env())
         self.owner.start()
@@ -371,7 +371,7 @@ def dashboard_argv(settings: Settings, app_file: Path) -> list[str]:
 def drain_spool(spool_dir: Path, timeout_s: float = 30.0) -> None:
     """Wait for the (running) owner to commit every spooled batch before it is stopped; leftovers are ingested
     on its next start."""
-    from analytics.spool import spool_files
+    from store.spool import spool_files
 
     deadline = time.monotonic() + timeout_s
     while spool_files(spool_dir) and time.monotonic() < deadline:

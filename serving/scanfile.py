@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from analytics.records import ImageStats, ScanRecord
 from xscreen.errors import BadScanError
+from xscreen.records import ImageStats, ScanRecord
 
 log = logging.getLogger(__name__)
 # A scanner id names a folder (inbox/<id>/, quarantine/<id>/) and a store column: letters, digits, '.', '_', '-',

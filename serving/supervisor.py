@@ -143,7 +143,7 @@ class Supervisor:
         return env
 
     def _owner(self) -> Child:
-        argv = [sys.executable, "-c", "from analytics.owner import run_owner; from xscreen.settings import "
+        argv = [sys.executable, "-c", "from store.owner import run_owner; from xscreen.settings import "
                 "load_settings; run_owner(load_settings())"]
         return Child("store owner", argv, self.settings.logs_dir / "store-owner.log", self.child_env())
 
@@ -171,8 +171,8 @@ class Supervisor:
         return Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())
 
     def _define_services(self) -> None:
-        from analytics.client import owner_is_up
         from serving.runtime import _http_ok
+        from store.client import owner_is_up
 
         s = self.settings
         net = s.network

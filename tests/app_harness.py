@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.client import StoreClient
-from analytics.records import Role, UserRecord
-from analytics.session import Session, from_grant
+from pages._session import Session, from_grant
+from store.client import StoreClient
+from xscreen.records import Role, UserRecord
 from xscreen.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

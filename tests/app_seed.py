@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from analytics.records import AlertRecord, DecisionRecord, VerdictRecord
 from analytics.triage import resize_nearest
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record
+from xscreen.records import AlertRecord, DecisionRecord, VerdictRecord
 from xscreen.settings import DEFAULT_CLASSES
 
 CERTIFICATE = {"alpha": 0.05, "delta": 0.05, "certified": True, "officer_capacity": 0.1,

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from analytics.client import StoreClient
-from analytics.store import Store
+from store.client import StoreClient
+from store.store import Store
 from xscreen.settings import Settings, load_settings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ class OwnerThread:
     def __init__(self, store: Store, settings: Settings) -> None:
         import uvicorn
 
-        from analytics.owner import create_app
+        from store.owner import create_app
 
         config = uvicorn.Config(create_app(store, settings), host="127.0.0.1", port=settings.network.store_port,
                                 log_level="warning", access_log=False)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from analytics.records import ImageStats, IngestBatch, ModelRecord, ScanRecord, VerdictRecord
+from xscreen.records import ImageStats, IngestBatch, ModelRecord, ScanRecord, VerdictRecord
 from xscreen.settings import DEFAULT_CLASSES
 
 SCANNERS = ["scanner-a", "scanner-b", "scanner-c"]

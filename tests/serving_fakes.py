@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from analytics.records import IngestBatch
 from xscreen.errors import BadScanError
+from xscreen.records import IngestBatch
 
 STATS = {"mean_attenuation": 0.5, "noise_level": 0.01, "dynamic_range": 2.0,
          "organic_fraction": 0.3, "inorganic_fraction": 0.2, "metal_fraction": 0.1}

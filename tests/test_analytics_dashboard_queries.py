@@ -5,10 +5,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics import dashboard_queries as dq
 from analytics import drift
-from analytics.migrations import migrate
-from analytics.queries import NAMED_QUERIES
+from store import dashboard_queries as dq
+from store.migrations import migrate
+from store.queries import NAMED_QUERIES
 
 START, END = "2026-01-01 00:00+00", "2026-01-02 00:00+00"
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.client import StoreClient
-from analytics.store import Store
 from serving.api import ApiBackend, create_api
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
+from store.client import StoreClient
+from store.store import Store
 from tests.seeding import seed_store
 from tests.serving_fakes import STATS, FakeScorer, ListSpool, fake_reader, png_bytes
 from xscreen.settings import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analytics import triage
-from analytics.client import StoreClient
+from store.client import StoreClient
 from tests.app_harness import PASSWORD, app_as, point_app_at, user
 from tests.app_seed import render_images, seed_demo
 from tests.seeding import Seeded, seed_store
@@ -156,7 +156,7 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
 def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_slot(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    from analytics.records import LabelRecord
+    from xscreen.records import LabelRecord
 
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
@@ -376,7 +376,7 @@ def test_item_claimed_by_another_officer_leaves_my_queue(seeded: Seeded, now: da
 def test_supervisor_adjudicates_conflicting_labels(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     from datetime import timedelta
 
-    from analytics.records import LabelRecord
+    from xscreen.records import LabelRecord
 
     scan_id = owner_client.relabel_queue(limit=5)["scan_id"].iloc[0]
     earlier = now - timedelta(minutes=5)  # the app's clock is pinned at `now`: its label must be the newest

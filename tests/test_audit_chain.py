@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics.client import StoreClient
-from analytics.migrations import migrate
-from analytics.store import Store
+from store.client import StoreClient
+from store.migrations import migrate
+from store.store import Store
 from tests.seeding import seed_store
 from tests.test_cli_store import run
 from xscreen.errors import XscreenError
@@ -76,7 +76,7 @@ def test_a_cut_tail_and_a_rewritten_chain_are_found(tmp_path: Path) -> None:
     cut = run(home, "audit", "verify")
     assert cut.returncode == 1 and "head says 5 rows but the chain has 4" in cut.stdout
     # Someone who recomputes the whole chain and the head is caught by a head recorded elsewhere earlier.
-    from analytics import audit_chain
+    from store import audit_chain
 
     con = duckdb.connect(str(home / "xscreen.duckdb"))
     con.execute("DELETE FROM audit_head")

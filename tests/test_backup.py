@@ -19,10 +19,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from analytics.backup import BackupManifest, file_sha256, verify
-from analytics.client import StoreClient, owner_is_up
-from analytics.identity import read_home_id
-from analytics.store import Store
+from store.backup import BackupManifest, file_sha256, verify
+from store.client import StoreClient, owner_is_up
+from store.identity import read_home_id
+from store.store import Store
 from tests.conftest import free_port
 from tests.seeding import make_batch, model_record
 from tests.test_cli_store import run as run_offline

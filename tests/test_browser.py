@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from analytics.client import StoreClient
-from analytics.store import Store
 from serving.runtime import dashboard_argv
+from store.client import StoreClient
+from store.store import Store
 from tests.app_seed import render_images, seed_demo
 from tests.conftest import OwnerThread, make_settings
 

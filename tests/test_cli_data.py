@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from xscreen.cli import State, app
-from xscreen.cli_data import parse_size, parse_time
+from xscreen.cli.data import parse_size, parse_time
 from xscreen.errors import ConfigError
 
 

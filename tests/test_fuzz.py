@@ -9,12 +9,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from analytics.client import StoreClient
-from analytics.store import Store
 from bench.fuzz import run_file_fuzz, run_request_fuzz
 from serving.api import ApiBackend, create_api
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
+from store.client import StoreClient
+from store.store import Store
 from tests.serving_fakes import FakeScorer, ListSpool
 from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
 

@@ -10,10 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-IMPORT_ALL_ANALYTICS = """
+IMPORT_ALL_ANALYTICS_AND_STORE = """
 import importlib, pkgutil, sys, json
-import analytics
-names = [m.name for m in pkgutil.iter_modules(analytics.__path__, "analytics.")]
+import analytics, store
+names = [m.name for pkg in (analytics, store) for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
 for name in names:
     importlib.import_module(name)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "ray", "streamlit"})
@@ -27,14 +27,14 @@ def test_import_linter_contracts_are_kept() -> None:
     assert "broken" in out.stdout and " 0 broken" in out.stdout
 
 
-def test_importing_every_analytics_module_pulls_no_torch_ray_or_streamlit() -> None:
+def test_importing_every_analytics_and_store_module_pulls_no_torch_ray_or_streamlit() -> None:
     import json
 
-    out = subprocess.run([sys.executable, "-c", IMPORT_ALL_ANALYTICS], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", IMPORT_ALL_ANALYTICS_AND_STORE], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"analytics.store", "analytics.owner", "analytics.client", "analytics.sandbox"} <= set(result["modules"])
+    assert {"store.store", "store.owner", "store.client", "store.sandbox"} <= set(result["modules"])
     assert result["heavy"] == []
 
 

@@ -7,11 +7,10 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from analytics.api import StoreAPI
-from analytics.client import StoreClient, open_store
-from analytics.owner import METHODS
-from analytics.records import DecisionRecord
-from analytics.store import Store
+from store.api import StoreAPI
+from store.client import StoreClient, open_store
+from store.owner import METHODS
+from store.store import Store
 from tests.conftest import OwnerThread
 from tests.seeding import seed_store
 from xscreen.errors import (
@@ -23,6 +22,7 @@ from xscreen.errors import (
     StoreUnavailable,
     XscreenError,
 )
+from xscreen.records import DecisionRecord
 from xscreen.settings import Settings
 
 
@@ -100,8 +100,8 @@ def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> 
     import sys
     import time
 
-    from analytics.client import owner_is_up
-    from analytics.identity import read_home_id, read_owner_token
+    from store.client import owner_is_up
+    from store.identity import read_home_id, read_owner_token
     from tests.conftest import free_port
 
     port = free_port()
@@ -132,7 +132,7 @@ def test_ingest_over_http_is_binary_idempotent_and_refuses_a_bad_body(owner: tup
                                                                       now: datetime) -> None:
     import numpy as np
 
-    from analytics.client import INGEST_BINARY
+    from store.client import INGEST_BINARY
     from tests.seeding import make_batch
 
     client, store = owner

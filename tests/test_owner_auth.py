@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from analytics.client import StoreClient, open_store
-from analytics.identity import owner_token_path, read_home_id, read_owner_token
-from analytics.records import DecisionRecord, IngestBatch
-from analytics.store import Store
+from store.client import StoreClient, open_store
+from store.identity import owner_token_path, read_home_id, read_owner_token
+from store.store import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import model_record, seed_store
 from xscreen.errors import AuthError, NotFoundError, PermissionDenied, WrongStore, XscreenError
+from xscreen.records import DecisionRecord, IngestBatch
 from xscreen.settings import Settings, load_settings
 
 PASSWORD = "correct-horse-battery"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.client import open_store
 from screening import registry
 from screening.classifier import Classifier
 from screening.network import NetConfig, build_network
+from store.client import open_store
 from xscreen.errors import ModelError, NotFoundError
 from xscreen.settings import Settings
 

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.records import DecisionRecord
 from serving.api import ApiBackend, create_api, resolve_inbox_path
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
 from tests.serving_fakes import STATS, FakeScorer, ListSpool, fake_reader, png_bytes
 from xscreen.errors import NotFoundError
+from xscreen.records import DecisionRecord
 
 
 class FakeStore:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from serving.runtime import absolute_settings, settings_env
-from xscreen.cli_serve import DEMO_USERS, create_demo_users
+from xscreen.cli.serve import DEMO_USERS, create_demo_users
 from xscreen.settings import Settings, load_settings
 
 
@@ -66,7 +66,7 @@ def test_scanners_add_list_revoke_through_the_cli(tmp_path: Any) -> None:
     import subprocess
     import sys
 
-    from analytics.store import Store
+    from store.store import Store
 
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import reads
-from analytics.records import DecisionRecord, LabelRecord
-from analytics.store import Store
+from store import reads
+from store.store import Store
 from tests.seeding import seed_store
 from xscreen.errors import NotFoundError
+from xscreen.records import DecisionRecord, LabelRecord
 
 # The query as it was before the candidate ids were fetched first (known outcomes as a sub-query): the reference
 # for "same rows, same columns, same values".

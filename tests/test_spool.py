@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from analytics.ingest import decode, encode, prepare
-from analytics.spool import SpoolIngester, SpoolWriter, iter_spool, spool_name
-from analytics.store import Store
+from store.ingest import decode, encode, prepare
+from store.spool import SpoolIngester, SpoolWriter, iter_spool, spool_name
+from store.store import Store
 from tests.seeding import make_batch
 
 
@@ -122,7 +122,7 @@ def test_json_spool_files_left_by_an_older_version_are_still_ingested(store: Sto
 
 
 def test_binary_spool_file_reads_back_as_the_same_records(tmp_path: Path, now: datetime) -> None:
-    from analytics.records import QuarantineRecord
+    from xscreen.records import QuarantineRecord
 
     batch = _batch(now, 0, batch_id="rt")
     quarantine = QuarantineRecord(quarantine_id="q1", sha256=None, scanner_id="s", source_path="inbox/x.png",
@@ -157,7 +157,7 @@ def test_temp_files_are_renamed_in_from_outside_the_watched_folder(tmp_path: Pat
         seen.append(Path(src).parent)
         real_replace(src, dst)
 
-    import analytics.spool as spool_module
+    import store.spool as spool_module
 
     spool_module.os.replace = spy  # type: ignore[assignment]
     try:

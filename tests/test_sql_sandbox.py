@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.sandbox import run_sandboxed, validate_sql
-from analytics.store import SqlOptions, Store
+from store.sandbox import run_sandboxed, validate_sql
+from store.store import SqlOptions, Store
 from tests.seeding import seed_store
 from xscreen.errors import QueryRefused
 

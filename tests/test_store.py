@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analytics.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
-from analytics.store import Store
+from store.store import Store
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
 from xscreen.errors import ConflictError, NotFoundError
+from xscreen.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
 
 
 def _decision(scan_id: str, officer: str, decision: str, now: datetime, threat_class: str | None = None,
@@ -278,7 +278,7 @@ def test_snapshot_taken_during_ingest_is_one_committed_state(tmp_path, now: date
 
 
 def test_verdict_arriving_after_its_scan_takes_the_scans_scanner(store: Store, now: datetime) -> None:
-    from analytics.records import IngestBatch
+    from xscreen.records import IngestBatch
 
     first = make_batch(np.random.default_rng(9), 0, 4, now, ["knife"], shadow=False, batch_id="scans-first")
     store.ingest(first)

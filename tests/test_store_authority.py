@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from analytics.client import StoreClient
-from analytics.identity import read_owner_token
-from analytics.records import DecisionRecord
-from analytics.store import Store
+from store.client import StoreClient
+from store.identity import read_owner_token
+from store.store import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import model_record, seed_store
 from xscreen.errors import AuthError, PermissionDenied, XscreenError
+from xscreen.records import DecisionRecord
 from xscreen.settings import Settings
 
 PASSWORD = "correct-horse-battery"

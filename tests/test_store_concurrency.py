@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from analytics.client import StoreClient
-from analytics.records import IngestBatch, VerdictRecord
-from analytics.store import Store
+from store.client import StoreClient
+from store.store import Store
+from xscreen.records import IngestBatch, VerdictRecord
 
 CHUNK = 250  # verdicts per ingest call, as serving sends them (one call per scored batch)
 

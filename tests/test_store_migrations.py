@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics.migrations import LATEST_VERSION, MIGRATIONS, migrate
-from analytics.store import Store
+from store.migrations import LATEST_VERSION, MIGRATIONS, migrate
+from store.store import Store
 from xscreen.errors import SchemaError
 
 T0 = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from analytics.client import StoreClient
-from analytics.store import Store
+from store.client import StoreClient
+from store.store import Store
 from tests.seeding import make_batch
 from xscreen.errors import XscreenError
 
@@ -77,10 +77,10 @@ def test_logins_and_settings_reads_interleaved_with_known_hashes_never_fail_over
 
 
 def test_store_code_never_leaves_a_result_half_read() -> None:
-    # The structural rule behind the fix: `analytics.fetch.first()` fetches to the end; `.fetchone()` does not.
+    # The structural rule behind the fix: `store.fetch.first()` fetches to the end; `.fetchone()` does not.
     from pathlib import Path
 
-    import analytics
+    import store
 
-    offenders = [p.name for p in Path(analytics.__file__).parent.glob("*.py") if ".fetchone(" in p.read_text()]
+    offenders = [p.name for p in Path(store.__file__).parent.glob("*.py") if ".fetchone(" in p.read_text()]
     assert offenders == []

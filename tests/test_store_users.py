@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.auth import WeakPassword
-from analytics.store import Store
+from store.auth import WeakPassword
+from store.store import Store
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
 
 GOOD = "correct-horse-battery"

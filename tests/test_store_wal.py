@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analytics.client import StoreClient
-from analytics.store import Store
+from store.client import StoreClient
+from store.store import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import make_batch
 

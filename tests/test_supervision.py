@@ -128,7 +128,7 @@ def test_sigterm_to_serve_stops_everything_in_order_and_frees_everything(tmp_pat
         wait_running(settings, proc)
         rid = run_id(settings)
         shas = {drop(settings.inbox_dir, "scanner-a", f"t{i}.png", noise_png(i)) for i in range(5)}
-        from analytics.client import StoreClient
+        from store.client import StoreClient
 
         with StoreClient.from_settings(settings) as client:
             assert wait_for(lambda: client.known_hashes(sorted(shas)) == shas, 60)

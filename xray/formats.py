@@ -478,7 +478,7 @@ def _noise8(rgb8: np.ndarray) -> float:
 
 
 def image_stats(scan: ScanImage) -> dict[str, float]:
-    """Cheap drift statistics of one scan (see analytics.records.ImageStats); computed on a 2x subsample.
+    """Cheap drift statistics of one scan (see xscreen.records.ImageStats); computed on a 2x subsample.
 
     8-bit scans take an integer route (a 256-level histogram for the attenuation statistics, channel sums for
     the noise), equal to the float computation to ~1e-6 (tested); 16-bit and dual-energy scans the float one."""

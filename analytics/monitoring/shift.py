@@ -1,6 +1,6 @@
 """Input drift told apart by cause: per-scanner image-statistic effect sizes and the scanner-or-content rule.
 
-Image statistics are those of analytics.records.ImageStats (xray.formats.image_stats), one value per scan.
+Image statistics are those of xscreen.records.ImageStats (xray.formats.image_stats), one value per scan.
 Two kinds: *scanner* statistics describe the detector (noise, gain as mean attenuation, dynamic range) and
 *content* statistics describe what is in the parcels (organic / inorganic / metal pixel fractions, clutter).
 Each is compared with the same scanner's reference window by effect sizes, because with hundreds of scans

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.fetch import first
+from store.fetch import first
 from xscreen.errors import NotFoundError, QueryRefused
 
 QueryFn = Callable[..., pd.DataFrame]
@@ -24,7 +24,7 @@ _WINDOW = ("coalesce($start::TIMESTAMPTZ, now() - INTERVAL 7 DAY)", "coalesce($e
 
 
 def named_query(name: str) -> Callable[[QueryFn], QueryFn]:
-    """Register `fn` under `name` (names are unique across analytics.queries and analytics.dashboard_queries)."""
+    """Register `fn` under `name` (names are unique across store.queries and store.dashboard_queries)."""
 
     def register(fn: QueryFn) -> QueryFn:
         if name in NAMED_QUERIES and NAMED_QUERIES[name] is not fn:

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic_core import to_json
 
-from analytics.api import IngestResult
-from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord
+from store.api import IngestResult
 from xscreen.errors import XscreenError
+from xscreen.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord
 
 if TYPE_CHECKING:  # the writer passes its cursor; the spool and the client need no database library
     import duckdb

@@ -23,8 +23,8 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from analytics import audit_chain, integrity
-from analytics.migrations import LATEST_VERSION, migrate
+from store import audit_chain, integrity
+from store.migrations import LATEST_VERSION, migrate
 from xscreen.errors import StoreError
 
 FORMAT = 1
@@ -151,8 +151,8 @@ def verify(folder: Path) -> BackupManifest:
 
 def _refuse_if_in_use(settings: Any) -> None:
     """StoreError when a store owner serves this home or any process holds its database file."""
-    from analytics.client import owner_is_up
-    from analytics.identity import read_home_id
+    from store.client import owner_is_up
+    from store.identity import read_home_id
 
     if owner_is_up(settings.store_url):
         import httpx
@@ -187,7 +187,7 @@ def restore(settings: Any, folder: Path, now: datetime, actor: str) -> BackupMan
     """Replace this home's database with the backup in `folder` (verified first). The replaced file is kept as
     `<db>.before-restore-<time>`; the restored file is migrated, takes this home's id and gets a `restore` audit
     row at the end of its chain; missing weights files are copied in."""
-    from analytics.identity import ensure_home_id
+    from store.identity import ensure_home_id
 
     manifest = verify(folder)
     _refuse_if_in_use(settings)

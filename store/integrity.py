@@ -11,8 +11,8 @@ from __future__ import annotations
 import duckdb
 from pydantic import BaseModel, ConfigDict
 
-from analytics import audit_chain
-from analytics.fetch import first
+from store import audit_chain
+from store.fetch import first
 
 # (what must hold, SQL counting the rows that break it)
 INVARIANTS: tuple[tuple[str, str], ...] = (

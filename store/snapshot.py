@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.fetch import first
+from store.fetch import first
 from xscreen.errors import StoreError
 
 _counter = itertools.count()

@@ -23,12 +23,13 @@ import pyarrow as pa
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from analytics.api import IngestResult, SqlResult, StoreAPI
-from analytics.audit_chain import ChainReport
-from analytics.backup import BackupManifest
-from analytics.ingest import Prepared, encode, prepare
-from analytics.integrity import IntegrityReport
-from analytics.records import (
+from store.api import IngestResult, SqlResult, StoreAPI
+from store.audit_chain import ChainReport
+from store.backup import BackupManifest
+from store.ingest import Prepared, encode, prepare
+from store.integrity import IntegrityReport
+from xscreen import errors
+from xscreen.records import (
     AlertRecord,
     AlertStatus,
     AuditRecord,
@@ -45,13 +46,12 @@ from analytics.records import (
     TokenRecord,
     UserRecord,
 )
-from xscreen import errors
 
 __all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
 # httpx logs every request at INFO; at xscreen's default level that would be one line per store call.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-INGEST_BINARY = "application/vnd.xscreen.ingest"  # analytics.ingest's binary batch (see analytics/owner.py)
+INGEST_BINARY = "application/vnd.xscreen.ingest"  # store.ingest's binary batch (see analytics/owner.py)
 SESSION_HEADER = "x-xscreen-session"  # acting for a signed-in person (analytics/authz.py)
 
 
@@ -64,7 +64,7 @@ class _HomeCheck:
 
 
 def _error_class(name: str) -> type[errors.XscreenError]:
-    from analytics.auth import WeakPassword
+    from store.auth import WeakPassword
 
     known: dict[str, type[errors.XscreenError]] = {"WeakPassword": WeakPassword}
     cls = known.get(name) or getattr(errors, name, None)
@@ -77,7 +77,7 @@ class StoreClient:
     """HTTP client of the store owner. Thread-safe (one httpx.Client with a connection pool).
 
     Build it with `StoreClient.from_settings(settings)`: it reads the owner token and this home's id from the
-    settings' home (analytics.identity). Before its first call, and again after a lost connection, it asks the
+    settings' home (store.identity). Before its first call, and again after a lost connection, it asks the
     owner's `/health` which home it serves and refuses (WrongStore) an owner of another home. `as_user(token)`
     gives a view that acts for a signed-in person (adds `X-Xscreen-Session`)."""
 
@@ -97,7 +97,7 @@ class StoreClient:
     @classmethod
     def from_settings(cls, settings: Any, timeout_s: float = 60.0) -> StoreClient:
         """The client of the owner at settings.store_url, with this home's owner token and identity."""
-        from analytics.identity import read_home_id, read_owner_token
+        from store.identity import read_home_id, read_owner_token
 
         return cls(settings.store_url, read_owner_token(settings.home), read_home_id(settings.home), timeout_s,
                    home=Path(settings.home))
@@ -325,7 +325,7 @@ def open_store(settings: Any, require_owner: bool = False) -> Iterator[StoreAPI]
         return
     if require_owner:
         raise errors.StoreUnavailable(f"no store owner answers at {settings.store_url}; start `xscreen store-owner`")
-    from analytics.store import Store
+    from store.store import Store
 
     with Store.from_settings(settings, fresh_snapshots=True) as store:
         yield store

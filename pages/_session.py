@@ -1,8 +1,8 @@
-"""Signed-in sessions and role checks as pure functions: the app calls them on every page and action.
+"""The app's signed-in session and the one-time codes that hand its token to the browser's cookie.
 
-A page or action is allowed by role, never by whether its link is shown. Sessions themselves live in the store
-(`StoreAPI.login` / `resolve_token` / `logout`); the app keeps the token, and `CookieHandoff` lets a browser keep
-it in an HttpOnly cookie across a refresh. The clock is an argument.
+Sessions themselves live in the store (`login` / `resolve_token` / `logout`); the app keeps the token, and
+`CookieHandoff` lets a browser keep it in an HttpOnly cookie across a refresh. Pure: no Streamlit here, the clock
+is an argument.
 """
 
 from __future__ import annotations
@@ -10,40 +10,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from analytics.records import Principal, Role, SessionGrant
-from xscreen.errors import AuthError, PermissionDenied
-
-ALL_ROLES: frozenset[Role] = frozenset({"officer", "supervisor", "analyst", "admin"})
-
-# Who may open each page. Officers triage; supervisors also relabel and run the model registry;
-# analysts read dashboards and SQL; admins may do everything.
-PAGE_ROLES: dict[str, frozenset[Role]] = {
-    "triage": frozenset({"officer", "supervisor", "admin"}),
-    "drift": frozenset({"supervisor", "analyst", "admin"}),
-    "relabel": frozenset({"officer", "supervisor", "analyst", "admin"}),
-    "models": frozenset({"supervisor", "analyst", "admin"}),
-    "sql": frozenset({"analyst", "supervisor", "admin"}),
-    "whatif": frozenset({"supervisor", "analyst", "admin"}),
-}
-
-# Actions that change state, and who may take them.
-ACTION_ROLES: dict[str, frozenset[Role]] = {
-    "decide": frozenset({"officer", "supervisor", "admin"}),
-    "relabel": frozenset({"officer", "supervisor", "analyst", "admin"}),
-    "adjudicate": frozenset({"supervisor", "admin"}),
-    "export_training_set": frozenset({"supervisor", "analyst", "admin"}),
-    "promote": frozenset({"supervisor", "admin"}),
-    "rollback": frozenset({"supervisor", "admin"}),
-    "change_settings": frozenset({"supervisor", "admin"}),
-    "handle_alerts": frozenset({"supervisor", "admin"}),
-    "manage_users": frozenset({"admin"}),
-    "run_sql": frozenset({"analyst", "supervisor", "admin"}),
-    "read_audit": frozenset({"supervisor", "admin"}),
-    "back_up": frozenset({"admin"}),
-}
+from xscreen.errors import AuthError
+from xscreen.records import Principal, Role, SessionGrant
 
 
 @dataclass(frozen=True)
@@ -105,27 +76,3 @@ class CookieHandoff:
         if got is None or self._clock() - got[1] >= self._ttl_s:
             return None
         return got[0]
-
-
-def _require(role: Role, allowed: Iterable[Role], what: str) -> None:
-    if role not in frozenset(allowed):
-        raise PermissionDenied(f"role '{role}' may not {what}")
-
-
-def require_page(session: Session, page: str) -> None:
-    """PermissionDenied unless the session's role may open `page` (a key of PAGE_ROLES)."""
-    if page not in PAGE_ROLES:
-        raise KeyError(f"unknown page {page!r}")
-    _require(session.role, PAGE_ROLES[page], f"open the {page} page")
-
-
-def require_action(session: Session, action: str) -> None:
-    """PermissionDenied unless the session's role may take `action` (a key of ACTION_ROLES)."""
-    if action not in ACTION_ROLES:
-        raise KeyError(f"unknown action {action!r}")
-    _require(session.role, ACTION_ROLES[action], action.replace("_", " "))
-
-
-def allowed_pages(role: Role) -> list[str]:
-    """Pages shown in the navigation for a role (the pages re-check on their own)."""
-    return [page for page, roles in PAGE_ROLES.items() if role in roles]

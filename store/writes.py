@@ -14,9 +14,10 @@ from typing import Any
 
 import duckdb
 
-from analytics import audit_chain
-from analytics.fetch import first
-from analytics.records import (
+from store import audit_chain
+from store.fetch import first
+from xscreen.errors import ConflictError, NotFoundError, PermissionDenied, XscreenError
+from xscreen.records import (
     THREAT_UNKNOWN_CLASS,
     AlertRecord,
     AlertStatus,
@@ -27,7 +28,6 @@ from analytics.records import (
     ModelRecord,
     ModelState,
 )
-from xscreen.errors import ConflictError, NotFoundError, PermissionDenied, XscreenError
 
 FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 CHAMPION_KEY = "champion"

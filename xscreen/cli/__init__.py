@@ -26,11 +26,11 @@ app = typer.Typer(
 
 # Each module defines register(app) and adds its own commands; the order is the order in --help.
 COMMAND_MODULES = [
-    "xscreen.cli_store",  # config, sql, snapshot, users, store-owner
-    "xscreen.cli_admin",  # audit verify, check, backup, restore
-    "xscreen.cli_data",  # synth, simulate
-    "xscreen.cli_model",  # train, evaluate, predict, models
-    "xscreen.cli_serve",  # serve, demo
+    "xscreen.cli.store",  # config, sql, snapshot, users, store-owner
+    "xscreen.cli.admin",  # audit verify, check, backup, restore
+    "xscreen.cli.data",  # synth, simulate
+    "xscreen.cli.model",  # train, evaluate, predict, models
+    "xscreen.cli.serve",  # serve, demo
 ]
 
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analytics import session
-from analytics.records import Principal, SessionGrant, UserRecord
+from pages import _session as session
+from xscreen import roles
 from xscreen.errors import AuthError, PermissionDenied
+from xscreen.records import Principal, SessionGrant, UserRecord
 
 T0 = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 
@@ -57,14 +58,14 @@ def test_cookie_codes_waiting_are_bounded() -> None:
 
 def test_officer_is_refused_the_models_page_and_promotion() -> None:
     s = session.from_grant(_grant("officer"))
-    session.require_page(s, "triage")
+    roles.require_page(s.role, "triage")
     with pytest.raises(PermissionDenied, match="models"):
-        session.require_page(s, "models")
+        roles.require_page(s.role, "models")
     with pytest.raises(PermissionDenied, match="promote"):
-        session.require_action(s, "promote")
+        roles.require_action(s.role, "promote")
 
 
 def test_supervisor_may_promote_and_admin_may_open_everything() -> None:
-    session.require_action(session.from_grant(_grant("supervisor")), "promote")
-    assert session.allowed_pages("admin") == list(session.PAGE_ROLES)
-    assert "sql" not in session.allowed_pages("officer")
+    roles.require_action(session.from_grant(_grant("supervisor")).role, "promote")
+    assert roles.allowed_pages("admin") == list(roles.PAGE_ROLES)
+    assert "sql" not in roles.allowed_pages("officer")

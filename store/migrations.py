@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics.fetch import first
+from store.fetch import first
 from xscreen.errors import SchemaError, StoreError
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ CREATE TABLE auth_tokens (
 def _m7_audit_chain(con: duckdb.DuckDBPyConnection) -> None:
     """The audit log becomes a hash chain (analytics/audit_chain.py): existing rows are chained in the order
     they were written, and audit_head holds the last link."""
-    from analytics.audit_chain import chain_existing
+    from store.audit_chain import chain_existing
 
     for column, kind in (("seq", "BIGINT"), ("prev_hash", "VARCHAR"), ("row_hash", "VARCHAR")):
         con.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")

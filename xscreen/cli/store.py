@@ -1,7 +1,7 @@
 """CLI commands of the store area: store-owner, sql, snapshot, users, db (see xscreen/cli.py for registration).
 
 Each command goes through the running store owner when it answers, else opens the database file in-process
-(`analytics.client.open_store`), so they work whether or not the system is running.
+(`store.client.open_store`), so they work whether or not the system is running.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _settings() -> Any:
 @contextmanager
 def store_session() -> Iterator[Any]:
     """The running owner's client, or the file opened in-process when no owner answers."""
-    from analytics.client import open_store
+    from store.client import open_store
 
     with open_store(_settings()) as store:
         yield store
@@ -49,7 +49,7 @@ def cli_actor() -> str:
 
 def store_owner() -> None:
     """Run the store owner in the foreground (the one process that opens the database file)."""
-    from analytics.owner import run_owner
+    from store.owner import run_owner
 
     settings = _settings()
     typer.echo(f"store owner: {settings.db_path} on {settings.store_url}; spool {settings.spool_dir} (Ctrl-C stops)")

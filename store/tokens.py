@@ -2,7 +2,7 @@
 
 A token is 32 random bytes (urlsafe base64); the table `auth_tokens` keeps its sha256 and a short public
 `token_id` (listings, revocation), never the token. Reads are plain functions of a cursor; writes run on the
-writer's cursor and check before they write (analytics.writes' rule).
+writer's cursor and check before they write (store.writes' rule).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
-from analytics.fetch import first
-from analytics.records import Principal, PrincipalKind, TokenRecord
-from analytics.writes import audit_row
+from store.fetch import first
+from store.writes import audit_row
 from xscreen.errors import AuthError, NotFoundError, XscreenError
+from xscreen.records import Principal, PrincipalKind, TokenRecord
 
 TOKEN_BYTES = 32
 SCANNER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

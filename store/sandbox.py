@@ -5,7 +5,7 @@ the subprocess opens the snapshot `read_only=True` with `enable_external_access=
 so `read_csv('/etc/passwd')` (which *is* a SELECT) is refused by DuckDB itself. Such a connection cannot live in
 the writer's process, hence the subprocess; it is also what enforces the timeout.
 
-Run as `python -m analytics.sandbox DB LIMIT` with the SQL on stdin; prints one JSON object on stdout.
+Run as `python -m store.sandbox DB LIMIT` with the SQL on stdin; prints one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_sandboxed(db_path: Path, text: str, limit: int, timeout_s: float) -> dic
     sql = validate_sql(text)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "analytics.sandbox", str(db_path), str(int(limit))],
+            [sys.executable, "-m", "store.sandbox", str(db_path), str(int(limit))],
             input=sql, capture_output=True, text=True, timeout=timeout_s, check=False,
         )
     except subprocess.TimeoutExpired:

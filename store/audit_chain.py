@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from analytics.fetch import first
+from store.fetch import first
 from xscreen.errors import XscreenError
 
 GENESIS = "0" * 64  # prev_hash of the first row

@@ -1,4 +1,4 @@
-"""`Store`: the one in-process owner of the DuckDB file and every operation on it (`analytics.api.StoreAPI`).
+"""`Store`: the one in-process owner of the DuckDB file and every operation on it (`store.api.StoreAPI`).
 
 Writes go through one `GroupCommitWriter` (analytics/writer.py): each call blocks until its transaction has
 COMMITted. Each read runs on a fresh cursor that is closed when the read returns, so no read can leave a result
@@ -23,17 +23,20 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
-from analytics import audit_chain, integrity, reads, writes
-from analytics.accounts import Accounts
-from analytics.api import IngestResult, SqlResult
-from analytics.audit_chain import ChainReport
-from analytics.backup import BackupManifest, write_backup
-from analytics.fetch import first
-from analytics.ingest import Prepared, prepare
-from analytics.integrity import IntegrityReport
-from analytics.migrations import migrate, preflight
-from analytics.ratelimit import LoginLimiter, LoginLimits
-from analytics.records import (
+from store import audit_chain, integrity, reads, writes
+from store.accounts import Accounts
+from store.api import IngestResult, SqlResult
+from store.audit_chain import ChainReport
+from store.backup import BackupManifest, write_backup
+from store.fetch import first
+from store.ingest import Prepared, prepare
+from store.integrity import IntegrityReport
+from store.migrations import migrate, preflight
+from store.ratelimit import LoginLimiter, LoginLimits
+from store.snapshot import copy_checkpointed, export_parquet, finish_copy, snapshot_database, temp_beside
+from store.writer import GroupCommitWriter, Op
+from xscreen.errors import StoreError, WrongStore, XscreenError
+from xscreen.records import (
     AlertRecord,
     AlertStatus,
     AuditRecord,
@@ -45,9 +48,6 @@ from analytics.records import (
     ModelState,
     utcnow,
 )
-from analytics.snapshot import copy_checkpointed, export_parquet, finish_copy, snapshot_database, temp_beside
-from analytics.writer import GroupCommitWriter, Op
-from xscreen.errors import StoreError, WrongStore, XscreenError
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 @dataclass
 class SqlOptions:
-    """Where and how analyst SQL runs (see analytics.sandbox)."""
+    """Where and how analyst SQL runs (see store.sandbox)."""
 
     snapshots_dir: Path | None = None
     snapshot_max_age_s: float = 30.0
@@ -121,7 +121,7 @@ class Store(Accounts):
         """Open (creating if absent) and migrate the database. SchemaError for a foreign/corrupt/newer file,
         which is left untouched: it is validated read-only before it is ever opened for writing.
 
-        `home_id`: the identity of the home this file belongs to (analytics.identity). Recorded in the file the
+        `home_id`: the identity of the home this file belongs to (store.identity). Recorded in the file the
         first time; a file that records another home's id is refused (WrongStore)."""
         path = Path(path)
         preflight(path)
@@ -153,7 +153,7 @@ class Store(Accounts):
         """Open the store at settings.db_path with the store.* settings, bound to this home's identity.
 
         `fresh_snapshots`: analyst SQL never reuses a snapshot (a short-lived CLI process should see its data)."""
-        from analytics.identity import ensure_home_id
+        from store.identity import ensure_home_id
 
         s = settings.store
         max_age = 0.0 if fresh_snapshots else s.snapshot_max_age_s
@@ -312,7 +312,7 @@ class Store(Accounts):
     # ---- analysts ---------------------------------------------------------------------------------------------
 
     def query(self, name: str, **params: Any) -> pd.DataFrame:
-        from analytics import dashboard_queries, queries  # noqa: F401  (importing registers the named queries)
+        from store import dashboard_queries, queries  # noqa: F401  (importing registers the named queries)
 
         return self._read(queries.run_named, name, params)
 
@@ -373,7 +373,7 @@ class Store(Accounts):
 
     def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult:
         """Analyst SQL (one read-only query) in the sandbox over a recent snapshot; audited, refusals too."""
-        from analytics.sandbox import run_sandboxed, validate_sql
+        from store.sandbox import run_sandboxed, validate_sql
 
         row_limit = min(limit or self._sql.row_limit, self._sql.row_limit)
         try:

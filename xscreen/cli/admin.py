@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from xscreen.cli_store import _settings, cli_actor, store_session
+from xscreen.cli.store import _settings, cli_actor, store_session
 from xscreen.errors import XscreenError
 
 audit_app = typer.Typer(help="The audit log: a hash chain of every action.", no_args_is_help=True)
@@ -57,9 +57,9 @@ def backup(dest: Path = typer.Argument(..., help="New (or empty) folder to hold 
 def restore(src: Path = typer.Argument(..., help="A folder made by `xscreen backup`.")) -> None:
     """Replace this home's database with a backup (verified first; refused while the store owner runs). The
     replaced database is kept beside it as <db>.before-restore-<time>."""
-    from analytics.backup import restore as restore_backup
-    from analytics.records import utcnow
-    from analytics.store import Store
+    from store.backup import restore as restore_backup
+    from store.store import Store
+    from xscreen.records import utcnow
 
     settings = _settings()
     manifest = restore_backup(settings, src, utcnow(), cli_actor())

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from analytics import auth, reads, tokens, writes
-from analytics.ratelimit import LoginLimiter
-from analytics.records import Principal, PrincipalKind, Role, SessionGrant, TokenRecord, UserRecord
+from store import auth, reads, tokens, writes
+from store.ratelimit import LoginLimiter
 from xscreen.errors import XscreenError
+from xscreen.records import Principal, PrincipalKind, Role, SessionGrant, TokenRecord, UserRecord
 
 T = TypeVar("T")
 

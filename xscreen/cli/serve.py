@@ -32,8 +32,8 @@ def _cli_actor() -> str:
 @scanners_app.command("add")
 def scanners_add(scanner_id: str = typer.Argument(..., help="The scanner's id (its inbox folder name).")) -> None:
     """Issue a token for a scanner; it is printed once (the store keeps only its hash)."""
-    from analytics.client import open_store
     from serving.scanfile import valid_scanner_id
+    from store.client import open_store
     from xscreen.cli import State
     from xscreen.errors import XscreenError
 
@@ -49,7 +49,7 @@ def scanners_add(scanner_id: str = typer.Argument(..., help="The scanner's id (i
 def scanners_revoke(which: str = typer.Argument(..., help="A scanner id (all its tokens), a token id or a token.")
                     ) -> None:
     """Revoke a scanner's tokens (or one token); the API refuses them within seconds."""
-    from analytics.client import open_store
+    from store.client import open_store
     from xscreen.cli import State
 
     with open_store(State.settings()) as store:
@@ -60,7 +60,7 @@ def scanners_revoke(which: str = typer.Argument(..., help="A scanner id (all its
 @scanners_app.command("list")
 def scanners_list(all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
     """Scanner tokens: id, scanner, created, last used, revoked (never the token itself)."""
-    from analytics.client import open_store
+    from store.client import open_store
     from xscreen.cli import State
 
     with open_store(State.settings()) as store:

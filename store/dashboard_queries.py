@@ -7,7 +7,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.queries import named_query
+from store.queries import named_query
 
 # Windows are [start, end) as ISO-8601 UTC strings or datetimes; a None filter means "all". Samples keep the
 # pages fast at millions of verdicts and REPEATABLE keeps them stable between refreshes; sample sizes are
@@ -26,7 +26,7 @@ def class_score_sample(con: duckdb.DuckDBPyConnection, start: Any, end: Any, sca
                        model_version: str | None = None, limit: int = 20000) -> pd.DataFrame:
     """Every class's score (plus any_threat) of up to `limit` sampled champion verdicts, long form: class_name, score.
 
-    One call for all classes (score_samples in analytics.queries returns one class per call)."""
+    One call for all classes (score_samples in store.queries returns one class per call)."""
     return con.execute(f"""
         WITH s AS (SELECT scan_id, any_threat, scores FROM champion_verdicts WHERE {_VERDICT_FILTER}
                    USING SAMPLE reservoir({int(limit)} ROWS) REPEATABLE (7))

@@ -15,10 +15,10 @@ import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from analytics.fetch import first
-from analytics.records import Role, UserRecord
-from analytics.writes import audit_row
+from store.fetch import first
+from store.writes import audit_row
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
+from xscreen.records import Role, UserRecord
 
 MIN_PASSWORD_LENGTH = 10
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")

@@ -6,7 +6,7 @@ keyword arguments, for every method of `StoreAPI`, with the owner token, a loopb
 IPC stream (`application/vnd.apache.arrow.stream`: typed, zero-parse). Errors are JSON
 `{"error": <XscreenError subclass>, "message", "title"}` with 400/401/403/404/409/500/503, and the client
 re-raises the same subclass. `ingest` also takes its batch as a binary body (`application/vnd.xscreen.ingest`:
-analytics.ingest's Arrow format, decoded without a record per row); JSON bodies still work.
+store.ingest's Arrow format, decoded without a record per row); JSON bodies still work.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from analytics import authz
-from analytics.api import StoreAPI
-from analytics.identity import ensure_home_id, ensure_owner_token
-from analytics.ingest import decode
-from analytics.migrations import LATEST_VERSION
-from analytics.owner_guard import INGEST_BINARY, BodyTooLarge, Guard
-from analytics.records import Principal
-from analytics.store import Store
+from store import authz
+from store.api import StoreAPI
+from store.identity import ensure_home_id, ensure_owner_token
+from store.ingest import decode
+from store.migrations import LATEST_VERSION
+from store.owner_guard import INGEST_BINARY, BodyTooLarge, Guard
+from store.store import Store
 from xscreen import errors
+from xscreen.records import Principal
 
 log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -110,7 +110,7 @@ def _principal(store: Store, request: Request) -> Principal | None:
 def create_app(store: Store, settings: Any) -> FastAPI:
     """The owner's HTTP face over `store`. Store calls run in the thread pool, never on the event loop.
 
-    Creates the home's owner token on first use (analytics.identity); every request passes `Guard` first."""
+    Creates the home's owner token on first use (store.identity); every request passes `Guard` first."""
     guard = Guard.from_settings(settings, ensure_owner_token(settings.home))
     home_id = store.home_id or ensure_home_id(settings.home)
     app = FastAPI(title="xscreen store owner", docs_url=None, redoc_url=None, openapi_url=None)
@@ -156,7 +156,7 @@ def run_owner(settings: Any) -> None:
     """Run the owner in the foreground until interrupted: migrate, drain the spool, watch it, serve HTTP."""
     import uvicorn
 
-    from analytics.spool import SpoolIngester
+    from store.spool import SpoolIngester
     from xscreen.settings import check_port_free, ensure_home
 
     ensure_home(settings)

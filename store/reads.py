@@ -10,9 +10,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from analytics.fetch import first
-from analytics.records import AlertRecord, AlertStatus, AuditRecord, ModelRecord, UserRecord
+from store.fetch import first
 from xscreen.errors import NotFoundError
+from xscreen.records import AlertRecord, AlertStatus, AuditRecord, ModelRecord, UserRecord
 
 _MODEL_JSON = ("architecture", "metrics", "thresholds", "calibration")
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from analytics.api import StoreAPI
-from analytics.auth import is_process_name
-from analytics.records import DecisionRecord, LabelRecord, Principal, Role
-from analytics.session import ACTION_ROLES
+from store.api import StoreAPI
+from store.auth import is_process_name
 from xscreen.errors import PermissionDenied
+from xscreen.records import DecisionRecord, LabelRecord, Principal, Role
+from xscreen.roles import ACTION_ROLES
 
 # The argument of each method that names who acts.
 ACTOR_ARG: dict[str, str] = {
@@ -31,7 +31,7 @@ ACTOR_ARG: dict[str, str] = {
     "queue": "officer", "claim": "officer", "release": "officer",
 }
 
-# The action (analytics.session.ACTION_ROLES) a person's role must allow to call a method. Methods not listed
+# The action (xscreen.roles.ACTION_ROLES) a person's role must allow to call a method. Methods not listed
 # are reads any signed-in person may make, or the session calls themselves.
 METHOD_ACTION: dict[str, str] = {
     "queue": "decide", "claim": "decide", "release": "decide", "record_decision": "decide",

@@ -1,6 +1,6 @@
 """The store's public contract: `StoreAPI`, which the in-process `Store` and the HTTP `StoreClient` both satisfy.
 
-Code that needs the store takes a `StoreAPI` and never cares which one it got (see `analytics.client.open_store`).
+Code that needs the store takes a `StoreAPI` and never cares which one it got (see `store.client.open_store`).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from analytics.audit_chain import ChainReport
-from analytics.backup import BackupManifest
-from analytics.integrity import IntegrityReport
-from analytics.records import (
+from store.audit_chain import ChainReport
+from store.backup import BackupManifest
+from store.integrity import IntegrityReport
+from xscreen.records import (
     AlertRecord,
     AlertStatus,
     AuditRecord,
@@ -103,7 +103,7 @@ class StoreAPI(Protocol):
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]: ...
     def verify_audit(self, anchor: str | None = None) -> ChainReport: ...
 
-    # whole-store check (after a crash, a restore; the kill tests) and backups (restore: analytics.backup)
+    # whole-store check (after a crash, a restore; the kill tests) and backups (restore: store.backup)
     def integrity_check(self) -> IntegrityReport: ...
     def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest: ...
 

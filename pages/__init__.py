@@ -1,0 +1,1 @@
+"""The dashboard's pages (Streamlit scripts that app.py runs through st.navigation) and their shared helpers."""
