@@ -31,7 +31,7 @@ from typing import Any
 
 from bench.bench_store import NOW, build_query_db
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.app_harness import app_as, user
 from tests.app_seed import render_images
 from tests.conftest import OwnerThread, make_settings

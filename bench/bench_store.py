@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from store import queries, reads
+from store import monitoring, scans, triage
 from store.client import StoreClient, owner_is_up
+from store.engine import Store
 from store.identity import read_home_id, read_owner_token
 from store.migrations import migrate, rebuild_rollups
 from store.spool import SpoolWriter, spool_files
-from store.store import Store
 from xscreen.records import IngestBatch
 from xscreen.settings import DEFAULT_CLASSES
 
@@ -223,16 +223,16 @@ def bench_queries(folder: Path, verdict_rows: int, runs: int, embedding_dim: int
     t0 = time.perf_counter()
     build_query_db(path, verdict_rows, embedding_dim)
     logging.info("generated %d verdict rows in %.1f s", verdict_rows, time.perf_counter() - t0)
-    week = {"start": datetime(2026, 11, 13, 12, tzinfo=UTC), "end": NOW}
+    week_start = datetime(2026, 11, 13, 12, tzinfo=UTC)
     results: dict[str, float] = {}
     with Store.open(path, clock=lambda: NOW) as store, store.reader() as cur:
-        results["queue_top50_ms"] = _median_ms(lambda: reads.queue(cur, "officer-2", 50, None, NOW), runs)
+        results["queue_top50_ms"] = _median_ms(lambda: triage.queue(cur, "officer-2", 50, None, now=NOW), runs)
         results["flag_rate_week_hourly_by_scanner_ms"] = _median_ms(
-            lambda: queries.verdict_counts(cur, bucket="hour", **week), runs)
+            lambda: scans.verdict_counts(cur, week_start, NOW, bucket="hour"), runs)
         results["score_sample_knife_week_ms"] = _median_ms(
-            lambda: queries.score_samples(cur, class_name="knife", **week), runs)
-        top = reads.queue(cur, "x", 1, None, NOW)["scan_id"][0]
-        results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, top), runs)
+            lambda: monitoring.score_samples(cur, "knife", week_start, NOW), runs)
+        top = triage.queue(cur, "x", 1, None, now=NOW)["scan_id"][0]
+        results["get_scan_ms"] = _median_ms(lambda: scans.get_scan(cur, top), runs)
         start = time.perf_counter()
         snap = store.snapshot(Path("snapshot.duckdb"))  # what `xscreen snapshot` and analyst SQL pay
         results["snapshot_s"] = round(time.perf_counter() - start, 2)

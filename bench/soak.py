@@ -68,7 +68,7 @@ def soak_fuzz(home: Path, files: int, requests: int, seed: int) -> FuzzReport:
     from serving.ingest import Ingest
     from serving.metrics import ServingMetrics
     from store.client import StoreClient
-    from store.store import Store
+    from store.engine import Store
     from tests.conftest import OwnerThread, make_settings
     from tests.serving_fakes import FakeScorer, ListSpool
     from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan

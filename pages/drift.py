@@ -15,7 +15,7 @@ s = common.guard("drift")
 cfg, store = common.settings(), common.store(s)
 st.title("Drift & accuracy")
 
-options = common.attempt(lambda: store.query("filter_options"))
+options = common.attempt(lambda: store.filter_options())
 options = options if options is not None else pd.DataFrame({"kind": [], "value": []})
 c1, c2, c3 = st.columns(3)
 hours = c1.slider("Window (hours)", 1, 168, 24, key="drift_window")
@@ -30,7 +30,7 @@ window = {"start": start.isoformat(), "end": end.isoformat()}
 
 st.subheader("Volume and flag rate")
 bucket = "hour" if hours > 6 else "minute"
-counts = common.attempt(lambda: store.query("verdict_counts", bucket=bucket, **window))
+counts = common.attempt(lambda: store.verdict_counts(bucket=bucket, **window))
 if counts is not None and len(counts):
     series = drift.volume_series(counts, scanner_id, model_version)
     total = drift.total_flag_rate(series)
@@ -45,9 +45,9 @@ st.subheader("Score distributions: current window vs reference")
 st.caption(f"Reference: the {cfg.monitoring.reference_days:g} days before the window. "
            f"PSI above {cfg.monitoring.psi_alert} is flagged.")
 filters = {"scanner_id": scanner_id, "model_version": model_version}
-ref = common.attempt(lambda: store.query("class_score_sample", start=ref_start.isoformat(), end=start.isoformat(),
+ref = common.attempt(lambda: store.class_score_sample(start=ref_start.isoformat(), end=start.isoformat(),
                                          **filters))
-cur = common.attempt(lambda: store.query("class_score_sample", **window, **filters))
+cur = common.attempt(lambda: store.class_score_sample(**window, **filters))
 if ref is not None and cur is not None and len(ref) and len(cur):
     ref_scores, cur_scores = drift.scores_by_class(ref), drift.scores_by_class(cur)
     report = drift.class_drift_report(ref_scores, cur_scores, psi_alert=cfg.monitoring.psi_alert)
@@ -59,14 +59,14 @@ else:
     st.info("Not enough verdicts in the reference or current window to compare.")
 
 st.subheader("Image statistics per scanner")
-stats = common.attempt(lambda: store.query("image_stats", scanner_id=scanner_id, **window))
+stats = common.attempt(lambda: store.image_stats(scanner_id=scanner_id, **window))
 if stats is not None and len(stats):
     stat = st.selectbox("Statistic", ["mean_attenuation", "noise_level", "dynamic_range", "organic_fraction",
                                       "inorganic_fraction", "metal_fraction"], key="drift_stat")
     st.plotly_chart(charts.image_stats_by_scanner(stats, stat), key="drift_stats")
 
 st.subheader("Realized accuracy from officers' decisions and labels")
-outcomes = common.attempt(lambda: store.query("labelled_outcomes", **window, **filters))
+outcomes = common.attempt(lambda: store.labelled_outcomes(**window, **filters))
 if outcomes is not None and len(outcomes):
     flagged = outcomes[outcomes["flagged"]]
     precision = accuracy.realized_precision(flagged["decision"].dropna().tolist())

@@ -33,7 +33,7 @@ t3.json(chosen.calibration)
 st.subheader("Champion vs shadow on live traffic")
 hours = st.slider("Window (hours)", 1, 168, 24, key="models_window")
 end = common.now()
-pairs = common.attempt(lambda: store.query("champion_shadow", start=(end - timedelta(hours=hours)).isoformat(),
+pairs = common.attempt(lambda: store.champion_shadow(start=(end - timedelta(hours=hours)).isoformat(),
                                            end=end.isoformat()))
 if pairs is not None and len(pairs):
     agree = accuracy.verdict_agreement(pairs["champion_verdict"].tolist(), pairs["shadow_verdict"].tolist())

@@ -77,7 +77,7 @@ if common.allowed(s, "export_training_set"):
     if st.button("Export labels.csv + images", key="relabel_export"):
         common.require_action(s, "export_training_set")
         dest = common.attempt(lambda: labelling.export_folder(root, name))
-        rows = common.attempt(lambda: store.query("training_labels")) if dest is not None else None
+        rows = common.attempt(lambda: store.training_labels()) if dest is not None else None
         res = common.attempt(lambda: labelling.export_training_set(rows, dest, as_zip)) if rows is not None else None
         if res is not None:
             st.success(f"Exported {res.exported} images to {res.folder} (train with `xscreen train --data {res.folder}`).")

@@ -16,7 +16,7 @@ st.title("Analyst SQL")
 st.caption("Read-only: the query runs over a snapshot with writes and file access disabled.")
 
 with st.expander("Schema", expanded=False):
-    schema = common.attempt(lambda: store.query("schema"))
+    schema = common.attempt(lambda: store.schema())
     if schema is not None:
         for table, cols in schema.groupby("table_name"):
             st.markdown(f"**{table}**: " + ", ".join(f"`{c}` {t}" for c, t in zip(cols["column_name"],

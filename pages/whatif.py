@@ -26,8 +26,8 @@ except whatif.WhatIfError as err:
 days = st.slider("Feedback window (days)", 1, 90, 30, key="whatif_days")
 end = common.now()
 window = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat(), "model_version": champion.version}
-data = common.attempt(lambda: store.query("labelled_outcomes", **window))
-live = common.attempt(lambda: store.query("class_score_sample", **window))
+data = common.attempt(lambda: store.labelled_outcomes(**window))
+live = common.attempt(lambda: store.class_score_sample(**window))
 if data is None or live is None or live.empty:
     st.stop()
 threats = data.loc[data["is_threat"].fillna(False).astype(bool), "any_threat"].to_numpy()

@@ -1,131 +1,67 @@
-"""The store's public contract: `StoreAPI`, which the in-process `Store` and the HTTP `StoreClient` both satisfy.
+"""The store's API: every operation the domain modules declare (store/ops.py), and `StoreAPI`, the one face that
+the in-process `Store` and the HTTP `StoreClient` both have.
 
+`store.queue(officer="ann")` works the same on either: `StoreAPI` looks the name up in `OPERATIONS`, binds the
+arguments to the declared signature and hands them to `call(name, **kwargs)`, which each side implements once.
 Code that needs the store takes a `StoreAPI` and never cares which one it got (see `store.client.open_store`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+import functools
+from collections.abc import Callable
+from typing import Any
 
-import pandas as pd
-from pydantic import BaseModel, ConfigDict
-
-from store.audit_chain import ChainReport
-from store.backup import BackupManifest
-from store.integrity import IntegrityReport
-from xscreen.records import (
-    AlertRecord,
-    AlertStatus,
-    AuditRecord,
-    DecisionRecord,
-    IngestBatch,
-    LabelRecord,
-    MeasurementRecord,
-    ModelRecord,
-    ModelState,
-    Principal,
-    PrincipalKind,
-    Role,
-    SessionGrant,
-    TokenRecord,
-    UserRecord,
+from store import (
+    analysts,
+    audit,
+    backup,
+    ingest,
+    labels,
+    models,
+    monitoring,
+    scans,
+    settings_kv,
+    triage,
+    users,
 )
+from store.ops import OPERATIONS, Operation
+from xscreen.errors import NotFoundError
+
+# The domain modules, each declaring its operations; importing them fills OPERATIONS.
+DOMAINS = (ingest, scans, triage, labels, models, settings_kv, monitoring, users, audit, analysts, backup)
 
 
-class IngestResult(BaseModel):
-    """What one IngestBatch added. Duplicates (re-delivered batch, known sha256, known verdict) are not errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_id: str
-    duplicate_batch: bool = False
-    new_scans: int = 0
-    duplicate_scans: int = 0
-    new_verdicts: int = 0
-    duplicate_verdicts: int = 0
-    new_quarantines: int = 0
-    duplicate_quarantines: int = 0
+def operation(name: str) -> Operation:
+    """The declared operation `name`; NotFoundError naming the known ones otherwise."""
+    op = OPERATIONS.get(name)
+    if op is None or name.startswith("_"):
+        raise NotFoundError(f"no store operation {name!r}")
+    return op
 
 
-class SqlResult(BaseModel):
-    """Analyst SQL result: column names and rows of JSON-compatible values (times as ISO-8601 strings)."""
+class StoreAPI:
+    """Every store operation as a method: `store.<name>(...)` binds the arguments to the operation's declared
+    signature and runs `call(name, **kwargs)`. Writes return after COMMIT; reads see committed data only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    def call(self, name: str, /, **kwargs: Any) -> Any:
+        """Run operation `name` with keyword arguments (bound already); the implementations differ by side."""
+        raise NotImplementedError
 
-    columns: list[str]
-    rows: list[list[Any]]
-    truncated: bool = False  # more rows existed than the row limit
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        op = OPERATIONS.get(name)
+        if op is None or name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__} has no attribute or store operation {name!r}")
+
+        @functools.wraps(op.fn)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, **op.bind(args, kwargs))
+
+        method.__signature__ = op.signature  # type: ignore[attr-defined]  # help() shows the public signature
+        return method
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *OPERATIONS})
 
 
-@runtime_checkable
-class StoreAPI(Protocol):
-    """Every operation on the store. Writes return after COMMIT; reads see committed data only."""
-
-    # ingest (serving)
-    def ingest(self, batch: IngestBatch) -> IngestResult: ...
-    def known_hashes(self, hashes: list[str]) -> set[str]: ...
-
-    # triage (officers)
-    def get_scan(self, scan_id: str) -> dict[str, Any]: ...
-    def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame: ...
-    def claim(self, scan_id: str, officer: str) -> datetime: ...
-    def release(self, scan_id: str, officer: str) -> None: ...
-    def record_decision(self, decision: DecisionRecord) -> None: ...
-    def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame: ...
-
-    # labels
-    def add_labels(self, labels: list[LabelRecord]) -> int: ...
-    def relabel_queue(self, limit: int = 100) -> pd.DataFrame: ...
-
-    # models
-    def register_model(self, model: ModelRecord, actor: str = "system") -> None: ...
-    def set_model_state(self, version: str, state: ModelState, actor: str, reason: str | None = None) -> None: ...
-    def champion(self) -> ModelRecord | None: ...
-    def get_model(self, version: str) -> ModelRecord: ...
-    def list_models(self) -> list[ModelRecord]: ...
-    def rollback(self, actor: str, reason: str | None = None) -> str: ...
-
-    # monitoring
-    def add_measurements(self, measurements: list[MeasurementRecord]) -> int: ...
-    def raise_alert(self, alert: AlertRecord) -> bool: ...
-    def set_alert_status(self, alert_id: str, status: AlertStatus, actor: str) -> None: ...
-    def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]: ...
-
-    # settings in force (champion pointer, thresholds, ...)
-    def get_setting(self, key: str) -> Any: ...
-    def put_setting(self, key: str, value: Any, actor: str) -> None: ...
-
-    # audit
-    def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
-              actor: str = "system") -> None: ...
-    def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]: ...
-    def verify_audit(self, anchor: str | None = None) -> ChainReport: ...
-
-    # whole-store check (after a crash, a restore; the kill tests) and backups (restore: store.backup)
-    def integrity_check(self) -> IntegrityReport: ...
-    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest: ...
-
-    # users
-    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord: ...
-    def set_password(self, username: str, password: str, actor: str = "system",
-                     old_password: str | None = None) -> None: ...
-    def disable_user(self, username: str, actor: str = "system") -> None: ...
-    def authenticate(self, username: str, password: str) -> UserRecord: ...
-    def get_user(self, username: str) -> UserRecord: ...
-    def list_users(self) -> list[UserRecord]: ...
-
-    # sessions of people and tokens of scanner clients (analytics/accounts.py, docs/SECURITY.md)
-    def login(self, username: str, password: str, source: str | None = None) -> SessionGrant: ...
-    def resolve_token(self, token: str) -> Principal: ...
-    def logout(self, token: str) -> None: ...
-    def issue_scanner_token(self, scanner_id: str, actor: str) -> str: ...
-    def revoke_token(self, token_or_id: str, actor: str) -> int: ...
-    def list_tokens(self, kind: PrincipalKind | None = None, include_revoked: bool = False) -> list[TokenRecord]: ...
-
-    # analysts
-    def query(self, name: str, **params: Any) -> pd.DataFrame: ...
-    def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult: ...
-    def snapshot(self, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path: ...
-    def info(self) -> dict[str, Any]: ...
+__all__ = ["DOMAINS", "OPERATIONS", "Operation", "StoreAPI", "operation"]

@@ -1,37 +1,35 @@
-"""Backups of a home's store and their restore: a folder with the database file, the model weights and a manifest.
+"""Backup domain: a folder with the database file, the model weights and a manifest (restore: store/restore.py).
 
-A backup is taken by the store (`Store.backup`): the file is copied after a CHECKPOINT while the writer is held,
-so it is one committed state even while serving streams (no hash redaction: it is for restoring, not analysts).
-The manifest records, per table, the row count and a checksum of every value, the audit chain's head, the
-file's sha256 and each weights file's sha256; it is written last, so a folder without one is not a backup.
-`verify` re-reads all of it; `restore` verifies first, refuses while a store owner holds the home, keeps the
-database it replaces beside it, and gives the restored file this home's identity.
+A backup is taken by the store (`backup`): the file is copied after a CHECKPOINT while the writer is held, so it
+is one committed state even while serving streams (no hash redaction: it is for restoring, not analysts). The
+manifest records, per table, the row count and a checksum of every value, the audit chain's head, the file's
+sha256 and each weights file's sha256; it is written last, so a folder without one is not a backup. `verify`
+re-reads all of it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from store import audit_chain, integrity
-from store.migrations import LATEST_VERSION, migrate
+from store import integrity
+from store.audit import audit_row
+from store.migrations import LATEST_VERSION
+from store.ops import Engine, composite
+from store.snapshot import copy_checkpointed, default_name, inside, snapshot_database
 from xscreen.errors import StoreError
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 DB_FILE = "xscreen.duckdb"
 MODELS = "models"
-HOME_ID_KEY = "home_id"
 
 
 class TableSum(BaseModel):
@@ -69,7 +67,7 @@ def file_sha256(path: Path) -> str:
 
 def describe(db_file: Path) -> tuple[int, dict[str, TableSum], str]:
     """(schema version, per-table sums, audit head) of a database file, read whole; Backup damaged when it fails
-    the integrity check (analytics/integrity.py)."""
+    the integrity check (store/integrity.py)."""
     try:
         con = duckdb.connect(str(db_file), read_only=True)
     except duckdb.Error as exc:
@@ -149,74 +147,20 @@ def verify(folder: Path) -> BackupManifest:
     return manifest
 
 
-def _refuse_if_in_use(settings: Any) -> None:
-    """StoreError when a store owner serves this home or any process holds its database file."""
-    from store.client import owner_is_up
-    from store.identity import read_home_id
+@composite(action="back_up", actor="actor")
+def backup(engine: Engine, name: str | None = None, actor: str = "system") -> BackupManifest:
+    """A backup folder under the backups folder (paths.backups; `name` inside it, default timestamped): the
+    database copied after a CHECKPOINT while the writer is held (one committed state, even while serving), the
+    model weights, and a manifest of checksums. Audited."""
+    cfg = engine.config
+    root = cfg.backups_dir or cfg.path.parent / "backups"
+    dest = inside(root, Path(name) if name else None, default_name(engine.now(), ""), "backups", "Backup refused")
 
-    if owner_is_up(settings.store_url):
-        import httpx
+    def copy(target: Path) -> None:
+        if engine.exclusive(lambda c, now: copy_checkpointed(c, cfg.path, target)) is None:
+            engine.read(snapshot_database, target, False)
 
-        theirs = httpx.get(f"{settings.store_url}/health", timeout=2).json().get("home_id")
-        if theirs is not None and theirs == read_home_id(settings.home):
-            raise StoreError(f"a store owner serves this home on {settings.store_url}; stop it (and `xscreen "
-                             "serve`) before restoring", title="Restore refused")
-    if settings.db_path.exists():
-        try:
-            duckdb.connect(str(settings.db_path), read_only=True).close()
-        except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
-                raise StoreError(f"{settings.db_path} is in use by another process; stop it before restoring",
-                                 title="Restore refused") from None
-
-
-def _check_models(manifest: BackupManifest, folder: Path, models_dir: Path) -> list[str]:
-    """The weights files to copy in; StoreError when a file of the same name holds other weights."""
-    missing = []
-    for rel, digest in manifest.models.items():
-        target = models_dir / rel
-        if not target.exists():
-            missing.append(rel)
-        elif file_sha256(target) != digest:
-            raise StoreError(f"{target} exists with other weights than the backup's {rel}; move it away first",
-                             title="Restore refused")
-    return missing
-
-
-def restore(settings: Any, folder: Path, now: datetime, actor: str) -> BackupManifest:
-    """Replace this home's database with the backup in `folder` (verified first). The replaced file is kept as
-    `<db>.before-restore-<time>`; the restored file is migrated, takes this home's id and gets a `restore` audit
-    row at the end of its chain; missing weights files are copied in."""
-    from store.identity import ensure_home_id
-
-    manifest = verify(folder)
-    _refuse_if_in_use(settings)
-    missing = _check_models(manifest, folder, settings.models_dir)
-    db = Path(settings.db_path)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db.with_name(f".{db.name}.restore.tmp")
-    shutil.copyfile(folder / DB_FILE, tmp)
-    con = duckdb.connect(str(tmp))
-    try:
-        migrate(con)
-        con.execute("BEGIN TRANSACTION")
-        # The restored store now belongs to this home (clients check the id: analytics/identity.py).
-        con.execute("INSERT OR REPLACE INTO settings_kv VALUES (?, to_json(?::VARCHAR), ?, ?)",
-                    [HOME_ID_KEY, ensure_home_id(settings.home), now, actor])
-        details = json.dumps({"backup_created_at": manifest.created_at.isoformat(), "audit_head": manifest.audit_head,
-                              "db_sha256": manifest.db_sha256})
-        audit_chain.append(con, uuid.uuid4().hex, now, actor, "restore", str(folder), details)
-        con.execute("COMMIT")
-    finally:
-        con.close()
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    for path in (db, db.with_name(db.name + ".wal")):
-        if path.exists():
-            os.replace(path, path.with_name(f"{path.name}.before-restore-{stamp}"))
-    os.replace(tmp, db)
-    for rel in missing:
-        target = settings.models_dir / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / MODELS / rel, target)
+    manifest = write_backup(copy, dest, cfg.home_id, cfg.models_dir, engine.now())
+    engine.write(lambda c, now: audit_row(c, now, actor, "backup", str(dest), audit_head=manifest.audit_head,
+                                          db_sha256=manifest.db_sha256))
     return manifest
-

@@ -1,7 +1,9 @@
-"""`StoreClient`: the store over HTTP (same methods and errors as `Store`), and `open_store()`, which picks one.
+"""`StoreClient`: the store over HTTP (the same operations and errors as `Store`), and `open_store()`, which picks one.
 
-`open_store(settings)` uses the running owner if `/health` answers, else opens the file in-process (CLI commands
-when the system is not running). Both satisfy `StoreAPI`, so callers never care which they got.
+Every operation is one generic `call`: the arguments as JSON, the answer turned back into the type the operation
+declares (store/ops.py), so a result has the same types in-process and over HTTP. `open_store(settings)` uses
+the running owner if `/health` answers, else opens the file in-process (CLI commands when the system is not
+running). Both are a `StoreAPI`, so callers never care which they got.
 """
 
 from __future__ import annotations
@@ -9,50 +11,27 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pyarrow as pa
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from store.api import IngestResult, SqlResult, StoreAPI
-from store.audit_chain import ChainReport
-from store.backup import BackupManifest
-from store.ingest import Prepared, encode, prepare
-from store.integrity import IntegrityReport
+from store.api import StoreAPI, operation
+from store.wire import encode, prepare
 from xscreen import errors
-from xscreen.records import (
-    AlertRecord,
-    AlertStatus,
-    AuditRecord,
-    DecisionRecord,
-    IngestBatch,
-    LabelRecord,
-    MeasurementRecord,
-    ModelRecord,
-    ModelState,
-    Principal,
-    PrincipalKind,
-    Role,
-    SessionGrant,
-    TokenRecord,
-    UserRecord,
-)
 
 __all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
 # httpx logs every request at INFO; at xscreen's default level that would be one line per store call.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-INGEST_BINARY = "application/vnd.xscreen.ingest"  # store.ingest's binary batch (see analytics/owner.py)
-SESSION_HEADER = "x-xscreen-session"  # acting for a signed-in person (analytics/authz.py)
+INGEST_BINARY = "application/vnd.xscreen.ingest"  # store/wire.py's binary batch (see store/owner.py)
+SESSION_HEADER = "x-xscreen-session"  # acting for a signed-in person (store/authz.py)
 
 
 @dataclass
@@ -64,7 +43,7 @@ class _HomeCheck:
 
 
 def _error_class(name: str) -> type[errors.XscreenError]:
-    from store.auth import WeakPassword
+    from store.passwords import WeakPassword
 
     known: dict[str, type[errors.XscreenError]] = {"WeakPassword": WeakPassword}
     cls = known.get(name) or getattr(errors, name, None)
@@ -73,7 +52,7 @@ def _error_class(name: str) -> type[errors.XscreenError]:
     return errors.XscreenError
 
 
-class StoreClient:
+class StoreClient(StoreAPI):
     """HTTP client of the store owner. Thread-safe (one httpx.Client with a connection pool).
 
     Build it with `StoreClient.from_settings(settings)`: it reads the owner token and this home's id from the
@@ -157,154 +136,23 @@ class StoreClient:
         self.check_home()
         return self._send(method, url, headers={**self._headers, **(headers or {})}, **kw)
 
-    def _call(self, _method: str, **kwargs: Any) -> Any:
-        name = _method
-        resp = self._request("POST", f"/api/{name}", content=to_json(kwargs),  # Rust encoder, records included
-                             headers={"content-type": "application/json"})
+    def call(self, name: str, /, **kwargs: Any) -> Any:
+        """One POST /api/<name> to the owner; the answer comes back as the operation's declared return type (a
+        DataFrame from Arrow). An IngestBatch argument is sent in the binary format (the owner decodes Arrow
+        tables instead of parsing ~2.4 KB of JSON a verdict)."""
+        op = operation(name)
+        if op.batch_arg is not None:
+            content = encode(prepare(kwargs[op.batch_arg]))
+            kind = INGEST_BINARY
+        else:
+            content, kind = to_json(kwargs), "application/json"  # Rust encoder, records included
+        resp = self._request("POST", f"/api/{name}", content=content, headers={"content-type": kind})
         if resp.headers.get("content-type", "").startswith(ARROW_STREAM):
             return pa.ipc.open_stream(resp.content).read_all().to_pandas()
         adapter = self._returns.get(name)
         if adapter is None:
-            ret = typing.get_type_hints(getattr(StoreAPI, name)).get("return")
-            adapter = self._returns[name] = TypeAdapter(ret if ret is not None else type(None))
-        return adapter.validate_python(resp.json())
-
-    # ---- the StoreAPI methods: each is one call to the owner --------------------------------------------------
-
-    def ingest(self, batch: IngestBatch | Prepared) -> IngestResult:
-        """Sent in the binary format: the owner decodes Arrow tables instead of parsing ~2.4 KB of JSON a verdict."""
-        resp = self._request("POST", "/api/ingest", content=encode(prepare(batch)),
-                             headers={"content-type": INGEST_BINARY})
-        return IngestResult.model_validate_json(resp.content)
-
-    def known_hashes(self, hashes: list[str]) -> set[str]:
-        return self._call("known_hashes", hashes=hashes)  # type: ignore[no-any-return]
-
-    def get_scan(self, scan_id: str) -> dict[str, Any]:
-        return self._call("get_scan", scan_id=scan_id)  # type: ignore[no-any-return]
-
-    def queue(self, officer: str, limit: int = 50, scanner_id: str | None = None) -> pd.DataFrame:
-        return self._call("queue", officer=officer, limit=limit, scanner_id=scanner_id)  # type: ignore[no-any-return]
-
-    def claim(self, scan_id: str, officer: str) -> datetime:
-        return self._call("claim", scan_id=scan_id, officer=officer)  # type: ignore[no-any-return]
-
-    def release(self, scan_id: str, officer: str) -> None:
-        self._call("release", scan_id=scan_id, officer=officer)
-
-    def record_decision(self, decision: DecisionRecord) -> None:
-        self._call("record_decision", decision=decision)
-
-    def similar_items(self, scan_id: str, k: int = 8) -> pd.DataFrame:
-        return self._call("similar_items", scan_id=scan_id, k=k)  # type: ignore[no-any-return]
-
-    def add_labels(self, labels: list[LabelRecord]) -> int:
-        return self._call("add_labels", labels=labels)  # type: ignore[no-any-return]
-
-    def relabel_queue(self, limit: int = 100) -> pd.DataFrame:
-        return self._call("relabel_queue", limit=limit)  # type: ignore[no-any-return]
-
-    def register_model(self, model: ModelRecord, actor: str = "system") -> None:
-        self._call("register_model", model=model, actor=actor)
-
-    def set_model_state(self, version: str, state: ModelState, actor: str, reason: str | None = None) -> None:
-        self._call("set_model_state", version=version, state=state, actor=actor, reason=reason)
-
-    def champion(self) -> ModelRecord | None:
-        return self._call("champion")  # type: ignore[no-any-return]
-
-    def get_model(self, version: str) -> ModelRecord:
-        return self._call("get_model", version=version)  # type: ignore[no-any-return]
-
-    def list_models(self) -> list[ModelRecord]:
-        return self._call("list_models")  # type: ignore[no-any-return]
-
-    def rollback(self, actor: str, reason: str | None = None) -> str:
-        return self._call("rollback", actor=actor, reason=reason)  # type: ignore[no-any-return]
-
-    def add_measurements(self, measurements: list[MeasurementRecord]) -> int:
-        return self._call("add_measurements", measurements=measurements)  # type: ignore[no-any-return]
-
-    def raise_alert(self, alert: AlertRecord) -> bool:
-        return self._call("raise_alert", alert=alert)  # type: ignore[no-any-return]
-
-    def set_alert_status(self, alert_id: str, status: AlertStatus, actor: str) -> None:
-        self._call("set_alert_status", alert_id=alert_id, status=status, actor=actor)
-
-    def list_alerts(self, status: AlertStatus | None = None, limit: int = 200) -> list[AlertRecord]:
-        return self._call("list_alerts", status=status, limit=limit)  # type: ignore[no-any-return]
-
-    def get_setting(self, key: str) -> Any:
-        return self._call("get_setting", key=key)
-
-    def put_setting(self, key: str, value: Any, actor: str) -> None:
-        self._call("put_setting", key=key, value=value, actor=actor)
-
-    def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
-              actor: str = "system") -> None:
-        self._call("audit", action=action, target=target, details=details, actor=actor)
-
-    def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
-        return self._call("audit_log", limit=limit, actor=actor, action=action)  # type: ignore[no-any-return]
-
-    def verify_audit(self, anchor: str | None = None) -> ChainReport:
-        return self._call("verify_audit", anchor=anchor)  # type: ignore[no-any-return]
-
-    def integrity_check(self) -> IntegrityReport:
-        return self._call("integrity_check")  # type: ignore[no-any-return]
-
-    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
-        return self._call("backup", name=name, actor=actor)  # type: ignore[no-any-return]
-
-    def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
-        return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]
-
-    def set_password(self, username: str, password: str, actor: str = "system",
-                     old_password: str | None = None) -> None:
-        self._call("set_password", username=username, password=password, actor=actor, old_password=old_password)
-
-    def disable_user(self, username: str, actor: str = "system") -> None:
-        self._call("disable_user", username=username, actor=actor)
-
-    def authenticate(self, username: str, password: str) -> UserRecord:
-        return self._call("authenticate", username=username, password=password)  # type: ignore[no-any-return]
-
-    def get_user(self, username: str) -> UserRecord:
-        return self._call("get_user", username=username)  # type: ignore[no-any-return]
-
-    def list_users(self) -> list[UserRecord]:
-        return self._call("list_users")  # type: ignore[no-any-return]
-
-    def login(self, username: str, password: str, source: str | None = None) -> SessionGrant:
-        return self._call("login", username=username, password=password, source=source)  # type: ignore[no-any-return]
-
-    def resolve_token(self, token: str) -> Principal:
-        return self._call("resolve_token", token=token)  # type: ignore[no-any-return]
-
-    def logout(self, token: str) -> None:
-        self._call("logout", token=token)
-
-    def issue_scanner_token(self, scanner_id: str, actor: str) -> str:
-        return self._call("issue_scanner_token", scanner_id=scanner_id, actor=actor)  # type: ignore[no-any-return]
-
-    def revoke_token(self, token_or_id: str, actor: str) -> int:
-        return self._call("revoke_token", token_or_id=token_or_id, actor=actor)  # type: ignore[no-any-return]
-
-    def list_tokens(self, kind: PrincipalKind | None = None, include_revoked: bool = False) -> list[TokenRecord]:
-        return self._call("list_tokens", kind=kind, include_revoked=include_revoked)  # type: ignore[no-any-return]
-
-    def query(self, name: str, **params: Any) -> pd.DataFrame:
-        return self._call("query", name=name, params=params)  # type: ignore[no-any-return]
-
-    def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult:
-        return self._call("sql", text=text, limit=limit, actor=actor)  # type: ignore[no-any-return]
-
-    def snapshot(self, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path:
-        """`dest` is taken inside the owner's snapshots folder (a relative name is not resolved here)."""
-        return self._call("snapshot", dest=str(dest) if dest else None, parquet=parquet, actor=actor)  # type: ignore[no-any-return]
-
-    def info(self) -> dict[str, Any]:
-        return self._call("info")  # type: ignore[no-any-return]
+            adapter = self._returns[name] = TypeAdapter(op.hints.get("return", Any))
+        return adapter.validate_json(resp.content)
 
 
 def owner_is_up(url: str, timeout_s: float = 0.5) -> bool:
@@ -325,7 +173,7 @@ def open_store(settings: Any, require_owner: bool = False) -> Iterator[StoreAPI]
         return
     if require_owner:
         raise errors.StoreUnavailable(f"no store owner answers at {settings.store_url}; start `xscreen store-owner`")
-    from store.store import Store
+    from store.engine import Store
 
     with Store.from_settings(settings, fresh_snapshots=True) as store:
         yield store

@@ -1,4 +1,5 @@
-"""`first()`: one row of a query with its result fetched to the end (store code never calls `fetchone()`)."""
+"""Reading results in store code: `first()` and `dicts()` always fetch to the end (never `fetchone()`), and the
+shared time-window clause."""
 
 from __future__ import annotations
 
@@ -15,3 +16,20 @@ def first(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple
     (issue 12). Every query here returns at most a few rows."""
     rows = cur.execute(sql, params).fetchall() if params is not None else cur.execute(sql).fetchall()
     return rows[0] if rows else None
+
+
+def dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every row of the cursor's last result as a dict of its columns (fetched to the end)."""
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+# A time window [start, end) as query parameters `$start`/`$end` (datetimes or ISO-8601 strings, UTC); either
+# left out (None) means the last 7 days up to now. One parameter style everywhere: named `$` parameters.
+WINDOW_START = "coalesce($start::TIMESTAMPTZ, now() - INTERVAL 7 DAY)"
+WINDOW_END = "coalesce($end::TIMESTAMPTZ, now())"
+
+
+def in_window(column: str) -> str:
+    """`column` lies in the window [$start, $end)."""
+    return f"{column} >= {WINDOW_START} AND {column} < {WINDOW_END}"

@@ -152,7 +152,7 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     _apply(con, _FILL_ROLLUPS)
 
 
-# Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (analytics/tokens.py).
+# Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (store/tokens.py).
 _M6_TOKENS = """
 CREATE TABLE auth_tokens (
     token_sha256 VARCHAR PRIMARY KEY, token_id VARCHAR NOT NULL UNIQUE, kind VARCHAR NOT NULL,
@@ -161,7 +161,7 @@ CREATE TABLE auth_tokens (
 """
 
 def _m7_audit_chain(con: duckdb.DuckDBPyConnection) -> None:
-    """The audit log becomes a hash chain (analytics/audit_chain.py): existing rows are chained in the order
+    """The audit log becomes a hash chain (store/audit_chain.py): existing rows are chained in the order
     they were written, and audit_head holds the last link."""
     from store.audit_chain import chain_existing
 

@@ -1,12 +1,14 @@
 """The store owner process: the only process that opens the DuckDB file. FastAPI over a `Store` + the spool.
 
-Protocol (what `StoreClient` speaks): `GET /health`; `POST /api/<method>` with a JSON object of the method's
-keyword arguments, for every method of `StoreAPI`, with the owner token, a loopback Host and a JSON content type
-(analytics/owner_guard.py); `X-Xscreen-Session` when acting for a signed-in person (analytics/authz.py). Results are JSON, except DataFrames, which travel as an Arrow
-IPC stream (`application/vnd.apache.arrow.stream`: typed, zero-parse). Errors are JSON
-`{"error": <XscreenError subclass>, "message", "title"}` with 400/401/403/404/409/500/503, and the client
-re-raises the same subclass. `ingest` also takes its batch as a binary body (`application/vnd.xscreen.ingest`:
-store.ingest's Arrow format, decoded without a record per row); JSON bodies still work.
+Protocol (what `StoreClient` speaks): `GET /health`; `POST /api/<name>` with a JSON object of the operation's
+keyword arguments, for every operation the domains declare (store/api.py) and nothing else, with the owner
+token, a loopback Host and a JSON content type (store/owner_guard.py); `X-Xscreen-Session` when acting for a
+signed-in person (store/authz.py). Arguments are parsed and checked against the declared signature. Results are
+JSON, except DataFrames, which travel as an Arrow IPC stream (`application/vnd.apache.arrow.stream`: typed,
+zero-parse). Errors are JSON `{"error": <XscreenError subclass>, "message", "title"}` with
+400/401/403/404/409/500/503, and the client re-raises the same subclass. An IngestBatch argument also comes as a
+binary body (`application/vnd.xscreen.ingest`: store/wire.py's Arrow format, decoded without a record per row);
+JSON bodies still work.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import inspect
 import logging
 import signal
 import threading
-import typing
 from functools import cache
 from typing import Any
 
@@ -28,19 +29,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
 from store import authz
-from store.api import StoreAPI
+from store.api import OPERATIONS, operation
+from store.engine import Store
 from store.identity import ensure_home_id, ensure_owner_token
-from store.ingest import decode
 from store.migrations import LATEST_VERSION
 from store.owner_guard import INGEST_BINARY, BodyTooLarge, Guard
-from store.store import Store
+from store.wire import decode
 from xscreen import errors
 from xscreen.records import Principal
 
 log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-# Every method of the contract is an endpoint; nothing else on Store is reachable over HTTP.
-METHODS = sorted(name for name, _ in inspect.getmembers(StoreAPI, inspect.isfunction) if not name.startswith("_"))
+# Every declared operation is an endpoint; nothing else on Store is reachable over HTTP.
+METHODS = sorted(OPERATIONS)
 
 STATUS: list[tuple[type[errors.XscreenError], int]] = [
     (errors.NotFoundError, 404), (errors.ConflictError, 409), (errors.AuthError, 401),
@@ -55,33 +56,25 @@ def status_of(err: errors.XscreenError) -> int:
 
 @cache
 def args_model(name: str) -> type[BaseModel]:
-    """A pydantic model of a StoreAPI method's keyword arguments, so a request body is parsed and validated in
-    one pass by pydantic's Rust JSON parser (an IngestBatch of thousands of verdicts included)."""
-    method = getattr(StoreAPI, name)
-    hints = typing.get_type_hints(method)
-    hints.pop("return", None)
-    params = inspect.signature(method).parameters
+    """A pydantic model of an operation's keyword arguments, so a request body is parsed and validated in one
+    pass by pydantic's Rust JSON parser (an IngestBatch of thousands of verdicts included)."""
+    op = operation(name)
     fields: dict[str, Any] = {
-        k: (hints[k], ... if params[k].default is inspect.Parameter.empty else params[k].default)
-        for k in hints if params[k].kind is not inspect.Parameter.VAR_KEYWORD
+        k: (op.hints[k], ... if p.default is inspect.Parameter.empty else p.default)
+        for k, p in op.signature.parameters.items()
     }
-    if name == "query":  # the named query's own parameters travel as a free-form object
-        fields["params"] = (dict[str, Any], {})
     return create_model(f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def decode_args(name: str, body: bytes) -> dict[str, Any]:
-    """Keyword arguments for Store.<name> from a JSON request body; XscreenError naming a bad argument."""
+    """Keyword arguments for operation `name` from a JSON request body; XscreenError naming a bad argument."""
     try:
         args = args_model(name).model_validate_json(body or b"{}")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "body"
         raise errors.XscreenError(f"{name}: bad argument '{where}': {first['msg']}", title="Bad request") from None
-    kwargs = {k: getattr(args, k) for k in type(args).model_fields}
-    if name == "query":
-        kwargs.update(kwargs.pop("params"))
-    return kwargs
+    return {k: getattr(args, k) for k in type(args).model_fields}
 
 
 def encode_result(value: Any) -> Response:
@@ -132,13 +125,14 @@ def create_app(store: Store, settings: Any) -> FastAPI:
             body = await guard.read_body(request)
         except BodyTooLarge:
             return guard.too_large()
-        binary = method == "ingest" and request.headers.get("content-type") == INGEST_BINARY
+        batch_arg = OPERATIONS[method].batch_arg
+        binary = batch_arg is not None and request.headers.get("content-type") == INGEST_BINARY
 
         def run() -> Response:  # token lookup, parsing, the store call and encoding all block: off the event loop
             principal = _principal(store, request)
-            kwargs = {"batch": decode(body)} if binary else decode_args(method, body)
+            kwargs = {batch_arg: decode(body)} if binary and batch_arg else decode_args(method, body)
             bound = authz.bind(method, kwargs, principal, settings.auth.require_sessions)
-            return encode_result(getattr(store, method)(**bound))
+            return encode_result(store.call(method, **bound))
 
         try:
             return await run_in_threadpool(run)

@@ -11,21 +11,39 @@ import itertools
 import os
 import shutil
 import time
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from store.fetch import first
-from xscreen.errors import StoreError
+from xscreen.errors import StoreError, XscreenError
 
 _counter = itertools.count()
 
 # Secrets blanked in every snapshot made for analysts (SQL sandbox, `xscreen snapshot`, Parquet exports):
-# (table, column, SQL expression that replaces it). Backups (analytics/backup.py) keep them.
+# (table, column, SQL expression that replaces it). Backups (store/backup.py) keep them.
 REDACTED: tuple[tuple[str, str, str], ...] = (
     ("users", "password_hash", "''"),
     ("auth_tokens", "token_sha256", "'redacted-' || token_id"),  # a primary key: stays unique
 )
+
+
+def inside(root: Path, dest: Path | None, default: str, setting: str, title: str) -> Path:
+    """`dest` resolved inside `root` (a relative one is taken from there; default name when None); a path that
+    resolves outside it is refused: the owner writes files only where its settings say."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    path = (root / (dest if dest is not None else default)).resolve()  # an absolute dest replaces root, then is checked
+    if root not in path.parents:
+        raise XscreenError(f"{setting} are written under {root} (paths.{setting}) only, not {dest}", title=title)
+    return path
+
+
+def default_name(now: datetime, suffix: str) -> str:
+    """A new snapshot's or backup's name: its time and a random tag."""
+    return f"xscreen-{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}{suffix}"
 
 
 def redact(db_file: Path) -> None:

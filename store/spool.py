@@ -6,7 +6,7 @@ half a file; the name comes from the batch_id, so writing the same batch twice l
 an event is missed), and deletes a file only after its batch has committed. A corrupt file goes to `bad/`
 with a `.reason` file beside it; it never stops the owner.
 
-Files are `<batch_id>.batch` in the binary format of store.ingest (`encode`/`decode`: columnar, no JSON to
+Files are `<batch_id>.batch` in the binary format of store/wire.py (`encode`/`decode`: columnar, no JSON to
 parse, ~7x less owner CPU per verdict). `.json` files (one IngestBatch as JSON, what earlier versions wrote) are
 still read and ingested, so a spool left by an upgraded system is never lost.
 """
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from store.ingest import BadBatch, Prepared, decode, encode, is_binary, prepare, to_batch
+from store.wire import BadBatch, Prepared, decode, encode, is_binary, prepare, to_batch
 from xscreen.errors import StoreError, XscreenError
 from xscreen.records import IngestBatch
 

@@ -2,7 +2,7 @@
 
 A token is 32 random bytes (urlsafe base64); the table `auth_tokens` keeps its sha256 and a short public
 `token_id` (listings, revocation), never the token. Reads are plain functions of a cursor; writes run on the
-writer's cursor and check before they write (store.writes' rule).
+writer's cursor and check before they write (store/ops.py `write`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
+from store.audit import audit_row
 from store.fetch import first
-from store.writes import audit_row
 from xscreen.errors import AuthError, NotFoundError, XscreenError
 from xscreen.records import Principal, PrincipalKind, TokenRecord
 

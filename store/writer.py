@@ -3,7 +3,7 @@
 `submit(op)` blocks until the transaction containing `op` has COMMITted and returns its result (or raises its
 error). The thread takes the first queued op, gathers more for up to `wait_s` or until `batch_max` records are
 waiting, and runs them in order in one transaction; consecutive ingests are merged into one Arrow append per
-table. Ops check before they write and raise an XscreenError before touching anything (see store.writes), so
+table. Ops check before they write and raise an XscreenError before touching anything (see store/ops.py `write`), so
 a refused op does not spoil its group; any other failure rolls the group back and replays each op alone.
 """
 
@@ -21,7 +21,8 @@ from typing import Any
 
 import duckdb
 
-from store.ingest import Prepared, ingest_batches
+from store.ingest import ingest_batches
+from store.wire import Prepared
 from xscreen.errors import StoreError, XscreenError
 
 log = logging.getLogger(__name__)

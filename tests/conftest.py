@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from xscreen.settings import Settings, load_settings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from serving.api import ApiBackend, create_api
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.seeding import seed_store
 from tests.serving_fakes import STATS, FakeScorer, ListSpool, fake_reader, png_bytes
 from xscreen.settings import Settings

@@ -12,8 +12,8 @@ import duckdb
 import pytest
 
 from store.client import StoreClient
+from store.engine import Store
 from store.migrations import migrate
-from store.store import Store
 from tests.seeding import seed_store
 from tests.test_cli_store import run
 from xscreen.errors import XscreenError

@@ -21,8 +21,8 @@ import pytest
 
 from store.backup import BackupManifest, file_sha256, verify
 from store.client import StoreClient, owner_is_up
+from store.engine import Store
 from store.identity import read_home_id
-from store.store import Store
 from tests.conftest import free_port
 from tests.seeding import make_batch, model_record
 from tests.test_cli_store import run as run_offline

@@ -23,7 +23,7 @@ import pytest
 
 from serving.runtime import dashboard_argv
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.app_seed import render_images, seed_demo
 from tests.conftest import OwnerThread, make_settings
 

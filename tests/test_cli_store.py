@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 
+from store.engine import Store
 from store.migrations import LATEST_VERSION
-from store.store import Store
 from xscreen.settings import load_settings
 
 XSCREEN = [sys.executable, "-m", "xscreen.cli"]

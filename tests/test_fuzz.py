@@ -14,7 +14,7 @@ from serving.api import ApiBackend, create_api
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.serving_fakes import FakeScorer, ListSpool
 from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
 

@@ -34,7 +34,7 @@ def test_importing_every_analytics_and_store_module_pulls_no_torch_ray_or_stream
                          timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"store.store", "store.owner", "store.client", "store.sandbox"} <= set(result["modules"])
+    assert {"store.engine", "store.owner", "store.client", "store.sandbox"} <= set(result["modules"])
     assert result["heavy"] == []
 
 

@@ -20,8 +20,8 @@ from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
 from serving.runtime import make_watcher
 from store.client import StoreClient
+from store.engine import Store
 from store.spool import SpoolIngester, SpoolWriter
-from store.store import Store
 from tests.serving_fakes import FakeScorer
 from tests.serving_procs import drop, noise_png, wait_for
 from xscreen.errors import StoreError

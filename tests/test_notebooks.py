@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from store.store import Store
+from store.engine import Store
 from tests.app_seed import Rendered, seed_demo
 from xscreen.settings import Settings
 

@@ -1,16 +1,17 @@
-"""The owner's HTTP face: every StoreAPI method reachable, errors re-raised as the same class, DataFrames typed."""
+"""The owner's HTTP face: every declared operation reachable, errors re-raised as the same class, DataFrames typed."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pandas as pd
 import pytest
 
-from store.api import StoreAPI
+from store.api import OPERATIONS, StoreAPI
 from store.client import StoreClient, open_store
+from store.engine import Store
 from store.owner import METHODS
-from store.store import Store
 from tests.conftest import OwnerThread
 from tests.seeding import seed_store
 from xscreen.errors import (
@@ -26,10 +27,13 @@ from xscreen.records import DecisionRecord
 from xscreen.settings import Settings
 
 
-def test_store_and_client_both_satisfy_the_contract(store: Store, settings: Settings) -> None:
+def test_store_and_client_both_offer_every_declared_operation(store: Store, settings: Settings) -> None:
     client = StoreClient.from_settings(settings)
     assert isinstance(store, StoreAPI) and isinstance(client, StoreAPI)
-    assert all(hasattr(StoreClient, m) and hasattr(Store, m) for m in METHODS)
+    assert METHODS == sorted(OPERATIONS) and len(METHODS) > 40
+    assert all(callable(getattr(client, m)) and callable(getattr(store, m)) for m in METHODS)
+    with pytest.raises(AttributeError, match="no attribute or store operation 'no_such_op'"):
+        store.no_such_op()
     client.close()
 
 
@@ -53,7 +57,7 @@ def test_dataframes_travel_as_arrow_with_types_intact(owner: tuple[StoreClient, 
     remote, local = client.queue("ann", limit=20), store.queue("ann", limit=20)
     pd.testing.assert_frame_equal(remote, local)
     assert str(remote["scored_at"].dtype) == "datetime64[us, UTC]"
-    counts = client.query("verdict_counts", start=now.replace(day=1), end=now, bucket="day")
+    counts = client.verdict_counts(start=now.replace(day=1), end=now, bucket="day")
     assert counts["n"].sum() == 120  # champion verdicts only
 
 
@@ -65,16 +69,23 @@ def test_decision_over_http_is_committed_before_the_call_returns(owner: tuple[St
     assert [d["officer"] for d in store.get_scan(seeded.flagged[0])["decisions"]] == ["ann"]
 
 
+def _post(client: StoreClient, name: str, **kwargs: object) -> None:
+    """A raw request, as a client that bypasses the declared signatures would send it."""
+    client._request("POST", f"/api/{name}", content=json.dumps(kwargs), headers={"content-type": "application/json"})
+
+
 def test_unknown_method_and_bad_arguments_are_clear_errors(owner_client: StoreClient) -> None:
     with pytest.raises(NotFoundError, match="no store method 'drop_everything'"):
-        owner_client._call("drop_everything")
+        _post(owner_client, "drop_everything")
     with pytest.raises(XscreenError, match="queue: bad argument 'colour'") as info:
-        owner_client._call("queue", officer="ann", colour="red")
+        _post(owner_client, "queue", officer="ann", colour="red")
     assert info.value.title == "Bad request"
     with pytest.raises(XscreenError, match="bad argument 'limit'"):
-        owner_client._call("queue", officer="ann", limit="many")
+        _post(owner_client, "queue", officer="ann", limit="many")
     with pytest.raises(XscreenError, match="bad argument 'officer'"):
-        owner_client._call("queue")
+        _post(owner_client, "queue")
+    with pytest.raises(TypeError, match="colour"):  # the client binds to the declared signature first
+        owner_client.queue(officer="ann", colour="red")
 
 
 def test_client_says_store_unavailable_when_no_owner_runs(settings: Settings) -> None:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from store.client import StoreClient, open_store
+from store.engine import Store
 from store.identity import owner_token_path, read_home_id, read_owner_token
-from store.store import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import model_record, seed_store
 from xscreen.errors import AuthError, NotFoundError, PermissionDenied, WrongStore, XscreenError
@@ -143,7 +143,7 @@ def test_a_role_that_may_not_act_is_refused(owner: tuple[StoreClient, Store], no
 
 def test_sessions_slide_and_expire(settings: Settings, now: datetime) -> None:
     clock = [now]
-    with Store.open(settings.db_path, clock=lambda: clock[0], session_ttl_minutes=10) as store:
+    with Store.open(settings.db_path, clock=lambda: clock[0], session_ttl=timedelta(minutes=10)) as store:
         store.add_user("ann", PASSWORD, "officer")
         token = store.login("ann", PASSWORD).token
         for _ in range(3):  # used every 8 minutes: still alive after 24 minutes

@@ -66,7 +66,7 @@ def test_scanners_add_list_revoke_through_the_cli(tmp_path: Any) -> None:
     import subprocess
     import sys
 
-    from store.store import Store
+    from store.engine import Store
 
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from store import reads
-from store.store import Store
+from store import triage
+from store.engine import Store
 from tests.seeding import seed_store
 from xscreen.errors import NotFoundError
 from xscreen.records import DecisionRecord, LabelRecord
@@ -94,4 +94,4 @@ def test_similar_items_with_no_known_outcomes_is_empty_with_the_same_columns(sto
         former = cur.execute(FORMER_SIMILAR_SQL, {"scan_id": seeded.scan_ids[0], "k": 6}).df()
     assert got.empty and list(got.columns) == list(former.columns)
     with pytest.raises(NotFoundError), store.reader() as cur:
-        reads.similar_items(cur, "nope", 6)
+        triage.similar_items(cur, "nope", 6)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from store.ingest import decode, encode, prepare
+from store.engine import Store
 from store.spool import SpoolIngester, SpoolWriter, iter_spool, spool_name
-from store.store import Store
+from store.wire import decode, encode, prepare
 from tests.seeding import make_batch
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from store.engine import Store
 from store.sandbox import run_sandboxed, validate_sql
-from store.store import SqlOptions, Store
 from tests.seeding import seed_store
 from xscreen.errors import QueryRefused
 
@@ -70,8 +70,8 @@ def test_a_slow_query_is_stopped_after_the_timeout(snapshot_db: Path) -> None:
 
 
 def test_store_sql_is_audited_including_refusals(tmp_path: Path, now: datetime) -> None:
-    options = SqlOptions(snapshots_dir=tmp_path / "snaps", snapshot_max_age_s=60, row_limit=3, timeout_s=30)
-    with Store.open(tmp_path / "db.duckdb", clock=lambda: now, sql=options) as store:
+    with Store.open(tmp_path / "db.duckdb", clock=lambda: now, snapshots_dir=tmp_path / "snaps",
+                    snapshot_max_age_s=60, sql_row_limit=3, sql_timeout_s=30) as store:
         seed_store(store, 20, seed=2, now=now)
         result = store.sql("SELECT scan_id FROM scans", actor="ana")
         assert len(result.rows) == 3 and result.truncated  # the store's row limit caps the caller's
@@ -82,8 +82,8 @@ def test_store_sql_is_audited_including_refusals(tmp_path: Path, now: datetime) 
 
 
 def test_the_snapshot_is_reused_while_young_and_the_live_file_is_never_read(tmp_path: Path, now: datetime) -> None:
-    options = SqlOptions(snapshots_dir=tmp_path / "snaps", snapshot_max_age_s=3600)
-    with Store.open(tmp_path / "db.duckdb", clock=lambda: now, sql=options) as store:
+    with Store.open(tmp_path / "db.duckdb", clock=lambda: now, snapshots_dir=tmp_path / "snaps",
+                    snapshot_max_age_s=3600) as store:
         seed_store(store, 10, seed=3, now=now)
         assert store.sql("SELECT count(*) FROM scans").rows == [[10]]
         seed_store(store, 20, seed=4, now=now, register_models=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store.store import Store
+from store.engine import Store
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
 from xscreen.errors import ConflictError, NotFoundError
 from xscreen.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
@@ -231,14 +231,14 @@ def test_hourly_rollup_counts_equal_the_verdicts_they_summarise(store: Store, no
     seeded = seed_store(store, 400, seed=13, now=now)
     store.ingest(make_batch(np.random.default_rng(13), 0, 50, now, seeded.classes, batch_id="again"))  # duplicates
     week = {"start": now - timedelta(days=8), "end": now + timedelta(hours=1)}
-    rolled = store.query("verdict_counts", bucket="day", **week)
+    rolled = store.verdict_counts(bucket="day", **week)
     with store.reader() as cur:
         raw = cur.execute("SELECT time_bucket(INTERVAL 1 day, scored_at) AS bucket, scanner_id, model_version, "
                           "count(*) AS n, count(*) FILTER (verdict = 'inspect') AS n_inspect FROM verdicts "
                           "WHERE role = 'champion' GROUP BY ALL ORDER BY ALL").df()
     assert rolled[["n", "n_inspect"]].values.tolist() == raw[["n", "n_inspect"]].values.tolist()
     assert rolled["n"].sum() == 400
-    minute = store.query("verdict_counts", bucket="minute", **week)
+    minute = store.verdict_counts(bucket="minute", **week)
     assert minute["n"].sum() == 400 and (minute["flag_rate"] <= 1).all()
 
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from store.client import StoreClient
+from store.engine import Store
 from store.identity import read_owner_token
-from store.store import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import model_record, seed_store
 from xscreen.errors import AuthError, PermissionDenied, XscreenError

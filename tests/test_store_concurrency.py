@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from xscreen.records import IngestBatch, VerdictRecord
 
 CHUNK = 250  # verdicts per ingest call, as serving sends them (one call per scored batch)

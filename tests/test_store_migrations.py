@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from store.engine import Store
 from store.migrations import LATEST_VERSION, MIGRATIONS, migrate
-from store.store import Store
 from xscreen.errors import SchemaError
 
 T0 = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
@@ -63,7 +63,7 @@ def test_database_with_only_the_original_schema_upgrades_and_keeps_its_rows(tmp_
     with Store.open(path, clock=lambda: T0) as store:
         assert store.integrity_check().ok and store.verify_audit().rows == 1  # migration 7 chained the old row
         assert list(store.queue("bob")["scan_id"]) == ["s2"]  # migration 5 back-filled: s1 was already decided
-        counts = store.query("verdict_counts", start=T0.replace(hour=0), end=T0.replace(hour=23))
+        counts = store.verdict_counts(start=T0.replace(hour=0), end=T0.replace(hour=23))
         assert counts[["n", "n_inspect", "n_uncertain"]].values.tolist() == [[2, 1, 1]]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.seeding import make_batch
 from xscreen.errors import XscreenError
 

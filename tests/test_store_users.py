@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from store.auth import WeakPassword
-from store.store import Store
+from store.engine import Store
+from store.passwords import WeakPassword
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
 
 GOOD = "correct-horse-battery"

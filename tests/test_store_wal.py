@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from store.client import StoreClient
-from store.store import Store
+from store.engine import Store
 from tests.conftest import OwnerThread, make_settings
 from tests.seeding import make_batch
 

@@ -156,7 +156,7 @@ class AlertRecord(Record):
 
 
 class AuditRecord(Record):
-    """One row of the audit log; `seq` is its place in the hash chain (analytics/audit_chain.py)."""
+    """One row of the audit log; `seq` is its place in the hash chain (store/audit_chain.py)."""
 
     audit_id: str
     at: datetime

@@ -57,8 +57,8 @@ def backup(dest: Path = typer.Argument(..., help="New (or empty) folder to hold 
 def restore(src: Path = typer.Argument(..., help="A folder made by `xscreen backup`.")) -> None:
     """Replace this home's database with a backup (verified first; refused while the store owner runs). The
     replaced database is kept beside it as <db>.before-restore-<time>."""
-    from store.backup import restore as restore_backup
-    from store.store import Store
+    from store.engine import Store
+    from store.restore import restore as restore_backup
     from xscreen.records import utcnow
 
     settings = _settings()

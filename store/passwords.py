@@ -1,4 +1,4 @@
-"""Local users for the embedded default: argon2id password hashes, a password policy, roles.
+"""Passwords of local users: argon2id hashes, the password policy, username rules, and the login check.
 
 Hashing and verifying (~tens of ms each) run in the caller's thread; only the resulting row goes through the
 store's writer. The hash never leaves the store: callers get a UserRecord.
@@ -15,8 +15,8 @@ import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from store.audit import audit_row
 from store.fetch import first
-from store.writes import audit_row
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
 from xscreen.records import Role, UserRecord
 
@@ -28,7 +28,7 @@ LOGIN_FAILED = "unknown user or wrong password"
 _COMMON = {"password", "passw0rd", "123456789", "1234567890", "qwertyuiop", "letmein123", "administrator",
            "changeme12", "welcome123", "xscreen123", "password123", "iloveyou12"}
 
-# Names the store's own processes act under in the audit log: never a person's username (analytics/authz.py).
+# Names the store's own processes act under in the audit log: never a person's username (store/authz.py).
 PROCESS_NAMES = frozenset({"system", "serving", "setup", "demo", "monitoring"})
 
 _hasher = PasswordHasher()

@@ -1,4 +1,4 @@
-"""The dashboard's named queries on a real migrated DuckDB file with hand-made rows and known answers."""
+"""The dashboard's read operations on a real migrated DuckDB file with hand-made rows and known answers."""
 
 from pathlib import Path
 
@@ -6,9 +6,12 @@ import duckdb
 import pytest
 
 from analytics import drift
-from store import dashboard_queries as dq
+from store.api import OPERATIONS
+from store.labels import labelled_outcomes
 from store.migrations import migrate
-from store.queries import NAMED_QUERIES
+from store.models import champion_shadow
+from store.monitoring import class_score_sample
+from store.scans import filter_options, verdicts_by_day
 
 START, END = "2026-01-01 00:00+00", "2026-01-02 00:00+00"
 
@@ -32,40 +35,40 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     return c
 
 
-def test_dashboard_queries_are_registered_by_name() -> None:
-    for name in ("class_score_sample", "labelled_outcomes", "champion_shadow", "verdicts_by_day", "filter_options"):
-        assert NAMED_QUERIES[name] is getattr(dq, name)
+def test_dashboard_reads_are_declared_read_operations() -> None:
+    for fn in (class_score_sample, labelled_outcomes, champion_shadow, verdicts_by_day, filter_options):
+        assert OPERATIONS[fn.__name__].fn is fn and OPERATIONS[fn.__name__].kind == "read"
 
 
 def test_class_score_sample_has_every_class_and_any_threat(con: duckdb.DuckDBPyConnection) -> None:
-    by_class = drift.scores_by_class(dq.class_score_sample(con, START, END))
+    by_class = drift.scores_by_class(class_score_sample(con, START, END))
     assert sorted(by_class["any_threat"].tolist()) == [0.1, 0.5, 0.9]  # shadow and next-day rows excluded
     assert sorted(by_class["gun"].tolist()) == [0.05, 0.1, 0.5]
 
 
 def test_class_score_sample_filters_scanner(con: duckdb.DuckDBPyConnection) -> None:
-    df = dq.class_score_sample(con, START, END, scanner_id="s2")
+    df = class_score_sample(con, START, END, scanner_id="s2")
     assert sorted(df["class_name"]) == ["any_threat", "gun", "knife"]
 
 
 def test_labelled_outcomes_take_labels_over_decisions_and_skip_referrals(con: duckdb.DuckDBPyConnection) -> None:
-    df = dq.labelled_outcomes(con, START, END).set_index("scan_id")
+    df = labelled_outcomes(con, START, END).set_index("scan_id")
     assert df.loc["a", "is_threat"] and df.loc["b", "is_threat"] and not df.loc["c", "is_threat"]
     assert df.loc["c", "decision"] == "cleared"  # the refer before it is not final
     assert df["flagged"].to_dict() == {"a": True, "b": False, "c": True}
 
 
 def test_champion_shadow_pairs_same_scan(con: duckdb.DuckDBPyConnection) -> None:
-    df = dq.champion_shadow(con, START, END)
+    df = champion_shadow(con, START, END)
     assert df[["scan_id", "champion", "shadow"]].values.tolist() == [["c", 0.5, 0.7]]
 
 
 def test_verdicts_by_day_counts_flagged(con: duckdb.DuckDBPyConnection) -> None:
-    df = dq.verdicts_by_day(con, START, "2026-01-04 00:00+00")
+    df = verdicts_by_day(con, START, "2026-01-04 00:00+00")
     assert df[["scanner_id", "top_class", "n", "flagged"]].values.tolist() == [
         ["s1", "knife", 1, 1], ["s1", "none", 1, 0], ["s2", "gun", 1, 1], ["s1", "knife", 1, 1]]
 
 
 def test_filter_options_lists_scanners_and_models(con: duckdb.DuckDBPyConnection) -> None:
-    df = dq.filter_options(con)
+    df = filter_options(con)
     assert df.values.tolist() == [["model", "m1"], ["model", "m2"], ["scanner", "s1"], ["scanner", "s2"]]

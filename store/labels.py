@@ -1,0 +1,99 @@
+"""Labels domain: ground truth for training, appended never updated (the newest label per scan is current), the
+relabel queue, the outcomes that realised accuracy is measured on, and the labelled set a training export takes.
+
+Truth of a scan: its current label if any (non-empty = threat), else its final decision (confirmed/seized =
+threat, cleared = benign). `refer` alone is not an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from store.audit import audit_row
+from store.fetch import in_window
+from store.ops import read, write
+from xscreen.records import LabelRecord
+
+_VERDICT_FILTER = (f"{in_window('scored_at')} AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id) "
+                   "AND ($model_version::VARCHAR IS NULL OR model_version = $model_version)")
+
+
+def insert_label(cur: duckdb.DuckDBPyConnection, rec: LabelRecord) -> None:
+    cur.execute("INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [rec.label_id, rec.scan_id, rec.labels, rec.source, rec.author, rec.created_at, rec.note])
+
+
+def _authors(kwargs: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [("a label's author", r.author) for r in kwargs.get("labels", []) if isinstance(r, LabelRecord)]
+
+
+@write(action="relabel", people=_authors, weight=lambda kw: len(kw["labels"]))
+def add_labels(cur: duckdb.DuckDBPyConnection, labels: list[LabelRecord], *, now: datetime) -> int:
+    """Append labels (known label_ids are skipped); audit one row per author. Returns how many were new."""
+    ids = [r.label_id for r in labels]
+    known = {r[0] for r in cur.execute("SELECT label_id FROM labels WHERE list_contains(?, label_id)",
+                                       [ids]).fetchall()} if ids else set()
+    new = [r for r in labels if r.label_id not in known]
+    for rec in new:
+        insert_label(cur, rec)
+    for author in sorted({r.author for r in new}):
+        mine = [r.scan_id for r in new if r.author == author]
+        audit_row(cur, now, author, "relabel", mine[0] if len(mine) == 1 else None, scans=mine[:100], n=len(mine))
+    return len(new)
+
+
+RELABEL_SQL = """
+WITH champ AS (SELECT * FROM verdicts WHERE role = 'champion'),
+fd AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY decided_at DESC) rn
+                      FROM decisions WHERE decision <> 'refer') WHERE rn = 1),
+cl AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY created_at DESC, label_id DESC) rn
+                      FROM labels) WHERE rn = 1)
+SELECT champ.scan_id, champ.scanner_id, champ.model_version, champ.verdict, champ.any_threat, champ.top_class,
+       fd.decision, fd.officer, cl.labels AS current_labels, cl.source AS label_source,
+       CASE WHEN fd.decision = 'cleared' AND champ.verdict = 'inspect' THEN 'officer cleared a model alarm'
+            WHEN fd.decision IN ('confirmed', 'seized') AND champ.verdict = 'clear' THEN 'model missed a threat'
+            ELSE 'model uncertain' END AS reason,
+       CASE WHEN champ.verdict = 'uncertain' THEN 1 ELSE 0 END AS priority_group
+FROM champ
+LEFT JOIN fd USING (scan_id)
+LEFT JOIN cl USING (scan_id)
+WHERE (fd.decision = 'cleared' AND champ.verdict = 'inspect')
+   OR (fd.decision IN ('confirmed', 'seized') AND champ.verdict = 'clear')
+   OR champ.verdict = 'uncertain'
+ORDER BY priority_group, abs(champ.any_threat - 0.5), champ.scored_at DESC
+LIMIT $limit
+"""
+
+
+@read()
+def relabel_queue(cur: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
+    """Items whose labels help the model most: officer/model disagreements first, then uncertain ones nearest 0.5."""
+    return cur.execute(RELABEL_SQL, {"limit": int(limit)}).df().drop(columns=["priority_group"])
+
+
+@read()
+def labelled_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                      scanner_id: str | None = None, model_version: str | None = None) -> pd.DataFrame:
+    """Champion verdicts whose truth is known: flagged, any_threat, final decision, current labels, is_threat."""
+    return cur.execute(f"""
+        SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat,
+               v.verdict IN ('inspect', 'uncertain') AS flagged, d.decision, l.labels,
+               coalesce(len(l.labels) > 0, d.decision IN ('confirmed', 'seized')) AS is_threat
+        FROM (SELECT * FROM champion_verdicts WHERE {_VERDICT_FILTER}) v
+        LEFT JOIN final_decisions d USING (scan_id) LEFT JOIN current_labels l USING (scan_id)
+        WHERE d.decision IS NOT NULL OR l.labels IS NOT NULL ORDER BY v.scored_at""",
+        {"start": start, "end": end, "scanner_id": scanner_id, "model_version": model_version}).df()
+
+
+@read(action="export_training_set")
+def training_labels(cur: duckdb.DuckDBPyConnection, limit: int = 100_000) -> pd.DataFrame:
+    """Every scan with a current label (canaries excluded): scan_id, source_path, labels, source, created_at."""
+    return cur.execute("""
+        SELECT l.scan_id, s.source_path, l.labels, l.source, l.created_at
+        FROM current_labels l JOIN scans s USING (scan_id) WHERE NOT s.is_canary
+        ORDER BY l.created_at LIMIT $limit""", {"limit": int(limit)}).df()
