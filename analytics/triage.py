@@ -1,5 +1,6 @@
 """The triage page's pure parts: the viewer's image operations (numpy: window/level, energy and material views,
-heatmap overlay, zoom) and the text an officer reads in the queue (risk, age, similar items' outcomes).
+heatmap overlay and which class it shows first, zoom) and the text an officer reads in the queue (risk, age,
+similar items' outcomes). Heatmaps are decoded and placed with xscreen.records' one frame and codec.
 
 Inputs follow xray.formats.ScanImage: `rgb` float (H, W, 3) in [0, 1]; `high`/`low` transmission (H, W) in
 [0, 1] (1 = nothing in the beam). Outputs are uint8 arrays ready for st.image. No xray import here: the
@@ -8,16 +9,17 @@ import-linter contract keeps analytics usable from a notebook with nothing else.
 
 from __future__ import annotations
 
-import base64
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xscreen.errors import XscreenError
+from xscreen.records import decode_heatmap, heatmap_on_image
 
 # Dual-energy ratio R = ln(T_low) / ln(T_high): photo-electric absorption grows with atomic number, so
 # heavier materials attenuate relatively more at low energy. Defaults equal xray.materials' RATIO_ORGANIC_MAX
@@ -93,39 +95,33 @@ def material_only(rgb: np.ndarray, mask: np.ndarray, background: float = 1.0) ->
     return np.where(mask[:, :, None], img, np.float32(background))
 
 
-def decode_heatmap(encoded: str, size: int) -> np.ndarray:
-    """A stored heatmap (base64 of size*size uint8) as float32 (size, size) in [0, 1]."""
-    try:
-        raw = base64.b64decode(encoded, validate=True)
-    except ValueError as exc:
-        raise ViewerError(f"heatmap is not valid base64: {exc}") from None
-    if len(raw) != size * size:
-        raise ViewerError(f"heatmap has {len(raw)} bytes, expected {size}x{size}={size * size}")
-    return np.frombuffer(raw, dtype=np.uint8).reshape(size, size).astype(np.float32) / 255.0
+def overlay_default(verdict: Mapping[str, Any]) -> list[str]:
+    """The heatmap an officer sees first: the verdict's top class when it has a map, else its highest-scoring
+    class that has one (never the alphabetically first, never the previous item's choice)."""
+    maps = verdict.get("heatmaps") or {}
+    if not maps:
+        return []
+    top = verdict.get("top_class")
+    if top in maps:
+        return [str(top)]
+    scores = verdict.get("scores") or {}
+    return [max(maps, key=lambda c: scores.get(c, 0.0))]
 
 
-def unletterbox(heat: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Crop a square canvas heatmap to the image's area (image centred, long side filling the canvas)."""
-    s = heat.shape[0]
-    scale = s / max(width, height)
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    x0, y0 = (s - w) // 2, (s - h) // 2
-    return heat[y0 : y0 + h, x0 : x0 + w]
-
-
-def resize_nearest(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of a 2-D grid to (height, width)."""
-    rows = np.minimum((np.arange(height) * grid.shape[0] / height).astype(int), grid.shape[0] - 1)
-    cols = np.minimum((np.arange(width) * grid.shape[1] / width).astype(int), grid.shape[1] - 1)
-    return grid[rows[:, None], cols[None, :]]
+def class_heat(verdict: Mapping[str, Any], classes: Iterable[str]) -> np.ndarray | None:
+    """The strongest of the chosen classes' stored heatmaps (g, g) in [0, 1], in the image frame of
+    xscreen.records (no cropping: it already covers exactly the image); None when none was chosen or stored."""
+    maps = verdict.get("heatmaps") or {}
+    grids = [decode_heatmap(maps[c], int(verdict["heatmap_size"])) for c in classes if c in maps]
+    return np.max(grids, axis=0) if grids else None
 
 
 def heatmap_overlay(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45) -> np.ndarray:
-    """Blend a [0, 1] heatmap (any grid size, already in image coordinates) as red onto the image."""
+    """Blend a [0, 1] heatmap grid (in the image frame of xscreen.records) as red onto the image."""
     img = _check_rgb(rgb)
     if not 0 <= opacity <= 1:
         raise ViewerError(f"opacity must be in [0, 1], got {opacity}")
-    h = resize_nearest(np.clip(heat, 0, 1), img.shape[0], img.shape[1])[:, :, None]  # (H, W, 1)
+    h = heatmap_on_image(np.clip(heat, 0, 1), img.shape[0], img.shape[1])[:, :, None]  # (H, W, 1)
     red = np.array([1.0, 0.1, 0.0], dtype=np.float32)
     alpha = opacity * h  # cold regions stay untouched so the officer still sees the X-ray
     return (img * (1 - alpha) + red * alpha).astype(np.float32)

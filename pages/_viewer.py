@@ -1,4 +1,5 @@
-"""The X-ray viewer of the triage and relabelling pages: reads the scan with xray and renders the chosen view.
+"""The X-ray viewer of the triage and relabelling pages: reads the scan's image where the store says it is now, with
+xray, and renders the chosen view.
 
 Pixel operations live in analytics.triage (numpy, tested); this module only wires xray's reader and the
 material cut-offs to them and draws the controls. Widgets carry the calling page's key prefix.
@@ -6,6 +7,7 @@ material cut-offs to them and draws the controls. Widgets carry the calling page
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ import streamlit as st
 from analytics import triage
 from pages import _common as common
 from xscreen.errors import XscreenError
+from xscreen.records import ScanDetail, StoredVerdict
 
 VIEWS_ALWAYS = ["Pseudo-colour", "High energy"]
 VIEWS_DUAL = ["Low energy", "Organic only", "Inorganic only", "Metal only"]
@@ -41,18 +44,26 @@ def _base(image: Any, view: str) -> np.ndarray:
     return np.asarray(image.rgb, dtype=np.float32)
 
 
-def heat_for(verdict: dict[str, Any], classes: list[str], width: int, height: int) -> np.ndarray | None:
-    """The strongest of the chosen classes' heatmaps, cropped from the model's canvas to the image."""
-    grids = [triage.decode_heatmap(verdict["heatmaps"][c], int(verdict["heatmap_size"]))
-             for c in classes if c in verdict.get("heatmaps", {})]
-    if not grids:
+def _image_path(scan: ScanDetail) -> str | None:
+    """Where the scan's pixels are now, or None after saying why there are none (expired, moved away)."""
+    image = scan["image"]
+    if image["state"] == "expired":
+        when = f" on {image['since']:%Y-%m-%d}" if image["since"] else ""
+        st.info(f"Image expired under retention{when}: the verdict, decisions and labels are kept.",
+                icon=":material/history:")
         return None
-    return triage.unletterbox(np.max(grids, axis=0), width, height)
+    if image["path"] is None or not Path(image["path"]).is_file():
+        st.error(f"**Image missing**: the image is no longer at {image['path'] or 'its recorded place'} (moved or "
+                 "deleted outside xscreen).")
+        return None
+    return image["path"]
 
 
-def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> None:
-    """Viewer controls and the rendered image for one scan (an unreadable file becomes a message)."""
-    image = common.attempt(lambda: _read(scan["source_path"]))
+def show(scan: ScanDetail, verdict: StoredVerdict | None, prefix: str) -> None:
+    """Viewer controls and the rendered image for one scan (an expired, missing or unreadable file becomes a
+    message). The heatmap choice is per item, defaulting to its top class."""
+    path = _image_path(scan)
+    image = common.attempt(lambda: _read(path)) if path is not None else None
     if image is None:
         return
     views = VIEWS_ALWAYS + (VIEWS_DUAL if image.dual_energy else [])
@@ -61,11 +72,12 @@ def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> N
     window = c2.slider("Window", 0.05, 1.0, 1.0, 0.05, key=f"{prefix}_window")
     level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_level")
     factor = c4.slider("Zoom", 1.0, 4.0, 1.0, 0.5, key=f"{prefix}_zoom")
-    classes = sorted((verdict or {}).get("heatmaps", {}))
-    chosen = st.multiselect("Heatmap overlay", classes, default=classes[:1], key=f"{prefix}_heat")
+    maps = sorted((verdict or {}).get("heatmaps", {}))
+    # Keyed by the item: a choice made on one item never carries over to the next.
+    chosen = st.multiselect("Heatmap overlay", maps, default=triage.overlay_default(verdict or {}),
+                            key=f"{prefix}_heat_{scan['scan_id']}")
     img = triage.window_level(_base(image, view), window, level)
-    height, width = image.rgb.shape[:2]
-    heat = heat_for(verdict, chosen, width, height) if verdict and chosen else None
+    heat = triage.class_heat(verdict, chosen) if verdict else None
     if heat is not None:
         img = triage.heatmap_overlay(img, heat)
     cx = cy = 0.5
@@ -76,10 +88,13 @@ def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> N
     st.image(triage.to_uint8(triage.zoom(img, factor, cx, cy)), width="stretch")
 
 
-def thumbnail(source_path: str, side: int = 160) -> np.ndarray | None:
-    """A small pseudo-colour picture of a scan for the similar-items strip; None when the file is unreadable."""
+def thumbnail(scan: ScanDetail, side: int = 160) -> np.ndarray | None:
+    """A small pseudo-colour picture of a scan for the similar-items strip; None when there is no readable image."""
+    path = scan["image"]["path"]
+    if scan["image"]["state"] != "kept" or path is None:
+        return None
     try:
-        image = _read(source_path)
+        image = _read(path)
     except XscreenError:
         return None
     rgb = np.asarray(image.rgb, dtype=np.float32)

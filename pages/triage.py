@@ -137,7 +137,7 @@ def similar_strip(scan_id: str) -> None:
     slots = [col for _ in range(SIMILAR_SLOTS // 3) for col in st.columns(3)]  # rows of three
     for col, row in zip(slots, similar.itertuples(), strict=False):
         other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
-        thumb = viewer.thumbnail(other["source_path"]) if other else None
+        thumb = viewer.thumbnail(other) if other else None
         if thumb is not None:
             col.image(thumb, width="stretch")
         col.caption(f"**{triage.outcome_text(row.decision, row.current_labels)}**  \nsimilarity {row.similarity:.2f}")

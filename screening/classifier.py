@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from screening.calibration import OperatingPoint, verdicts
 from screening.network import ScreeningNet
 from screening.preprocess import Geometry, PreparedScan, canvas_batch, prepare
 from screening.registry import Checkpoint, build_model, load_checkpoint, load_registered
-from xscreen.records import ANY_THREAT
+from xscreen.records import ANY_THREAT, encode_heatmap
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -197,18 +196,9 @@ class Classifier:
                           heatmaps, boxes, self.version)
 
 
-def encode_heatmap(hm: np.ndarray) -> str:
-    """(g, g) float map in [0, 1] -> base64 of a row-major uint8 grid (the VerdictRecord wire form)."""
-    return base64.b64encode(np.clip(np.rint(hm * 255), 0, 255).astype(np.uint8).tobytes()).decode("ascii")
-
-
-def decode_heatmap(text: str, size: int) -> np.ndarray:
-    """Inverse of encode_heatmap: (size, size) float32 in [0, 1]."""
-    return np.frombuffer(base64.b64decode(text), dtype=np.uint8).reshape(size, size).astype(np.float32) / 255.0
-
-
 def verdict_fields(pred: Prediction) -> dict[str, Any]:
-    """The VerdictRecord fields a Prediction provides (the caller adds scan_id, role, scored_at, latency)."""
+    """The VerdictRecord fields a Prediction provides (the caller adds scan_id, role, scored_at, latency). Heatmaps
+    are already in the image frame xscreen.records defines (canvas padding cropped by image_heatmap)."""
     size = next(iter(pred.heatmaps.values())).shape[0] if pred.heatmaps else 0
     return {
         "model_version": pred.model_version,

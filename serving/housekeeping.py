@@ -1,10 +1,12 @@
 """Housekeeping of the scan folders: archive layout and retention, rescoring late-completed quarantined files,
 the cap on refused uploads, and orphan spool temp files. Plain functions and one thread; no Ray here.
 
-- Archive: a processed scan moves to `archive/<scanner>/<YYYY-MM-DD>/<scan_id>_<name>` (day of receipt, UTC).
-  The name is a function of the content and the file, so a crash between spooling the verdict (which records
-  this location) and the move is repaired by the next catch-up: the re-delivery is a duplicate and moves to
-  the same place. Day folders older than `serving.archive_retention_days` are deleted whole.
+- Archive: a processed scan moves to `archive/<scanner>/<YYYY-MM-DD>/<scan_id>_<name>` (day of receipt, UTC);
+  a scored upload's bytes are kept the same way under `uploads/`. The name is a function of the content and the
+  file, so a crash between spooling the verdict (which records this location) and the move is repaired by the
+  next catch-up: the re-delivery is a duplicate and moves to the same place. Day folders older than
+  `serving.archive_retention_days` (and, for uploads, beyond `serving.uploads_max_bytes`) are deleted whole,
+  after the store has been told that their images expired.
 - Rechecks: a file quarantined as truncated or corrupt may be a slow writer that was still writing (it keeps
   writing into the same inode after the move). While a recheck window lasts, a quarantined file whose size or
   mtime changed is read again; once it decodes, it is moved back to where it came from and scored as usual.
@@ -37,21 +39,61 @@ def archive_dest(archive_dir: Path, scanner_id: str, scan_id: str, name: str, re
     return archive_dir / scanner_id / day / f"{scan_id}_{name}"
 
 
-def expire_archive(archive_dir: Path, retention_days: float, now: datetime) -> list[Path]:
-    """Delete day folders entirely older than the retention; returns the folders deleted. 0 keeps everything."""
-    if retention_days <= 0 or not archive_dir.is_dir():
+def expire_archive(archive_dir: Path, retention_days: float, now: datetime,
+                   forget: Callable[[Path], Any] | None = None, max_bytes: int | None = None) -> list[Path]:
+    """Delete day folders entirely older than the retention (0 keeps them forever), then, above `max_bytes`,
+    the oldest day folders until under it; returns the folders deleted.
+
+    `forget(folder)` tells the store first that the images under the folder expire: a folder is deleted only
+    once the store knows, so the store never shows an image as kept that is gone (a failure leaves the folder
+    for the next round)."""
+    if not archive_dir.is_dir():
         return []
-    cutoff = (now - timedelta(days=retention_days)).astimezone(UTC).date()
-    removed: list[Path] = []
-    for scanner in sorted(p for p in archive_dir.iterdir() if p.is_dir() and not p.is_symlink()):
-        for day_dir in sorted(p for p in scanner.iterdir() if p.is_dir() and not p.is_symlink()):
-            day = _parse_day(day_dir.name)
-            if day is not None and day < cutoff:
-                shutil.rmtree(day_dir, ignore_errors=True)
-                removed.append(day_dir)
+    days = _day_folders(archive_dir)
+    cutoff = (now - timedelta(days=retention_days)).astimezone(UTC).date() if retention_days > 0 else None
+    doomed = [d for day, d in days if cutoff is not None and day < cutoff]
+    if max_bytes is not None:
+        sizes = {d: _folder_bytes(d) for _, d in days}
+        total = sum(size for d, size in sizes.items() if d not in doomed)
+        for _, d in days:  # oldest day first
+            if total <= max_bytes:
+                break
+            if d not in doomed:
+                doomed.append(d)
+                total -= sizes[d]
+    removed = [d for d in doomed if _expire(d, forget)]
     if removed:
-        log.info("archive retention (%g days): deleted %d day folder(s)", retention_days, len(removed))
+        log.info("%s: deleted %d day folder(s) (retention %g days, cap %s bytes)", archive_dir, len(removed),
+                 retention_days, max_bytes)
     return removed
+
+
+def _day_folders(root: Path) -> list[tuple[date, Path]]:
+    """(day, folder) of every `<scanner>/<YYYY-MM-DD>` folder under `root`, oldest first."""
+    found = []
+    for scanner in (p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        for day_dir in (p for p in scanner.iterdir() if p.is_dir() and not p.is_symlink()):
+            day = _parse_day(day_dir.name)
+            if day is not None:
+                found.append((day, day_dir))
+    return sorted(found)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _expire(folder: Path, forget: Callable[[Path], Any] | None) -> bool:
+    """Tell the store, then delete; False (folder kept) when the store could not be told."""
+    if forget is not None:
+        try:
+            forget(folder)
+        except Exception as exc:  # noqa: BLE001 -- the store is down or refused: keep the images for now
+            log.warning("could not tell the store that %s expires (%s); keeping it until the next round", folder,
+                        exc)
+            return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 def _parse_day(text: str) -> date | None:

@@ -3,7 +3,8 @@
 For each path: safety checks (symlink escaping the scanner root, unreadable, size, suffix, unknown scanner)
 -> sha256 -> skip content already seen (store + in-process recent set) -> read the image -> score every good
 image of the batch in ONE call of the injected scorer -> ScanRecord + VerdictRecord(s) -> one IngestBatch to
-the durable spool -> optionally archive. A bad file is moved to quarantine with a QuarantineRecord naming the
+the durable spool -> optionally archive. The ScanRecord says where the image will be kept (its archive place, or
+for an upload the copy kept under `uploads/`); a move that then fails is reported to the store (`record_moves`). A bad file is moved to quarantine with a QuarantineRecord naming the
 reason; it never stops the stream. Model, reader, spool and store are injected; no Ray here.
 
 Nothing is dropped: a batch that cannot be finished (scoring failed or timed out, the spool is not writable, a
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,15 @@ from serving.housekeeping import (
 )
 from serving.scanfile import Candidate, CandidateChecker, scan_record, valid_scanner_id, within
 from xscreen.errors import BadScanError
-from xscreen.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
+from xscreen.records import (
+    ImageMove,
+    IngestBatch,
+    QuarantineRecord,
+    ScanRecord,
+    VerdictRecord,
+    VerdictRole,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,7 @@ VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all
 ScoreFn = Callable[[list[Any]], Sequence[VerdictFields]]
 SpoolFn = Callable[[IngestBatch], Path]
 KnownFn = Callable[[list[str]], set[str]]
+MovesFn = Callable[[list[ImageMove]], Any]
 ReaderFn = Callable[..., Any]
 StatsFn = Callable[[Any], Mapping[str, float]]
 UPLOAD_SCORE_ATTEMPTS = 3  # an upload has no watcher to retry it: try a few times before answering 503
@@ -108,6 +118,8 @@ class Ingest:
         known_hashes: KnownFn | None = None,
         shadow_score: ScoreFn | None = None,
         archive_dir: Path | None = None,
+        uploads_dir: Path | None = None,
+        record_moves: MovesFn | None = None,
         scanner_ids: Iterable[str] = (),
         suffixes: Iterable[str] | None = None,
         max_bytes: int = 64 * 1024 * 1024,
@@ -128,6 +140,8 @@ class Ingest:
         self._stats = stats
         self._known = known_hashes
         self._archive_dir = archive_dir
+        self._uploads_dir = uploads_dir
+        self._record_moves = record_moves
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._limits: dict[str, int] = {"max_bytes": max_bytes, "max_pixels": max_pixels}
@@ -154,6 +168,7 @@ class Ingest:
         return cls(
             inbox=settings.inbox_dir, quarantine_dir=settings.quarantine_dir, score=score, spool_write=spool_write,
             reader=read_scan, stats=image_stats, archive_dir=settings.archive_dir if s.archive_processed else None,
+            uploads_dir=settings.uploads_dir,
             scanner_ids=s.scanner_ids, suffixes=SUPPORTED_SUFFIXES, max_bytes=s.max_upload_bytes,
             max_pixels=s.max_image_pixels, max_decoded_bytes=s.max_decoded_bytes, truncated_wait_s=s.truncated_wait_s,
             upload_quarantine=(s.quarantine_max_files, s.quarantine_max_bytes), **kw,
@@ -177,8 +192,7 @@ class Ingest:
         finally:
             self._release(fresh)
         if report.scored:
-            for item in good:
-                self._archive(item.cand)
+            self._report_moves([move for item in good if (move := self._archive(item.cand)) is not None])
         return self._notify(report)
 
     def _drop_known(self, candidates: list[Candidate], report: IngestReport) -> list[Candidate]:
@@ -341,6 +355,8 @@ class Ingest:
         fresh = self._drop_known([cand], report)
         try:
             good = self._read_all(fresh, report, self._quarantine_bytes)
+            for item in good:  # the bytes are kept before the verdict is spooled: its scan says where they are
+                item.cand = self._keep_upload(item.cand)
             self._score_and_spool(good, report, attempts=UPLOAD_SCORE_ATTEMPTS)
         finally:
             self._release(fresh)
@@ -413,16 +429,46 @@ class Ingest:
             return None
         return archive_dest(self._archive_dir, cand.scanner_id, cand.sha256[:16], cand.path.name, cand.received_at)
 
-    def _archive(self, cand: Candidate) -> None:
+    def _archive(self, cand: Candidate) -> ImageMove | None:
+        """Move a processed file to its archive place; when that fails, where the image stays instead."""
         dest = self._location(cand)
         if dest is None:
-            return
+            return None
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(cand.path, dest)  # same content, same name, same day: the same place on a re-delivery
             move_sidecar(cand.path, dest)
         except OSError as exc:  # archiving is housekeeping: the verdict is already safe in the spool
             log.warning("could not archive %s: %s", cand.path, exc)
+            return ImageMove(scan_id=cand.sha256[:16], path=str(cand.path))
+        return None
+
+    def _report_moves(self, moves: list[ImageMove]) -> None:
+        """Tell the store where images stayed that did not go where their scans say (best effort: logged)."""
+        if not moves or self._record_moves is None:
+            return
+        try:
+            self._record_moves(moves)
+        except Exception as exc:  # noqa: BLE001 -- the store keeps the planned place; the next catch-up retries
+            log.warning("could not tell the store where %d image(s) stayed: %s", len(moves), exc)
+
+    def _keep_upload(self, cand: Candidate) -> Candidate:
+        """Keep an upload's bytes under uploads/<scanner>/<day>/ (written to a temp name and renamed in), so a
+        flagged upload shows its image; the candidate with that path, or unchanged (a label, no image) when
+        they could not be written."""
+        if self._uploads_dir is None:
+            return cand
+        dest = archive_dest(self._uploads_dir, cand.scanner_id, cand.sha256[:16], cand.path.name, cand.received_at)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(cand.data)
+            os.replace(tmp, dest)
+        except OSError as exc:  # a full disk loses the picture, never the verdict
+            tmp.unlink(missing_ok=True)
+            log.error("could not keep the upload %s: %s", cand.path.name, exc)
+            return cand
+        return replace(cand, path=dest)
 
 
 def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_at: datetime) -> VerdictRecord:

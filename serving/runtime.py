@@ -71,8 +71,8 @@ def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, stor
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
-                                  known_hashes=store.known_hashes, shadow_score=shadow, on_batch=metrics.observe,
-                                  health=health)
+                                  known_hashes=store.known_hashes, record_moves=store.move_images,
+                                  shadow_score=shadow, on_batch=metrics.observe, health=health)
     metrics.track_health(health)
     return ingest, metrics
 
@@ -102,16 +102,22 @@ def ensure_champion(settings: Settings) -> str | None:
     return record.version if record is not None else None
 
 
-def make_housekeeper(settings: Settings, ingest: Ingest, expire_every_s: float = 600.0) -> Housekeeper:
-    """Every 2 s: rescore quarantined files their writer completed; every 10 min: archive retention, spool temps."""
+def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_every_s: float = 600.0) -> Housekeeper:
+    """Every 2 s: rescore quarantined files their writer completed; every 10 min: retention of the archive and
+    of kept uploads (the store is told first which images expire), spool temps."""
     from xscreen.records import utcnow
 
     last = [0.0]
+    s = settings.serving
+
+    def forget(folder: Path) -> None:
+        store.expire_images(str(folder), reason="retention")
 
     def slow_tasks() -> None:
         if time.monotonic() - last[0] >= expire_every_s:
             last[0] = time.monotonic()
-            expire_archive(settings.archive_dir, settings.serving.archive_retention_days, utcnow())
+            expire_archive(settings.archive_dir, s.archive_retention_days, utcnow(), forget)
+            expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
             clean_spool_temp(settings.spool_dir)
 
     return Housekeeper([ingest.rechecks.run, slow_tasks])
@@ -277,7 +283,7 @@ class Stack:
         ingest, metrics = make_ingest(s, scorer, shadow or self.shadow_score, self.store)
         self.ingest = ingest
         clean_spool_temp(s.spool_dir, older_than_s=60.0)  # a writer that died mid-write left these behind
-        self.housekeeper = make_housekeeper(s, ingest)
+        self.housekeeper = make_housekeeper(s, ingest, self.store)
         self.housekeeper.start()
         self.watcher = make_watcher(s, ingest)
         metrics.track_backlog(self.watcher.pending)

@@ -92,8 +92,9 @@ def labelled_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: An
 
 @read(action="export_training_set")
 def training_labels(cur: duckdb.DuckDBPyConnection, limit: int = 100_000) -> pd.DataFrame:
-    """Every scan with a current label (canaries excluded): scan_id, source_path, labels, source, created_at."""
+    """Every scan with a current label (canaries excluded): scan_id, source_path (where its image is now, or was
+    when it expired), labels, source, created_at."""
     return cur.execute("""
-        SELECT l.scan_id, s.source_path, l.labels, l.source, l.created_at
-        FROM current_labels l JOIN scans s USING (scan_id) WHERE NOT s.is_canary
+        SELECT l.scan_id, i.path AS source_path, l.labels, l.source, l.created_at
+        FROM current_labels l JOIN scans s USING (scan_id) JOIN scan_images i USING (scan_id) WHERE NOT s.is_canary
         ORDER BY l.created_at LIMIT $limit""", {"limit": int(limit)}).df()

@@ -171,6 +171,24 @@ def _m7_audit_chain(con: duckdb.DuckDBPyConnection) -> None:
     chain_existing(con)
 
 
+# Migration 8: where each scan's image is now. A scan's image is at `scans.source_path` (where serving filed it)
+# until an event says otherwise: kept elsewhere (a move the record did not foresee) or expired (deleted under
+# retention). Appended, never updated; `scan_images` resolves the current state of every scan.
+_M8_IMAGES = """
+CREATE TABLE image_events (
+    scan_id VARCHAR NOT NULL, changed_at TIMESTAMPTZ NOT NULL, state VARCHAR NOT NULL, path VARCHAR, reason VARCHAR);
+CREATE INDEX image_events_scan_id ON image_events (scan_id);
+CREATE VIEW scan_images AS
+    SELECT s.scan_id, coalesce(e.state, 'kept') AS state,
+           CASE WHEN e.scan_id IS NULL THEN s.source_path ELSE e.path END AS path,
+           coalesce(e.changed_at, s.received_at) AS since, e.reason
+    FROM scans s LEFT JOIN (
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT *, row_number() OVER (PARTITION BY scan_id ORDER BY changed_at DESC, state = 'expired' DESC) AS rn
+            FROM image_events)
+        WHERE rn = 1) e USING (scan_id);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -180,6 +198,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (5, "queue_pending and verdict_hourly, kept by the writer", _m5_rollups),
     (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
     (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
+    (8, "image_events and the view scan_images: where each scan's image is now", _M8_IMAGES),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

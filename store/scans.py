@@ -1,36 +1,51 @@
-"""Scans domain: one scan with everything known about it, and the volumes over scans and verdicts that the
-dashboards and notebooks read (per time bucket, day, scanner; image statistics; the filter choices).
+"""Scans domain: one scan with everything known about it, where its image is, and the volumes over scans and
+verdicts that the dashboards and notebooks read (per time bucket, day, scanner; image statistics; filter choices).
 
-Times are UTC; windows are [start, end) and default to the last 7 days (store/fetch.py).
+Pixels have an owner: a scan's image is at `source_path` (where serving filed it: the archive, the uploads folder,
+or the inbox) until serving reports a move (`move_images`) or the retention job an expiry (`expire_images`), and
+`get_scan` says where it is now (view `scan_images`). Times are UTC; windows are [start, end) and default to the
+last 7 days (store/fetch.py).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from store.audit import loads
+from store.audit import audit_row, loads
 from store.fetch import dicts, first, in_window
-from store.ops import read
+from store.ops import read, write
 from xscreen.errors import NotFoundError, QueryRefused
+from xscreen.records import ImageMove, ScanDetail
 
 BUCKETS = ("minute", "hour", "day", "week")
 IMAGE_STATS = ("mean_attenuation", "noise_level", "dynamic_range", "organic_fraction", "inorganic_fraction",
                "metal_fraction")
 
 
+_SCAN_COLUMNS = ("scan_id, sha256, scanner_id, item_id, source_path, file_format, width, height, bit_depth, "
+                 "dual_energy, received_at, scanned_at, declared_contents, " + ", ".join(IMAGE_STATS) +
+                 ", is_canary, canary_labels")
+_VERDICT_COLUMNS = ("scan_id, model_version, role, scanner_id, verdict, any_threat, scores, top_class, thresholds, "
+                    "embedding, heatmap_size, scored_at, latency_ms")
+
+
 @read()
-def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
-    """The scan with its verdicts (each with heatmaps), decisions, labels (newest first) and current label."""
-    cur.execute("SELECT * FROM scans WHERE scan_id = ?", [scan_id])
+def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> ScanDetail:
+    """The scan with its verdicts (champion first, each with heatmaps), decisions, labels (newest first), current
+    label, live claim and where its image is now. The declared type is what crosses HTTP, so a client gets
+    exactly these keys and types (datetimes stay datetimes)."""
+    cur.execute(f"SELECT {_SCAN_COLUMNS} FROM scans WHERE scan_id = ?", [scan_id])
     rows = dicts(cur)
     if not rows:
         raise NotFoundError(f"scan {scan_id} does not exist")
     scan = rows[0]
     scan["declared_contents"] = loads(scan["declared_contents"])
-    cur.execute("SELECT * FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, scored_at", [scan_id])
+    cur.execute(f"SELECT {_VERDICT_COLUMNS} FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, "
+                "scored_at", [scan_id])
     verdicts = dicts(cur)
     cur.execute("SELECT * FROM heatmaps WHERE scan_id = ?", [scan_id])
     heatmaps = dicts(cur)
@@ -49,7 +64,39 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
     cur.execute("SELECT officer, expires_at FROM claims WHERE scan_id = ?", [scan_id])
     claims = dicts(cur)
     scan["claim"] = claims[0] if claims else None
-    return scan
+    cur.execute("SELECT state, path, since, reason FROM scan_images WHERE scan_id = ?", [scan_id])
+    scan["image"] = dicts(cur)[0]
+    return scan  # type: ignore[return-value]  # built key by key above; tests compare it with the HTTP answer
+
+
+@write(process_only=True, weight=lambda kw: len(kw["moves"]))
+def move_images(cur: duckdb.DuckDBPyConnection, moves: list[ImageMove], reason: str = "moved", *,
+                now: datetime) -> int:
+    """Record that scans' images now lie at new paths (unknown scans are skipped); returns how many."""
+    known = {r[0] for r in cur.execute("SELECT scan_id FROM scans WHERE list_contains(?, scan_id)",
+                                       [[m.scan_id for m in moves]]).fetchall()} if moves else set()
+    rows = [m for m in moves if m.scan_id in known]
+    for m in rows:
+        cur.execute("INSERT INTO image_events VALUES (?, ?, 'kept', ?, ?)", [m.scan_id, now, m.path, reason])
+    if rows:
+        audit_row(cur, now, "serving", "image_moved", rows[0].scan_id if len(rows) == 1 else None, n=len(rows),
+                  reason=reason, scans=[m.scan_id for m in rows[:100]])
+    return len(rows)
+
+
+@write(process_only=True)
+def expire_images(cur: duckdb.DuckDBPyConnection, folder: str, reason: str = "retention", *,
+                  now: datetime) -> int:
+    """Record that every image kept under `folder` (a day folder about to be deleted) is gone; returns how many
+    scans it concerned. Call it before deleting: a failed call leaves the folder for the next round."""
+    prefix = folder.rstrip("/") + "/"
+    ids = [r[0] for r in cur.execute(
+        "INSERT INTO image_events SELECT scan_id, $now, 'expired', path, $reason FROM scan_images "
+        "WHERE state = 'kept' AND starts_with(path, $prefix) RETURNING scan_id",
+        {"now": now, "reason": reason, "prefix": prefix}).fetchall()]
+    if ids:
+        audit_row(cur, now, "serving", "images_expired", folder, n=len(ids), reason=reason)
+    return len(ids)
 
 
 def _bucket(bucket: str) -> str:

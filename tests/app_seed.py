@@ -6,7 +6,6 @@ Built on tests.seeding (same verdict distribution); only the image paths, the mo
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,35 +13,31 @@ from typing import Any
 
 import numpy as np
 
-from analytics.triage import resize_nearest
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record
-from xscreen.records import AlertRecord, DecisionRecord, VerdictRecord
+from xscreen.records import AlertRecord, DecisionRecord, VerdictRecord, encode_heatmap
 from xscreen.settings import DEFAULT_CLASSES
 
 CERTIFICATE = {"alpha": 0.05, "delta": 0.05, "certified": True, "officer_capacity": 0.1,
                "thresholds": {"any_threat": {"clear": 0.35, "inspect": 0.6}}}
 
 
-HEAT = 16  # heatmap grid side over the model's square canvas
+HEAT = 16  # heatmap grid side (cells over the whole image: xscreen.records' frame)
 
 
 @dataclass(frozen=True)
 class Rendered:
     path: Path
-    heatmap: str  # base64 HEAT x HEAT uint8 over the letterboxed canvas, hot on the parcel's threats
+    heatmap: str  # HEAT x HEAT grid over the image (encode_heatmap), hot on the parcel's threats
 
 
-def _canvas_heat(boxes: list[tuple[int, int, int, int]], width: int, height: int) -> str:
-    """Where the threats are, as a model heatmap would say: boxes -> image grid -> centred on a square canvas."""
+def _image_heat(boxes: list[tuple[int, int, int, int]], width: int, height: int) -> str:
+    """Where the threats are, as a model heatmap would say: the share of each grid cell the boxes cover."""
     img = np.zeros((height, width), dtype=np.float32)
     for x0, y0, x1, y1 in boxes:
         img[y0:y1, x0:x1] = 1.0
-    scale = HEAT / max(width, height)
-    h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    canvas = np.zeros((HEAT, HEAT), dtype=np.float32)
-    top, left = (HEAT - h) // 2, (HEAT - w) // 2
-    canvas[top:top + h, left:left + w] = resize_nearest(img, h, w)  # (h, w) block of the canvas
-    return base64.b64encode(np.round(canvas * 230).astype(np.uint8).tobytes()).decode()
+    rows, cols = np.array_split(np.arange(height), HEAT), np.array_split(np.arange(width), HEAT)
+    grid = np.array([[img[np.ix_(r, c)].mean() for c in cols] for r in rows])  # (HEAT, HEAT)
+    return encode_heatmap(grid / max(float(grid.max()), 1e-6) * 0.9)
 
 
 def render_images(folder: Path, n: int, seed: int) -> list[Rendered]:
@@ -58,7 +53,7 @@ def render_images(folder: Path, n: int, seed: int) -> list[Rendered]:
         path = folder / f"parcel-{i}.npz"
         path.write_bytes(encode("npz", parcel.high, parcel.low))
         boxes = [o.box for o in parcel.objects if o.is_threat]
-        out.append(Rendered(path, _canvas_heat(boxes, parcel.high.shape[1], parcel.high.shape[0])))
+        out.append(Rendered(path, _image_heat(boxes, parcel.high.shape[1], parcel.high.shape[0])))
     return out
 
 

@@ -28,11 +28,22 @@ def test_material_only_blanks_other_pixels() -> None:
     assert out[0, 0].tolist() == [0, 0, 0] and out[0, 1].tolist() == [1, 1, 1]
 
 
-def test_decode_heatmap_and_wrong_size() -> None:
-    enc = base64.b64encode(bytes([0, 255, 51, 102])).decode()
-    assert triage.decode_heatmap(enc, 2) == pytest.approx(np.array([[0, 1], [0.2, 0.4]]))
-    with pytest.raises(triage.ViewerError, match="expected 3x3"):
-        triage.decode_heatmap(enc, 3)
+def test_the_overlay_starts_on_the_items_top_class_not_the_first_stored_one() -> None:
+    grid = base64.b64encode(bytes(4)).decode()
+    verdict = {"top_class": "narcotics", "heatmaps": {"currency": grid, "narcotics": grid}, "heatmap_size": 2,
+               "scores": {"currency": 0.4, "narcotics": 0.9}}
+    assert triage.overlay_default(verdict) == ["narcotics"]  # was ["currency"]: the alphabetically first map
+    no_top = {**verdict, "top_class": None}
+    assert triage.overlay_default(no_top) == ["narcotics"]  # then the highest score among the stored maps
+    assert triage.overlay_default({"heatmaps": {}}) == []
+
+
+def test_class_heat_is_the_strongest_chosen_map_with_no_crop() -> None:
+    a = base64.b64encode(bytes([0, 255, 0, 0])).decode()
+    b = base64.b64encode(bytes([51, 0, 0, 102])).decode()
+    verdict = {"heatmaps": {"knife": a, "currency": b}, "heatmap_size": 2}
+    assert triage.class_heat(verdict, ["knife", "currency"]) == pytest.approx(np.array([[0.2, 1], [0, 0.4]]))
+    assert triage.class_heat(verdict, []) is None
 
 
 def test_overlay_leaves_cold_pixels_and_reddens_hot_ones() -> None:
@@ -42,10 +53,9 @@ def test_overlay_leaves_cold_pixels_and_reddens_hot_ones() -> None:
     assert out[1, 1] == pytest.approx([0.75, 0.3, 0.25])
 
 
-def test_zoom_crops_centre_and_unletterbox_crops_padding() -> None:
+def test_zoom_crops_centre() -> None:
     img = np.arange(16).reshape(4, 4)
     assert triage.zoom(img, 2).tolist() == [[5, 6], [9, 10]]
-    assert triage.unletterbox(img, width=4, height=2).tolist() == [[4, 5, 6, 7], [8, 9, 10, 11]]
 
 
 def test_uint8_conversion_rounds_and_clips() -> None:

@@ -145,12 +145,51 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     for view in ("Metal only", "Low energy"):
         at.selectbox(key="triage_view").set_value(view).run()
         assert not at.exception and not at.error
-    at.multiselect(key="triage_heat").set_value([]).run()
+    at.multiselect(key=f"triage_heat_{at.session_state['triage_current']}").set_value([]).run()
     at.slider(key="triage_zoom").set_value(2.0).run()
     assert not at.exception and at.get("image")[0].proto != plain.proto
     zoomed = at.get("image")[0].proto
     at.slider(key="triage_pan_x").set_value(0.0).run()  # pan appears once zoomed
     assert not at.exception and at.get("image")[0].proto != zoomed
+
+
+def test_the_heatmap_overlay_starts_on_each_items_top_class(
+        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    point_app_at(monkeypatch, settings)
+    add_users(owner_client)
+    seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    first = at.session_state["triage_current"]
+    top = owner_client.get_scan(first)["verdicts"][0]["top_class"]
+    assert at.multiselect(key=f"triage_heat_{first}").value == [top]
+    at.multiselect(key=f"triage_heat_{first}").set_value([]).run()  # the officer hides the overlay
+    at.button(key="triage_cleared").click().run()
+    at.button(key="triage_next").click().run()
+    second = at.session_state["triage_current"]
+    verdict = owner_client.get_scan(second)["verdicts"][0]
+    assert second != first and verdict["heatmaps"]
+    # The next item shows its own top class again: the hidden overlay was the first item's choice only.
+    assert at.multiselect(key=f"triage_heat_{second}").value == triage.overlay_default(verdict) != []
+
+
+def test_an_image_expired_under_retention_says_so_instead_of_unreadable(
+        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    import shutil
+
+    point_app_at(monkeypatch, settings)
+    add_users(owner_client)
+    seed_demo(owner_client, 40, seed=2, now=now, images=render_images(tmp_path / "day", 2, seed=2), decisions=0)
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    folder = Path(owner_client.get_scan(at.session_state["triage_current"])["image"]["path"]).parent
+    assert owner_client.expire_images(str(folder)) > 0  # what the retention job does before deleting the folder
+    shutil.rmtree(folder)
+    at.run()
+    assert not at.exception and not at.error  # before: "Unreadable scan"
+    assert any("Image expired under retention" in i.value for i in at.info)
 
 
 def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_slot(

@@ -156,3 +156,25 @@ def test_ingest_over_http_is_binary_idempotent_and_refuses_a_bad_body(owner: tup
     with pytest.raises(XscreenError, match="not a binary IngestBatch") as info:
         client._request("POST", "/api/ingest", content=b"garbage", headers={"content-type": INGEST_BINARY})
     assert info.value.title == "Bad request"
+
+
+def test_get_scan_has_the_same_keys_and_types_in_process_and_over_http(owner: tuple[StoreClient, Store],
+                                                                       now: datetime) -> None:
+    from xscreen.records import LabelRecord
+
+    client, store = owner
+    scan_id = seed_store(client, 40, seed=5, now=now).flagged[0]
+    client.claim(scan_id, "ann")
+    client.record_decision(DecisionRecord(decision_id="d-types", scan_id=scan_id, officer="ann", decision="refer",
+                                          decided_at=now))
+    client.add_labels([LabelRecord(label_id="l-types", scan_id=scan_id, labels=["knife"], source="relabel",
+                                   author="sue", created_at=now)])
+    client.claim(scan_id, "bob")
+    local, remote = store.get_scan(scan_id), client.get_scan(scan_id)
+    assert remote == local  # before: every time came back over HTTP as a string
+    for scan in (local, remote):
+        assert isinstance(scan["received_at"], datetime) and isinstance(scan["image"]["since"], datetime)
+        assert isinstance(scan["verdicts"][0]["scored_at"], datetime)
+        assert isinstance(scan["decisions"][0]["decided_at"], datetime)
+        assert isinstance(scan["labels"][0]["created_at"], datetime)
+        assert scan["claim"] is not None and isinstance(scan["claim"]["expires_at"], datetime)

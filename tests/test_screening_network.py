@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from screening.classifier import Classifier, decode_heatmap, encode_heatmap, peak_box, verdict_fields
+from screening.classifier import Classifier, peak_box, verdict_fields
 from screening.network import NetConfig, build_network
 from screening.preprocess import fit_geometry, letterbox
 from screening.registry import Checkpoint, load_checkpoint, save_checkpoint
 from xscreen.errors import BadScanError, ModelError
+from xscreen.records import decode_heatmap, encode_heatmap
 
 CLASSES = ("knife", "firearm", "battery")
 TINY = NetConfig(classes=CLASSES, input_size=64, width=4, embedding_dim=8)

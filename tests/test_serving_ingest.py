@@ -224,6 +224,55 @@ def test_a_crash_between_spool_and_archive_is_repaired_to_the_same_place(home: P
     assert report.duplicates == [path] and recorded.is_file() and not path.exists()
 
 
+def test_a_scored_upload_keeps_its_bytes_where_its_scan_says(home: Path) -> None:
+    scorer, spool = FakeScorer(), ListSpool(home / "spool")
+    ingest = make_ingest(home, scorer, spool, uploads_dir=home / "uploads")
+    data = png_bytes(42)
+    report = ingest.ingest_bytes(data, name="u.png", scanner_id="scanner-a")
+    (scan,) = spool.batches[0].scans
+    kept = Path(scan.source_path)  # before: the label "upload/scanner-a/u.png", and no bytes anywhere
+    day = scan.received_at.date().isoformat()
+    assert kept == home / "uploads" / "scanner-a" / day / f"{scan.scan_id}_u.png" and kept.read_bytes() == data
+    assert report.scored == [scan.scan_id] and scan.file_format == "upload"
+    assert not [p for p in kept.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_an_archive_move_that_fails_is_reported_to_the_store(home: Path) -> None:
+    from xscreen.records import ImageMove
+
+    (home / "archive" / "scanner-a").write_text("a file where the scanner's archive folder should be")
+    told: list[list[ImageMove]] = []
+    ingest = make_ingest(home, FakeScorer(), ListSpool(home / "spool"), archive_dir=home / "archive",
+                         record_moves=told.append)
+    path = put(home, "a.png", png_bytes(10))
+    report = ingest([path])
+    assert path.exists()  # the move failed: the image stayed in the inbox ...
+    assert told == [[ImageMove(scan_id=report.scored[0], path=str(path))]]  # ... and the store was told where
+
+
+def test_expiry_tells_the_store_first_and_keeps_a_folder_it_could_not_tell(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from serving.housekeeping import expire_archive
+
+    for scanner, day in (("scanner-a", "2026-01-01"), ("scanner-b", "2026-01-02"), ("scanner-a", "2026-02-28")):
+        (tmp_path / scanner / day).mkdir(parents=True)
+        (tmp_path / scanner / day / "x.png").write_bytes(b"x" * 1000)
+    told: list[str] = []
+
+    def forget(folder: Path) -> None:
+        if folder.parent.name == "scanner-b":
+            raise ConnectionError("store owner down")
+        told.append(f"{folder.parent.name}/{folder.name}")
+        assert folder.is_dir()  # told before the delete
+
+    removed = expire_archive(tmp_path, 30, datetime(2026, 3, 1, 12, tzinfo=UTC), forget)
+    assert told == ["scanner-a/2026-01-01"] and removed == [tmp_path / "scanner-a" / "2026-01-01"]
+    assert (tmp_path / "scanner-b" / "2026-01-02" / "x.png").exists()  # the store did not hear of it: kept
+    capped = expire_archive(tmp_path, 0, datetime(2026, 3, 1, 12, tzinfo=UTC), max_bytes=1500)
+    assert capped == [tmp_path / "scanner-b" / "2026-01-02"]  # over the cap: the oldest day goes first
+
+
 def test_archive_day_folders_past_the_retention_are_deleted(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

@@ -7,10 +7,15 @@ injected scan). Times are timezone-aware UTC; probabilities are in [0, 1].
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic validates only this TypedDict on Python 3.11
+
+from xscreen.errors import XscreenError
 
 VerdictValue = Literal["inspect", "clear", "uncertain"]
 VerdictRole = Literal["champion", "shadow"]
@@ -76,11 +81,52 @@ class VerdictRecord(Record):
     top_class: str | None  # highest-scoring class, None if no class above its clear threshold
     thresholds: dict[str, Any]  # the operating point in force: {class: {"clear": t_lo, "inspect": t_hi}, ...}
     embedding: list[float]
-    heatmaps: dict[str, str] = Field(default_factory=dict)  # class -> base64 uint8 grid (heatmap_size^2), top classes only
-    heatmap_size: int = 0
+    heatmaps: dict[str, str] = Field(default_factory=dict)  # class -> encode_heatmap(grid) in the image frame below
+    heatmap_size: int = 0  # the grid's side g (cells)
     peak_boxes: dict[str, list[float]] = Field(default_factory=dict)  # class -> [x0, y0, x1, y1] in image fractions
     scored_at: datetime
     latency_ms: float | None = None  # received_at -> scored_at
+
+
+# ---- heatmaps: one frame and one codec, for the classifier that writes them and the viewer that shows them ------
+#
+# A stored heatmap is a (g, g) grid over the whole IMAGE, never over the model's letterboxed canvas: cell (r, c)
+# covers image rows [r * H / g, (r + 1) * H / g) and columns [c * W / g, (c + 1) * W / g), whatever the image's
+# aspect ratio (a 1000 x 300 scan has cells 31 px wide and 9 px high). The classifier crops the canvas padding off
+# before it resizes to g x g (screening/classifier.py); nobody crops again. Peak boxes are image fractions too.
+# Wire form: base64 of the g * g row-major uint8 levels (0 = no evidence, 255 = the scan's strongest).
+
+
+def encode_heatmap(grid: np.ndarray) -> str:
+    """(g, g) map in [0, 1] over the image -> the VerdictRecord wire form (base64 of uint8 levels)."""
+    levels = np.clip(np.rint(np.asarray(grid, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    return base64.b64encode(levels.tobytes()).decode("ascii")
+
+
+def decode_heatmap(text: str, size: int) -> np.ndarray:
+    """The wire form back to a (size, size) float32 grid in [0, 1]; XscreenError naming what is wrong."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise XscreenError(f"heatmap is not valid base64: {exc}", title="Cannot display scan") from None
+    if len(raw) != size * size:
+        raise XscreenError(f"heatmap has {len(raw)} bytes, expected {size}x{size}={size * size}",
+                           title="Cannot display scan")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(size, size).astype(np.float32) / 255.0  # (g, g)
+
+
+def heatmap_on_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The grid at the image's size (H, W): each pixel takes the cell that covers it (the frame above)."""
+    g_h, g_w = grid.shape
+    rows = np.minimum((np.arange(height) * g_h) // height, g_h - 1)
+    cols = np.minimum((np.arange(width) * g_w) // width, g_w - 1)
+    return np.asarray(grid)[rows[:, None], cols[None, :]]  # (H, W)
+
+
+def heatmap_peak(grid: np.ndarray) -> tuple[float, float]:
+    """(x, y) image fractions of the centre of the grid's strongest cell."""
+    r, c = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    return (c + 0.5) / grid.shape[1], (r + 0.5) / grid.shape[0]
 
 
 class QuarantineRecord(Record):
@@ -94,6 +140,14 @@ class QuarantineRecord(Record):
     reason_code: str  # stable tag: zero_byte, truncated, not_image, bad_bit_depth, too_large, symlink_escape, ...
     reason: str
     quarantined_at: datetime
+
+
+class ImageMove(Record):
+    """A scan's image now lies at `path` (serving tells the store when a file did not go where the scan record
+    said, or a re-delivered copy was filed)."""
+
+    scan_id: str
+    path: str
 
 
 class DecisionRecord(Record):
@@ -220,3 +274,98 @@ class IngestBatch(Record):
     scans: list[ScanRecord] = Field(default_factory=list)
     verdicts: list[VerdictRecord] = Field(default_factory=list)
     quarantines: list[QuarantineRecord] = Field(default_factory=list)
+
+
+# ---- one scan as the store describes it (`get_scan`): the same keys and types in-process and over HTTP ------------
+
+ImageState = Literal["kept", "expired"]
+
+
+class ImageLocation(TypedDict):
+    """Where a scan's pixels are now: `kept` at `path` (since `since`), or `expired` (deleted under retention;
+    `path` is where they were). The store is told of every move and expiry (store/scans.py)."""
+
+    state: ImageState
+    path: str | None
+    since: datetime | None
+    reason: str | None
+
+
+class StoredVerdict(TypedDict):
+    """A VerdictRecord as stored: its fields plus the scan's scanner."""
+
+    scan_id: str
+    model_version: str
+    role: VerdictRole
+    scanner_id: str | None
+    verdict: VerdictValue
+    any_threat: float
+    scores: dict[str, float]
+    top_class: str | None
+    thresholds: dict[str, Any]
+    embedding: list[float]
+    heatmaps: dict[str, str]
+    heatmap_size: int
+    peak_boxes: dict[str, list[float]]
+    scored_at: datetime
+    latency_ms: float | None
+
+
+class StoredDecision(TypedDict):
+    decision_id: str
+    scan_id: str
+    officer: str
+    decision: DecisionValue
+    threat_class: str | None
+    note: str | None
+    decided_at: datetime
+    model_version: str | None  # the verdict's model the officer decided on
+
+
+class StoredLabel(TypedDict):
+    label_id: str
+    scan_id: str
+    labels: list[str]
+    source: LabelSource
+    author: str
+    created_at: datetime
+    note: str | None
+
+
+class Claim(TypedDict):
+    officer: str
+    expires_at: datetime
+
+
+class ScanDetail(TypedDict):
+    """A scan with everything known about it: the ScanRecord's fields (image statistics flat), its verdicts
+    (champion first, each with heatmaps), decisions (oldest first), labels (newest first), the current label,
+    the live claim, and where its image is now."""
+
+    scan_id: str
+    sha256: str
+    scanner_id: str
+    item_id: str | None
+    source_path: str
+    file_format: str
+    width: int
+    height: int
+    bit_depth: int
+    dual_energy: bool
+    received_at: datetime
+    scanned_at: datetime | None
+    declared_contents: list[dict[str, Any]] | None
+    mean_attenuation: float | None
+    noise_level: float | None
+    dynamic_range: float | None
+    organic_fraction: float | None
+    inorganic_fraction: float | None
+    metal_fraction: float | None
+    is_canary: bool
+    canary_labels: list[str] | None
+    verdicts: list[StoredVerdict]
+    decisions: list[StoredDecision]
+    labels: list[StoredLabel]
+    current_labels: list[str] | None
+    claim: Claim | None
+    image: ImageLocation

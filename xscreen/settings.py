@@ -36,6 +36,7 @@ class PathSettings(Section):
     inbox: Path | None = Field(None, description="Scanner drop folders, one sub-folder per scanner id (default: HOME/inbox).")
     quarantine: Path | None = Field(None, description="Where unreadable or hostile files are moved (default: HOME/quarantine).")
     archive: Path | None = Field(None, description="Where processed scans are moved when serving.archive_processed is on (default: HOME/archive).")
+    uploads: Path | None = Field(None, description="Where the bytes of scans uploaded through /v1 are kept, one folder per scanner and day, so officers see their images (default: HOME/uploads).")
     snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
     exports: Path | None = Field(None, description="Training-set exports from the Relabelling page are written only under this folder, one sub-folder per export (default: HOME/exports).")
@@ -106,7 +107,8 @@ class ServingSettings(Section):
     ignored_after_s: float = Field(60.0, gt=0, description="A hidden or temporary file name (`.x.png`, `x.tmp`) left unchanged this long in a scanner folder is quarantined with reason `ignored_name`, so it is on record (seconds).")
     stall_alert_s: float = Field(60.0, gt=0, description="/healthz says degraded when the oldest file not yet scored has waited longer than this (seconds).")
     score_timeout_s: float = Field(60.0, gt=0, description="Longest one scoring call to the classifier may take before it counts as failed and its files are retried (seconds).")
-    archive_retention_days: float = Field(30.0, ge=0, description="Archived scans older than this are deleted (the store is told the image expired); 0 keeps them forever.")
+    archive_retention_days: float = Field(30.0, ge=0, description="Archived scans and kept uploads older than this are deleted, whole day folders at a time, after the store is told their images expired; 0 keeps them forever.")
+    uploads_max_bytes: int = Field(2 * 2**30, ge=2**20, description="Most bytes of kept uploads (paths.uploads); beyond it the oldest day folders are deleted first (the store is told their images expired).")
     scanner_ids: list[str] = Field(default_factory=list, description="Known scanner ids; empty = any folder name under the inbox is accepted.")
     api_auth: bool = Field(True, description="The /v1 API requires bearer tokens: scanner tokens (`xscreen scanners add ID`) to post scans, user sessions (`POST /v1/login`) to read the queue and post decisions. Turning it off (a warning is logged at start) lets anyone who can reach the port act as an admin.")
 
@@ -219,6 +221,7 @@ class Settings(BaseSettings):
             "inbox": home / "inbox",
             "quarantine": home / "quarantine",
             "archive": home / "archive",
+            "uploads": home / "uploads",
             "snapshots": home / "snapshots",
             "logs": home / "logs",
             "exports": home / "exports",
@@ -261,6 +264,11 @@ class Settings(BaseSettings):
     def archive_dir(self) -> Path:
         assert self.paths.archive is not None
         return self.paths.archive
+
+    @property
+    def uploads_dir(self) -> Path:
+        assert self.paths.uploads is not None
+        return self.paths.uploads
 
     @property
     def snapshots_dir(self) -> Path:
@@ -369,7 +377,7 @@ def probe_writable(folder: Path) -> None:
 
 def ensure_home(settings: Settings) -> None:
     """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
-    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs", "backups"):
+    for name in ("models", "spool", "inbox", "quarantine", "archive", "uploads", "snapshots", "logs", "backups"):
         folder = getattr(settings.paths, name)
         try:
             probe_writable(folder)
