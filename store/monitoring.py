@@ -36,6 +36,22 @@ def add_measurements(cur: duckdb.DuckDBPyConnection, measurements: list[Measurem
     return int(first(cur, "SELECT count(*) FROM measurements")[0]) - before  # type: ignore[index]
 
 
+@read()
+def list_measurements(cur: duckdb.DuckDBPyConnection, kind: str | None = None, scanner_id: str | None = None,
+                      model_version: str | None = None, start: Any = None, end: Any = None,
+                      limit: int = 10_000) -> list[MeasurementRecord]:
+    """Measurements taken in [start, end) (default: the last 7 days), newest first, optionally of one kind,
+    scanner and model version."""
+    cur.execute(f"""SELECT * FROM measurements WHERE {in_window("measured_at")}
+                    AND ($kind::VARCHAR IS NULL OR kind = $kind::VARCHAR)
+                    AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id::VARCHAR)
+                    AND ($model_version::VARCHAR IS NULL OR model_version = $model_version::VARCHAR)
+                    ORDER BY measured_at DESC, measurement_id LIMIT $limit""",
+                {"kind": kind, "scanner_id": scanner_id, "model_version": model_version, "start": start,
+                 "end": end, "limit": int(limit)})
+    return [MeasurementRecord(**{**r, "details": loads(r["details"]) or {}}) for r in dicts(cur)]
+
+
 @write()
 def raise_alert(cur: duckdb.DuckDBPyConnection, alert: AlertRecord) -> bool:
     """Store an alert; False when that alert_id already exists (monitoring may re-raise the same id)."""
