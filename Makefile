@@ -27,12 +27,12 @@ demo: $(STAMP)
 	$(VENV)/bin/xscreen demo
 
 test: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -m "" -n 0  # everything, one process; a bare `pytest` is the fast set
 
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy xscreen store analytics xray screening serving bench
+	$(VENV)/bin/mypy xscreen store analytics xray screening serving pages app.py dashboard.py bench
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all

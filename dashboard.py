@@ -1,11 +1,8 @@
-"""The dashboard as `xscreen serve` starts it: app.py on Streamlit's ASGI server (`st.App`) plus the two routes
-that keep the session token in an HttpOnly cookie (pages/_cookie.py). Run it with `streamlit run dashboard.py`."""
+"""The dashboard as `xscreen serve` starts it (`streamlit run dashboard.py`): app.py with the session-cookie routes.
+Its code is pages/_dashboard.py."""
 
 from pathlib import Path
 
-import streamlit as st
+from pages._dashboard import build
 
-from pages import _cookie
-from xscreen.settings import load_settings
-
-app = st.App(Path(__file__).with_name("app.py"), routes=_cookie.routes(load_settings()))
+app = build(Path(__file__).with_name("app.py"))

@@ -188,3 +188,21 @@ def label_delay_summary(scored_at: Sequence[pd.Timestamp] | pd.Series, labelled_
         return LabelDelay(len(hours), 0, 0.0, float("nan"), float("nan"))
     km = stats.ecdf(stats.CensoredData(uncensored=hours[done], right=hours[~done]))
     return LabelDelay(len(hours), int(done.sum()), float(done.mean()), _km_quantile(km, 0.5), _km_quantile(km, 0.9))
+
+
+@dataclass(frozen=True)
+class RealizedAccuracy:
+    """Accuracy measured on officers' decisions and labels: precision of flagged items (confirmed or seized among
+    decided flags) and detection rate (flagged among known threats), each with its interval."""
+
+    precision: RateEstimate
+    detection: RateEstimate
+
+
+def realized_accuracy(outcomes: pd.DataFrame, confidence: float = 0.95) -> RealizedAccuracy:
+    """From `labelled_outcomes` rows (flagged, decision, is_threat; an unknown truth counts as not a threat)."""
+    flagged = outcomes["flagged"].astype(bool)
+    decisions = outcomes.loc[flagged, "decision"].dropna().tolist()
+    threat = outcomes["is_threat"].astype("boolean").fillna(False).astype(bool)
+    return RealizedAccuracy(realized_precision(decisions, confidence),
+                            detection_rate(flagged.tolist(), threat.tolist(), confidence))

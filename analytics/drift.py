@@ -7,7 +7,8 @@ Scores are probabilities in [0, 1]; the reference window is what "normal" looked
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -226,3 +227,33 @@ def total_flag_rate(series: pd.DataFrame) -> FlagRate:
     """Flag rate over a whole window from `volume_series` rows (sums, not a mean of bucket rates)."""
     n, flagged = int(series["n"].sum()), int(series["flagged"].sum())
     return FlagRate(n=n, flagged=flagged, rate=flagged / n if n else 0.0)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The drift page's time windows (UTC): current [start, end), reference [reference_start, start), and the
+    bucket the volume chart counts in (minutes for a window of 6 hours or less, else hours)."""
+
+    start: datetime
+    end: datetime
+    reference_start: datetime
+    bucket: Literal["minute", "hour"]
+
+
+def windows(end: datetime, hours: float, reference_days: float) -> Windows:
+    """The current window of `hours` ending at `end`, and the reference of `reference_days` before it."""
+    if hours <= 0 or reference_days <= 0:
+        raise DriftInputError(f"windows must be positive, got {hours} hours and {reference_days} reference days")
+    start = end - timedelta(hours=hours)
+    return Windows(start, end, start - timedelta(days=reference_days), "hour" if hours > 6 else "minute")
+
+
+def filter_choices(options: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(scanner ids, model versions) from `filter_options` rows (kind, value), each sorted."""
+    pick = lambda kind: sorted(str(v) for v in options.loc[options["kind"] == kind, "value"])  # noqa: E731
+    return pick("scanner"), pick("model")
+
+
+def report_table(report: DriftReport, decimals: int = 4) -> pd.DataFrame:
+    """One row per class of a drift report, its statistics rounded for display."""
+    return pd.DataFrame([asdict(r) for r in report.rows]).round(decimals)

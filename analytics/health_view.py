@@ -24,8 +24,8 @@ def degraded_banner(report: Mapping[str, Any]) -> str | None:
 
 
 def store_health(answer: Mapping[str, Any] | None, error: str | None) -> dict[str, Any]:
-    """A report from the store owner's own `/health` (what the app can ask until the serving health is there):
-    ok when it answered ok, else down with why."""
+    """A report from the store owner's own `/health` (merged with serving's report in the banner): ok when it
+    answered ok, else down with why."""
     if answer is not None and answer.get("status") == "ok":
         return {"status": "ok", "reasons": []}
     why = error or f"the store owner reports {answer.get('status') if answer else 'nothing'}"

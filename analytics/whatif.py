@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from xscreen.errors import XscreenError
 
@@ -156,3 +157,21 @@ def curve(
 ) -> list[OperatingPoint]:
     """Operating points on an even grid of thresholds in [0, 1], for the trade-off chart."""
     return [operating_point(threat_scores, live_scores, float(t), prevalence) for t in np.linspace(0, 1, points)]
+
+
+@dataclass(frozen=True)
+class WhatIfInputs:
+    """What the what-if needs from the store's rows: the any-threat scores of items known to hold a threat (for
+    detection) and of live scans (for workload), both in [0, 1]."""
+
+    threat_scores: np.ndarray  # (n_threats,)
+    live_scores: np.ndarray  # (n_live,)
+
+
+def inputs(outcomes: pd.DataFrame, samples: pd.DataFrame) -> WhatIfInputs:
+    """From `labelled_outcomes` rows (any_threat, is_threat; an unknown truth counts as not a threat) and
+    `class_score_sample` rows (class_name, score): the scores the what-if works on."""
+    known = outcomes["is_threat"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    threats = outcomes["any_threat"].to_numpy(dtype=np.float64)[known]
+    live = samples.loc[samples["class_name"] == "any_threat", "score"].to_numpy(dtype=np.float64)
+    return WhatIfInputs(threats, live)

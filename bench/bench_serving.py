@@ -73,7 +73,7 @@ def drop_at_rate(folder: Path, prefix: str, images: list[bytes], rate: float) ->
 def wait_committed(store: Any, prefix: str, n: int, timeout_s: float = 300.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        rows = store.sql(f"SELECT count(*) FROM scans WHERE source_path LIKE '%/{prefix}-%'", actor="bench").rows
+        rows = store.sql(f"SELECT count(*) FROM scans WHERE source_path LIKE '%/{prefix}-%'", actor="bench:serving").rows
         if rows[0][0] >= n:
             return
         time.sleep(0.5)
@@ -85,7 +85,7 @@ def latencies(store: Any, prefix: str) -> tuple[list[float], float]:
     rows = store.sql(
         "SELECT epoch_ms(b.received_at) - epoch_ms(s.received_at), epoch_ms(s.received_at), epoch_ms(b.received_at) "
         f"FROM scans s JOIN ingest_batches b USING (batch_id) WHERE s.source_path LIKE '%/{prefix}-%'",
-        limit=10_000, actor="bench").rows
+        limit=10_000, actor="bench:serving").rows
     lat = [float(r[0]) for r in rows]
     span = (max(r[2] for r in rows) - min(r[1] for r in rows)) / 1000.0
     return lat, span

@@ -145,11 +145,11 @@ class Chaos:
         """An officer deciding the top of the queue once a second; only answers that came back count as acked."""
         while not self._stop.wait(1.0):
             try:
-                queue = self.client.queue("chaos-officer", 5)
+                queue = self.client.queue("chaos:officer", 5)
                 if queue.empty:
                     continue
                 decision = DecisionRecord(decision_id=uuid.uuid4().hex, scan_id=str(queue["scan_id"].iloc[0]),
-                                          officer="chaos-officer", decision="confirmed", decided_at=utcnow())
+                                          officer="chaos:officer", decision="confirmed", decided_at=utcnow())
                 self.client.record_decision(decision)
             except Exception as exc:  # noqa: BLE001 -- the owner is being killed: not acknowledged
                 log.info("decision not acknowledged: %s", exc)
@@ -239,7 +239,7 @@ class Chaos:
         return verdict
 
     def _sql(self, text: str) -> list[list[Any]]:
-        return list(self.client.sql(text, limit=10**7, actor="chaos").rows)
+        return list(self.client.sql(text, limit=10**7, actor="bench:chaos").rows)
 
     def integrity_problems(self) -> list[str]:
         """The store's whole-store check (`Store.integrity_check`: every table read back, uniqueness invariants,

@@ -84,7 +84,7 @@ def soak_fuzz(home: Path, files: int, requests: int, seed: int) -> FuzzReport:
     report = run_file_fuzz(ingest, home / "fuzz-inbox", seed=seed, n=files)
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
             StoreClient.from_settings(settings) as client:
-        token = client.issue_scanner_token("scanner-a", actor="soak")
+        token = client.issue_scanner_token("scanner-a", actor="bench:soak")
         (home / "fuzz-inbox" / "scanner-a").mkdir(parents=True, exist_ok=True)
         backend = ApiBackend(ingest=ingest, store=client, metrics=ServingMetrics(), max_upload_bytes=200_000)
         report.add(run_request_fuzz(TestClient(create_api(backend)), seed=seed + 1, n=requests, token=token))

@@ -14,6 +14,7 @@ from pages import _cookie
 from pages import _session as sessions
 from xscreen import roles
 from xscreen.errors import AuthError, PermissionDenied, XscreenError
+from xscreen.health import fetch_serving_health, merge
 from xscreen.records import Role
 from xscreen.settings import Settings, load_settings
 
@@ -34,15 +35,12 @@ def now() -> datetime:
 
 @st.cache_resource(show_spinner=False)
 def _settings_for(env: tuple[tuple[str, str], ...]) -> Settings:
-    # `env` is only the cache key. load_settings(environ=...) would swap os.environ for a moment, which other
-    # sessions' threads could observe, so the settings are read from the real environment.
-    del env
-    return load_settings()
+    return load_settings(environ=dict(env))  # reads exactly these variables; the process environment is untouched
 
 
 def settings() -> Settings:
     """The app's settings, built once per distinct XSCREEN_* environment (tests run several stores in one process)."""
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("XSCREEN_")))
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("XSCREEN_")))  # the cache key
     return _settings_for(env)
 
 
@@ -66,20 +64,21 @@ def store(s: sessions.Session) -> Any:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def _screening_health(url: str) -> dict[str, Any]:
-    """The store owner's health (cached 10 s across sessions; `url` is the cache key). The serving pipeline's own
-    report (/healthz: watcher backlog, scoring and ingest failures) replaces it once serving exposes it."""
+def _screening_health(store_url: str, api_url: str) -> dict[str, Any]:
+    """The screening pipeline's health as serving reports it (/healthz: watcher backlog, scoring, spool and store
+    failures; xscreen.health, the contract both sides share), with the store owner's own answer; cached 10 s
+    across sessions (the urls are the cache key)."""
     try:
         answer, error = _owner().health(), None
     except XscreenError as err:
         answer, error = None, str(err)
-    return health_view.store_health(answer, error)
+    return merge(fetch_serving_health(settings()), health_view.store_health(answer, error))
 
 
 def health_banner(s: sessions.Session) -> None:
     """Supervisors and admins see at the top of every page when screening is degraded or down, and why."""
     if s.role in ("supervisor", "admin"):
-        text = health_view.degraded_banner(_screening_health(settings().store_url))
+        text = health_view.degraded_banner(_screening_health(settings().store_url, settings().api_url))
         if text:
             st.warning(text, icon=":material/warning:")
 

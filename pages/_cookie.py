@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pages._session import CookieHandoff
-from store.identity import read_home_id
+from store.client import home_id
 from xscreen.settings import Settings
 
 SET_PATH, CLEAR_PATH = "_xscreen/session", "_xscreen/signout"
@@ -39,8 +39,8 @@ fetch("{path}", {{method: "POST", credentials: "same-origin", headers: {{"Conten
 def cookie_name(settings: Settings) -> str:
     """Cookies are scoped by host name, not port: the name carries the home, so two homes' dashboards on one host
     (a test home beside the live one) never read or drop each other's cookie."""
-    home_id = read_home_id(settings.home)
-    suffix = home_id.replace("-", "")[:12] if home_id else str(settings.network.app_port)
+    home = home_id(settings)
+    suffix = home.replace("-", "")[:12] if home else str(settings.network.app_port)
     return f"xscreen_session_{suffix}"
 
 

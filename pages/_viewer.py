@@ -26,7 +26,7 @@ VIEWS_DUAL = ["Low energy", "Organic only", "Inorganic only", "Metal only"]
 def _read(path: str) -> Any:
     from xray.formats import read_scan
 
-    return read_scan(path)
+    return read_scan(Path(path))
 
 
 def _base(image: Any, view: str) -> np.ndarray:
@@ -72,9 +72,9 @@ def show(scan: ScanDetail, verdict: StoredVerdict | None, prefix: str) -> None:
     window = c2.slider("Window", 0.05, 1.0, 1.0, 0.05, key=f"{prefix}_window")
     level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_level")
     factor = c4.slider("Zoom", 1.0, 4.0, 1.0, 0.5, key=f"{prefix}_zoom")
-    maps = sorted((verdict or {}).get("heatmaps", {}))
+    maps = sorted(verdict["heatmaps"]) if verdict else []
     # Keyed by the item: a choice made on one item never carries over to the next.
-    chosen = st.multiselect("Heatmap overlay", maps, default=triage.overlay_default(verdict or {}),
+    chosen = st.multiselect("Heatmap overlay", maps, default=triage.overlay_default(verdict) if verdict else [],
                             key=f"{prefix}_heat_{scan['scan_id']}")
     img = triage.window_level(_base(image, view), window, level)
     heat = triage.class_heat(verdict, chosen) if verdict else None

@@ -3,8 +3,6 @@ per scanner, realized precision and detection rate with intervals, and open aler
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
 import streamlit as st
 
@@ -16,21 +14,18 @@ cfg, store = common.settings(), common.store(s)
 st.title("Drift & accuracy")
 
 options = common.attempt(lambda: store.filter_options())
-options = options if options is not None else pd.DataFrame({"kind": [], "value": []})
+scanners, models = drift.filter_choices(options) if options is not None else ([], [])
 c1, c2, c3 = st.columns(3)
 hours = c1.slider("Window (hours)", 1, 168, 24, key="drift_window")
-scanner = c2.selectbox("Scanner", ["All", *options.loc[options["kind"] == "scanner", "value"]], key="drift_scanner")
-model = c3.selectbox("Model version", ["All", *options.loc[options["kind"] == "model", "value"]], key="drift_model")
+scanner = c2.selectbox("Scanner", ["All", *scanners], key="drift_scanner")
+model = c3.selectbox("Model version", ["All", *models], key="drift_model")
 scanner_id = None if scanner == "All" else scanner
 model_version = None if model == "All" else model
-end = common.now()
-start = end - timedelta(hours=hours)
-ref_start = start - timedelta(days=cfg.monitoring.reference_days)
-window = {"start": start.isoformat(), "end": end.isoformat()}
+w = drift.windows(common.now(), hours, cfg.monitoring.reference_days)
+window = {"start": w.start, "end": w.end}
 
 st.subheader("Volume and flag rate")
-bucket = "hour" if hours > 6 else "minute"
-counts = common.attempt(lambda: store.verdict_counts(bucket=bucket, **window))
+counts = common.attempt(lambda: store.verdict_counts(bucket=w.bucket, **window))
 if counts is not None and len(counts):
     series = drift.volume_series(counts, scanner_id, model_version)
     total = drift.total_flag_rate(series)
@@ -45,13 +40,12 @@ st.subheader("Score distributions: current window vs reference")
 st.caption(f"Reference: the {cfg.monitoring.reference_days:g} days before the window. "
            f"PSI above {cfg.monitoring.psi_alert} is flagged.")
 filters = {"scanner_id": scanner_id, "model_version": model_version}
-ref = common.attempt(lambda: store.class_score_sample(start=ref_start.isoformat(), end=start.isoformat(),
-                                         **filters))
+ref = common.attempt(lambda: store.class_score_sample(start=w.reference_start, end=w.start, **filters))
 cur = common.attempt(lambda: store.class_score_sample(**window, **filters))
 if ref is not None and cur is not None and len(ref) and len(cur):
     ref_scores, cur_scores = drift.scores_by_class(ref), drift.scores_by_class(cur)
     report = drift.class_drift_report(ref_scores, cur_scores, psi_alert=cfg.monitoring.psi_alert)
-    st.dataframe(pd.DataFrame([r.__dict__ for r in report.rows]).round(4), hide_index=True, key="drift_table")
+    st.dataframe(drift.report_table(report), hide_index=True, key="drift_table")
     cls = st.selectbox("Class", [r.class_name for r in report.rows], key="drift_class")
     psi = drift.psi(ref_scores[cls], cur_scores[cls], threshold=cfg.monitoring.psi_alert)
     st.plotly_chart(charts.score_distribution(psi, cls), key="drift_hist")
@@ -68,9 +62,8 @@ if stats is not None and len(stats):
 st.subheader("Realized accuracy from officers' decisions and labels")
 outcomes = common.attempt(lambda: store.labelled_outcomes(**window, **filters))
 if outcomes is not None and len(outcomes):
-    flagged = outcomes[outcomes["flagged"]]
-    precision = accuracy.realized_precision(flagged["decision"].dropna().tolist())
-    detection = accuracy.detection_rate(outcomes["flagged"].tolist(), outcomes["is_threat"].fillna(False).tolist())
+    realized = accuracy.realized_accuracy(outcomes)
+    precision, detection = realized.precision, realized.detection
     a1, a2 = st.columns(2)
     a1.metric("Realized precision", f"{precision.rate:.1%}" if precision.n else "-",
               help=f"{precision.k}/{precision.n}, 95% CI {precision.low:.1%}-{precision.high:.1%} (Wilson)")

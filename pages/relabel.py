@@ -4,6 +4,7 @@ supervisor adjudication of conflicting labels, and export of a training set for 
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -78,7 +79,8 @@ if common.allowed(s, "export_training_set"):
         common.require_action(s, "export_training_set")
         dest = common.attempt(lambda: labelling.export_folder(root, name))
         rows = common.attempt(lambda: store.training_labels()) if dest is not None else None
-        res = common.attempt(lambda: labelling.export_training_set(rows, dest, as_zip)) if rows is not None else None
+        res = common.attempt(partial(labelling.export_training_set, rows, dest, as_zip)) \
+            if rows is not None and dest is not None else None
         if res is not None:
             st.success(f"Exported {res.exported} images to {res.folder} (train with `xscreen train --data {res.folder}`).")
             if res.missing:

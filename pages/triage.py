@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -136,7 +137,7 @@ def similar_strip(scan_id: str) -> None:
     st.markdown("**Similar items and their outcomes**")
     slots = [col for _ in range(SIMILAR_SLOTS // 3) for col in st.columns(3)]  # rows of three
     for col, row in zip(slots, similar.itertuples(), strict=False):
-        other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
+        other = common.attempt(partial(store.get_scan, row.scan_id))
         thumb = viewer.thumbnail(other) if other else None
         if thumb is not None:
             col.image(thumb, width="stretch")

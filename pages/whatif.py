@@ -4,6 +4,7 @@ cost at that operating point, from labelled scores, restricted to the champion's
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import streamlit as st
 
@@ -25,13 +26,13 @@ except whatif.WhatIfError as err:
     st.warning(f"{err} - every threshold is shown, none is certified.")
 days = st.slider("Feedback window (days)", 1, 90, 30, key="whatif_days")
 end = common.now()
-window = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat(), "model_version": champion.version}
+window = {"start": end - timedelta(days=days), "end": end, "model_version": champion.version}
 data = common.attempt(lambda: store.labelled_outcomes(**window))
 live = common.attempt(lambda: store.class_score_sample(**window))
 if data is None or live is None or live.empty:
     st.stop()
-threats = data.loc[data["is_threat"].fillna(False).astype(bool), "any_threat"].to_numpy()
-scores = live.loc[live["class_name"] == "any_threat", "score"].to_numpy()
+inputs = whatif.inputs(data, live)
+threats, scores = inputs.threat_scores, inputs.live_scores
 st.caption(f"Detection from {len(threats):,} known threats; workload from {len(scores):,} live scans "
            f"of {champion.version}.")
 
@@ -52,7 +53,7 @@ if region is not None and not region.contains(threshold):
     st.warning(f"Threshold {threshold:.3f} is outside the certified region (<= {region.high:.3f}, miss rate <= "
                f"{region.alpha:g}); showing the certified limit instead.")
     threshold = region.clamp(threshold)
-point = common.attempt(lambda: whatif.operating_point(threats, scores, threshold, prevalence))
+point = common.attempt(partial(whatif.operating_point, threats, scores, threshold, prevalence))
 if point is None:
     st.stop()
 m1, m2, m3, m4 = st.columns(4)

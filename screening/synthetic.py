@@ -1,7 +1,7 @@
 """Synthetic training sets rendered straight into memory: render -> pseudo-colour -> letterbox -> uint8 canvas.
 
 The default model needs no PNG files: encoding and decoding 3,000 PNGs cost more than rendering them. Image i is
-rendered from rng([seed, i]) exactly as `xray.synth.write_dataset` renders it (same parcel, same palette), so a
+rendered from rng([seed, i]) exactly as `xray.dataset.write_dataset_impl` renders it (same parcel, same palette), so a
 set is reproducible from (seed, n, scenario, classes), which is what its manifest records.
 """
 

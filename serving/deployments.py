@@ -20,8 +20,11 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serving.api import ApiBackend, create_api
+from serving.parts import make_ingest, store_client, watcher_health, watcher_metrics
 from serving.ray_loopback import BIND_ENV, HOOK
 from xscreen.errors import ConfigError
+from xscreen.health import merge
 from xscreen.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -119,8 +122,6 @@ class IngressDeployment:
     """The /v1 HTTP API under Serve; scores uploads through the classifier handle, batched with the stream."""
 
     def __init__(self, classifier: DeploymentHandle, shadow: DeploymentHandle | None, settings_json: str) -> None:
-        from serving.runtime import make_ingest, store_client
-
         settings = Settings.model_validate_json(settings_json)
         self._classifier = classifier
         self._store = store_client(settings)
@@ -130,10 +131,7 @@ class IngressDeployment:
         self._settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
-        from serving.api import ApiBackend, create_api
-        from serving.runtime import watcher_metrics
-
-        self._metrics.track_queue_depth(lambda: len(self._store.queue("metrics", 1000)))
+        self._metrics.track_queue_depth(lambda: len(self._store.queue("serving", 1000)))
         backend = ApiBackend(
             ingest=self._ingest, store=self._store, metrics=self._metrics,
             max_upload_bytes=self._settings.serving.max_upload_bytes, health=self._health,
@@ -144,9 +142,6 @@ class IngressDeployment:
 
     def _health(self) -> dict[str, Any]:
         """ok, or degraded with every reason: the watcher's report, this ingress's uploads, the owner, the model."""
-        from serving.health import merge
-        from serving.runtime import watcher_health
-
         parts: list[Any] = [self._ingest.health.report(), watcher_health(self._settings)]
         try:
             self._store.health()

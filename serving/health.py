@@ -1,9 +1,8 @@
-"""Is the stream being screened? The pipeline's health as one small report: ok, or degraded with the reasons.
+"""Is the stream being screened? The pipeline's side of the health report (xscreen/health.py): `PipelineHealth`.
 
-`PipelineHealth` is fed by the ingest (store reachable? scoring failing?) and asked about the watcher's
-backlog (files noticed but not yet spooled, and how long the oldest has waited). `report()` turns that into
-`HealthReport`, which `/healthz`, the metrics and the app show. `fetch_serving_health(settings)` is what the
-app calls: the API's `/healthz`, else the watcher's own `/health`, else "not running". No Ray here.
+It is fed by the ingest (store reachable? scoring failing?) and asked about the watcher's backlog (files noticed
+but not yet spooled, and how long the oldest has waited). `report()` turns that into a `HealthReport`, which
+`/healthz`, the metrics and the app show. No Ray here.
 """
 
 from __future__ import annotations
@@ -11,27 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-import httpx
-
-Status = Literal["ok", "degraded", "down"]
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    """`status` is "ok" only when `reasons` is empty. Ages in seconds; `backlog` in files."""
-
-    status: Status
-    reasons: list[str] = field(default_factory=list)
-    backlog: int = 0
-    oldest_pending_s: float = 0.0
-    scoring_failures: int = 0  # consecutive failed scoring calls (0 once one succeeds)
-    store_failures: int = 0  # consecutive failed store calls from the ingest (0 once one succeeds)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from xscreen.health import HealthReport
 
 
 class PipelineHealth:
@@ -78,36 +59,4 @@ class PipelineHealth:
                             failures.get("scoring", (0, ""))[0], failures.get("store", (0, ""))[0])
 
 
-def merge(*reports: HealthReport | dict[str, Any]) -> dict[str, Any]:
-    """One answer from several parts (the watcher process's and the API's): worst status, all reasons."""
-    rank = {"ok": 0, "degraded": 1, "down": 2}
-    parts = [r.as_dict() if isinstance(r, HealthReport) else dict(r) for r in reports]
-    status = max((p.get("status", "ok") for p in parts), key=lambda s: rank.get(s, 1))
-    out: dict[str, Any] = {"status": status, "reasons": [x for p in parts for x in p.get("reasons", [])]}
-    for key in ("backlog", "scoring_failures", "store_failures"):
-        out[key] = sum(int(p.get(key, 0) or 0) for p in parts)
-    out["oldest_pending_s"] = max((float(p.get("oldest_pending_s", 0) or 0) for p in parts), default=0.0)
-    return out
-
-
-def fetch_serving_health(settings: Any, timeout_s: float = 2.0) -> dict[str, Any]:
-    """The serving pipeline's health as the app shows it: status ok | degraded | down, reasons, backlog, ages.
-
-    Asks the API's /healthz (which includes the watcher's report); when the API does not answer, asks the
-    watcher process directly and says that the API is down; when neither answers, "down"."""
-    host = settings.network.host
-    try:
-        response = httpx.get(f"{settings.api_url}/healthz", timeout=timeout_s)
-        if response.status_code in (200, 503):
-            return dict(response.json())
-    except (httpx.HTTPError, ValueError):
-        pass
-    try:
-        watcher = httpx.get(f"http://{host}:{settings.network.metrics_port}/health", timeout=timeout_s).json()
-    except (httpx.HTTPError, ValueError):
-        return {"status": "down", "reasons": ["serving is not running (neither the API nor the watcher answers)"],
-                "backlog": 0, "oldest_pending_s": 0.0, "scoring_failures": 0, "store_failures": 0}
-    return merge(watcher, {"status": "degraded", "reasons": [f"the /v1 API on {settings.api_url} does not answer"]})
-
-
-__all__ = ["HealthReport", "PipelineHealth", "fetch_serving_health", "merge"]
+__all__ = ["PipelineHealth"]

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from serving.parts import Child, absolute_settings, dashboard_argv, drain_spool, settings_env, wait_until
 from serving.runs import (
     RUN_ID_ENV,
     RunState,
@@ -48,7 +49,6 @@ from serving.runs import (
     started,
     state_path,
 )
-from serving.runtime import Child, absolute_settings, dashboard_argv, drain_spool, settings_env, wait_until
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Supervisor:
         return Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())
 
     def _define_services(self) -> None:
-        from serving.runtime import _http_ok
+        from serving.parts import _http_ok
         from store.client import owner_is_up
 
         s = self.settings
@@ -192,7 +192,7 @@ class Supervisor:
     # ---- life cycle --------------------------------------------------------------------------------
     def start(self, say: Callable[[str], None] = log.info, prepare: Callable[[Any], None] | None = None) -> None:
         """Start every service in order (prepare(store client) runs once the owner answers)."""
-        from serving.runtime import ensure_champion, store_client
+        from serving.parts import ensure_champion, store_client
 
         line = clean_previous_run(self.settings)
         if line:

@@ -22,7 +22,8 @@ import threading
 import time
 from types import FrameType
 
-from serving.runtime import Stack, store_client
+from serving.parts import store_client
+from serving.runtime import Stack
 from xscreen.settings import load_settings
 
 log = logging.getLogger("serving.worker")

@@ -23,10 +23,11 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from store.api import StoreAPI, operation
+from store.identity import read_home_id, read_owner_token
 from store.wire import encode, prepare
 from xscreen import errors
 
-__all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
+__all__ = ["StoreAPI", "StoreClient", "home_id", "open_store", "owner_is_up"]
 # httpx logs every request at INFO; at xscreen's default level that would be one line per store call.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -76,8 +77,6 @@ class StoreClient(StoreAPI):
     @classmethod
     def from_settings(cls, settings: Any, timeout_s: float = 60.0) -> StoreClient:
         """The client of the owner at settings.store_url, with this home's owner token and identity."""
-        from store.identity import read_home_id, read_owner_token
-
         return cls(settings.store_url, read_owner_token(settings.home), read_home_id(settings.home), timeout_s,
                    home=Path(settings.home))
 
@@ -153,6 +152,11 @@ class StoreClient(StoreAPI):
         if adapter is None:
             adapter = self._returns[name] = TypeAdapter(op.hints.get("return", Any))
         return adapter.validate_json(resp.content)
+
+
+def home_id(settings: Any) -> str | None:
+    """This home's id (HOME/home_id, made by its store owner's first start), or None before that."""
+    return read_home_id(Path(settings.home))
 
 
 def owner_is_up(url: str, timeout_s: float = 0.5) -> bool:

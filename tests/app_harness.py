@@ -25,6 +25,8 @@ PASSWORD = "correct-Horse-7"
 def point_app_at(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("XSCREEN_HOME", str(settings.home))
     monkeypatch.setenv("XSCREEN_NETWORK__STORE_PORT", str(settings.network.store_port))
+    monkeypatch.setenv("XSCREEN_NETWORK__API_PORT", str(settings.network.api_port))  # serving's /healthz
+    monkeypatch.setenv("XSCREEN_NETWORK__METRICS_PORT", str(settings.network.metrics_port))
     monkeypatch.chdir(ROOT)
 
 
@@ -46,3 +48,46 @@ def signed_in(username: str) -> Session:
 
 def user(username: str, role: Role, now: datetime) -> UserRecord:
     return UserRecord(username=username, role=role, created_at=now)
+
+
+class ServingApi:
+    """serving/api.py's real /v1 app under uvicorn on settings.network.api_port, over a real ingest (fake scores,
+    nothing is scanned here) and the real owner: the app's banner asks its /healthz, as in production, and
+    `health` (a live PipelineHealth) decides what it answers."""
+
+    def __init__(self, settings: Settings, store: StoreClient, tmp: Path) -> None:
+        import threading
+
+        import uvicorn
+
+        from serving.api import ApiBackend, create_api
+        from serving.health import PipelineHealth
+        from serving.ingest import Ingest
+        from serving.metrics import ServingMetrics
+        from tests.serving_fakes import STATS, FakeScorer, ListSpool, fake_reader
+
+        self.health = PipelineHealth()
+        (tmp / "inbox").mkdir(parents=True, exist_ok=True)
+        ingest = Ingest(inbox=tmp / "inbox", quarantine_dir=tmp / "quarantine", score=FakeScorer(),
+                        spool_write=ListSpool(tmp), reader=fake_reader, stats=lambda im: STATS)
+        backend = ApiBackend(ingest=ingest, store=store, metrics=ServingMetrics(), max_upload_bytes=1000,
+                             health=lambda: self.health.report().as_dict())
+        config = uvicorn.Config(create_api(backend), host="127.0.0.1", port=settings.network.api_port,
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="serving-api-under-test", daemon=True)
+
+    def __enter__(self) -> ServingApi:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the serving API did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

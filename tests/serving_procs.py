@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from serving.parts import absolute_settings, settings_env
 from serving.runs import RUN_ID_ENV, processes_with_run_id, ray_temp_dir, state_path
-from serving.runtime import absolute_settings, settings_env
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
 from xscreen.settings import Settings, ensure_home

@@ -82,3 +82,16 @@ def test_label_delay_median_is_not_reached_while_most_items_wait() -> None:
     got = accuracy.label_delay_summary([t0] * 3, [t0 + pd.Timedelta(hours=1), pd.NaT, pd.NaT],
                                        now=t0 + pd.Timedelta(hours=2))
     assert got.labelled_share == pytest.approx(1 / 3) and math.isnan(got.median_hours)
+
+
+def test_realized_accuracy_from_labelled_outcomes_counted_by_hand() -> None:
+    import pandas as pd
+
+    outcomes = pd.DataFrame({
+        "flagged": [True, True, True, False, False],
+        "decision": ["confirmed", "cleared", None, None, "cleared"],
+        "is_threat": [True, False, True, True, None],  # unknown truth: not a threat
+    })
+    got = accuracy.realized_accuracy(outcomes)
+    assert (got.precision.k, got.precision.n) == (1, 2)  # confirmed among the two decided flags
+    assert (got.detection.k, got.detection.n) == (2, 3)  # two of the three known threats were flagged

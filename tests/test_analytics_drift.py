@@ -123,3 +123,26 @@ def test_uncertain_share_with_wilson_interval() -> None:
     est = drift.uncertain_share(["uncertain", "clear", "inspect", "clear"] * 5)
     assert (est.k, est.n, est.rate) == (5, 20, 0.25)
     assert est.low < 0.25 < est.high
+
+
+def test_windows_put_the_reference_before_the_current_window_and_pick_the_bucket() -> None:
+    from datetime import UTC, datetime
+
+    end = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    w = drift.windows(end, hours=24, reference_days=7)
+    assert (w.start, w.end, w.reference_start, w.bucket) == (
+        datetime(2026, 3, 9, 12, tzinfo=UTC), end, datetime(2026, 3, 2, 12, tzinfo=UTC), "hour")
+    assert drift.windows(end, hours=6, reference_days=1).bucket == "minute"
+    with pytest.raises(drift.DriftInputError, match="positive"):
+        drift.windows(end, hours=0, reference_days=7)
+
+
+def test_filter_choices_and_report_table_shape_store_rows_for_the_page() -> None:
+    options = pd.DataFrame({"kind": ["model", "scanner", "scanner", "model"], "value": ["m2", "s2", "s1", "m1"]})
+    assert drift.filter_choices(options) == (["s1", "s2"], ["m1", "m2"])
+    rng = np.random.default_rng(0)
+    ref = {"any_threat": rng.random(200), "knife": rng.random(200)}
+    cur = {"any_threat": rng.random(200) ** 3, "knife": rng.random(200)}
+    table = drift.report_table(drift.class_drift_report(ref, cur, psi_alert=0.2))
+    assert list(table["class_name"]) == ["any_threat", "knife"] and table["psi"].iloc[0] > table["psi"].iloc[1]
+    assert (table["psi"] == table["psi"].round(4)).all()

@@ -54,3 +54,12 @@ def test_model_without_certificate_is_a_typed_error() -> None:
 def test_no_known_threats_is_a_typed_error() -> None:
     with pytest.raises(whatif.WhatIfError, match="no known threat scores"):
         whatif.operating_point([], LIVE, 0.5, 0.1)
+
+
+def test_inputs_take_known_threats_and_the_live_any_threat_scores() -> None:
+    import pandas as pd
+
+    outcomes = pd.DataFrame({"any_threat": [0.9, 0.2, 0.7, 0.4], "is_threat": [True, False, None, True]})
+    samples = pd.DataFrame({"class_name": ["any_threat", "knife", "any_threat"], "score": [0.3, 0.8, 0.6]})
+    got = whatif.inputs(outcomes, samples)
+    assert got.threat_scores.tolist() == [0.9, 0.4] and got.live_scores.tolist() == [0.3, 0.6]

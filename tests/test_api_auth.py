@@ -34,7 +34,7 @@ def api(owner: tuple[StoreClient, Store], settings: Settings, tmp_path: Path, no
     client, store = owner
     seeded = seed_store(client, 60, seed=3, now=now)
     for name, role in (("olga", "officer"), ("sam", "supervisor"), ("ana", "analyst")):
-        client.add_user(name, PASSWORD, role, actor="test")
+        client.add_user(name, PASSWORD, role, actor="cli:test")
     inbox = tmp_path / "inbox"
     (inbox / "scanner-a").mkdir(parents=True)
     (inbox / "scanner-b").mkdir(parents=True)
@@ -83,7 +83,7 @@ def test_without_a_token_nothing_is_scored_decided_or_read(api: dict[str, Any]) 
 
 def test_a_scanner_token_posts_for_its_own_scanner_only(api: dict[str, Any]) -> None:
     http, client, inbox = api["http"], api["client"], api["inbox"]
-    token = client.issue_scanner_token("scanner-a", actor="test")
+    token = client.issue_scanner_token("scanner-a", actor="cli:test")
     ok = upload(http, token)  # no scanner_id in the form: it comes from the token
     assert ok.status_code == 201, ok.text
     assert api["spool"].batches[-1].scans[0].scanner_id == "scanner-a"
@@ -97,7 +97,7 @@ def test_a_scanner_token_posts_for_its_own_scanner_only(api: dict[str, Any]) -> 
                      headers=bearer(token)).status_code == 403  # a scanner is not an officer
     officer = login(http, "olga")
     assert upload(http, officer, scanner_id="scanner-a").status_code == 403  # a person is not a scanner
-    client.revoke_token("scanner-a", actor="test")
+    client.revoke_token("scanner-a", actor="cli:test")
     assert upload(http, token).status_code == 401
 
 
@@ -135,8 +135,8 @@ def test_officers_see_the_queue_without_verdicts_or_scores_like_the_triage_page(
 def test_a_scanner_reads_only_its_own_scans(api: dict[str, Any]) -> None:
     http, client, seeded = api["http"], api["client"], api["seeded"]
     scan = client.get_scan(seeded.scan_ids[0])
-    own = client.issue_scanner_token(scan["scanner_id"], actor="test")
-    other = client.issue_scanner_token("scanner-zz", actor="test")
+    own = client.issue_scanner_token(scan["scanner_id"], actor="cli:test")
+    other = client.issue_scanner_token("scanner-zz", actor="cli:test")
     assert http.get(f"/v1/scans/{scan['scan_id']}", headers=bearer(own)).status_code == 200
     assert http.get(f"/v1/scans/{scan['scan_id']}", headers=bearer(other)).status_code == 404
     assert http.get("/v1/queue", headers=bearer(own)).status_code == 403

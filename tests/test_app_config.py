@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.runtime import dashboard_argv
+from serving.parts import dashboard_argv
 from xscreen.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

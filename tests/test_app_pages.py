@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 from analytics import triage
 from store.client import StoreClient
-from tests.app_harness import PASSWORD, app_as, point_app_at, user
+from store.engine import Store
+from tests.app_harness import PASSWORD, ServingApi, app_as, point_app_at, user
 from tests.app_seed import render_images, seed_demo
 from tests.seeding import Seeded, seed_store
 from xscreen.settings import Settings
@@ -21,7 +23,15 @@ def add_users(client: StoreClient) -> None:
 
 
 @pytest.fixture
-def seeded(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Seeded:
+def serving(owner_client: StoreClient, settings: Settings, tmp_path: Path) -> Iterator[ServingApi]:
+    """Serving's /v1 API up and healthy, so supervisors' pages show no banner unless a test makes one."""
+    with ServingApi(settings, owner_client, tmp_path / "serving") as api:
+        yield api
+
+
+@pytest.fixture
+def seeded(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+           serving: ServingApi) -> Seeded:
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
     return seed_store(owner_client, n_scans=120, seed=3, now=now)
@@ -65,25 +75,25 @@ def test_page_the_role_may_not_open_is_refused_after_sign_in(seeded: Seeded, now
     assert not at.exception and "may not open the models page" in at.error[0].value
 
 
-def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client: StoreClient, store: Store) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     assert not at.exception
     shown = at.dataframe[0].value
-    expected = owner_client.queue("ann", limit=50)
+    expected = store.queue("ann", limit=50)
     assert shown["scan"].tolist() == expected["scan_id"].tolist() and len(shown) > 3
     assert expected["any_threat"].is_monotonic_decreasing
 
 
 def test_queue_shows_the_true_backlog_a_readable_risk_and_the_age(
-        seeded: Seeded, now: datetime, owner_client: StoreClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        seeded: Seeded, now: datetime, owner_client: StoreClient, monkeypatch: pytest.MonkeyPatch, store: Store) -> None:
     from datetime import timedelta
 
     monkeypatch.setenv("XSCREEN_APP__QUEUE_PAGE_SIZE", "5")
     at = app_as(user("ann", "officer", now + timedelta(minutes=12)), now + timedelta(minutes=12)).run()
     assert not at.exception
-    backlog = len(owner_client.queue("ann", limit=1000))
+    backlog = len(store.queue("ann", limit=1000))
     assert backlog > 5 and at.caption[0].value.startswith(f"{backlog} items waiting, the 5 highest risk shown")
-    shown, expected = at.dataframe[0].value, owner_client.queue("ann", limit=5)
+    shown, expected = at.dataframe[0].value, store.queue("ann", limit=5)
     assert shown["risk"].tolist() == [triage.risk_text(p) for p in expected["any_threat"]]
     assert all(r.endswith(" %") for r in shown["risk"]) and len(set(shown["risk"])) > 1
     received = [triage.as_utc(t) for t in expected["received_at"]]
@@ -110,13 +120,13 @@ def test_refer_then_next_gives_the_officer_another_item_and_the_referral_to_othe
 
 
 def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
-        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+        seeded: Seeded, now: datetime, owner_client: StoreClient, store: Store) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     top = at.dataframe[0].value["scan"].iloc[0]
     at.button(key="triage_next").click().run()
     assert at.session_state["triage_current"] == top
     assert owner_client.get_scan(top)["claim"]["officer"] == "ann"  # claimed on open
-    assert owner_client.queue("bob", limit=500)["scan_id"].tolist().count(top) == 0  # hidden from others
+    assert store.queue("bob", limit=500)["scan_id"].tolist().count(top) == 0  # hidden from others
     at.text_input(key="triage_note").input("knife in a boot")
     at.button(key="triage_confirmed").click().run()
     assert not at.exception
@@ -129,10 +139,10 @@ def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
 
 def test_viewer_switches_views_and_heatmap_on_a_real_scan(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: Store) -> None:
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
-    seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
+    seed_demo(store, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     assert not at.error and not at.exception
@@ -155,10 +165,10 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
 
 def test_the_heatmap_overlay_starts_on_each_items_top_class(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: Store) -> None:
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
-    seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
+    seed_demo(store, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     first = at.session_state["triage_current"]
@@ -176,12 +186,12 @@ def test_the_heatmap_overlay_starts_on_each_items_top_class(
 
 def test_an_image_expired_under_retention_says_so_instead_of_unreadable(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: Store) -> None:
     import shutil
 
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
-    seed_demo(owner_client, 40, seed=2, now=now, images=render_images(tmp_path / "day", 2, seed=2), decisions=0)
+    seed_demo(store, 40, seed=2, now=now, images=render_images(tmp_path / "day", 2, seed=2), decisions=0)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     folder = Path(owner_client.get_scan(at.session_state["triage_current"])["image"]["path"]).parent
@@ -194,14 +204,14 @@ def test_an_image_expired_under_retention_says_so_instead_of_unreadable(
 
 def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_slot(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+        tmp_path: Path, store: Store) -> None:
     from xscreen.records import LabelRecord
 
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
-    waiting = seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2),
+    waiting = seed_demo(store, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2),
                         decisions=0)
-    owner_client.add_labels([LabelRecord(label_id="l1", scan_id=waiting[-1], labels=["knife"], source="relabel",
+    store.add_labels([LabelRecord(label_id="l1", scan_id=waiting[-1], labels=["knife"], source="relabel",
                                          author="sue", created_at=now)])  # labelled, never decided
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
@@ -274,7 +284,7 @@ def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, o
     sup.switch_page("pages/whatif.py").run()
     assert not sup.exception
     assert [m.label for m in sup.metric][:2] == ["Threshold (any threat)", "Workload"]
-    assert "no conformal certificate" in sup.warning[0].value  # the seeded champion has none
+    assert any("no conformal certificate" in w.value for w in sup.warning)  # the seeded champion has none
     sup.slider(key="whatif_target").set_value(1.0).run()
     assert sup.metric[2].value == "100.0%"  # detection rate at a threshold catching every labelled threat
 
@@ -328,13 +338,28 @@ def test_supervisor_sees_a_banner_when_screening_is_down_and_an_officer_does_not
     from tests.conftest import free_port
 
     sup, officer = app_as(user("sue", "supervisor", now), now).run(), app_as(user("ann", "officer", now), now).run()
-    assert not [w for w in sup.warning if "Screening is" in w.value]  # all well: no banner
+    assert not [w.value for w in sup.warning if "Screening is" in w.value]  # all well: no banner
     monkeypatch.setenv("XSCREEN_NETWORK__STORE_PORT", str(free_port()))  # the owner now answers nowhere
     sup.run()
     officer.run()
     banners = [w.value for w in sup.warning if w.value.startswith("Screening is down: store owner")]
     assert len(banners) == 1 and "not reachable" in banners[0]
     assert not [w for w in officer.warning if "Screening is" in w.value]
+
+
+def test_the_banner_reads_serving_health_backlog_and_all(seeded: Seeded, now: datetime, serving: ServingApi,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    serving.health.track_backlog(lambda: (7, 90.0))  # 7 files waiting, the oldest for 90 s (stall after 60 s)
+    serving.health.failed("scoring", TimeoutError("classifier did not answer"))
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    (banner,) = [w.value for w in sup.warning if w.value.startswith("Screening is")]
+    # Before: only the store owner's /health was asked, and all looked well.
+    assert banner.startswith("Screening is degraded: scoring failing") and "7 files waiting" in banner
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("XSCREEN_NETWORK__API_PORT", str(free_port()))  # serving gone: API and watcher silent
+    sup.run()
+    assert any(w.value.startswith("Screening is down: serving is not running") for w in sup.warning)
 
 
 def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
@@ -391,35 +416,36 @@ def test_export_anywhere_but_under_the_exports_folder_is_refused(
 
 
 def test_released_item_is_not_reopened_and_goes_back_to_everyone(
-        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+        seeded: Seeded, now: datetime, owner_client: StoreClient, store: Store) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     second = at.dataframe[0].value["scan"].iloc[1]
     at.selectbox(key="triage_pick").set_value(second).run()
     assert at.session_state["triage_current"] == second
-    assert second not in owner_client.queue("bob", limit=500)["scan_id"].tolist()
+    assert second not in store.queue("bob", limit=500)["scan_id"].tolist()
     at.button(key="triage_release").click().run()
     assert "triage_current" not in at.session_state
-    assert second in owner_client.queue("bob", limit=500)["scan_id"].tolist()
+    assert second in store.queue("bob", limit=500)["scan_id"].tolist()
 
 
 def test_item_claimed_by_another_officer_leaves_my_queue(seeded: Seeded, now: datetime,
-                                                         owner_client: StoreClient) -> None:
+                                                         owner_client: StoreClient, store: Store) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     top = at.dataframe[0].value["scan"].iloc[0]
-    owner_client.claim(top, "bob")  # bob opened it a moment ago
+    store.claim(top, "bob")  # bob opened it a moment ago
     at.run()  # the next refresh of ann's queue
     assert top not in at.dataframe[0].value["scan"].tolist()
     assert top not in at.selectbox(key="triage_pick").options
 
 
-def test_supervisor_adjudicates_conflicting_labels(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+def test_supervisor_adjudicates_conflicting_labels(seeded: Seeded, now: datetime, owner_client: StoreClient,
+                                                  store: Store) -> None:
     from datetime import timedelta
 
     from xscreen.records import LabelRecord
 
     scan_id = owner_client.relabel_queue(limit=5)["scan_id"].iloc[0]
     earlier = now - timedelta(minutes=5)  # the app's clock is pinned at `now`: its label must be the newest
-    owner_client.add_labels([
+    store.add_labels([
         LabelRecord(label_id="l-ann", scan_id=scan_id, labels=["knife"], source="relabel", author="ann", created_at=earlier),
         LabelRecord(label_id="l-bob", scan_id=scan_id, labels=[], source="relabel", author="bob", created_at=earlier)])
     officer = app_as(user("ann", "officer", now), now).run()

@@ -13,6 +13,8 @@ from screening.train import TrainConfig
 from xscreen.errors import ModelError
 from xscreen.settings import Settings
 
+pytestmark = pytest.mark.training  # trains a real model: in `make test`, not in a bare `pytest`
+
 
 def _tiny(settings: Settings, size: int = 64) -> Settings:
     model = settings.model.model_copy(update={"input_size": size, "width": 4, "embedding_dim": 8, "seed": 9})

@@ -84,6 +84,7 @@ def _counts(db: Path) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+@pytest.mark.slow  # a live stream into a real owner
 def test_backup_while_streaming_then_restore_after_the_owner_stops(tmp_path: Path, now: datetime) -> None:
     home, dest = tmp_path / "home", tmp_path / "backup-1"
     with _owner_process(home) as (settings, client):

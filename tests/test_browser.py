@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from serving.runtime import dashboard_argv
+from serving.parts import dashboard_argv
 from store.client import StoreClient
 from store.engine import Store
 from tests.app_seed import render_images, seed_demo

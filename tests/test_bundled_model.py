@@ -37,6 +37,7 @@ def test_bundled_model_fits_the_default_settings_and_says_how_it_was_made(settin
     assert ckpt.certificate["certified"] and ckpt.certificate["n_cal_threat"] >= 299  # enough for alpha = 1%
 
 
+@pytest.mark.training  # evaluates the real model on data sets: tens of seconds
 def test_bundled_model_screens_held_out_scans(settings: Settings) -> None:
     ckpt = bundled_checkpoint(settings)
     assert ckpt is not None
@@ -78,6 +79,7 @@ def test_other_network_settings_or_no_bundle_mean_training_here(settings: Settin
     assert load_settings(environ={"XSCREEN_MODEL__BUNDLED": ""}, home=settings.home).model.bundled is None
 
 
+@pytest.mark.training  # evaluates the real model on data sets: tens of seconds
 def test_reference_recipe_runs_on_the_product_path(settings: Settings) -> None:
     model = settings.model.model_copy(update={"input_size": 64, "width": 4, "embedding_dim": 8, "seed": 9})
     small = settings.model_copy(update={"model": model})
@@ -92,6 +94,7 @@ def test_reference_recipe_runs_on_the_product_path(settings: Settings) -> None:
     assert [s["version"] for s in tuned.metrics["provenance"]["lineage"]] == ["reference-64", "reference-80-ft"]
 
 
+@pytest.mark.training  # evaluates the real model on data sets: tens of seconds
 def test_held_out_sets_can_be_pooled(settings: Settings) -> None:
     from screening.assess import pooled_metrics, score_synthetic
     from screening.classifier import Classifier

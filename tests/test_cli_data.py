@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from xscreen.cli import State, app
+from xscreen.cli import app
 from xscreen.cli.data import parse_size, parse_time
 from xscreen.errors import ConfigError
 
@@ -18,7 +18,6 @@ from xscreen.errors import ConfigError
 def _fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray xscreen.toml
     monkeypatch.setenv("XSCREEN_HOME", str(tmp_path / "home"))
-    State._settings = None
 
 
 def test_synth_writes_images_labels_and_manifest(tmp_path: Path) -> None:
@@ -67,8 +66,7 @@ def test_unknown_class_in_settings_and_unwritable_folder_are_errors(tmp_path: Pa
     blocker.write_text("")
     result = CliRunner().invoke(app, ["synth", "--out", str(blocker / "sub"), "--n", "1"])
     assert "not writable" in str(result.exception)
-    monkeypatch.setenv("XSCREEN_MODEL__CLASSES", '["knife", "bomb"]')
-    State._settings = None
+    monkeypatch.setenv("XSCREEN_MODEL__CLASSES", '["knife", "bomb"]')  # each invocation builds its own settings
     result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), "--n", "1"])
     assert "unknown threat class 'bomb'" in str(result.exception)
 

@@ -12,10 +12,12 @@ from screening.evaluate import EvaluationError
 from tests.conftest import free_port
 from xscreen.cli import app
 
+pytestmark = pytest.mark.training  # trains a real model: in `make test`, not in a bare `pytest`
+
 
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from xray.synth import write_dataset
+    from xray.dataset import write_dataset_impl as write_dataset
     from xscreen.settings import DEFAULT_CLASSES
 
     root = tmp_path_factory.mktemp("cli")

@@ -13,17 +13,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from serving.runtime import Stack
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
 from tests.serving_procs import free_low_port
+
+if TYPE_CHECKING:  # Ray is imported by the fixture only: collecting this file stays cheap
+    from serving.runtime import Stack
 
 pytestmark = pytest.mark.slow
 SCANNERS = ["scanner-a", "scanner-b"]
@@ -75,6 +77,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from xscreen.settings import ensure_home
 
     ensure_home(settings)
+    from serving.runtime import Stack
+
     st = Stack(settings)
     try:
         st.start_owner()
@@ -90,7 +94,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def sql(st: Stack, text: str) -> list[list[Any]]:
-    return st.store.sql(text, actor="test").rows
+    return st.store.sql(text, actor="cli:test").rows
 
 
 def test_stream_scores_good_files_once_quarantines_bad_ones_and_catches_up(stack: Stack) -> None:
@@ -166,7 +170,7 @@ def test_http_api_scores_uploads_and_refuses_traversal_and_oversize(stack: Stack
     assert httpx.get(f"{api}/healthz", timeout=10).json()["model_version"] == "tiny-e2e"
     metrics = httpx.get(f"{api}/metrics", timeout=10).text
     assert "xscreen_items_scored_total" in metrics and "xscreen_scan_to_verdict_seconds_bucket" in metrics
-    stack.store.add_user("e2e-officer", "a long enough password 9", "officer", actor="test")
+    stack.store.add_user("e2e-officer", "a long enough password 9", "officer", actor="cli:test")
     session = httpx.post(f"{api}/v1/login", json={"username": "e2e-officer", "password": "a long enough password 9"},
                          timeout=30).json()["token"]
     queue = httpx.get(f"{api}/v1/queue", headers={"Authorization": f"Bearer {session}"}, timeout=10).json()

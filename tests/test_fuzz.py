@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from bench.fuzz import run_file_fuzz, run_request_fuzz
@@ -33,9 +34,10 @@ def test_fuzzed_files_are_scored_or_quarantined_with_a_reason_never_a_crash(tmp_
     assert report.quarantined > 600 and report.scored > 20  # most mutations break files; many JPEGs survive
 
 
+@pytest.mark.slow  # 1,200 fuzzed requests through a real owner
 def test_fuzzed_requests_never_get_a_5xx(owner: tuple[StoreClient, Store], tmp_path: Path) -> None:
     client, _ = owner
-    token = client.issue_scanner_token("scanner-a", actor="test")
+    token = client.issue_scanner_token("scanner-a", actor="cli:test")
     (tmp_path / "inbox" / "scanner-a").mkdir(parents=True)
     (tmp_path / "inbox" / "scanner-a" / "x.png").write_bytes(b"not really a png")
     (tmp_path / "inbox" / "scanner-a" / "link").symlink_to("/etc/passwd")

@@ -18,7 +18,7 @@ import pytest
 from serving.health import PipelineHealth
 from serving.ingest import Ingest
 from serving.metrics import ServingMetrics
-from serving.runtime import make_watcher
+from serving.parts import make_watcher
 from store.client import StoreClient
 from store.engine import Store
 from store.spool import SpoolIngester, SpoolWriter
@@ -88,7 +88,7 @@ def _champion_verdicts(client: StoreClient, sha: str) -> int:
 
 def test_store_errors_and_logins_interleaved_with_a_stream_stall_nothing(pipeline: dict[str, Any]) -> None:
     client, flaky, inbox = pipeline["client"], pipeline["flaky"], pipeline["inbox"]
-    client.add_user("olga", "a long enough password 1", "officer", actor="test")
+    client.add_user("olga", "a long enough password 1", "officer", actor="cli:test")
     stop = threading.Event()
 
     def logins() -> None:  # what made the owner's cursors fail known_hashes before issue 12

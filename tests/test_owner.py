@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +13,7 @@ from store.api import OPERATIONS, StoreAPI
 from store.client import StoreClient, open_store
 from store.engine import Store
 from store.owner import METHODS
-from tests.conftest import OwnerThread
+from tests.conftest import OwnerThread, make_settings
 from tests.seeding import seed_store
 from xscreen.errors import (
     AuthError,
@@ -25,6 +26,13 @@ from xscreen.errors import (
 )
 from xscreen.records import DecisionRecord
 from xscreen.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """These tests exercise the owner's protocol as a harness that names people without signing them in; that the
+    default refuses it (auth.require_sessions) is tests/test_store_authority.py's."""
+    return make_settings(tmp_path / "home", auth={"require_sessions": False})
 
 
 def test_store_and_client_both_offer_every_declared_operation(store: Store, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from screening.synthetic import render_set
@@ -35,6 +36,7 @@ def test_another_seed_is_another_set() -> None:
     assert not torch.equal(a.canvases, b.canvases) and a.manifest_sha256 != b.manifest_sha256
 
 
+@pytest.mark.training  # trains a model
 def test_default_model_trains_from_memory_and_records_its_training_set(settings: Settings) -> None:
     model = settings.model.model_copy(update={"input_size": 64, "width": 4, "embedding_dim": 8, "seed": 5,
                                               "default_train_images": 60, "default_epochs": 1})

@@ -14,13 +14,15 @@ from screening.train import TrainConfig, train_model
 from xscreen.errors import XscreenError
 from xscreen.settings import Settings
 
+pytestmark = pytest.mark.training  # trains a real model: in `make test`, not in a bare `pytest`
+
 TINY_MODEL = {"input_size": 64, "width": 4, "embedding_dim": 8, "seed": 5}
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A dual-energy training set (TIP and palette augmentation apply) and a pseudo-colour PNG test set."""
-    from xray.synth import write_dataset
+    from xray.dataset import write_dataset_impl as write_dataset
     from xscreen.settings import DEFAULT_CLASSES
 
     root = tmp_path_factory.mktemp("tiny")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from serving.runtime import absolute_settings, settings_env
+from serving.parts import absolute_settings, settings_env
 from xscreen.cli.serve import DEMO_USERS, create_demo_users
 from xscreen.settings import Settings, load_settings
 
@@ -33,7 +33,7 @@ def test_settings_travel_to_child_processes_through_the_environment(settings: Se
 
 def test_serve_on_a_fresh_home_registers_the_bundled_model(owner: Any, settings: Settings) -> None:
     from screening import registry
-    from serving.runtime import ensure_champion
+    from serving.parts import ensure_champion
     from xscreen.errors import NotFoundError
 
     try:

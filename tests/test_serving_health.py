@@ -1,9 +1,10 @@
-"""The health report the app shows (serving.health.fetch_serving_health): down, degraded with reasons, ok."""
+"""The health report the app shows (xscreen.health.fetch_serving_health): down, degraded with reasons, ok."""
 
 from __future__ import annotations
 
-from serving.health import HealthReport, PipelineHealth, fetch_serving_health, merge
+from serving.health import PipelineHealth
 from serving.metrics import ServingMetrics
+from xscreen.health import HealthReport, fetch_serving_health, merge
 from xscreen.settings import Settings
 
 

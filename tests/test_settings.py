@@ -87,3 +87,38 @@ def test_port_in_use_at_store_owner_start_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
         f"error: setting 'network.store_port': port {port} on 127.0.0.1 is already in use")
+
+
+class _WatchedEnviron(dict):  # type: ignore[type-arg]
+    """os.environ that records every change (another thread reading it mid-change would see the wrong one)."""
+
+    def __init__(self, initial: dict[str, str]) -> None:
+        super().__init__(initial)
+        self.changes: list[str] = []
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.changes.append(f"set {key}")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.changes.append(f"del {key}")
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        self.changes.append("clear")
+        super().clear()
+
+    def update(self, *args: object, **kw: object) -> None:  # type: ignore[override]
+        self.changes.append("update")
+        super().update(*args, **kw)  # type: ignore[arg-type]
+
+
+def test_an_explicit_environment_is_read_without_touching_the_process_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    watched = _WatchedEnviron({"XSCREEN_LOG_LEVEL": "ERROR", "PATH": os.environ.get("PATH", "")})
+    monkeypatch.setattr(os, "environ", watched)
+    s = load_settings(environ={"XSCREEN_LOG_LEVEL": "DEBUG", "XSCREEN_SERVING__SCANNER_IDS": '["a", "b"]'},
+                      home=tmp_path)
+    assert s.log_level == "DEBUG" and s.serving.scanner_ids == ["a", "b"]  # the given environment, parsed
+    assert watched.changes == [] and watched["XSCREEN_LOG_LEVEL"] == "ERROR"  # before: cleared and refilled
+    assert load_settings(home=tmp_path).log_level == "ERROR"  # without `environ`: the process's, read only

@@ -134,8 +134,9 @@ def test_one_source_guessing_many_usernames_is_locked_out(owner: tuple[StoreClie
     assert client.login("ann", PASSWORD, source="198.51.100.1").user.username == "ann"
 
 
-def test_with_require_sessions_a_process_cannot_act_under_a_persons_name(tmp_path: Path, now: datetime) -> None:
-    settings = make_settings(tmp_path / "home", auth={"require_sessions": True})
+def test_by_default_a_process_cannot_act_under_a_persons_name(tmp_path: Path, now: datetime) -> None:
+    settings = make_settings(tmp_path / "home")  # auth.require_sessions is on unless turned off
+    assert settings.auth.require_sessions
     with Store.from_settings(settings, clock=lambda: now) as store, OwnerThread(store, settings), \
             StoreClient.from_settings(settings) as client:
         seeded = seed_store(store, 20, seed=2, now=now)

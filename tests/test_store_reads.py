@@ -30,7 +30,7 @@ def _known_scan_hashes(store: Store, now: datetime, n: int = 20) -> list[str]:
 def test_a_read_that_fetched_one_row_does_not_block_the_next_read_in_the_same_thread(store: Store,
                                                                                    now: datetime) -> None:
     hashes = _known_scan_hashes(store, now)
-    store.put_setting("greeting", {"hello": 1}, actor="test")
+    store.put_setting("greeting", {"hello": 1}, actor="cli:test")
     store.add_user("ann", PASSWORD, "officer")
     for first in (lambda: store.get_setting("greeting"), lambda: store.authenticate("ann", PASSWORD),
                   lambda: store.get_user("ann"), lambda: store.info()):
@@ -60,13 +60,13 @@ def test_logins_and_settings_reads_interleaved_with_known_hashes_never_fail_over
         owner: tuple[StoreClient, Store], now: datetime) -> None:
     client, store = owner
     hashes = _known_scan_hashes(store, now)
-    store.put_setting("greeting", {"hello": 1}, actor="test")
+    store.put_setting("greeting", {"hello": 1}, actor="cli:test")
     store.add_user("ann", PASSWORD, "officer")
     seen: list[set[str]] = []
     jobs: list[Callable[[], Any]] = [
         lambda: client.authenticate("ann", PASSWORD),
         lambda: client.get_setting("greeting"),
-        lambda: client.set_password("ann", PASSWORD, actor="test"),
+        lambda: client.set_password("ann", PASSWORD, actor="cli:test"),
         lambda: client.get_user("ann"),
         lambda: seen.append(client.known_hashes(hashes)),
         lambda: seen.append(client.known_hashes(hashes)),

@@ -33,7 +33,7 @@ def _reads_until(stop: threading.Event, client: StoreClient, failures: list[str]
     while not stop.is_set() and i < 10_000:
         try:
             client.get_setting("greeting")
-            client.queue("ann", limit=10)
+            client.queue("cli:test", limit=10)  # a host process acts under a process name
             if i % 10 == 0:
                 client.authenticate("ann", PASSWORD)
         except Exception as exc:  # collected; the test asserts there are none
@@ -46,7 +46,7 @@ def test_wal_stays_under_the_threshold_while_streaming_through_a_restarted_owner
                                                                                 now: datetime) -> None:
     settings = make_settings(tmp_path / "home", store={"checkpoint_wal_mb": THRESHOLD_MB})
     with Store.from_settings(settings, clock=lambda: now) as first_run:  # the owner of a home restarts on its file
-        first_run.put_setting("greeting", {"hello": 1}, actor="test")
+        first_run.put_setting("greeting", {"hello": 1}, actor="cli:test")
         first_run.add_user("ann", PASSWORD, "officer")
     rng = np.random.default_rng(5)
     peaks: list[int] = []

@@ -8,10 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from xray.dataset import write_dataset_impl as write_dataset
 from xray.formats import ScanImage, image_stats
 from xray.items import NEW_GOODS
 from xray.scenarios import SCENARIOS, UnknownScenarioError
-from xray.synth import Parcel, render_parcel, write_dataset
+from xray.synth import Parcel, render_parcel
 from xray.threats import THREAT_CLASSES, UnknownClassError
 from xray.writers import FORMATS
 from xscreen.errors import ConfigError

@@ -50,7 +50,9 @@ def _write_manifest(path: Path, rows: list[dict[str, object]]) -> None:
 def write_dataset_impl(out: Path, *, n: int, seed: int, classes: Sequence[str], scenario: str = "baseline",
                        fmt: str = "png", threat_rate: float = 0.5, size: tuple[int, int] | None = None,
                        progress_bar: bool = True) -> Path:
-    """See xray.synth.write_dataset."""
+    """Write n images, labels.csv (file,labels; labels `|`-separated, empty = benign) and manifest.parquet
+    (one row per image: labels, scenario, progress, seed, palette, size, objects with boxes and materials)
+    into `out`; returns the labels.csv path. Same arguments, same bytes. fmt: png|jpeg|gray|tiff|npz|dicos."""
     if n < 1:
         raise ConfigError(f"number of images must be at least 1, got {n}")
     if fmt not in FORMATS:

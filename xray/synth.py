@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import correlate1d, gaussian_filter1d
@@ -320,16 +319,3 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
     labels = sorted({o.class_name for o in objects if o.class_name})
     chosen_palette = palette or _pick(rng, state.palette_weights, list(PALETTES))
     return Parcel(high, low, labels, objects, masks, scenario, chosen_palette, seed, scanner_id, progress)
-
-
-def write_dataset(out: Path, *, n: int, seed: int, classes: Sequence[str], scenario: str = "baseline",
-                  fmt: str = "png", threat_rate: float = 0.5, size: tuple[int, int] | None = None,
-                  progress_bar: bool = True) -> Path:
-    """Write n images, labels.csv (file,labels; labels `|`-separated, empty = benign) and manifest.parquet
-    (one row per image: labels, scenario, progress, seed, palette, size, objects with boxes and materials)
-    into `out`; returns the labels.csv path. Same arguments, same bytes. fmt: png|jpeg|gray|tiff|npz|dicos.
-    """
-    from xray.dataset import write_dataset_impl  # dataset imports this module: import at call time
-
-    return write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
-                              threat_rate=threat_rate, size=size, progress_bar=progress_bar)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from xscreen.errors import ConfigError
 
@@ -135,7 +142,7 @@ class AuthSettings(Section):
     max_failed_logins_per_source: int = Field(20, ge=1, description="Failed sign-ins from one source (a /v1 client address) within auth.login_window_s before that source is locked out.")
     login_window_s: float = Field(900.0, gt=0, description="Window over which failed sign-ins are counted (seconds).")
     lockout_s: float = Field(120.0, gt=0, description="How long a locked-out username or source must wait before trying again (seconds).")
-    require_sessions: bool = Field(False, description="When on, a caller of the store owner without a signed-in person's session may act only under a process name (`cli:<user>`, `system`, `serving`, `setup`, `demo`, `monitoring`), never under a person's name. Turn on once every app page forwards its session.")
+    require_sessions: bool = Field(True, description="A caller of the store owner without a signed-in person's session may act only under a process name (`cli:<user>`, `system`, `serving`, `setup`, `demo`, `monitoring`, or any `<kind>:<name>`), never under a person's name: people act through their sessions (the app and /v1 forward them). Off only for a harness that must name people without signing them in.")
 
 
 class SimulatorSettings(Section):
@@ -179,7 +186,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED, extra="forbid", validate_assignment=True
     )
-    _toml_path: ClassVar[Path | None] = None
 
     home: Path = Field(Path("var"), description="Folder holding everything this instance writes (XSCREEN_HOME).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level of xscreen's own loggers.")
@@ -203,12 +209,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            from pydantic_settings import TomlConfigSettingsSource
-
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
-        return tuple(sources)
+        # Only what the constructor is given: load_settings reads the file and the environment it is handed and
+        # passes the merged values, so building settings never depends on (or touches) this process's state.
+        return (init_settings,)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -303,7 +306,7 @@ class Settings(BaseSettings):
         return f"http://{self.network.host}:{self.network.app_port}"
 
 
-def _unknown_env_keys(environ: dict[str, str]) -> list[str]:
+def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     """XSCREEN_* variables that name no setting (pydantic-settings would silently ignore them)."""
     unknown = []
     for key in environ:
@@ -329,42 +332,66 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"setting '{loc}': {first['msg']} (got {first.get('input')!r}; {source})"
 
 
-def load_settings(config_file: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build the settings: defaults < TOML file < XSCREEN_* variables < `overrides`.
+class _Environ(EnvSettingsSource):
+    """XSCREEN_* values from a given mapping instead of os.environ (same parsing: nesting with __, JSON for
+    lists and sections)."""
 
-    The TOML file is `config_file`, else $XSCREEN_CONFIG, else ./xscreen.toml if present.
-    Raises ConfigError with one line naming the offending setting.
-    """
-    env = dict(os.environ if environ is None else environ)
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._environ.items()}
+
+
+def _merged(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Later layers win; sections (nested mappings) are merged key by key, not replaced."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = _merged(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def _config_file(config_file: Path | None, env: Mapping[str, str]) -> Path | None:
+    """`config_file`, else $XSCREEN_CONFIG, else ./xscreen.toml if present; ConfigError for a bad file."""
     path = config_file or (Path(env["XSCREEN_CONFIG"]) if env.get("XSCREEN_CONFIG") else None)
     if path is None and Path("xscreen.toml").exists():
         path = Path("xscreen.toml")
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return path
+
+
+def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings: defaults < TOML file < XSCREEN_* variables < `overrides`.
+
+    The TOML file is `config_file`, else $XSCREEN_CONFIG, else ./xscreen.toml if present. `environ`: the
+    variables to read (default: this process's environment, read, never changed). Raises ConfigError with one
+    line naming the offending setting."""
+    env = dict(os.environ if environ is None else environ)
+    path = _config_file(config_file, env)
     unknown = _unknown_env_keys(env)
     if unknown:
         raise ConfigError(f"unknown setting in environment variable {unknown[0]}")
     source = f"from {path}" if path else "from environment/defaults"
-    saved_env = None
-    if environ is not None:  # tests pass an explicit environment: make pydantic-settings see exactly it
-        saved_env = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-    Settings._toml_path = path
     try:
-        return Settings(**overrides)
+        toml = TomlConfigSettingsSource(Settings, toml_file=path)() if path else {}
+        return Settings(**_merged(toml, _Environ(Settings, env)(), overrides))
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
-    finally:
-        Settings._toml_path = None
-        if saved_env is not None:
-            os.environ.clear()
-            os.environ.update(saved_env)
+    except ValueError as exc:  # a value pydantic-settings could not decode (bad JSON in a list variable)
+        raise ConfigError(f"{exc} ({source})") from None
 
 
 def probe_writable(folder: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import typer
 
-from xscreen.cli.store import _settings, cli_actor, store_session
+from xscreen.cli.context import cli_actor, settings_of
+from xscreen.cli.store import store_session
 from xscreen.errors import XscreenError
 
 audit_app = typer.Typer(help="The audit log: a hash chain of every action.", no_args_is_help=True)
@@ -19,32 +20,33 @@ audit_app = typer.Typer(help="The audit log: a hash chain of every action.", no_
 
 @audit_app.command("verify")
 def audit_verify(
+    ctx: typer.Context,
     anchor: str | None = typer.Option(None, "--anchor", help="A head printed earlier (SEQ:HASH) that must still "
                                       "be in the chain (detects a rewritten log)."),
 ) -> None:
     """Check the audit log's hash chain; name the first broken row (exit 1) or print the head."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         report = store.verify_audit(anchor)
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
 
 
-def check() -> None:
+def check(ctx: typer.Context) -> None:
     """Read every table and check the store's invariants and the audit chain (exit 1 on damage)."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         report = store.integrity_check()
     typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
 
 
-def backup(dest: Path = typer.Argument(..., help="New (or empty) folder to hold the backup.")) -> None:
+def backup(ctx: typer.Context, dest: Path = typer.Argument(..., help="New (or empty) folder to hold the backup.")) -> None:
     """Back up the store (database, model weights, manifest of checksums), consistent even while it serves."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise XscreenError(f"{dest} exists and is not an empty folder; a backup goes to a new folder",
                            title="Bad option")
-    with store_session() as store:
+    with store_session(ctx) as store:
         manifest = store.backup(None, actor=cli_actor())
     if dest.exists():
         dest.rmdir()  # empty (checked above): replaced by the backup folder
@@ -54,14 +56,14 @@ def backup(dest: Path = typer.Argument(..., help="New (or empty) folder to hold 
                f"audit head {manifest.audit_head}")
 
 
-def restore(src: Path = typer.Argument(..., help="A folder made by `xscreen backup`.")) -> None:
+def restore(ctx: typer.Context, src: Path = typer.Argument(..., help="A folder made by `xscreen backup`.")) -> None:
     """Replace this home's database with a backup (verified first; refused while the store owner runs). The
     replaced database is kept beside it as <db>.before-restore-<time>."""
     from store.engine import Store
     from store.restore import restore as restore_backup
     from xscreen.records import utcnow
 
-    settings = _settings()
+    settings = settings_of(ctx)
     manifest = restore_backup(settings, src, utcnow(), cli_actor())
     with Store.from_settings(settings) as store:
         report = store.integrity_check()

@@ -10,19 +10,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from xscreen.cli.context import settings_of
 from xscreen.errors import ConfigError
 
 FORMAT_HELP = "png (pseudo-colour), jpeg, gray (8-bit single energy), tiff / npz / dicos (raw 16-bit dual energy)"
-
-
-def _settings() -> Any:
-    from xscreen.cli import State  # imported late: xscreen.cli imports this module while it loads
-
-    return State.settings()
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -47,6 +41,7 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def synth(
+    ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Folder to write images, labels.csv and manifest.parquet into."),
     n: int = typer.Option(..., "--n", help="Number of images."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed and options, same bytes."),
@@ -56,15 +51,16 @@ def synth(
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT; default 512 wide, variable height."),
 ) -> None:
     """Render a labelled synthetic data set of dual-energy X-ray parcels."""
-    from xray.synth import write_dataset
+    from xray.dataset import write_dataset_impl
 
-    classes = list(_settings().model.classes)
-    labels = write_dataset(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
-                           threat_rate=threat_rate, size=parse_size(size), progress_bar=True)
+    classes = list(settings_of(ctx).model.classes)
+    labels = write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
+                                threat_rate=threat_rate, size=parse_size(size), progress_bar=True)
     typer.echo(f"wrote {n} {fmt} images, {labels} and {out / 'manifest.parquet'}")
 
 
 def simulate(
+    ctx: typer.Context,
     to: Path = typer.Option(..., "--to", help="Inbox folder; scans go to TO/scanner-K/."),
     rate: float = typer.Option(..., "--rate", help="Scans per second (all scanners together)."),
     scanners: int = typer.Option(1, "--scanners", help="Number of simulated scanners."),
@@ -83,7 +79,7 @@ def simulate(
     """Play a live scanner stream: files appear atomically with a sidecar JSON of item metadata."""
     from xray.simulate import check_simulator_args, run_simulator
 
-    settings = _settings()
+    settings = settings_of(ctx)
     rate_used = threat_rate if threat_rate is not None else settings.simulator.threat_rate
     check_simulator_args(rate, scanners, duration, fmt, settings.model.classes, scenario, rate_used)
     parse_size(size)

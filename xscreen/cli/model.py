@@ -12,16 +12,10 @@ from typing import Any
 
 import typer
 
-from xscreen.cli.store import cli_actor
+from xscreen.cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
-
-
-def _settings() -> Any:
-    from xscreen.cli import State  # the root module imports this one: resolve at call time
-
-    return State.settings()
 
 
 def _dirs(data: str) -> list[Path]:
@@ -37,6 +31,7 @@ def _echo_json(obj: Any) -> None:
 
 
 def train_cmd(
+    ctx: typer.Context,
     data: str = typer.Option(..., "--data", help="Folder(s) with labels.csv, comma-separated."),
     out: str = typer.Option(..., "--out", help="Name of the new model version."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: model.default_epochs)."),
@@ -47,7 +42,7 @@ def train_cmd(
     """Train, calibrate (certified operating point) and register a model version."""
     from screening.train import TrainConfig, train_model
 
-    settings = _settings()
+    settings = settings_of(ctx)
     cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, val_fraction=val_fraction, seed=settings.model.seed,
                       box_weight=settings.model.box_weight)
     result = train_model(settings, _dirs(data), out, cfg=cfg, from_model=from_model, promote=promote, actor=cli_actor())
@@ -64,6 +59,7 @@ def train_cmd(
 
 
 def evaluate_cmd(
+    ctx: typer.Context,
     model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
     data: str = typer.Option(..., "--data", help="Folder(s) with labels.csv, comma-separated."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -74,7 +70,7 @@ def evaluate_cmd(
     from screening.classifier import Classifier
     from screening.evaluate import save_plots
 
-    settings = _settings()
+    settings = settings_of(ctx)
     clf = Classifier.from_registry(settings, model)
     result, any_scores, any_labels = evaluate_classifier(clf, _dirs(data), progress=not as_json)
     if plots is not None:
@@ -107,6 +103,7 @@ def _print_metrics(m: dict[str, Any], version: str) -> None:
 
 
 def predict_cmd(
+    ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="Scan files (png, jpeg, tiff, npz, dicos)."),
     model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
@@ -114,7 +111,7 @@ def predict_cmd(
     """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
     from xray.formats import read_scan
 
-    settings = _settings()
+    settings = settings_of(ctx)
     s = settings.serving
     # Read (and refuse) every file first: a non-image fails in milliseconds, before torch takes seconds to import.
     scans = [read_scan(Path(f), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
@@ -138,11 +135,11 @@ def predict_cmd(
 
 
 @models_app.command("list")
-def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """All registered versions, newest first."""
     from screening.registry import list_models
 
-    recs = sorted(list_models(_settings()), key=lambda r: r.created_at, reverse=True)
+    recs = sorted(list_models(settings_of(ctx)), key=lambda r: r.created_at, reverse=True)
     if as_json:
         _echo_json([r.model_dump(mode="json", exclude={"metrics", "calibration"}) for r in recs])
         return
@@ -153,11 +150,11 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @models_app.command("show")
-def models_show(name: str = typer.Argument("champion", help="Version name or `champion`.")) -> None:
+def models_show(ctx: typer.Context, name: str = typer.Argument("champion", help="Version name or `champion`.")) -> None:
     """Everything stored about one version (JSON): metrics, thresholds, certificate, checksum."""
     from screening.registry import resolve
 
-    rec = resolve(_settings(), name)
+    rec = resolve(settings_of(ctx), name)
     data = rec.model_dump(mode="json")
     data["metrics"].pop("history", None)
     _echo_json(data)
@@ -165,6 +162,7 @@ def models_show(name: str = typer.Argument("champion", help="Version name or `ch
 
 @models_app.command("promote")
 def models_promote(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="Version to make champion."),
     state: str = typer.Option("champion", "--state", help="champion, shadow, candidate or retired."),
     reason: str = typer.Option("promoted from the CLI", "--reason"),
@@ -174,16 +172,16 @@ def models_promote(
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
-    rec = set_state(_settings(), name, state, cli_actor(), reason)  # type: ignore[arg-type]
+    rec = set_state(settings_of(ctx), name, state, cli_actor(), reason)  # type: ignore[arg-type]
     typer.echo(f"{rec.version} is now {rec.state}")
 
 
 @models_app.command("rollback")
-def models_rollback() -> None:
+def models_rollback(ctx: typer.Context) -> None:
     """Make the previous champion champion again. Recorded in the audit log."""
     from screening.registry import rollback
 
-    rec = rollback(_settings(), cli_actor())
+    rec = rollback(settings_of(ctx), cli_actor())
     typer.echo(f"{rec.version} is champion again")
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from xscreen.cli.context import cli_actor, settings_of
+
 DEMO_USERS = [("officer", "officer"), ("supervisor", "supervisor"), ("analyst", "analyst"), ("admin", "admin")]
 
 
@@ -23,47 +25,38 @@ def register(app: typer.Typer) -> None:
     app.add_typer(scanners_app, name="scanners")
 
 
-def _cli_actor() -> str:
-    import getpass
-
-    return f"cli:{getpass.getuser()}"
-
-
 @scanners_app.command("add")
-def scanners_add(scanner_id: str = typer.Argument(..., help="The scanner's id (its inbox folder name).")) -> None:
+def scanners_add(ctx: typer.Context, scanner_id: str = typer.Argument(..., help="The scanner's id (its inbox folder name).")) -> None:
     """Issue a token for a scanner; it is printed once (the store keeps only its hash)."""
     from serving.scanfile import valid_scanner_id
     from store.client import open_store
-    from xscreen.cli import State
     from xscreen.errors import XscreenError
 
     if not valid_scanner_id(scanner_id):
         raise XscreenError(f"scanner id {scanner_id!r} is not valid (letters, digits, '.', '_', '-'; starting with a "
                            "letter or digit; at most 64 characters)", title="Bad scanner id")
-    with open_store(State.settings()) as store:
-        token = store.issue_scanner_token(scanner_id, actor=_cli_actor())
+    with open_store(settings_of(ctx)) as store:
+        token = store.issue_scanner_token(scanner_id, actor=cli_actor())
     _say(f"token for scanner {scanner_id} (shown once; send it as 'Authorization: Bearer <token>'):\n{token}")
 
 
 @scanners_app.command("revoke")
-def scanners_revoke(which: str = typer.Argument(..., help="A scanner id (all its tokens), a token id or a token.")
+def scanners_revoke(ctx: typer.Context, which: str = typer.Argument(..., help="A scanner id (all its tokens), a token id or a token.")
                     ) -> None:
     """Revoke a scanner's tokens (or one token); the API refuses them within seconds."""
     from store.client import open_store
-    from xscreen.cli import State
 
-    with open_store(State.settings()) as store:
-        count = store.revoke_token(which, actor=_cli_actor())
+    with open_store(settings_of(ctx)) as store:
+        count = store.revoke_token(which, actor=cli_actor())
     _say(f"revoked {count} token(s)")
 
 
 @scanners_app.command("list")
-def scanners_list(all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
+def scanners_list(ctx: typer.Context, all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
     """Scanner tokens: id, scanner, created, last used, revoked (never the token itself)."""
     from store.client import open_store
-    from xscreen.cli import State
 
-    with open_store(State.settings()) as store:
+    with open_store(settings_of(ctx)) as store:
         rows = store.list_tokens(kind="scanner", include_revoked=all_tokens)
     _say(f"{'token id':<14} {'scanner':<24} {'created':<20} {'last used':<20} revoked")
     for r in rows:
@@ -73,30 +66,30 @@ def scanners_list(all_tokens: bool = typer.Option(False, "--all", help="Include 
 
 
 def serve_cmd(
+    ctx: typer.Context,
     address: str | None = typer.Option(None, "--address", help="Ray cluster address; default: start a local instance."),
 ) -> None:
     """Start the store owner, Ray Serve (classifier + /v1 API) and the scanner-folder watcher until Ctrl-C."""
-    from xscreen.cli import State
 
-    _run(State.settings(), address=address, demo=False)
+    _run(settings_of(ctx), address=address, demo=False)
 
 
 def demo_cmd(
+    ctx: typer.Context,
     no_app: bool = typer.Option(False, "--no-app", help="Do not start the Streamlit dashboard."),
     no_simulator: bool = typer.Option(False, "--no-simulator", help="Do not start the scanner simulator."),
 ) -> None:
     """Everything `serve` starts, plus the default model, demo users, the scanner simulator and the dashboard."""
-    from xscreen.cli import State
 
-    _run(State.settings(), address=None, demo=True, app=not no_app, simulator=not no_simulator)
+    _run(settings_of(ctx), address=None, demo=True, app=not no_app, simulator=not no_simulator)
 
 
 def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, simulator: bool = True) -> None:
     """Supervise the stack until SIGTERM or SIGINT (both stop it in order, at any point of the start-up too)."""
     import threading
 
+    from serving.parts import preflight, start_simulator
     from serving.runs import clean_previous_run
-    from serving.runtime import preflight, start_simulator
     from serving.supervisor import Supervisor
 
     line = clean_previous_run(settings)  # a crashed earlier run of this home: free its ports first

@@ -7,9 +7,7 @@ Each command goes through the running store owner when it answers, else opens th
 from __future__ import annotations
 
 import csv
-import getpass
 import json
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -19,44 +17,30 @@ from typing import Any
 
 import typer
 
+from xscreen.cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 
 
-def _settings() -> Any:
-    from xscreen.cli import State  # imported late: xscreen.cli imports this module while it loads
-
-    return State.settings()
-
-
 @contextmanager
-def store_session() -> Iterator[Any]:
+def store_session(ctx: typer.Context) -> Iterator[Any]:
     """The running owner's client, or the file opened in-process when no owner answers."""
     from store.client import open_store
 
-    with open_store(_settings()) as store:
+    with open_store(settings_of(ctx)) as store:
         yield store
 
 
-def cli_actor() -> str:
-    """The name CLI commands act under in the audit log: `cli:<OS user>` (never a person's username: a
-    person acts through a session in the app or /v1)."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
-        user = str(os.getuid())
-    return f"cli:{user}"
-
-
-def store_owner() -> None:
+def store_owner(ctx: typer.Context) -> None:
     """Run the store owner in the foreground (the one process that opens the database file)."""
     from store.owner import run_owner
 
-    settings = _settings()
+    settings = settings_of(ctx)
     typer.echo(f"store owner: {settings.db_path} on {settings.store_url}; spool {settings.spool_dir} (Ctrl-C stops)")
     run_owner(settings)
 
 
 def sql(
+    ctx: typer.Context,
     query: str = typer.Argument(..., help="One read-only SQL query (SELECT ...)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table, csv or json."),
     limit: int | None = typer.Option(None, "--limit", help="Most rows (capped by store.sql_row_limit)."),
@@ -64,7 +48,7 @@ def sql(
     """Run read-only analyst SQL over a recent snapshot of the store (file access disabled)."""
     if fmt not in ("table", "csv", "json"):
         raise XscreenError(f"--format must be table, csv or json, not {fmt!r}", title="Bad option")
-    with store_session() as store:
+    with store_session(ctx) as store:
         result = store.sql(query, limit=limit, actor=cli_actor())
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows], default=str))
@@ -89,6 +73,7 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def snapshot(
+    ctx: typer.Context,
     out: Path | None = typer.Argument(None, help="Where to put the snapshot file (default: it stays in HOME/snapshots)."),
     parquet: Path | None = typer.Option(None, "--parquet", help="Export Parquet files into this new folder instead."),
 ) -> None:
@@ -99,7 +84,7 @@ def snapshot(
     target = parquet or out
     if parquet is not None and parquet.exists() and any(parquet.iterdir()):
         raise XscreenError(f"{parquet} is not empty; choose a new folder for the Parquet export", title="Bad option")
-    with store_session() as store:
+    with store_session(ctx) as store:
         made = Path(store.snapshot(None, parquet=parquet is not None, actor=cli_actor()))
     if target is not None:
         if target.is_dir() and parquet is not None:
@@ -120,58 +105,60 @@ def _read_password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def users_add(
+    ctx: typer.Context,
     username: str = typer.Argument(..., help="Login name (a-z, 0-9, _ . -)."),
     role: str = typer.Option(..., "--role", help="officer, supervisor, analyst or admin."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
 ) -> None:
     """Create a user; the password is prompted for (never a default)."""
     password = _read_password(password_stdin)
-    with store_session() as store:
+    with store_session(ctx) as store:
         user = store.add_user(username, password, role, actor=cli_actor())  # type: ignore[arg-type]
     typer.echo(f"added {user.username} ({user.role})")
 
 
 @users_app.command("passwd")
 def users_passwd(
+    ctx: typer.Context,
     username: str = typer.Argument(...),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
 ) -> None:
     """Set a new password for a user (as the operator of this host: no old password needed)."""
     password = _read_password(password_stdin)
-    with store_session() as store:
+    with store_session(ctx) as store:
         store.set_password(username, password, actor=cli_actor())
     typer.echo(f"password of {username} changed")
 
 
 @users_app.command("disable")
-def users_disable(username: str = typer.Argument(...)) -> None:
+def users_disable(ctx: typer.Context, username: str = typer.Argument(...)) -> None:
     """Disable a user (kept for the audit trail; can no longer sign in) and end their sessions."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         store.disable_user(username, actor=cli_actor())
     typer.echo(f"disabled {username}")
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(ctx: typer.Context) -> None:
     """List users with role and state."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         users = store.list_users()
     _print_table(["username", "role", "disabled", "created_at"],
                  [[u.username, u.role, u.disabled, u.created_at.isoformat()] for u in users])
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
+def db_migrate(ctx: typer.Context) -> None:
     """Create or upgrade the database file to this code's schema (the owner also does this on start)."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         info = store.info()
     typer.echo(f"{info['path']}: schema version {info['schema_version']}")
 
 
 @db_app.command("info")
-def db_info() -> None:
+def db_info(ctx: typer.Context) -> None:
     """Path, schema version and row counts."""
-    with store_session() as store:
+    with store_session(ctx) as store:
         info = store.info()
     typer.echo(f"path: {info['path']}\nschema version: {info['schema_version']}")
     for table, n in info["rows"].items():
