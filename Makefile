@@ -32,7 +32,7 @@ test: $(STAMP) chromium
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy xscreen store analytics xray screening serving pages app.py dashboard.py bench
+	$(VENV)/bin/mypy cli xscreen store analytics xray screening serving pages app.py dashboard.py bench
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all

@@ -104,7 +104,7 @@ class OwnerProcess:
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "owner.log"  # a file, not a pipe: an undrained pipe could block the owner
         with self.log.open("wb") as log_file:
-            self.proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli", "store-owner"], env=env,
                                          stdout=subprocess.DEVNULL, stderr=log_file)
 
     def __enter__(self) -> OwnerProcess:

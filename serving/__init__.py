@@ -1,4 +1,2 @@
-"""Real-time serving: scanner-folder watcher, ingest pipeline, Ray Serve deployments, HTTP API, serve/demo runtime.
-
-Only serving/deployments.py imports Ray; everything else here is plain Python, testable without it.
-"""
+"""Real-time serving: scanner-folder watcher, ingest pipeline, /v1 API, health and housekeeping (plain Python), the
+`xscreen serve` supervisor (no Ray), and Ray Serve only in deployments.py, runtime.py, worker.py."""

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages._session import Session, from_grant
 from store.client import StoreClient
+from tests.conftest import UvicornThread
 from xscreen.records import Role, UserRecord
 from xscreen.settings import Settings, load_settings
 
@@ -50,16 +51,12 @@ def user(username: str, role: Role, now: datetime) -> UserRecord:
     return UserRecord(username=username, role=role, created_at=now)
 
 
-class ServingApi:
+class ServingApi(UvicornThread):
     """serving/api.py's real /v1 app under uvicorn on settings.network.api_port, over a real ingest (fake scores,
     nothing is scanned here) and the real owner: the app's banner asks its /healthz, as in production, and
     `health` (a live PipelineHealth) decides what it answers."""
 
     def __init__(self, settings: Settings, store: StoreClient, tmp: Path) -> None:
-        import threading
-
-        import uvicorn
-
         from serving.api import ApiBackend, create_api
         from serving.health import PipelineHealth
         from serving.ingest import Ingest
@@ -72,22 +69,4 @@ class ServingApi:
                         spool_write=ListSpool(tmp), reader=fake_reader, stats=lambda im: STATS)
         backend = ApiBackend(ingest=ingest, store=store, metrics=ServingMetrics(), max_upload_bytes=1000,
                              health=lambda: self.health.report().as_dict())
-        config = uvicorn.Config(create_api(backend), host="127.0.0.1", port=settings.network.api_port,
-                                log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="serving-api-under-test", daemon=True)
-
-    def __enter__(self) -> ServingApi:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the serving API did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(create_api(backend), settings.network.api_port, "serving-api-under-test")

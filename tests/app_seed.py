@@ -85,7 +85,7 @@ def seed_demo(store: Any, n_scans: int, seed: int, now: datetime, images: list[R
     for i, (scan_id, risk, top) in enumerate(flagged[:decisions]):
         threat = risk > 0.8 or i % 4 == 0  # some alarms are real, most are not
         store.record_decision(DecisionRecord(
-            decision_id=f"seed-decision-{i}", scan_id=scan_id, officer="seed-officer",
+            decision_id=f"seed-decision-{i}", scan_id=scan_id, officer="seed:officer",  # a harness: a process name
             decision="confirmed" if threat else "cleared", threat_class=top if threat else None,
             decided_at=now - timedelta(minutes=5 * i)))
     store.raise_alert(AlertRecord(alert_id="seed-alert", raised_at=now - timedelta(hours=2), severity="warning",

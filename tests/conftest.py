@@ -56,31 +56,38 @@ def store(settings: Settings, now: datetime) -> Iterator[Store]:
         yield s
 
 
-class OwnerThread:
-    """The real owner app under uvicorn in a thread (the same code `xscreen store-owner` runs)."""
+class UvicornThread:
+    """An ASGI app under uvicorn in a daemon thread on 127.0.0.1:`port`: `with` starts it and waits until it
+    listens, and stops it."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, app: Any, port: int, name: str) -> None:
         import uvicorn
 
-        from store.owner import create_app
-
-        config = uvicorn.Config(create_app(store, settings), host="127.0.0.1", port=settings.network.store_port,
-                                log_level="warning", access_log=False)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="owner-under-test", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
 
-    def __enter__(self) -> OwnerThread:
+    def __enter__(self) -> Any:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("store owner did not start")
+                raise RuntimeError(f"{self.thread.name} did not start")
             time.sleep(0.02)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class OwnerThread(UvicornThread):
+    """The real owner app under uvicorn in a thread (the same code `xscreen store-owner` runs)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        from store.owner import create_app
+
+        super().__init__(create_app(store, settings), settings.network.store_port, "owner-under-test")
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def start_serve(settings: Settings, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
     env.update(settings_env(settings))
     out = open(Path(settings.home) / "serve.out", "a")  # noqa: SIM115 -- the child writes it for its life
-    return subprocess.Popen([sys.executable, "-c", "from xscreen.cli import main; main()", "serve", *args],
+    return subprocess.Popen([sys.executable, "-c", "from cli import main; main()", "serve", *args],
                             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from analytics import triage
 from store.client import StoreClient
@@ -137,14 +138,21 @@ def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
     assert any(a.action == "decision" and a.target == top for a in owner_client.audit_log(actor="ann"))
 
 
-def test_viewer_switches_views_and_heatmap_on_a_real_scan(
-        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path, store: Store) -> None:
+@pytest.fixture
+def on_a_real_scan(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+                   tmp_path: Path, store: Store) -> AppTest:
+    """Officer ann's triage page with the first item open, over seeded verdicts on real rendered scans (two
+    decided neighbours)."""
     point_app_at(monkeypatch, settings)
     add_users(owner_client)
     seed_demo(store, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
+    return at
+
+
+def test_viewer_switches_views_and_heatmap_on_a_real_scan(on_a_real_scan: AppTest) -> None:
+    at = on_a_real_scan
     assert not at.error and not at.exception
     strip = [c.value for c in at.caption if "similarity" in c.value]
     assert len(strip) == 2 and len(at.get("image")) == 3  # the scan + a thumbnail per decided neighbour
@@ -163,14 +171,9 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     assert not at.exception and at.get("image")[0].proto != zoomed
 
 
-def test_the_heatmap_overlay_starts_on_each_items_top_class(
-        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path, store: Store) -> None:
-    point_app_at(monkeypatch, settings)
-    add_users(owner_client)
-    seed_demo(store, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
-    at = app_as(user("ann", "officer", now), now).run()
-    at.button(key="triage_next").click().run()
+def test_the_heatmap_overlay_starts_on_each_items_top_class(on_a_real_scan: AppTest,
+                                                            owner_client: StoreClient) -> None:
+    at = on_a_real_scan
     first = at.session_state["triage_current"]
     top = owner_client.get_scan(first)["verdicts"][0]["top_class"]
     assert at.multiselect(key=f"triage_heat_{first}").value == [top]
@@ -184,16 +187,11 @@ def test_the_heatmap_overlay_starts_on_each_items_top_class(
     assert at.multiselect(key=f"triage_heat_{second}").value == triage.overlay_default(verdict) != []
 
 
-def test_an_image_expired_under_retention_says_so_instead_of_unreadable(
-        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path, store: Store) -> None:
+def test_an_image_expired_under_retention_says_so_instead_of_unreadable(on_a_real_scan: AppTest,
+                                                                        owner_client: StoreClient) -> None:
     import shutil
 
-    point_app_at(monkeypatch, settings)
-    add_users(owner_client)
-    seed_demo(store, 40, seed=2, now=now, images=render_images(tmp_path / "day", 2, seed=2), decisions=0)
-    at = app_as(user("ann", "officer", now), now).run()
-    at.button(key="triage_next").click().run()
+    at = on_a_real_scan
     folder = Path(owner_client.get_scan(at.session_state["triage_current"])["image"]["path"]).parent
     assert owner_client.expire_images(str(folder)) > 0  # what the retention job does before deleting the folder
     shutil.rmtree(folder)

@@ -30,7 +30,7 @@ from xscreen.errors import StoreError, XscreenError
 from xscreen.settings import Settings, load_settings
 
 PASSWORD = "correct-horse-battery"
-XSCREEN = [sys.executable, "-m", "xscreen.cli"]
+XSCREEN = [sys.executable, "-m", "cli"]
 
 
 def _env(home: Path, port: int) -> dict[str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from xscreen.cli import app
-from xscreen.cli.data import parse_size, parse_time
+from cli import app
+from cli.data import parse_size, parse_time
 from xscreen.errors import ConfigError
 
 
@@ -53,7 +53,7 @@ def test_classes_come_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (["simulate", "--to", "i", "--rate", "-2"], "rate must be a positive number"),
 ])
 def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], message: str) -> None:
-    proc = subprocess.run([sys.executable, "-c", "from xscreen.cli import main; main()", *args], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", "from cli import main; main()", *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

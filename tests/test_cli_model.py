@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from screening.evaluate import EvaluationError
 from tests.conftest import free_port
-from xscreen.cli import app
 
 pytestmark = pytest.mark.training  # trains a real model: in `make test`, not in a bare `pytest`
 

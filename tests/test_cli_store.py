@@ -14,7 +14,7 @@ from store.engine import Store
 from store.migrations import LATEST_VERSION
 from xscreen.settings import load_settings
 
-XSCREEN = [sys.executable, "-m", "xscreen.cli"]
+XSCREEN = [sys.executable, "-m", "cli"]
 
 
 def run(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

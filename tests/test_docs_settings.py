@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xscreen.cli.config import settings_markdown
+from cli.config import settings_markdown
 from xscreen.settings import iter_setting_docs
 
 SETTINGS_MD = Path(__file__).resolve().parents[1] / "docs" / "SETTINGS.md"

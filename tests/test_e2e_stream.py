@@ -147,7 +147,7 @@ def test_stream_scores_good_files_once_quarantines_bad_ones_and_catches_up(stack
 
 def test_http_api_scores_uploads_and_refuses_traversal_and_oversize(stack: Stack) -> None:
     api = stack.settings.api_url
-    auth = {"Authorization": f"Bearer {stack.store.issue_scanner_token('scanner-a', actor='test')}"}
+    auth = {"Authorization": f"Bearer {stack.store.issue_scanner_token('scanner-a', actor='cli:test')}"}
     data = noise_png(500)
     files = {"file": ("up.png", data, "image/png")}
     assert httpx.post(f"{api}/v1/scans", files=files, timeout=30).status_code == 401  # no token, no scan

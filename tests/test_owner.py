@@ -126,7 +126,7 @@ def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
     env.update(XSCREEN_HOME=str(tmp_path / "home"), XSCREEN_NETWORK__STORE_PORT=str(port), XSCREEN_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "xscreen.cli", "store-owner"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "store-owner"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60

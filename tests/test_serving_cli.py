@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cli.serve import DEMO_USERS, create_demo_users
 from serving.parts import absolute_settings, settings_env
-from xscreen.cli.serve import DEMO_USERS, create_demo_users
 from xscreen.settings import Settings, load_settings
 
 
@@ -52,7 +52,7 @@ def test_predict_on_a_non_image_fails_fast_before_importing_torch(tmp_path: Any)
 
     notes = tmp_path / "notes.png"
     notes.write_text("not an image at all")
-    probe = ("import sys\nfrom xscreen.cli import main\nsys.argv = ['xscreen', 'predict', sys.argv[1]]\n"
+    probe = ("import sys\nfrom cli import main\nsys.argv = ['xscreen', 'predict', sys.argv[1]]\n"
              "try:\n    main()\nexcept SystemExit as exc:\n    print('exit', exc.code, 'torch' in sys.modules)\n")
     env = {"PATH": "/usr/bin:/bin", "XSCREEN_HOME": str(tmp_path / "home")}
     done = subprocess.run([sys.executable, "-c", probe, str(notes)], capture_output=True, text=True, env=env,
@@ -73,7 +73,7 @@ def test_scanners_add_list_revoke_through_the_cli(tmp_path: Any) -> None:
     env.update(XSCREEN_HOME=str(home), XSCREEN_LOG_LEVEL="WARNING", XSCREEN_NETWORK__STORE_PORT="1")
 
     def xscreen(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "xscreen.cli", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                               env=env, timeout=120, cwd=tmp_path)
 
     added = xscreen("scanners", "add", "gate-3")

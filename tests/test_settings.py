@@ -60,7 +60,7 @@ def test_port_in_use_names_the_setting(tmp_path: Path) -> None:
 
 def _xscreen(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
-    return subprocess.run([sys.executable, "-m", "xscreen.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           env={**clean, **env}, cwd=tmp_path, timeout=60)
 
 

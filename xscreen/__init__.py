@@ -1,3 +1,3 @@
-"""xscreen: AI primary screening of international mail on X-ray (shared kernel: settings, errors, CLI)."""
+"""xscreen's kernel: what every layer shares (settings, errors, the records glossary, roles, the health report)."""
 
 __version__ = "0.1.0"

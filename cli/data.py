@@ -2,7 +2,7 @@
 
 Heavy imports (numpy renderer, Pillow, tifffile) happen inside the commands so `xscreen --help` stays fast.
 Bad input (unknown class, scenario or format, negative rate, unwritable folder) raises an XscreenError, which
-xscreen.cli.main prints as one line.
+cli.main prints as one line.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from xscreen.cli.context import settings_of
+from cli.context import settings_of
 from xscreen.errors import ConfigError
 
 FORMAT_HELP = "png (pseudo-colour), jpeg, gray (8-bit single energy), tiff / npz / dicos (raw 16-bit dual energy)"

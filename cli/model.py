@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from xscreen.cli.context import cli_actor, settings_of
+from cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from xscreen.cli.context import cli_actor, settings_of
+from cli.context import cli_actor, settings_of
 
 DEMO_USERS = [("officer", "officer"), ("supervisor", "supervisor"), ("analyst", "analyst"), ("admin", "admin")]
 

@@ -1,4 +1,4 @@
-"""CLI commands that look after the store as a whole: audit verify, check, backup, restore (see xscreen/cli.py).
+"""CLI commands that look after the store as a whole: audit verify, check, backup, restore (see cli/__init__.py).
 
 Like the other store commands they go through the running owner when it answers for this home, else open the
 database file in-process. A check that finds damage prints what and exits with status 1.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from xscreen.cli.context import cli_actor, settings_of
-from xscreen.cli.store import store_session
+from cli.context import cli_actor, settings_of
+from cli.database import store_session
 from xscreen.errors import XscreenError
 
 audit_app = typer.Typer(help="The audit log: a hash chain of every action.", no_args_is_help=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xscreen.cli.context import settings_of
+from cli.context import settings_of
 from xscreen.settings import iter_setting_docs
 
 

@@ -1,4 +1,4 @@
-"""CLI commands of the store area: store-owner, sql, snapshot, users, db (see xscreen/cli.py for registration).
+"""CLI commands of the store area: store-owner, sql, snapshot, users, db (see cli/__init__.py for registration).
 
 Each command goes through the running store owner when it answers, else opens the database file in-process
 (`store.client.open_store`), so they work whether or not the system is running.
@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from xscreen.cli.context import cli_actor, settings_of
+from cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 
 

@@ -1,6 +1,6 @@
 """The `xscreen` console script: one typer app; each area registers its commands from its own module.
 
-The root callback carries the --config option in typer's context (xscreen/cli/context.py), and each command
+The root callback carries the --config option in typer's context (cli/context.py), and each command
 builds the settings from it once. Heavy libraries (torch, ray, streamlit) are imported inside the commands, so
 `xscreen --help` is fast. Every XscreenError becomes one line on stderr and exit status 2, never a traceback.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import typer
 
-from xscreen.cli import admin, config, data, model, serve, store
-from xscreen.cli.context import Edge
+from cli import admin, config, data, database, model, serve
+from cli.context import Edge
 from xscreen.errors import XscreenError
 
 app = typer.Typer(
@@ -37,7 +37,7 @@ def _root(
 
 
 # Each area adds its own commands; the order is the order in --help.
-for area in (config, store, admin, data, model, serve):
+for area in (config, database, admin, data, model, serve):
     area.register(app)
 
 
