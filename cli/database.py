@@ -113,7 +113,7 @@ def users_add(
     """Create a user; the password is prompted for (never a default)."""
     password = _read_password(password_stdin)
     with store_session(ctx) as store:
-        user = store.add_user(username, password, role, actor=cli_actor())  # type: ignore[arg-type]
+        user = store.add_user(username, password, role, actor=cli_actor())
     typer.echo(f"added {user.username} ({user.role})")
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from store.audit import audit_row
-from store.fetch import first
+from store.fetch import first, scalar
 from store.ops import Engine, StoreConfig, composite, read
 from store.sandbox import run_sandboxed, validate_sql
 from store.snapshot import (
@@ -103,7 +103,7 @@ def sql(engine: Engine, text: str, limit: int | None = None, actor: str = "syste
 def info(cur: duckdb.DuckDBPyConnection, *, cfg: StoreConfig) -> dict[str, Any]:
     """Path, schema version and row counts of the main tables."""
     version = first(cur, "SELECT max(version) FROM xscreen_schema")
-    counts = {t: int(first(cur, f"SELECT count(*) FROM {t}")[0]) for t in INFO_TABLES}  # type: ignore[index]
+    counts = {t: int(scalar(cur, f"SELECT count(*) FROM {t}")) for t in INFO_TABLES}
     return {"path": str(cfg.path), "schema_version": version[0] if version else None, "rows": counts}
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import duckdb
 
+from xscreen.errors import StoreError
+
 
 def first(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[Any, ...] | None:
     """The first row of a query, or None; the result is always fetched to its end.
@@ -16,6 +18,14 @@ def first(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple
     (issue 12). Every query here returns at most a few rows."""
     rows = cur.execute(sql, params).fetchall() if params is not None else cur.execute(sql).fetchall()
     return rows[0] if rows else None
+
+
+def scalar(cur: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    """The first column of the first row of a query that always returns one (an aggregate)."""
+    row = first(cur, sql, params)
+    if row is None:
+        raise StoreError(f"no row from {sql[:80]}")
+    return row[0]
 
 
 def dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

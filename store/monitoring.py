@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from store.audit import audit_row, loads, to_json
-from store.fetch import dicts, first, in_window
+from store.fetch import dicts, first, in_window, scalar
 from store.ops import read, write
 from store.scans import rows_in_window
 from xscreen.errors import NotFoundError
@@ -28,12 +28,12 @@ BLOCK_SAMPLE_ABOVE = 250_000
 @write(weight=lambda kw: len(kw["measurements"]))
 def add_measurements(cur: duckdb.DuckDBPyConnection, measurements: list[MeasurementRecord]) -> int:
     """Append measurements; known measurement_ids are skipped. Returns how many were new."""
-    before = int(first(cur, "SELECT count(*) FROM measurements")[0])  # type: ignore[index]
+    before = int(scalar(cur, "SELECT count(*) FROM measurements"))
     for m in measurements:
         cur.execute("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::JSON) ON CONFLICT DO NOTHING",
                     [m.measurement_id, m.measured_at, m.kind, m.scanner_id, m.model_version, m.window_start,
                      m.window_end, m.value, to_json(m.details)])
-    return int(first(cur, "SELECT count(*) FROM measurements")[0]) - before  # type: ignore[index]
+    return int(scalar(cur, "SELECT count(*) FROM measurements")) - before
 
 
 @read()

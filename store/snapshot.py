@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.fetch import first
+from store.fetch import scalar
 from xscreen.errors import StoreError, XscreenError
 
 _counter = itertools.count()
@@ -113,7 +113,7 @@ def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path, redacted: bool
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(dest)
     alias = f"snap_{os.getpid()}_{next(_counter)}"
-    source = first(cur, "SELECT current_database()")[0]  # type: ignore[index]
+    source = scalar(cur, "SELECT current_database()")
     try:
         cur.execute(f"ATTACH '{_sql_path(tmp)}' AS {alias}")
         try:
