@@ -28,7 +28,8 @@ from store import (
 from store.ops import OPERATIONS, Operation
 from xscreen.errors import NotFoundError
 
-# The domain modules, each declaring its operations; importing them fills OPERATIONS.
+# The domain modules, each declaring its operations; importing them fills OPERATIONS. A new domain module is added
+# here (tests/test_owner.py fails on a module that declares operations and is not); a new operation is not.
 DOMAINS = (ingest, scans, triage, labels, models, settings_kv, monitoring, users, audit, analysts, backup)
 
 

@@ -186,3 +186,19 @@ def test_get_scan_has_the_same_keys_and_types_in_process_and_over_http(owner: tu
         assert isinstance(scan["decisions"][0]["decided_at"], datetime)
         assert isinstance(scan["labels"][0]["created_at"], datetime)
         assert scan["claim"] is not None and isinstance(scan["claim"]["expires_at"], datetime)
+
+
+def test_every_module_that_declares_operations_is_a_registered_domain() -> None:
+    """An operation declared in a module the registry does not import would be missing from Store, owner and
+    client alike: importing every store module must not add one."""
+    import importlib
+    import pkgutil
+
+    import store
+    from store.api import DOMAINS
+
+    before = set(OPERATIONS)
+    for module in pkgutil.iter_modules(store.__path__, "store."):
+        importlib.import_module(module.name)
+    assert set(OPERATIONS) == before
+    assert {op.fn.__module__ for op in OPERATIONS.values()} == {d.__name__ for d in DOMAINS}
