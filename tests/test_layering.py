@@ -77,8 +77,7 @@ def test_the_supervisor_and_the_plain_pipeline_never_load_ray() -> None:
 
 
 def test_the_app_loads_no_torch_or_ray() -> None:
-    helpers = ["pages._common", "pages._cookie", "pages._viewer", "pages._session", "pages._navigation",
-               "pages._dashboard"]
+    helpers = ["pages._common", "pages._cookie", "pages._viewer", "pages._session", "pages._navigation"]
     loaded = set(_loaded([], helpers)["loaded"])
     assert "streamlit" in loaded and not {"torch", "ray"} & loaded
 
