@@ -1,7 +1,8 @@
 """Labelled data sets on disk: images + labels.csv (file,labels) + manifest.parquet (objects, boxes, materials).
 
-Image i is rendered from rng([seed, i]) with the scenario at progress i/(n-1), so a data set is reproducible
-byte for byte from its arguments, and any single image can be re-rendered alone.
+Image i is rendered from rng([seed, i]) with the scenario at progress i/(n-1), and its scanner style (xray.styles)
+drawn from rng([seed, i, STYLE_STREAM]) (or one style for the whole set), so a data set is reproducible byte for
+byte from its arguments, and any single image can be re-rendered alone.
 """
 
 from __future__ import annotations
@@ -15,28 +16,62 @@ import numpy as np
 
 from xray.scenarios import get_scenario
 from xray.simulate import OutputError, ensure_writable
+from xray.styles import (
+    FAMILIES,
+    REFERENCE_STYLE,
+    ScannerStyle,
+    StyledScan,
+    apply_style,
+    sample_style,
+    style_rng,
+)
 from xray.synth import Parcel, render_parcel
 from xray.threats import check_classes
 from xray.writers import FORMATS, SUFFIX, encode
 from xscreen.errors import ConfigError
 
 
-def _manifest_row(file: str, parcel: Parcel, fmt: str) -> dict[str, object]:
+def _manifest_row(file: str, parcel: Parcel, fmt: str, scan: StyledScan | None = None) -> dict[str, object]:
+    """One image's row: the parcel's truth, with boxes and size as the file holds them (after the style)."""
+    labels, objects, palette, style = parcel.labels, parcel.objects, parcel.palette, REFERENCE_STYLE
+    height, width = parcel.high.shape
+    if scan is not None:
+        labels, objects, palette, style = scan.labels, scan.objects, scan.palette, scan.style
+        height, width = scan.image.shape[:2]
     return {
         "file": file,
-        "labels": parcel.labels,
+        "labels": labels,
         "scenario": parcel.scenario,
         "progress": float(parcel.progress),
         "seed": parcel.seed,
-        "palette": parcel.palette,
+        "palette": palette,
         "format": fmt,
         "scanner_id": parcel.scanner_id,
-        "width": int(parcel.high.shape[1]),
-        "height": int(parcel.high.shape[0]),
+        "width": int(width),
+        "height": int(height),
         "objects": [{"name": o.name, "material": o.material, "is_threat": o.is_threat,
                      "class_name": o.class_name, "x0": o.box[0], "y0": o.box[1], "x1": o.box[2], "y1": o.box[3]}
-                    for o in parcel.objects],
+                    for o in objects],
+        "style_family": style.family,
+        "style": style.to_json(),  # every parameter of the scanner style: ScannerStyle.from_dict(json.loads(...))
     }
+
+
+def check_style(style: str, fmt: str) -> None:
+    """A known style family, and a format it can write (a style decides PNG or JPEG, colour or grey itself)."""
+    if style not in FAMILIES:
+        raise ConfigError(f"unknown style {style!r}; known: {', '.join(FAMILIES)}")
+    if style != "reference" and fmt != "png":
+        raise ConfigError(f"--style {style} writes what such a scanner exports (the style chooses PNG or JPEG, "
+                          f"colour or grey): use --format png (the default), or --style reference for {fmt}")
+
+
+def _encoded(parcel: Parcel, fmt: str, style: ScannerStyle | None, uid_seed: str) -> tuple[bytes, str, StyledScan | None]:
+    """(file bytes, format, styled scan or None for the reference rendering) of one parcel."""
+    if style is None:
+        return encode(fmt, parcel.high, parcel.low, palette=parcel.palette, uid_seed=uid_seed), fmt, None
+    scan = apply_style(parcel, style)
+    return scan.encode(), style.file_format, scan
 
 
 def _write_manifest(path: Path, rows: list[dict[str, object]]) -> None:
@@ -49,12 +84,14 @@ def _write_manifest(path: Path, rows: list[dict[str, object]]) -> None:
 
 def write_dataset_impl(out: Path, *, n: int, seed: int, classes: Sequence[str], scenario: str = "baseline",
                        fmt: str = "png", threat_rate: float = 0.5, size: tuple[int, int] | None = None,
-                       progress_bar: bool = True) -> Path:
-    """See xray.synth.write_dataset."""
+                       progress_bar: bool = True, style: str = "reference", one_style: bool = False) -> Path:
+    """See xray.synth.write_dataset; `style` is a family of xray.styles, drawn per image, or once for the whole
+    set with `one_style` (one scanner)."""
     if n < 1:
         raise ConfigError(f"number of images must be at least 1, got {n}")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    check_style(style, fmt)
     check_classes(list(classes))
     get_scenario(scenario)
     if not 0.0 <= threat_rate <= 1.0:
@@ -73,14 +110,15 @@ def write_dataset_impl(out: Path, *, n: int, seed: int, classes: Sequence[str], 
         progress = i / (n - 1) if n > 1 else 0.0
         parcel = render_parcel(np.random.default_rng([seed, i]), classes=classes, scenario=scenario,
                                progress=progress, threat_rate=threat_rate, size=size)
-        name = f"scan_{i:05d}{SUFFIX[fmt]}"
-        data = encode(fmt, parcel.high, parcel.low, palette=parcel.palette, uid_seed=f"{seed}-{i}")
+        drawn = None if style == "reference" else sample_style(style_rng(seed, 0 if one_style else i), style)
+        data, file_fmt, scan = _encoded(parcel, fmt, drawn, f"{seed}-{i}")
+        name = f"scan_{i:05d}{SUFFIX[file_fmt]}"
         try:
             (out / name).write_bytes(data)
         except OSError as exc:
             raise OutputError(f"cannot write {out / name} ({exc.strerror or exc})") from None
-        writer.writerow([name, "|".join(parcel.labels)])
-        rows.append(_manifest_row(name, parcel, fmt))
+        writer.writerow([name, "|".join(scan.labels if scan else parcel.labels)])
+        rows.append(_manifest_row(name, parcel, file_fmt, scan))
     (out / "labels.csv").write_text(labels.getvalue(), encoding="utf-8")
     _write_manifest(out / "manifest.parquet", rows)
     return out / "labels.csv"

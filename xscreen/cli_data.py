@@ -17,6 +17,9 @@ import typer
 from xscreen.errors import ConfigError
 
 FORMAT_HELP = "png (pseudo-colour), jpeg, gray (8-bit single energy), tiff / npz / dicos (raw 16-bit dual energy)"
+STYLE_HELP = ("Scanner style family (xray.styles, docs/DATA.md): reference (the vendor palettes alone), train (the "
+              "randomised training family), heldout, heldout-grey, heldout-jpeg (a scanner training never sees); "
+              "the style is recorded per image in manifest.parquet.")
 
 
 def _settings() -> Any:
@@ -54,14 +57,19 @@ def synth(
     fmt: str = typer.Option("png", "--format", help=FORMAT_HELP),
     threat_rate: float = typer.Option(0.5, "--threat-rate", help="Share of parcels holding a threat, in [0, 1]."),
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT; default 512 wide, variable height."),
+    style: str = typer.Option("reference", "--style", help=STYLE_HELP),
+    one_style: bool = typer.Option(False, "--one-style",
+                                   help="Draw one scanner style for the whole set (one scanner) instead of one per image."),
 ) -> None:
     """Render a labelled synthetic data set of dual-energy X-ray parcels."""
-    from xray.synth import write_dataset
+    from xray.dataset import write_dataset_impl
 
     classes = list(_settings().model.classes)
-    labels = write_dataset(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
-                           threat_rate=threat_rate, size=parse_size(size), progress_bar=True)
-    typer.echo(f"wrote {n} {fmt} images, {labels} and {out / 'manifest.parquet'}")
+    labels = write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
+                                threat_rate=threat_rate, size=parse_size(size), progress_bar=True, style=style,
+                                one_style=one_style)
+    what = f"{fmt} images" if style == "reference" else f"images in style {style}"
+    typer.echo(f"wrote {n} {what}, {labels} and {out / 'manifest.parquet'}")
 
 
 def simulate(

@@ -1,0 +1,342 @@
+"""Scanner styles: a continuous family of ways a scanner turns a rendered parcel into an image file.
+
+The renderer (`xray.synth`) gives transmissions with one default detector stage. A real scanner adds its own
+detector behaviour, its vendor's display processing (palette, tone curve, edge enhancement), its pixel pitch and
+export size, and often JPEG. A `ScannerStyle` holds every one of those choices as explicit numbers (serialisable
+to JSON, recorded per image in data set manifests); `sample_style(rng, family)` draws one; `apply_style` turns a
+`Parcel` into the pixels and boxes that scanner's file would hold. Families:
+
+- `reference`: today's images, exactly (the parcel's named palette, nothing added);
+- `train`: the broad training family (domain randomisation: no hue, tone, scale, size or codec is special);
+- `heldout`: a region of style space `train` never draws (hue family, tone curve, detector model; docs/DATA.md),
+  the measure of "a scanner we never saw"; `heldout-grey` and `heldout-jpeg` are its grey-only and
+  JPEG-compressed variants.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from xray import scanner_ops as ops
+from xray.palettes import PALETTES, Palette, pseudo_colour
+from xray.synth import BELT_WIDTH_MM, ObjectInfo, Parcel
+from xscreen.errors import ConfigError
+
+FAMILIES = ("reference", "train", "heldout", "heldout-grey", "heldout-jpeg")
+Family = Literal["reference", "train", "heldout", "heldout-grey", "heldout-jpeg"]
+DisplayMode = Literal["colour", "grey", "grey_inverted"]
+Field = Literal["belt", "parcel", "padded"]
+STYLE_STREAM = 0x5717E  # third seed word of a style's rng: rng([seed, i, STYLE_STREAM]) beside the parcel's rng([seed, i])
+
+# Hue ranges (degrees) of the continuous palette family. Training draws organic / inorganic / metal anchors from
+# TRAIN_HUES (vendor B's swap of inorganic and metal included); the held-out family from HELDOUT_HUES, beyond
+# every training range by more than the training augmentation's hue jitter (screening.augment, 8 degrees).
+TRAIN_HUES = ((5.0, 40.0), (80.0, 140.0), (195.0, 245.0))
+HELDOUT_HUES = ((50.0, 60.0), (150.0, 170.0), (262.0, 285.0))
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """Detector effects added to the renderer's default scanner stage (all 0 / 1: nothing added)."""
+
+    blur_belt: float = 0.0  # extra Gaussian blur sigma (pixels) along the belt (rows)
+    blur_across: float = 0.0  # ... and across it (columns)
+    afterglow: float = 0.0  # share of the previous line's signal left in a detector (lag along the belt)
+    afterglow_reverse: bool = False  # the belt ran the other way: the lag trails upwards
+    noise: float = 0.0  # extra quantum-like noise: sigma = noise * sqrt(T) (transmission units)
+    row_banding: float = 0.0  # std of a per-line gain error (source ripple): whole lines brighter or darker
+    streaks: float = 0.0  # std of a per-column gain error (detector channels that drifted apart)
+    dead_lines: tuple[tuple[float, float], ...] = ()  # (column as a fraction of the width, value 0 dead / 1 hot)
+    gain: float = 1.0
+    offset: float = 0.0
+    unsharp_amount: float = 0.0  # vendor edge enhancement on attenuation: a + amount * (a - blur(a, sigma))
+    unsharp_sigma: float = 1.5
+
+
+@dataclass(frozen=True)
+class DisplayMapping:
+    """Raw pair -> 8-bit display: a pseudo-colour palette, or single-energy grey (possibly inverted)."""
+
+    mode: DisplayMode = "colour"
+    palette: Palette | None = None  # colour: None = the parcel's own named palette (reference family)
+    grey_low_weight: float = 0.0  # grey: displayed attenuation (1 - w) * a_high + w * a_low
+    grey_gamma: float = 1.0  # grey tone curve T ** gamma (or an S-curve when grey_contrast > 0)
+    grey_contrast: float = 0.0
+    grey_mid: float = 0.5
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Field of view, pixel pitch, aspect and export size."""
+
+    field: Field = "belt"  # the whole belt image, cropped to the parcel, or padded with air around it
+    margin: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # left, top, right, bottom: share of the side
+    pixel_mm: float | None = None  # detector pitch across the belt, mm (None: the renderer's 620 mm / width)
+    aspect: float = 1.0  # pixel height / width: > 1 stretches along the belt (line rate slower than the belt)
+    long_side: int | None = None  # exported image's longer side in pixels (None: as acquired)
+
+
+@dataclass(frozen=True)
+class ScannerStyle:
+    """Everything one scanner does between attenuation and file. Frozen; `to_dict` / `from_dict` round-trip."""
+
+    family: str
+    detector: DetectorModel = field(default_factory=DetectorModel)
+    display: DisplayMapping = field(default_factory=DisplayMapping)
+    geometry: ImageGeometry = field(default_factory=ImageGeometry)
+    jpeg_quality: int | None = None  # None: lossless (PNG)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScannerStyle:
+        det = dict(d["detector"])
+        det["dead_lines"] = tuple(tuple(x) for x in det["dead_lines"])
+        disp = dict(d["display"])
+        if disp["palette"] is not None:
+            p = dict(disp["palette"])
+            p["anchors"] = tuple((float(r), tuple(float(c) for c in rgb)) for r, rgb in p["anchors"])
+            disp["palette"] = Palette(**p)
+        geo = dict(d["geometry"])
+        geo["margin"] = tuple(geo["margin"])
+        return cls(d["family"], DetectorModel(**det), DisplayMapping(**disp), ImageGeometry(**geo),
+                   d["jpeg_quality"])
+
+    @property
+    def file_format(self) -> Literal["png", "jpeg"]:
+        return "png" if self.jpeg_quality is None else "jpeg"
+
+
+REFERENCE_STYLE = ScannerStyle("reference")
+
+
+@dataclass(frozen=True)
+class StyledScan:
+    """A parcel as one scanner's file holds it: pixels, ground truth carried through the geometry, the style."""
+
+    image: np.ndarray  # uint8 (H, W, 3) colour or (H, W) grey: exactly what decoding the file gives
+    labels: list[str]
+    objects: list[ObjectInfo]  # boxes in this image's pixels (x1, y1 exclusive)
+    masks: dict[int, np.ndarray]  # objects index -> bool mask of its box (threats)
+    style: ScannerStyle
+    palette: str  # the named palette, or "styled" for a drawn one, or "grey"
+    jpeg: bytes | None = None  # the JPEG file when the style compresses (so file bytes and pixels agree)
+
+    def encode(self) -> bytes:
+        """The file: the JPEG the style produced, else a PNG (RGB or 8-bit grey) of the pixels."""
+        if self.jpeg is not None:
+            return self.jpeg
+        buf = io.BytesIO()
+        Image.fromarray(self.image).save(buf, format="PNG", compress_level=6)
+        return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------- sampling
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _log_u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def _hsv(hue_deg: float, s: float, v: float) -> tuple[float, float, float]:
+    r, g, b = colorsys.hsv_to_rgb((hue_deg % 360.0) / 360.0, s, v)
+    return (round(r, 4), round(g, 4), round(b, 4))
+
+
+def _anchors(rng: np.random.Generator, hues: tuple[float, float, float],
+             six: bool) -> tuple[tuple[float, tuple[float, float, float]], ...]:
+    """Organic / inorganic / metal anchors (ratio, rgb) at the given hues; `six` adds in-between anchors."""
+    ratios = (_u(rng, 1.15, 1.3), _u(rng, 1.6, 1.95), _u(rng, 2.6, 3.4))
+    cols = [_hsv(h, _u(rng, 0.65, 1.0), _u(rng, 0.8, 1.0)) for h in hues]
+    anchors = list(zip(ratios, cols, strict=True))
+    if six:  # vendor C style: finer steps along Z, colours between the neighbours' (no new hue family)
+        mids = []
+        for (r0, c0), (r1, c1) in zip(anchors, anchors[1:], strict=False):
+            w = _u(rng, 0.35, 0.65)
+            mids.append((r0 + w * (r1 - r0), tuple(round(a + w * (b - a), 4) for a, b in zip(c0, c1, strict=True))))
+        anchors = sorted(anchors + mids)  # type: ignore[arg-type]
+    return tuple((round(r, 4), c) for r, c in anchors)
+
+
+def _palette(rng: np.random.Generator, hue_ranges: tuple[tuple[float, float], ...], *, swap_p: float,
+             six_p: float, tone: tuple[float, float, float]) -> Palette:
+    hues = [_u(rng, lo, hi) for lo, hi in hue_ranges]
+    if rng.random() < swap_p:  # vendor B: inorganic blue, metal green
+        hues[1], hues[2] = hues[2], hues[1]
+    return Palette(
+        "styled", "drawn by xray.styles", _anchors(rng, (hues[0], hues[1], hues[2]), rng.random() < six_p),
+        saturation_scale=round(_u(rng, 0.2, 0.5), 4), brightness_scale=round(_u(rng, 2.0, 4.2), 4),
+        brightness_gamma=round(_u(rng, 0.7, 1.5), 4), air_threshold=round(_u(rng, 0.02, 0.06), 4),
+        smoothing=int(rng.choice([1, 3, 5], p=[0.25, 0.5, 0.25])),
+        tone_gamma=round(tone[0], 4), tone_contrast=round(tone[1], 4), tone_mid=round(tone[2], 4),
+    )
+
+
+def _train_detector(rng: np.random.Generator) -> DetectorModel:
+    n_dead = int(min(rng.poisson(0.4), 3))
+    return DetectorModel(
+        blur_belt=_u(rng, 0.0, 1.0) if rng.random() < 0.6 else 0.0,
+        blur_across=_u(rng, 0.0, 1.0) if rng.random() < 0.6 else 0.0,
+        afterglow=_u(rng, 0.0, 0.2) if rng.random() < 0.4 else 0.0,
+        afterglow_reverse=bool(rng.random() < 0.5),
+        noise=_log_u(rng, 0.002, 0.03) if rng.random() < 0.7 else 0.0,
+        streaks=_u(rng, 0.0, 0.015) if rng.random() < 0.5 else 0.0,
+        dead_lines=tuple((round(_u(rng, 0.02, 0.98), 4), float(rng.random() < 0.5)) for _ in range(n_dead)),
+        gain=_u(rng, 0.92, 1.06), offset=_u(rng, -0.01, 0.015),
+        unsharp_amount=_u(rng, 0.2, 1.0) if rng.random() < 0.35 else 0.0, unsharp_sigma=_u(rng, 1.0, 2.5),
+    )
+
+
+def _heldout_detector(rng: np.random.Generator) -> DetectorModel:
+    """Beyond the training ranges: long afterglow, line banding (never in training), strong wide edge
+    enhancement and more blur than any training style."""
+    return DetectorModel(
+        blur_belt=_u(rng, 1.1, 1.5), blur_across=_u(rng, 1.1, 1.5), afterglow=_u(rng, 0.28, 0.38),
+        afterglow_reverse=bool(rng.random() < 0.5), noise=_log_u(rng, 0.004, 0.02), row_banding=_u(rng, 0.01, 0.02),
+        streaks=_u(rng, 0.0, 0.01), gain=_u(rng, 0.92, 1.06), offset=_u(rng, -0.01, 0.015),
+        unsharp_amount=_u(rng, 1.3, 1.8), unsharp_sigma=_u(rng, 2.6, 3.5),
+    )
+
+
+def _train_geometry(rng: np.random.Generator) -> ImageGeometry:
+    kind: Field = str(rng.choice(["belt", "parcel", "padded"], p=[0.35, 0.45, 0.2]))  # type: ignore[assignment]
+    if kind == "parcel":  # cropped to the parcel with a little air, as most exported scans are
+        margin = tuple(round(_u(rng, 0.01, 0.2), 4) for _ in range(4))
+    elif kind == "padded":  # more air than the belt: objects look smaller
+        margin = tuple(round(_u(rng, 0.05, 0.5), 4) for _ in range(4))
+    else:
+        margin = (0.0, 0.0, 0.0, 0.0)
+    return ImageGeometry(kind, margin, pixel_mm=round(_log_u(rng, 1.2, 2.4), 4) if rng.random() < 0.4 else None,  # type: ignore[arg-type]
+                         aspect=round(_log_u(rng, 0.85, 1.18), 4),
+                         long_side=int(_log_u(rng, 256, 1024)) if rng.random() < 0.7 else None)
+
+
+def _grey_mapping(rng: np.random.Generator, heldout: bool) -> DisplayMapping:
+    w = float(rng.choice([0.0, 1.0, _u(rng, 0.2, 0.8)], p=[0.6, 0.2, 0.2]))
+    if heldout:  # an S-shaped tone curve: a form no training style has
+        return DisplayMapping("grey", None, w, 1.0, _u(rng, 7.0, 10.0), _u(rng, 0.55, 0.7))
+    mode: DisplayMode = "grey_inverted" if rng.random() < 0.12 else "grey"
+    return DisplayMapping(mode, None, w, _log_u(rng, 0.5, 2.0))
+
+
+def sample_style(rng: np.random.Generator, family: str) -> ScannerStyle:
+    """One scanner style drawn from `family` (see FAMILIES); ConfigError for an unknown family."""
+    if family == "reference":
+        return REFERENCE_STYLE
+    if family == "train":
+        r = rng.random()
+        if r < 0.2:  # the four named vendor palettes are points of the family
+            display = DisplayMapping("colour", PALETTES[str(rng.choice(sorted(PALETTES)))])
+        elif r < 0.78:
+            display = DisplayMapping("colour", _palette(rng, TRAIN_HUES, swap_p=0.15, six_p=0.2,
+                                                        tone=(_log_u(rng, 0.75, 1.35), 0.0, 0.5)))
+        else:
+            display = _grey_mapping(rng, heldout=False)
+        quality = int(rng.integers(45, 96)) if rng.random() < 0.35 else None
+        return ScannerStyle("train", _train_detector(rng), display, _train_geometry(rng), quality)
+    if family in ("heldout", "heldout-grey", "heldout-jpeg"):
+        detector = _heldout_detector(rng)
+        if family == "heldout-grey":
+            display = _grey_mapping(rng, heldout=True)
+        else:
+            display = DisplayMapping("colour", _palette(rng, HELDOUT_HUES, swap_p=0.0, six_p=0.0,
+                                                        tone=(1.0, _u(rng, 6.0, 9.0), _u(rng, 0.45, 0.6))))
+        geometry = replace(_train_geometry(rng), aspect=round(_u(rng, 1.22, 1.32), 4))
+        quality = int(rng.integers(20, 41)) if family == "heldout-jpeg" else None
+        return ScannerStyle(family, detector, display, geometry, quality)
+    raise ConfigError(f"unknown scanner style family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def style_rng(seed: int, index: int) -> np.random.Generator:
+    """The rng that draws image `index`'s style in a set of seed `seed` (independent of its parcel's rng)."""
+    return np.random.default_rng([seed, index, STYLE_STREAM])
+
+
+
+
+# ------------------------------------------------------------------------------------------------- application
+
+
+def _field_of_view(parcel: Parcel, geo: ImageGeometry) -> tuple[np.ndarray, np.ndarray, ops.PixelMap]:
+    """The belt image, the parcel cropped with a little air, or the belt padded with more air."""
+    if geo.field == "belt":
+        return parcel.high, parcel.low, ops.PixelMap()
+    H, W = parcel.high.shape
+    x0, y0, x1, y1 = ops.content_box(parcel.objects, (H, W)) if geo.field == "parcel" else (0, 0, W, H)
+    bw, bh = x1 - x0, y1 - y0
+    left, top, right, bottom = geo.margin
+    wx0, wy0 = x0 - round(left * bw), y0 - round(top * bh)
+    wx1, wy1 = max(x1 + round(right * bw), wx0 + 16), max(y1 + round(bottom * bh), wy0 + 16)
+    return (ops.window(parcel.high, wx0, wy0, wx1, wy1), ops.window(parcel.low, wx0, wy0, wx1, wy1),
+            ops.PixelMap(float(wx0), float(wy0)))
+
+
+def _coarser_pitch(high: np.ndarray, low: np.ndarray, factor: float,
+                   m: ops.PixelMap) -> tuple[np.ndarray, np.ndarray, ops.PixelMap]:
+    """Both planes at `factor` (< 1) of their resolution, integrated over the coarser pixels."""
+    H, W = high.shape
+    w, h = max(16, round(W * factor)), max(16, round(H * factor))
+    if (w, h) == (W, H):
+        return high, low, m
+    return ops.resize(high, w, h), ops.resize(low, w, h), m.then_scale(w / W, h / H)
+
+
+def _export_size(image: np.ndarray, geo: ImageGeometry, m: ops.PixelMap) -> tuple[np.ndarray, ops.PixelMap]:
+    """The exported pixels: rows rescaled by 1 / aspect, then the longer side to `long_side`. (Aspect is applied
+    here on 8 bits rather than on the raw planes: the same picture at a fraction of the cost.)"""
+    h, w = image.shape[:2]
+    fx, fy = 1.0, 1.0 / geo.aspect
+    if geo.long_side:
+        s = geo.long_side / max(h * fy, w * fx)
+        fx, fy = fx * s, fy * s
+    nw, nh = max(16, round(w * fx)), max(16, round(h * fy))
+    if (nw, nh) == (w, h):
+        return image, m
+    return ops.resize(image, nw, nh), m.then_scale(nw / w, nh / h)
+
+
+def _display(high: np.ndarray, low: np.ndarray, d: DisplayMapping, palette: str) -> tuple[np.ndarray, str]:
+    if d.mode == "colour":
+        p = d.palette if d.palette is not None else PALETTES[palette]
+        return pseudo_colour(high, low, p), p.name
+    return ops.grey(high, low, d), d.mode
+
+
+def apply_style(parcel: Parcel, style: ScannerStyle, rng: np.random.Generator | None = None) -> StyledScan:
+    """The parcel as a scanner of `style` exports it. `rng` draws the detector's noise (default: from the
+    parcel's seed, so one (parcel, style) pair always gives the same pixels)."""
+    if style == REFERENCE_STYLE:  # today's images exactly: the parcel's own palette, nothing added
+        image = pseudo_colour(parcel.high, parcel.low, parcel.palette)
+        return StyledScan(image, list(parcel.labels), list(parcel.objects), dict(parcel.masks), style, parcel.palette)
+    rng = rng if rng is not None else np.random.default_rng([parcel.seed, STYLE_STREAM])
+    geo = style.geometry
+    high, low, m = _field_of_view(parcel, geo)
+    native_mm = BELT_WIDTH_MM / parcel.high.shape[1]
+    if geo.pixel_mm and geo.pixel_mm > native_mm:  # a coarser detector; a finer one cannot add detail here
+        high, low, m = _coarser_pitch(high, low, native_mm / geo.pixel_mm, m)
+    if style.detector != DetectorModel():
+        high, low = ops.detector(high, low, style.detector, rng)
+    image, palette = _display(high, low, style.display, parcel.palette)
+    image, m = _export_size(image, geo, m)
+    jpeg = None
+    if style.jpeg_quality is not None:
+        jpeg, image = ops.jpeg_round_trip(image, style.jpeg_quality)
+    objects, masks = ops.carry(list(parcel.objects), parcel.masks, m, image.shape[:2])
+    labels = sorted({o.class_name for o in objects if o.is_threat and o.class_name})
+    return StyledScan(image, labels, objects, masks, style, palette, jpeg)
