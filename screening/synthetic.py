@@ -1,8 +1,9 @@
-"""Synthetic training sets rendered straight into memory: render -> pseudo-colour -> letterbox -> uint8 canvas.
+"""Synthetic training sets rendered straight into memory: render -> scanner style -> letterbox -> uint8 canvas.
 
 The default model needs no PNG files: encoding and decoding 3,000 PNGs cost more than rendering them. Image i is
-rendered from rng([seed, i]) exactly as `xray.synth.write_dataset` renders it (same parcel, same palette), so a
-set is reproducible from (seed, n, scenario, classes), which is what its manifest records.
+rendered from rng([seed, i]) and styled from rng([seed, i, STYLE_STREAM]) exactly as `xscreen synth --seed seed
+--style style` renders it (same parcel, same scanner style; a JPEG style is round-tripped through the same JPEG
+bytes), so a set is reproducible from (seed, n, scenario, classes, style), which is what its manifest records.
 """
 
 from __future__ import annotations
@@ -14,32 +15,40 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from screening.data import LabelledSet, LabelRow, _manifest_hash, targets
-from screening.preprocess import Geometry, letterbox_one
+from screening.preprocess import Geometry, letterbox_uint8
+from xscreen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from xray.styles import ScannerStyle
 
 log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
 
 
-def _render_one(args: tuple[int, int, int, tuple[str, ...], str, int, tuple[int, int] | None]) -> tuple[np.ndarray, Geometry, list[str], list[tuple[str, Box]]]:
-    """(canvas (3, S, S) uint8, geometry, labels, threat boxes as image fractions) of image i."""
-    seed, i, n, classes, scenario, size, image_size = args
-    from xray.palettes import pseudo_colour
+Job = tuple[int, int, int, tuple[str, ...], str, int, tuple[int, int] | None, str]  # see render_styled_set
+
+
+def _render_one(args: Job) -> tuple[np.ndarray, Geometry, list[str], list[tuple[str, Box]], ScannerStyle]:
+    """(canvas (3, S, S) uint8, geometry, labels, threat boxes as image fractions, scanner style) of image i."""
+    seed, i, n, classes, scenario, size, image_size, style = args
+    from xray.styles import apply_style, sample_style, style_rng
     from xray.synth import render_parcel
 
     parcel = render_parcel(np.random.default_rng([seed, i]), classes=classes, scenario=scenario,
                            progress=i / (n - 1) if n > 1 else 0.0, size=image_size)
-    rgb = pseudo_colour(parcel.high, parcel.low, parcel.palette)
-    canvas, geo = letterbox_one(rgb, size)
-    h, w = parcel.high.shape
+    scan = apply_style(parcel, sample_style(style_rng(seed, i), style))
+    canvas, geo = letterbox_uint8(scan.image, size)
+    h, w = scan.image.shape[:2]
     boxes = [(str(o.class_name), (o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h))
-             for o in parcel.objects if o.is_threat and o.class_name]
-    return (canvas * 255).round_().to(torch.uint8).numpy(), geo, list(parcel.labels), boxes
+             for o in scan.objects if o.is_threat and o.class_name]
+    return np.ascontiguousarray(canvas), geo, list(scan.labels), boxes, scan.style
 
 
 def _init_worker() -> None:
@@ -48,16 +57,31 @@ def _init_worker() -> None:
 
 def render_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario: str = "baseline",
                workers: int | None = None, image_size: tuple[int, int] | None = None,
-               progress: bool = True) -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]]]:
+               progress: bool = True, style: str = "reference") -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]]]:
     """n rendered scans as a LabelledSet (files are virtual names `scan_00000`...) and their threat boxes by name.
 
-    `size` is the canvas side; `image_size` the rendered (width, height) (None: 512 wide, as write_dataset).
+    `size` is the canvas side; `image_size` the rendered (width, height) (None: 512 wide, as write_dataset);
+    `style` the scanner-style family (xray.styles) each image's style is drawn from.
     """
+    data, boxes, _ = render_styled_set(n, seed, classes, size, scenario=scenario, workers=workers,
+                                       image_size=image_size, progress=progress, style=style)
+    return data, boxes
+
+
+def render_styled_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario: str = "baseline",
+                      workers: int | None = None, image_size: tuple[int, int] | None = None, progress: bool = True,
+                      style: str = "reference") -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]], list[ScannerStyle]]:
+    """render_set plus the scanner style of every image (for the set's manifest)."""
+    from xray.styles import FAMILIES
+
+    if style not in FAMILIES:
+        raise ConfigError(f"unknown style {style!r}; known: {', '.join(FAMILIES)}")
     workers = workers or min(os.cpu_count() or 1, 4)
-    jobs = [(seed, i, n, tuple(classes), scenario, size, image_size) for i in range(n)]
+    jobs: list[Job] = [(seed, i, n, tuple(classes), scenario, size, image_size, style) for i in range(n)]
     canvases = torch.empty((n, 3, size, size), dtype=torch.uint8)
     geos: list[Geometry] = []
     rows: list[LabelRow] = []
+    styles: list[ScannerStyle] = []
     boxes: dict[str, list[tuple[str, Box]]] = {}
     if workers > 1:
         pool = ProcessPoolExecutor(workers, initializer=_init_worker)
@@ -65,11 +89,12 @@ def render_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario
     else:
         pool, results = None, map(_render_one, jobs)
     try:
-        for i, (canvas, geo, labels, bx) in enumerate(tqdm(results, total=n, desc="rendering scans", unit="img",
-                                                            disable=not progress, leave=False)):
+        for i, (canvas, geo, labels, bx, st) in enumerate(tqdm(results, total=n, desc="rendering scans", unit="img",
+                                                                disable=not progress, leave=False)):
             name = f"scan_{i:05d}"
             canvases[i] = torch.from_numpy(canvas)
             geos.append(geo)
+            styles.append(st)
             rows.append(LabelRow(Path(name), tuple(labels)))
             if bx:
                 boxes[name] = bx
@@ -78,13 +103,18 @@ def render_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario
             pool.shutdown()
     any_y, cls_y = targets(rows, classes)
     files = [r.path for r in rows]
-    digest = hashlib.sha256(json.dumps(manifest(n, seed, classes, scenario, size)).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(manifest(n, seed, classes, scenario, size, style)).encode()).hexdigest()
     data = LabelledSet(list(classes), files, canvases, None, geos, any_y, cls_y,
                        _manifest_hash(files, cls_y, [f"{digest}:{p.name}" for p in files]), boxes)
-    return data, boxes
+    return data, boxes, styles
 
 
-def manifest(n: int, seed: int, classes: Sequence[str], scenario: str, size: int) -> dict[str, object]:
-    """What rebuilds a rendered set: the record written beside the default model's training data."""
-    return {"source": "xray.synth.render_parcel", "n": n, "seed": seed, "classes": list(classes),
-            "scenario": scenario, "input_size": size}
+def manifest(n: int, seed: int, classes: Sequence[str], scenario: str, size: int,
+             style: str = "reference") -> dict[str, object]:
+    """What rebuilds a rendered set: the record written beside the default model's training data. (The style
+    appears only when it is not the reference, so the records and digests of earlier sets stay as they were.)"""
+    out: dict[str, object] = {"source": "xray.synth.render_parcel", "n": n, "seed": seed, "classes": list(classes),
+                              "scenario": scenario, "input_size": size}
+    if style != "reference":
+        out["style"] = style
+    return out

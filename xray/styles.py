@@ -169,8 +169,9 @@ def _anchors(rng: np.random.Generator, hues: tuple[float, float, float],
         mids = []
         for (r0, c0), (r1, c1) in zip(anchors, anchors[1:], strict=False):
             w = _u(rng, 0.35, 0.65)
-            mids.append((r0 + w * (r1 - r0), tuple(round(a + w * (b - a), 4) for a, b in zip(c0, c1, strict=True))))
-        anchors = sorted(anchors + mids)  # type: ignore[arg-type]
+            mix = (c0[0] + w * (c1[0] - c0[0]), c0[1] + w * (c1[1] - c0[1]), c0[2] + w * (c1[2] - c0[2]))
+            mids.append((r0 + w * (r1 - r0), (round(mix[0], 4), round(mix[1], 4), round(mix[2], 4))))
+        anchors = sorted(anchors + mids)
     return tuple((round(r, 4), c) for r, c in anchors)
 
 
@@ -224,7 +225,7 @@ def _train_geometry(rng: np.random.Generator) -> ImageGeometry:
         margin = (0.0, 0.0, 0.0, 0.0)
     return ImageGeometry(kind, margin, pixel_mm=round(_log_u(rng, 1.2, 2.4), 4) if rng.random() < 0.4 else None,  # type: ignore[arg-type]
                          aspect=round(_log_u(rng, 0.85, 1.18), 4),
-                         long_side=int(_log_u(rng, 256, 1024)) if rng.random() < 0.7 else None)
+                         long_side=int(_log_u(rng, 192, 768)) if rng.random() < 0.7 else None)
 
 
 def _grey_mapping(rng: np.random.Generator, heldout: bool) -> DisplayMapping:
@@ -235,39 +236,60 @@ def _grey_mapping(rng: np.random.Generator, heldout: bool) -> DisplayMapping:
     return DisplayMapping(mode, None, w, _log_u(rng, 0.5, 2.0))
 
 
+def sample_palette(rng: np.random.Generator) -> Palette:
+    """A colour palette of the training family: one of the four named vendor palettes (points of the family,
+    20%) or one drawn from the continuous family (hues in TRAIN_HUES, swaps, six-colour steps, tone curves)."""
+    if rng.random() < 0.2 / 0.78:
+        return PALETTES[str(rng.choice(sorted(PALETTES)))]
+    return _palette(rng, TRAIN_HUES, swap_p=0.15, six_p=0.2, tone=(_log_u(rng, 0.75, 1.35), 0.0, 0.5))
+
+
+def _train_style(rng: np.random.Generator) -> ScannerStyle:
+    if rng.random() < 0.78:
+        display = DisplayMapping("colour", sample_palette(rng))
+    else:
+        display = _grey_mapping(rng, heldout=False)
+    quality = int(rng.integers(45, 96)) if rng.random() < 0.35 else None
+    return ScannerStyle("train", _train_detector(rng), display, _train_geometry(rng), quality)
+
+
+def _heldout_style(rng: np.random.Generator, family: str) -> ScannerStyle:
+    """The held-out style; its grey and JPEG variants are the same draw (same detector, palette, geometry) with
+    the display turned to grey or the export compressed, so each variant changes one thing."""
+    detector = _heldout_detector(rng)
+    colour = DisplayMapping("colour", _palette(rng, HELDOUT_HUES, swap_p=0.0, six_p=0.0,
+                                               tone=(1.0, _u(rng, 6.0, 9.0), _u(rng, 0.45, 0.6))))
+    grey = _grey_mapping(rng, heldout=True)
+    geometry = replace(_train_geometry(rng), aspect=round(_u(rng, 1.22, 1.32), 4))
+    quality = int(rng.integers(20, 41))
+    return ScannerStyle(family, detector, grey if family == "heldout-grey" else colour, geometry,
+                        quality if family == "heldout-jpeg" else None)
+
+
 def sample_style(rng: np.random.Generator, family: str) -> ScannerStyle:
     """One scanner style drawn from `family` (see FAMILIES); ConfigError for an unknown family."""
     if family == "reference":
         return REFERENCE_STYLE
     if family == "train":
-        r = rng.random()
-        if r < 0.2:  # the four named vendor palettes are points of the family
-            display = DisplayMapping("colour", PALETTES[str(rng.choice(sorted(PALETTES)))])
-        elif r < 0.78:
-            display = DisplayMapping("colour", _palette(rng, TRAIN_HUES, swap_p=0.15, six_p=0.2,
-                                                        tone=(_log_u(rng, 0.75, 1.35), 0.0, 0.5)))
-        else:
-            display = _grey_mapping(rng, heldout=False)
-        quality = int(rng.integers(45, 96)) if rng.random() < 0.35 else None
-        return ScannerStyle("train", _train_detector(rng), display, _train_geometry(rng), quality)
+        return _train_style(rng)
     if family in ("heldout", "heldout-grey", "heldout-jpeg"):
-        detector = _heldout_detector(rng)
-        if family == "heldout-grey":
-            display = _grey_mapping(rng, heldout=True)
-        else:
-            display = DisplayMapping("colour", _palette(rng, HELDOUT_HUES, swap_p=0.0, six_p=0.0,
-                                                        tone=(1.0, _u(rng, 6.0, 9.0), _u(rng, 0.45, 0.6))))
-        geometry = replace(_train_geometry(rng), aspect=round(_u(rng, 1.22, 1.32), 4))
-        quality = int(rng.integers(20, 41)) if family == "heldout-jpeg" else None
-        return ScannerStyle(family, detector, display, geometry, quality)
+        return _heldout_style(rng, family)
     raise ConfigError(f"unknown scanner style family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def rotate_palette_hue(palette: Palette, degrees: float) -> Palette:
+    """The palette with every anchor's hue turned by `degrees` (saturation and value kept): a hue calibration
+    off by that much."""
+    anchors = []
+    for ratio, rgb in palette.anchors:
+        h, s, v = colorsys.rgb_to_hsv(*rgb)
+        anchors.append((ratio, _hsv(h * 360.0 + degrees, s, v)))
+    return replace(palette, name=f"{palette.name}{degrees:+g}deg", anchors=tuple(anchors))
 
 
 def style_rng(seed: int, index: int) -> np.random.Generator:
     """The rng that draws image `index`'s style in a set of seed `seed` (independent of its parcel's rng)."""
     return np.random.default_rng([seed, index, STYLE_STREAM])
-
-
 
 
 # ------------------------------------------------------------------------------------------------- application
