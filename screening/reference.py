@@ -59,7 +59,7 @@ def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: i
     seed = m.seed if seed is None else seed
     config = default_config(settings) if parent is None else dataclasses.replace(parent.config, input_size=m.input_size)
     data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False,
-                         style=m.train_style)
+                         style=m.train_style, for_training=True)
     cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False)
     t0 = time.perf_counter()
     version = name or f"reference-{config.input_size}"
@@ -79,7 +79,7 @@ def _record_step(ckpt: Checkpoint, made_from: list[Checkpoint], parents: str | l
     step = {
         "version": ckpt.version, "from": parents, "input_size": c.input_size,
         "trained_on": _device_name(training_device()), "torch": torch.__version__, "train_seconds": round(seconds, 1),
-        "data": {**manifest(n, seed, list(c.classes), "baseline", c.input_size, style),
+        "data": {**manifest(n, seed, list(c.classes), "baseline", c.input_size, style, for_training=True),
                  "manifest_sha256": data.manifest_sha256},
         "train_config": train_config,
     }
@@ -102,7 +102,8 @@ def average_reference(settings: Settings, ckpts: list[Checkpoint], n: int, seed:
     of `seed`; its lineage is the averaged steps' lineages plus this step."""
     config = ckpts[-1].config
     style = settings.model.train_style
-    data, _ = render_set(n, seed, list(config.classes), config.input_size, workers=workers, progress=False, style=style)
+    data, _ = render_set(n, seed, list(config.classes), config.input_size, workers=workers, progress=False, style=style,
+                         for_training=True)
     cfg = TrainConfig(seed=seed, progress=False)
     version = name or f"{ckpts[-1].version}-avg"
     t0 = time.perf_counter()

@@ -404,10 +404,10 @@ def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelR
     # styles.jsonl gives every image's scanner style.
     log.info("rendering %d synthetic training scans in memory (style %s)", m.default_train_images, m.train_style)
     data, _, styles = render_styled_set(m.default_train_images, m.seed, list(m.classes), m.input_size,
-                                        progress=progress, style=m.train_style)
+                                        progress=progress, style=m.train_style, for_training=True)
     folder = settings.home / "data" / f"default-train-{m.seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**manifest(m.default_train_images, m.seed, list(m.classes), "baseline", m.input_size, m.train_style),
+    record = {**manifest(m.default_train_images, m.seed, list(m.classes), "baseline", m.input_size, m.train_style, True),
               "manifest_sha256": data.manifest_sha256}
     (folder / "manifest.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     (folder / "styles.jsonl").write_text("".join(f'{{"file": "{f.name}", "style": {st.to_json()}}}\n'

@@ -81,3 +81,18 @@ def test_styled_set_in_memory_is_what_xscreen_synth_writes(tmp_path: Path) -> No
 def test_unknown_style_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown style 'sepia'"):
         render_set(2, 1, DEFAULT_CLASSES, 64, workers=1, image_size=SMALL, progress=False, style="sepia")
+
+
+def test_training_sets_work_at_the_canvas_scale_and_keep_the_truth() -> None:
+    from xray.styles import apply_style, sample_style, style_rng
+
+    exact, exact_boxes = render_set(6, 8, DEFAULT_CLASSES, 64, workers=1, progress=False, style="train")
+    fast, fast_boxes = render_set(6, 8, DEFAULT_CLASSES, 64, workers=1, progress=False, style="train", for_training=True)
+    assert np.array_equal(exact.class_labels, fast.class_labels) and exact_boxes.keys() == fast_boxes.keys()
+    for name, bx in exact_boxes.items():  # the same boxes, as image fractions, to a work pixel
+        for (c0, b0), (c1, b1) in zip(bx, fast_boxes[name], strict=True):
+            assert c0 == c1 and np.allclose(b0, b1, atol=0.03)
+    parcel = render_parcel(np.random.default_rng([8, 0]), classes=DEFAULT_CLASSES, progress=0.0)
+    scan = apply_style(parcel, sample_style(style_rng(8, 0), "train"), max_side=80)
+    assert max(scan.image.shape[:2]) <= 80
+    assert fast.manifest_sha256 != exact.manifest_sha256  # not the same pixels: not the same set

@@ -309,28 +309,33 @@ def _field_of_view(parcel: Parcel, geo: ImageGeometry) -> tuple[np.ndarray, np.n
             ops.PixelMap(float(wx0), float(wy0)))
 
 
-def _coarser_pitch(high: np.ndarray, low: np.ndarray, factor: float,
-                   m: ops.PixelMap) -> tuple[np.ndarray, np.ndarray, ops.PixelMap]:
-    """Both planes at `factor` (< 1) of their resolution, integrated over the coarser pixels."""
+def _sizes(shape: tuple[int, int], native_mm: float, geo: ImageGeometry,
+           max_side: int | None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((w, h) the planes are resampled to before the detector, (w, h) of the exported image).
+
+    The exported image is the acquired one (pitch, aspect) scaled to `long_side`. Every reduction happens once, on
+    the raw planes, before the detector and the display (a coarser detector then integrates each exported pixel:
+    a scanner exporting fewer pixels looks the same, and the per-pixel work shrinks with the image); an export
+    larger than the acquisition is an 8-bit upscale of the displayed image, as vendor software does it.
+    `max_side` caps both (the in-memory training path: finer than ~its canvas is averaged away by the letterbox).
+    """
+    H, W = shape
+    pitch = min(1.0, native_mm / geo.pixel_mm) if geo.pixel_mm else 1.0  # a finer detector cannot add detail here
+    fx, fy = pitch, pitch / geo.aspect
+    out = geo.long_side / max(H * fy, W * fx) if geo.long_side else 1.0
+    if max_side:
+        out = min(out, max_side / max(H * fy, W * fx))
+    work = min(out, 1.0)
+    size = lambda f: (max(16, round(W * fx * f)), max(16, round(H * fy * f)))  # noqa: E731
+    return size(work), size(out)
+
+
+def _resample(high: np.ndarray, low: np.ndarray, w: int, h: int,
+              m: ops.PixelMap) -> tuple[np.ndarray, np.ndarray, ops.PixelMap]:
     H, W = high.shape
-    w, h = max(16, round(W * factor)), max(16, round(H * factor))
     if (w, h) == (W, H):
         return high, low, m
     return ops.resize(high, w, h), ops.resize(low, w, h), m.then_scale(w / W, h / H)
-
-
-def _export_size(image: np.ndarray, geo: ImageGeometry, m: ops.PixelMap) -> tuple[np.ndarray, ops.PixelMap]:
-    """The exported pixels: rows rescaled by 1 / aspect, then the longer side to `long_side`. (Aspect is applied
-    here on 8 bits rather than on the raw planes: the same picture at a fraction of the cost.)"""
-    h, w = image.shape[:2]
-    fx, fy = 1.0, 1.0 / geo.aspect
-    if geo.long_side:
-        s = geo.long_side / max(h * fy, w * fx)
-        fx, fy = fx * s, fy * s
-    nw, nh = max(16, round(w * fx)), max(16, round(h * fy))
-    if (nw, nh) == (w, h):
-        return image, m
-    return ops.resize(image, nw, nh), m.then_scale(nw / w, nh / h)
 
 
 def _display(high: np.ndarray, low: np.ndarray, d: DisplayMapping, palette: str) -> tuple[np.ndarray, str]:
@@ -340,22 +345,23 @@ def _display(high: np.ndarray, low: np.ndarray, d: DisplayMapping, palette: str)
     return ops.grey(high, low, d), d.mode
 
 
-def apply_style(parcel: Parcel, style: ScannerStyle, rng: np.random.Generator | None = None) -> StyledScan:
+def apply_style(parcel: Parcel, style: ScannerStyle, rng: np.random.Generator | None = None, *,
+                max_side: int | None = None) -> StyledScan:
     """The parcel as a scanner of `style` exports it. `rng` draws the detector's noise (default: from the
-    parcel's seed, so one (parcel, style) pair always gives the same pixels)."""
+    parcel's seed, so one (parcel, style) pair always gives the same pixels). `max_side` caps the longer side of
+    the work and of the export (see _sizes; None: the style's own sizes, what `xscreen synth` writes)."""
     if style == REFERENCE_STYLE:  # today's images exactly: the parcel's own palette, nothing added
         image = pseudo_colour(parcel.high, parcel.low, parcel.palette)
         return StyledScan(image, list(parcel.labels), list(parcel.objects), dict(parcel.masks), style, parcel.palette)
     rng = rng if rng is not None else np.random.default_rng([parcel.seed, STYLE_STREAM])
-    geo = style.geometry
-    high, low, m = _field_of_view(parcel, geo)
-    native_mm = BELT_WIDTH_MM / parcel.high.shape[1]
-    if geo.pixel_mm and geo.pixel_mm > native_mm:  # a coarser detector; a finer one cannot add detail here
-        high, low, m = _coarser_pitch(high, low, native_mm / geo.pixel_mm, m)
+    high, low, m = _field_of_view(parcel, style.geometry)
+    work, export = _sizes(high.shape, BELT_WIDTH_MM / parcel.high.shape[1], style.geometry, max_side)
+    high, low, m = _resample(high, low, *work, m)
     if style.detector != DetectorModel():
         high, low = ops.detector(high, low, style.detector, rng)
     image, palette = _display(high, low, style.display, parcel.palette)
-    image, m = _export_size(image, geo, m)
+    if export != work:
+        image, m = ops.resize(image, *export), m.then_scale(export[0] / work[0], export[1] / work[1])
     jpeg = None
     if style.jpeg_quality is not None:
         jpeg, image = ops.jpeg_round_trip(image, style.jpeg_quality)
