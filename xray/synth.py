@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from scipy.ndimage import correlate1d, gaussian_filter1d
 
-from xray.items import BENIGN_ITEMS
+from xray.items import BENIGN_ITEMS, HELDOUT_BENIGN
 from xray.materials import TRANSMISSION_FLOOR, material
 from xray.palettes import PALETTES, get_palette, pseudo_colour
 from xray.scenarios import ScannerState, ScenarioState, get_scenario
@@ -30,6 +31,9 @@ PHOTONS_HIGH, PHOTONS_LOW = 10_000.0, 5_000.0  # photons per pixel in air: sets 
 ELECTRONIC_NOISE = 0.002  # transmission units, added in quadrature
 BLUR_BELT_PX, BLUR_DETECTOR_PX = 0.7, 0.5  # line-scan blur sigmas (pixels) along the belt and across it
 CORE_ATTENUATION = 0.002  # a pixel belongs to an object's mask above this high-energy attenuation
+PIXEL_MM_RANGE = (0.3, 4.0)  # accepted mm per pixel across the belt (None: BELT_WIDTH_MM / image width)
+ContentSplit = Literal["train", "heldout", "all"]
+CONTENT_SPLITS: tuple[ContentSplit, ...] = ("train", "heldout", "all")
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,12 @@ class Parcel:
 
 
 def _check_args(classes: Sequence[str], threat_rate: float, progress: float,
-                size: tuple[int, int] | None) -> None:
+                size: tuple[int, int] | None, content_split: str = "train", pixel_mm: float | None = None) -> None:
     check_classes(list(classes))
+    if content_split not in CONTENT_SPLITS:
+        raise ConfigError(f"content split must be one of {', '.join(CONTENT_SPLITS)}, got {content_split!r}")
+    if pixel_mm is not None and not PIXEL_MM_RANGE[0] <= pixel_mm <= PIXEL_MM_RANGE[1]:
+        raise ConfigError(f"pixel size must be within {PIXEL_MM_RANGE[0]} to {PIXEL_MM_RANGE[1]} mm, got {pixel_mm}")
     if not 0.0 <= threat_rate <= 1.0:
         raise ConfigError(f"threat rate must be within [0, 1], got {threat_rate}")
     if not 0.0 <= progress <= 1.0:
@@ -146,18 +154,19 @@ def _container(rng: np.random.Generator, length_mm: float, width_mm: float) -> O
     return ObjectSpec("mailer", (width_mm / 2, length_mm / 2), mailer, "polyethylene")
 
 
-def _layout(rng: np.random.Generator, size: tuple[int, int] | None) -> tuple[int, int, float, float, float]:
-    """(H, W, px_per_mm, container length mm, container width mm)."""
+def _layout(rng: np.random.Generator, size: tuple[int, int] | None,
+            pixel_mm: float | None = None) -> tuple[int, int, float, float, float]:
+    """(H, W, px_per_mm, container length mm, container width mm); the container fits the field of view."""
     W = size[0] if size else DEFAULT_WIDTH
-    px_per_mm = W / BELT_WIDTH_MM
-    width_mm = rng.uniform(0.45, 0.8) * BELT_WIDTH_MM
+    px_per_mm = 1.0 / pixel_mm if pixel_mm else W / BELT_WIDTH_MM
+    view_mm = min(W * pixel_mm, BELT_WIDTH_MM) if pixel_mm else BELT_WIDTH_MM  # a fine pitch sees less belt
+    width_mm = rng.uniform(0.45, 0.8) * view_mm
     length_mm = rng.uniform(0.5, 1.0) * BELT_WIDTH_MM
     if size:
         H = size[1]
-        length_mm = min(length_mm, 0.85 * H / px_per_mm)
     else:  # a line scanner's image is as long as the parcel, plus a margin
         H = int(np.clip(round(length_mm * px_per_mm * 1.15 + 40), 384, 704))
-        length_mm = min(length_mm, 0.85 * H / px_per_mm)
+    length_mm = min(length_mm, 0.85 * H / px_per_mm)
     return H, W, px_per_mm, length_mm, width_mm
 
 
@@ -252,26 +261,34 @@ def _warp_box(box: tuple[int, int, int, int], mask: np.ndarray, rows: np.ndarray
 
 def render_parcel(rng: np.random.Generator, *, classes: Sequence[str], scenario: str = "baseline",
                   progress: float = 0.0, threat_rate: float = 0.5, size: tuple[int, int] | None = None,
-                  scanner_id: str = "scanner-1", palette: str | None = None) -> Parcel:
+                  scanner_id: str = "scanner-1", palette: str | None = None, content_split: ContentSplit = "train",
+                  pixel_mm: float | None = None) -> Parcel:
     """Render one parcel. `size` is (width, height) pixels; None = 512 wide, height from the parcel length.
 
     The parcel is reproducible from `Parcel.seed` alone: render_parcel(np.random.default_rng(seed), ...) with
-    the same arguments rebuilds it. `palette` None = drawn from the scenario's vendor mix.
+    the same arguments rebuilds it. `palette` None = drawn from the scenario's vendor mix. `content_split`:
+    "train" never draws the held-out object families (docs/DATA.md), "heldout" draws threats from them and
+    mixes held-out benign families into the rest, "all" draws everything. `pixel_mm`: mm per pixel across the
+    belt (None: the belt's 620 mm span the image width), which sets the apparent size of every object.
     """
-    _check_args(classes, threat_rate, progress, size)
+    _check_args(classes, threat_rate, progress, size, content_split, pixel_mm)
     if palette is not None:
         get_palette(palette)
     state = get_scenario(scenario).state(progress, scanner_id)
     seed = int(rng.integers(0, 2**31 - 1))
     return _render(np.random.default_rng(seed), seed, list(classes), state, scenario, progress, threat_rate,
-                   size, scanner_id, palette)
+                   size, scanner_id, palette, content_split, pixel_mm)
 
 
 def _choose_contents(rng: np.random.Generator, classes: list[str], state: ScenarioState, threat_rate: float,
-                     n_benign: int) -> list[tuple[ObjectSpec, str | None]]:
+                     n_benign: int, split: ContentSplit = "train") -> list[tuple[ObjectSpec, str | None]]:
     contents: list[tuple[ObjectSpec, str | None]] = []
+    benign = [k for k in BENIGN_ITEMS if split != "train" or k not in HELDOUT_BENIGN]
     for _ in range(n_benign):
-        contents.append((BENIGN_ITEMS[_pick(rng, state.benign_weights, list(BENIGN_ITEMS))](rng), None))
+        weights = state.benign_weights
+        if split == "heldout" and rng.random() < 0.4:  # an unseen scanner's mail: some goods we never trained on
+            weights = dict.fromkeys(HELDOUT_BENIGN, 1.0)
+        contents.append((BENIGN_ITEMS[_pick(rng, weights, benign)](rng), None))
     if classes and rng.random() < threat_rate:
         first = _pick(rng, state.threat_weights, classes)
         chosen = [first]
@@ -279,15 +296,15 @@ def _choose_contents(rng: np.random.Generator, classes: list[str], state: Scenar
         if others and rng.random() < 0.2:  # some parcels carry two kinds of threat
             chosen.append(_pick(rng, state.threat_weights, others))
         for cls in chosen:
-            contents.append((make_threat(rng, cls, state.variant_weights.get(cls)), cls))
+            contents.append((make_threat(rng, cls, state.variant_weights.get(cls), split), cls))
     order = rng.permutation(len(contents))  # threats are not always on top or at the end
     return [contents[i] for i in order]
 
 
 def _render(rng: np.random.Generator, seed: int, classes: list[str], state: ScenarioState, scenario: str,
             progress: float, threat_rate: float, size: tuple[int, int] | None, scanner_id: str,
-            palette: str | None) -> Parcel:
-    H, W, ppm, length_mm, width_mm = _layout(rng, size)
+            palette: str | None, split: ContentSplit = "train", pixel_mm: float | None = None) -> Parcel:
+    H, W, ppm, length_mm, width_mm = _layout(rng, size, pixel_mm)
     acc_h = np.zeros((H, W), dtype=np.float32)
     acc_l = np.zeros((H, W), dtype=np.float32)
     theta = rng.uniform(-0.25, 0.25)  # the parcel lies turned on the belt
@@ -299,7 +316,7 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
         placed.append((container, None, *hit))
     n_benign = int(rng.integers(2, 4 + int(length_mm * width_mm / 30_000)))
     c, s = np.cos(theta), np.sin(theta)
-    for spec, cls in _choose_contents(rng, classes, state, threat_rate, n_benign):
+    for spec, cls in _choose_contents(rng, classes, state, threat_rate, n_benign, split):
         margin = 0.35 if cls else 0.42  # threats stay well inside, benign clutter may bulge at the walls
         u, v = rng.uniform(-margin, margin) * width_mm, rng.uniform(-margin, margin) * length_mm
         ox, oy = (c * u - s * v) * ppm, (s * u + c * v) * ppm

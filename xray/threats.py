@@ -279,11 +279,21 @@ def check_classes(classes: list[str] | tuple[str, ...]) -> None:
                                     f"known: {', '.join(THREAT_CLASSES)}")
 
 
-def make_threat(rng: np.random.Generator, class_name: str, variant_weights: dict[str, float] | None = None) -> ObjectSpec:
-    """One threat object of `class_name`; `variant_weights` overrides the class's default variant mix."""
+# Variants never drawn for training (content split "train"); "heldout" draws only these.
+HELDOUT_VARIANTS: dict[str, tuple[str, ...]] = {
+    "firearm": ("revolver",), "knife": ("dagger",), "ammunition": ("box",), "narcotics": ("pills",),
+    "currency": ("3_bundle",), "lithium_battery": ("power_bank",),
+}
+
+
+def make_threat(rng: np.random.Generator, class_name: str, variant_weights: dict[str, float] | None = None,
+                split: str = "all") -> ObjectSpec:
+    """One threat object of `class_name`; `variant_weights` overrides the class's default variant mix; `split`
+    "train" leaves out HELDOUT_VARIANTS, "heldout" keeps only them, "all" draws every variant."""
     check_classes([class_name])
     cls = THREAT_CLASSES[class_name]
-    names = list(cls.variants)
+    held = HELDOUT_VARIANTS.get(class_name, ())
+    names = [n for n in cls.variants if split == "all" or (n in held) == (split == "heldout")]
     weights = np.array([(variant_weights or {}).get(n, cls.variants[n][0]) for n in names], dtype=float)
     if weights.sum() <= 0:
         weights = np.ones(len(names))
