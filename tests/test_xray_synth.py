@@ -169,8 +169,11 @@ def test_scanner_ageing_is_visible_in_pseudo_colour_files_too() -> None:
         return [image_stats(read_scan(encode("png", p.high, p.low, palette="reference"))) for p in parcels]
 
     fresh, aged = png_stats(0.0), png_stats(1.0)
-    for key, factor in (("noise_level", 1.5), ("mean_attenuation", 1.2)):
-        assert np.median([s[key] for s in aged]) > factor * np.median([s[key] for s in fresh]), key
+    assert np.median([s["noise_level"] for s in aged]) > 1.5 * np.median([s["noise_level"] for s in fresh])
+    # the same parcels, aged: every image darker (gain down, offset up), by over 10% in the median; paired,
+    # because packed parcels differ far more from each other than the ageing shifts any one of them
+    rise = np.array([a["mean_attenuation"] / f["mean_attenuation"] for a, f in zip(aged, fresh, strict=True)])
+    assert (rise > 1.0).all() and np.median(rise) > 1.1
 
 
 def test_baseline_does_not_drift() -> None:

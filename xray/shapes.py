@@ -201,10 +201,13 @@ def texture(kind: str, shape: tuple[int, int], rng: np.random.Generator) -> np.n
     """A random crop (tiled if needed) of a precomputed noise texture: `folds` (coarse) or `grain` (fine)."""
     if kind not in _TILES:
         sigma = {"folds": 9.0, "grain": 1.6}[kind]
-        _TILES[kind] = _smooth_noise_tiles(4, 160, sigma, seed={"folds": 11, "grain": 12}[kind])
+        # periodic tiles repeated 5 x 5: any crop up to 4 tiles across is a plain slice (no gather)
+        _TILES[kind] = np.tile(_smooth_noise_tiles(4, 160, sigma, seed={"folds": 11, "grain": 12}[kind]), (1, 5, 5))
     tiles = _TILES[kind]
     tile = tiles[int(rng.integers(len(tiles)))]
-    oy, ox = (int(x) for x in rng.integers(0, tile.shape[0], size=2))
+    oy, ox = (int(x) for x in rng.integers(0, 160, size=2))
+    if shape[0] + oy <= tile.shape[0] and shape[1] + ox <= tile.shape[1]:
+        return tile[oy:oy + shape[0], ox:ox + shape[1]]
     ys = (np.arange(shape[0]) + oy) % tile.shape[0]
     xs = (np.arange(shape[1]) + ox) % tile.shape[1]
     return tile[np.ix_(ys, xs)]

@@ -138,10 +138,12 @@ def world_half(solid: Solid, q: np.ndarray) -> tuple[float, float, float]:
     return float(e[0]), float(e[1]), float(e[2])
 
 
-def chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: float) -> np.ndarray:
+def chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: float,
+          wh: tuple[float, float, float] | None = None) -> np.ndarray:
     """Thickness (mm, float32, shape (len(y), len(x))) of `solid` posed by rotation `q` along the world z rays
-    through (x[j], y[i]) mm from its centre; `px_mm` is the pixel size used for edge anti-aliasing."""
-    wh = world_half(solid, q)
+    through (x[j], y[i]) mm from its centre; `px_mm` is the pixel size used for edge anti-aliasing; `wh` the
+    posed solid's world half-extents if already known (world_half)."""
+    wh = wh or world_half(solid, q)
     if 2.0 * max(wh[0], wh[1]) < SUPERSAMPLE_PX * px_mm:
         sub = _SUB * px_mm
         xs, ys = (x[:, None] + sub).ravel(), (y[:, None] + sub).ravel()
@@ -191,8 +193,11 @@ def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: flo
         lo, hi, rim = _quadric(solid, q, x, y, px_mm, lo, hi)
         if rim is not None:
             covers.append(rim)
-    if lo is None or hi is None:
-        raise ValueError("solid is not bounded along the beam")
+    if lo is None or hi is None:  # every face edge-on: a solid far under a pixel; spread its depth by coverage
+        out = np.full((len(y), len(x)), 2.0 * half_z, dtype=np.float32)
+        for cov in covers:
+            out *= cov
+        return out
     out = np.subtract(hi, lo, out=hi)
     np.maximum(out, 0.0, out=out)
     for cov in covers:
@@ -259,7 +264,9 @@ def _quadric(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: f
     ex, ey, ed = (q[r, list(rows)] * inv for r in (0, 1, 2))  # d(scaled local)/d(world x, y, t)
     A = float(ed @ ed)
     cxx, cxy, cyy = float(ex @ ex), 2.0 * float(ex @ ey), float(ey @ ey)
-    if solid.quadric != "ellipsoid" and np.sqrt(A) * 2.0 * _axis_half(solid) * min(scale) < px_mm * 0.7:
+    axis_z = q[2, 2] if solid.quadric == "cylinder" else q[2, 0]  # world z of the cylinder's axis
+    upright = abs(axis_z) > 0.5 and 2.0 * _axis_half(solid) * np.sqrt(max(1.0 - axis_z**2, 0.0)) < 0.7 * px_mm
+    if solid.quadric != "ellipsoid" and upright:
         # a cylinder standing on its end: its wall is vertical, so its rim is an edge of coverage
         d = np.sqrt(_quadratic(cxx, cxy, cyy, 0.0, x, y))
         d -= 1.0

@@ -80,7 +80,8 @@ def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float)
     q = pose @ part.rot
     at = pose @ np.asarray(part.at)
     px_mm = 1.0 / cv.ppm
-    hx, hy, _ = world_half(part.solid, q)
+    wh = world_half(part.solid, q)
+    hx, hy = wh[0], wh[1]
     pcx, pcy = cx + at[0] * cv.ppm, cy + at[1] * cv.ppm
     x0, x1 = int(np.floor(pcx - hx * cv.ppm)) - 1, int(np.ceil(pcx + hx * cv.ppm)) + 2
     y0, y1 = int(np.floor(pcy - hy * cv.ppm)) - 1, int(np.ceil(pcy + hy * cv.ppm)) + 2
@@ -94,7 +95,7 @@ def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float)
             return
     xs = (np.arange(x0, x1, dtype=np.float32) - np.float32(pcx)) * np.float32(px_mm)
     ys = (np.arange(y0, y1, dtype=np.float32) - np.float32(pcy)) * np.float32(px_mm)
-    tile = chord(part.solid, q, xs, ys, px_mm)
+    tile = chord(part.solid, q, xs, ys, px_mm, wh)
     if part.texture is not None:
         kind, amp = part.texture
         tile = tile * (1.0 + np.float32(amp) * texture(kind, tile.shape, cv.rng))

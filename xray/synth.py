@@ -188,6 +188,17 @@ def _jitter(rng: np.random.Generator, sc: ScannerState) -> ScannerState:
                    blur_scale=sc.blur_scale * rng.uniform(0.85, 1.2), gain=sc.gain * rng.uniform(0.98, 1.02))
 
 
+def _warp_edges(box: tuple[int, int, int, int], rows: np.ndarray,
+                cols: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The output pixels whose source lies in the box: rows/cols are non-decreasing, so two searches each."""
+    x0, y0, x1, y1 = box
+    ya, yb = int(np.searchsorted(rows, y0, "left")), int(np.searchsorted(rows, y1, "left"))
+    xa, xb = int(np.searchsorted(cols, x0, "left")), int(np.searchsorted(cols, x1, "left"))
+    if yb <= ya or xb <= xa:
+        return None
+    return xa, ya, xb, yb
+
+
 def _warp_box(box: tuple[int, int, int, int], mask: np.ndarray, rows: np.ndarray,
               cols: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
     """Carry a box and its mask through the monotone row/column maps of the scanner warp."""
@@ -287,12 +298,16 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
     objects: list[ObjectInfo] = []
     masks: dict[int, np.ndarray] = {}
     for thing, cls, box, mask in placed:
+        if cls is None:  # benign: the box alone, through the monotone maps (no mask to carry)
+            bbox = _warp_edges(box, rows, cols)
+            if bbox is not None:
+                objects.append(ObjectInfo(thing.name, thing.main_material, False, None, bbox))
+            continue
         warped = _warp_box(box, mask, rows, cols)
         if warped is None:
             continue
-        if cls is not None:
-            masks[len(objects)] = warped[1]
-        objects.append(ObjectInfo(thing.name, thing.main_material, cls is not None, cls, warped[0]))
+        masks[len(objects)] = warped[1]
+        objects.append(ObjectInfo(thing.name, thing.main_material, True, cls, warped[0]))
     labels = sorted({o.class_name for o in objects if o.class_name})
     chosen_palette = palette or _pick(rng, state.palette_weights, list(PALETTES))
     return Parcel(high, low, labels, objects, masks, scenario, chosen_palette, seed, scanner_id, progress)

@@ -138,7 +138,7 @@ def keys(rng: np.random.Generator) -> Thing:
     """A bunch of keys on a steel ring: brass or nickel-silver blades with cut teeth."""
     n = int(rng.integers(1, 7))
     parts: list[Piece] = [*tube("steel", 28, 1.5, 3)]
-    for k in range(n):
+    for _ in range(n):
         a = _u(rng, 0, 2 * np.pi)
         r = rot(az=a)
         length = _u(rng, 45, 70)
