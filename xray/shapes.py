@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -91,10 +92,13 @@ def moved(parts: Sequence[Piece], at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | 
             out.append(Wire(p.points @ r.T + off, p.layers, p.core))
         else:
             pos = r @ np.asarray(p.at) + off
-            copies = tuple(tuple(float(v) for v in r @ np.asarray(c)) for c in p.copies)
-            out.append(Part(p.solid, p.material, (float(pos[0]), float(pos[1]), float(pos[2])), r @ p.rot, p.sign,
-                            p.core, p.texture, copies))  # type: ignore[arg-type]
+            copies = tuple(_vec(r @ np.asarray(c)) for c in p.copies)
+            out.append(Part(p.solid, p.material, _vec(pos), r @ p.rot, p.sign, p.core, p.texture, copies))
     return out
+
+
+def _vec(v: np.ndarray) -> Vec3:
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 # ---- builders: sizes are full lengths (mm); `at` is the centre in the object frame ----
@@ -104,19 +108,19 @@ def _axis_rot(axis: str) -> np.ndarray:
 
 
 def block(mat: str, sx: float, sy: float, sz: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
-          **kw: object) -> Part:
-    return Part(box(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)  # type: ignore[arg-type]
+          **kw: Any) -> Part:
+    return Part(box(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)
 
 
 def cyl(mat: str, diameter: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), axis: str = "z",
-        rot: np.ndarray | None = None, **kw: object) -> Part:
+        rot: np.ndarray | None = None, **kw: Any) -> Part:
     """A cylinder along `axis` of the object frame (then turned by `rot`)."""
     r = _axis_rot(axis) if rot is None else rot @ _axis_rot(axis)
-    return Part(cylinder(diameter / 2, length / 2), mat, at, r, **kw)  # type: ignore[arg-type]
+    return Part(cylinder(diameter / 2, length / 2), mat, at, r, **kw)
 
 
 def tube(mat: str, diameter: float, wall: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), axis: str = "z",
-         rot: np.ndarray | None = None, closed: bool = False, **kw: object) -> list[Part]:
+         rot: np.ndarray | None = None, closed: bool = False, **kw: Any) -> list[Part]:
     """A pipe (open) or a can (closed: end walls as thick as the side) along `axis`."""
     inner = length - 2 * wall if closed else length
     return [cyl(mat, diameter, length, at, axis, rot, **kw),
@@ -124,7 +128,7 @@ def tube(mat: str, diameter: float, wall: float, length: float, at: Vec3 = (0.0,
 
 
 def shell(mat: str, sx: float, sy: float, sz: float, wall: float, at: Vec3 = (0.0, 0.0, 0.0),
-          rot: np.ndarray | None = None, rim: bool = False, **kw: object) -> list[Part]:
+          rot: np.ndarray | None = None, rim: bool = False, **kw: Any) -> list[Part]:
     """A closed box of sheet material (outer block minus inner block), or with `rim` only its side walls (a
     phone's frame band, a tray, a belt of a bag)."""
     inner_z = sz if rim else sz - 2 * wall
@@ -133,28 +137,28 @@ def shell(mat: str, sx: float, sy: float, sz: float, wall: float, at: Vec3 = (0.
 
 
 def ball(mat: str, sx: float, sy: float, sz: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
-         **kw: object) -> Part:
-    return Part(ellipsoid(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)  # type: ignore[arg-type]
+         **kw: Any) -> Part:
+    return Part(ellipsoid(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)
 
 
 def cap(mat: str, sx: float, sy: float, height: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
-        **kw: object) -> Part:
+        **kw: Any) -> Part:
     """Half an ellipsoid standing on its base at `at` (a bullet nose along +z unless turned)."""
-    return Part(dome(sx / 2, sy / 2, height), mat, at, _EYE if rot is None else rot, **kw)  # type: ignore[arg-type]
+    return Part(dome(sx / 2, sy / 2, height), mat, at, _EYE if rot is None else rot, **kw)
 
 
 def plate(mat: str, outline: Sequence[tuple[float, float]] | np.ndarray, thick: float, at: Vec3 = (0.0, 0.0, 0.0),
-          rot: np.ndarray | None = None, bevel: float = 0.0, both: bool = False, **kw: object) -> Part:
+          rot: np.ndarray | None = None, bevel: float = 0.0, both: bool = False, **kw: Any) -> Part:
     """A convex outline (x, y mm) extruded `thick` mm: a blade, a slide, a key bow, a trigger guard piece.
     `bevel` grinds the edges facing -y (and +y if `both`) to a cutting edge that wide (mm)."""
-    return Part(prism(np.asarray(outline, dtype=float), thick / 2, bevel, both), mat, at,  # type: ignore[arg-type]
+    return Part(prism(np.asarray(outline, dtype=float), thick / 2, bevel, both), mat, at,
                 _EYE if rot is None else rot, **kw)
 
 
 def bar(mat: str, diameter: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
-        **kw: object) -> Part:
+        **kw: Any) -> Part:
     """A round bar along the object's x axis (then turned by `rot`)."""
-    return Part(rod(diameter / 2, length / 2), mat, at, _EYE if rot is None else rot, **kw)  # type: ignore[arg-type]
+    return Part(rod(diameter / 2, length / 2), mat, at, _EYE if rot is None else rot, **kw)
 
 
 def polyline(points: Sequence[Sequence[float]] | np.ndarray, layers: Sequence[tuple[str, float]],

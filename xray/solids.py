@@ -152,13 +152,6 @@ def chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: floa
     return _chord(solid, q, x, y, px_mm, wh[2])
 
 
-def _affine(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """c[k, 0] + c[k, 1] * x + c[k, 2] * y for every row k of c, on the grid: (k, len(y), len(x)) float32."""
-    c = c.astype(np.float32)
-    rows = c[:, 0:1] + c[:, 2:3] * y[None, :]  # (k, h)
-    return rows[:, :, None] + (c[:, 1:2] * x[None, :])[:, None, :]
-
-
 def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: float, half_z: float) -> np.ndarray:
     # Coefficients are a handful of numbers per face: plain Python floats are several times faster than numpy
     # on such tiny arrays; the pixel grids are numpy, in as few whole-array operations as possible.
@@ -254,6 +247,8 @@ def _quadric(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: f
     coordinates; the root interval is -B/A ± sqrt(B^2 - A C)/A with B affine and C quadratic in (x, y).
     Returns the narrowed (lo, hi) and, for a cylinder standing on its end, a rim coverage instead."""
     rx, ry, rz = solid.radii
+    rows: tuple[int, ...]
+    scale: tuple[float, ...]
     if solid.quadric == "ellipsoid":
         rows, scale = (0, 1, 2), (rx, ry, rz)
     elif solid.quadric == "cylinder":

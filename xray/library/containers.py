@@ -66,7 +66,7 @@ def carton(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
 def soft_bag(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
     """A holdall: fabric with folds, a zip along the top, webbing handles, metal strap hooks, feet."""
     w, length = _size(rng, (250, 450), (400, 700), max_w, max_l)
-    parts: list[Piece] = [*shell("cotton", w, length, 220, 3.0, texture=("folds", 0.4)),
+    parts: list[Piece] = [*shell("cotton", w, length, 220, 3.0), block("cotton", w, length, 4.0, texture=("folds", 0.7)),
                           block("polyethylene", w * 0.9, length * 0.9, 3.0, (0, 0, -105)),
                           *zip_line([(0, -length * 0.45), (0, length * 0.45)], 110)]
     for s in (-1, 1):
@@ -78,7 +78,7 @@ def soft_bag(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
 
 def backpack(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
     w, length = _size(rng, (260, 340), (380, 520), max_w, max_l)
-    parts: list[Piece] = [*shell("cotton", w, length, 180, 2.5, texture=("folds", 0.3)),
+    parts: list[Piece] = [*shell("cotton", w, length, 180, 2.5), block("cotton", w, length, 3.0, texture=("folds", 0.7)),
                           block("polyethylene", w * 0.8, length * 0.8, 10, (0, 0, -85)),
                           *zip_line([(-w * 0.4, -length * 0.4), (-w * 0.45, length * 0.1), (0, length * 0.45),
                                      (w * 0.45, length * 0.1), (w * 0.4, -length * 0.4)], 90),
@@ -97,8 +97,9 @@ def suitcase(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
     w, length = _size(rng, (340, 520), (480, 780), max_w, max_l)
     depth = _u(rng, 200, 300)
     hard = rng.random() < 0.5
-    parts: list[Piece] = [*shell("polyethylene" if hard else "cotton", w, length, depth, 3.0 if hard else 2.0,
-                                 texture=None if hard else ("folds", 0.25))]
+    parts: list[Piece] = [*shell("polyethylene" if hard else "cotton", w, length, depth, 3.0 if hard else 2.0)]
+    if not hard:
+        parts.append(block("cotton", w, length, 3.0, texture=("folds", 0.7)))
     rail_x = _u(rng, 0.22, 0.35) * w
     rail = length * 0.85
     sx, sy = _u(rng, 12, 22), _u(rng, 18, 32)
@@ -125,7 +126,7 @@ def suitcase(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
     parts += zip_line(frame, 0.0, metal=rng.random() < 0.7)
     parts.append(rivets([(x, y, -depth / 2) for x in (-rail_x, rail_x) for y in (-length * 0.3, length * 0.35)], "steel", 8))
     parts.append(block("zinc_alloy", 35, 20, 15, (0, -length / 2 + 40, 0)))  # combination lock
-    parts.append(block("polyethylene", 120, 25, 25, (w / 2 - 12, 0, 0)))  # side handle
+    parts.append(block("polyethylene", 25, 120, 25, (w / 2 - 12, 0, 0)))  # side handle
     return Container(thing("container:suitcase", parts, "polyethylene"), (w * 0.8, length * 0.85), (8, 30),
                      max(w, length))
 

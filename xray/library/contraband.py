@@ -300,7 +300,7 @@ def cell_pack(rng: np.random.Generator) -> Thing:
     nx, ny = int(rng.integers(1, 4)), int(rng.integers(2, 9))
     length = 65.0 if kind == "18650" else 70.0
     first, rest = spread([(i * (length + 2), j * d, 0.0) for i in range(nx) for j in range(ny)])
-    parts: list[Piece] = cell(kind, first, "x", rest)
+    parts: list[Piece] = [*cell(kind, first, "x", rest)]
     span_y = ny * d
     for i in range(nx + 1):
         parts.append(block("steel", 0.3, span_y, 8, (first[0] - length / 2 - 1 + i * (length + 2), first[1] + span_y / 2 - d / 2, 0)))
