@@ -175,25 +175,44 @@ def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: flo
             edges.append((nx, ny, c))
         else:  # n.(x, y, t) <= c  ->  t <= (c - n.xy) / a, or >= when a < 0
             (highs if a > 0 else lows).append((c / a, -nx / a, -ny / a))
-    lo = _reduce(_affine(lows, x, y), np.maximum) if lows else None
-    hi = _reduce(_affine(highs, x, y), np.minimum) if highs else None
+    # bounds from faces parallel to the image (a box lying exactly flat) are constants: no arrays for them
+    const_lo = max((r[0] for r in lows if r[1] == 0.0 and r[2] == 0.0), default=None)
+    const_hi = min((r[0] for r in highs if r[1] == 0.0 and r[2] == 0.0), default=None)
+    lows = [r for r in lows if r[1] != 0.0 or r[2] != 0.0]
+    highs = [r for r in highs if r[1] != 0.0 or r[2] != 0.0]
     covers = []
     if strips:
         covers.append(_strip_cover(strips, x, y, px_mm))
     if edges:
         covers.append(_edge_cover(edges, x, y, px_mm))
+    if not lows and not highs and solid.quadric is None:  # a flat-lying box or prism: depth times coverage
+        depth_c = 2.0 * half_z if const_lo is None or const_hi is None else max(const_hi - const_lo, 0.0)
+        return _covered(np.float32(depth_c), covers, (len(y), len(x)))
+    lo = _reduce(_affine(lows, x, y), np.maximum) if lows else None
+    hi = _reduce(_affine(highs, x, y), np.minimum) if highs else None
     if solid.quadric is not None:
         lo, hi, rim = _quadric(solid, q, x, y, px_mm, lo, hi)
         if rim is not None:
             covers.append(rim)
+    if const_lo is not None:
+        lo = np.full((len(y), len(x)), const_lo, np.float32) if lo is None else np.maximum(lo, const_lo, out=lo)
+    if const_hi is not None:
+        hi = np.full((len(y), len(x)), const_hi, np.float32) if hi is None else np.minimum(hi, const_hi, out=hi)
     if lo is None or hi is None:  # every face edge-on: a solid far under a pixel; spread its depth by coverage
-        out = np.full((len(y), len(x)), 2.0 * half_z, dtype=np.float32)
-        for cov in covers:
-            out *= cov
-        return out
+        return _covered(np.float32(2.0 * half_z), covers, (len(y), len(x)))
     out = np.subtract(hi, lo, out=hi)
     np.maximum(out, 0.0, out=out)
     for cov in covers:
+        out *= cov
+    return out
+
+
+def _covered(depth: np.float32, covers: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """A constant depth times the product of the edge coverages."""
+    if not covers:
+        return np.full(shape, depth, np.float32)
+    out = np.multiply(covers[0], depth, out=covers[0])
+    for cov in covers[1:]:
         out *= cov
     return out
 

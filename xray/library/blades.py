@@ -48,6 +48,7 @@ def _scales(mat: str, length: float, width: float, thick: float, x: float, tang:
 
 
 def kitchen(rng: np.random.Generator) -> Thing:
+    """A kitchen knife (chef, paring, bread, boning, santoku), handle scales round a tang, a bolster."""
     kind = str(rng.choice(["chef", "paring", "bread", "boning", "santoku"]))
     length = {"chef": _u(rng, 160, 250), "paring": _u(rng, 70, 110), "bread": _u(rng, 180, 250),
               "boning": _u(rng, 120, 170), "santoku": _u(rng, 150, 190)}[kind]
@@ -98,6 +99,7 @@ def bare_blade(rng: np.random.Generator) -> Thing:
 
 
 def dagger(rng: np.random.Generator) -> Thing:
+    """A double-edged dagger with a guard, grip and pommel."""
     length, width = _u(rng, 100, 200), _u(rng, 22, 34)
     parts: list[Piece] = _blade(length, width, _u(rng, 3, 5), double=True)
     parts.append(block("steel", 10, width * 2.2, 12, (0, 0, 0)))  # guard

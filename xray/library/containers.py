@@ -39,8 +39,8 @@ def envelope(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
 
 def padded_bag(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
     w, length = _size(rng, (150, 300), (200, 400), max_w, max_l)
-    parts: list[Piece] = [block("paper", w, length, 0.3), block("polyethylene", w - 6, length - 6, 0.8,
-                                                                texture=("grain", 0.6))]
+    parts: list[Piece] = [block("paper", w, length, 0.5), block("polyethylene", w - 6, length - 6, 1.6,
+                                                                texture=("grain", 0.6))]  # two plies of bubbles
     return Container(thing("container:padded_bag", parts, "paper"), (w * 0.8, length * 0.8), (1, 4), min(w, length))
 
 

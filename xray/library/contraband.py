@@ -34,6 +34,7 @@ def _u(rng: np.random.Generator, a: float, b: float) -> float:
 # ---- ammunition ----
 
 def ammo_loose(rng: np.random.Generator) -> Thing:
+    """Loose rounds of one calibre, at any angle, a few on end."""
     calibre = str(rng.choice(list(CALIBRES)))
     n = int(rng.integers(2, 11))
     parts: list[Piece] = []
@@ -122,6 +123,7 @@ def _brick(rng: np.random.Generator, w: float, h: float, t: float, at: tuple[flo
 
 
 def powder_pack(rng: np.random.Generator) -> Thing:
+    """One to three taped bricks of compressed powder (about a kilo each)."""
     n = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
     w, h, t = _u(rng, 80, 160), _u(rng, 110, 220), _u(rng, 25, 60)
     parts: list[Piece] = []
@@ -177,18 +179,21 @@ def _concealed(rng: np.random.Generator, variant: str, host: Thing, core: list[P
 
 
 def in_cosmetics(rng: np.random.Generator) -> Thing:
+    """Powder in a bottle instead of its liquid (the bottle is the carrier)."""
     host = household.bottle(rng)
     length, d = host.half[0] * 2, host.half[1] * 2
     return _concealed(rng, "in_cosmetics", host, [cyl("narcotic", d * 0.8, length * 0.6, (0, 0, 0), "x")])
 
 
 def in_food(rng: np.random.Generator) -> Thing:
+    """A block of powder inside a food pack."""
     host = household.food_pack(rng)
     w, h, t = (2 * v for v in host.half)
     return _concealed(rng, "in_food", host, [block("narcotic", w * 0.7, h * 0.7, max(t * 0.5, 20), texture=("grain", 0.03))])
 
 
 def in_book_spine(rng: np.random.Generator) -> Thing:
+    """Powder in a hollowed book (scenario new_concealment)."""
     host = household.book(rng)
     w, h, t = (2 * v for v in host.half)
     depth = max(t * 0.8, 20.0)
@@ -197,6 +202,7 @@ def in_book_spine(rng: np.random.Generator) -> Thing:
 
 
 def in_shoe_sole(rng: np.random.Generator) -> Thing:
+    """Flat packs in both soles of a pair of shoes (scenario new_concealment)."""
     host = household.shoes(rng)
     length, span = host.half[0] * 2, host.half[1] * 2
     first = (0.0, -span * 0.27, -18.0)
@@ -232,6 +238,7 @@ def _notes(w: float, h: float, t: float, at: tuple[float, float, float], thread_
 
 
 def currency_bundle(rng: np.random.Generator) -> Thing:
+    """Strapped bundles of notes (paper strap, film wrap), security threads in line."""
     n = int(rng.choice([1, 1, 2, 3, 4]))
     w, h = _u(rng, 120, 165), _u(rng, 60, 80)
     tx = w * _u(rng, -0.3, 0.3)
@@ -281,6 +288,7 @@ def currency_in_book(rng: np.random.Generator) -> Thing:
 # ---- lithium batteries ----
 
 def loose_cells(rng: np.random.Generator) -> Thing:
+    """Loose 18650/21700 cells, side by side or scattered."""
     kind = "18650" if rng.random() < 0.7 else "21700"
     n = int(rng.integers(1, 9))
     parts: list[Piece] = []
@@ -310,6 +318,7 @@ def cell_pack(rng: np.random.Generator) -> Thing:
 
 
 def power_bank(rng: np.random.Generator) -> Thing:
+    """A power bank: a row of 18650 cells or a pouch cell, a board, a plastic or aluminium shell."""
     w, h = _u(rng, 60, 90), _u(rng, 95, 160)
     t = _u(rng, 14, 28)
     parts: list[Piece] = as_carrier([*shell("aluminium" if rng.random() < 0.4 else "polyethylene", h, w, t, 1.2)])

@@ -14,6 +14,7 @@ def _u(rng: np.random.Generator, a: float, b: float) -> float:
 
 
 def phone(rng: np.random.Generator) -> Thing:
+    """A smartphone: aluminium or steel frame band, glass, a pouch cell, a dense board, camera, magnet, screws."""
     w, h, t = _u(rng, 64, 80), _u(rng, 130, 168), _u(rng, 7.5, 10)
     frame = "aluminium" if rng.random() < 0.7 else "steel"
     parts: list[Piece] = [*shell(frame, h, w, t, 1.5, rim=True), block("glass", h - 1, w - 1, 0.7, (0, 0, t / 2 - 0.5)),
@@ -27,6 +28,7 @@ def phone(rng: np.random.Generator) -> Thing:
 
 
 def tablet(rng: np.random.Generator) -> Thing:
+    """A tablet: aluminium shell, glass, one or two large pouch cells, a board."""
     w, h, t = _u(rng, 140, 200), _u(rng, 200, 280), _u(rng, 6, 9)
     parts: list[Piece] = [*shell("aluminium", h, w, t, 1.0), block("glass", h - 2, w - 2, 0.8, (0, 0, t / 2 - 0.5))]
     n = int(rng.integers(1, 3))
@@ -38,6 +40,7 @@ def tablet(rng: np.random.Generator) -> Thing:
 
 
 def laptop(rng: np.random.Generator) -> Thing:
+    """A laptop: base and lid shells, glass, keyboard plate, pouch cells or a row of 18650s, board, heat pipe, fan, hinges."""
     w, d, t = _u(rng, 280, 380), _u(rng, 190, 260), _u(rng, 14, 24)
     case = "aluminium" if rng.random() < 0.6 else "polyethylene"
     wall = 1.2 if case == "aluminium" else 2.2
@@ -92,6 +95,7 @@ def cable(rng: np.random.Generator) -> Thing:
 
 
 def headphones(rng: np.random.Generator) -> Thing:
+    """Over-ear headphones: steel band in plastic, cups with magnets and voice coils, sometimes a cell."""
     span, cup = _u(rng, 140, 190), _u(rng, 55, 85)
     t = np.linspace(0.1, np.pi - 0.1, 30)
     band = np.stack([span / 2 * np.cos(t), span * 0.55 * np.sin(t), np.zeros_like(t)], axis=1)
@@ -107,6 +111,7 @@ def headphones(rng: np.random.Generator) -> Thing:
 
 
 def earbuds(rng: np.random.Generator) -> Thing:
+    """An earbud case: plastic shell, a cell, two buds with magnets and cells."""
     w, h = _u(rng, 45, 65), _u(rng, 40, 55)
     parts: list[Piece] = [*shell("polyethylene", w, h, 24, 1.5), block("li_cell", w * 0.6, h * 0.3, 6, (0, -h * 0.25, 0)),
                           cyl("steel", 8, 5, (-w * 0.2, h * 0.15, 0), copies=((w * 0.4, 0.0, 0.0),)),
@@ -115,6 +120,7 @@ def earbuds(rng: np.random.Generator) -> Thing:
 
 
 def speaker(rng: np.random.Generator) -> Thing:
+    """A Bluetooth speaker: plastic tube, two magnets, one or two 18650 cells, a board."""
     length, d = _u(rng, 120, 220), _u(rng, 55, 90)
     parts: list[Piece] = [*tube("polyethylene", d, 2.5, length, axis="x", closed=True)]
     for s in (-1, 1):
@@ -126,6 +132,7 @@ def speaker(rng: np.random.Generator) -> Thing:
 
 
 def smartwatch(rng: np.random.Generator) -> Thing:
+    """A smart watch: aluminium case, glass, a pouch cell, rubber or steel band and buckle."""
     w, h = _u(rng, 36, 46), _u(rng, 40, 50)
     band = "rubber" if rng.random() < 0.6 else "steel"
     parts: list[Piece] = [*shell("aluminium", h, w, 11, 1.2), block("glass", h - 2, w - 2, 1.0, (0, 0, 5)),
@@ -138,6 +145,7 @@ def smartwatch(rng: np.random.Generator) -> Thing:
 
 
 def vape(rng: np.random.Generator) -> Thing:
+    """A vape pen: aluminium tube, a lithium cell, liquid, a heating coil."""
     length, d = _u(rng, 90, 130), _u(rng, 16, 24)
     parts: list[Piece] = [*tube("aluminium", d, 0.8, length, axis="x", closed=True),
                           cyl("li_cell", d - 3, length * 0.45, (-length * 0.22, 0, 0), "x"),
@@ -147,6 +155,7 @@ def vape(rng: np.random.Generator) -> Thing:
 
 
 def game_controller(rng: np.random.Generator) -> Thing:
+    """A game controller: plastic shell with grips, board, two rumble motors, a cell, screws."""
     w, h = _u(rng, 140, 165), _u(rng, 90, 110)
     parts: list[Piece] = [*shell("polyethylene", w, h * 0.6, 35, 2.0),
                           cyl("polyethylene", h * 0.55, 35, (-w * 0.33, -h * 0.15, 0), texture=None),
@@ -186,6 +195,7 @@ def hair_clipper(rng: np.random.Generator) -> Thing:
 
 
 def camera(rng: np.random.Generator) -> Thing:
+    """A camera: metal or plastic body, a lens barrel with glass elements, a cell, board, sensor block."""
     w, h, d = _u(rng, 110, 140), _u(rng, 70, 95), _u(rng, 40, 70)
     lens = _u(rng, 50, 75)
     parts: list[Piece] = [*shell("zinc_alloy" if rng.random() < 0.4 else "polyethylene", w, d, h, 1.5),
@@ -199,6 +209,7 @@ def camera(rng: np.random.Generator) -> Thing:
 
 
 def power_drill(rng: np.random.Generator) -> Thing:
+    """A corded drill: plastic body and grip, steel and copper motor, gearbox, chuck and bit."""
     length = _u(rng, 170, 230)
     parts: list[Piece] = [*shell("polyethylene", length, 60, 65, 3.0),
                           *shell("polyethylene", 55, 45, 120, 3.0, (-length * 0.25, 0, -80)),
@@ -223,6 +234,7 @@ def router(rng: np.random.Generator) -> Thing:
 
 
 def e_reader(rng: np.random.Generator) -> Thing:
+    """An e-reader: plastic shell, glass, a thin cell, a board."""
     w, h = _u(rng, 110, 130), _u(rng, 160, 180)
     parts: list[Piece] = [*shell("polyethylene", h, w, 8, 1.0), block("glass", h - 20, w - 8, 1.0),
                           block("li_cell", 60, 40, 3.5, (-20, 0, -2))]
@@ -231,6 +243,7 @@ def e_reader(rng: np.random.Generator) -> Thing:
 
 
 def keyboard(rng: np.random.Generator) -> Thing:
+    """A keyboard: plastic case, steel plate, board, rows of keycaps."""
     w, d = _u(rng, 280, 440), _u(rng, 110, 150)
     parts: list[Piece] = [*shell("polyethylene", w, d, 25, 2.0), block("steel", w * 0.95, d * 0.9, 0.8),
                           block("circuit_board", w * 0.9, d * 0.85, 1.6, (0, 0, -4))]

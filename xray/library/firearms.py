@@ -96,11 +96,13 @@ def _pistol(rng: np.random.Generator, name: str, scale: float, frame_mat: str, h
 
 
 def pistol_service(rng: np.random.Generator) -> Thing:
+    """A full-size pistol: polymer or steel frame, hammer if steel, double-stack magazine."""
     frame = "polyethylene" if rng.random() < 0.6 else "steel"
     return _pistol(rng, "pistol_service", _u(rng, 0.95, 1.08), frame, frame == "steel", True)
 
 
 def pistol_compact(rng: np.random.Generator) -> Thing:
+    """A compact pistol: shorter slide and grip, polymer or aluminium frame."""
     frame = "polyethylene" if rng.random() < 0.7 else "aluminium"
     return _pistol(rng, "pistol_compact", _u(rng, 0.8, 0.92), frame, rng.random() < 0.3, True)
 
@@ -143,6 +145,7 @@ def _revolver(rng: np.random.Generator, name: str, barrel: float, shots: int) ->
 
 
 def revolver(rng: np.random.Generator) -> Thing:
+    """A six-shot revolver with a 75-160 mm barrel, loaded or not."""
     return _revolver(rng, "revolver", _u(rng, 75, 160), 6)
 
 

@@ -61,6 +61,7 @@ def shoes(rng: np.random.Generator) -> Thing:
 
 
 def book(rng: np.random.Generator) -> Thing:
+    """A hardback or paperback: a paper block, board covers, a spine."""
     w, h, t = _u(rng, 110, 240), _u(rng, 150, 300), _u(rng, 6, 55)
     parts: list[Piece] = [block("paper", w, h, t), block("cardboard", w + 4, h + 4, 2.0, (0, 0, t / 2 + 1)),
                           block("cardboard", w + 4, h + 4, 2.0, (0, 0, -t / 2 - 1)),
@@ -116,6 +117,7 @@ def bottle(rng: np.random.Generator) -> Thing:
 
 
 def spray_can(rng: np.random.Generator) -> Thing:
+    """An aerosol: a thin aluminium or steel can, liquid, a steel valve, a dip tube."""
     length, d = _u(rng, 120, 240), _u(rng, 45, 66)
     parts: list[Piece] = [*tube("aluminium" if rng.random() < 0.6 else "steel", d, 0.4, length, axis="x", closed=True),
                           cyl("water", d - 2, length * _u(rng, 0.4, 0.8), (-length * 0.1, 0, 0), "x"),
@@ -263,6 +265,7 @@ def thermos(rng: np.random.Generator) -> Thing:
 
 
 def mug(rng: np.random.Generator) -> Thing:
+    """A ceramic (glass-like) or steel mug with a handle."""
     d, h = _u(rng, 75, 95), _u(rng, 85, 110)
     mat = "glass" if rng.random() < 0.7 else "steel"
     wall = 5.0 if mat == "glass" else 0.6
@@ -272,6 +275,7 @@ def mug(rng: np.random.Generator) -> Thing:
 
 
 def candle_jar(rng: np.random.Generator) -> Thing:
+    """A candle in a glass jar: wax, a steel wick clip, an aluminium lid."""
     d, h = _u(rng, 70, 110), _u(rng, 70, 120)
     parts: list[Piece] = [*tube("glass", d, 4, h, closed=True), cyl("food", d - 8, h * 0.8), cyl("steel", 10, 1, (0, 0, -h * 0.4)),
                           cyl("aluminium", d, 5, (0, 0, h / 2))]

@@ -54,6 +54,7 @@ def _place(p: Piece, y: float) -> Piece:
 
 
 def screwdriver(rng: np.random.Generator) -> Thing:
+    """A screwdriver: a steel shaft in a plastic handle."""
     shaft = _u(rng, 60, 200)
     parts: list[Piece] = [bar("steel", _u(rng, 3, 7), shaft, (shaft / 2, 0, 0)),
                           bar("polyethylene", _u(rng, 22, 32), _u(rng, 80, 110), (-45, 0, 0))]
@@ -104,6 +105,7 @@ def spanner(rng: np.random.Generator) -> Thing:
 
 
 def hammer(rng: np.random.Generator) -> Thing:
+    """A hammer: a steel head on a wooden or plastic handle."""
     length = _u(rng, 250, 350)
     head = _u(rng, 90, 130)
     parts: list[Piece] = [block("steel", 28, head, 25, (length / 2, 0, 0)),
@@ -112,6 +114,7 @@ def hammer(rng: np.random.Generator) -> Thing:
 
 
 def tape_measure(rng: np.random.Generator) -> Thing:
+    """A tape measure: plastic case round a coiled steel tape."""
     d = _u(rng, 50, 80)
     parts: list[Piece] = [block("polyethylene", d, d, 35, texture=None), cyl("steel", d * 0.8, 20),
                           cyl("steel", d * 0.3, 20, sign=-1.0), block("steel", 10, 25, 2, (d / 2, 0, 0))]
@@ -154,6 +157,7 @@ def keys(rng: np.random.Generator) -> Thing:
 
 
 def padlock(rng: np.random.Generator) -> Thing:
+    """A padlock: a brass or steel body, a cylinder, a steel shackle."""
     w = _u(rng, 30, 60)
     parts: list[Piece] = [block("brass" if rng.random() < 0.5 else "steel", w, w * 0.8, w * 0.35),
                           cyl("steel", 10, w * 0.35, (0, -w * 0.1, 0))]
@@ -199,6 +203,7 @@ def jewellery(rng: np.random.Generator) -> Thing:
 
 
 def watch(rng: np.random.Generator) -> Thing:
+    """A wrist watch: a steel case, glass, a brass movement, steel or rubber strap."""
     d = _u(rng, 34, 46)
     parts: list[Piece] = [*tube("steel", d, 2.5, 11, closed=True), cyl("glass", d - 4, 1.5, (0, 0, 5)),
                           cyl("brass", d * 0.7, 4), cyl("zinc_alloy", 10, 2, (0, -d * 0.2, -3))]
@@ -253,6 +258,7 @@ def bike_lock(rng: np.random.Generator) -> Thing:
 
 
 def glasses(rng: np.random.Generator) -> Thing:
+    """Spectacles: two lenses, wire or plastic rims and temples."""
     w = _u(rng, 125, 145)
     metal = rng.random() < 0.5
     parts: list[Piece] = []
