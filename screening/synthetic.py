@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,21 +33,34 @@ log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
 
 
-Job = tuple[int, int, int, tuple[str, ...], str, int, tuple[int, int] | None, str, bool]  # see render_styled_set
 TRAINING_WORK = 1.25  # training renders styles at most this many times the canvas side (see render_styled_set)
 
 
-def _render_one(args: Job) -> tuple[np.ndarray, Geometry, list[str], list[tuple[str, Box]], ScannerStyle]:
-    """(canvas (3, S, S) uint8, geometry, labels, threat boxes as image fractions, scanner style) of image i."""
-    seed, i, n, classes, scenario, size, image_size, style, for_training = args
-    from xray.styles import apply_style, sample_style, style_rng
-    from xray.synth import render_parcel
+@dataclass(frozen=True)
+class _Job:
+    """Image i of a set (picklable: it crosses to the worker processes)."""
 
-    parcel = render_parcel(np.random.default_rng([seed, i]), classes=classes, scenario=scenario,
-                           progress=i / (n - 1) if n > 1 else 0.0, size=image_size)
-    max_side = round(TRAINING_WORK * size) if for_training else None
-    scan = apply_style(parcel, sample_style(style_rng(seed, i), style), max_side=max_side)
-    canvas, geo = letterbox_uint8(scan.image, size)
+    seed: int
+    i: int
+    n: int
+    classes: tuple[str, ...]
+    scenario: str
+    size: int
+    image_size: tuple[int, int] | None
+    style: str
+    for_training: bool
+    content_split: str | None
+
+
+def _render_one(job: _Job) -> tuple[np.ndarray, Geometry, list[str], list[tuple[str, Box]], ScannerStyle]:
+    """(canvas (3, S, S) uint8, geometry, labels, threat boxes as image fractions, scanner style) of image i."""
+    from xray.styles import render_styled, sample_style, style_rng
+
+    _, scan = render_styled(np.random.default_rng([job.seed, job.i]), sample_style(style_rng(job.seed, job.i), job.style),
+                            classes=job.classes, content_split=job.content_split, scenario=job.scenario,
+                            progress=job.i / (job.n - 1) if job.n > 1 else 0.0, size=job.image_size,
+                            max_side=round(TRAINING_WORK * job.size) if job.for_training else None)
+    canvas, geo = letterbox_uint8(scan.image, job.size)
     h, w = scan.image.shape[:2]
     boxes = [(str(o.class_name), (o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h))
              for o in scan.objects if o.is_threat and o.class_name]
@@ -59,23 +73,23 @@ def _init_worker() -> None:
 
 def render_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario: str = "baseline",
                workers: int | None = None, image_size: tuple[int, int] | None = None,
-               progress: bool = True, style: str = "reference",
-               for_training: bool = False) -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]]]:
+               progress: bool = True, style: str = "reference", for_training: bool = False,
+               content_split: str | None = None) -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]]]:
     """n rendered scans as a LabelledSet (files are virtual names `scan_00000`...) and their threat boxes by name.
 
     `size` is the canvas side; `image_size` the rendered (width, height) (None: 512 wide, as write_dataset);
-    `style` the scanner-style family (xray.styles) each image's style is drawn from; see render_styled_set for
-    `for_training`.
+    `style` the scanner-style family (xray.styles) each image's style is drawn from; `content_split` the
+    renderer's object families (default: the style family's); see render_styled_set for `for_training`.
     """
     data, boxes, _ = render_styled_set(n, seed, classes, size, scenario=scenario, workers=workers,
                                        image_size=image_size, progress=progress, style=style,
-                                       for_training=for_training)
+                                       for_training=for_training, content_split=content_split)
     return data, boxes
 
 
 def render_styled_set(n: int, seed: int, classes: Sequence[str], size: int, *, scenario: str = "baseline",
                       workers: int | None = None, image_size: tuple[int, int] | None = None, progress: bool = True,
-                      style: str = "reference", for_training: bool = False,
+                      style: str = "reference", for_training: bool = False, content_split: str | None = None,
                       ) -> tuple[LabelledSet, dict[str, list[tuple[str, Box]]], list[ScannerStyle]]:
     """render_set plus the scanner style of every image (for the set's manifest).
 
@@ -88,7 +102,8 @@ def render_styled_set(n: int, seed: int, classes: Sequence[str], size: int, *, s
     if style not in FAMILIES:
         raise ConfigError(f"unknown style {style!r}; known: {', '.join(FAMILIES)}")
     workers = workers or min(os.cpu_count() or 1, 4)
-    jobs: list[Job] = [(seed, i, n, tuple(classes), scenario, size, image_size, style, for_training) for i in range(n)]
+    jobs = [_Job(seed, i, n, tuple(classes), scenario, size, image_size, style, for_training, content_split)
+            for i in range(n)]
     canvases = torch.empty((n, 3, size, size), dtype=torch.uint8)
     geos: list[Geometry] = []
     rows: list[LabelRow] = []
@@ -114,7 +129,7 @@ def render_styled_set(n: int, seed: int, classes: Sequence[str], size: int, *, s
             pool.shutdown()
     any_y, cls_y = targets(rows, classes)
     files = [r.path for r in rows]
-    record = manifest(n, seed, classes, scenario, size, style, for_training)
+    record = manifest(n, seed, classes, scenario, size, style, for_training, content_split)
     digest = hashlib.sha256(json.dumps(record).encode()).hexdigest()
     data = LabelledSet(list(classes), files, canvases, None, geos, any_y, cls_y,
                        _manifest_hash(files, cls_y, [f"{digest}:{p.name}" for p in files]), boxes)
@@ -122,13 +137,15 @@ def render_styled_set(n: int, seed: int, classes: Sequence[str], size: int, *, s
 
 
 def manifest(n: int, seed: int, classes: Sequence[str], scenario: str, size: int, style: str = "reference",
-             for_training: bool = False) -> dict[str, object]:
-    """What rebuilds a rendered set: the record written beside the default model's training data. (The style
-    appears only when it is not the reference, so the records and digests of earlier sets stay as they were.)"""
+             for_training: bool = False, content_split: str | None = None) -> dict[str, object]:
+    """What rebuilds a rendered set: the record written beside the default model's training data. (The style and
+    content split appear only when they are not the defaults, so earlier sets' records and digests stay.)"""
     out: dict[str, object] = {"source": "xray.synth.render_parcel", "n": n, "seed": seed, "classes": list(classes),
                               "scenario": scenario, "input_size": size}
     if style != "reference":
         out["style"] = style
         if for_training:
             out["style_max_side"] = round(TRAINING_WORK * size)
+    if content_split is not None:
+        out["content_split"] = content_split
     return out

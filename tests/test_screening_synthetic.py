@@ -74,7 +74,6 @@ def test_styled_set_in_memory_is_what_xscreen_synth_writes(tmp_path: Path) -> No
         assert np.array_equal(letterbox_uint8(pixels, 64)[0], data.canvases[int(i)].numpy())  # type: ignore[call-overload]
     assert {s.family for s in styles} == {"train"} and len({s.to_json() for s in styles}) == 6
     reference, _ = render_set(6, 8, DEFAULT_CLASSES, 64, workers=1, image_size=SMALL, progress=False)
-    assert np.array_equal(reference.any_labels, data.any_labels)  # the same parcels, whatever the scanner
     assert data.manifest_sha256 != reference.manifest_sha256
 
 

@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,17 +22,19 @@ from xray.styles import (
     REFERENCE_STYLE,
     ScannerStyle,
     StyledScan,
-    apply_style,
+    content_split_for,
+    render_styled,
     sample_style,
     style_rng,
 )
-from xray.synth import Parcel, render_parcel
+from xray.synth import CONTENT_SPLITS, Parcel, render_parcel
 from xray.threats import check_classes
 from xray.writers import FORMATS, SUFFIX, encode
 from xscreen.errors import ConfigError
 
 
-def _manifest_row(file: str, parcel: Parcel, fmt: str, scan: StyledScan | None = None) -> dict[str, object]:
+def _manifest_row(file: str, parcel: Parcel, fmt: str, content_split: str,
+                  scan: StyledScan | None = None) -> dict[str, object]:
     """One image's row: the parcel's truth, with boxes and size as the file holds them (after the style)."""
     labels, objects, palette, style = parcel.labels, parcel.objects, parcel.palette, REFERENCE_STYLE
     height, width = parcel.high.shape
@@ -52,6 +55,7 @@ def _manifest_row(file: str, parcel: Parcel, fmt: str, scan: StyledScan | None =
         "objects": [{"name": o.name, "material": o.material, "is_threat": o.is_threat,
                      "class_name": o.class_name, "x0": o.box[0], "y0": o.box[1], "x1": o.box[2], "y1": o.box[3]}
                     for o in objects],
+        "content_split": content_split,
         "style_family": style.family,
         "style": style.to_json(),  # every parameter of the scanner style: ScannerStyle.from_dict(json.loads(...))
     }
@@ -66,12 +70,14 @@ def check_style(style: str, fmt: str) -> None:
                           f"colour or grey): use --format png (the default), or --style reference for {fmt}")
 
 
-def _encoded(parcel: Parcel, fmt: str, style: ScannerStyle | None, uid_seed: str) -> tuple[bytes, str, StyledScan | None]:
-    """(file bytes, format, styled scan or None for the reference rendering) of one parcel."""
+def _render(rng: np.random.Generator, style: ScannerStyle | None, fmt: str, uid_seed: str, split: str,
+            **render: Any) -> tuple[Parcel, bytes, str, StyledScan | None]:
+    """(parcel, file bytes, format, styled scan or None for the reference rendering) of one image."""
     if style is None:
-        return encode(fmt, parcel.high, parcel.low, palette=parcel.palette, uid_seed=uid_seed), fmt, None
-    scan = apply_style(parcel, style)
-    return scan.encode(), style.file_format, scan
+        parcel = render_parcel(rng, content_split=split, **render)  # type: ignore[arg-type]
+        return parcel, encode(fmt, parcel.high, parcel.low, palette=parcel.palette, uid_seed=uid_seed), fmt, None
+    parcel, scan = render_styled(rng, style, content_split=split, **render)
+    return parcel, scan.encode(), style.file_format, scan
 
 
 def _write_manifest(path: Path, rows: list[dict[str, object]]) -> None:
@@ -84,14 +90,19 @@ def _write_manifest(path: Path, rows: list[dict[str, object]]) -> None:
 
 def write_dataset_impl(out: Path, *, n: int, seed: int, classes: Sequence[str], scenario: str = "baseline",
                        fmt: str = "png", threat_rate: float = 0.5, size: tuple[int, int] | None = None,
-                       progress_bar: bool = True, style: str = "reference", one_style: bool = False) -> Path:
+                       progress_bar: bool = True, style: str = "reference", one_style: bool = False,
+                       content_split: str | None = None) -> Path:
     """See xray.synth.write_dataset; `style` is a family of xray.styles, drawn per image, or once for the whole
-    set with `one_style` (one scanner)."""
+    set with `one_style` (one scanner); `content_split` the renderer's object families (default: the style
+    family's, xray.styles.content_split_for)."""
     if n < 1:
         raise ConfigError(f"number of images must be at least 1, got {n}")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     check_style(style, fmt)
+    split = content_split or content_split_for(style)
+    if split not in CONTENT_SPLITS:
+        raise ConfigError(f"unknown content split {split!r}; known: {', '.join(CONTENT_SPLITS)}")
     check_classes(list(classes))
     get_scenario(scenario)
     if not 0.0 <= threat_rate <= 1.0:
@@ -108,17 +119,17 @@ def write_dataset_impl(out: Path, *, n: int, seed: int, classes: Sequence[str], 
     writer.writerow(["file", "labels"])
     for i in steps:
         progress = i / (n - 1) if n > 1 else 0.0
-        parcel = render_parcel(np.random.default_rng([seed, i]), classes=classes, scenario=scenario,
-                               progress=progress, threat_rate=threat_rate, size=size)
         drawn = None if style == "reference" else sample_style(style_rng(seed, 0 if one_style else i), style)
-        data, file_fmt, scan = _encoded(parcel, fmt, drawn, f"{seed}-{i}")
+        parcel, data, file_fmt, scan = _render(np.random.default_rng([seed, i]), drawn, fmt, f"{seed}-{i}", split,
+                                               classes=classes, scenario=scenario, progress=progress,
+                                               threat_rate=threat_rate, size=size)
         name = f"scan_{i:05d}{SUFFIX[file_fmt]}"
         try:
             (out / name).write_bytes(data)
         except OSError as exc:
             raise OutputError(f"cannot write {out / name} ({exc.strerror or exc})") from None
         writer.writerow([name, "|".join(scan.labels if scan else parcel.labels)])
-        rows.append(_manifest_row(name, parcel, file_fmt, scan))
+        rows.append(_manifest_row(name, parcel, file_fmt, split, scan))
     (out / "labels.csv").write_text(labels.getvalue(), encoding="utf-8")
     _write_manifest(out / "manifest.parquet", rows)
     return out / "labels.csv"

@@ -19,6 +19,7 @@ import colorsys
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from PIL import Image
 
 from xray import scanner_ops as ops
 from xray.palettes import PALETTES, Palette, pseudo_colour
-from xray.synth import BELT_WIDTH_MM, ObjectInfo, Parcel
+from xray.synth import ObjectInfo, Parcel, render_parcel
 from xscreen.errors import ConfigError
 
 FAMILIES = ("reference", "train", "heldout", "heldout-grey", "heldout-jpeg")
@@ -79,7 +80,9 @@ class ImageGeometry:
 
     field: Field = "belt"  # the whole belt image, cropped to the parcel, or padded with air around it
     margin: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # left, top, right, bottom: share of the side
-    pixel_mm: float | None = None  # detector pitch across the belt, mm (None: the renderer's 620 mm / width)
+    # detector pitch across the belt, mm: a render-time setting (render_styled passes it to render_parcel, which
+    # fits the parcel to the field it gives, so it sets the apparent size of every object); None: 620 mm / width
+    pixel_mm: float | None = None
     aspect: float = 1.0  # pixel height / width: > 1 stretches along the belt (line rate slower than the belt)
     long_side: int | None = None  # exported image's longer side in pixels (None: as acquired)
 
@@ -223,7 +226,7 @@ def _train_geometry(rng: np.random.Generator) -> ImageGeometry:
         margin = tuple(round(_u(rng, 0.05, 0.5), 4) for _ in range(4))
     else:
         margin = (0.0, 0.0, 0.0, 0.0)
-    return ImageGeometry(kind, margin, pixel_mm=round(_log_u(rng, 1.2, 2.4), 4) if rng.random() < 0.4 else None,  # type: ignore[arg-type]
+    return ImageGeometry(kind, margin, pixel_mm=round(_log_u(rng, 0.8, 2.0), 4) if rng.random() < 0.7 else None,  # type: ignore[arg-type]
                          aspect=round(_log_u(rng, 0.85, 1.18), 4),
                          long_side=int(_log_u(rng, 192, 768)) if rng.random() < 0.7 else None)
 
@@ -309,19 +312,17 @@ def _field_of_view(parcel: Parcel, geo: ImageGeometry) -> tuple[np.ndarray, np.n
             ops.PixelMap(float(wx0), float(wy0)))
 
 
-def _sizes(shape: tuple[int, int], native_mm: float, geo: ImageGeometry,
-           max_side: int | None) -> tuple[tuple[int, int], tuple[int, int]]:
+def _sizes(shape: tuple[int, int], geo: ImageGeometry, max_side: int | None) -> tuple[tuple[int, int], tuple[int, int]]:
     """((w, h) the planes are resampled to before the detector, (w, h) of the exported image).
 
-    The exported image is the acquired one (pitch, aspect) scaled to `long_side`. Every reduction happens once, on
+    The exported image is the acquired one (aspect) scaled to `long_side`. Every reduction happens once, on
     the raw planes, before the detector and the display (a coarser detector then integrates each exported pixel:
     a scanner exporting fewer pixels looks the same, and the per-pixel work shrinks with the image); an export
     larger than the acquisition is an 8-bit upscale of the displayed image, as vendor software does it.
     `max_side` caps both (the in-memory training path: finer than ~its canvas is averaged away by the letterbox).
     """
     H, W = shape
-    pitch = min(1.0, native_mm / geo.pixel_mm) if geo.pixel_mm else 1.0  # a finer detector cannot add detail here
-    fx, fy = pitch, pitch / geo.aspect
+    fx, fy = 1.0, 1.0 / geo.aspect
     out = geo.long_side / max(H * fy, W * fx) if geo.long_side else 1.0
     if max_side:
         out = min(out, max_side / max(H * fy, W * fx))
@@ -345,6 +346,23 @@ def _display(high: np.ndarray, low: np.ndarray, d: DisplayMapping, palette: str)
     return ops.grey(high, low, d), d.mode
 
 
+def content_split_for(family: str) -> str:
+    """The renderer's content split a family's parcels hold: the held-out styles show held-out object families
+    too (a scanner we never saw, in mail we never saw); the others the training families."""
+    return "heldout" if family.startswith("heldout") else "train"
+
+
+def render_styled(rng: np.random.Generator, style: ScannerStyle, *, classes: Sequence[str],
+                  content_split: str | None = None, max_side: int | None = None,
+                  **render: Any) -> tuple[Parcel, StyledScan]:
+    """Render a parcel for `style` (its detector pitch; the content split of its family unless given; `render`:
+    the other render_parcel arguments) and apply the style: (the parcel, the scan as that scanner exports it)."""
+    split = content_split or content_split_for(style.family)
+    parcel = render_parcel(rng, classes=classes, pixel_mm=style.geometry.pixel_mm, content_split=split,  # type: ignore[arg-type]
+                           **render)
+    return parcel, apply_style(parcel, style, max_side=max_side)
+
+
 def apply_style(parcel: Parcel, style: ScannerStyle, rng: np.random.Generator | None = None, *,
                 max_side: int | None = None) -> StyledScan:
     """The parcel as a scanner of `style` exports it. `rng` draws the detector's noise (default: from the
@@ -355,7 +373,7 @@ def apply_style(parcel: Parcel, style: ScannerStyle, rng: np.random.Generator | 
         return StyledScan(image, list(parcel.labels), list(parcel.objects), dict(parcel.masks), style, parcel.palette)
     rng = rng if rng is not None else np.random.default_rng([parcel.seed, STYLE_STREAM])
     high, low, m = _field_of_view(parcel, style.geometry)
-    work, export = _sizes(high.shape, BELT_WIDTH_MM / parcel.high.shape[1], style.geometry, max_side)
+    work, export = _sizes(high.shape, style.geometry, max_side)
     high, low, m = _resample(high, low, *work, m)
     if style.detector != DetectorModel():
         high, low = ops.detector(high, low, style.detector, rng)

@@ -60,6 +60,9 @@ def synth(
     style: str = typer.Option("reference", "--style", help=STYLE_HELP),
     one_style: bool = typer.Option(False, "--one-style",
                                    help="Draw one scanner style for the whole set (one scanner) instead of one per image."),
+    content: str | None = typer.Option(None, "--content",
+                                       help="Object families: train, heldout or all (default: heldout for the held-out "
+                                            "styles, else train; docs/DATA.md)."),
 ) -> None:
     """Render a labelled synthetic data set of dual-energy X-ray parcels."""
     from xray.dataset import write_dataset_impl
@@ -67,7 +70,7 @@ def synth(
     classes = list(_settings().model.classes)
     labels = write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
                                 threat_rate=threat_rate, size=parse_size(size), progress_bar=True, style=style,
-                                one_style=one_style)
+                                one_style=one_style, content_split=content)
     what = f"{fmt} images" if style == "reference" else f"images in style {style}"
     typer.echo(f"wrote {n} {what}, {labels} and {out / 'manifest.parquet'}")
 
