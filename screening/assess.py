@@ -117,11 +117,16 @@ def headline(result: dict[str, Any]) -> dict[str, float]:
 
 def style_report(clf: Classifier, n: int, seed: int, styles: Sequence[str] = STYLE_SETS,
                  workers: int | None = None) -> dict[str, dict[str, Any]]:
-    """metrics() with localisation of n parcels of `seed` in each style family (each family's own object families,
+    """metrics() with localisation of n parcels of `seed` in each style family, named `family` or `family:split`
+    (a content split other than the family's own) (each family's own object families,
     pixel pitch and so parcels; the three held-out columns hold the same parcels, so they differ by display or
     compression alone)."""
-    return {style: pooled_metrics(clf, [score_synthetic(clf, n, seed, workers=workers, style=style)])
-            for style in styles}
+    out = {}
+    for name in styles:  # `family` or `family:content split` (e.g. heldout:train: the held-out scanner alone)
+        family, _, split = name.partition(":")
+        out[name] = pooled_metrics(clf, [score_synthetic(clf, n, seed, workers=workers, style=family,
+                                                         content_split=split or None)])
+    return out
 
 
 def format_side_by_side(results: dict[str, dict[str, Any]]) -> str:
