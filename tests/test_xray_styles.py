@@ -67,6 +67,16 @@ def test_styles_are_reproducible_and_round_trip_through_json(family: str) -> Non
     assert np.array_equal(apply_style(parcel, style).image, apply_style(parcel, style).image)
 
 
+def test_a_damaged_style_record_is_a_clear_error() -> None:
+    record = sample_style(style_rng(1, 1), "train").to_dict()
+    del record["detector"]["gain"]
+    record["detector"]["gane"] = 1.0
+    with pytest.raises(ConfigError, match="not a scanner style .*gane"):
+        ScannerStyle.from_dict(record)
+    with pytest.raises(ConfigError, match="not a scanner style"):
+        ScannerStyle.from_dict({"family": "train"})
+
+
 def test_unknown_family_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="unknown scanner style family 'vendor-x'; known: reference, train"):
         sample_style(np.random.default_rng(0), "vendor-x")

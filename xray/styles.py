@@ -32,7 +32,6 @@ from xray.synth import ObjectInfo, Parcel, render_parcel
 from xscreen.errors import ConfigError
 
 FAMILIES = ("reference", "train", "heldout", "heldout-grey", "heldout-jpeg")
-Family = Literal["reference", "train", "heldout", "heldout-grey", "heldout-jpeg"]
 DisplayMode = Literal["colour", "grey", "grey_inverted"]
 Field = Literal["belt", "parcel", "padded"]
 STYLE_STREAM = 0x5717E  # third seed word of a style's rng: rng([seed, i, STYLE_STREAM]) beside the parcel's rng([seed, i])
@@ -105,6 +104,14 @@ class ScannerStyle:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScannerStyle:
+        """The style `to_dict` wrote (e.g. a manifest's `style` column, JSON-decoded); ConfigError if it is not one."""
+        try:
+            return cls._from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"not a scanner style ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_dict(cls, d: dict[str, Any]) -> ScannerStyle:
         det = dict(d["detector"])
         det["dead_lines"] = tuple(tuple(x) for x in det["dead_lines"])
         disp = dict(d["display"])
