@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import ks_2samp
@@ -66,3 +68,18 @@ def test_style_sets_report_the_headline_figures_and_held_out_variants_are_paired
     table = format_side_by_side(results)
     assert "| | reference | heldout-grey |" in table and "benign sent to an officer" in table
 
+
+
+def test_a_held_out_folder_from_xscreen_synth_scores_as_the_in_memory_set(clf: Classifier, tmp_path: Path) -> None:
+    from screening.assess import evaluate_classifier, pooled_metrics
+    from xray.dataset import write_dataset_impl
+
+    write_dataset_impl(tmp_path, n=16, seed=77, classes=clf.classes, progress_bar=False, style="heldout-jpeg")
+    from_files, p_files, y_files = evaluate_classifier(clf, [tmp_path], progress=False)
+    scored = score_synthetic(clf, 16, 77, style="heldout-jpeg")
+    in_memory = pooled_metrics(clf, [scored])
+    # the same images (the JPEG files' own pixels); the folder reader letterboxes floats, the in-memory path 8 bits,
+    # so canvases may differ by a grey level and scores by a little
+    assert np.array_equal(y_files, scored[2]) and np.allclose(p_files, scored[0], atol=0.02)
+    assert from_files["any_threat"]["auc"] == pytest.approx(in_memory["any_threat"]["auc"], abs=0.03)
+    assert from_files["localisation"]["n"] == in_memory["localisation"]["n"]
