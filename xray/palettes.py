@@ -107,19 +107,27 @@ def palette_lut(palette: str | Palette) -> np.ndarray:
     return _lut(get_palette(palette) if isinstance(palette, str) else palette)
 
 
+TONE_LEVELS = 4096  # tone curves are applied to a table through a 1-D lookup of this many input levels
+
+
 @lru_cache(maxsize=64)
 def _lut(p: Palette) -> np.ndarray:
-    hue = _hue_along_ratio(p, ratio_bin_centres())[:, None, :]  # (R, 1, 3)
-    att = att_bin_centres()[None, :, None]  # (1, A, 1)
+    hue = _hue_along_ratio(p, ratio_bin_centres())  # (R, 3)
+    att = att_bin_centres()  # (A,)
     sat = 1.0 - np.exp(-att / p.saturation_scale)
     value = np.exp(-((att / p.brightness_scale) ** p.brightness_gamma))
-    rgb = value * ((1.0 - sat) * 1.0 + sat * hue)  # (R, A, 3)
     # air and belt fade to pure white below the threshold (a soft edge, so noise does not speckle thin film)
     fade = np.clip((att - 0.5 * p.air_threshold) / p.air_threshold, 0.0, 1.0)
-    rgb = (1.0 - fade) + fade * rgb
-    rgb[:, att[0, :, 0] >= MAX_ATTENUATION * 0.97, :] = 0.0  # saturated detector
-    if p.tone_gamma != 1.0 or p.tone_contrast > 0:
-        rgb = tone_curve(rgb, p.tone_gamma, p.tone_contrast, p.tone_mid)
+    # rgb = (1 - fade) + fade * value * ((1 - sat) + sat * hue): per attenuation bin an offset plus a scale of the hue
+    offset = (1.0 - fade) + fade * value * (1.0 - sat)
+    scale = fade * value * sat
+    saturated = att >= MAX_ATTENUATION * 0.97  # saturated detector: black
+    offset[saturated], scale[saturated] = 0.0, 0.0
+    rgb = offset[None, :, None] + scale[None, :, None] * hue[:, None, :]  # (R, A, 3)
+    if p.tone_gamma != 1.0 or p.tone_contrast > 0:  # drawn palettes: a power per entry costs more than the table
+        levels = np.linspace(0.0, 1.0, TONE_LEVELS)
+        curve = np.round(tone_curve(levels, p.tone_gamma, p.tone_contrast, p.tone_mid) * 255.0).astype(np.uint8)
+        return curve.take((np.clip(rgb, 0.0, 1.0) * (TONE_LEVELS - 1) + 0.5).astype(np.intp))
     return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
