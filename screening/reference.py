@@ -15,6 +15,10 @@ screening.averaging; batch norm and calibration on fresh parcels of --seed, neve
     XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --average A/model.pt,B/model.pt \\
         --name reference-288-v2 --seed 4327 --n-train 8000
 
+Training parcels are drawn in the scanner styles of `--style` (default `model.train_style`, `train`: the randomised
+style family of xray.styles, rendered at 1.25x the canvas; `reference`: the four vendor palettes alone, as the
+shipped reference-288-v2 was trained) with the augmentation defaults of screening.augment.
+
 It runs the product's own path (`screening.train.train_checkpoint`: the same splits, box supervision, calibration
 and certificate as `xscreen train`; fine-tuning uses a third of --lr as `xscreen train --from` does), needs no
 store (a GPU machine holds only torch and this code), writes DIR/<name>/model.pt with its sha256 sidecar, records
