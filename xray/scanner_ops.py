@@ -11,16 +11,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import correlate1d, gaussian_filter1d
 
 from xray.materials import TRANSMISSION_FLOOR
 from xray.palettes import tone_curve
 from xray.synth import ObjectInfo
+from xray.synth import _blur as blur
+from xray.synth import _noise as normal
+
+# blur and normal are the renderer's line-scan blur and noise bank (windows of one fixed bank of normals): one of
+# each serves both the renderer's scanner stage and the styles' detector model
 
 if TYPE_CHECKING:
     from xray.styles import DetectorModel, DisplayMapping
 
 GREY_LEVELS = 4096  # grey tone curves are 1-D lookup tables over this many transmission levels
+__all__ = ["PixelMap", "afterglow", "blur", "carry", "content_box", "detector", "grey", "jpeg_round_trip", "normal",
+           "resize", "unsharp", "window"]
 
 
 @dataclass(frozen=True)
@@ -60,32 +66,6 @@ def resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     shrinking = w < img.shape[1] and h < img.shape[0]
     method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(img).resize((w, h), method))
-
-
-_BANK: np.ndarray | None = None
-
-
-def normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normals: a random window of a fixed 2 M-sample bank, sign flipped at random (fresh draws for a
-    512 x 512 pair cost more than the rest of the detector model)."""
-    global _BANK
-    if _BANK is None:
-        _BANK = np.random.default_rng(0x5717E).standard_normal(1 << 21, dtype=np.float32)
-    n = int(np.prod(shape))
-    if n > _BANK.size // 2:
-        return rng.standard_normal(shape, dtype=np.float32)
-    start = int(rng.integers(0, _BANK.size - n))
-    w = _BANK[start:start + n].reshape(shape)
-    return -w if rng.random() < 0.5 else w
-
-
-def blur(t: np.ndarray, sigma: float, axis: int) -> np.ndarray:
-    """Gaussian blur along one axis; a 3-tap kernel when sigma <= 1 (several times faster, same to < 1%)."""
-    if sigma > 1.0:
-        return gaussian_filter1d(t, sigma, axis=axis, truncate=2.5)
-    w = math.exp(-1.0 / (2 * sigma * sigma))
-    k = np.array([w, 1.0, w], dtype=np.float32) / np.float32(1 + 2 * w)
-    return correlate1d(t, k, axis=axis, mode="nearest")
 
 
 def afterglow(t: np.ndarray, a: float, reverse: bool) -> np.ndarray:
