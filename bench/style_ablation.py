@@ -3,11 +3,13 @@ budget, on reference-style parcels (the four vendor palettes, today's augmentati
 family (with the shortcut-removing augmentation), each scored side by side on in-domain and held-out styles.
 
     .venv/bin/python -m bench.style_ablation [--n-train 2000] [--epochs 8] [--size 160] [--width 16] \\
-        [--eval-n 500] [--json out.json]
+        [--from MODEL.pt] [--eval-n 500] [--json out.json]
 
-A small network on a small canvas, so that it runs in minutes on two cores: the absolute figures are far below the
-bundled model's; the comparison between the two rows is the point. Both runs use the product's training path
-(`screening.train.train_checkpoint`: same splits, box supervision, calibration and certificate).
+From scratch, a small network on a small canvas, so that it runs in minutes on two cores (the absolute figures
+are far below the bundled model's; the comparison between the two is the point); or, with `--from`, both arms
+fine-tuned from the same checkpoint (its network and canvas; `xscreen train --from`'s third of the learning rate).
+Both runs use the product's training path (`screening.train.train_checkpoint`: same splits, box supervision,
+calibration and certificate).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from screening.assess import STYLE_SETS, format_side_by_side, style_report
 from screening.augment import AugmentConfig
 from screening.classifier import Classifier
 from screening.network import NetConfig
-from screening.registry import build_model
+from screening.registry import build_model, load_checkpoint
 from screening.synthetic import render_set
 from screening.train import TrainConfig, train_checkpoint
 from xscreen.settings import DEFAULT_CLASSES, load_settings
@@ -32,12 +34,14 @@ OLD_AUGMENT = AugmentConfig(hue_deg=0, saturation_log_range=0, channel_gamma_log
 
 def run(style: str, augment: AugmentConfig, args: argparse.Namespace) -> dict[str, Any]:
     settings = load_settings(environ={})
-    config = NetConfig(classes=tuple(DEFAULT_CLASSES), input_size=args.size, width=args.width, context=(2, 4))
+    parent = load_checkpoint(args.parent) if args.parent else None
+    config = parent.config if parent else NetConfig(classes=tuple(DEFAULT_CLASSES), input_size=args.size,
+                                                    width=args.width, context=(2, 4))
     t0 = time.perf_counter()
-    data, _ = render_set(args.n_train, args.seed, DEFAULT_CLASSES, args.size, workers=args.workers, progress=False,
-                         style=style, for_training=True)
+    data, _ = render_set(args.n_train, args.seed, DEFAULT_CLASSES, config.input_size, workers=args.workers,
+                         progress=False, style=style, for_training=True)
     cfg = TrainConfig(seed=args.seed, epochs=args.epochs, augment=augment, progress=False)
-    ckpt, history = train_checkpoint(settings, data, f"ablation-{style}", config, cfg=cfg)
+    ckpt, history = train_checkpoint(settings, data, f"ablation-{style}", config, cfg=cfg, parent_ckpt=parent)
     seconds = time.perf_counter() - t0
     clf = Classifier(build_model(ckpt), ckpt)
     sets = style_report(clf, args.eval_n, args.eval_seed, STYLE_SETS, workers=args.workers)
@@ -50,6 +54,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--from", dest="parent", default=None, help="fine-tune both arms from this model.pt")
     ap.add_argument("--seed", type=int, default=61)
     ap.add_argument("--eval-n", type=int, default=500)
     ap.add_argument("--eval-seed", type=int, default=4245)
