@@ -40,40 +40,50 @@ def footprint(thing: Thing, pose: np.ndarray) -> tuple[float, float]:
     return float(e[0]), float(e[1])
 
 
-class _Canvas:
-    """The two accumulators, the pixel scale, and the object map being built (for its box and mask)."""
+_MU: dict[tuple[str, float], np.ndarray] = {}
 
-    def __init__(self, acc_h: np.ndarray, acc_l: np.ndarray, ppm: float, rng: np.random.Generator) -> None:
-        self.acc_h, self.acc_l, self.ppm, self.rng = acc_h, acc_l, ppm, rng
+
+def _mu(mat: str, sign: float) -> np.ndarray:
+    """(2, 1, 1) float32 signed attenuation per mm at (high, low) energy."""
+    key = (mat, sign)
+    if key not in _MU:
+        m = material(mat)
+        _MU[key] = np.array([sign * m.mu_high, sign * m.mu_low], dtype=np.float32)[:, None, None]
+    return _MU[key]
+
+
+class _Canvas:
+    """The stacked (high, low) accumulator, the pixel scale, and the object map being built (box and mask)."""
+
+    def __init__(self, acc: np.ndarray, ppm: float, rng: np.random.Generator) -> None:
+        self.acc, self.ppm, self.rng = acc, ppm, rng
         self.core: list[tuple[int, int, np.ndarray]] = []  # (y0, x0, high-energy attenuation tile)
 
     def add(self, tile: np.ndarray, y0: int, x0: int, mat: str, sign: float, core: bool) -> None:
         """Add thickness `tile` (mm) whose top-left pixel is (y0, x0), clipped to the image."""
-        H, W = self.acc_h.shape
+        _, H, W = self.acc.shape
         h, w = tile.shape
         ya, xa, yb, xb = max(y0, 0), max(x0, 0), min(y0 + h, H), min(x0 + w, W)
         if yb <= ya or xb <= xa:
             return
-        t = tile[ya - y0:yb - y0, xa - x0:xb - x0]
-        m = material(mat)
-        hi = t * np.float32(sign * m.mu_high)
-        self.acc_h[ya:yb, xa:xb] += hi
-        self.acc_l[ya:yb, xa:xb] += t * np.float32(sign * m.mu_low)
+        att = tile[None, ya - y0:yb - y0, xa - x0:xb - x0] * _mu(mat, sign)  # (2, h, w): both energies at once
+        self.acc[:, ya:yb, xa:xb] += att
         if core:
-            self.core.append((ya, xa, hi))
+            self.core.append((ya, xa, att[0]))
 
 
-def stamp_thing(acc_h: np.ndarray, acc_l: np.ndarray, thing: Thing, pose: np.ndarray, cx: float, cy: float,
-                ppm: float, rng: np.random.Generator) -> tuple[Box, np.ndarray] | None:
-    """Add the object posed by `pose` (object -> world rotation) with its centre at pixel (cx, cy) (column, row);
-    return its core box (x0, y0, x1, y1, end-exclusive) and the box-cropped mask, or None if nothing landed."""
-    canvas = _Canvas(acc_h, acc_l, ppm, rng)
+def stamp_thing(acc: np.ndarray, thing: Thing, pose: np.ndarray, cx: float, cy: float, ppm: float,
+                rng: np.random.Generator, mask: bool = True) -> tuple[Box, np.ndarray | None] | None:
+    """Add the object posed by `pose` (object -> world rotation) with its centre at pixel (cx, cy) (column, row)
+    to `acc`, the (2, H, W) float32 log-attenuation at (high, low) energy; return its core box (x0, y0, x1, y1,
+    end-exclusive) and, if `mask`, the box-cropped mask (else None), or None if nothing landed."""
+    canvas = _Canvas(acc, ppm, rng)
     for piece in thing.parts:
         if isinstance(piece, Wire):
             _stamp_wire(canvas, piece, pose, cx, cy)
         else:
             _stamp_part(canvas, piece, pose, cx, cy)
-    return _box_and_mask(canvas.core)
+    return _box_and_mask(canvas.core) if mask else _box_only(canvas.core)
 
 
 def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float) -> None:
@@ -85,7 +95,7 @@ def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float)
     pcx, pcy = cx + at[0] * cv.ppm, cy + at[1] * cv.ppm
     x0, x1 = int(np.floor(pcx - hx * cv.ppm)) - 1, int(np.ceil(pcx + hx * cv.ppm)) + 2
     y0, y1 = int(np.floor(pcy - hy * cv.ppm)) - 1, int(np.ceil(pcy + hy * cv.ppm)) + 2
-    H, W = cv.acc_h.shape
+    _, H, W = cv.acc.shape
     shifts = [(0, 0)] + [(int(round(d[1] * cv.ppm)), int(round(d[0] * cv.ppm)))
                          for d in (pose @ np.asarray(c) for c in part.copies)]
     # the tile must cover every copy's visible part: clip it only when there are no copies
@@ -137,7 +147,20 @@ def _stamp_wire(cv: _Canvas, wire: Wire, pose: np.ndarray, cx: float, cy: float)
         inner = radius
 
 
-def _box_and_mask(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, np.ndarray] | None:
+def _box_only(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, None] | None:
+    """The union of the positive core tiles' footprints (a cavity lies inside its solid: it cannot shrink the box)."""
+    x0 = y0 = 1 << 30
+    x1 = y1 = -1
+    for ya, xa, tile in core:
+        on = tile > CORE_ATTENUATION
+        rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
+        if rows.size:
+            y0, y1 = min(y0, ya + int(rows[0])), max(y1, ya + int(rows[-1]) + 1)
+            x0, x1 = min(x0, xa + int(cols[0])), max(x1, xa + int(cols[-1]) + 1)
+    return None if x1 < 0 else ((x0, y0, x1, y1), None)
+
+
+def _box_and_mask(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, np.ndarray | None] | None:
     if not core:
         return None
     y0 = min(c[0] for c in core)

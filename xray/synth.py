@@ -273,12 +273,11 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
             progress: float, threat_rate: float, size: tuple[int, int] | None, scanner_id: str,
             palette: str | None, split: ContentSplit = "train", pixel_mm: float | None = None) -> Parcel:
     H, W, ppm, container = _layout(rng, size, pixel_mm, split)
-    acc_h = np.zeros((H, W), dtype=np.float32)
-    acc_l = np.zeros((H, W), dtype=np.float32)
+    acc = np.zeros((2, H, W), dtype=np.float32)  # log-attenuation at (high, low) energy
     theta = rng.uniform(-0.25, 0.25)  # the parcel lies turned on the belt
     pcx, pcy = W / 2 + rng.uniform(-0.08, 0.08) * W, H / 2 + rng.uniform(-0.04, 0.04) * H
-    placed: list[tuple[Thing, str | None, tuple[int, int, int, int], np.ndarray]] = []
-    hit = stamp_thing(acc_h, acc_l, container.thing, rot_z(theta), pcx, pcy, ppm, rng)
+    placed: list[tuple[Thing, str | None, tuple[int, int, int, int], np.ndarray | None]] = []
+    hit = stamp_thing(acc, container.thing, rot_z(theta), pcx, pcy, ppm, rng, mask=False)
     if hit:
         placed.append((container.thing, None, *hit))
     c, s = np.cos(theta), np.sin(theta)
@@ -291,10 +290,10 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
         u = rng.uniform(-1, 1) * max(inner_w / 2 - slack * fx, 0.0)
         v = rng.uniform(-1, 1) * max(inner_l / 2 - slack * fy, 0.0)
         ox, oy = (c * u - s * v) * ppm, (s * u + c * v) * ppm
-        hit = stamp_thing(acc_h, acc_l, thing, pose, pcx + ox, pcy + oy, ppm, rng)
+        hit = stamp_thing(acc, thing, pose, pcx + ox, pcy + oy, ppm, rng, mask=cls is not None)
         if hit:
             placed.append((thing, cls, *hit))
-    high, low, rows, cols = _scanner(acc_h, acc_l, rng, _jitter(rng, state.scanner))
+    high, low, rows, cols = _scanner(acc[0], acc[1], rng, _jitter(rng, state.scanner))
     objects: list[ObjectInfo] = []
     masks: dict[int, np.ndarray] = {}
     for thing, cls, box, mask in placed:
@@ -303,7 +302,7 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
             if bbox is not None:
                 objects.append(ObjectInfo(thing.name, thing.main_material, False, None, bbox))
             continue
-        warped = _warp_box(box, mask, rows, cols)
+        warped = _warp_box(box, mask, rows, cols) if mask is not None else None
         if warped is None:
             continue
         masks[len(objects)] = warped[1]

@@ -67,13 +67,13 @@ def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int
     ppm = 1.0 / pixel_mm if pixel_mm else image_width / BELT_WIDTH_MM
     pose = random_pose(rng, thing.poses) if angle is None else rot_z(angle)
     side = int(2 * float(np.linalg.norm(thing.half)) * ppm) + 8
-    acc_h = np.zeros((side, side), dtype=np.float32)
-    acc_l = np.zeros((side, side), dtype=np.float32)
-    hit = stamp_thing(acc_h, acc_l, thing, pose, side / 2, side / 2, ppm, rng)
-    if hit is None:  # cannot happen for a stamp centred on its own canvas; kept for type safety
+    acc = np.zeros((2, side, side), dtype=np.float32)
+    hit = stamp_thing(acc, thing, pose, side / 2, side / 2, ppm, rng)
+    box, mask = hit if hit is not None else ((0, 0, 0, 0), None)
+    if mask is None:  # cannot happen for a stamp centred on its own canvas
         raise RuntimeError(f"threat {thing.name} rendered empty")
-    (x0, y0, x1, y1), mask = hit
-    return ThreatSignature(acc_h[y0:y1, x0:x1].copy(), acc_l[y0:y1, x0:x1].copy(), mask, class_name, thing.name,
+    x0, y0, x1, y1 = box
+    return ThreatSignature(acc[0, y0:y1, x0:x1].copy(), acc[1, y0:y1, x0:x1].copy(), mask, class_name, thing.name,
                            f"{class_name}:{name}:{k}")
 
 
