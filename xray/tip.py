@@ -49,11 +49,11 @@ def article_rng(class_name: str, variant: str, article: int) -> np.random.Genera
 
 def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int = DEFAULT_WIDTH,
                   angle: float | None = None, variant_weights: dict[str, float] | None = None,
-                  split: str = "all", article: int | None = None, variant: str | None = None,
+                  split: str = "train", article: int | None = None, variant: str | None = None,
                   pixel_mm: float | None = None) -> ThreatSignature:
     """A threat of `class_name` at the pixel scale of an image `image_width` pixels across the belt (or
-    `pixel_mm` mm per pixel). `split` restricts the variants (train / heldout / all, see xray.threats);
-    `variant` fixes one. `article` fixes the object's shape (article_rng): the same article in other poses
+    `pixel_mm` mm per pixel). `split` restricts the variants (train, the default, never draws a held-out
+    family; heldout / all, see xray.threats); `variant` fixes one. `article` fixes the object's shape (article_rng): the same article in other poses
     keeps its id, so a library can be split disjointly by article (canaries, training, certification).
     `angle` None draws a random 3D pose (flat, tilted, on an edge or end); a number lays it flat at that angle.
     """
