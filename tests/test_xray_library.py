@@ -118,3 +118,9 @@ def test_most_benign_parcels_carry_dense_metal() -> None:
         metal = (a_h > 0.25) & (a_l > RATIO_METAL_MIN * a_h)
         with_metal += int(metal.sum() > 20)
     assert with_metal >= 15
+
+
+def test_every_benign_family_can_be_declared_on_a_customs_form() -> None:
+    from xray.simulate import DECLARATIONS
+
+    assert set(DECLARATIONS) == set(BENIGN)
