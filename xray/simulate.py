@@ -65,6 +65,7 @@ DECLARATIONS: dict[str, tuple[str, str, float]] = {
     "bike_lock": ("Bicycle lock", "830110", 18.0), "glasses": ("Spectacle frames", "900311", 25.0),
     "aa_batteries": ("Alkaline batteries", "850610", 5.0), "fasteners": ("Screws", "731814", 4.0),
 }
+UNDECLARED = ("packing",)  # benign families nobody declares on a customs form
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
 
 

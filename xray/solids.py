@@ -16,7 +16,7 @@ on a 3 x 3 sub-pixel grid. Rods thinner than a pixel are better drawn as wires (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,21 +49,6 @@ class Solid:
     planes: tuple[tuple[Vec3, float], ...] = ()  # (unit normal, c): n.q <= c
     quadric: str | None = None  # "ellipsoid" | "cylinder" (elliptic, along local z)
     radii: Vec3 = (0.0, 0.0, 0.0)  # semi-axes of the quadric (cylinder: rx, ry, unused)
-    pair_normals: np.ndarray = field(init=False, repr=False, compare=False)
-    pair_m: np.ndarray = field(init=False, repr=False, compare=False)
-    pair_h: np.ndarray = field(init=False, repr=False, compare=False)
-    plane_normals: np.ndarray = field(init=False, repr=False, compare=False)
-    plane_c: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:  # arrays for the vectorised evaluation, built once per solid
-        def put(name: str, value: np.ndarray) -> None:
-            object.__setattr__(self, name, value)
-
-        put("pair_normals", np.array([p[0] for p in self.pairs], dtype=float).reshape(-1, 3))
-        put("pair_m", np.array([p[1] for p in self.pairs], dtype=float))
-        put("pair_h", np.array([p[2] for p in self.pairs], dtype=float))
-        put("plane_normals", np.array([p[0] for p in self.planes], dtype=float).reshape(-1, 3))
-        put("plane_c", np.array([p[1] for p in self.planes], dtype=float))
 
     def volume_hint(self) -> float:
         """An upper bound of the volume (mm^3): the bounding box."""

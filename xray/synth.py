@@ -22,6 +22,7 @@ from scipy.ndimage import correlate1d, gaussian_filter1d
 from xray.items import BENIGN_ITEMS, HELDOUT_BENIGN
 from xray.library.catalogue import CONTAINERS
 from xray.library.containers import Container
+from xray.library.household import in_retail_box
 from xray.materials import TRANSMISSION_FLOOR
 from xray.palettes import PALETTES, get_palette, pseudo_colour
 from xray.scenarios import ScannerState, ScenarioState, get_scenario
@@ -37,6 +38,7 @@ PHOTONS_HIGH, PHOTONS_LOW = 10_000.0, 5_000.0  # photons per pixel in air: sets 
 ELECTRONIC_NOISE = 0.002  # transmission units, added in quadrature
 BLUR_BELT_PX, BLUR_DETECTOR_PX = 0.7, 0.5  # line-scan blur sigmas (pixels) along the belt and across it
 MIN_HEIGHT, MAX_HEIGHT = 384, 704  # rows of a default-size image (the parcel's length decides within these)
+RETAIL_BOX_SHARE = 0.2  # benign items that come in their own thin carton
 HELDOUT_BENIGN_SHARE = 0.4  # content split "heldout": share of benign items drawn from held-out families
 PIXEL_MM_RANGE = (0.3, 4.0)  # accepted mm per pixel across the belt (None: BELT_WIDTH_MM / image width)
 ContentSplit = Literal["train", "heldout", "all"]
@@ -244,8 +246,11 @@ def _benign_item(rng: np.random.Generator, state: ScenarioState, split: ContentS
         if split == "heldout" and rng.random() < HELDOUT_BENIGN_SHARE:
             weights = dict.fromkeys(HELDOUT_BENIGN, 1.0)
         item = BENIGN_ITEMS[_pick(rng, weights, allowed)](rng)
-        if 2.0 * max(item.half[0], item.half[1]) <= max_side:
-            return item
+        if 2.0 * max(item.half[0], item.half[1]) > max_side:
+            continue
+        if rng.random() < RETAIL_BOX_SHARE and item.name != "packing":
+            item = in_retail_box(item, rng)
+        return item
     return None
 
 

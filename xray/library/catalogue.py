@@ -28,7 +28,7 @@ BENIGN: dict[str, Family] = {f.name: f for f in (
     _benign(household.toy, 0.8, "toys"), _benign(household.toy_car, 0.3, "toys"),
     _benign(household.toy_gun, 0.25, "toys", "firearm"), _benign(household.lipstick, 0.4, "cosmetics", "ammunition"),
     _benign(household.cosmetics_kit, 0.6, "cosmetics"), _benign(household.mug, 0.4, "household"),
-    _benign(household.candle_jar, 0.3, "household"),
+    _benign(household.candle_jar, 0.3, "household"), _benign(household.packing, 1.5, "packing"),
     _benign(household.umbrella, 0.4, "household", heldout=True), _benign(household.thermos, 0.4, "household", heldout=True),
     # electronics
     _benign(electronics.phone, 1.0, "electronics", "lithium_battery"), _benign(electronics.tablet, 0.5, "electronics"),

@@ -7,7 +7,21 @@ from __future__ import annotations
 import numpy as np
 
 from xray.library.common import board, cell, rivets, screws, spring, zip_line
-from xray.shapes import Piece, Thing, ball, bar, block, cap, cyl, polyline, rot, shell, thing, tube
+from xray.shapes import (
+    Piece,
+    Thing,
+    ball,
+    bar,
+    block,
+    cap,
+    cyl,
+    polyline,
+    rot,
+    shell,
+    spread,
+    thing,
+    tube,
+)
 from xray.solids import rot_y
 
 FLAT = (0.85, 0.12, 0.03, 0.0)  # soft and flat things lie flat
@@ -283,3 +297,37 @@ def candle_jar(rng: np.random.Generator) -> Thing:
 
 
 _ = (rot_y, cap)
+
+
+def packing(rng: np.random.Generator) -> Thing:
+    """Packing material: bubble wrap, crumpled paper, air pillows, a foam insert or loose fill: faint organic
+    clutter that real parcels are full of."""
+    kind = str(rng.choice(["bubble_wrap", "paper", "air_pillows", "foam", "loose_fill"]))
+    w, h = _u(rng, 120, 350), _u(rng, 100, 300)
+    parts: list[Piece]
+    if kind == "bubble_wrap":
+        layers = int(rng.integers(1, 5))
+        # film plies, and the bubbles' air as next to nothing (a low-density layer with a bubbly grain)
+        parts = [block("polyethylene", w, h, 0.12 * layers, texture=("grain", 0.9)),
+                 ball("cardboard", w, h, 1.5 * layers, texture=("grain", 0.9))]
+    elif kind == "paper":
+        parts = [ball("paper", w, h, _u(rng, 30, 90), texture=("folds", 0.9)),
+                 block("paper", w * 0.6, h * 0.6, _u(rng, 2, 8), texture=("folds", 0.9))]
+    elif kind == "air_pillows":
+        n = int(rng.integers(2, 7))
+        first, rest = spread([(_u(rng, -w, w) * 0.4, _u(rng, -h, h) * 0.4, 0.0) for _ in range(n)])
+        parts = [block("polyethylene", 200, 100, 0.1, first, copies=rest)]
+    elif kind == "foam":
+        parts = [block("cardboard", w, h, _u(rng, 15, 50)), block("cardboard", w * 0.6, h * 0.5, 40, sign=-1.0)]
+    else:
+        n = int(rng.integers(10, 40))
+        first, rest = spread([(_u(rng, -w, w) * 0.45, _u(rng, -h, h) * 0.45, 0.0) for _ in range(n)])
+        parts = [ball("cardboard", 30, 12, 12, first, copies=rest)]
+    return thing("packing", parts, "polyethylene", poses=FLAT)
+
+
+def in_retail_box(item: Thing, rng: np.random.Generator) -> Thing:
+    """The same item in its own thin carton (a shoebox, a phone box): an outline round many goods."""
+    sx, sy, sz = (2 * v + float(rng.uniform(6, 30)) for v in item.half)
+    wall = float(rng.uniform(0.8, 2.5))
+    return thing(item.name, [*item.parts, *shell("cardboard", sx, sy, sz, wall)], item.main_material, item.poses)
