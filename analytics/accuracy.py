@@ -1,4 +1,5 @@
-"""Realized accuracy from officers' decisions: precision and detection rate with binomial intervals.
+"""Realized accuracy from officers' decisions: precision and detection rate with binomial intervals, rates per
+group (window, scanner, class), and how long labels take to arrive.
 
 One pure function per statistic; counts or boolean arrays in, a frozen result out. Rates are in [0, 1].
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from xscreen.errors import XscreenError
@@ -125,3 +127,64 @@ def verdict_agreement(
     if a.shape != b.shape:
         raise AccuracyInputError(f"{a.size} champion verdicts but {b.size} shadow verdicts")
     return rate_estimate(int((a == b).sum()), int(a.size), confidence)
+
+
+@dataclass(frozen=True)
+class LabelDelay:
+    """How long verdicts wait for a label (hours). Quantiles are Kaplan-Meier estimates that count the items still
+    unlabelled as censored at `now`; NaN when not reached yet (e.g. fewer than half labelled so far)."""
+
+    n_items: int
+    n_labelled: int
+    labelled_share: float
+    median_hours: float
+    p90_hours: float
+
+
+def rates_by_group(frame: pd.DataFrame, by: Sequence[str], outcome: str, confidence: float = 0.95,
+                   method: IntervalMethod = "wilson") -> pd.DataFrame:
+    """k/n of a 0/1 `outcome` column per group (e.g. by=["scanner_id", "class_name"], or a window column), with
+    intervals. Rows whose outcome is missing (NaN/None: not known yet) are left out of n.
+
+    Returns the `by` columns then k, n, rate, low, high, one row per group, sorted by the groups.
+    """
+    missing = [c for c in [*by, outcome] if c not in frame.columns]
+    if missing:
+        raise AccuracyInputError(f"columns not in the frame: {missing}")
+    known = frame[frame[outcome].notna()]
+    rows = []
+    for key, group in known.groupby(list(by), sort=True):
+        values = group[outcome].astype(bool)
+        est = rate_estimate(int(values.sum()), int(values.size), confidence, method)
+        rows.append((*(key if isinstance(key, tuple) else (key,)), est.k, est.n, est.rate, est.low, est.high))
+    return pd.DataFrame(rows, columns=[*by, "k", "n", "rate", "low", "high"])
+
+
+def _km_quantile(result: Any, q: float) -> float:  # scipy.stats.ecdf's result
+    """Smallest time whose Kaplan-Meier CDF reaches q."""
+    probs, times = result.cdf.probabilities, result.cdf.quantiles
+    reached = np.nonzero(probs >= q - 1e-12)[0]
+    return float(times[reached[0]]) if reached.size else float("nan")
+
+
+def label_delay_summary(scored_at: Sequence[pd.Timestamp] | pd.Series, labelled_at: Sequence[pd.Timestamp] | pd.Series,
+                        now: pd.Timestamp) -> LabelDelay:
+    """Delay from verdict to label, honest about the items still waiting (times in UTC).
+
+    `labelled_at` is NaT where no label has arrived; those items are right-censored at `now` (they will take at
+    least that long), so the median is not the optimistic median of the labels that happen to be back already.
+    """
+    scored, labelled = pd.to_datetime(pd.Series(scored_at), utc=True), pd.to_datetime(pd.Series(labelled_at), utc=True)
+    if len(scored) != len(labelled):
+        raise AccuracyInputError(f"{len(scored)} verdict times but {len(labelled)} label times")
+    if len(scored) == 0:
+        return LabelDelay(0, 0, float("nan"), float("nan"), float("nan"))
+    now_ts = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
+    done = labelled.notna().to_numpy()
+    hours = ((labelled.where(done, now_ts) - scored).dt.total_seconds() / 3600).to_numpy()
+    if (hours < 0).any():
+        raise AccuracyInputError("a label (or now) is earlier than its verdict")
+    if not done.any():
+        return LabelDelay(len(hours), 0, 0.0, float("nan"), float("nan"))
+    km = stats.ecdf(stats.CensoredData(uncensored=hours[done], right=hours[~done]))
+    return LabelDelay(len(hours), int(done.sum()), float(done.mean()), _km_quantile(km, 0.5), _km_quantile(km, 0.9))

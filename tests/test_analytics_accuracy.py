@@ -42,3 +42,43 @@ def test_verdict_agreement_compares_flagging_not_labels() -> None:
     # inspect vs uncertain both flag: agree; clear vs inspect: disagree
     est = accuracy.verdict_agreement(["inspect", "clear", "clear", "uncertain"], ["uncertain", "inspect", "clear", "inspect"])
     assert (est.k, est.n) == (3, 4)
+
+
+def test_rates_by_group_with_unknown_outcomes_left_out() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"scanner_id": ["s1", "s1", "s1", "s2", "s2"], "class_name": ["knife"] * 5,
+                          "detected": [True, False, None, True, True]})
+    got = accuracy.rates_by_group(frame, ["scanner_id", "class_name"], "detected")
+    assert got[["scanner_id", "k", "n"]].values.tolist() == [["s1", 1, 2], ["s2", 2, 2]]
+    assert got["rate"].tolist() == [0.5, 1.0]
+    iv = accuracy.wilson_interval(1, 2)
+    assert (got.loc[0, "low"], got.loc[0, "high"]) == pytest.approx((iv.low, iv.high))
+    with pytest.raises(accuracy.AccuracyInputError, match="window"):
+        accuracy.rates_by_group(frame, ["window"], "detected")
+
+
+def test_label_delay_counts_waiting_items_as_censored_by_hand() -> None:
+    import pandas as pd
+
+    # delays 1 h, 3 h, 4 h labelled; one item scored 3 h after the others still waits at now (censored at 2 h).
+    # Kaplan-Meier: S(1) = 3/4; the censored item leaves the risk set at 2; S(3) = 3/4 * 1/2 = 3/8; S(4) = 0.
+    # CDF 1/4, 5/8, 1: median 3 h, 90th percentile 4 h.
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    hours = pd.Timedelta(hours=1)
+    scored = [t0, t0 + 3 * hours, t0, t0]
+    labelled = [t0 + hours, pd.NaT, t0 + 3 * hours, t0 + 4 * hours]
+    got = accuracy.label_delay_summary(scored, labelled, now=t0 + 5 * hours)
+    assert (got.n_items, got.n_labelled, got.labelled_share) == (4, 3, 0.75)
+    assert (got.median_hours, got.p90_hours) == (3.0, 4.0)
+
+
+def test_label_delay_median_is_not_reached_while_most_items_wait() -> None:
+    import math
+
+    import pandas as pd
+
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    got = accuracy.label_delay_summary([t0] * 3, [t0 + pd.Timedelta(hours=1), pd.NaT, pd.NaT],
+                                       now=t0 + pd.Timedelta(hours=2))
+    assert got.labelled_share == pytest.approx(1 / 3) and math.isnan(got.median_hours)

@@ -78,3 +78,48 @@ def test_scores_by_class_splits_long_rows() -> None:
 def test_total_flag_rate_weights_buckets_by_volume() -> None:
     series = pd.DataFrame({"n": [90, 10], "flagged": [9, 10]})
     assert drift.total_flag_rate(series) == drift.FlagRate(n=100, flagged=19, rate=0.19)
+
+
+def test_reference_quantile_edges_split_the_reference_evenly_and_merge_ties() -> None:
+    assert drift.reference_quantile_edges([1, 2, 3, 4, 5], bins=4) == (1.0, 2.0, 3.0, 4.0, 5.0)
+    assert drift.reference_quantile_edges([0, 0, 0, 1], bins=4) == (0.0, 0.25, 1.0)  # quantiles 0, 0, 0, .25, 1
+
+
+def test_psi_over_given_edges_puts_outliers_in_the_end_bins() -> None:
+    # edges 0 | 1 | 2: reference (0.5, 1.5) -> shares (.5, .5); current (-3, 0.5, 0.7, 9) -> (.75, .25)
+    # PSI = (.75 - .5) ln(1.5) + (.25 - .5) ln(.5) = .25 ln 3
+    res = drift.psi([0.5, 1.5], [-3, 0.5, 0.7, 9], edges=[0, 1, 2])
+    assert res.current_share == (0.75, 0.25)
+    assert res.psi == pytest.approx(0.25 * math.log(3))
+
+
+def test_psi_refuses_edges_that_do_not_ascend() -> None:
+    with pytest.raises(drift.DriftInputError, match="ascending"):
+        drift.psi([0.5], [0.5], edges=[0, 1, 1])
+
+
+def test_quantile_bins_see_drift_that_equal_width_bins_miss() -> None:
+    # benign scores pile up under 0.1: equal-width bins put both windows in the first bin (PSI ~ 0)
+    rng = np.random.default_rng(1)
+    ref, cur = rng.uniform(0, 0.05, 2000), rng.uniform(0.04, 0.09, 2000)
+    assert drift.psi(ref, cur).psi == pytest.approx(0.0)
+    assert drift.psi(ref, cur, edges=drift.reference_quantile_edges(ref)).psi > 1.0
+
+
+def test_class_report_with_fdr_needs_both_an_effect_and_a_discovery() -> None:
+    # tiny windows: a big PSI on 5 scores is not a discovery after Benjamini-Hochberg across classes
+    ref = {"knife": [0.1, 0.2, 0.3, 0.4, 0.5], "firearm": np.random.default_rng(0).beta(2, 8, 500)}
+    cur = {"knife": [0.5, 0.6, 0.7, 0.8, 0.9], "firearm": np.random.default_rng(1).beta(8, 2, 500)}
+    report = drift.class_drift_report(ref, cur, psi_alert=0.2, binning="quantile", fdr=0.01)
+    rows = {r.class_name: r for r in report.rows}
+    assert rows["knife"].psi > 0.2 and rows["knife"].ks_q_value is not None and rows["knife"].ks_q_value > 0.01
+    assert report.drifted_classes == ["firearm"]
+    # BH by hand: two p-values p1 <= p2 -> q1 = min(2 p1, p2), q2 = p2
+    p = sorted([rows["knife"].ks_p_value, rows["firearm"].ks_p_value])
+    assert sorted(r.ks_q_value or 0 for r in report.rows) == pytest.approx([min(2 * p[0], p[1]), p[1]])
+
+
+def test_uncertain_share_with_wilson_interval() -> None:
+    est = drift.uncertain_share(["uncertain", "clear", "inspect", "clear"] * 5)
+    assert (est.k, est.n, est.rate) == (5, 20, 0.25)
+    assert est.low < 0.25 < est.high

@@ -121,8 +121,31 @@ class SimulatorSettings(Section):
 
 
 class MonitoringSettings(Section):
+    """Thresholds and rates of the monitoring statistics (analytics/monitoring, docs/MONITORING.md)."""
+
     psi_alert: float = Field(0.2, gt=0, description="Population stability index above which a drift alert is raised.")
     reference_days: float = Field(7.0, gt=0, description="Length of the reference window for drift statistics (days).")
+    page_arl: float = Field(100_000.0, gt=1, description="Each paging detector (certificate watch per scanner, accuracy page per stream) alarms falsely at most once per this many in-distribution outcomes on average (items for the certificate watch, known threats for the accuracy page); its threshold is ln(page_arl). With k detectors fed by the same items, false pages come at most k / page_arl per item.")
+    certificate_margin: float = Field(0.03, gt=0, lt=1, description="Share of benign mail routed to officers tolerated above the certificate's expected share before the certificate watch may alarm (absorbs undecided flagged threats and held-out variation).")
+    accuracy_margin: float = Field(0.03, gt=0, lt=1, description="Miss rate tolerated above the certified miss rate (alpha) before the accuracy page may alarm.")
+    stat_effect_alert: float = Field(0.5, gt=0, description="Standardised mean difference |d| of an image statistic (current window against the scanner's reference) from which it counts as moved.")
+    stat_fdr: float = Field(0.01, gt=0, lt=1, description="Benjamini-Hochberg false-discovery rate for the KS tests of image statistics and of per-class score distributions (a moved statistic must also be a discovery).")
+    fleet_share: float = Field(0.5, gt=0, le=1, description="Input drift on at least two scanners and at least this share of them is content drift (the mail changed), not scanner drift.")
+    scanner_dominance: float = Field(2.0, ge=1, description="A scanner alone in drifting is judged scanner drift when its largest detector-statistic effect (noise, attenuation, dynamic range) is at least this many times its largest content effect.")
+    drift_window: int = Field(500, ge=20, description="Scans per scanner in each windowed drift check (image statistics, embeddings).")
+    drift_arl_items: float = Field(50_000.0, gt=1, description="Scans between false drift flags on in-distribution data that windowed drift thresholds are calibrated for (thresholds.calibrate_window_threshold).")
+    page_on_drift: bool = Field(False, description="Also page (not only record and show) when input or output drift is flagged; drift explains, accuracy and certificate alarms page.")
+    mmd_components: int = Field(10, ge=1, description="Principal components the embeddings are reduced to before the MMD test.")
+    mmd_max_samples: int = Field(300, ge=10, description="Scans per window the MMD test subsamples to (its cost grows with the square).")
+    mmd_permutations: int = Field(200, ge=0, description="Label permutations of the MMD test's p-value.")
+    mmd_alert: float = Field(0.01, ge=0, description="MMD^2 (median-heuristic RBF kernel on PCA-reduced embeddings) from which embeddings count as moved, given a permutation p-value under stat_fdr; recalibrate with bench.monitor_stats for a new model.")
+    domain_auc_alert: float = Field(0.65, gt=0.5, le=1, description="Cross-validated AUC of a classifier telling current from reference embeddings from which they count as moved.")
+    reconstruction_quantile: float = Field(0.99, ge=0.5, lt=1, description="Quantile of the reference's held-out PCA reconstruction errors a scan must exceed to count as an outlier (null outlier rate 1 - quantile).")
+    reconstruction_margin: float = Field(0.01, gt=0, lt=1, description="Outlier share tolerated above 1 - reconstruction_quantile before the reconstruction detector alarms.")
+    cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
+    audit_floor: float = Field(0.002, gt=0, le=1, description="Smallest audit inclusion probability of any stratum of AI-cleared mail (> 0 keeps the Horvitz-Thompson estimate unbiased).")
+    canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
+    noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
 
 
 class Settings(BaseSettings):

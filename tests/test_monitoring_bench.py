@@ -1,0 +1,19 @@
+"""The monitoring benchmark's detectors, on short streams: the unseen scanner is caught fast, baseline is quiet."""
+
+import numpy as np
+
+from bench import monitor_stats
+from xscreen.settings import MonitoringSettings
+
+
+def test_certificate_watch_catches_an_unseen_scanner_within_500_items_and_stays_quiet_on_baseline() -> None:
+    got = monitor_stats.certificate_watch(np.random.default_rng(0), MonitoringSettings(), streams=3, items=20_000)
+    unseen = got["items_to_detect: unseen scanner 90%"]
+    assert unseen["not_detected"] == 0 and unseen["max"] < 500
+    assert got["false_per_10k: baseline 4.5% (worst held-out)"] < 1.0
+
+
+def test_accuracy_page_is_quiet_on_the_held_out_miss_rate() -> None:
+    got = monitor_stats.accuracy_page(np.random.default_rng(1), MonitoringSettings(), streams=2, items=20_000)
+    assert got["false_per_10k: baseline 3.8% (worst held-out)"] < 1.0
+    assert got["outcomes_to_detect: miss rate 30%"]["not_detected"] == 0
