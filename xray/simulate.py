@@ -64,6 +64,9 @@ DECLARATIONS: dict[str, tuple[str, str, float]] = {
     "letter_opener": ("Letter opener", "821490", 6.0), "belt": ("Leather belt", "420330", 15.0),
     "bike_lock": ("Bicycle lock", "830110", 18.0), "glasses": ("Spectacle frames", "900311", 25.0),
     "aa_batteries": ("Alkaline batteries", "850610", 5.0), "fasteners": ("Screws", "731814", 4.0),
+    "medicine": ("Vitamin tablets", "210690", 12.0), "sewing_kit": ("Sewing kit", "732020", 6.0),
+    "wallet": ("Leather wallet", "420232", 20.0), "drone": ("Camera drone", "880621", 300.0),
+    "bike_parts": ("Bicycle parts", "871494", 25.0),
 }
 UNDECLARED = ("packing",)  # benign families nobody declares on a customs form
 _S10_WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)

@@ -282,7 +282,7 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
     theta = rng.uniform(-0.25, 0.25)  # the parcel lies turned on the belt
     pcx, pcy = W / 2 + rng.uniform(-0.08, 0.08) * W, H / 2 + rng.uniform(-0.04, 0.04) * H
     placed: list[tuple[Thing, str | None, tuple[int, int, int, int], np.ndarray | None]] = []
-    hit = stamp_thing(acc, container.thing, rot_z(theta), pcx, pcy, ppm, rng, mask=False)
+    hit = stamp_thing(acc, container.thing, rot_z(theta), pcx, pcy, ppm, rng, mask=False, clamp=False)
     if hit:
         placed.append((container.thing, None, *hit))
     c, s = np.cos(theta), np.sin(theta)
