@@ -129,3 +129,17 @@ def test_every_benign_family_can_be_declared_on_a_customs_form() -> None:
     from xray.simulate import DECLARATIONS, UNDECLARED
 
     assert set(DECLARATIONS) == set(BENIGN) - set(UNDECLARED)
+
+
+def test_the_number_of_objects_does_not_tell_threat_parcels_apart() -> None:
+    from xray.scenarios import get_scenario
+    from xray.synth import _choose_contents, _layout
+
+    state = get_scenario("baseline").state(0.0)
+    counts: dict[bool, list[int]] = {True: [], False: []}
+    for i in range(2000):
+        rng = np.random.default_rng([24, i])
+        container = _layout(rng, (64, 64), None, "train")[3]
+        contents = _choose_contents(rng, list(DEFAULT_CLASSES), state, 0.5, container, "train")
+        counts[any(cls for _, cls in contents)].append(len(contents))
+    assert abs(np.mean(counts[True]) - np.mean(counts[False])) < 0.35

@@ -269,6 +269,9 @@ def _choose_contents(rng: np.random.Generator, classes: list[str], state: Scenar
         if others and rng.random() < 0.2:  # some parcels carry two kinds of threat
             chosen.append(_pick(rng, state.threat_weights, others))
         for cls in chosen:
+            # a threat takes the place of a benign item: the number of objects must not tell threat parcels apart
+            if contents:
+                contents.pop()
             contents.append((make_threat(rng, cls, state.variant_weights.get(cls), split), cls))
     order = rng.permutation(len(contents))  # threats are not always on top or at the end
     return [contents[i] for i in order]
