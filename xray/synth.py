@@ -272,7 +272,10 @@ def _choose_contents(rng: np.random.Generator, classes: list[str], state: Scenar
             # a threat takes the place of a benign item: the number of objects must not tell threat parcels apart
             if contents:
                 contents.pop()
-            contents.append((make_threat(rng, cls, state.variant_weights.get(cls), split), cls))
+            threat = make_threat(rng, cls, state.variant_weights.get(cls), split)
+            if rng.random() < RETAIL_BOX_SHARE:  # bought online: in its own carton, like the goods
+                threat = in_retail_box(threat, rng)
+            contents.append((threat, cls))
     order = rng.permutation(len(contents))  # threats are not always on top or at the end
     return [contents[i] for i in order]
 

@@ -10,10 +10,10 @@ from xray.library.common import board, cell, rivets, screws, spring, zip_line
 from xray.shapes import (
     Piece,
     Thing,
+    as_carrier,
     ball,
     bar,
     block,
-    cap,
     cyl,
     polyline,
     rot,
@@ -22,7 +22,6 @@ from xray.shapes import (
     thing,
     tube,
 )
-from xray.solids import rot_y
 
 FLAT = (0.85, 0.12, 0.03, 0.0)  # soft and flat things lie flat
 
@@ -297,8 +296,6 @@ def candle_jar(rng: np.random.Generator) -> Thing:
     return thing("candle_jar", parts, "glass", poses=(0.4, 0.3, 0.3, 0.0))
 
 
-_ = (rot_y, cap)
-
 
 def packing(rng: np.random.Generator) -> Thing:
     """Packing material: bubble wrap, crumpled paper, air pillows, a foam insert or loose fill: faint organic
@@ -329,10 +326,12 @@ def packing(rng: np.random.Generator) -> Thing:
 
 
 def in_retail_box(item: Thing, rng: np.random.Generator) -> Thing:
-    """The same item in its own thin carton (a shoebox, a phone box): an outline round many goods."""
+    """The same item in its own thin carton (a shoebox, a phone box, a knife's gift box): an outline round many
+    goods. The box is a carrier (not core): the item's box and mask stay the item's."""
     sx, sy, sz = (2 * v + float(rng.uniform(6, 30)) for v in item.half)
     wall = float(rng.uniform(0.8, 2.5))
-    return thing(item.name, [*item.parts, *shell("cardboard", sx, sy, sz, wall)], item.main_material, item.poses)
+    box = as_carrier(shell("cardboard", sx, sy, sz, wall))
+    return thing(item.name, [*item.parts, *box], item.main_material, item.poses)
 
 
 def medicine(rng: np.random.Generator) -> Thing:
