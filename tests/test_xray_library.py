@@ -143,3 +143,17 @@ def test_the_number_of_objects_does_not_tell_threat_parcels_apart() -> None:
         contents = _choose_contents(rng, list(DEFAULT_CLASSES), state, 0.5, container, "train")
         counts[any(cls for _, cls in contents)].append(len(contents))
     assert abs(np.mean(counts[True]) - np.mean(counts[False])) < 0.35
+
+
+def test_library_parts_draw_disjoint_articles() -> None:
+    from xray.tip import ARTICLE_PARTS, article_part, pick_article
+
+    rng = np.random.default_rng(5)
+    drawn = {part: {pick_article(rng, part) for _ in range(300)} for part in ARTICLE_PARTS}
+    for part, ids in drawn.items():
+        assert all(article_part(k) == part for k in ids)
+    assert not (drawn["training"] & drawn["certification"]) and not (drawn["canary"] & drawn["training"])
+    sig = render_threat(rng, "knife", article=pick_article(rng, "canary"))
+    assert article_part(int(sig.article.rsplit(":", 1)[1])) == "canary"
+    with pytest.raises(ValueError, match="unknown library part"):
+        pick_article(rng, "holdout")

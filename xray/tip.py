@@ -47,6 +47,24 @@ def article_rng(class_name: str, variant: str, article: int) -> np.random.Genera
     return np.random.default_rng([*key, int(article)])
 
 
+ARTICLE_PARTS = ("training", "certification", "canary")  # disjoint parts of the threat library, by article id
+
+
+def article_part(article: int) -> str:
+    """Which part of the library article `article` belongs to: 70% training, 20% certification, 10% canary (by
+    its last digit), so a training library, a certification library and canaries never share an object."""
+    digit = int(article) % 10
+    return "training" if digit < 7 else "certification" if digit < 9 else "canary"
+
+
+def pick_article(rng: np.random.Generator, part: str) -> int:
+    """A random article id of library part `part` (ARTICLE_PARTS)."""
+    digits = {"training": range(0, 7), "certification": range(7, 9), "canary": range(9, 10)}
+    if part not in digits:
+        raise ValueError(f"unknown library part {part!r}; known: {', '.join(ARTICLE_PARTS)}")
+    return int(rng.integers(0, 1 << 26)) * 10 + int(rng.choice(digits[part]))
+
+
 def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int = DEFAULT_WIDTH,
                   angle: float | None = None, variant_weights: dict[str, float] | None = None,
                   split: str = "train", article: int | None = None, variant: str | None = None,
