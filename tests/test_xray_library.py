@@ -157,3 +157,20 @@ def test_library_parts_draw_disjoint_articles() -> None:
     assert article_part(int(sig.article.rsplit(":", 1)[1])) == "canary"
     with pytest.raises(ValueError, match="unknown library part"):
         pick_article(rng, "holdout")
+
+
+def test_parcels_render_at_any_pitch_size_and_split() -> None:
+    rng = np.random.default_rng(9)
+    for i in range(40):
+        size = None if i % 4 == 0 else (int(rng.integers(64, 400)), int(rng.integers(64, 400)))
+        pixel_mm = None if i % 3 == 0 else float(rng.uniform(0.4, 3.5))
+        split = ("train", "heldout", "all")[i % 3]
+        p = render_parcel(np.random.default_rng([25, i]), classes=DEFAULT_CLASSES, threat_rate=0.7, size=size,
+                          pixel_mm=pixel_mm, content_split=split)  # type: ignore[arg-type]
+        H, W = p.high.shape
+        assert p.high.dtype == np.float32 and 0.0 < p.high.min() and p.high.max() <= 1.0
+        for k, o in enumerate(p.objects):
+            x0, y0, x1, y1 = o.box
+            assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
+            if o.is_threat:
+                assert p.masks[k].shape == (y1 - y0, x1 - x0) and p.masks[k].any()
