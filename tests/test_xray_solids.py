@@ -81,39 +81,39 @@ def test_knife_blade_edge_on_keeps_its_mass_in_a_sub_pixel_line() -> None:
 def test_wire_splat_conserves_the_wire_volume() -> None:
     pts = np.array([[-40.0, -10.0, 0.0], [0.0, 15.0, 10.0], [40.0, 0.0, -5.0]])
     wire = thing("wire", [Wire(pts, (("copper", 0.8), ("polyethylene", 2.0)))], "copper")
-    acc_h, acc_l = np.zeros((160, 160), np.float32), np.zeros((160, 160), np.float32)
+    acc = np.zeros((2, 160, 160), np.float32)
     ppm = 1.5
-    hit = stamp_thing(acc_h, acc_l, wire, np.eye(3), 80, 80, ppm, np.random.default_rng(0))
+    hit = stamp_thing(acc, wire, np.eye(3), 80, 80, ppm, np.random.default_rng(0))
     assert hit is not None
     length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
     from xray.materials import material
 
     cu, pe = material("copper"), material("polyethylene")
     expected = length * np.pi * (0.8**2 * cu.mu_high + (2.0**2 - 0.8**2) * pe.mu_high)
-    assert float(acc_h.sum()) / ppm**2 == pytest.approx(expected, rel=0.01)
+    assert float(acc[0].sum()) / ppm**2 == pytest.approx(expected, rel=0.01)
 
 
 def test_a_cavity_subtracts_and_a_closed_shell_conserves_its_wall_volume() -> None:
     from xray.shapes import shell
 
     can = thing("can", shell("aluminium", 60, 40, 30, 2.0), "aluminium")
-    acc_h, acc_l = np.zeros((200, 200), np.float32), np.zeros((200, 200), np.float32)
+    acc = np.zeros((2, 200, 200), np.float32)
     ppm = 2.0
-    stamp_thing(acc_h, acc_l, can, rot_x(0.4) @ rot_z(0.3), 100, 100, ppm, np.random.default_rng(0))
+    stamp_thing(acc, can, rot_x(0.4) @ rot_z(0.3), 100, 100, ppm, np.random.default_rng(0))
     from xray.materials import material
 
     walls = 60 * 40 * 30 - 56 * 36 * 26
-    assert float(acc_h.sum()) / ppm**2 / material("aluminium").mu_high == pytest.approx(walls, rel=0.01)
-    assert acc_h.min() >= -1e-5
+    assert float(acc[0].sum()) / ppm**2 / material("aluminium").mu_high == pytest.approx(walls, rel=0.01)
+    assert acc[0].min() >= -1e-5
 
 
 def test_object_box_covers_every_part_that_lands() -> None:
     parts = [block("steel", 40, 10, 3, (-30, 0, 0)), block("paper", 20, 20, 5, (40, 25, 0))]
     obj = thing("two", parts, "steel")
-    acc_h, acc_l = np.zeros((120, 160), np.float32), np.zeros((120, 160), np.float32)
-    hit = stamp_thing(acc_h, acc_l, obj, rot_z(0.5), 80, 60, 1.0, np.random.default_rng(0))
+    acc = np.zeros((2, 120, 160), np.float32)
+    hit = stamp_thing(acc, obj, rot_z(0.5), 80, 60, 1.0, np.random.default_rng(0))
     assert hit is not None
     (x0, y0, x1, y1), mask = hit
-    inside = np.zeros_like(acc_h, dtype=bool)
+    inside = np.zeros_like(acc[0], dtype=bool)
     inside[y0:y1, x0:x1] = True
-    assert (acc_h[~inside] <= 0.002).all() and mask.shape == (y1 - y0, x1 - x0)
+    assert (acc[0][~inside] <= 0.002).all() and mask.shape == (y1 - y0, x1 - x0)

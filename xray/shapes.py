@@ -73,6 +73,15 @@ def thing(name: str, parts: Sequence[Piece], main_material: str,
     return Thing(name, tuple(parts), main_material, (float(hi[0]), float(hi[1]), float(hi[2])), poses)
 
 
+def unrolled(part: Part) -> list[Part]:
+    """One part per copy, each evaluated at its exact position. Copies are pasted at whole-pixel offsets, which
+    is harmless for solids but not for a cavity cut into a solid that is not copied with it (a revolver's
+    chambers, holes in a disc): half a pixel off, the cavity would poke out of its solid."""
+    at = np.asarray(part.at)
+    return [Part(part.solid, part.material, _vec(at + np.asarray(off)), part.rot, part.sign, part.core, part.texture)
+            for off in ((0.0, 0.0, 0.0), *part.copies)]
+
+
 def as_carrier(parts: Sequence[Piece]) -> list[Piece]:
     """The same parts marked non-core: a carrier whose box must not count (drugs in a book, cells in a bank)."""
     out: list[Piece] = []

@@ -16,10 +16,11 @@ on a 3 x 3 sub-pixel grid. Rods thinner than a pixel are better drawn as wires (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+STEEP = 0.03  # tangent of the angle from vertical within which a face is an anti-aliased edge (1.7 degrees)
 SUPERSAMPLE_PX = 10.0  # solids smaller than this (pixels, largest side) are averaged over 3 x 3 sub-pixels
 _SUB = np.array([-1 / 3, 0.0, 1 / 3], dtype=np.float32)
 Vec3 = tuple[float, float, float]
@@ -49,21 +50,6 @@ class Solid:
     planes: tuple[tuple[Vec3, float], ...] = ()  # (unit normal, c): n.q <= c
     quadric: str | None = None  # "ellipsoid" | "cylinder" (elliptic, along local z)
     radii: Vec3 = (0.0, 0.0, 0.0)  # semi-axes of the quadric (cylinder: rx, ry, unused)
-    pair_normals: np.ndarray = field(init=False, repr=False, compare=False)
-    pair_m: np.ndarray = field(init=False, repr=False, compare=False)
-    pair_h: np.ndarray = field(init=False, repr=False, compare=False)
-    plane_normals: np.ndarray = field(init=False, repr=False, compare=False)
-    plane_c: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:  # arrays for the vectorised evaluation, built once per solid
-        def put(name: str, value: np.ndarray) -> None:
-            object.__setattr__(self, name, value)
-
-        put("pair_normals", np.array([p[0] for p in self.pairs], dtype=float).reshape(-1, 3))
-        put("pair_m", np.array([p[1] for p in self.pairs], dtype=float))
-        put("pair_h", np.array([p[2] for p in self.pairs], dtype=float))
-        put("plane_normals", np.array([p[0] for p in self.planes], dtype=float).reshape(-1, 3))
-        put("plane_c", np.array([p[1] for p in self.planes], dtype=float))
 
     def volume_hint(self) -> float:
         """An upper bound of the volume (mm^3): the bounding box."""
@@ -155,7 +141,8 @@ def chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: floa
 def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: float, half_z: float) -> np.ndarray:
     # Coefficients are a handful of numbers per face: plain Python floats are several times faster than numpy
     # on such tiny arrays; the pixel grids are numpy, in as few whole-array operations as possible.
-    depth = 2.0 * half_z  # a face whose thickness ramp |a| * depth / |n_xy| spans under a pixel is an edge
+    # A face within STEEP of vertical is an edge of coverage. The test depends on the face's direction alone, so
+    # that a cavity's face lying on its solid's face is treated alike in both (else the cavity pokes out).
     (q00, q01, q02), (q10, q11, q12), (q20, q21, q22) = q.tolist()
     lows: list[tuple[float, float, float]] = []  # (c0, cx, cy): t >= c0 + cx x + cy y
     highs: list[tuple[float, float, float]] = []
@@ -163,7 +150,7 @@ def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: flo
     edges: list[tuple[float, float, float]] = []  # edge-on half-planes (nx, ny, c)
     for (n0, n1, n2), m, h in solid.pairs:
         nx, ny, a = q00 * n0 + q01 * n1 + q02 * n2, q10 * n0 + q11 * n1 + q12 * n2, q20 * n0 + q21 * n1 + q22 * n2
-        if abs(a) * depth < px_mm * (nx * nx + ny * ny) ** 0.5:
+        if abs(a) < STEEP * (nx * nx + ny * ny) ** 0.5:
             strips.append((nx, ny, m, h))
             continue
         g0, gx, gy, w = m / a, -nx / a, -ny / a, h / abs(a)  # the slab crosses the ray over g ± w
@@ -171,7 +158,7 @@ def _chord(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: flo
         highs.append((g0 + w, gx, gy))
     for (n0, n1, n2), c in solid.planes:
         nx, ny, a = q00 * n0 + q01 * n1 + q02 * n2, q10 * n0 + q11 * n1 + q12 * n2, q20 * n0 + q21 * n1 + q22 * n2
-        if abs(a) * depth < px_mm * (nx * nx + ny * ny) ** 0.5:
+        if abs(a) < STEEP * (nx * nx + ny * ny) ** 0.5:
             edges.append((nx, ny, c))
         else:  # n.(x, y, t) <= c  ->  t <= (c - n.xy) / a, or >= when a < 0
             (highs if a > 0 else lows).append((c / a, -nx / a, -ny / a))
@@ -279,7 +266,7 @@ def _quadric(solid: Solid, q: np.ndarray, x: np.ndarray, y: np.ndarray, px_mm: f
     A = float(ed @ ed)
     cxx, cxy, cyy = float(ex @ ex), 2.0 * float(ex @ ey), float(ey @ ey)
     axis_z = q[2, 2] if solid.quadric == "cylinder" else q[2, 0]  # world z of the cylinder's axis
-    upright = abs(axis_z) > 0.5 and 2.0 * _axis_half(solid) * np.sqrt(max(1.0 - axis_z**2, 0.0)) < 0.7 * px_mm
+    upright = np.sqrt(max(1.0 - axis_z**2, 0.0)) < STEEP  # its wall within STEEP of vertical: a rim edge
     if solid.quadric != "ellipsoid" and upright:
         # a cylinder standing on its end: its wall is vertical, so its rim is an edge of coverage
         d = np.sqrt(_quadratic(cxx, cxy, cyy, 0.0, x, y))

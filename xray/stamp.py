@@ -40,40 +40,84 @@ def footprint(thing: Thing, pose: np.ndarray) -> tuple[float, float]:
     return float(e[0]), float(e[1])
 
 
-class _Canvas:
-    """The two accumulators, the pixel scale, and the object map being built (for its box and mask)."""
+_MU: dict[tuple[str, float], np.ndarray] = {}
 
-    def __init__(self, acc_h: np.ndarray, acc_l: np.ndarray, ppm: float, rng: np.random.Generator) -> None:
-        self.acc_h, self.acc_l, self.ppm, self.rng = acc_h, acc_l, ppm, rng
-        self.core: list[tuple[int, int, np.ndarray]] = []  # (y0, x0, high-energy attenuation tile)
+
+def _mu(mat: str, sign: float) -> np.ndarray:
+    """(2, 1, 1) float32 signed attenuation per mm at (high, low) energy."""
+    key = (mat, sign)
+    if key not in _MU:
+        m = material(mat)
+        _MU[key] = np.array([sign * m.mu_high, sign * m.mu_low], dtype=np.float32)[:, None, None]
+    return _MU[key]
+
+
+class _Canvas:
+    """Where parts go: the stacked (high, low) accumulator of the image, or of the object's own window (`buf`
+    at offset (oy, ox)); the pixel scale; and the object map being built (box and mask)."""
+
+    def __init__(self, acc: np.ndarray, ppm: float, rng: np.random.Generator, buf: np.ndarray | None = None,
+                 origin: tuple[int, int] = (0, 0)) -> None:
+        self.H, self.W = acc.shape[1:]
+        self.acc = acc if buf is None else buf
+        self.oy, self.ox = origin
+        self.ppm, self.rng = ppm, rng
+        self.core: list[tuple[int, int, np.ndarray]] = []  # (y0, x0, high-energy attenuation tile), image pixels
 
     def add(self, tile: np.ndarray, y0: int, x0: int, mat: str, sign: float, core: bool) -> None:
-        """Add thickness `tile` (mm) whose top-left pixel is (y0, x0), clipped to the image."""
-        H, W = self.acc_h.shape
+        """Add thickness `tile` (mm) whose top-left image pixel is (y0, x0), clipped to the accumulator."""
+        _, h_acc, w_acc = self.acc.shape
         h, w = tile.shape
-        ya, xa, yb, xb = max(y0, 0), max(x0, 0), min(y0 + h, H), min(x0 + w, W)
+        ly, lx = y0 - self.oy, x0 - self.ox  # in accumulator pixels
+        ya, xa, yb, xb = max(ly, 0), max(lx, 0), min(ly + h, h_acc), min(lx + w, w_acc)
         if yb <= ya or xb <= xa:
             return
-        t = tile[ya - y0:yb - y0, xa - x0:xb - x0]
-        m = material(mat)
-        hi = t * np.float32(sign * m.mu_high)
-        self.acc_h[ya:yb, xa:xb] += hi
-        self.acc_l[ya:yb, xa:xb] += t * np.float32(sign * m.mu_low)
+        att = tile[None, ya - ly:yb - ly, xa - lx:xb - lx] * _mu(mat, sign)  # (2, h, w): both energies at once
+        self.acc[:, ya:yb, xa:xb] += att
         if core:
-            self.core.append((ya, xa, hi))
+            self.core.append((ya + self.oy, xa + self.ox, att[0]))
 
 
-def stamp_thing(acc_h: np.ndarray, acc_l: np.ndarray, thing: Thing, pose: np.ndarray, cx: float, cy: float,
-                ppm: float, rng: np.random.Generator) -> tuple[Box, np.ndarray] | None:
-    """Add the object posed by `pose` (object -> world rotation) with its centre at pixel (cx, cy) (column, row);
-    return its core box (x0, y0, x1, y1, end-exclusive) and the box-cropped mask, or None if nothing landed."""
-    canvas = _Canvas(acc_h, acc_l, ppm, rng)
+def stamp_thing(acc: np.ndarray, thing: Thing, pose: np.ndarray, cx: float, cy: float, ppm: float,
+                rng: np.random.Generator, mask: bool = True, clamp: bool = True) -> tuple[Box, np.ndarray | None] | None:
+    """Add the object posed by `pose` (object -> world rotation) with its centre at pixel (cx, cy) (column, row)
+    to `acc`, the (2, H, W) float32 log-attenuation at (high, low) energy; return its core box (x0, y0, x1, y1,
+    end-exclusive) and, if `mask`, the box-cropped mask (else None), or None if nothing landed.
+
+    An object with cavities is built in its own window and clamped at zero before it is added (`clamp`): where a
+    cavity's edge is anti-aliased a little differently from its solid's (one supersampled, the other not), it
+    must not leave negative material behind.
+    """
+    window = _window(acc, thing, pose, cx, cy, ppm) if clamp and _has_cavity(thing) else None
+    if window is not None:
+        y0, y1, x0, x1 = window
+        buf = np.zeros((2, y1 - y0, x1 - x0), dtype=np.float32)
+        canvas = _Canvas(acc, ppm, rng, buf, (y0, x0))
+    else:
+        canvas = _Canvas(acc, ppm, rng)
     for piece in thing.parts:
         if isinstance(piece, Wire):
             _stamp_wire(canvas, piece, pose, cx, cy)
         else:
             _stamp_part(canvas, piece, pose, cx, cy)
-    return _box_and_mask(canvas.core)
+    if window is not None:
+        np.maximum(buf, 0.0, out=buf)
+        acc[:, y0:y1, x0:x1] += buf
+    return _box_and_mask(canvas.core) if mask else _box_only(canvas.core)
+
+
+def _has_cavity(thing: Thing) -> bool:
+    return any(isinstance(p, Part) and p.sign < 0 for p in thing.parts)
+
+
+def _window(acc: np.ndarray, thing: Thing, pose: np.ndarray, cx: float, cy: float,
+            ppm: float) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the posed object's bounding box plus a margin for edges, clipped to the image."""
+    e = np.abs(pose) @ np.asarray(thing.half) * ppm + 4.0
+    _, H, W = acc.shape
+    y0, y1 = max(int(cy - e[1]), 0), min(int(cy + e[1]) + 1, H)
+    x0, x1 = max(int(cx - e[0]), 0), min(int(cx + e[0]) + 1, W)
+    return (y0, y1, x0, x1) if y1 > y0 and x1 > x0 else None
 
 
 def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float) -> None:
@@ -85,7 +129,7 @@ def _stamp_part(cv: _Canvas, part: Part, pose: np.ndarray, cx: float, cy: float)
     pcx, pcy = cx + at[0] * cv.ppm, cy + at[1] * cv.ppm
     x0, x1 = int(np.floor(pcx - hx * cv.ppm)) - 1, int(np.ceil(pcx + hx * cv.ppm)) + 2
     y0, y1 = int(np.floor(pcy - hy * cv.ppm)) - 1, int(np.ceil(pcy + hy * cv.ppm)) + 2
-    H, W = cv.acc_h.shape
+    H, W = cv.H, cv.W
     shifts = [(0, 0)] + [(int(round(d[1] * cv.ppm)), int(round(d[0] * cv.ppm)))
                          for d in (pose @ np.asarray(c) for c in part.copies)]
     # the tile must cover every copy's visible part: clip it only when there are no copies
@@ -137,7 +181,20 @@ def _stamp_wire(cv: _Canvas, wire: Wire, pose: np.ndarray, cx: float, cy: float)
         inner = radius
 
 
-def _box_and_mask(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, np.ndarray] | None:
+def _box_only(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, None] | None:
+    """The union of the positive core tiles' footprints (a cavity lies inside its solid: it cannot shrink the box)."""
+    x0 = y0 = 1 << 30
+    x1 = y1 = -1
+    for ya, xa, tile in core:
+        on = tile > CORE_ATTENUATION
+        rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
+        if rows.size:
+            y0, y1 = min(y0, ya + int(rows[0])), max(y1, ya + int(rows[-1]) + 1)
+            x0, x1 = min(x0, xa + int(cols[0])), max(x1, xa + int(cols[-1]) + 1)
+    return None if x1 < 0 else ((x0, y0, x1, y1), None)
+
+
+def _box_and_mask(core: list[tuple[int, int, np.ndarray]]) -> tuple[Box, np.ndarray | None] | None:
     if not core:
         return None
     y0 = min(c[0] for c in core)

@@ -22,6 +22,7 @@ from scipy.ndimage import correlate1d, gaussian_filter1d
 from xray.items import BENIGN_ITEMS, HELDOUT_BENIGN
 from xray.library.catalogue import CONTAINERS
 from xray.library.containers import Container
+from xray.library.household import in_retail_box
 from xray.materials import TRANSMISSION_FLOOR
 from xray.palettes import PALETTES, get_palette, pseudo_colour
 from xray.scenarios import ScannerState, ScenarioState, get_scenario
@@ -37,6 +38,7 @@ PHOTONS_HIGH, PHOTONS_LOW = 10_000.0, 5_000.0  # photons per pixel in air: sets 
 ELECTRONIC_NOISE = 0.002  # transmission units, added in quadrature
 BLUR_BELT_PX, BLUR_DETECTOR_PX = 0.7, 0.5  # line-scan blur sigmas (pixels) along the belt and across it
 MIN_HEIGHT, MAX_HEIGHT = 384, 704  # rows of a default-size image (the parcel's length decides within these)
+RETAIL_BOX_SHARE = 0.2  # benign items that come in their own thin carton
 HELDOUT_BENIGN_SHARE = 0.4  # content split "heldout": share of benign items drawn from held-out families
 PIXEL_MM_RANGE = (0.3, 4.0)  # accepted mm per pixel across the belt (None: BELT_WIDTH_MM / image width)
 ContentSplit = Literal["train", "heldout", "all"]
@@ -163,7 +165,7 @@ def _scanner(acc_h: np.ndarray, acc_l: np.ndarray, rng: np.random.Generator,
     cols = np.clip(np.round(W / 2 + (W / 2) * xn * (1 + k * xn**2) / (1 + k)), 0, W - 1).astype(np.intp)
     out = []
     for acc, photons in ((acc_h, PHOTONS_HIGH), (acc_l, PHOTONS_LOW)):
-        t = acc[np.ix_(rows, cols)]  # (H, W)
+        t = acc.take(rows, axis=0).take(cols, axis=1)  # (H, W); two takes are 3x faster than np.ix_ indexing
         np.exp(np.negative(t, out=t), out=t)
         t = _blur(_blur(t, BLUR_BELT_PX * sc.blur_scale, 0), BLUR_DETECTOR_PX * sc.blur_scale, 1)
         column_gain = np.asarray(rng.standard_normal(W, dtype=np.float32)) * np.float32(sc.column_drift) + 1.0
@@ -244,8 +246,11 @@ def _benign_item(rng: np.random.Generator, state: ScenarioState, split: ContentS
         if split == "heldout" and rng.random() < HELDOUT_BENIGN_SHARE:
             weights = dict.fromkeys(HELDOUT_BENIGN, 1.0)
         item = BENIGN_ITEMS[_pick(rng, weights, allowed)](rng)
-        if 2.0 * max(item.half[0], item.half[1]) <= max_side:
-            return item
+        if 2.0 * max(item.half[0], item.half[1]) > max_side:
+            continue
+        if rng.random() < RETAIL_BOX_SHARE and item.name != "packing":
+            item = in_retail_box(item, rng)
+        return item
     return None
 
 
@@ -264,7 +269,13 @@ def _choose_contents(rng: np.random.Generator, classes: list[str], state: Scenar
         if others and rng.random() < 0.2:  # some parcels carry two kinds of threat
             chosen.append(_pick(rng, state.threat_weights, others))
         for cls in chosen:
-            contents.append((make_threat(rng, cls, state.variant_weights.get(cls), split), cls))
+            # a threat takes the place of a benign item: the number of objects must not tell threat parcels apart
+            if contents:
+                contents.pop()
+            threat = make_threat(rng, cls, state.variant_weights.get(cls), split)
+            if rng.random() < RETAIL_BOX_SHARE:  # bought online: in its own carton, like the goods
+                threat = in_retail_box(threat, rng)
+            contents.append((threat, cls))
     order = rng.permutation(len(contents))  # threats are not always on top or at the end
     return [contents[i] for i in order]
 
@@ -273,12 +284,11 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
             progress: float, threat_rate: float, size: tuple[int, int] | None, scanner_id: str,
             palette: str | None, split: ContentSplit = "train", pixel_mm: float | None = None) -> Parcel:
     H, W, ppm, container = _layout(rng, size, pixel_mm, split)
-    acc_h = np.zeros((H, W), dtype=np.float32)
-    acc_l = np.zeros((H, W), dtype=np.float32)
+    acc = np.zeros((2, H, W), dtype=np.float32)  # log-attenuation at (high, low) energy
     theta = rng.uniform(-0.25, 0.25)  # the parcel lies turned on the belt
     pcx, pcy = W / 2 + rng.uniform(-0.08, 0.08) * W, H / 2 + rng.uniform(-0.04, 0.04) * H
-    placed: list[tuple[Thing, str | None, tuple[int, int, int, int], np.ndarray]] = []
-    hit = stamp_thing(acc_h, acc_l, container.thing, rot_z(theta), pcx, pcy, ppm, rng)
+    placed: list[tuple[Thing, str | None, tuple[int, int, int, int], np.ndarray | None]] = []
+    hit = stamp_thing(acc, container.thing, rot_z(theta), pcx, pcy, ppm, rng, mask=False, clamp=False)
     if hit:
         placed.append((container.thing, None, *hit))
     c, s = np.cos(theta), np.sin(theta)
@@ -291,10 +301,10 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
         u = rng.uniform(-1, 1) * max(inner_w / 2 - slack * fx, 0.0)
         v = rng.uniform(-1, 1) * max(inner_l / 2 - slack * fy, 0.0)
         ox, oy = (c * u - s * v) * ppm, (s * u + c * v) * ppm
-        hit = stamp_thing(acc_h, acc_l, thing, pose, pcx + ox, pcy + oy, ppm, rng)
+        hit = stamp_thing(acc, thing, pose, pcx + ox, pcy + oy, ppm, rng, mask=cls is not None)
         if hit:
             placed.append((thing, cls, *hit))
-    high, low, rows, cols = _scanner(acc_h, acc_l, rng, _jitter(rng, state.scanner))
+    high, low, rows, cols = _scanner(acc[0], acc[1], rng, _jitter(rng, state.scanner))
     objects: list[ObjectInfo] = []
     masks: dict[int, np.ndarray] = {}
     for thing, cls, box, mask in placed:
@@ -303,7 +313,7 @@ def _render(rng: np.random.Generator, seed: int, classes: list[str], state: Scen
             if bbox is not None:
                 objects.append(ObjectInfo(thing.name, thing.main_material, False, None, bbox))
             continue
-        warped = _warp_box(box, mask, rows, cols)
+        warped = _warp_box(box, mask, rows, cols) if mask is not None else None
         if warped is None:
             continue
         masks[len(objects)] = warped[1]

@@ -47,13 +47,31 @@ def article_rng(class_name: str, variant: str, article: int) -> np.random.Genera
     return np.random.default_rng([*key, int(article)])
 
 
+ARTICLE_PARTS = ("training", "certification", "canary")  # disjoint parts of the threat library, by article id
+
+
+def article_part(article: int) -> str:
+    """Which part of the library article `article` belongs to: 70% training, 20% certification, 10% canary (by
+    its last digit), so a training library, a certification library and canaries never share an object."""
+    digit = int(article) % 10
+    return "training" if digit < 7 else "certification" if digit < 9 else "canary"
+
+
+def pick_article(rng: np.random.Generator, part: str) -> int:
+    """A random article id of library part `part` (ARTICLE_PARTS)."""
+    digits = {"training": range(0, 7), "certification": range(7, 9), "canary": range(9, 10)}
+    if part not in digits:
+        raise ValueError(f"unknown library part {part!r}; known: {', '.join(ARTICLE_PARTS)}")
+    return int(rng.integers(0, 1 << 26)) * 10 + int(rng.choice(digits[part]))
+
+
 def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int = DEFAULT_WIDTH,
                   angle: float | None = None, variant_weights: dict[str, float] | None = None,
-                  split: str = "all", article: int | None = None, variant: str | None = None,
+                  split: str = "train", article: int | None = None, variant: str | None = None,
                   pixel_mm: float | None = None) -> ThreatSignature:
     """A threat of `class_name` at the pixel scale of an image `image_width` pixels across the belt (or
-    `pixel_mm` mm per pixel). `split` restricts the variants (train / heldout / all, see xray.threats);
-    `variant` fixes one. `article` fixes the object's shape (article_rng): the same article in other poses
+    `pixel_mm` mm per pixel). `split` restricts the variants (train, the default, never draws a held-out
+    family; heldout / all, see xray.threats); `variant` fixes one. `article` fixes the object's shape (article_rng): the same article in other poses
     keeps its id, so a library can be split disjointly by article (canaries, training, certification).
     `angle` None draws a random 3D pose (flat, tilted, on an edge or end); a number lays it flat at that angle.
     """
@@ -67,13 +85,13 @@ def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int
     ppm = 1.0 / pixel_mm if pixel_mm else image_width / BELT_WIDTH_MM
     pose = random_pose(rng, thing.poses) if angle is None else rot_z(angle)
     side = int(2 * float(np.linalg.norm(thing.half)) * ppm) + 8
-    acc_h = np.zeros((side, side), dtype=np.float32)
-    acc_l = np.zeros((side, side), dtype=np.float32)
-    hit = stamp_thing(acc_h, acc_l, thing, pose, side / 2, side / 2, ppm, rng)
-    if hit is None:  # cannot happen for a stamp centred on its own canvas; kept for type safety
+    acc = np.zeros((2, side, side), dtype=np.float32)
+    hit = stamp_thing(acc, thing, pose, side / 2, side / 2, ppm, rng)
+    box, mask = hit if hit is not None else ((0, 0, 0, 0), None)
+    if mask is None:  # cannot happen for a stamp centred on its own canvas
         raise RuntimeError(f"threat {thing.name} rendered empty")
-    (x0, y0, x1, y1), mask = hit
-    return ThreatSignature(acc_h[y0:y1, x0:x1].copy(), acc_l[y0:y1, x0:x1].copy(), mask, class_name, thing.name,
+    x0, y0, x1, y1 = box
+    return ThreatSignature(acc[0, y0:y1, x0:x1].copy(), acc[1, y0:y1, x0:x1].copy(), mask, class_name, thing.name,
                            f"{class_name}:{name}:{k}")
 
 

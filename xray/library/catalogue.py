@@ -28,7 +28,9 @@ BENIGN: dict[str, Family] = {f.name: f for f in (
     _benign(household.toy, 0.8, "toys"), _benign(household.toy_car, 0.3, "toys"),
     _benign(household.toy_gun, 0.25, "toys", "firearm"), _benign(household.lipstick, 0.4, "cosmetics", "ammunition"),
     _benign(household.cosmetics_kit, 0.6, "cosmetics"), _benign(household.mug, 0.4, "household"),
-    _benign(household.candle_jar, 0.3, "household"),
+    _benign(household.candle_jar, 0.3, "household"), _benign(household.packing, 1.5, "packing"),
+    _benign(household.medicine, 0.5, "household", "narcotics"), _benign(household.sewing_kit, 0.25, "household"),
+    _benign(household.wallet, 0.4, "household", "currency"),
     _benign(household.umbrella, 0.4, "household", heldout=True), _benign(household.thermos, 0.4, "household", heldout=True),
     # electronics
     _benign(electronics.phone, 1.0, "electronics", "lithium_battery"), _benign(electronics.tablet, 0.5, "electronics"),
@@ -38,7 +40,7 @@ BENIGN: dict[str, Family] = {f.name: f for f in (
     _benign(electronics.smartwatch, 0.0, "electronics"), _benign(electronics.vape, 0.0, "electronics"),
     _benign(electronics.game_controller, 0.4, "electronics"), _benign(electronics.torch, 0.4, "electronics", "lithium_battery"),
     _benign(electronics.hair_clipper, 0.3, "electronics", "knife"), _benign(electronics.router, 0.5, "electronics"),
-    _benign(electronics.e_reader, 0.3, "electronics"),
+    _benign(electronics.e_reader, 0.3, "electronics"), _benign(electronics.drone, 0.2, "electronics", "lithium_battery"),
     _benign(electronics.camera, 0.4, "electronics", heldout=True), _benign(electronics.power_drill, 0.3, "tools", heldout=True),
     _benign(electronics.keyboard, 0.3, "electronics", heldout=True),
     # dense metal
@@ -52,7 +54,7 @@ BENIGN: dict[str, Family] = {f.name: f for f in (
     _benign(metalware.metal_pen, 0.5, "metalware", "ammunition"), _benign(metalware.letter_opener, 0.2, "metalware", "knife"),
     _benign(metalware.belt, 0.4, "metalware"), _benign(metalware.bike_lock, 0.2, "metalware"),
     _benign(metalware.glasses, 0.4, "metalware"), _benign(metalware.aa_batteries, 0.4, "metalware", "lithium_battery"),
-    _benign(metalware.fasteners, 0.3, "tools"),
+    _benign(metalware.fasteners, 0.3, "tools"), _benign(metalware.bike_parts, 0.2, "metalware"),
 )}
 NEW_GOODS = ("vape", "smartwatch")  # weight 0 at baseline: the new_goods scenario brings them
 

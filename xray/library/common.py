@@ -51,7 +51,7 @@ def cell(kind: str, at: Vec3 = (0.0, 0.0, 0.0), axis: str = "x", copies: tuple[V
         parts.append(cyl("mno2", d - 1.2, length - 4, at, axis, copies=copies))  # MnO2 cathode paste
         parts.append(cyl("brass", 1.5, length - 6, at, axis, copies=copies))  # current collector pin
     else:
-        parts.append(cyl("steel", 2.5, length - 6, at, axis, sign=-1.0, copies=copies))  # the roll's hollow core
+        parts.append(cyl("li_cell", 2.5, length - 6, at, axis, sign=-1.0, copies=copies))  # the roll's hollow core
     return parts
 
 

@@ -107,8 +107,9 @@ def suitcase(rng: np.random.Generator, max_w: float, max_l: float) -> Container:
         for k, (scale, off) in enumerate(((1.0, 0.0), (0.75, 0.04 * length))):
             at = (s * rail_x, off - length * 0.04, -depth / 2 + 18)
             parts += shell("aluminium", sx * scale, sy * scale, rail * (1 - 0.1 * k), 1.2, at, rot=_along_y(), rim=True)
-    parts.append(block("aluminium", 2 * rail_x + 30, 30, 25, (0, -length / 2 + 15, -depth / 2 + 18)))  # handle
-    parts.append(block("steel", 2 * rail_x, 40, 2.0, (0, length / 2 - 30, -depth / 2 + 12)))  # base plate
+    parts += shell("aluminium", 2 * rail_x + 30, 30, 25, 1.5, (0, -length / 2 + 15, -depth / 2 + 18))  # handle
+    parts.append(block("polyethylene", 2 * rail_x + 40, 45, 5.0, (0, length / 2 - 30, -depth / 2 + 12)))  # base
+    parts.append(block("steel", 2 * rail_x, 20, 0.8, (0, length / 2 - 30, -depth / 2 + 12)))  # its stiffener
     n_wheels = 4 if rng.random() < 0.6 else 2
     wheel_d = _u(rng, 45, 75)
     for k in range(n_wheels):

@@ -114,11 +114,11 @@ def _brick(rng: np.random.Generator, w: float, h: float, t: float, at: tuple[flo
     """A taped brick of compressed powder: dense, uniform, sharp-edged, wound with layers of tape."""
     parts: list[Piece] = [block("narcotic", w, h, t, at, texture=("grain", 0.03)),
                           *as_carrier(shell("polyethylene", w + 6, h + 6, t + 6, 1.5, at))]
-    for k in range(int(rng.integers(1, 4))):
-        parts.append(block("polyethylene", w + 8, 20, t + 8, (at[0], at[1] + (k - 1) * h / 4, at[2]),
-                           rot(az=_u(rng, -0.4, 0.4)), core=False))
-        parts.append(block("polyethylene", w + 6, 19, t + 6, (at[0], at[1] + (k - 1) * h / 4, at[2]),
-                           rot(az=_u(rng, -0.4, 0.4)), sign=-1.0, core=False))
+    for k in range(int(rng.integers(1, 4))):  # strips of tape wound round it: a band, hollow where the brick is
+        turn = rot(az=_u(rng, -0.4, 0.4))
+        band_at = (at[0], at[1] + (k - 1) * h / 4, at[2])
+        parts.append(block("polyethylene", w + 8, 20, t + 8, band_at, turn, core=False))
+        parts.append(block("polyethylene", w + 6, 20, t + 6, band_at, turn, sign=-1.0, core=False))
     return parts
 
 

@@ -252,3 +252,20 @@ def keyboard(rng: np.random.Generator) -> Thing:
                        copies=rows))
     return thing("keyboard", parts, "polyethylene", poses=(0.85, 0.1, 0.05, 0.0))
 
+
+
+def drone(rng: np.random.Generator) -> Thing:
+    """A folding camera drone: plastic body, four motors (steel bell, copper windings), arms, a pack of cells."""
+    w = _u(rng, 140, 250)
+    parts: list[Piece] = [*shell("polyethylene", w * 0.6, w * 0.35, 45, 2.0),
+                          block("li_cell", w * 0.35, w * 0.22, 22, (-w * 0.05, 0, 0))]
+    parts += board(rng, w * 0.25, w * 0.2, (w * 0.15, 0, 10))
+    for sx in (-1, 1):
+        for sy in (-1, 1):
+            at = (sx * w * 0.45, sy * w * 0.4, 0.0)
+            parts.append(block("polyethylene", w * 0.35, 10, 10, (sx * w * 0.3, sy * w * 0.25, 0.0),
+                               rot=np.array([[0.8, -0.6 * sx * sy, 0], [0.6 * sx * sy, 0.8, 0], [0, 0, 1]])))
+            parts.append(cyl("steel", 22, 14, at))
+            parts.append(cyl("copper", 14, 10, at))
+    parts.append(block("steel", 30, 25, 25, (w * 0.3, 0, -15)))  # gimbal camera
+    return thing("drone", parts, "polyethylene")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from xray.library.common import CALIBRES, cartridge, spring
-from xray.shapes import Piece, Thing, bar, block, cyl, moved, plate, rot, thing, tube
+from xray.shapes import Piece, Thing, bar, block, cyl, moved, plate, rot, thing, tube, unrolled
 
 GUN_POSES = (0.6, 0.3, 0.07, 0.03)
 
@@ -30,7 +30,7 @@ def _slide(length: float, height: float, width: float, top: float) -> list[Piece
 def _guard(mat: str, x: float, y: float, w: float, h: float, thick: float) -> list[Piece]:
     """A trigger guard: a loop, outer outline minus inner outline."""
     outer = [(-w / 2, h / 2), (w / 2, h / 2), (w / 2 - 4, -h / 2), (-w / 2 + 10, -h / 2)]
-    inner = [(-w / 2 + 5, h / 2 + 1), (w / 2 - 5, h / 2 + 1), (w / 2 - 8, -h / 2 + 5), (-w / 2 + 13, -h / 2 + 5)]
+    inner = [(-w / 2 + 5, h / 2), (w / 2 - 5, h / 2), (w / 2 - 8, -h / 2 + 5), (-w / 2 + 13, -h / 2 + 5)]
     return [plate(mat, outer, thick, (x, y, 0)), plate(mat, inner, thick, (x, y, 0), sign=-1.0)]
 
 
@@ -80,8 +80,9 @@ def _pistol(rng: np.random.Generator, name: str, scale: float, frame_mat: str, h
     grip_w = _u(rng, 30, 36) * scale
     r = rot(az=-angle)
     outline = [(-grip_w / 2, 0), (grip_w / 2, 0), (grip_w / 2 + 2, -grip_len), (-grip_w / 2 - 3, -grip_len)]
+    well = grip_w / 2 - 3  # the magazine well inside the grip's walls
     parts += moved([plate(frame_mat, outline, width + 2, texture=("grain", 0.1) if frame_mat == "polyethylene" else None),
-                    plate(frame_mat, [(-12, 1), (12, 1), (12, -grip_len - 1), (-12, -grip_len - 1)], width - 4,
+                    plate(frame_mat, [(-well, 0), (well, 0), (well, -grip_len), (-well, -grip_len)], width - 4,
                           sign=-1.0)], (gx, fy, 0), r)
     parts += moved(_magazine(rng, grip_len, calibre, rng.random() < 0.7, double), (gx, fy, 0), r)
     parts += _guard(frame_mat, gx + grip_w * 0.5 + 22 * scale, fy - 16 * scale, 44 * scale, 26 * scale, 8)
@@ -121,7 +122,7 @@ def _revolver(rng: np.random.Generator, name: str, barrel: float, shots: int) ->
     pitch_r = cyl_d * 0.3
     chambers = [(0.0, pitch_r * np.cos(2 * np.pi * k / shots), pitch_r * np.sin(2 * np.pi * k / shots)) for k in range(shots)]
     first, rest = chambers[0], tuple((c[0] - chambers[0][0], c[1] - chambers[0][1], c[2] - chambers[0][2]) for c in chambers[1:])
-    parts.append(cyl("steel", 10.0, cyl_len, first, "x", sign=-1.0, copies=rest))
+    parts += unrolled(cyl("steel", 10.0, cyl_len, first, "x", sign=-1.0, copies=rest))
     if loaded:
         n = shots if rng.random() < 0.7 else int(rng.integers(1, shots))
         parts += cartridge(calibre, (-2.0, first[1], first[2]), copies=rest[: n - 1])
@@ -166,7 +167,7 @@ def gun_part(rng: np.random.Generator) -> Thing:
     elif kind == "frame":
         mat = "polyethylene" if rng.random() < 0.5 else "steel"
         parts = [block(mat, length * 0.8, 14, 24), *moved([plate(mat, [(-16, 0), (16, 0), (18, -110), (-18, -110)], 30),
-                                                            plate(mat, [(-11, 1), (11, 1), (11, -111), (-11, -111)], 24, sign=-1.0)],
+                                                            plate(mat, [(-11, 0), (11, 0), (11, -110), (-11, -110)], 24, sign=-1.0)],
                                                            (-length * 0.3, -7, 0), rot(az=-0.3)),
                  *_guard(mat, -length * 0.02, -24, 44, 26, 8), block("steel", 20, 4, 20, (length * 0.2, 5, 0))]
     else:

@@ -7,8 +7,21 @@ from __future__ import annotations
 import numpy as np
 
 from xray.library.common import board, cell, rivets, screws, spring, zip_line
-from xray.shapes import Piece, Thing, ball, bar, block, cap, cyl, polyline, rot, shell, thing, tube
-from xray.solids import rot_y
+from xray.shapes import (
+    Piece,
+    Thing,
+    as_carrier,
+    ball,
+    bar,
+    block,
+    cyl,
+    polyline,
+    rot,
+    shell,
+    spread,
+    thing,
+    tube,
+)
 
 FLAT = (0.85, 0.12, 0.03, 0.0)  # soft and flat things lie flat
 
@@ -73,9 +86,10 @@ def paper_stack(rng: np.random.Generator) -> Thing:
     """Look-alike of currency: a ream, a bundle of letters or flyers, a stack of cards, often banded."""
     w, h, t = _u(rng, 60, 300), _u(rng, 60, 210), _u(rng, 10, 60)
     parts: list[Piece] = [block("paper", w, h, t)]
-    if rng.random() < 0.5:  # paper band or film
-        parts.append(block("polyethylene", 25, h + 2, t + 2, (_u(rng, -0.3, 0.3) * w, 0, 0)))
-        parts.append(block("polyethylene", 25, h, t, (_u(rng, -0.3, 0.3) * w, 0, 0), sign=-1.0))
+    if rng.random() < 0.5:  # paper band or film round the stack
+        x = _u(rng, -0.3, 0.3) * w
+        parts.append(block("polyethylene", 25, h + 2, t + 2, (x, 0, 0)))
+        parts.append(block("polyethylene", 25, h, t, (x, 0, 0), sign=-1.0))
     if rng.random() < 0.3:  # a binder clip or staples
         parts.append(block("steel", 30, 12, 1.0, (0, h / 2, t / 2)))
     return thing("paper_stack", parts, "paper", poses=FLAT)
@@ -282,4 +296,91 @@ def candle_jar(rng: np.random.Generator) -> Thing:
     return thing("candle_jar", parts, "glass", poses=(0.4, 0.3, 0.3, 0.0))
 
 
-_ = (rot_y, cap)
+
+def packing(rng: np.random.Generator) -> Thing:
+    """Packing material: bubble wrap, crumpled paper, air pillows, a foam insert or loose fill: faint organic
+    clutter that real parcels are full of."""
+    kind = str(rng.choice(["bubble_wrap", "paper", "air_pillows", "foam", "loose_fill"]))
+    w, h = _u(rng, 120, 350), _u(rng, 100, 300)
+    parts: list[Piece]
+    if kind == "bubble_wrap":
+        layers = int(rng.integers(1, 5))
+        # film plies, and the bubbles' air as next to nothing (a low-density layer with a bubbly grain)
+        parts = [block("polyethylene", w, h, 0.12 * layers, texture=("grain", 0.9)),
+                 ball("cardboard", w, h, 1.5 * layers, texture=("grain", 0.9))]
+    elif kind == "paper":
+        parts = [ball("paper", w, h, _u(rng, 30, 90), texture=("folds", 0.9)),
+                 block("paper", w * 0.6, h * 0.6, _u(rng, 2, 8), texture=("folds", 0.9))]
+    elif kind == "air_pillows":
+        n = int(rng.integers(2, 7))
+        first, rest = spread([(_u(rng, -w, w) * 0.4, _u(rng, -h, h) * 0.4, 0.0) for _ in range(n)])
+        parts = [block("polyethylene", 200, 100, 0.1, first, copies=rest)]
+    elif kind == "foam":
+        t = _u(rng, 15, 50)
+        parts = [block("cardboard", w, h, t), block("cardboard", w * 0.6, h * 0.5, t, sign=-1.0)]  # a cut-out
+    else:
+        n = int(rng.integers(10, 40))
+        first, rest = spread([(_u(rng, -w, w) * 0.45, _u(rng, -h, h) * 0.45, 0.0) for _ in range(n)])
+        parts = [ball("cardboard", 30, 12, 12, first, copies=rest)]
+    return thing("packing", parts, "polyethylene", poses=FLAT)
+
+
+def in_retail_box(item: Thing, rng: np.random.Generator) -> Thing:
+    """The same item in its own thin carton (a shoebox, a phone box, a knife's gift box): an outline round many
+    goods. The box is a carrier (not core): the item's box and mask stay the item's."""
+    sx, sy, sz = (2 * v + float(rng.uniform(6, 30)) for v in item.half)
+    wall = float(rng.uniform(0.8, 2.5))
+    box = as_carrier(shell("cardboard", sx, sy, sz, wall))
+    return thing(item.name, [*item.parts, *box], item.main_material, item.poses)
+
+
+def medicine(rng: np.random.Generator) -> Thing:
+    """Look-alike of narcotic pills: one to three blister sheets in a carton, or a pill bottle of tablets."""
+    parts: list[Piece]
+    if rng.random() < 0.6:
+        sheets = int(rng.integers(1, 4))
+        nx, ny = int(rng.integers(2, 6)), int(rng.integers(2, 5))
+        pitch = _u(rng, 12, 17)
+        first, rest = spread([((i - (nx - 1) / 2) * pitch, (j - (ny - 1) / 2) * pitch, 0.0)
+                              for j in range(ny) for i in range(nx)])
+        d = pitch * _u(rng, 0.5, 0.75)
+        w, h = nx * pitch + 8, ny * pitch + 8
+        parts = [cyl("food", d, 4.0 * sheets, first, copies=rest), block("aluminium", w, h, 0.02 * sheets),
+                 block("polyethylene", w, h, 0.25 * sheets), *shell("cardboard", w + 6, h + 6, 8 * sheets + 10, 0.6)]
+    else:
+        d, length = _u(rng, 35, 55), _u(rng, 60, 110)
+        n = int(rng.integers(10, 60))
+        pos = [(_u(rng, -0.4, 0.4) * length, _u(rng, -0.3, 0.3) * d, _u(rng, -0.3, 0.3) * d) for _ in range(n)]
+        first, rest = spread(pos)
+        parts = [*tube("polyethylene", d, 1.5, length, axis="x", closed=True),
+                 ball("food", 10, 10, 5, first, copies=rest), cyl("polyethylene", d + 2, 15, (length / 2, 0, 0), "x")]
+    return thing("medicine", parts, "food")
+
+
+def sewing_kit(rng: np.random.Generator) -> Thing:
+    """Needles and pins (fine steel lines), thread spools, a thimble and small scissors in a tin or pouch."""
+    w, h = _u(rng, 90, 160), _u(rng, 60, 110)
+    parts: list[Piece] = [*shell("steel" if rng.random() < 0.5 else "polyethylene", w, h, 25, 0.3)]
+    for _ in range(int(rng.integers(2, 6))):
+        y = _u(rng, -0.4, 0.4) * h
+        parts.append(polyline([(-w * 0.35, y, 0.0), (w * 0.2, y + _u(rng, -5, 5), 0.0)], [("steel", 0.4)]))
+    parts.append(cyl("polyethylene", 25, 20, (w * 0.25, h * 0.2, 0), copies=((0.0, -h * 0.4, 0.0),)))
+    parts.append(cyl("paper", 22, 18, (w * 0.25, h * 0.2, 0), copies=((0.0, -h * 0.4, 0.0),)))
+    parts += tube("brass", 16, 0.6, 20, (-w * 0.3, h * 0.3, 0), closed=True)
+    return thing("sewing_kit", parts, "steel")
+
+
+def wallet(rng: np.random.Generator) -> Thing:
+    """Look-alike of currency: a leather wallet with a few notes, bank cards (chip, antenna), coins."""
+    w, h = _u(rng, 95, 120), _u(rng, 75, 100)
+    parts: list[Piece] = [block("rubber", w, h, 4, texture=("grain", 0.2)), block("paper", w - 6, h - 8, _u(rng, 0.5, 3))]
+    n_cards = int(rng.integers(1, 7))
+    parts.append(block("polyethylene", 86, 54, 0.8 * n_cards, (0, 0, 3)))
+    parts.append(block("copper", 11, 9, 0.3, (-25, 5, 3), copies=tuple((0.0, 0.0, 0.8 * k) for k in range(1, n_cards))))
+    t = np.linspace(0, 2 * np.pi, 9)
+    parts.append(polyline(np.stack([30 * np.cos(t) + 10, 18 * np.sin(t), 0 * t + 3], axis=1), [("copper", 0.15)]))
+    if rng.random() < 0.5:
+        n = int(rng.integers(1, 6))
+        first, rest = spread([(_u(rng, -30, 30), _u(rng, -25, 25), 0.0) for _ in range(n)])
+        parts.append(cyl("brass", 22, 2.0, first, copies=rest))
+    return thing("wallet", parts, "rubber", poses=FLAT)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from xray.library.common import cell, spring
-from xray.shapes import Piece, Thing, bar, block, cyl, plate, polyline, rot, spread, thing, tube
+from xray.shapes import Piece, Thing, bar, block, cyl, plate, polyline, rot, spread, thing, tube, unrolled
 
 LIES = (0.75, 0.2, 0.05, 0.0)
 
@@ -296,3 +296,20 @@ def fasteners(rng: np.random.Generator) -> Thing:
                          copies=tuple((p[0] - pos[0][0], p[1] - pos[0][1], 0.0) for p in pos[1:])))
     parts.append(block("cardboard", 90, 60, 35))
     return thing("fasteners", parts, "steel")
+
+
+def bike_parts(rng: np.random.Generator) -> Thing:
+    """Bicycle spares: a brake disc or chainring (a steel ring with holes), a chain coil, a pedal spindle."""
+    d = _u(rng, 140, 220)
+    parts: list[Piece] = [*tube("steel", d, d * 0.12, _u(rng, 1.8, 3.0))]
+    n = int(rng.integers(4, 9))
+    # lightening holes through the outer ring (a cavity must lie inside its solid)
+    first, rest = spread([(d * 0.44 * np.cos(2 * np.pi * k / n), d * 0.44 * np.sin(2 * np.pi * k / n), 0.0)
+                          for k in range(n)])
+    parts += unrolled(cyl("steel", d * 0.045, 1.5, first, sign=-1.0, copies=rest))
+    parts += tube("steel", d * 0.55, d * 0.12, 2.5)
+    if rng.random() < 0.6:
+        t = np.linspace(0, 2 * np.pi * 2, 80)
+        parts.append(polyline(np.stack([d * 0.35 * np.cos(t) + d * 0.7, d * 0.25 * np.sin(t), 0 * t], axis=1),
+                              [("steel", 3.0)]))
+    return thing("bike_parts", parts, "steel", poses=(0.7, 0.2, 0.1, 0.0))

@@ -27,10 +27,9 @@ def _render(thing: Thing, pose: np.ndarray, rng: np.random.Generator, cell: int 
     """The object alone, scaled down if it would not fit the tile, in the reference palette."""
     extent = 2 * float(np.linalg.norm(thing.half[:2]))
     ppm = min(1 / PX_MM, 0.92 * cell / extent)
-    acc_h = np.zeros((cell, cell), np.float32)
-    acc_l = np.zeros((cell, cell), np.float32)
-    stamp_thing(acc_h, acc_l, thing, pose, cell / 2, cell / 2, ppm, rng)
-    return Image.fromarray(pseudo_colour(np.exp(-acc_h), np.exp(-acc_l), "reference"))
+    acc = np.zeros((2, cell, cell), np.float32)
+    stamp_thing(acc, thing, pose, cell / 2, cell / 2, ppm, rng)
+    return Image.fromarray(pseudo_colour(np.exp(-acc[0]), np.exp(-acc[1]), "reference"))
 
 
 def _sheet(tiles: list[tuple[str, Image.Image]], cols: int, cell: int = CELL, cell_h: int | None = None) -> Image.Image:
