@@ -3,7 +3,7 @@ budget, on reference-style parcels (the four vendor palettes, today's augmentati
 family (with the shortcut-removing augmentation), each scored side by side on in-domain and held-out styles.
 
     .venv/bin/python -m bench.style_ablation [--n-train 2000] [--epochs 8] [--size 160] [--width 16] \\
-        [--from MODEL.pt] [--eval-n 500] [--json out.json]
+        [--from MODEL.pt] [--eval-n 500] [--arms ref-old,train-new,train-old,ref-new] [--json out.json]
 
 From scratch, a small network on a small canvas, so that it runs in minutes on two cores (the absolute figures
 are far below the bundled model's; the comparison between the two is the point); or, with `--from`, both arms
@@ -30,6 +30,12 @@ from xscreen.settings import DEFAULT_CLASSES, load_settings
 
 OLD_AUGMENT = AugmentConfig(hue_deg=0, saturation_log_range=0, channel_gamma_log_range=0, grey_p=0, blur_p=0,
                             jpeg_p=0, rescale_p=0)  # what training did before the style family
+ARMS = {  # name -> (label, style family of the training parcels, augmentation)
+    "ref-old": ("reference styles, old augmentation", "reference", OLD_AUGMENT),
+    "train-new": ("training style family, new augmentation", "train", AugmentConfig()),
+    "train-old": ("training style family, old augmentation", "train", OLD_AUGMENT),
+    "ref-new": ("reference styles, new augmentation", "reference", AugmentConfig()),
+}
 
 
 def run(style: str, augment: AugmentConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -59,11 +65,12 @@ def main() -> None:
     ap.add_argument("--eval-n", type=int, default=500)
     ap.add_argument("--eval-seed", type=int, default=4245)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--arms", default="ref-old,train-new", help=f"comma-separated, of {', '.join(ARMS)}")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     results = {}
-    for label, style, augment in (("reference styles, old augmentation", "reference", OLD_AUGMENT),
-                                  ("training style family, new augmentation", "train", AugmentConfig())):
+    for arm in args.arms.split(","):
+        label, style, augment = ARMS[arm]
         results[label] = run(style, augment, args)
         print(f"\n{label} ({results[label]['train_seconds']:.0f} s to render and train):\n"
               f"{format_side_by_side(results[label]['sets'])}", flush=True)
