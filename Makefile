@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup check bench docs chromium
+.PHONY: demo test setup check bench soak docs chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run_all
+
+soak: $(STAMP)
+	$(VENV)/bin/python -m bench.soak
 
 docs: $(STAMP)
 	$(VENV)/bin/xscreen config --docs > docs/SETTINGS.md

@@ -4,22 +4,28 @@ import streamlit as st
 
 from analytics.session import allowed_pages
 from pages import _common as common
+from pages import _cookie
 
 st.set_page_config(page_title="xscreen", layout="wide")
-PAGES = {
-    "triage": st.Page("pages/triage.py", title="Live triage", url_path="triage"),
-    "drift": st.Page("pages/drift.py", title="Drift & accuracy", url_path="drift"),
-    "relabel": st.Page("pages/relabel.py", title="Relabelling", url_path="relabel"),
-    "models": st.Page("pages/models.py", title="Models", url_path="models"),
-    "sql": st.Page("pages/sql.py", title="Analyst SQL", url_path="sql"),
-    "whatif": st.Page("pages/whatif.py", title="Threshold what-if", url_path="whatif"),
-}
+
+
+def page(name: str, shown: bool) -> st.Page:
+    return st.Page(f"pages/{name}.py", title=common.PAGE_TITLES[name], url_path=name,
+                   visibility="visible" if shown else "hidden")
+
+
+# Every page stays registered, hidden when the user may not open it (or nobody is signed in): a bookmarked page URL
+# then opens that page, whose guard shows the sign-in form (or the refusal), and the rerun after signing in lands on
+# the page asked for instead of the first one.
 session = common.current_session()
+_cookie.render_pending()  # hand the browser its session cookie after a sign-in, or drop it after a sign-out
+allowed = allowed_pages(session.role) if session is not None else []
 if session is None:
-    st.navigation([st.Page("pages/login.py", title="Sign in", url_path="login")]).run()
+    login = st.Page("pages/login.py", title="Sign in", url_path="login")
+    st.navigation([login, *(page(name, False) for name in common.PAGE_TITLES)]).run()
 else:
     st.sidebar.markdown(f"Signed in as **{session.username}** ({session.role})")
-    pages = [PAGES[p] for p in allowed_pages(session.role)]
-    # The sign-in page stays registered (hidden) so the rerun right after signing in lands on it and moves on.
+    pages = [page(name, True) for name in allowed] + [page(n, False) for n in common.PAGE_TITLES if n not in allowed]
+    # The sign-in page stays registered (hidden) so the rerun right after signing in on it moves on.
     login = st.Page("pages/login.py", title="Sign in", url_path="login", visibility="hidden")
     st.navigation([*pages, st.Page("pages/logout.py", title="Sign out", url_path="logout"), login]).run()

@@ -15,6 +15,7 @@ import duckdb
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from analytics.fetch import first
 from analytics.records import Role, UserRecord
 from analytics.writes import audit_row
 from xscreen.errors import AuthError, ConflictError, NotFoundError, XscreenError
@@ -26,6 +27,9 @@ ROLES: tuple[str, ...] = get_args(Role)
 LOGIN_FAILED = "unknown user or wrong password"
 _COMMON = {"password", "passw0rd", "123456789", "1234567890", "qwertyuiop", "letmein123", "administrator",
            "changeme12", "welcome123", "xscreen123", "password123", "iloveyou12"}
+
+# Names the store's own processes act under in the audit log: never a person's username (analytics/authz.py).
+PROCESS_NAMES = frozenset({"system", "serving", "setup", "demo", "monitoring"})
 
 _hasher = PasswordHasher()
 
@@ -40,6 +44,15 @@ def check_username(username: str) -> None:
     if not USERNAME_RE.match(username):
         raise XscreenError(f"username {username!r} must be 2-32 characters of a-z, 0-9, '_', '.', '-' "
                            "starting with a letter", title="Invalid username")
+    if username in PROCESS_NAMES:
+        raise XscreenError(f"username {username!r} is reserved for xscreen's own processes in the audit log",
+                           title="Invalid username")
+
+
+def is_process_name(actor: str) -> bool:
+    """True for the names processes act under (`system`, ..., or `<kind>:<name>` such as `cli:root`): no
+    username has a ':' or is one of PROCESS_NAMES, so the audit log never confuses the two."""
+    return actor in PROCESS_NAMES or (":" in actor and 0 < actor.index(":") < len(actor) - 1)
 
 
 def check_role(role: str) -> None:
@@ -84,8 +97,8 @@ def user_from_row(row: tuple[Any, ...]) -> UserRecord:
 
 
 def fetch_login(cur: duckdb.DuckDBPyConnection, username: str) -> tuple[str, UserRecord] | None:
-    row = cur.execute("SELECT password_hash, username, role, disabled, created_at FROM users WHERE username = ?",
-                      [username]).fetchone()
+    row = first(cur, "SELECT password_hash, username, role, disabled, created_at FROM users WHERE username = ?",
+                [username])
     return (row[0], user_from_row(row[1:])) if row else None
 
 
@@ -104,7 +117,7 @@ def check_login(found: tuple[str, UserRecord] | None, password: str) -> UserReco
 
 def insert_user(cur: duckdb.DuckDBPyConnection, username: str, password_hash: str, role: str, actor: str,
                 now: datetime) -> UserRecord:
-    if cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+    if first(cur, "SELECT 1 FROM users WHERE username = ?", [username]):
         raise ConflictError(f"user {username!r} already exists")
     cur.execute("INSERT INTO users VALUES (?, ?, ?, false, ?)", [username, password_hash, role, now])
     audit_row(cur, now, actor, "user_add", username, role=role)
@@ -112,7 +125,7 @@ def insert_user(cur: duckdb.DuckDBPyConnection, username: str, password_hash: st
 
 
 def _require_user(cur: duckdb.DuckDBPyConnection, username: str) -> None:
-    if not cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
+    if not first(cur, "SELECT 1 FROM users WHERE username = ?", [username]):
         raise NotFoundError(f"user {username!r} does not exist")
 
 

@@ -53,7 +53,7 @@ def volume_and_flag_rate(df: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=df["bucket"], y=df["flag_rate"], name="flag rate", mode="lines+markers"),
                   secondary_y=True)
     fig.update_yaxes(title_text="scans", secondary_y=False)
-    fig.update_yaxes(title_text="flag rate", range=[0, 1], secondary_y=True)
+    fig.update_yaxes(title_text="flag rate", range=[0, 1], tickformat=".0%", secondary_y=True)  # as the headline
     fig.update_layout(**_LAYOUT, title="Volume and flag rate")
     return fig
 

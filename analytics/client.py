@@ -6,10 +6,13 @@ when the system is not running). Both satisfy `StoreAPI`, so callers never care 
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
 import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,10 @@ from pydantic import TypeAdapter
 from pydantic_core import to_json
 
 from analytics.api import IngestResult, SqlResult, StoreAPI
+from analytics.audit_chain import ChainReport
+from analytics.backup import BackupManifest
 from analytics.ingest import Prepared, encode, prepare
+from analytics.integrity import IntegrityReport
 from analytics.records import (
     AlertRecord,
     AlertStatus,
@@ -32,7 +38,11 @@ from analytics.records import (
     MeasurementRecord,
     ModelRecord,
     ModelState,
+    Principal,
+    PrincipalKind,
     Role,
+    SessionGrant,
+    TokenRecord,
     UserRecord,
 )
 from xscreen import errors
@@ -42,6 +52,15 @@ __all__ = ["StoreAPI", "StoreClient", "open_store", "owner_is_up"]
 logging.getLogger("httpx").setLevel(logging.WARNING)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 INGEST_BINARY = "application/vnd.xscreen.ingest"  # analytics.ingest's binary batch (see analytics/owner.py)
+SESSION_HEADER = "x-xscreen-session"  # acting for a signed-in person (analytics/authz.py)
+
+
+@dataclass
+class _HomeCheck:
+    """Whether the owner behind the current connection was checked to serve this home (shared by views)."""
+
+    ok: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _error_class(name: str) -> type[errors.XscreenError]:
@@ -55,16 +74,44 @@ def _error_class(name: str) -> type[errors.XscreenError]:
 
 
 class StoreClient:
-    """HTTP client of the store owner. Thread-safe (one httpx.Client with a connection pool)."""
+    """HTTP client of the store owner. Thread-safe (one httpx.Client with a connection pool).
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+    Build it with `StoreClient.from_settings(settings)`: it reads the owner token and this home's id from the
+    settings' home (analytics.identity). Before its first call, and again after a lost connection, it asks the
+    owner's `/health` which home it serves and refuses (WrongStore) an owner of another home. `as_user(token)`
+    gives a view that acts for a signed-in person (adds `X-Xscreen-Session`)."""
+
+    def __init__(self, base_url: str, token: str | None, home_id: str | None, timeout_s: float = 60.0,
+                 home: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.home_id = home_id
+        self._home = home
+        self._token = token
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s,
                                   limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        self._owns_http = True
+        self._headers: dict[str, str] = {"authorization": f"Bearer {token}"} if token else {}
         self._returns: dict[str, TypeAdapter[Any]] = {}
+        self._checked = _HomeCheck()
+
+    @classmethod
+    def from_settings(cls, settings: Any, timeout_s: float = 60.0) -> StoreClient:
+        """The client of the owner at settings.store_url, with this home's owner token and identity."""
+        from analytics.identity import read_home_id, read_owner_token
+
+        return cls(settings.store_url, read_owner_token(settings.home), read_home_id(settings.home), timeout_s,
+                   home=Path(settings.home))
+
+    def as_user(self, session_token: str) -> StoreClient:
+        """A view of this client that acts for the person signed in with `session_token` (same connections)."""
+        view = copy.copy(self)
+        view._owns_http = False
+        view._headers = {**self._headers, SESSION_HEADER: session_token}
+        return view
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> StoreClient:
         return self
@@ -73,12 +120,30 @@ class StoreClient:
         self.close()
 
     def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/health").json())
+        return dict(self._send("GET", "/health").json())
 
-    def _request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+    def check_home(self) -> None:
+        """WrongStore unless the owner at base_url serves this client's home (checked once per connection)."""
+        with self._checked.lock:
+            if self._checked.ok:
+                return
+            theirs = self.health().get("home_id")
+            if self.home_id is None or theirs != self.home_id:
+                where = f"{self._home} (home id {self.home_id})" if self.home_id else \
+                    f"{self._home}, which has no store yet"
+                raise errors.WrongStore(f"the store owner on {self.base_url.split('//')[-1]} serves another home "
+                                        f"(home id {theirs}), not {where}; stop it or use another "
+                                        "network.store_port")
+            if self._token is None:
+                raise errors.StoreError(f"no owner token in {self._home}/secrets (has the store owner started on "
+                                        "this home?)", title="Not authorised")
+            self._checked.ok = True
+
+    def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
         try:
             resp = self._http.request(method, url, **kw)
         except httpx.TransportError as exc:
+            self._checked.ok = False  # whoever answers next may be another owner: check again
             raise errors.StoreUnavailable(f"store owner at {self.base_url} is not reachable ({exc})") from None
         if resp.status_code >= 400:
             try:
@@ -87,6 +152,10 @@ class StoreClient:
             except (ValueError, KeyError):
                 raise errors.StoreError(f"store owner answered {resp.status_code}: {resp.text[:300]}") from None
         return resp
+
+    def _request(self, method: str, url: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        self.check_home()
+        return self._send(method, url, headers={**self._headers, **(headers or {})}, **kw)
 
     def _call(self, _method: str, **kwargs: Any) -> Any:
         name = _method
@@ -171,17 +240,28 @@ class StoreClient:
     def put_setting(self, key: str, value: Any, actor: str) -> None:
         self._call("put_setting", key=key, value=value, actor=actor)
 
-    def audit(self, record: AuditRecord) -> None:
-        self._call("audit", record=record)
+    def audit(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
+              actor: str = "system") -> None:
+        self._call("audit", action=action, target=target, details=details, actor=actor)
 
     def audit_log(self, limit: int = 200, actor: str | None = None, action: str | None = None) -> list[AuditRecord]:
         return self._call("audit_log", limit=limit, actor=actor, action=action)  # type: ignore[no-any-return]
 
+    def verify_audit(self, anchor: str | None = None) -> ChainReport:
+        return self._call("verify_audit", anchor=anchor)  # type: ignore[no-any-return]
+
+    def integrity_check(self) -> IntegrityReport:
+        return self._call("integrity_check")  # type: ignore[no-any-return]
+
+    def backup(self, name: str | None = None, actor: str = "system") -> BackupManifest:
+        return self._call("backup", name=name, actor=actor)  # type: ignore[no-any-return]
+
     def add_user(self, username: str, password: str, role: Role, actor: str = "system") -> UserRecord:
         return self._call("add_user", username=username, password=password, role=role, actor=actor)  # type: ignore[no-any-return]
 
-    def set_password(self, username: str, password: str, actor: str = "system") -> None:
-        self._call("set_password", username=username, password=password, actor=actor)
+    def set_password(self, username: str, password: str, actor: str = "system",
+                     old_password: str | None = None) -> None:
+        self._call("set_password", username=username, password=password, actor=actor, old_password=old_password)
 
     def disable_user(self, username: str, actor: str = "system") -> None:
         self._call("disable_user", username=username, actor=actor)
@@ -195,14 +275,33 @@ class StoreClient:
     def list_users(self) -> list[UserRecord]:
         return self._call("list_users")  # type: ignore[no-any-return]
 
+    def login(self, username: str, password: str, source: str | None = None) -> SessionGrant:
+        return self._call("login", username=username, password=password, source=source)  # type: ignore[no-any-return]
+
+    def resolve_token(self, token: str) -> Principal:
+        return self._call("resolve_token", token=token)  # type: ignore[no-any-return]
+
+    def logout(self, token: str) -> None:
+        self._call("logout", token=token)
+
+    def issue_scanner_token(self, scanner_id: str, actor: str) -> str:
+        return self._call("issue_scanner_token", scanner_id=scanner_id, actor=actor)  # type: ignore[no-any-return]
+
+    def revoke_token(self, token_or_id: str, actor: str) -> int:
+        return self._call("revoke_token", token_or_id=token_or_id, actor=actor)  # type: ignore[no-any-return]
+
+    def list_tokens(self, kind: PrincipalKind | None = None, include_revoked: bool = False) -> list[TokenRecord]:
+        return self._call("list_tokens", kind=kind, include_revoked=include_revoked)  # type: ignore[no-any-return]
+
     def query(self, name: str, **params: Any) -> pd.DataFrame:
         return self._call("query", name=name, params=params)  # type: ignore[no-any-return]
 
-    def sql(self, text: str, limit: int | None = None, actor: str = "analyst") -> SqlResult:
+    def sql(self, text: str, limit: int | None = None, actor: str = "system") -> SqlResult:
         return self._call("sql", text=text, limit=limit, actor=actor)  # type: ignore[no-any-return]
 
-    def snapshot(self, dest: Path | None = None, parquet: bool = False) -> Path:
-        return self._call("snapshot", dest=str(Path(dest).resolve()) if dest else None, parquet=parquet)  # type: ignore[no-any-return]
+    def snapshot(self, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path:
+        """`dest` is taken inside the owner's snapshots folder (a relative name is not resolved here)."""
+        return self._call("snapshot", dest=str(dest) if dest else None, parquet=parquet, actor=actor)  # type: ignore[no-any-return]
 
     def info(self) -> dict[str, Any]:
         return self._call("info")  # type: ignore[no-any-return]
@@ -217,9 +316,11 @@ def owner_is_up(url: str, timeout_s: float = 0.5) -> bool:
 
 @contextmanager
 def open_store(settings: Any, require_owner: bool = False) -> Iterator[StoreAPI]:
-    """The running owner's client if it answers, else the file opened in-process (and closed afterwards)."""
+    """The running owner's client if it answers (WrongStore if it serves another home), else the file opened
+    in-process (and closed afterwards)."""
     if owner_is_up(settings.store_url):
-        with StoreClient(settings.store_url) as client:
+        with StoreClient.from_settings(settings) as client:
+            client.check_home()
             yield client
         return
     if require_owner:

@@ -7,6 +7,7 @@ The export writes the format screening.data.read_labels reads: `labels.csv` with
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,27 @@ def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:
             return False  # a supervisor's ruling, newer than everything below it, settles the matter
         latest.setdefault(str(row["author"]), frozenset(row["labels"] or []))
     return len(set(latest.values())) > 1
+
+
+# One folder name: starts with a letter or digit, then letters, digits, '.', '_' or '-'; no separators, so no '..'.
+_EXPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def export_folder(root: Path, name: str) -> Path:
+    """The folder `root/name` for a new export, after checking that `name` is one plain folder name and that the
+    folder does not exist yet (an export never overwrites another). ExportError naming the problem otherwise.
+
+    `root` is the configured exports folder (settings.paths.exports): a request can choose the name, never where.
+    """
+    if not _EXPORT_NAME.fullmatch(name) or ".." in name:
+        raise ExportError(f"export name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+                          f"starting with a letter or digit (no folders); exports are written under {root}")
+    dest = root / name
+    if dest.resolve().parent != root.resolve():  # belt and braces: the pattern already excludes separators
+        raise ExportError(f"export name {name!r} leaves the exports folder {root}")
+    if dest.exists() or (root / f"{name}.zip").exists():
+        raise ExportError(f"an export named {name!r} already exists in {root}; choose another name")
+    return dest
 
 
 def export_training_set(rows: pd.DataFrame, dest: Path, make_zip: bool = False) -> ExportResult:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.fetch import first
 from xscreen.errors import SchemaError, StoreError
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,25 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     _apply(con, _FILL_ROLLUPS)
 
 
+# Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (analytics/tokens.py).
+_M6_TOKENS = """
+CREATE TABLE auth_tokens (
+    token_sha256 VARCHAR PRIMARY KEY, token_id VARCHAR NOT NULL UNIQUE, kind VARCHAR NOT NULL,
+    username VARCHAR, scanner_id VARCHAR, created_at TIMESTAMPTZ NOT NULL, last_seen_at TIMESTAMPTZ,
+    expires_at TIMESTAMPTZ, revoked_at TIMESTAMPTZ, revoked_by VARCHAR);
+"""
+
+def _m7_audit_chain(con: duckdb.DuckDBPyConnection) -> None:
+    """The audit log becomes a hash chain (analytics/audit_chain.py): existing rows are chained in the order
+    they were written, and audit_head holds the last link."""
+    from analytics.audit_chain import chain_existing
+
+    for column, kind in (("seq", "BIGINT"), ("prev_hash", "VARCHAR"), ("row_hash", "VARCHAR")):
+        con.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")
+    con.execute("CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL, row_hash VARCHAR NOT NULL)")
+    chain_existing(con)
+
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -158,6 +178,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (3, "alerts.updated_at and updated_by", _m3_alert_history),
     (4, "indexes on scan_id of verdicts, heatmaps, labels, decisions", _M4_INDEXES),
     (5, "queue_pending and verdict_hourly, kept by the writer", _m5_rollups),
+    (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
+    (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -185,7 +207,7 @@ def current_version(con: duckdb.DuckDBPyConnection, label: str = "database") -> 
         raise SchemaError(
             f"{label} has tables ({', '.join(sorted(tables)[:5])}) but no {VERSION_TABLE} table: "
             "it is not an xscreen database; refusing to modify it")
-    row = con.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+    row = first(con, f"SELECT max(version) FROM {VERSION_TABLE}")
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -226,8 +248,8 @@ def _check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
     DuckDB may trim free blocks off the end of a file, so the header's block count is not a lower bound; the
     used-block count is."""
-    row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() "
-                      "WHERE database_name = current_database()").fetchone()
+    row = first(con, "SELECT block_size, used_blocks FROM pragma_database_size() "
+                     "WHERE database_name = current_database()")
     if row is None:
         return
     needed = 3 * HEADER_SIZE + int(row[0]) * int(row[1])

@@ -1,7 +1,8 @@
 """The store owner process: the only process that opens the DuckDB file. FastAPI over a `Store` + the spool.
 
 Protocol (what `StoreClient` speaks): `GET /health`; `POST /api/<method>` with a JSON object of the method's
-keyword arguments, for every method of `StoreAPI`. Results are JSON, except DataFrames, which travel as an Arrow
+keyword arguments, for every method of `StoreAPI`, with the owner token, a loopback Host and a JSON content type
+(analytics/owner_guard.py); `X-Xscreen-Session` when acting for a signed-in person (analytics/authz.py). Results are JSON, except DataFrames, which travel as an Arrow
 IPC stream (`application/vnd.apache.arrow.stream`: typed, zero-parse). Errors are JSON
 `{"error": <XscreenError subclass>, "message", "title"}` with 400/401/403/404/409/500/503, and the client
 re-raises the same subclass. `ingest` also takes its batch as a binary body (`application/vnd.xscreen.ingest`:
@@ -26,15 +27,18 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
+from analytics import authz
 from analytics.api import StoreAPI
+from analytics.identity import ensure_home_id, ensure_owner_token
 from analytics.ingest import decode
 from analytics.migrations import LATEST_VERSION
+from analytics.owner_guard import INGEST_BINARY, BodyTooLarge, Guard
+from analytics.records import Principal
 from analytics.store import Store
 from xscreen import errors
 
 log = logging.getLogger(__name__)
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-INGEST_BINARY = "application/vnd.xscreen.ingest"
 # Every method of the contract is an endpoint; nothing else on Store is reachable over HTTP.
 METHODS = sorted(name for name, _ in inspect.getmembers(StoreAPI, inspect.isfunction) if not name.startswith("_"))
 
@@ -95,24 +99,46 @@ def error_response(err: errors.XscreenError) -> JSONResponse:
                         status_code=status_of(err))
 
 
-def create_app(store: Store, settings: Any = None) -> FastAPI:
-    """The owner's HTTP face over `store`. Store calls run in the thread pool, never on the event loop."""
-    app = FastAPI(title="xscreen store owner", docs_url=None, redoc_url=None)
+SESSION_HEADER = "x-xscreen-session"  # a signed-in person's token, when a process acts for them
+
+
+def _principal(store: Store, request: Request) -> Principal | None:
+    token = request.headers.get(SESSION_HEADER)
+    return store.resolve_token(token) if token else None
+
+
+def create_app(store: Store, settings: Any) -> FastAPI:
+    """The owner's HTTP face over `store`. Store calls run in the thread pool, never on the event loop.
+
+    Creates the home's owner token on first use (analytics.identity); every request passes `Guard` first."""
+    guard = Guard.from_settings(settings, ensure_owner_token(settings.home))
+    home_id = store.home_id or ensure_home_id(settings.home)
+    app = FastAPI(title="xscreen store owner", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"status": "ok", "schema_version": LATEST_VERSION, "db": str(store.path)}
+    def health(request: Request) -> Response:
+        refused = guard.host_refusal(request)
+        return refused or JSONResponse({"status": "ok", "schema_version": LATEST_VERSION, "home_id": home_id,
+                                        "db": str(store.path)})
 
     @app.post("/api/{method}")
     async def call(method: str, request: Request) -> Response:
+        refused = guard.api_refusal(method, request)
+        if refused is not None:
+            return refused
         if method not in METHODS:
             return error_response(errors.NotFoundError(f"no store method {method!r}"))
-        body = await request.body()
+        try:
+            body = await guard.read_body(request)
+        except BodyTooLarge:
+            return guard.too_large()
         binary = method == "ingest" and request.headers.get("content-type") == INGEST_BINARY
 
-        def run() -> Response:  # parsing, the store call and encoding all block: off the event loop
+        def run() -> Response:  # token lookup, parsing, the store call and encoding all block: off the event loop
+            principal = _principal(store, request)
             kwargs = {"batch": decode(body)} if binary else decode_args(method, body)
-            return encode_result(getattr(store, method)(**kwargs))
+            bound = authz.bind(method, kwargs, principal, settings.auth.require_sessions)
+            return encode_result(getattr(store, method)(**bound))
 
         try:
             return await run_in_threadpool(run)

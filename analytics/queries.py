@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics.fetch import first
 from xscreen.errors import NotFoundError, QueryRefused
 
 QueryFn = Callable[..., pd.DataFrame]
@@ -90,11 +91,11 @@ BLOCK_SAMPLE_ABOVE = 250_000
 def rows_in_window(con: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
                    model_version: str | None = None, scanner_id: str | None = None) -> int:
     """Verdicts scored in [start, end) (whole UTC hours), from the hourly rollup: no scan of verdicts."""
-    row = con.execute(f"""
+    row = first(con, f"""
         SELECT coalesce(sum(n), 0) FROM verdict_hourly WHERE hour >= {_WINDOW[0]} AND hour < {_WINDOW[1]}
           AND ($model_version::VARCHAR IS NULL OR model_version = $model_version::VARCHAR)
           AND ($scanner_id::VARCHAR IS NULL OR scanner_id = $scanner_id::VARCHAR)""",
-        {"start": start, "end": end, "model_version": model_version, "scanner_id": scanner_id}).fetchone()
+        {"start": start, "end": end, "model_version": model_version, "scanner_id": scanner_id})
     return int(row[0]) if row else 0
 
 
@@ -176,7 +177,8 @@ def audit_log(con: duckdb.DuckDBPyConnection, limit: int = 200, actor: str | Non
               action: str | None = None) -> pd.DataFrame:
     """Audit rows, newest first, optionally of one actor and/or action."""
     return con.execute("SELECT * FROM audit_log WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
-                       "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY at DESC LIMIT $limit",
+                       "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY seq DESC, logged_at DESC "
+                       "LIMIT $limit",
                        {"actor": actor, "action": action, "limit": int(limit)}).df()
 
 

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analytics.fetch import first
 from analytics.records import AlertRecord, AlertStatus, AuditRecord, ModelRecord, UserRecord
 from xscreen.errors import NotFoundError
 
@@ -67,20 +68,28 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> dict[str, Any]:
 
 
 # Top-N over queue_pending (champion inspect/uncertain verdicts without a final decision, kept by the writer), minus
-# other officers' live claims; only the rows that survive the LIMIT are joined to scans.
+# other officers' live claims and minus items this officer referred (a referral asks someone else for a second
+# opinion, so it must not come straight back to the referrer); only the rows that survive the LIMIT are joined to
+# scans. `waiting` counts every item that passed the filters, before the LIMIT (the true backlog, not the page).
 QUEUE_SQL = """
-WITH top AS (
-    SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at
+WITH refs AS (SELECT scan_id, string_agg(DISTINCT officer, ', ' ORDER BY officer) AS referred_by,
+                     bool_or(officer = $officer) AS mine
+              FROM decisions WHERE decision = 'refer' GROUP BY scan_id),
+top AS (
+    SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at,
+           count(*) OVER () AS waiting
     FROM queue_pending p
     WHERE ($scanner::VARCHAR IS NULL OR p.scanner_id = $scanner::VARCHAR)
       AND p.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
+      AND p.scan_id NOT IN (SELECT scan_id FROM refs WHERE mine)
     ORDER BY p.any_threat DESC, p.scored_at
     LIMIT $limit)
 SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
-       top.scan_id IN (SELECT scan_id FROM decisions WHERE decision = 'refer') AS referred
+       refs.scan_id IS NOT NULL AS referred, refs.referred_by
 FROM top
 JOIN scans s USING (scan_id)
 LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c USING (scan_id)
+LEFT JOIN refs USING (scan_id)
 ORDER BY top.any_threat DESC, top.scored_at
 """
 
@@ -88,7 +97,9 @@ ORDER BY top.any_threat DESC, top.scored_at
 def queue(cur: duckdb.DuckDBPyConnection, officer: str, limit: int, scanner_id: str | None,
           now: datetime) -> pd.DataFrame:
     """Items waiting for an officer, highest risk first: champion `inspect`/`uncertain` verdicts without a final
-    decision, not claimed by another officer (unexpired). `claimed_by` is this officer or empty."""
+    decision, not claimed by another officer (unexpired) and not referred by this officer. `claimed_by` is this
+    officer or empty; `referred_by` names who referred the item (empty if nobody); `waiting` (on every row) is
+    how many items pass these filters in all, however many `limit` returns."""
     params = {"now": now, "officer": officer, "limit": int(limit), "scanner": scanner_id}
     return cur.execute(QUEUE_SQL, params).df()
 
@@ -147,7 +158,7 @@ LIMIT $k
 
 def similar_items(cur: duckdb.DuckDBPyConnection, scan_id: str, k: int) -> pd.DataFrame:
     """Nearest champion verdicts by cosine similarity of embeddings, among items with a known outcome."""
-    if not cur.execute("SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]).fetchone():
+    if not first(cur, "SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]):
         raise NotFoundError(f"scan {scan_id} has no verdict")
     known = [r[0] for r in cur.execute(KNOWN_SQL).fetchall()]
     return cur.execute(SIMILAR_SQL, {"scan_id": scan_id, "k": int(k), "known": known}).df()
@@ -186,9 +197,11 @@ def list_alerts(cur: duckdb.DuckDBPyConnection, status: AlertStatus | None, limi
 
 
 def audit_log(cur: duckdb.DuckDBPyConnection, limit: int, actor: str | None, action: str | None) -> list[AuditRecord]:
-    cur.execute("SELECT * EXCLUDE (logged_at), logged_at AS at FROM audit_log WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
-                "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY logged_at DESC LIMIT $limit",
-                {"actor": actor, "action": action, "limit": int(limit)})
+    """Audit rows, newest first (by their place in the chain)."""
+    cur.execute("SELECT * EXCLUDE (logged_at, prev_hash, row_hash), logged_at AS at FROM audit_log "
+                "WHERE ($actor::VARCHAR IS NULL OR actor = $actor::VARCHAR) AND "
+                "($action::VARCHAR IS NULL OR action = $action::VARCHAR) ORDER BY seq DESC, logged_at DESC "
+                "LIMIT $limit", {"actor": actor, "action": action, "limit": int(limit)})
     return [AuditRecord(**{**r, "details": _loads(r["details"]) or {}}) for r in _dicts(cur)]
 
 
@@ -207,5 +220,15 @@ def get_user(cur: duckdb.DuckDBPyConnection, username: str) -> UserRecord:
 
 def get_setting(cur: duckdb.DuckDBPyConnection, key: str) -> Any:
     """The JSON value stored under `key` in settings_kv, or None."""
-    row = cur.execute("SELECT value FROM settings_kv WHERE key = ?", [key]).fetchone()
+    row = first(cur, "SELECT value FROM settings_kv WHERE key = ?", [key])
     return _loads(row[0]) if row else None
+
+
+INFO_TABLES = ("scans", "verdicts", "decisions", "labels", "models", "users", "alerts", "audit_log")
+
+
+def info(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Schema version and row counts of the main tables."""
+    version = first(cur, "SELECT max(version) FROM xscreen_schema")
+    counts = {t: int(first(cur, f"SELECT count(*) FROM {t}")[0]) for t in INFO_TABLES}  # type: ignore[index]
+    return {"schema_version": version[0] if version else None, "rows": counts}

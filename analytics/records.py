@@ -156,12 +156,15 @@ class AlertRecord(Record):
 
 
 class AuditRecord(Record):
+    """One row of the audit log; `seq` is its place in the hash chain (analytics/audit_chain.py)."""
+
     audit_id: str
     at: datetime
     actor: str
     action: str  # login, decision, relabel, promote, rollback, user_add, sql, ...
     target: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    seq: int | None = None
 
 
 class UserRecord(Record):
@@ -171,6 +174,43 @@ class UserRecord(Record):
     role: Role
     disabled: bool = False
     created_at: datetime
+
+
+PrincipalKind = Literal["user", "scanner"]
+
+
+class Principal(Record):
+    """Who a bearer token stands for: a signed-in person (with their role) or a scanner client of /v1.
+
+    `name` is what the audit log records: the username, or `scanner:<scanner_id>`."""
+
+    kind: PrincipalKind
+    name: str
+    role: Role | None = None
+    scanner_id: str | None = None
+
+
+class SessionGrant(Record):
+    """A successful login: the session token (plaintext, shown once; the store keeps only its sha256)."""
+
+    token: str
+    user: UserRecord
+    expires_at: datetime
+
+
+class TokenRecord(Record):
+    """A session or scanner token as listed by the store: never the token or its hash.
+
+    `token_id` is a short public handle (for `revoke_token` and listings)."""
+
+    token_id: str
+    kind: PrincipalKind
+    username: str | None = None
+    scanner_id: str | None = None
+    created_at: datetime
+    last_seen_at: datetime | None = None
+    expires_at: datetime | None = None  # None: until revoked (scanner tokens)
+    revoked_at: datetime | None = None
 
 
 class IngestBatch(Record):

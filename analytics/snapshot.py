@@ -15,9 +15,69 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.fetch import first
 from xscreen.errors import StoreError
 
 _counter = itertools.count()
+
+# Secrets blanked in every snapshot made for analysts (SQL sandbox, `xscreen snapshot`, Parquet exports):
+# (table, column, SQL expression that replaces it). Backups (analytics/backup.py) keep them.
+REDACTED: tuple[tuple[str, str, str], ...] = (
+    ("users", "password_hash", "''"),
+    ("auth_tokens", "token_sha256", "'redacted-' || token_id"),  # a primary key: stays unique
+)
+
+
+def redact(db_file: Path) -> None:
+    """Blank password and token hashes in a snapshot file (a separate database: never the live one)."""
+    con = duckdb.connect(str(db_file))
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for table, column, expr in REDACTED:
+            if table in tables:
+                con.execute(f"UPDATE {table} SET {column} = {expr}")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _redact_parquet(folder: Path) -> None:
+    """Rewrite the exported files of tables with secrets, blanked (each file is rewritten whole)."""
+    con = duckdb.connect()
+    try:
+        for table, column, expr in REDACTED:
+            path = folder / f"{table}.parquet"
+            if path.exists():
+                tmp = path.with_name(f".{path.name}.tmp")
+                con.execute(f"COPY (SELECT * REPLACE ({expr} AS {column}) FROM read_parquet('{_sql_path(path)}')) "
+                            f"TO '{_sql_path(tmp)}' (FORMAT parquet)")
+                os.replace(tmp, path)
+    finally:
+        con.close()
+
+
+def finish_copy(tmp: Path, dest: Path, redacted: bool = True) -> Path:
+    """Redact the copied file `tmp` (unless not `redacted`) and rename it to `dest`; the temporary files go
+    whatever happens."""
+    try:
+        if redacted:
+            redact(tmp)
+        os.replace(tmp, dest)
+    except (duckdb.Error, OSError) as exc:
+        raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
+    finally:
+        _remove_temp(tmp)
+    return dest
+
+
+def _remove_temp(tmp: Path) -> None:
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+
+
+def temp_beside(dest: Path) -> Path:
+    """A hidden temporary name next to `dest`, renamed over it once complete."""
+    return dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
 
 
 def _ident(name: str) -> str:
@@ -28,32 +88,31 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path) -> Path:
-    """Copy the whole database (tables, views, data) to the DuckDB file `dest`, replacing it atomically."""
+def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path, redacted: bool = True) -> Path:
+    """Copy the whole database (tables, views, data) to the DuckDB file `dest`, replacing it atomically;
+    `redacted`: with password and token hashes blanked (analysts' copies)."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
+    tmp = temp_beside(dest)
     alias = f"snap_{os.getpid()}_{next(_counter)}"
-    source = cur.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+    source = first(cur, "SELECT current_database()")[0]  # type: ignore[index]
     try:
         cur.execute(f"ATTACH '{_sql_path(tmp)}' AS {alias}")
         try:
             cur.execute(f"COPY FROM DATABASE {_ident(source)} TO {alias}")  # file stem: may hold '-', spaces
         finally:
             cur.execute(f"DETACH {alias}")
-        os.replace(tmp, dest)
-    except (duckdb.Error, OSError) as exc:
+    except duckdb.Error as exc:
+        _remove_temp(tmp)
         raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-    return dest
+    return finish_copy(tmp, dest, redacted)
 
 
 def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path) -> Path | None:
-    """Fast snapshot: CHECKPOINT, then copy the file. Only valid while no write can happen, so the Store runs it
-    as an exclusive op of its writer. Returns None (caller falls back to COPY FROM DATABASE) if the checkpoint
-    left a WAL behind (DuckDB may defer it while other transactions run)."""
+    """Fast copy: CHECKPOINT, then copy the file to `dest` (a temporary name: the caller redacts and renames
+    it). Only valid while no write can happen, so the Store runs it as an exclusive op of its writer. Returns
+    None (caller falls back to COPY FROM DATABASE) if the checkpoint left a WAL behind (DuckDB may defer it
+    while other transactions run)."""
     for attempt in range(3):
         try:
             cur.execute("CHECKPOINT")
@@ -69,18 +128,17 @@ def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path)
         return None
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{next(_counter)}.tmp")
     try:
-        shutil.copyfile(db_path, tmp)
-        os.replace(tmp, dest)
+        shutil.copyfile(db_path, dest)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
         raise StoreError(f"snapshot to {dest} failed: {exc}", title="Snapshot failed") from None
     return dest
 
 
 def export_parquet(cur: duckdb.DuckDBPyConnection, dest_dir: Path) -> Path:
-    """Export every table as Parquet (+ schema.sql/load.sql) into `dest_dir`, which must be empty or absent."""
+    """Export every table as Parquet (+ schema.sql/load.sql) into `dest_dir`, which must be empty or absent;
+    password and token hashes blanked."""
     dest_dir = dest_dir.resolve()
     if dest_dir.exists() and any(dest_dir.iterdir()):
         raise StoreError(f"{dest_dir} is not empty; choose a new folder for the Parquet export",
@@ -88,6 +146,7 @@ def export_parquet(cur: duckdb.DuckDBPyConnection, dest_dir: Path) -> Path:
     tmp = dest_dir.with_name(f".{dest_dir.name}.{os.getpid()}.{next(_counter)}.tmp")
     try:
         cur.execute(f"EXPORT DATABASE '{_sql_path(tmp)}' (FORMAT parquet)")
+        _redact_parquet(tmp)
         if dest_dir.exists():
             dest_dir.rmdir()
         os.replace(tmp, dest_dir)

@@ -1,4 +1,5 @@
-"""The triage viewer's image operations, numpy only: window/level, energy and material views, heatmap overlay, zoom.
+"""The triage page's pure parts: the viewer's image operations (numpy: window/level, energy and material views,
+heatmap overlay, zoom) and the text an officer reads in the queue (risk, age, similar items' outcomes).
 
 Inputs follow xray.formats.ScanImage: `rgb` float (H, W, 3) in [0, 1]; `high`/`low` transmission (H, W) in
 [0, 1] (1 = nothing in the beam). Outputs are uint8 arrays ready for st.image. No xray import here: the
@@ -8,9 +9,13 @@ import-linter contract keeps analytics usable from a notebook with nothing else.
 from __future__ import annotations
 
 import base64
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
+import pandas as pd
 
 from xscreen.errors import XscreenError
 
@@ -142,3 +147,62 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3:
         raise ViewerError(f"expected an (H, W, 3) image, got shape {img.shape}")
     return img
+
+
+# ---- what the officer reads in the queue --------------------------------------------------------------------
+
+def risk_text(p: float) -> str:
+    """A calibrated any-threat probability in [0, 1] as a percentage with as many decimals as it takes to tell
+    near-certain items apart ('87 %', '99.4 %', '99.97 %'), never rounded up to a false '100 %' or down to '0 %'."""
+    if not 0.0 <= p <= 1.0 or math.isnan(p):
+        raise ValueError(f"a probability must be in [0, 1], got {p}")
+    if p >= 0.9999:
+        return "> 99.99 %"
+    if p < 0.001:
+        return "< 0.1 %"
+    for decimals, below in ((0, 0.99), (1, 0.999)):
+        if p < below:
+            return f"{p * 100:.{decimals}f} %"
+    return f"{p * 100:.2f} %"
+
+
+def age_text(received: datetime, now: datetime) -> str:
+    """How long ago an item was received, as an officer says it: 'just now', '45 s ago', '12 min ago',
+    '3 h 5 min ago', '2 d 4 h ago'. Both times timezone-aware; a time after `now` (clock skew) is 'just now'."""
+    seconds = int((now - received).total_seconds())
+    if seconds < 5:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds} s ago"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours == 0:
+        return f"{minutes} min ago"
+    if days == 0:
+        return f"{hours} h {minutes % 60} min ago" if minutes % 60 else f"{hours} h ago"
+    return f"{days} d {hours % 24} h ago" if hours % 24 else f"{days} d ago"
+
+
+def _missing(value: object) -> bool:
+    """None, NaN or pandas' NA (a scalar); a list or array, even an empty one, is a value."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return False
+    return bool(pd.isna(value))
+
+
+def outcome_text(decision: object, labels: object) -> str:
+    """The outcome of a similar item: its final decision, else 'labelled', then its current labels ('benign' for
+    an empty label set). Arrow gives NaN or None for a missing decision and NA, None or an array for the labels:
+    none of those may show as 'nan'."""
+    head = "labelled" if _missing(decision) else str(decision)
+    if _missing(labels) or isinstance(labels, str) or not isinstance(labels, Iterable):
+        return head
+    names = [str(x) for x in labels]
+    return f"{head} · {', '.join(names) if names else 'benign'}"
+
+
+def as_utc(value: object) -> datetime:
+    """A stored time (datetime, pandas Timestamp or ISO string, as JSON or Arrow deliver it) as an aware UTC
+    datetime; a naive value is taken to be UTC already (the store writes UTC)."""
+    t = pd.Timestamp(value)  # type: ignore[arg-type]
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.to_pydatetime()  # type: ignore[no-any-return]

@@ -7,12 +7,15 @@ writer relies on it to keep the other writes of the same group commit when one o
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from analytics import audit_chain
+from analytics.fetch import first
 from analytics.records import (
     THREAT_UNKNOWN_CLASS,
     AlertRecord,
@@ -24,7 +27,7 @@ from analytics.records import (
     ModelRecord,
     ModelState,
 )
-from xscreen.errors import ConflictError, NotFoundError
+from xscreen.errors import ConflictError, NotFoundError, PermissionDenied, XscreenError
 
 FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 CHAMPION_KEY = "champion"
@@ -36,8 +39,34 @@ def _json(value: Any) -> str | None:
 
 
 def write_audit(cur: duckdb.DuckDBPyConnection, rec: AuditRecord) -> None:
-    cur.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?::JSON)",
-                [rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details)])
+    """Append the row to the audit log's hash chain (analytics/audit_chain.py), in the open transaction."""
+    audit_chain.append(cur, rec.audit_id, rec.at, rec.actor, rec.action, rec.target, _json(rec.details))
+
+
+# Audit actions the store writes itself, in the transaction of what they record: `Store.audit` refuses them, so a
+# caller cannot add a decision, a login or a promotion that did not happen.
+STORE_ACTIONS = frozenset({
+    "login", "login_failed", "passwd_check_failed", "logout", "decision", "relabel", "model_register",
+    "model_state", "promote", "rollback", "user_add", "user_passwd", "user_disable", "alert_status", "setting",
+    "sql", "sql_refused", "snapshot", "token_issue", "token_revoke", "backup", "restore",
+})
+ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+# settings_kv keys the store keeps itself: the champion and its thresholds (set by promotion), the home's id.
+STORE_SETTINGS = frozenset({"champion", "thresholds", "home_id"})
+
+
+def check_audit_action(action: str) -> None:
+    if not ACTION_RE.match(action):
+        raise XscreenError(f"audit action {action!r} must be 2-48 characters of a-z, 0-9, '_'",
+                           title="Invalid audit row")
+    if action in STORE_ACTIONS:
+        raise PermissionDenied(f"audit action {action!r} is recorded by the store itself, with what it records")
+
+
+def check_setting_key(key: str) -> None:
+    if key in STORE_SETTINGS:
+        raise PermissionDenied(f"setting {key!r} is kept by the store itself (promote a model to change the "
+                               "champion and its thresholds)")
 
 
 def audit_row(cur: duckdb.DuckDBPyConnection, now: datetime, actor: str, action: str, target: str | None,
@@ -49,20 +78,20 @@ def audit_row(cur: duckdb.DuckDBPyConnection, now: datetime, actor: str, action:
 # ---- triage -------------------------------------------------------------------------------------------------
 
 def _final_decision(cur: duckdb.DuckDBPyConnection, scan_id: str) -> tuple[str, str] | None:
-    row = cur.execute("SELECT officer, decision FROM decisions WHERE scan_id = ? AND decision IN "
-                      "('cleared', 'confirmed', 'seized') ORDER BY decided_at LIMIT 1", [scan_id]).fetchone()
+    row = first(cur, "SELECT officer, decision FROM decisions WHERE scan_id = ? AND decision IN "
+                     "('cleared', 'confirmed', 'seized') ORDER BY decided_at LIMIT 1", [scan_id])
     return (row[0], row[1]) if row else None
 
 
 def _active_claim(cur: duckdb.DuckDBPyConnection, scan_id: str, now: datetime) -> str | None:
-    row = cur.execute("SELECT officer FROM claims WHERE scan_id = ? AND expires_at > ? ORDER BY claimed_at DESC "
-                      "LIMIT 1", [scan_id, now]).fetchone()
+    row = first(cur, "SELECT officer FROM claims WHERE scan_id = ? AND expires_at > ? ORDER BY claimed_at DESC "
+                     "LIMIT 1", [scan_id, now])
     return row[0] if row else None
 
 
 def _champion_version(cur: duckdb.DuckDBPyConnection, scan_id: str) -> str:
-    row = cur.execute("SELECT model_version FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, "
-                      "scored_at DESC LIMIT 1", [scan_id]).fetchone()
+    row = first(cur, "SELECT model_version FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, "
+                     "scored_at DESC LIMIT 1", [scan_id])
     if row is None:
         raise NotFoundError(f"scan {scan_id} has no verdict")
     return str(row[0])
@@ -104,7 +133,7 @@ def record_decision(cur: duckdb.DuckDBPyConnection, d: DecisionRecord, now: date
     (marked referred). A final decision on an item someone already decided is a ConflictError, as is deciding
     an item another officer holds an unexpired claim on.
     """
-    if cur.execute("SELECT 1 FROM decisions WHERE decision_id = ?", [d.decision_id]).fetchone():
+    if first(cur, "SELECT 1 FROM decisions WHERE decision_id = ?", [d.decision_id]):
         return
     version = _champion_version(cur, d.scan_id)
     decided = _final_decision(cur, d.scan_id)
@@ -148,7 +177,7 @@ def add_labels(cur: duckdb.DuckDBPyConnection, labels: list[LabelRecord], now: d
 # ---- models -------------------------------------------------------------------------------------------------
 
 def _model_state(cur: duckdb.DuckDBPyConnection, version: str) -> str:
-    row = cur.execute("SELECT state FROM models WHERE version = ?", [version]).fetchone()
+    row = first(cur, "SELECT state FROM models WHERE version = ?", [version])
     if row is None:
         raise NotFoundError(f"model version {version!r} is not registered")
     return str(row[0])
@@ -166,9 +195,16 @@ def put_setting(cur: duckdb.DuckDBPyConnection, key: str, value: Any, actor: str
                 [key, _json(value), now, actor])
 
 
+def change_setting(cur: duckdb.DuckDBPyConnection, key: str, value: Any, actor: str, now: datetime) -> None:
+    """A setting changed through the API: stored and audited with its old and new value."""
+    old = first(cur, "SELECT value FROM settings_kv WHERE key = ?", [key])
+    put_setting(cur, key, value, actor, now)
+    audit_row(cur, now, actor, "setting", key, old=json.loads(old[0]) if old and old[0] else None, new=value)
+
+
 def register_model(cur: duckdb.DuckDBPyConnection, m: ModelRecord, actor: str, now: datetime) -> None:
     """Add a registry entry. Re-registering the same weights is a no-op; other weights under that name conflict."""
-    row = cur.execute("SELECT weights_sha256 FROM models WHERE version = ?", [m.version]).fetchone()
+    row = first(cur, "SELECT weights_sha256 FROM models WHERE version = ?", [m.version])
     if row is not None:
         if row[0] == m.weights_sha256:
             return
@@ -193,7 +229,7 @@ def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelSt
         for (prev,) in cur.execute("SELECT version FROM models WHERE state = 'champion'").fetchall():
             cur.execute("UPDATE models SET state = 'retired' WHERE version = ?", [prev])
             _event(cur, prev, "champion", "retired", actor, f"replaced by {version}", now)
-        thresholds = cur.execute("SELECT thresholds FROM models WHERE version = ?", [version]).fetchone()
+        thresholds = first(cur, "SELECT thresholds FROM models WHERE version = ?", [version])
         put_setting(cur, CHAMPION_KEY, version, actor, now)
         put_setting(cur, THRESHOLDS_KEY, json.loads(thresholds[0]) if thresholds and thresholds[0] else {},
                     actor, now)
@@ -207,7 +243,7 @@ def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelSt
 
 def rollback(cur: duckdb.DuckDBPyConnection, actor: str, reason: str | None, now: datetime) -> str:
     """Put the champion before the current one back in force; returns its version."""
-    current = cur.execute("SELECT version FROM models WHERE state = 'champion'").fetchone()
+    current = first(cur, "SELECT version FROM models WHERE state = 'champion'")
     rows = cur.execute("SELECT version FROM model_events WHERE to_state = 'champion' ORDER BY changed_at DESC").fetchall()
     previous = next((r[0] for r in rows if current is None or r[0] != current[0]), None)
     if previous is None:
@@ -221,17 +257,17 @@ def rollback(cur: duckdb.DuckDBPyConnection, actor: str, reason: str | None, now
 
 def add_measurements(cur: duckdb.DuckDBPyConnection, rows: list[MeasurementRecord]) -> int:
     """Append measurements; known measurement_ids are skipped. Returns how many were new."""
-    before = cur.execute("SELECT count(*) FROM measurements").fetchone()[0]  # type: ignore[index]
+    before = first(cur, "SELECT count(*) FROM measurements")[0]  # type: ignore[index]
     for m in rows:
         cur.execute("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::JSON) ON CONFLICT DO NOTHING",
                     [m.measurement_id, m.measured_at, m.kind, m.scanner_id, m.model_version, m.window_start,
                      m.window_end, m.value, _json(m.details)])
-    return int(cur.execute("SELECT count(*) FROM measurements").fetchone()[0]) - int(before)  # type: ignore[index]
+    return int(first(cur, "SELECT count(*) FROM measurements")[0]) - int(before)  # type: ignore[index]
 
 
 def raise_alert(cur: duckdb.DuckDBPyConnection, a: AlertRecord) -> bool:
     """Store an alert; False when that alert_id already exists (monitoring may re-raise the same id)."""
-    if cur.execute("SELECT 1 FROM alerts WHERE alert_id = ?", [a.alert_id]).fetchone():
+    if first(cur, "SELECT 1 FROM alerts WHERE alert_id = ?", [a.alert_id]):
         return False
     cur.execute("INSERT INTO alerts BY NAME SELECT ? AS alert_id, ? AS raised_at, ? AS severity, ? AS kind, "
                 "? AS message, ? AS status, ?::JSON AS details, ? AS updated_at",
@@ -241,7 +277,7 @@ def raise_alert(cur: duckdb.DuckDBPyConnection, a: AlertRecord) -> bool:
 
 def set_alert_status(cur: duckdb.DuckDBPyConnection, alert_id: str, status: AlertStatus, actor: str,
                      now: datetime) -> None:
-    if not cur.execute("SELECT 1 FROM alerts WHERE alert_id = ?", [alert_id]).fetchone():
+    if not first(cur, "SELECT 1 FROM alerts WHERE alert_id = ?", [alert_id]):
         raise NotFoundError(f"alert {alert_id!r} does not exist")
     cur.execute("UPDATE alerts SET status = ?, updated_at = ?, updated_by = ? WHERE alert_id = ?",
                 [status, now, actor, alert_id])

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)})
         os.chdir(ROOT)
         with Store.from_settings(settings, clock=lambda: NOW) as store, OwnerThread(store, settings), \
-                StoreClient(settings.store_url) as client:
+                StoreClient.from_settings(settings) as client:
             top = client.queue(OFFICER, limit=1)["scan_id"].iloc[0]
             result: dict[str, Any] = {
                 "verdict_rows": args.rows, "runs": args.runs, "build_s": round(build_s, 1),

@@ -20,7 +20,6 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -35,18 +34,6 @@ def default_checkpoint(settings: Any) -> Any:
     from bench.bench_model import random_checkpoint
 
     return random_checkpoint(settings, "bench-default", clear=0.3, inspect=0.7)
-
-
-def free_low_port(start: int) -> int:
-    """A free port below Ray's ephemeral ranges (Ray's own random ports cannot race us for it)."""
-    for port in range(start, start + 900):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def make_images(n: int, seed: int, classes: list[str]) -> list[bytes]:
@@ -214,6 +201,7 @@ def load_average() -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from screening.registry import register
     from serving.runtime import Stack
+    from tests.serving_procs import free_low_port
     from xscreen.settings import ensure_home, load_settings
 
     home = Path(tempfile.mkdtemp(prefix="xscreen-bench-"))

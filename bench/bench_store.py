@@ -35,6 +35,7 @@ import numpy as np
 
 from analytics import queries, reads
 from analytics.client import StoreClient, owner_is_up
+from analytics.identity import read_home_id, read_owner_token
 from analytics.migrations import migrate, rebuild_rollups
 from analytics.records import IngestBatch
 from analytics.spool import SpoolWriter, spool_files
@@ -98,6 +99,7 @@ class OwnerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
         env.update(XSCREEN_HOME=str(home), XSCREEN_NETWORK__STORE_PORT=str(self.port), XSCREEN_LOG_LEVEL="WARNING")
         self.url = f"http://127.0.0.1:{self.port}"
+        self.home = home
         self.spool = home / "spool"
         home.mkdir(parents=True, exist_ok=True)
         self.log = home / "owner.log"  # a file, not a pipe: an undrained pipe could block the owner
@@ -113,6 +115,10 @@ class OwnerProcess:
             time.sleep(0.05)
         return self
 
+    def client(self) -> StoreClient:
+        """A client with this home's owner token and identity (created by the owner on start)."""
+        return StoreClient(self.url, read_owner_token(self.home), read_home_id(self.home), home=self.home)
+
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -121,7 +127,7 @@ class OwnerProcess:
 def bench_ingest_http(batches: list[IngestBatch], folder: Path) -> tuple[float, float]:
     """(verdicts/s wall clock, verdicts per CPU-second of the owner process) over HTTP from 8 callers."""
     n = sum(len(b.verdicts) for b in batches)
-    with OwnerProcess(folder / "http-home") as owner, StoreClient(owner.url) as client:
+    with OwnerProcess(folder / "http-home") as owner, owner.client() as client:
         cpu = _cpu_seconds(owner.proc.pid)
         seconds = _parallel(client.ingest, batches)
         cpu = _cpu_seconds(owner.proc.pid) - cpu
@@ -133,7 +139,7 @@ def bench_ingest_spool(batches: list[IngestBatch], folder: Path) -> tuple[float,
     """(verdicts/s from first file written to last committed, verdicts per owner CPU-second,
     median ms from a file's rename to its commit)."""
     n = sum(len(b.verdicts) for b in batches)
-    with OwnerProcess(folder / "spool-home") as owner, StoreClient(owner.url) as client:
+    with OwnerProcess(folder / "spool-home") as owner, owner.client() as client:
         writer = SpoolWriter(owner.spool)
         cpu = _cpu_seconds(owner.proc.pid)
         start = time.perf_counter()
@@ -228,7 +234,7 @@ def bench_queries(folder: Path, verdict_rows: int, runs: int, embedding_dim: int
         top = reads.queue(cur, "x", 1, None, NOW)["scan_id"][0]
         results["get_scan_ms"] = _median_ms(lambda: reads.get_scan(cur, top), runs)
         start = time.perf_counter()
-        snap = store.snapshot(folder / "snapshot.duckdb")  # what `xscreen snapshot` and analyst SQL pay
+        snap = store.snapshot(Path("snapshot.duckdb"))  # what `xscreen snapshot` and analyst SQL pay
         results["snapshot_s"] = round(time.perf_counter() - start, 2)
         snap.unlink()
     results["file_mb"] = round(path.stat().st_size / 1e6, 1)

@@ -9,12 +9,17 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from analytics import health_view
 from analytics import session as sessions
 from analytics.records import Role
+from pages import _cookie
 from xscreen.errors import AuthError, PermissionDenied, XscreenError
 from xscreen.settings import Settings, load_settings
 
 SESSION_KEY = "xs_session"
+# Every page of the app by its url path, in navigation order (analytics.session.PAGE_ROLES says who may open it).
+PAGE_TITLES = {"triage": "Live triage", "drift": "Drift & accuracy", "relabel": "Relabelling", "models": "Models",
+               "sql": "Analyst SQL", "whatif": "Threshold what-if"}
 # Test hook: AppTest sets session_state["xs_now"] so windows line up with a store seeded at a fixed time.
 # Only server code can write session_state, so a browser cannot move the clock.
 CLOCK_KEY = "xs_now"
@@ -44,38 +49,74 @@ def settings() -> Settings:
 def _client_for(url: str) -> Any:
     from analytics.client import StoreClient
 
-    return StoreClient(url)
+    return StoreClient.from_settings(settings())  # `url` is the cache key: one client per store
 
 
-def client() -> Any:
-    """The HTTP client of the store owner at settings.store_url: the app never opens the database file."""
+def _owner() -> Any:
+    """The store owner's client acting as the app process itself: only for signing in and out and checking a
+    session token. Everything done for a person goes through store(session)."""
     return _client_for(settings().store_url)
 
 
-def current_session() -> sessions.Session | None:
-    """The signed-in session, refreshed; None (and a message) when absent or expired."""
+def store(s: sessions.Session) -> Any:
+    """The store client acting for the signed-in person: every call carries their session, so the store checks
+    their role and records them (not the app) as the actor."""
+    return _owner().as_user(s.token)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _screening_health(url: str) -> dict[str, Any]:
+    """The store owner's health (cached 10 s across sessions; `url` is the cache key). The serving pipeline's own
+    report (/healthz: watcher backlog, scoring and ingest failures) replaces it once serving exposes it."""
     try:
-        s = sessions.touch(st.session_state.get(SESSION_KEY), now())
-    except AuthError as err:
-        if st.session_state.get(SESSION_KEY) is not None:
-            st.session_state.pop(SESSION_KEY)
-            st.warning(str(err))
+        answer, error = _owner().health(), None
+    except XscreenError as err:
+        answer, error = None, str(err)
+    return health_view.store_health(answer, error)
+
+
+def health_banner(s: sessions.Session) -> None:
+    """Supervisors and admins see at the top of every page when screening is degraded or down, and why."""
+    if s.role in ("supervisor", "admin"):
+        text = health_view.degraded_banner(_screening_health(settings().store_url))
+        if text:
+            st.warning(text, icon=":material/warning:")
+
+
+def current_session() -> sessions.Session | None:
+    """The signed-in person: this page's session, else the one the browser's cookie names (a refresh, a new tab,
+    a bookmarked page), checked with the store on every run; None (with a message if a session just ended)."""
+    s = st.session_state.get(SESSION_KEY)
+    token = s.token if s is not None else _cookie.token_from_browser(settings())
+    if token is None:
         return None
+    try:
+        s = sessions.from_principal(_owner().resolve_token(token), token)
+    except AuthError as err:  # expired, signed out elsewhere, user disabled: the store said no
+        if st.session_state.pop(SESSION_KEY, None) is not None:
+            st.warning(f"{err} Please sign in again.")
+        _cookie.forget_in_browser(refused=token)
+        return None
+    except XscreenError as err:  # the store cannot answer now: say so, and keep what this page knew
+        st.error(f"**{err.title}**: {err}")
+        return s
     st.session_state[SESSION_KEY] = s
     return s
 
 
 def guard(page: str) -> sessions.Session:
-    """Stop the page unless a signed-in user whose role may open it is present (checked server-side)."""
+    """Stop the page unless a signed-in user whose role may open it is present (checked server-side). Signed out,
+    the page shows the sign-in form instead, so a bookmarked page opens once the user has signed in."""
     s = current_session()
     if s is None:
-        st.error("Please sign in.")
+        sign_in_form(f"Sign in to open **{PAGE_TITLES[page]}**.")
         st.stop()
     try:
         sessions.require_page(s, page)
     except PermissionDenied as err:
         st.error(f"{err.title}: {err}")
         st.stop()
+    health_banner(s)
     return s
 
 
@@ -116,19 +157,38 @@ def require_action(s: sessions.Session, action: str) -> None:
 
 
 def sign_in(username: str, password: str) -> bool:
-    """Authenticate through the store owner and start a session; False (with a message) on failure."""
-    user = attempt(lambda: client().authenticate(username, password))
-    if user is None:
-        return False
-    s = attempt(lambda: sessions.new_session(user, now(), settings().app.session_ttl_minutes))
+    """Open a store session for the username and password (the store checks them, rate-limits failures and audits
+    both); keep its token here and in the browser's cookie. False (with a message) on failure."""
+    grant = attempt(lambda: _owner().login(username, password, source=f"dashboard {st.context.ip_address or '-'}"))
+    s = attempt(lambda: sessions.from_grant(grant)) if grant is not None else None
     if s is None:
         return False
+    st.session_state.pop(_cookie.REFUSED, None)
     st.session_state[SESSION_KEY] = s
+    _cookie.keep_in_browser(s.token)
     return True
 
 
-def sign_out() -> None:
+def sign_in_form(caption: str | None = None) -> None:
+    """The sign-in form; on success the script reruns, on the same page, now signed in."""
+    st.title("xscreen: sign in")
+    if caption:
+        st.caption(caption)
+    with st.form("login_form"):
+        username = st.text_input("Username", key="login_user")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", key="login_submit")
+    if submitted and sign_in(username, password):
+        st.rerun()
+    st.caption("Accounts are created by an administrator with `xscreen users add`.")
+
+
+def sign_out(s: sessions.Session) -> None:
+    """End the session in the store (the token is dead everywhere, whatever the browser keeps), forget this page's
+    state, and have the browser drop its cookie."""
+    attempt(lambda: _owner().logout(s.token))
     st.session_state.clear()
+    _cookie.forget_in_browser(refused=s.token)
 
 
 def role_label(role: Role) -> str:

@@ -56,7 +56,7 @@ def show(scan: dict[str, Any], verdict: dict[str, Any] | None, prefix: str) -> N
     if image is None:
         return
     views = VIEWS_ALWAYS + (VIEWS_DUAL if image.dual_energy else [])
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])  # the view names ('Inorganic only') need the room
     view = c1.selectbox("View", views, key=f"{prefix}_view")
     window = c2.slider("Window", 0.05, 1.0, 1.0, 0.05, key=f"{prefix}_window")
     level = c3.slider("Level", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_level")

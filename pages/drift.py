@@ -12,7 +12,7 @@ from analytics import accuracy, charts, drift
 from pages import _common as common
 
 s = common.guard("drift")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 st.title("Drift & accuracy")
 
 options = common.attempt(lambda: store.query("filter_options"))

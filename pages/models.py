@@ -12,7 +12,7 @@ from analytics import accuracy, charts
 from pages import _common as common
 
 s = common.guard("models")
-store = common.client()
+store = common.store(s)
 st.title("Models")
 
 models = common.attempt(store.list_models) or []

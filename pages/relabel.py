@@ -4,7 +4,6 @@ supervisor adjudication of conflicting labels, and export of a training set for 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -14,8 +13,9 @@ from analytics.records import LabelRecord
 from pages import _common as common
 from pages import _viewer as viewer
 
+FLASH = "relabel_flash"  # the message of a save, shown after the rerun that re-reads the saved labels
 s = common.guard("relabel")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 classes = [*cfg.model.classes, "threat"]
 st.title("Relabelling")
 
@@ -25,7 +25,12 @@ def save(scan_ids: list[str], labels: list[str], source: str, note: str | None =
     recs = [LabelRecord(label_id=uuid.uuid4().hex, scan_id=i, labels=sorted(labels), source=source,  # type: ignore[arg-type]
                         author=s.username, created_at=common.now(), note=note) for i in scan_ids]
     if common.act(lambda: store.add_labels(recs)):
-        st.success(f"Saved {labels or 'benign'} on {len(recs)} item(s) ({source}).")
+        st.session_state[FLASH] = f"Saved {', '.join(sorted(labels)) or 'benign'} on {len(recs)} item(s) ({source})."
+        st.rerun()  # everything above (current labels, history, the queue) is re-read from the store
+
+
+if FLASH in st.session_state:
+    st.success(st.session_state.pop(FLASH))
 
 
 queue = common.attempt(lambda: store.relabel_queue(limit=200))
@@ -64,13 +69,16 @@ else:
 
 st.subheader("Export a training set")
 if common.allowed(s, "export_training_set"):
-    default = cfg.home / "exports" / f"labels-{common.now():%Y%m%d-%H%M%S}"
-    dest = st.text_input("Folder", str(default), key="relabel_export_dir")
+    root = cfg.exports_dir
+    name = st.text_input("Export name", f"labels-{common.now():%Y%m%d-%H%M%S}", key="relabel_export_name",
+                         help="One folder name: letters, digits, '.', '_' or '-'.")
+    st.caption(f"Exports are written under `{root}` (setting `paths.exports`).")
     as_zip = st.checkbox("Also write a .zip", key="relabel_export_zip")
     if st.button("Export labels.csv + images", key="relabel_export"):
         common.require_action(s, "export_training_set")
-        rows = common.attempt(lambda: store.query("training_labels"))
-        res = common.attempt(lambda: labelling.export_training_set(rows, Path(dest), as_zip)) if rows is not None else None
+        dest = common.attempt(lambda: labelling.export_folder(root, name))
+        rows = common.attempt(lambda: store.query("training_labels")) if dest is not None else None
+        res = common.attempt(lambda: labelling.export_training_set(rows, dest, as_zip)) if rows is not None else None
         if res is not None:
             st.success(f"Exported {res.exported} images to {res.folder} (train with `xscreen train --data {res.folder}`).")
             if res.missing:

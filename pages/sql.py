@@ -11,7 +11,7 @@ from analytics import charts
 from pages import _common as common
 
 s = common.guard("sql")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 st.title("Analyst SQL")
 st.caption("Read-only: the query runs over a snapshot with writes and file access disabled.")
 
@@ -25,7 +25,7 @@ with st.expander("Schema", expanded=False):
 text = st.text_area("SQL", "SELECT scanner_id, verdict, count(*) AS n FROM champion_verdicts GROUP BY ALL ORDER BY n DESC",
                     height=120, key="sql_text")
 if st.button("Run", key="sql_run", type="primary"):
-    result = common.attempt(lambda: store.sql(text, limit=cfg.store.sql_row_limit, actor=s.username))
+    result = common.attempt(lambda: store.sql(text, limit=cfg.store.sql_row_limit))
     st.session_state["sql_result"] = None if result is None else pd.DataFrame(result.rows, columns=result.columns)
     st.session_state["sql_truncated"] = bool(result and result.truncated)
 

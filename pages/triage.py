@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analytics import charts
+from analytics import charts, triage
 from analytics.records import DecisionRecord
 from pages import _common as common
 from pages import _viewer as viewer
@@ -18,10 +18,24 @@ CURRENT = "triage_current"
 # queue and look the same.
 DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
 HELP = {"cleared": "false alarm", "confirmed": "threat found (class on the left)", "seized": "threat seized",
-        "refer": "second opinion: stays in the queue, marked referred"}
+        "refer": "second opinion: leaves your queue and waits for another officer or a supervisor"}
+# Streamlit's shortcuts ignore plain keys typed in a text field (so the note box types digits), and Esc does not
+# leave a field by itself: this makes Esc drop the focus, so "type a note, Esc, 1" decides without the mouse.
+ESC_LEAVES_FIELDS = """<script>
+if (!window.xsEscLeavesFields) {
+  window.xsEscLeavesFields = true;
+  document.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.key === "Escape" && t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA")) { t.blur(); }
+  }, true);
+}
+</script>"""
+QUEUE_COLUMNS = {"scan": st.column_config.TextColumn(width=135), "risk": st.column_config.TextColumn(width=75),
+                 "class": st.column_config.TextColumn(width=110), "age": st.column_config.TextColumn(width=95)}
+SIMILAR_SLOTS = 6  # thumbnails in the similar-items strip; fewer neighbours leave slots empty, never stretched
 
 s = common.guard("triage")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 st.title("Live triage")
 
 
@@ -33,11 +47,14 @@ def open_item(scan_id: str) -> None:
 
 
 def queue_table(df: pd.DataFrame) -> pd.DataFrame:
-    """What the officer sees of each waiting item: no verdict text, so audit samples are indistinguishable."""
-    out = pd.DataFrame({"scan": df["scan_id"], "risk": df["any_threat"].round(3), "class": df["top_class"],
-                        "scanner": df["scanner_id"], "received": df["received_at"]})
-    out["note"] = ["referred" if r else ("yours" if c == s.username else "") for r, c in
-                   zip(df["referred"], df["claimed_by"], strict=True)]
+    """What the officer sees of each waiting item: no verdict text, so audit samples are indistinguishable. The age
+    fits the narrow panel where a timestamp was cut off; the viewer shows the scanner and the received time."""
+    now = common.now()
+    out = pd.DataFrame({"scan": df["scan_id"], "risk": [triage.risk_text(p) for p in df["any_threat"]],
+                        "class": df["top_class"],
+                        "age": [triage.age_text(triage.as_utc(t), now) for t in df["received_at"]]})
+    out["note"] = [f"referred by {r}" if isinstance(r, str) else ("yours" if c == s.username else "")
+                   for r, c in zip(df["referred_by"], df["claimed_by"], strict=True)]
     return out
 
 
@@ -46,8 +63,10 @@ def queue_panel() -> None:
     df = common.attempt(lambda: store.queue(s.username, limit=cfg.app.queue_page_size))
     if df is None:
         return
-    st.caption(f"{len(df)} items waiting (highest risk first)")
-    st.dataframe(queue_table(df), hide_index=True, height=420)
+    waiting = int(df["waiting"].iloc[0]) if len(df) else 0
+    shown = f", the {len(df)} highest risk shown" if len(df) < waiting else ", highest risk first"
+    st.caption(f"{waiting} item{'' if waiting == 1 else 's'} waiting{shown}")
+    st.dataframe(queue_table(df), hide_index=True, height=420, key="triage_queue", column_config=QUEUE_COLUMNS)
     ids = df["scan_id"].tolist()
     if st.button("Open next", key="triage_next", shortcut="n", disabled=not ids, type="primary"):
         open_item(ids[0])
@@ -76,12 +95,12 @@ def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
     c1, c2 = st.columns([1, 2])
     threat_class = c1.selectbox("Threat class", classes, index=classes.index(top) if top in classes else 0,
                                 key="triage_class")
-    note = c2.text_input("Note (optional)", key="triage_note")
-    cols = st.columns(len(DECISIONS) + 1)
-    for col, (decision, label, key) in zip(cols, DECISIONS, strict=False):
+    note = c2.text_input("Note (optional)", key="triage_note", help="Esc leaves the box; then 1-4 decide.")
+    st.html(ESC_LEAVES_FIELDS, unsafe_allow_javascript=True)
+    for col, (decision, label, key) in zip(st.columns(len(DECISIONS)), DECISIONS, strict=True):
         if col.button(label, key=f"triage_{decision}", shortcut=key, help=HELP[decision], width="stretch"):
             record(scan_id, decision, threat_class, note)
-    if cols[-1].button("Release", key="triage_release", width="stretch"):
+    if st.button("Release", key="triage_release", help="give the item back to the queue undecided"):
         common.attempt(lambda: store.release(scan_id, s.username))
         st.session_state.pop(CURRENT, None)
         st.rerun()
@@ -95,8 +114,10 @@ def detail(scan_id: str) -> None:
     verdict = next((v for v in scan["verdicts"] if v["role"] == "champion"), None)
     st.subheader(f"Scan {scan_id}")
     m1, m2 = st.columns([1, 3])
-    m1.metric("Risk (any threat)", f"{verdict['any_threat']:.2f}" if verdict else "-")
-    m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {str(scan['received_at'])[:19]} UTC  \n"
+    m1.metric("Risk (any threat)", triage.risk_text(verdict["any_threat"]) if verdict else "-")
+    received = triage.as_utc(scan["received_at"])
+    m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {received:%Y-%m-%d %H:%M:%S} UTC "
+                f"({triage.age_text(received, common.now())})  \n"
                 f"**Model** {verdict['model_version'] if verdict else '-'}")
     viewer.show(scan, verdict, "triage")
     if verdict:
@@ -109,21 +130,20 @@ def detail(scan_id: str) -> None:
 
 def similar_strip(scan_id: str) -> None:
     """Nearest decided/labelled items by embedding, with their outcome; drawn last so it never delays a decision."""
-    similar = common.attempt(lambda: store.similar_items(scan_id, k=6))
+    similar = common.attempt(lambda: store.similar_items(scan_id, k=SIMILAR_SLOTS))
     if similar is None or not len(similar):
         return
     st.markdown("**Similar items and their outcomes**")
-    for col, row in zip(st.columns(len(similar)), similar.itertuples(), strict=True):
+    slots = [col for _ in range(SIMILAR_SLOTS // 3) for col in st.columns(3)]  # rows of three
+    for col, row in zip(slots, similar.itertuples(), strict=False):
         other = common.attempt(lambda r=row: store.get_scan(r.scan_id))
         thumb = viewer.thumbnail(other["source_path"]) if other else None
         if thumb is not None:
             col.image(thumb, width="stretch")
-        known = row.current_labels  # an array from Arrow, or NA when the item has no label
-        labels = ", ".join(map(str, known)) if hasattr(known, "__len__") and not isinstance(known, str) else ""
-        col.caption(f"**{row.decision or 'labelled'}** {labels}  \nsimilarity {row.similarity:.2f}")
+        col.caption(f"**{triage.outcome_text(row.decision, row.current_labels)}**  \nsimilarity {row.similarity:.2f}")
 
 
-left, right = st.columns([2, 3])
+left, right = st.columns([1, 1])
 with left:
     queue_panel()
 with right:

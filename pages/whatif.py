@@ -11,7 +11,7 @@ from analytics import charts, whatif
 from pages import _common as common
 
 s = common.guard("whatif")
-cfg, store = common.settings(), common.client()
+cfg, store = common.settings(), common.store(s)
 st.title("Threshold what-if")
 
 champion = common.attempt(store.champion)

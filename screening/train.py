@@ -380,6 +380,20 @@ def bundled_checkpoint(settings: Settings) -> registry.Checkpoint | None:
     return ckpt
 
 
+def register_bundled(settings: Settings) -> ModelRecord | None:
+    """Register the bundled model as champion when it fits the settings (what `serve` and `demo` do on a fresh
+    home); None when there is no fitting bundled model. Call only when there is no champion."""
+    bundled = bundled_checkpoint(settings)
+    if bundled is None:
+        return None
+    log.info("registering the bundled model %s as champion", bundled.version)
+    try:  # registered before (then retired): bring it back rather than copy its weights again
+        registry.resolve(settings, bundled.version)
+        return registry.set_state(settings, bundled.version, "champion", "setup", "bundled default model")
+    except NotFoundError:
+        return registry.register(settings, bundled, state="champion", actor="setup")
+
+
 def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelRecord:
     """The champion; when there is none, the bundled model if it fits the settings, else a model trained here on a
     synthetic set rendered in memory (its manifest under HOME/data). Either is registered as champion."""
@@ -387,14 +401,9 @@ def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelR
         return registry.resolve(settings, "champion")
     except NotFoundError:
         pass
-    bundled = bundled_checkpoint(settings)
+    bundled = register_bundled(settings)
     if bundled is not None:
-        log.info("registering the bundled model %s as champion", bundled.version)
-        try:  # registered before (then retired): bring it back rather than copy its weights again
-            registry.resolve(settings, bundled.version)
-            return registry.set_state(settings, bundled.version, "champion", "setup", "bundled default model")
-        except NotFoundError:
-            return registry.register(settings, bundled, state="champion", actor="setup")
+        return bundled
     import json
 
     from screening.synthetic import manifest, render_styled_set

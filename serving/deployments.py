@@ -30,6 +30,9 @@ CLASSIFIER = "classifier"
 SHADOW = "shadow-classifier"
 INGRESS = "ingress"
 QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}
+# Serve checks each replica every 10 s by default; a replica killed by the OOM killer or `kill -9` was then
+# replaced only after that. Every 2 s (10 s to answer: the model runs off the replica's event loop).
+HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,9 @@ class IngressDeployment:
         settings = Settings.model_validate_json(settings_json)
         self._classifier = classifier
         self._store = store_client(settings)
-        self._ingest, self._metrics = make_ingest(settings, handle_scorer(classifier),
-                                                  handle_scorer(shadow) if shadow else None, self._store)
+        timeout = settings.serving.score_timeout_s
+        self._ingest, self._metrics = make_ingest(settings, handle_scorer(classifier, timeout),
+                                                  handle_scorer(shadow, timeout) if shadow else None, self._store)
         self._settings = settings
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -133,13 +137,28 @@ class IngressDeployment:
         backend = ApiBackend(
             ingest=self._ingest, store=self._store, metrics=self._metrics,
             max_upload_bytes=self._settings.serving.max_upload_bytes, health=self._health,
+            max_json_bytes=self._settings.serving.max_json_bytes, api_auth=self._settings.serving.api_auth,
             extra_metrics=lambda: watcher_metrics(self._settings),
         )
         return create_api(backend)
 
     def _health(self) -> dict[str, Any]:
-        info = self._classifier.info.remote().result(timeout_s=5)
-        return {"model_version": info["model_version"], "device": info["device"]}
+        """ok, or degraded with every reason: the watcher's report, this ingress's uploads, the owner, the model."""
+        from serving.health import merge
+        from serving.runtime import watcher_health
+
+        parts: list[Any] = [self._ingest.health.report(), watcher_health(self._settings)]
+        try:
+            self._store.health()
+        except Exception as exc:  # noqa: BLE001 -- any failure to answer is the reason shown
+            parts.append({"status": "degraded", "reasons": [f"store owner unreachable: {type(exc).__name__}: {exc}"]})
+        extra: dict[str, Any] = {}
+        try:
+            info = self._classifier.info.remote().result(timeout_s=5)
+            extra = {"model_version": info["model_version"], "device": info["device"]}
+        except Exception as exc:  # noqa: BLE001
+            parts.append({"status": "degraded", "reasons": [f"classifier not answering: {type(exc).__name__}"]})
+        return {**merge(*parts), **extra}
 
 
 def wire_image(image: Any) -> np.ndarray:
@@ -156,7 +175,7 @@ def wire_image(image: Any) -> np.ndarray:
     return rgb
 
 
-def handle_scorer(handle: DeploymentHandle) -> Any:
+def handle_scorer(handle: DeploymentHandle, timeout_s: float = 60.0) -> Any:
     """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch.
 
     Images are letterboxed here, in the ingest worker that decoded them, to the canvas size the replica's model
@@ -168,9 +187,10 @@ def handle_scorer(handle: DeploymentHandle) -> Any:
         from screening.preprocess import prepare
 
         if not input_size:
-            input_size.append(int(handle.info.remote().result(timeout_s=60)["input_size"]))
+            input_size.append(int(handle.info.remote().result(timeout_s=timeout_s)["input_size"]))
         prepared = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
-        return list(handle.score.remote(prepared).result())
+        # Bounded: a hung replica fails this attempt (the watcher retries the files) instead of stalling the stream.
+        return list(handle.score.remote(prepared).result(timeout_s=timeout_s))
 
     return score
 
@@ -183,6 +203,7 @@ def classifier_options(settings: Settings, name: str) -> dict[str, Any]:
         "ray_actor_options": {"num_cpus": s.replica_cpus, "num_gpus": replica_gpus(settings)},
         "max_ongoing_requests": max(4 * s.batch_max_size, 64),
         "logging_config": QUIET_LOGS,
+        **HEALTH_CHECK,
     }
     if s.min_replicas == s.max_replicas:
         options["num_replicas"] = s.max_replicas
@@ -218,7 +239,7 @@ def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRe
     if shadow is not None:
         shadow_app = deployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
     ingress: Any = IngressDeployment
-    return ingress.options(name=INGRESS).bind(classifier, shadow_app, settings.model_dump_json())
+    return ingress.options(name=INGRESS, **HEALTH_CHECK).bind(classifier, shadow_app, settings.model_dump_json())
 
 
 def app_builder(args: dict[str, Any]) -> Any:
@@ -258,13 +279,21 @@ def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> Deployme
     return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
 
 
-def start_ray(settings: Settings, address: str | None = None) -> None:
-    """Connect to `address` (or settings.serving.ray_address), else start a quiet local instance bound to loopback."""
+def _loopback_env(settings: Settings) -> dict[str, Any]:
+    return {"worker_process_setup_hook": HOOK, "env_vars": {BIND_ENV: settings.network.host}}
+
+
+def start_ray(settings: Settings, address: str | None = None, *, own: bool = False) -> None:
+    """Connect to `address` (or settings.serving.ray_address), else start a quiet local instance bound to loopback.
+    `own`: the instance at `address` is xscreen's own (started by the supervisor on this host), so its workers
+    get the loopback hook like a local instance's; a cluster someone else runs is joined as it is."""
     address = address or settings.serving.ray_address
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        os.environ.setdefault(BIND_ENV, settings.network.host)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, namespace=APP_NAME,
+                 runtime_env=_loopback_env(settings) if own else None)
         return
     # Ray reads this once, at import, to decide that the node's address is loopback; with it every core
     # listener (GCS, raylet, workers) binds 127.0.0.1 (FACTS.md). Set both the variable (children) and the
@@ -276,8 +305,7 @@ def start_ray(settings: Settings, address: str | None = None) -> None:
     os.environ.setdefault(BIND_ENV, settings.network.host)
     ray.init(
         num_cpus=settings.serving.ray_num_cpus, include_dashboard=False, log_to_driver=False,
-        logging_level=logging.WARNING,
-        runtime_env={"worker_process_setup_hook": HOOK, "env_vars": {BIND_ENV: settings.network.host}},
+        logging_level=logging.WARNING, namespace=APP_NAME, runtime_env=_loopback_env(settings),
     )
 
 
@@ -296,6 +324,33 @@ def deploy(settings: Settings, model: ModelRef | None = None, shadow: ModelRef |
     return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
 
 
+def deployed_version(timeout_s: float = 10.0) -> str | None:
+    """The model version the running application serves, or None when it is not running (or not answering)."""
+    try:
+        status = serve.status().applications.get(APP_NAME)
+        if status is None or str(status.status) not in ("RUNNING", "ApplicationStatus.RUNNING"):
+            return None
+        info = serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME).info.remote().result(timeout_s=timeout_s)
+        return str(info["model_version"])
+    except Exception as exc:  # noqa: BLE001 -- any doubt means "deploy it"
+        log.info("Serve application not usable as it is (%s): deploying", exc)
+        return None
+
+
+def ensure_deployed(settings: Settings, model: ModelRef, shadow: ModelRef | None = None) -> DeploymentHandle:
+    """The running application's classifier handle when it serves `model` already (a restarted watcher finds
+    it in seconds), else deploy it. Shadow changes alone do not redeploy a running application."""
+    if deployed_version() == model.version:
+        return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
+    return deploy(settings, model, shadow)
+
+
+def disconnect() -> None:
+    """Leave the Ray instance without stopping Serve or Ray (a cluster, or the supervisor's own Ray head)."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def shadow_handle() -> DeploymentHandle:
     return serve.get_deployment_handle(SHADOW, app_name=APP_NAME)
 
@@ -309,5 +364,5 @@ def shutdown() -> None:
             ray.shutdown()
 
 
-__all__ = ["ModelRef", "app_builder", "build_app", "deploy", "handle_scorer", "shutdown",
-           "start_ray", "start_serve"]
+__all__ = ["ModelRef", "app_builder", "build_app", "deploy", "deployed_version", "disconnect", "ensure_deployed",
+           "handle_scorer", "shutdown", "start_ray", "start_serve"]

@@ -5,6 +5,12 @@ For each path: safety checks (symlink escaping the scanner root, unreadable, siz
 image of the batch in ONE call of the injected scorer -> ScanRecord + VerdictRecord(s) -> one IngestBatch to
 the durable spool -> optionally archive. A bad file is moved to quarantine with a QuarantineRecord naming the
 reason; it never stops the stream. Model, reader, spool and store are injected; no Ray here.
+
+Nothing is dropped: a batch that cannot be finished (scoring failed or timed out, the spool is not writable, a
+file still being written) comes back in `IngestReport.retry`, and the caller (the watcher) hands those files
+on again after a backoff. A store that fails the known-hash check (500, timeout, down) does not stop scoring:
+the owner ingests idempotently, so the only cost is scoring a re-delivered file twice. Every failure is
+recorded in the injected `PipelineHealth`, which `/healthz` reports.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 import uuid
@@ -23,8 +30,18 @@ from pathlib import Path
 from typing import Any
 
 from analytics.records import IngestBatch, QuarantineRecord, ScanRecord, VerdictRecord, VerdictRole, utcnow
-from serving.scanfile import Candidate, CandidateChecker, scan_record
-from xscreen.errors import BadScanError, StoreUnavailable
+from serving.health import PipelineHealth
+from serving.housekeeping import (
+    RECHECK_CODES,
+    Rechecks,
+    archive_dest,
+    cap_folder,
+    move_sidecar,
+    path_identity,
+    unique_path,
+)
+from serving.scanfile import Candidate, CandidateChecker, scan_record, valid_scanner_id, within
+from xscreen.errors import BadScanError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +51,8 @@ SpoolFn = Callable[[IngestBatch], Path]
 KnownFn = Callable[[list[str]], set[str]]
 ReaderFn = Callable[..., Any]
 StatsFn = Callable[[Any], Mapping[str, float]]
-SCORE_ATTEMPTS = 3
+UPLOAD_SCORE_ATTEMPTS = 3  # an upload has no watcher to retry it: try a few times before answering 503
+UPLOADS_DIR = "_uploads"  # quarantine/_uploads/<scanner>/: bad uploads kept for forensics, capped
 
 
 class RecentHashes:
@@ -94,8 +112,12 @@ class Ingest:
         suffixes: Iterable[str] | None = None,
         max_bytes: int = 64 * 1024 * 1024,
         max_pixels: int = 40_000_000,
+        max_decoded_bytes: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_batch: Callable[[IngestReport], None] | None = None,
+        health: PipelineHealth | None = None,
+        truncated_wait_s: float = 10.0,
+        upload_quarantine: tuple[int, int] = (1000, 256 * 2**20),
     ) -> None:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
@@ -108,8 +130,15 @@ class Ingest:
         self._archive_dir = archive_dir
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels
+        self._limits: dict[str, int] = {"max_bytes": max_bytes, "max_pixels": max_pixels}
+        if max_decoded_bytes is not None:
+            self._limits["max_decoded_bytes"] = max_decoded_bytes
         self._clock = clock
         self._on_batch = on_batch
+        self.health = health or PipelineHealth()
+        self._truncated_wait_s = truncated_wait_s
+        self._upload_cap = upload_quarantine
+        self.rechecks = Rechecks(lambda data, name: self._reader(data, name=name, **self._limits))
         allowed = None if suffixes is None else frozenset(x.lower() for x in suffixes)
         self._checker = CandidateChecker(inbox, set(scanner_ids), max_bytes, allowed)
         self.recent = RecentHashes()
@@ -125,7 +154,9 @@ class Ingest:
         return cls(
             inbox=settings.inbox_dir, quarantine_dir=settings.quarantine_dir, score=score, spool_write=spool_write,
             reader=read_scan, stats=image_stats, archive_dir=settings.archive_dir if s.archive_processed else None,
-            scanner_ids=s.scanner_ids, suffixes=SUPPORTED_SUFFIXES, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, **kw,
+            scanner_ids=s.scanner_ids, suffixes=SUPPORTED_SUFFIXES, max_bytes=s.max_upload_bytes,
+            max_pixels=s.max_image_pixels, max_decoded_bytes=s.max_decoded_bytes, truncated_wait_s=s.truncated_wait_s,
+            upload_quarantine=(s.quarantine_max_files, s.quarantine_max_bytes), **kw,
         )
 
     # ---- files ----------------------------------------------------------------------------------
@@ -142,7 +173,7 @@ class Ingest:
         fresh = self._drop_known(candidates, report)
         try:
             good = self._read_all(fresh, report, self._quarantine_cand)
-            self._score_and_spool(good, report)
+            self._score_and_spool(good, report, attempts=1)  # the watcher retries with backoff
         finally:
             self._release(fresh)
         if report.scored:
@@ -157,8 +188,12 @@ class Ingest:
         if self._known is not None and unseen:
             try:
                 known = set(self._known(unseen))
-            except StoreUnavailable as err:  # the owner ingests idempotently: scoring twice is the only cost
-                log.warning("store owner unreachable for the known-hash check (%s); relying on recent hashes", err)
+                self.health.succeeded("store")
+            except Exception as err:  # any failure (down, 500, timeout): the owner ingests idempotently, so
+                # scoring a re-delivery twice is the only cost; stopping the stream here is what stalled it
+                self.health.failed("store", err)
+                log.warning("known-hash check failed (%s: %s); scoring anyway, relying on recent hashes",
+                            type(err).__name__, err)
         fresh: list[Candidate] = []
         dupes: list[Candidate] = []
         with self._lock:  # concurrent batches: content claimed by one in flight is a duplicate for the other
@@ -184,10 +219,12 @@ class Ingest:
         good: list[_Good] = []
         for cand in candidates:
             try:
-                image = self._reader(cand.data, name=cand.path.name, max_bytes=self._max_bytes,
-                                     max_pixels=self._max_pixels)
+                image = self._reader(cand.data, name=cand.path.name, **self._limits)
                 stats = dict(self._stats(image))
             except BadScanError as err:
+                if err.reason_code == "truncated" and self._writer_may_be_busy(cand):
+                    report.retry.append(cand.path)  # written in place and paused: wait, never quarantine yet
+                    continue
                 report.quarantined.append(quarantine(cand, err))
                 continue
             except Exception as err:  # a reader bug on one file must not stop the stream: quarantine it loudly
@@ -198,23 +235,33 @@ class Ingest:
             good.append(_Good(cand, image, stats))
         return good
 
+    def _writer_may_be_busy(self, cand: Candidate) -> bool:
+        """A truncated file modified within `truncated_wait_s` may still be growing (size-stable rule)."""
+        if cand.origin != "file":
+            return False
+        try:
+            age = time.time() - cand.path.stat().st_mtime
+        except OSError:
+            return False
+        return age < self._truncated_wait_s
+
     def _quarantine_cand(self, cand: Candidate, err: BadScanError) -> QuarantineRecord:
         return self._quarantine_file(cand.path, err, cand.scanner_id, cand.sha256)
 
-    def _score_and_spool(self, good: list[_Good], report: IngestReport) -> None:
+    def _score_and_spool(self, good: list[_Good], report: IngestReport, attempts: int) -> None:
         if not good:
             if report.quarantined:
                 report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
             return
         images = [g.image for g in good]
-        fields = self._score_with_retry(images)
+        fields = self._score_with_retry(images, attempts)
         if fields is None:
             report.retry.extend(g.cand.path for g in good)
             if report.quarantined:
                 report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
             return
         scored_at = self._clock()
-        scans = [scan_record(g.cand, g.image, g.stats) for g in good]
+        scans = [scan_record(g.cand, g.image, g.stats, self._location(g.cand)) for g in good]
         verdicts = [_verdict(s, f, "champion", scored_at) for s, f in zip(scans, fields, strict=True)]
         verdicts += self._shadow(images, scans)
         batch = IngestBatch(batch_id=_batch_id(), scans=scans, verdicts=verdicts, quarantines=report.quarantined)
@@ -225,18 +272,20 @@ class Ingest:
         report.scored = [s.scan_id for s in scans]
         report.scans, report.verdicts = scans, verdicts
 
-    def _score_with_retry(self, images: list[Any]) -> Sequence[VerdictFields] | None:
-        for attempt in range(1, SCORE_ATTEMPTS + 1):
+    def _score_with_retry(self, images: list[Any], attempts: int) -> Sequence[VerdictFields] | None:
+        for attempt in range(1, attempts + 1):
             try:
                 fields = self._score(images)
                 if len(fields) != len(images):
                     raise RuntimeError(f"scorer returned {len(fields)} results for {len(images)} images")
+                self.health.succeeded("scoring")
                 return fields
-            except Exception:
-                log.exception("scoring %d image(s) failed (attempt %d/%d)", len(images), attempt, SCORE_ATTEMPTS)
-                if attempt < SCORE_ATTEMPTS:
+            except Exception as err:
+                self.health.failed("scoring", err)
+                log.exception("scoring %d image(s) failed (attempt %d/%d)", len(images), attempt, attempts)
+                if attempt < attempts:
                     time.sleep(0.2 * attempt)
-        log.error("giving up on %d image(s); the files stay in the inbox for the next reconcile", len(images))
+        log.error("scoring %d image(s) failed; they stay claimed-but-retriable (not marked seen)", len(images))
         return None
 
     def _shadow(self, images: list[Any], scans: list[ScanRecord]) -> list[VerdictRecord]:
@@ -252,7 +301,13 @@ class Ingest:
         return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)]
 
     def _write(self, batch: IngestBatch) -> Path:
-        return self._spool_write(batch)
+        try:
+            path = self._spool_write(batch)
+        except Exception as err:  # the caller retries the whole batch; nothing was marked seen
+            self.health.failed("spool", err)
+            raise
+        self.health.succeeded("spool")
+        return path
 
     def record_refusal(self, source: str, reason_code: str, reason: str, scanner_id: str | None = None) -> QuarantineRecord:
         """Record something refused before any file was touched (e.g. an API path outside the scanner root)."""
@@ -274,8 +329,9 @@ class Ingest:
         sidecar = dict(metadata or {})  # upload metadata plays the sidecar's role
         if item_id is not None:
             sidecar["item_id"] = item_id
-        cand = Candidate(Path(f"upload/{scanner_id}/{Path(name).name}"), scanner_id,
-                         data, hashlib.sha256(data).hexdigest(), received_at, sidecar, origin="upload")
+        safe_name = Path(name.replace("\\", "/")).name[:200] or "upload"  # a label only; never a path we write to
+        cand = Candidate(Path(f"upload/{scanner_id if valid_scanner_id(scanner_id) else '_invalid'}/{safe_name}"),
+                         scanner_id, data, hashlib.sha256(data).hexdigest(), received_at, sidecar, origin="upload")
         problem = self._checker.check_upload(cand)
         report = IngestReport()
         if problem is not None:
@@ -285,7 +341,7 @@ class Ingest:
         fresh = self._drop_known([cand], report)
         try:
             good = self._read_all(fresh, report, self._quarantine_bytes)
-            self._score_and_spool(good, report)
+            self._score_and_spool(good, report, attempts=UPLOAD_SCORE_ATTEMPTS)
         finally:
             self._release(fresh)
         return self._notify(report)
@@ -301,45 +357,70 @@ class Ingest:
     # ---- quarantine and archive -----------------------------------------------------------------
     def _quarantine_file(self, path: Path, err: BadScanError, scanner_id: str | None,
                          sha: str | None = None) -> QuarantineRecord:
-        dest_dir = self.quarantine_dir / (scanner_id or "_unknown")
-        target = _unique(dest_dir, path.name)
-        dest: Path | None = target
-        try:
-            dest_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)  # a symlink is moved as the link itself, never followed
-            _move_sidecar(path, target)
-        except OSError as exc:
-            log.error("could not move %s to quarantine: %s", path, exc)
-            dest = None
+        folder = scanner_id if scanner_id and valid_scanner_id(scanner_id) else "_unknown"
+        dest_dir = self.quarantine_dir / folder
+        dest: Path | None = None
+        if self._movable(path):
+            target = unique_path(dest_dir, path.name)
+            try:
+                dest_dir.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)  # a symlink is moved as the link itself, never followed
+                move_sidecar(path, target)
+                dest = target
+            except OSError as exc:
+                log.error("could not move %s to quarantine: %s", path, exc)
+        if dest is not None and err.reason_code in RECHECK_CODES and not dest.is_symlink():
+            self.rechecks.watch(path, dest)  # a slow writer may still complete it: then it is scored after all
         log.warning("quarantined %s: %s (%s)", path, err.reason, err.reason_code)
         return QuarantineRecord(
-            quarantine_id=sha or _path_identity(path), sha256=sha, scanner_id=scanner_id, source_path=str(path),
+            quarantine_id=sha or path_identity(path), sha256=sha, scanner_id=scanner_id, source_path=str(path),
             quarantined_path=str(dest) if dest else None, reason_code=err.reason_code, reason=err.reason,
             quarantined_at=self._clock(),
         )
 
+    def _movable(self, path: Path) -> bool:
+        """Only a file or link lying inside the scanner root is ever moved: never a folder, never anything outside."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return False
+        return within(path.parent.resolve(), self.inbox.resolve())
+
     def _quarantine_bytes(self, cand: Candidate, err: BadScanError) -> QuarantineRecord:
         dest: Path | None = None
         if len(cand.data) <= self._max_bytes:  # keep small bad uploads for forensics; never store an oversized one
-            dest_dir = self.quarantine_dir / cand.scanner_id
-            dest = _unique(dest_dir, cand.path.name)
-            dest_dir.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(cand.data)
+            folder = cand.scanner_id if valid_scanner_id(cand.scanner_id) else "_invalid"
+            dest_dir = self.quarantine_dir / UPLOADS_DIR / folder
+            try:
+                dest_dir.mkdir(parents=True, exist_ok=True)
+                dest = unique_path(dest_dir, cand.path.name)
+                dest.write_bytes(cand.data)
+                cap_folder(self.quarantine_dir / UPLOADS_DIR, *self._upload_cap)
+            except OSError as exc:  # a full disk loses the forensic copy, never the record
+                log.error("could not keep the refused upload %s: %s", cand.path.name, exc)
+                dest = None
         return QuarantineRecord(
             quarantine_id=cand.sha256, sha256=cand.sha256, scanner_id=cand.scanner_id, source_path=str(cand.path),
             quarantined_path=str(dest) if dest else None, reason_code=err.reason_code, reason=err.reason,
             quarantined_at=self._clock(),
         )
 
-    def _archive(self, cand: Candidate) -> None:
+    def _location(self, cand: Candidate) -> Path | None:
+        """Where the image will live once processed: its archive place (recorded with the scan), else None."""
         if self._archive_dir is None or cand.origin == "upload":
+            return None
+        return archive_dest(self._archive_dir, cand.scanner_id, cand.sha256[:16], cand.path.name, cand.received_at)
+
+    def _archive(self, cand: Candidate) -> None:
+        dest = self._location(cand)
+        if dest is None:
             return
-        dest_dir = self._archive_dir / cand.scanner_id
         try:
-            dest_dir.mkdir(parents=True, exist_ok=True)
-            dest = _unique(dest_dir, cand.path.name)
-            os.replace(cand.path, dest)
-            _move_sidecar(cand.path, dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(cand.path, dest)  # same content, same name, same day: the same place on a re-delivery
+            move_sidecar(cand.path, dest)
         except OSError as exc:  # archiving is housekeeping: the verdict is already safe in the spool
             log.warning("could not archive %s: %s", cand.path, exc)
 
@@ -348,32 +429,6 @@ def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_
     latency = (scored_at - scan.received_at).total_seconds() * 1000.0
     return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
                          **dict(fields))
-
-
-def _unique(folder: Path, name: str) -> Path:
-    """A destination that never overwrites an earlier quarantined/archived file of the same name."""
-    dest = folder / name
-    if not dest.exists() and not dest.is_symlink():
-        return dest
-    return folder / f"{Path(name).stem}.{uuid.uuid4().hex[:8]}{Path(name).suffix}"
-
-
-def _move_sidecar(src: Path, dest: Path) -> None:
-    sidecar = src.with_name(src.stem + ".json")
-    if sidecar.is_file() and not sidecar.is_symlink():
-        try:
-            os.replace(sidecar, dest.with_name(dest.stem + ".json"))
-        except OSError as exc:
-            log.warning("could not move sidecar %s: %s", sidecar, exc)
-
-
-def _path_identity(path: Path) -> str:
-    try:
-        st = path.lstat()
-        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    except OSError:
-        key = f"{path}|gone|{time.time_ns()}"
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _batch_id() -> str:

@@ -8,12 +8,16 @@ are exported by Ray on its metrics export port, not here.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from serving.health import PipelineHealth
 from serving.ingest import IngestReport
 
 log = logging.getLogger(__name__)
@@ -39,8 +43,14 @@ class ServingMetrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.source_batch = Histogram("xscreen_source_batch_size", "Scans per call to the classifier.",
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
-        self.backlog = Gauge("xscreen_ingest_backlog", "Finished files waiting to be handed to the ingest.",
+        self.backlog = Gauge("xscreen_ingest_backlog",
+                             "Files noticed and not yet done: queued, being scored, or waiting to be retried.",
                              registry=r)
+        self.oldest_pending = Gauge("xscreen_oldest_pending_seconds",
+                                    "How long the oldest file not yet done has waited since it was noticed.",
+                                    registry=r)
+        self.retries = Counter("xscreen_ingest_retries", "Files handed on again after a failed batch.", registry=r)
+        self.degraded = Gauge("xscreen_degraded", "1 while the pipeline's health is degraded, else 0.", registry=r)
         self.queue_depth = Gauge("xscreen_queue_depth", "Items waiting in the officers' queue.", registry=r)
 
     def observe(self, report: IngestReport) -> None:
@@ -56,12 +66,18 @@ class ServingMetrics:
             self.quarantined.labels(reason_code=q.reason_code).inc()
         if report.duplicates:
             self.duplicates.inc(len(report.duplicates))
+        if report.retry:
+            self.retries.inc(len(report.retry))
         if report.scans:
             self.source_batch.observe(len(report.scans))
 
-    def track_backlog(self, size: Callable[[], float]) -> None:
-        """Read the backlog at scrape time (e.g. the watcher's ready queue)."""
-        self.backlog.set_function(size)
+    def track_backlog(self, pending: Callable[[], tuple[int, float]]) -> None:
+        """Read the backlog and the oldest pending age at scrape time (the watcher's `pending()`)."""
+        self.backlog.set_function(lambda: float(pending()[0]))
+        self.oldest_pending.set_function(lambda: float(pending()[1]))
+
+    def track_health(self, health: PipelineHealth) -> None:
+        self.degraded.set_function(lambda: 0.0 if health.report().status == "ok" else 1.0)
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
         """Read the officers' queue depth at scrape time; NaN while the store owner is unreachable."""
@@ -79,7 +95,31 @@ class ServingMetrics:
         """The Prometheus text exposition of this registry."""
         return generate_latest(self.registry)
 
-    def serve(self, host: str, port: int) -> Any:
-        """Expose this registry on http://host:port/metrics (a daemon thread); returns the server."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, health: Callable[[], dict[str, Any]] | None = None) -> Any:
+        """Expose this registry on http://host:port/metrics and `health()` as JSON on /health (a daemon thread);
+        returns the server (`shutdown()` then `server_close()` frees the port)."""
+        metrics = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if self.path.split("?")[0] == "/metrics":
+                    self._send(200, metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+                elif self.path.split("?")[0] == "/health" and health is not None:
+                    self._send(200, json.dumps(health()).encode(), "application/json")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- quiet: one line per scrape
+                log.debug("metrics: " + format, *args)
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, name="xscreen-metrics", daemon=True).start()
         return server

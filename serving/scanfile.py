@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,24 @@ from analytics.records import ImageStats, ScanRecord
 from xscreen.errors import BadScanError
 
 log = logging.getLogger(__name__)
+# A scanner id names a folder (inbox/<id>/, quarantine/<id>/) and a store column: letters, digits, '.', '_', '-',
+# starting with a letter or digit (so never '.', '..', '_unknown' or a path), at most 64 characters.
+SCANNER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
+
+
+def valid_scanner_id(value: str) -> bool:
+    """True when `value` matches SCANNER_ID exactly."""
+    return SCANNER_ID.fullmatch(value) is not None
+
+
+def leftover_reason(name: str) -> str | None:
+    """Why a file name is not a scan to read (hidden or temporary), or None for an ordinary name."""
+    if name.startswith("."):
+        return f"hidden file name {name!r} (a dot name is a writer's temporary file, never read as a scan)"
+    if name.endswith(TEMP_SUFFIXES):
+        return f"temporary file name {name!r} left unchanged (an abandoned write)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,9 @@ class CandidateChecker:
         return self._judge_suffix(cand.path) or self._judge_scanner(cand.path, cand.scanner_id)
 
     def _judge(self, path: Path, st: os.stat_result, scanner_id: str | None) -> BadScanError | None:
+        leftover = leftover_reason(path.name)
+        if leftover is not None:
+            return BadScanError(str(path), "ignored_name", leftover)
         if stat.S_ISLNK(st.st_mode):
             target = path.resolve()
             if not within(target, self._root):
@@ -125,6 +147,10 @@ class CandidateChecker:
         if not scanner_id:
             return BadScanError(str(path), "unknown_scanner",
                                 "no scanner id: file is not in a scanner folder and has no sidecar scanner_id")
+        if not valid_scanner_id(scanner_id):
+            return BadScanError(str(path), "bad_scanner_id",
+                                f"scanner id {scanner_id[:80]!r} is not valid (letters, digits, '.', '_', '-'; "
+                                "starting with a letter or digit; at most 64 characters)")
         if self._scanner_ids and scanner_id not in self._scanner_ids:
             return BadScanError(str(path), "unknown_scanner",
                                 f"scanner id {scanner_id!r} is not one of the configured serving.scanner_ids")
@@ -145,8 +171,9 @@ class CandidateChecker:
         return data
 
 
-def scan_record(cand: Candidate, image: Any, stats: dict[str, float] | Any) -> ScanRecord:
-    """The stored description of one scan: identity, source, geometry, sidecar metadata, image statistics."""
+def scan_record(cand: Candidate, image: Any, stats: dict[str, float] | Any, location: Path | None = None) -> ScanRecord:
+    """The stored description of one scan: identity, source, geometry, sidecar metadata, image statistics.
+    `source_path` is where the image is kept: `location` (its archive place) when given, else where it arrived."""
     side = cand.sidecar
     pixels = getattr(image, "rgb8", None)  # the uint8 plane when there is one: .rgb would convert it to float
     height, width = (pixels if pixels is not None else image.rgb).shape[:2]  # (H, W, 3)
@@ -155,7 +182,7 @@ def scan_record(cand: Candidate, image: Any, stats: dict[str, float] | Any) -> S
         sha256=cand.sha256,
         scanner_id=cand.scanner_id,
         item_id=_str_or_none(side.get("item_id")),
-        source_path=str(cand.path),
+        source_path=str(location or cand.path),
         file_format="upload" if cand.origin == "upload" else str(image.source_format),
         width=int(width),
         height=int(height),

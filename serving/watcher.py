@@ -5,6 +5,14 @@ writer opened), its writer closed it (Closed), or, for writers whose close we ne
 stayed unchanged for `size_stable_s`. Temp names, dotfiles and sidecar `.json` files are never handed on (a
 sidecar is read alongside its image by the ingest). Files that become ready together go on in one call of
 up to `batch_max` paths, so the model sees batches formed at the source. No Ray here.
+
+Nothing handed on is ever dropped: when the handler raises, or returns a report whose `retry` lists paths
+(scoring failed, the store answered 500, a writer is still busy), those files are handed on again after a
+backoff (`retry_base_s` doubling up to `retry_max_s`), for as long as they stay in the inbox. The watcher
+knows every file noticed and not yet done, so it can say how many wait and how long the oldest has waited.
+Files in hidden folders (a scanner's staging area) are never handed on, by the live watch and the start-up
+catch-up alike; a hidden or temporary *name* left unchanged for `ignored_after_s` is handed on so the ingest
+records it (reason `ignored_name`) instead of it lying there unseen.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,71 +40,23 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from serving.folders import (
+    in_hidden_folder,
+    is_candidate,
+    is_leftover,
+    scan_folder,
+    set_move_pairing_window,
+)
 from serving.scanfile import within
 
 log = logging.getLogger(__name__)
 
 PathsHandler = Callable[[list[Path]], object]
-TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
-SIDECAR_SUFFIX = ".json"
 # inotify queues IN_CREATE and the writer's IN_OPEN from one open(O_CREAT) call back to back; a Created
 # with no Opened this long after it was a rename from outside the watched tree (already complete).
 RENAME_GRACE_S = 0.02
 TICK_S = 0.01
 HANDED_TTL_S = 3600.0  # how long a handed-on path is remembered for the final sweep at stop
-
-
-def set_move_pairing_window(seconds: float) -> None:
-    """How long watchdog's inotify emitter holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO (process-wide).
-
-    A writer that renames `.x.tmp` to `x.png` inside a drop folder (the simulator, many scanners) makes that pair.
-    watchdog (7.x) holds the first half for 0.5 s, and when its reader thread takes the first half alone its
-    queue *sleeps* out the whole delay even though the second half arrives microseconds later (DelayedQueue.get
-    sleeps rather than waiting on its condition), so every later event of every scanner waits behind it: the
-    0.5-0.8 s latency outliers of the serving benchmark. Both halves come from one rename(2), so a window of
-    milliseconds pairs them as well; a half left unpaired is still reported (as a creation or a deletion), and
-    the watcher treats a created final name like a rename into place. Applies to watches scheduled afterwards.
-    """
-    try:
-        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
-    except ImportError:  # not Linux, or a watchdog without the grouper: nothing is held
-        return
-    InotifyMoveEventGrouper.delay = seconds
-
-
-def is_candidate(path: Path) -> bool:
-    """True for a file name the ingest should see: not a dotfile/temp name, not a sidecar."""
-    name = path.name
-    if not name or name.startswith(".") or name.endswith(TEMP_SUFFIXES):
-        return False
-    return not name.lower().endswith(SIDECAR_SUFFIX)
-
-
-def scan_folder(root: Path) -> list[Path]:
-    """Every candidate file under `root` (one level of scanner folders plus the root), oldest first."""
-    found: list[tuple[float, Path]] = []
-    if not root.is_dir():
-        return []
-    for entry in _walk(root, depth=2):
-        if is_candidate(entry):
-            try:
-                found.append((entry.lstat().st_mtime, entry))
-            except OSError:
-                continue  # removed while listing
-    return [p for _, p in sorted(found)]
-
-
-def _walk(folder: Path, depth: int) -> Iterable[Path]:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            if depth > 1 and not entry.name.startswith("."):
-                yield from _walk(Path(entry.path), depth - 1)
-        else:
-            yield Path(entry.path)  # files and symlinks alike: the ingest judges symlinks
 
 
 @dataclass
@@ -128,7 +88,7 @@ class _Events(FileSystemEventHandler):
         elif isinstance(event, FileModifiedEvent):
             self._w._on_modified(Path(os.fsdecode(event.src_path)))
         elif isinstance(event, FileClosedEvent):
-            self._w._ready(Path(os.fsdecode(event.src_path)))
+            self._w._on_closed(Path(os.fsdecode(event.src_path)))
         elif isinstance(event, FileDeletedEvent):
             self._w._forget(Path(os.fsdecode(event.src_path)))
 
@@ -150,6 +110,9 @@ class Watcher:
         size_stable_s: float = 0.5,
         concurrency: int = 2,
         move_pairing_s: float = 0.02,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 15.0,
+        ignored_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inbox = inbox
@@ -171,6 +134,13 @@ class Watcher:
         self._pool: ThreadPoolExecutor | None = None
         self._handed: dict[Path, float] = {}  # path -> when handed on (pruned after HANDED_TTL_S)
         self._started_wall = time.time()
+        self._retry_base_s, self._retry_max_s = retry_base_s, retry_max_s
+        self._ignored_after_s = ignored_after_s
+        self._noticed: dict[Path, float] = {}  # handed on (or about to be) and not yet done: path -> first seen
+        self._retry: dict[Path, float] = {}  # path -> when to hand it on again
+        self._attempts: dict[Path, int] = {}  # path -> failed hand-offs so far
+        self._leftovers: dict[Path, tuple[int, int, float]] = {}  # hidden/temp names: (size, mtime_ns, since)
+        self.retried = 0
 
     # ---- life cycle -------------------------------------------------------------------------------
     def start(self, *, reconcile: bool = True) -> None:
@@ -215,6 +185,11 @@ class Watcher:
             self._pool.shutdown(wait=True)  # batches already handed on finish (and are spooled)
             self._pool = None
 
+    def alive(self) -> bool:
+        """True while the observer and the watcher's own threads all run (False before start and after stop)."""
+        observer = self._observer
+        return observer is not None and observer.is_alive() and all(t.is_alive() for t in self._threads)
+
     def __enter__(self) -> Watcher:
         self.start()
         return self
@@ -241,20 +216,32 @@ class Watcher:
                 self._ready(path)
 
     def backlog(self) -> int:
-        """Finished files not yet handed on (a metrics gauge)."""
-        return self._ready_q.qsize()
+        """Finished files not yet done: queued, being scored, or waiting to be retried (a metrics gauge)."""
+        with self._lock:
+            return len(self._noticed)
+
+    def pending(self) -> tuple[int, float]:
+        """(files not yet done, seconds the oldest of them has waited since it was first noticed)."""
+        now = self._clock()
+        with self._lock:
+            oldest = min(self._noticed.values(), default=now)
+            return len(self._noticed), max(0.0, now - oldest)
 
     def reconcile(self) -> int:
-        """Queue every candidate file already in the folders (the ingest skips content the store has seen)."""
-        files = scan_folder(self.inbox)
+        """Queue every file already in the folders, at any depth (the ingest skips content the store has seen);
+        hidden/temporary names that have lain unchanged for `ignored_after_s` go too, to be recorded."""
+        files = scan_folder(self.inbox, leftovers_older_than=self._ignored_after_s)
         for path in files:
-            self._ready(path)
+            self._ready(path, leftover_ok=True)
         log.info("reconcile: %d file(s) already in %s", len(files), self.inbox)
         return len(files)
 
     # ---- event handling (observer thread) ---------------------------------------------------------
     def _on_created(self, path: Path) -> None:
+        if in_hidden_folder(path, self.inbox):
+            return
         if not is_candidate(path):
+            self._note_leftover(path)
             return
         stat = _stat(path)
         if stat is None:
@@ -270,7 +257,7 @@ class Watcher:
                 pending.writer_open = True  # written in place: wait for Closed or a stable size
 
     def _on_modified(self, path: Path) -> None:
-        if not is_candidate(path):
+        if not is_candidate(path) or in_hidden_folder(path, self.inbox):
             return
         with self._lock:
             pending = self._pending.get(path)
@@ -286,17 +273,38 @@ class Watcher:
     def _on_moved(self, src: Path, dest: Path) -> None:
         self._forget(src)
         if within(dest, self.inbox):
+            if is_leftover(dest) and not in_hidden_folder(dest, self.inbox):
+                self._note_leftover(dest)
             self._ready(dest)
 
+    def _on_closed(self, path: Path) -> None:
+        if is_leftover(path) and not in_hidden_folder(path, self.inbox):
+            self._note_leftover(path)
+        self._ready(path)
+
     def _forget(self, path: Path) -> None:
+        """The file is gone (deleted, or moved away by the ingest or its writer): nothing left to do for it."""
         with self._lock:
             self._pending.pop(path, None)
+            self._leftovers.pop(path, None)
+            if path not in self._queued:  # a queued or in-flight path is settled by its hand-off
+                self._retry.pop(path, None)
+                self._attempts.pop(path, None)
+                self._noticed.pop(path, None)
 
-    def _ready(self, path: Path) -> None:
-        if not is_candidate(path):
+    def _note_leftover(self, path: Path) -> None:
+        stat = _stat(path)
+        if stat is not None:
+            with self._lock:
+                self._leftovers[path] = (stat[0], stat[1], self._clock())
+
+    def _ready(self, path: Path, *, leftover_ok: bool = False) -> None:
+        if in_hidden_folder(path, self.inbox) or not (is_candidate(path) or (leftover_ok and is_leftover(path))):
             return
         with self._lock:
             self._pending.pop(path, None)
+            self._retry.pop(path, None)  # an event says the file changed: try it now rather than after the backoff
+            self._noticed.setdefault(path, self._clock())
             if path in self._queued:
                 return
             self._queued.add(path)
@@ -308,6 +316,10 @@ class Watcher:
         while not self._stop.wait(TICK_S):
             for path in self._due():
                 self._ready(path)
+            for path in self._due_retries():
+                self._ready(path, leftover_ok=True)
+            for path in self._due_leftovers():
+                self._ready(path, leftover_ok=True)
             if self._clock() - last_prune > 60:
                 last_prune = self._clock()
                 with self._lock:
@@ -331,6 +343,32 @@ class Watcher:
                 due.append(path)
             elif p.writer_open and now - p.stable_since >= self._size_stable_s:
                 due.append(path)
+        return due
+
+    def _due_retries(self) -> list[Path]:
+        now = self._clock()
+        with self._lock:
+            due = [p for p, when in self._retry.items() if when <= now]
+            for path in due:
+                del self._retry[path]
+        return due
+
+    def _due_leftovers(self) -> list[Path]:
+        """Hidden/temporary names unchanged for `ignored_after_s`: abandoned, so the ingest records them."""
+        now = self._clock()
+        with self._lock:
+            items = [(p, v) for p, v in self._leftovers.items() if now - v[2] >= self._ignored_after_s]
+        due = []
+        for path, (size, mtime_ns, _) in items:
+            stat = _stat(path)
+            with self._lock:
+                if stat is None:
+                    self._leftovers.pop(path, None)
+                elif (stat[0], stat[1]) != (size, mtime_ns):
+                    self._leftovers[path] = (stat[0], stat[1], now)  # still being written: start again
+                else:
+                    self._leftovers.pop(path, None)
+                    due.append(path)
         return due
 
     def _dispatch_loop(self) -> None:
@@ -357,13 +395,34 @@ class Watcher:
 
     def _hand_on(self, batch: list[Path]) -> None:
         try:
-            self._handler(batch)
-            with self._lock:
-                self.handled += len(batch)
-        except Exception:  # a failing handler must not stop the stream; files stay for the next reconcile
-            log.exception("handler failed on %d file(s); they stay in the inbox for the next reconcile", len(batch))
+            result = self._handler(batch)
+            retry = set(getattr(result, "retry", None) or ())
+        except Exception:  # whatever failed (store 500, timeout, a bug), the files are handed on again later
+            log.exception("handler failed on %d file(s); they will be retried", len(batch))
+            retry = set(batch)
+        try:
+            self._settle(batch, retry)
         finally:
             self._slots.release()
+
+    def _settle(self, batch: list[Path], retry: set[Path]) -> None:
+        """Done files are forgotten; the others are handed on again after a backoff (never dropped)."""
+        now = self._clock()
+        with self._lock:
+            self.handled += len(batch) - len(retry)
+            for path in batch:
+                if path not in retry:
+                    self._noticed.pop(path, None)
+                    self._attempts.pop(path, None)
+                    continue
+                attempts = self._attempts.get(path, 0) + 1
+                self._attempts[path] = attempts
+                delay = min(self._retry_max_s, self._retry_base_s * 2 ** (attempts - 1))
+                if path not in self._queued:  # an event re-queued it meanwhile: that hand-off comes first
+                    self._retry[path] = now + delay
+                self.retried += 1
+        if retry:
+            log.warning("%d file(s) will be handed on again (next in up to %.1f s)", len(retry), self._retry_max_s)
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

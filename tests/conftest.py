@@ -85,7 +85,7 @@ class OwnerThread:
 
 @pytest.fixture
 def owner(store: Store, settings: Settings) -> Iterator[tuple[StoreClient, Store]]:
-    with OwnerThread(store, settings), StoreClient(settings.store_url) as client:
+    with OwnerThread(store, settings), StoreClient.from_settings(settings) as client:
         yield client, store
 
 

@@ -18,7 +18,7 @@ STATS = {"mean_attenuation": 0.5, "noise_level": 0.01, "dynamic_range": 2.0,
          "organic_fraction": 0.3, "inorganic_fraction": 0.2, "metal_fraction": 0.1}
 
 
-def fake_reader(data: bytes, *, name: str, max_bytes: int, max_pixels: int) -> Any:
+def fake_reader(data: bytes, *, name: str, max_bytes: int, max_pixels: int, **_: Any) -> Any:
     """Stands in for xray.formats.read_scan: decodes a PNG or raises BadScanError like the real reader."""
     try:
         img = Image.open(io.BytesIO(data))

@@ -15,7 +15,9 @@ def test_class_scores_carries_scores_and_thresholds() -> None:
 
 def test_volume_chart_needs_its_columns() -> None:
     df = pd.DataFrame({"bucket": [1, 2], "n": [10, 20], "flag_rate": [0.1, 0.2]})
-    assert list(charts.volume_and_flag_rate(df).data[1].y) == [0.1, 0.2]
+    fig = charts.volume_and_flag_rate(df)
+    assert list(fig.data[1].y) == [0.1, 0.2]
+    assert fig.layout.yaxis2.tickformat == ".0%"  # percent ticks, like the page's "Flag rate 12.3%" headline
     with pytest.raises(charts.ChartError, match="flag_rate"):
         charts.volume_and_flag_rate(df.drop(columns="flag_rate"))
 

@@ -40,3 +40,14 @@ def test_export_writes_labels_csv_and_images_and_names_missing(tmp_path: Path) -
 def test_export_of_nothing_is_refused(tmp_path: Path) -> None:
     with pytest.raises(labelling.ExportError, match="no labelled scans"):
         labelling.export_training_set(pd.DataFrame({"scan_id": [], "source_path": [], "labels": []}), tmp_path)
+
+
+def test_export_folder_is_one_new_plain_name_under_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "exports"
+    assert labelling.export_folder(root, "week-47_v2.1") == root / "week-47_v2.1"
+    for bad in ["../up", "/abs/path", "a/b", "a\\b", "..", ".hidden", "", "x" * 101, "a..b", "name with space"]:
+        with pytest.raises(labelling.ExportError, match=f"is not allowed.*exports are written under {root}"):
+            labelling.export_folder(root, bad)
+    (root / "taken").mkdir(parents=True)
+    with pytest.raises(labelling.ExportError, match="already exists"):
+        labelling.export_folder(root, "taken")

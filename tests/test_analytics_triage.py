@@ -50,3 +50,38 @@ def test_zoom_crops_centre_and_unletterbox_crops_padding() -> None:
 
 def test_uint8_conversion_rounds_and_clips() -> None:
     assert triage.to_uint8(np.array([-1, 0.5, 2])).tolist() == [0, 128, 255]
+
+
+def test_risk_text_tells_near_certain_items_apart_and_never_claims_certainty() -> None:
+    got = [triage.risk_text(p) for p in (0.873, 0.994, 0.9987, 0.9994, 0.99996, 1.0, 0.0004, 0.0)]
+    assert got == ["87 %", "99.4 %", "99.9 %", "99.94 %", "> 99.99 %", "> 99.99 %", "< 0.1 %", "< 0.1 %"]
+    with pytest.raises(ValueError, match="must be in"):
+        triage.risk_text(1.2)
+
+
+def test_age_text_reads_like_an_officer_says_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    ages = [timedelta(seconds=2), timedelta(seconds=45), timedelta(minutes=12, seconds=30), timedelta(hours=3),
+            timedelta(hours=3, minutes=5), timedelta(days=2), timedelta(days=2, hours=4), timedelta(seconds=-30)]
+    assert [triage.age_text(now - a, now) for a in ages] == [
+        "just now", "45 s ago", "12 min ago", "3 h ago", "3 h 5 min ago", "2 d ago", "2 d 4 h ago", "just now"]
+
+
+def test_outcome_text_never_shows_nan() -> None:
+    nan = float("nan")
+    assert triage.outcome_text(nan, np.array(["knife"])) == "labelled · knife"
+    assert triage.outcome_text(None, None) == "labelled"
+    assert triage.outcome_text("cleared", np.array([], dtype=object)) == "cleared · benign"
+    assert triage.outcome_text("confirmed", ["firearm", "knife"]) == "confirmed · firearm, knife"
+    assert triage.outcome_text("seized", nan) == "seized"
+
+
+def test_as_utc_reads_json_strings_and_arrow_timestamps_alike() -> None:
+    import pandas as pd
+
+    want = triage.as_utc("2026-11-20T12:00:00+00:00")
+    assert want.tzinfo is not None and want.hour == 12
+    assert triage.as_utc(pd.Timestamp("2026-11-20 13:00", tz="Europe/Paris")) == want
+    assert triage.as_utc("2026-11-20 12:00:00") == want  # naive: the store writes UTC

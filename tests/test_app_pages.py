@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics import triage
 from analytics.client import StoreClient
 from tests.app_harness import PASSWORD, app_as, point_app_at, user
 from tests.app_seed import render_images, seed_demo
@@ -14,11 +15,15 @@ from tests.seeding import Seeded, seed_store
 from xscreen.settings import Settings
 
 
+def add_users(client: StoreClient) -> None:
+    for name, role in (("ann", "officer"), ("bob", "officer"), ("sue", "supervisor"), ("ada", "analyst")):
+        client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def seeded(owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch) -> Seeded:
     point_app_at(monkeypatch, settings)
-    for name, role in (("ann", "officer"), ("bob", "officer"), ("sue", "supervisor"), ("ada", "analyst")):
-        owner_client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
+    add_users(owner_client)
     return seed_store(owner_client, n_scans=120, seed=3, now=now)
 
 
@@ -40,13 +45,68 @@ def test_login_with_a_wrong_password_is_refused(seeded: Seeded, now: datetime) -
     assert at.title[0].value.startswith("xscreen: sign in")
 
 
+def test_page_opened_signed_out_asks_for_sign_in_then_shows_that_page(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.switch_page("pages/drift.py").run()  # a bookmarked /drift, signed out
+    assert not at.exception and at.title[0].value == "xscreen: sign in"
+    assert "Drift & accuracy" in at.caption[0].value and not at.get("plotly_chart")
+    at.text_input(key="login_user").input("sue")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert not at.exception and at.title[0].value == "Drift & accuracy"
+
+
+def test_page_the_role_may_not_open_is_refused_after_sign_in(seeded: Seeded, now: datetime) -> None:
+    at = app_as(None, now).run()
+    at.switch_page("pages/models.py").run()  # an officer follows a supervisor's link
+    at.text_input(key="login_user").input("ann")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert not at.exception and "may not open the models page" in at.error[0].value
+
+
 def test_queue_is_highest_risk_first(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     assert not at.exception
     shown = at.dataframe[0].value
     expected = owner_client.queue("ann", limit=50)
-    assert shown["scan"].tolist() == expected["scan_id"].tolist()
-    assert shown["risk"].is_monotonic_decreasing and len(shown) > 3
+    assert shown["scan"].tolist() == expected["scan_id"].tolist() and len(shown) > 3
+    assert expected["any_threat"].is_monotonic_decreasing
+
+
+def test_queue_shows_the_true_backlog_a_readable_risk_and_the_age(
+        seeded: Seeded, now: datetime, owner_client: StoreClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setenv("XSCREEN_APP__QUEUE_PAGE_SIZE", "5")
+    at = app_as(user("ann", "officer", now + timedelta(minutes=12)), now + timedelta(minutes=12)).run()
+    assert not at.exception
+    backlog = len(owner_client.queue("ann", limit=1000))
+    assert backlog > 5 and at.caption[0].value.startswith(f"{backlog} items waiting, the 5 highest risk shown")
+    shown, expected = at.dataframe[0].value, owner_client.queue("ann", limit=5)
+    assert shown["risk"].tolist() == [triage.risk_text(p) for p in expected["any_threat"]]
+    assert all(r.endswith(" %") for r in shown["risk"]) and len(set(shown["risk"])) > 1
+    received = [triage.as_utc(t) for t in expected["received_at"]]
+    assert shown["age"].tolist() == [triage.age_text(t, now + timedelta(minutes=12)) for t in received]
+    assert all(a.endswith(" ago") for a in shown["age"])
+    at.button(key="triage_next").click().run()  # the viewer: the received time in full, and the age
+    assert f"**Received** {received[0]:%Y-%m-%d %H:%M:%S} UTC ({shown['age'].iloc[0]})" in at.markdown[0].value
+
+
+def test_refer_then_next_gives_the_officer_another_item_and_the_referral_to_others(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    referred = at.session_state["triage_current"]
+    at.button(key="triage_refer").click().run()  # key 4
+    assert not at.exception and "triage_current" not in at.session_state
+    assert referred not in at.dataframe[0].value["scan"].tolist()
+    at.button(key="triage_next").click().run()  # key N
+    assert at.session_state["triage_current"] != referred
+    bob = app_as(user("bob", "officer", now), now).run()  # another officer gets it, marked
+    row = bob.dataframe[0].value.set_index("scan").loc[referred]
+    assert row["note"] == "referred by ann"
+    assert owner_client.get_scan(referred)["decisions"][-1]["decision"] == "refer"
 
 
 def test_decision_is_stored_with_officer_and_time_and_leaves_the_queue(
@@ -71,13 +131,14 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
         owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     point_app_at(monkeypatch, settings)
+    add_users(owner_client)
     seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2), decisions=2)
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     assert not at.error and not at.exception
     strip = [c.value for c in at.caption if "similarity" in c.value]
     assert len(strip) == 2 and len(at.get("image")) == 3  # the scan + a thumbnail per decided neighbour
-    assert any(line.startswith("**confirmed**") or line.startswith("**cleared**") for line in strip)
+    assert any(line.startswith(("**confirmed · ", "**cleared · benign**")) for line in strip)
     assert at.selectbox(key="triage_view").options == [
         "Pseudo-colour", "High energy", "Low energy", "Organic only", "Inorganic only", "Metal only"]
     plain = at.get("image")[0]
@@ -90,6 +151,26 @@ def test_viewer_switches_views_and_heatmap_on_a_real_scan(
     zoomed = at.get("image")[0].proto
     at.slider(key="triage_pan_x").set_value(0.0).run()  # pan appears once zoomed
     assert not at.exception and at.get("image")[0].proto != zoomed
+
+
+def test_similar_item_known_only_by_its_label_reads_labelled_in_a_fixed_width_slot(
+        owner_client: StoreClient, settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    from analytics.records import LabelRecord
+
+    point_app_at(monkeypatch, settings)
+    add_users(owner_client)
+    waiting = seed_demo(owner_client, 80, seed=2, now=now, images=render_images(tmp_path / "img", 2, seed=2),
+                        decisions=0)
+    owner_client.add_labels([LabelRecord(label_id="l1", scan_id=waiting[-1], labels=["knife"], source="relabel",
+                                         author="sue", created_at=now)])  # labelled, never decided
+    at = app_as(user("ann", "officer", now), now).run()
+    at.button(key="triage_next").click().run()
+    assert not at.exception
+    strip = [c for c in at.caption if "similarity" in c.value]
+    assert len(strip) == 1 and strip[0].value.startswith("**labelled · knife**") and "nan" not in strip[0].value
+    slots = at.columns[-6:]  # the strip is drawn last: six equal slots, one of them used
+    assert len({c.weight for c in slots}) == 1 and any(strip[0] in c for c in slots[:1])
 
 
 def test_officer_is_refused_the_models_page_server_side(seeded: Seeded, now: datetime) -> None:
@@ -131,7 +212,8 @@ def test_drift_page_shows_volume_drift_and_accuracy(seeded: Seeded, now: datetim
     assert at.dataframe[0].value["class_name"].tolist()[0] == "ammunition"  # per-class drift table, sorted
 
 
-def test_relabel_page_saves_a_label(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+def test_relabel_page_saves_a_label_and_shows_it_at_once(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/relabel.py").run()
     assert not at.exception
@@ -140,6 +222,8 @@ def test_relabel_page_saves_a_label(seeded: Seeded, now: datetime, owner_client:
     at.button(key="relabel_save").click().run()
     assert not at.exception
     assert owner_client.get_scan(pick)["current_labels"] == ["knife"]
+    assert "**Current labels:** knife" in [m.value for m in at.markdown]  # not the labels from before the save
+    assert at.success[0].value.startswith("Saved knife on 1 item(s)")
 
 
 def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
@@ -156,21 +240,62 @@ def test_whatif_page_reports_an_operating_point(seeded: Seeded, now: datetime, o
     assert sup.metric[2].value == "100.0%"  # detection rate at a threshold catching every labelled threat
 
 
-def test_expired_session_goes_back_to_sign_in(seeded: Seeded, now: datetime) -> None:
-    from datetime import timedelta
-
-    at = app_as(user("ann", "officer", now), now)  # signed in at `now`, ttl 60 minutes
-    at.session_state["xs_now"] = now + timedelta(hours=2)
+@pytest.mark.parametrize("how", ["signed out elsewhere", "user disabled"])
+def test_session_the_store_ended_goes_back_to_sign_in(
+        seeded: Seeded, now: datetime, owner_client: StoreClient, how: str) -> None:
+    at = app_as(user("ann", "officer", now), now).run()
+    assert at.title[0].value == "Live triage"
+    token = at.session_state["xs_session"].token
+    if how == "user disabled":
+        owner_client.disable_user("ann")
+    else:
+        owner_client.logout(token)
     at.run()
-    assert "expired" in at.warning[0].value
+    assert "Please sign in again" in at.warning[0].value
     assert at.title[0].value == "xscreen: sign in" and "xs_session" not in at.session_state
 
 
-def test_sign_out_clears_the_session(seeded: Seeded, now: datetime) -> None:
+def test_sign_out_ends_the_session_in_the_store(seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    from xscreen.errors import AuthError
+
     at = app_as(user("ann", "officer", now), now).run()
+    token = at.session_state["xs_session"].token
+    assert owner_client.resolve_token(token).name == "ann"
     at.switch_page("pages/logout.py").run()
     assert "xs_session" not in at.session_state
     assert at.title[0].value == "xscreen: sign in"
+    with pytest.raises(AuthError):
+        owner_client.resolve_token(token)  # dead everywhere, whatever a browser still keeps
+
+
+def test_signing_in_through_the_form_opens_a_store_session_and_the_audit_names_the_user(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(None, now).run()
+    at.text_input(key="login_user").input("ada")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    session = at.session_state["xs_session"]
+    assert owner_client.resolve_token(session.token).name == "ada"
+    assert at.session_state["xs_cookie_code"]  # the browser is asked to collect its cookie
+    at.switch_page("pages/sql.py").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception
+    # The page names no actor: the store takes it from the session the call carries.
+    assert owner_client.audit_log(action="sql", limit=1)[0].actor == "ada"
+
+
+def test_supervisor_sees_a_banner_when_screening_is_down_and_an_officer_does_not(
+        seeded: Seeded, now: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    sup, officer = app_as(user("sue", "supervisor", now), now).run(), app_as(user("ann", "officer", now), now).run()
+    assert not [w for w in sup.warning if "Screening is" in w.value]  # all well: no banner
+    monkeypatch.setenv("XSCREEN_NETWORK__STORE_PORT", str(free_port()))  # the owner now answers nowhere
+    sup.run()
+    officer.run()
+    banners = [w.value for w in sup.warning if w.value.startswith("Screening is down: store owner")]
+    assert len(banners) == 1 and "not reachable" in banners[0]
+    assert not [w for w in officer.warning if "Screening is" in w.value]
 
 
 def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
@@ -197,17 +322,33 @@ def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) 
     assert "models_apply" not in [b.key for b in at.button]
 
 
-def test_supervisor_exports_a_training_set(seeded: Seeded, now: datetime, tmp_path: Path) -> None:
+def test_supervisor_exports_a_training_set_under_the_exports_folder(
+        seeded: Seeded, now: datetime, settings: Settings) -> None:
     at = app_as(user("ann", "officer", now), now).run()
     at.button(key="triage_next").click().run()
     at.button(key="triage_seized").click().run()  # one labelled scan (its image file does not exist)
     sup = app_as(user("sue", "supervisor", now), now).run()
     sup.switch_page("pages/relabel.py").run()
-    sup.text_input(key="relabel_export_dir").input(str(tmp_path / "export")).run()
+    sup.text_input(key="relabel_export_name").input("week-47").run()
     sup.button(key="relabel_export").click().run()
     assert not sup.exception
-    assert (tmp_path / "export" / "labels.csv").read_text().splitlines() == ["file,labels"]
+    assert (settings.home / "exports" / "week-47" / "labels.csv").read_text().splitlines() == ["file,labels"]
     assert "no longer exist" in sup.warning[-1].value
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/elsewhere", "a/b", "..", ""])
+def test_export_anywhere_but_under_the_exports_folder_is_refused(
+        seeded: Seeded, now: datetime, settings: Settings, tmp_path: Path, name: str) -> None:
+    sup = app_as(user("sue", "supervisor", now), now).run()
+    sup.switch_page("pages/relabel.py").run()
+    assert "relabel_export_dir" not in [t.key for t in sup.text_input]  # no free-text folder any more
+    before = sorted(p for p in tmp_path.rglob("*") if "exports" not in p.parts)
+    sup.text_input(key="relabel_export_name").input(name).run()
+    sup.button(key="relabel_export").click().run()
+    refused = [e.value for e in sup.error if "Cannot export training set" in e.value]
+    assert not sup.exception and len(refused) == 1  # (the seeded scans' image files do not exist: other errors)
+    assert "is not allowed" in refused[0] and str(settings.home / "exports") in refused[0]
+    assert sorted(p for p in tmp_path.rglob("*") if "exports" not in p.parts) == before  # nothing written
 
 
 def test_released_item_is_not_reopened_and_goes_back_to_everyone(

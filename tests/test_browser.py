@@ -1,24 +1,29 @@
-"""The real thing in a real browser: owner (seeded) + `streamlit run app.py`, Debian chromium via Playwright.
+"""The real thing in a real browser: owner (seeded) + the dashboard as `xscreen serve` starts it, Debian chromium
+via Playwright.
 
-Signs in, triages the top item with its keyboard shortcut, checks it left the queue, and saves a screenshot of
-every page (into docs/screenshots/ when $XSCREEN_SCREENSHOTS says so). Servers bind 127.0.0.1 on free ports and are always stopped.
+An officer signs in, triages with the keyboard (N, 1-4: shortcuts act only outside text fields; a referral does
+not come back to the referrer), the session survives a refresh, a page URL opened signed out lands on that page
+after sign-in, and every page renders (screenshots into docs/screenshots/ when $XSCREEN_SCREENSHOTS says so).
+Servers bind 127.0.0.1 on free ports and are always stopped.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from analytics.client import StoreClient
 from analytics.store import Store
+from serving.runtime import dashboard_argv
 from tests.app_seed import render_images, seed_demo
 from tests.conftest import OwnerThread, make_settings
 
@@ -32,33 +37,40 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 PAGES = [("Drift & accuracy", "drift"), ("Relabelling", "relabel"), ("Models", "models"),
          ("Threshold what-if", "whatif"), ("Analyst SQL", "sql")]
+USERS = {"ada": "admin", "ann": "officer", "bob": "officer", "sue": "supervisor"}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
                                  "(apt-get install -y chromium; `make test` does it)")]
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, StoreClient]]:
-    """Seeded owner + streamlit server; yields (app url, store client). Both stopped afterwards."""
+@dataclass
+class Stack:
+    url: str
+    client: StoreClient
+    app: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Seeded owner + the dashboard with the flags `xscreen serve` uses; shared by this module's tests (each signs
+    in as its own user and works its own items). Both stopped afterwards."""
+    tmp_path = tmp_path_factory.mktemp("browser")
     settings = make_settings(tmp_path / "home")
     now = datetime.now(UTC)  # the app runs on the real clock, so the store does too
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
-            StoreClient(settings.store_url) as client:
-        client.add_user("ada", PASSWORD, "admin")
+            StoreClient.from_settings(settings) as client:
+        for name, role in USERS.items():
+            client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))
-        env = {**os.environ, "XSCREEN_HOME": str(settings.home),
+        env = {**{k: v for k, v in os.environ.items() if k != SHOTS_ENV},  # not a setting: the app would refuse it
+               "XSCREEN_HOME": str(settings.home),
                "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)}
-        port = settings.network.app_port
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1", "--server.port",
-             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+        proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, proc)
-            yield url, client
+            _wait_healthy(settings.app_url, proc)
+            yield Stack(settings.app_url, client, proc)
         finally:
             proc.terminate()
             try:
@@ -66,6 +78,27 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, StoreClient]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) per test; Streamlit scrolls inside, hence the tall viewport."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1800})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -82,49 +115,141 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("streamlit did not become healthy in 60 s")
 
 
-def _settle(page, ms: int = 1500) -> None:  # type: ignore[no-untyped-def]
+def _settle(page: Any, ms: int = 1500) -> None:
     """Wait for the script run to finish, then for plotly/images to paint."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
     page.wait_for_timeout(ms)
 
 
-def test_officer_signs_in_triages_and_every_page_renders(stack: tuple[str, StoreClient], tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
-    url, client = stack
-    SHOTS = Path(os.environ[SHOTS_ENV]) if os.environ.get(SHOTS_ENV) else tmp_path / "screenshots"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1800})  # Streamlit scrolls inside: tall viewport
-            page.goto(url)
-            page.get_by_label("Username").wait_for(timeout=60_000)
-            _settle(page, 500)
-            page.screenshot(path=str(SHOTS / "login.png"))
-            page.get_by_label("Username").fill("ada")
-            page.get_by_role("textbox", name="Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("heading", name="Live triage").wait_for(timeout=60_000)
-            _settle(page)
-            top = client.queue("ada", limit=1)["scan_id"].iloc[0]
-            page.get_by_role("button", name="Open next").click()
-            page.get_by_role("heading", name=f"Scan {top}").wait_for(timeout=60_000)
-            _settle(page, 2500)
-            page.screenshot(path=str(SHOTS / "triage.png"), full_page=True)
-            page.keyboard.press("1")  # shortcut of "Clear (false alarm)"
-            page.get_by_text("Open the next item").wait_for(timeout=60_000)
-            assert top not in client.queue("ada", limit=1000)["scan_id"].tolist()
-            decision = client.get_scan(top)["decisions"][-1]
-            assert (decision["officer"], decision["decision"]) == ("ada", "cleared")
-            for title, name in PAGES:
-                page.get_by_role("link", name=title).click()
-                page.get_by_role("heading", name=title).wait_for(timeout=60_000)
-                if name == "sql":
-                    page.get_by_role("button", name="Run").click()
-                    page.get_by_text("rows").first.wait_for(timeout=60_000)
-                _settle(page, 2500)
-                page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-        finally:
-            browser.close()
+def _sign_in(page: Any, username: str, lands_on: str = "Live triage") -> None:
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    _settle(page, 300)
+    page.get_by_label("Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name=lands_on).wait_for(timeout=60_000)
+    _settle(page, 500)
+
+
+def _open_next_with_key(page: Any) -> str:
+    """Press N with the focus on the page (not in a field); returns the scan id the viewer opened."""
+    page.get_by_role("heading", name="Live triage").click()  # focus outside any text field
+    page.keyboard.press("n")
+    heading = page.get_by_role("heading", name="Scan ")
+    heading.wait_for(timeout=60_000)
+    _settle(page, 500)
+    return str(heading.inner_text()).removeprefix("Scan ").strip()
+
+
+def test_officer_signs_in_triages_and_every_page_renders(stack: Stack, page: Any, tmp_path: Path) -> None:
+    shots = Path(os.environ[SHOTS_ENV]) if os.environ.get(SHOTS_ENV) else tmp_path / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.goto(stack.url)
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    _settle(page, 500)
+    page.screenshot(path=str(shots / "login.png"))
+    _sign_in(page, "ada")
+    top = stack.client.queue("ada", limit=1)["scan_id"].iloc[0]
+    page.get_by_role("button", name="Open next").click()
+    page.get_by_role("heading", name=f"Scan {top}").wait_for(timeout=60_000)
+    _settle(page, 2500)
+    page.screenshot(path=str(shots / "triage.png"), full_page=True)
+    page.keyboard.press("1")  # shortcut of "Clear (false alarm)"
+    page.get_by_text("Open the next item").wait_for(timeout=60_000)
+    assert top not in stack.client.queue("ada", limit=1000)["scan_id"].tolist()
+    decision = stack.client.get_scan(top)["decisions"][-1]
+    assert (decision["officer"], decision["decision"]) == ("ada", "cleared")
+    for title, name in PAGES:
+        page.get_by_role("link", name=title).click()
+        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        if name == "sql":
+            page.get_by_role("button", name="Run").click()
+            page.get_by_text("rows").first.wait_for(timeout=60_000)
+        _settle(page, 2500)
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     for name in ["login", "triage", *(n for _, n in PAGES)]:
-        assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+        assert (shots / f"{name}.png").stat().st_size > 10_000
+
+
+def test_digit_typed_in_the_note_box_decides_nothing_and_esc_then_a_digit_decides(stack: Stack, page: Any) -> None:
+    page.goto(stack.url)
+    _sign_in(page, "bob")
+    scan_id = _open_next_with_key(page)
+    note = page.get_by_role("textbox", name="Note (optional)")
+    note.click()
+    note.press_sequentially("1 knife, 2 blades, 3 4", delay=30)  # every decision key, typed as text
+    _settle(page, 1000)
+    assert note.input_value() == "1 knife, 2 blades, 3 4"
+    assert page.get_by_role("heading", name=f"Scan {scan_id}").is_visible()  # still open, nothing decided
+    assert stack.client.get_scan(scan_id)["decisions"] == []
+    page.keyboard.press("Escape")  # leave the box by keyboard: now 1 is the shortcut again
+    _settle(page, 500)
+    page.keyboard.press("1")
+    page.get_by_text("Open the next item").wait_for(timeout=60_000)
+    decision = stack.client.get_scan(scan_id)["decisions"][-1]
+    assert (decision["officer"], decision["decision"], decision["note"]) == ("bob", "cleared", "1 knife, 2 blades, 3 4")
+
+
+def test_refer_then_next_does_not_give_the_same_item_back(stack: Stack, page: Any) -> None:
+    page.goto(stack.url)
+    _sign_in(page, "ann")
+    referred = _open_next_with_key(page)
+    page.keyboard.press("4")  # refer
+    page.get_by_text("Open the next item").wait_for(timeout=60_000)
+    _settle(page, 500)
+    assert stack.client.get_scan(referred)["decisions"][-1]["decision"] == "refer"
+    assert _open_next_with_key(page) != referred
+    assert referred in stack.client.queue("sue", limit=1000)["scan_id"].tolist()  # waiting for someone else
+
+
+def test_refresh_keeps_the_session_and_the_page_until_sign_out(stack: Stack, page: Any) -> None:
+    from xscreen.errors import AuthError
+
+    page.goto(stack.url)
+    _sign_in(page, "sue")
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("heading", name="Models").wait_for(timeout=60_000)
+    _settle(page, 500)
+    page.reload()
+    page.get_by_role("heading", name="Models").wait_for(timeout=60_000)  # same page, still signed in
+    _settle(page, 500)
+    assert page.get_by_text("Signed in as").is_visible() and not page.get_by_label("Username").is_visible()
+    [cookie] = [c for c in page.context.cookies() if c["name"].startswith("xscreen_session_")]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["value"] not in page.evaluate("document.cookie")  # page scripts cannot read the token
+    assert stack.client.resolve_token(cookie["value"]).name == "sue"
+    bookmark = page.context.new_page()  # a bookmarked page in a new tab: signed in, on that page
+    bookmark.goto(f"{stack.url}/drift")
+    bookmark.get_by_role("heading", name="Drift & accuracy").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    _settle(page, 1000)
+    with pytest.raises(AuthError):
+        stack.client.resolve_token(cookie["value"])  # revoked in the store
+    assert not [c for c in page.context.cookies() if c["name"].startswith("xscreen_session_")]
+    bookmark.reload()
+    bookmark.get_by_label("Username").wait_for(timeout=60_000)  # the other tab is signed out too
+
+
+def test_page_url_opened_signed_out_lands_on_that_page_after_sign_in(stack: Stack, page: Any) -> None:
+    page.goto(f"{stack.url}/drift")
+    _sign_in(page, "sue", lands_on="Drift & accuracy")
+    assert page.url.rstrip("/").endswith("/drift")
+
+
+def _inotify_watches(pid: int) -> int:
+    """inotify watches a process holds (Linux: one 'inotify wd:' line per watch in /proc/PID/fdinfo)."""
+    total = 0
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            total += info.read_text().count("inotify wd:")
+        except OSError:  # the fd closed meanwhile
+            continue
+    return total
+
+
+def test_dashboard_watches_no_files_while_a_user_is_connected(stack: Stack, page: Any) -> None:
+    page.goto(stack.url)  # Streamlit starts a session's file watchers when a browser connects
+    page.get_by_label("Username").wait_for(timeout=60_000)
+    _settle(page, 1000)
+    assert _inotify_watches(stack.app.pid) == 0

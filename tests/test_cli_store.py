@@ -53,7 +53,23 @@ def test_sql_formats_refusals_and_audit(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     audit = run(home, "sql", "SELECT action, actor FROM audit_log WHERE action LIKE 'sql%' ORDER BY action",
                 "-f", "csv")
-    assert audit.stdout.splitlines() == ["action,actor", "sql,tester", "sql_refused,tester"]
+    assert audit.stdout.splitlines() == ["action,actor", "sql,cli:tester", "sql_refused,cli:tester"]
+    forged = run(home, "sql", "SELECT 1", "--actor", "mallory")  # the caller no longer picks its audit name
+    assert forged.returncode == 2 and "--actor" in forged.stderr
+
+
+def test_analysts_cannot_read_password_or_token_hashes(tmp_path: Path) -> None:
+    home = _home_with_user(tmp_path)
+    with Store.from_settings(load_settings(environ={}, home=home)) as store:
+        store.issue_scanner_token("scanner-a", actor="cli:tester")
+        with store.reader() as cur:
+            real = cur.execute("SELECT password_hash FROM users UNION ALL SELECT token_sha256 FROM auth_tokens"
+                               ).fetchall()
+    assert all(len(h) > 40 for (h,) in real)
+    out = run(home, "sql", "SELECT password_hash FROM users UNION ALL SELECT token_sha256 FROM auth_tokens",
+              "-f", "json")
+    rows = [r["password_hash"] for r in json.loads(out.stdout)]
+    assert rows[0] == "" and rows[1].startswith("redacted-t-") and len(rows) == 2
 
 
 def test_snapshot_file_and_parquet_open_without_the_owner(tmp_path: Path) -> None:
@@ -61,10 +77,12 @@ def test_snapshot_file_and_parquet_open_without_the_owner(tmp_path: Path) -> Non
     snap = tmp_path / "snap.duckdb"
     assert run(home, "snapshot", str(snap)).returncode == 0
     con = duckdb.connect(str(snap), read_only=True)
-    assert con.execute("SELECT username FROM users").fetchall() == [("ann",)]
+    assert con.execute("SELECT username, password_hash FROM users").fetchall() == [("ann", "")]
     con.close()
     assert run(home, "snapshot", "--parquet", str(tmp_path / "pq")).returncode == 0
-    assert duckdb.connect().execute(f"SELECT count(*) FROM '{tmp_path / 'pq' / 'users.parquet'}'").fetchone() == (1,)
+    users = duckdb.connect().execute(f"SELECT username, password_hash FROM '{tmp_path / 'pq' / 'users.parquet'}'")
+    assert users.fetchall() == [("ann", "")]
+    assert not list((home / "snapshots").glob("xscreen-*"))  # moved where the user asked, not left behind
 
 
 def test_db_info_reports_schema_version_and_a_corrupt_file_is_one_line(tmp_path: Path) -> None:

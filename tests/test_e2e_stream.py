@@ -23,6 +23,7 @@ from PIL import Image
 from serving.runtime import Stack
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
+from tests.serving_procs import free_low_port
 
 pytestmark = pytest.mark.slow
 SCANNERS = ["scanner-a", "scanner-b"]
@@ -60,20 +61,6 @@ def sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
-
-
-def free_low_port(start: int = 8100, end: int = 9000) -> int:
-    """A free port below Ray's worker and ephemeral ranges, so Ray's own random ports cannot take it first."""
-    import socket
-
-    for port in range(start, end):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8100-8999")
 
 
 @pytest.fixture(scope="module")
@@ -156,19 +143,22 @@ def test_stream_scores_good_files_once_quarantines_bad_ones_and_catches_up(stack
 
 def test_http_api_scores_uploads_and_refuses_traversal_and_oversize(stack: Stack) -> None:
     api = stack.settings.api_url
+    auth = {"Authorization": f"Bearer {stack.store.issue_scanner_token('scanner-a', actor='test')}"}
     data = noise_png(500)
     files = {"file": ("up.png", data, "image/png")}
-    r = httpx.post(f"{api}/v1/scans", files=files, data={"scanner_id": "scanner-a", "item_id": "UP-1"}, timeout=30)
+    assert httpx.post(f"{api}/v1/scans", files=files, timeout=30).status_code == 401  # no token, no scan
+    r = httpx.post(f"{api}/v1/scans", files=files, data={"scanner_id": "scanner-a", "item_id": "UP-1"},
+                   headers=auth, timeout=30)
     assert r.status_code == 201, r.text
     scan_id = r.json()["scan_id"]
     assert r.json()["model_version"] == "tiny-e2e"
-    assert wait_for(lambda: httpx.get(f"{api}/v1/scans/{scan_id}", timeout=10).status_code == 200)
-    assert httpx.get(f"{api}/v1/scans/0000000000000000", timeout=10).status_code == 404
+    assert wait_for(lambda: httpx.get(f"{api}/v1/scans/{scan_id}", headers=auth, timeout=10).status_code == 200)
+    assert httpx.get(f"{api}/v1/scans/0000000000000000", headers=auth, timeout=10).status_code == 404
 
-    traversal = httpx.post(f"{api}/v1/scans", json={"path": "../../etc/passwd"}, timeout=10)
+    traversal = httpx.post(f"{api}/v1/scans", json={"path": "../../etc/passwd"}, headers=auth, timeout=10)
     assert traversal.status_code == 400 and traversal.json()["detail"]["reason_code"] == "path_traversal"
     big = httpx.post(f"{api}/v1/scans", files={"file": ("big.png", b"0" * 300_000, "image/png")},
-                     data={"scanner_id": "scanner-a"}, timeout=30)
+                     data={"scanner_id": "scanner-a"}, headers=auth, timeout=30)
     assert big.status_code == 413 and big.json()["detail"]["reason_code"] == "too_large"
     assert wait_for(lambda: {"path_traversal", "too_large"} <= {
         r[0] for r in sql(stack, "SELECT reason_code FROM quarantine WHERE source_path LIKE 'api:%'")})
@@ -176,7 +166,11 @@ def test_http_api_scores_uploads_and_refuses_traversal_and_oversize(stack: Stack
     assert httpx.get(f"{api}/healthz", timeout=10).json()["model_version"] == "tiny-e2e"
     metrics = httpx.get(f"{api}/metrics", timeout=10).text
     assert "xscreen_items_scored_total" in metrics and "xscreen_scan_to_verdict_seconds_bucket" in metrics
-    assert isinstance(httpx.get(f"{api}/v1/queue", timeout=10).json(), list)
+    stack.store.add_user("e2e-officer", "a long enough password 9", "officer", actor="test")
+    session = httpx.post(f"{api}/v1/login", json={"username": "e2e-officer", "password": "a long enough password 9"},
+                         timeout=30).json()["token"]
+    queue = httpx.get(f"{api}/v1/queue", headers={"Authorization": f"Bearer {session}"}, timeout=10).json()
+    assert isinstance(queue, list) and all("verdict" not in row for row in queue)
 
 
 def test_nothing_listens_beyond_loopback(stack: Stack) -> None:

@@ -26,7 +26,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     with Store.from_settings(settings, clock=lambda: now) as store:
         seed_demo(store, 1500, seed=11, now=now, images=[Rendered(home / "unused.npz", "")])
-        yield store.snapshot(home / "snap.duckdb")
+        yield store.snapshot(Path("snap.duckdb"))  # under HOME/snapshots
 
 
 def test_there_are_three_notebooks() -> None:

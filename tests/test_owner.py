@@ -27,7 +27,7 @@ from xscreen.settings import Settings
 
 
 def test_store_and_client_both_satisfy_the_contract(store: Store, settings: Settings) -> None:
-    client = StoreClient(settings.store_url)
+    client = StoreClient.from_settings(settings)
     assert isinstance(store, StoreAPI) and isinstance(client, StoreAPI)
     assert all(hasattr(StoreClient, m) and hasattr(Store, m) for m in METHODS)
     client.close()
@@ -78,7 +78,7 @@ def test_unknown_method_and_bad_arguments_are_clear_errors(owner_client: StoreCl
 
 
 def test_client_says_store_unavailable_when_no_owner_runs(settings: Settings) -> None:
-    with StoreClient(settings.store_url) as client, pytest.raises(StoreUnavailable, match=str(settings.network.store_port)):
+    with StoreClient.from_settings(settings) as client, pytest.raises(StoreUnavailable, match=str(settings.network.store_port)):
         client.health()
 
 
@@ -101,6 +101,7 @@ def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> 
     import time
 
     from analytics.client import owner_is_up
+    from analytics.identity import read_home_id, read_owner_token
     from tests.conftest import free_port
 
     port = free_port()
@@ -113,7 +114,8 @@ def test_store_owner_process_serves_and_closes_the_file_on_sigterm(tmp_path) -> 
         while not owner_is_up(f"http://127.0.0.1:{port}"):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.1)
-        with StoreClient(f"http://127.0.0.1:{port}") as client:
+        home = tmp_path / "home"
+        with StoreClient(f"http://127.0.0.1:{port}", read_owner_token(home), read_home_id(home)) as client:
             client.add_user("ann", "correct-horse-battery", "officer")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM

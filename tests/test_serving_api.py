@@ -47,7 +47,7 @@ def env(tmp_path: Path) -> tuple[TestClient, ListSpool, FakeStore, Path]:
                     max_pixels=1_000_000, on_batch=metrics.observe)
     store = FakeStore()
     backend = ApiBackend(ingest=ingest, store=store, metrics=metrics, max_upload_bytes=100_000,
-                         health=lambda: {"model_version": "m1"})
+                         health=lambda: {"model_version": "m1"}, api_auth=False)  # auth: tests/test_api_auth.py
     return TestClient(create_api(backend)), spool, store, tmp_path
 
 
@@ -126,3 +126,77 @@ def test_store_routes(env: Any) -> None:
     bad = client.post("/v1/feedback", json={"scan_id": "known", "officer": "o1", "decision": "maybe"})
     assert bad.status_code == 422
     assert client.get("/healthz").json() == {"status": "ok", "model_version": "m1"}
+
+
+@pytest.mark.parametrize("text", ["scanner-a", "scanner-a/sub"])
+def test_a_folder_is_never_scanned_or_moved(env: Any, text: str) -> None:
+    client, spool, _, tmp = env
+    victim = tmp / "inbox" / "scanner-a"
+    (victim / "sub").mkdir()
+    (victim / "keep.png").write_bytes(png_bytes(5))
+    r = client.post("/v1/scans", json={"path": text})
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"]["reason_code"] in ("bad_path", "not_a_file")
+    assert (victim / "keep.png").exists() and (victim / "sub").is_dir()  # the old code moved the whole folder
+    assert not (tmp / "quarantine").exists() or not any((tmp / "quarantine").rglob("*.png"))
+
+
+@pytest.mark.parametrize("text", [
+    "a" * 300 + "/x.png",                  # a component over NAME_MAX: was a 500 (OSError from stat)
+    "scanner-a/" + "b" * 256 + ".png",
+    str(Path("/abs/inbox/scanner-a/p.png")),  # absolute paths are refused even when they point inside
+    "scanner-a//p.png", "./scanner-a/p.png", "scanner-a/./p.png", "..", "../x", "bad id/p.png",
+    "x" * 5000,
+])
+def test_malformed_paths_are_4xx_with_a_reason_never_500(env: Any, text: str) -> None:
+    client, _, _, _ = env
+    r = client.post("/v1/scans", json={"path": text})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.json()["detail"]["reason_code"] in ("bad_path", "path_traversal", "bad_scanner_id")
+
+
+def test_an_oversized_json_body_is_413_before_it_is_read(env: Any) -> None:
+    client, _, _, _ = env
+    big = '{"path": "' + "a" * 1_000_000 + '"}'
+    r = client.post("/v1/scans", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["detail"]["reason_code"] == "too_large"
+
+    def chunks() -> Any:  # no Content-Length: counted as it streams
+        for _ in range(100):
+            yield b"x" * 10_000
+
+    r2 = client.post("/v1/feedback", content=chunks(), headers={"content-type": "application/json"})
+    assert r2.status_code == 413
+
+
+@pytest.mark.parametrize("scanner_id", ["../../x", "/tmp/evil", "..", "a/b", "_unknown", "x" * 65, ""])
+def test_an_upload_never_writes_outside_the_quarantine(env: Any, scanner_id: str) -> None:
+    client, spool, _, tmp = env
+    before = {p for p in tmp.rglob("*")}
+    r = upload(client, b"junk, not an image", scanner_id=scanner_id)
+    assert r.status_code in (400, 422), r.text
+    written = {p for p in tmp.rglob("*")} - before
+    quarantine = (tmp / "quarantine").resolve()
+    assert all(p.resolve().is_relative_to(quarantine) or p.parent == tmp / "spool" for p in written), written
+    if scanner_id:
+        assert r.json()["detail"]["reason_code"] == "bad_scanner_id"
+
+
+def test_refused_uploads_kept_on_disk_are_capped_oldest_first(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    spool = ListSpool(tmp_path)
+    ingest = Ingest(inbox=tmp_path / "inbox", quarantine_dir=tmp_path / "quarantine", score=FakeScorer(),
+                    spool_write=spool, reader=fake_reader, stats=lambda im: STATS, suffixes=[".png"],
+                    max_bytes=100_000, upload_quarantine=(5, 10**9))
+    for i in range(12):
+        ingest.ingest_bytes(f"junk {i}".encode(), name=f"j{i}.png", scanner_id="scanner-a")
+        os.utime(max((tmp_path / "quarantine").rglob("j*"), key=os.path.getmtime), (1000 + i, 1000 + i))
+    kept = sorted(p.name for p in (tmp_path / "quarantine").rglob("*.png"))
+    assert kept == sorted(f"j{i}.png" for i in range(7, 12))
+    assert len([q for b in spool.batches for q in b.quarantines]) == 12  # every refusal still recorded
+
+
+def test_json_nested_thousands_deep_is_a_4xx_not_a_crash(env: Any) -> None:
+    client, _, _, _ = env  # found by tests/test_fuzz.py: json.loads raised RecursionError, a 500
+    r = client.post("/v1/scans", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+    assert r.status_code == 422

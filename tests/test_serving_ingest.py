@@ -24,7 +24,7 @@ def make_ingest(home: Path, scorer: FakeScorer, spool: ListSpool, **kw: Any) -> 
     defaults: dict[str, Any] = dict(
         inbox=home / "inbox", quarantine_dir=home / "quarantine", score=scorer, spool_write=spool,
         reader=fake_reader, stats=lambda im: STATS, suffixes=[".png", ".tif"], max_bytes=200_000,
-        max_pixels=10_000,
+        max_pixels=10_000, truncated_wait_s=0.0,
     )
     defaults.update(kw)
     return Ingest(**defaults)
@@ -164,15 +164,29 @@ def test_permission_error_while_reading_is_quarantined(home: Path, monkeypatch: 
     assert [q.reason_code for q in report.quarantined] == ["unreadable"]
 
 
-def test_scoring_failure_is_retried_then_files_are_left_for_the_next_reconcile(home: Path) -> None:
+def test_scoring_failure_leaves_files_retriable_and_the_next_attempt_scores_them(home: Path) -> None:
     spool = ListSpool(home / "spool")
-    ok = make_ingest(home, FakeScorer(fail_times=1), spool)([put(home, "a.png", png_bytes(8))])
-    assert len(ok.scored) == 1
-    failing = make_ingest(home, FakeScorer(fail_times=3), spool)  # every attempt of one call fails
+    failing = make_ingest(home, FakeScorer(fail_times=1), spool)  # one attempt per call: the watcher backs off
     path = put(home, "b.png", png_bytes(9))
     report = failing([path])
     assert report.retry == [path] and not report.scored and path.exists()
+    assert failing.health.report().status == "degraded" and failing.health.report().scoring_failures == 1
     assert len(failing([path]).scored) == 1  # not mistaken for a duplicate on the next attempt
+    assert failing.health.report().status == "ok"
+
+
+def test_any_known_hash_failure_still_scores_and_is_reported(home: Path) -> None:
+    from xscreen.errors import StoreError
+
+    def broken(hashes: list[str]) -> set[str]:
+        raise StoreError("ResourceInUseException: cursor busy")  # what the owner's 500 became
+
+    spool = ListSpool(home / "spool")
+    ingest = make_ingest(home, FakeScorer(), spool, known_hashes=broken)
+    report = ingest([put(home, "a.png", png_bytes(3))])
+    assert len(report.scored) == 1 and not report.retry  # the old code let the error escape: batch dropped
+    health = ingest.health.report()
+    assert health.status == "degraded" and "store owner" in health.reasons[0] and "cursor busy" in health.reasons[0]
 
 
 def test_shadow_verdicts_are_stored_with_the_shadow_role(home: Path) -> None:
@@ -183,14 +197,46 @@ def test_shadow_verdicts_are_stored_with_the_shadow_role(home: Path) -> None:
     assert roles == [("champion", "champ"), ("shadow", "cand")]
 
 
-def test_processed_files_are_archived_when_configured(home: Path) -> None:
+def test_processed_files_are_archived_and_the_scan_records_where_the_image_is(home: Path) -> None:
     spool = ListSpool(home / "spool")
     ingest = make_ingest(home, FakeScorer(), spool, archive_dir=home / "archive")
     path = put(home, "a.png", png_bytes(8), sidecar={"item_id": "I"})
     ingest([path])
     assert not path.exists()
-    assert (home / "archive" / "scanner-a" / "a.png").is_file()
-    assert (home / "archive" / "scanner-a" / "a.json").is_file()
+    (scan,) = spool.batches[0].scans
+    kept = Path(scan.source_path)  # the store is told the archive place, so the app can still show the image
+    day = scan.received_at.date().isoformat()
+    assert kept == home / "archive" / "scanner-a" / day / f"{scan.scan_id}_a.png" and kept.is_file()
+    assert kept.with_name(f"{scan.scan_id}_a.json").is_file()
+
+
+def test_a_crash_between_spool_and_archive_is_repaired_to_the_same_place(home: Path) -> None:
+    spool = ListSpool(home / "spool")
+    ingest = make_ingest(home, FakeScorer(), spool, archive_dir=home / "archive")
+    path = put(home, "a.png", png_bytes(8))
+    ingest._archive = lambda cand: None  # type: ignore[method-assign]  # "crashed" before the move
+    ingest([path])
+    recorded = Path(spool.batches[0].scans[0].source_path)
+    assert path.exists() and not recorded.exists()
+    restarted = make_ingest(home, FakeScorer(), spool, archive_dir=home / "archive",
+                            known_hashes=lambda hashes: set(hashes))
+    report = restarted([path])  # the catch-up after the restart: a duplicate, moved where the store says
+    assert report.duplicates == [path] and recorded.is_file() and not path.exists()
+
+
+def test_archive_day_folders_past_the_retention_are_deleted(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from serving.housekeeping import expire_archive
+
+    for day in ("2026-01-01", "2026-01-29", "2026-01-30"):  # 30 days before the "now" below: 2026-01-30 12:00
+        folder = tmp_path / "scanner-a" / day
+        folder.mkdir(parents=True)
+        (folder / "x.png").write_bytes(b"x")
+    removed = expire_archive(tmp_path, 30, datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert [p.name for p in removed] == ["2026-01-01", "2026-01-29"]  # days wholly older than 30 days
+    assert (tmp_path / "scanner-a" / "2026-01-30" / "x.png").exists()
+    assert expire_archive(tmp_path, 0, datetime(2030, 1, 1, tzinfo=UTC)) == []  # 0 keeps everything
 
 
 def test_bad_upload_is_recorded_and_good_upload_scored(home: Path) -> None:

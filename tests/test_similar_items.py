@@ -93,5 +93,5 @@ def test_similar_items_with_no_known_outcomes_is_empty_with_the_same_columns(sto
     with store.reader() as cur:
         former = cur.execute(FORMER_SIMILAR_SQL, {"scan_id": seeded.scan_ids[0], "k": 6}).df()
     assert got.empty and list(got.columns) == list(former.columns)
-    with pytest.raises(NotFoundError):
-        reads.similar_items(store._cursor(), "nope", 6)
+    with pytest.raises(NotFoundError), store.reader() as cur:
+        reads.similar_items(cur, "nope", 6)

@@ -40,7 +40,7 @@ def snapshot_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     now = datetime(2026, 11, 20, 12, tzinfo=UTC)
     with Store.open(folder / "live.duckdb", clock=lambda: now) as store:
         seed_store(store, 50, seed=1, now=now)
-        return store.snapshot(folder / "snap.duckdb")
+        return store.snapshot(Path("snap.duckdb"))  # under the store's snapshots folder
 
 
 @pytest.mark.parametrize("sql", [

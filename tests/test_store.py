@@ -109,6 +109,30 @@ def test_refer_keeps_the_item_queued_and_marked_without_a_label(store: Store, no
     assert store.get_scan(scan_id)["current_labels"] == ["threat"]
 
 
+def test_referred_item_leaves_the_referrers_queue_and_waits_for_someone_else(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 100, seed=8, now=now)
+    scan_id = store.queue("ann", limit=1)["scan_id"][0]
+    store.claim(scan_id, "ann")
+    store.record_decision(_decision(scan_id, "ann", "refer", now))
+    assert scan_id not in set(store.queue("ann", limit=1000)["scan_id"])  # pressing N again gives ann another item
+    assert store.queue("ann", limit=1)["scan_id"][0] != scan_id
+    for other in ("bob", "sue"):
+        row = store.queue(other, limit=1000).set_index("scan_id").loc[scan_id]
+        assert bool(row["referred"]) and row["referred_by"] == "ann"
+    store.record_decision(_decision(scan_id, "bob", "refer", now))  # a second opinion may be referred on again
+    assert scan_id not in set(store.queue("bob", limit=1000)["scan_id"])
+    assert store.queue("sue", limit=1000).set_index("scan_id").loc[scan_id, "referred_by"] == "ann, bob"
+    assert len(seeded.flagged) > 1
+
+
+def test_queue_counts_the_whole_backlog_not_the_page(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 300, seed=4, now=now)
+    page = store.queue("ann", limit=5)
+    assert len(page) == 5 and set(page["waiting"]) == {len(seeded.flagged)}
+    store.claim(seeded.flagged[0], "bob")  # another officer's item is not ann's backlog
+    assert set(store.queue("ann", limit=5)["waiting"]) == {len(seeded.flagged) - 1}
+
+
 def test_labels_are_appended_and_the_newest_is_current(store: Store, now: datetime) -> None:
     seeded = seed_store(store, 50, seed=9, now=now)
     scan_id = seeded.scan_ids[0]
@@ -223,8 +247,8 @@ def test_snapshot_of_a_file_named_with_dashes_and_spaces_is_consistent(tmp_path,
 
     with Store.open(tmp_path / "my store-1.duckdb", clock=lambda: now) as store:
         seed_store(store, 30, seed=14, now=now)
-        snap = store.snapshot(tmp_path / "out" / "snap.duckdb")
-        parquet = store.snapshot(tmp_path / "pq", parquet=True)
+        snap = store.snapshot(Path("out/snap.duckdb"))
+        parquet = store.snapshot(Path("pq"), parquet=True)
     con = duckdb.connect(str(snap), read_only=True)
     assert con.execute("SELECT count(*) FROM verdicts").fetchone() == (60,)
     assert con.execute("SELECT count(*) FROM queue_pending").fetchone()[0] > 0
@@ -242,7 +266,7 @@ def test_snapshot_taken_during_ingest_is_one_committed_state(tmp_path, now: date
                               batch_id=f"b{i}") for i in range(40)]
         feeder = threading.Thread(target=lambda: [store.ingest(b) for b in batches])
         feeder.start()
-        snaps = [store.snapshot(tmp_path / f"snap-{k}.duckdb") for k in range(3)]
+        snaps = [store.snapshot(Path(f"snap-{k}.duckdb")) for k in range(3)]
         feeder.join()
     for snap in snaps:
         con = duckdb.connect(str(snap), read_only=True)
@@ -269,5 +293,6 @@ def test_verdict_arriving_after_its_scan_takes_the_scans_scanner(store: Store, n
 def test_checkpoint_threshold_follows_the_setting(tmp_path: Path) -> None:
     # Checkpoints hold every writer; a smaller WAL threshold makes each wait short.
     with Store.open(tmp_path / "x.duckdb", checkpoint_wal_mb=2.0) as store:
-        (value,) = store._cursor().execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        with store.reader() as cur:
+            (value,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0]
     assert value == "2.0 MiB"

@@ -36,6 +36,8 @@ def _original_db_with_rows(path: Path) -> None:
                 [T0.replace(hour=5)])
     con.execute("INSERT INTO alerts VALUES ('a1', ?, 'warning', 'psi', 'drift on scanner-a', 'open', '{}')", [T0])
     con.execute("INSERT INTO decisions VALUES ('d1', 's1', 'ann', 'confirmed', 'knife', NULL, ?, 'm1')", [T0])
+    con.execute("INSERT INTO audit_log VALUES ('au1', ?, 'ann', 'decision', 's1', '{\"decision\": \"confirmed\"}')",
+                [T0])
     con.execute("INSERT INTO scans (scan_id, sha256, scanner_id, source_path, file_format, width, height, bit_depth, "
                 "dual_energy, received_at, is_canary) VALUES ('s1', ?, 'sc-1', 'p', 'png', 1, 1, 8, false, ?, false)",
                 ["a" * 64, T0])
@@ -59,6 +61,7 @@ def test_database_with_only_the_original_schema_upgrades_and_keeps_its_rows(tmp_
         updated = cur.execute("SELECT updated_at FROM alerts WHERE alert_id = 'a1'").fetchone()[0]
     assert updated == T0  # migration 3 back-filled the new column from the raise time
     with Store.open(path, clock=lambda: T0) as store:
+        assert store.integrity_check().ok and store.verify_audit().rows == 1  # migration 7 chained the old row
         assert list(store.queue("bob")["scan_id"]) == ["s2"]  # migration 5 back-filled: s1 was already decided
         counts = store.query("verdict_counts", start=T0.replace(hour=0), end=T0.replace(hour=23))
         assert counts[["n", "n_inspect", "n_uncertain"]].values.tolist() == [[2, 1, 1]]

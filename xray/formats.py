@@ -8,6 +8,11 @@ pixel is decoded (a 100000 x 100000 PNG is refused in microseconds). Bit-depth r
   data that claims dual energy is `bad_bit_depth`;
 - single-channel grayscale (single energy) may be 8- or 16-bit; 1/2/4-bit or float is `bad_bit_depth`.
 
+Memory is bounded before decoding too: the bytes the decoded arrays will take (pixels x channels x bytes per
+sample, read from the header: a float64 4-channel TIFF under the pixel limit is still 1.2 GB) must stay under
+`max_decoded_bytes`, else `too_large`. A TIFF holds exactly one page (grayscale, RGB or 2-plane dual energy)
+or two (dual energy); more pages are refused (`bad_shape`), never scored from page 0.
+
 Reason codes: zero_byte, truncated, corrupt, not_image, unsupported_format, bad_bit_depth, too_large,
 bad_shape, unreadable. No library exception escapes read_scan.
 """
@@ -29,6 +34,7 @@ from xscreen.errors import BadScanError
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npz", ".dcm"})
 MIN_SIDE = 16
+DEFAULT_MAX_DECODED_BYTES = 512 * 2**20  # serving.max_decoded_bytes sets it for the stream
 
 
 class ScanImage:
@@ -107,6 +113,12 @@ def _check_dims(width: int, height: int, max_pixels: int) -> None:
         raise _Refuse("bad_shape", f"{width}x{height} is smaller than {MIN_SIDE} pixels on a side")
 
 
+def _check_decoded(nbytes: int, max_decoded: int, what: str) -> None:
+    """Refuse before decoding when the arrays the header announces would take more than `max_decoded` bytes."""
+    if nbytes > max_decoded:
+        raise _Refuse("too_large", f"{what} would decode to {nbytes} bytes, over the limit of {max_decoded}")
+
+
 def _from_dual(high_u16: np.ndarray, low_u16: np.ndarray, fmt: str) -> ScanImage:
     if high_u16.shape != low_u16.shape:
         raise _Refuse("bad_shape", f"high {high_u16.shape} and low {low_u16.shape} differ in shape")
@@ -135,12 +147,18 @@ def _from_rgb(rgb8: np.ndarray, fmt: str) -> ScanImage:
     return ScanImage(None, None, None, fmt, 8, False, rgb8, value8)
 
 
-def _png_header(data: bytes, max_pixels: int) -> int:
+# PNG colour type -> samples per pixel as decoded (a palette image becomes RGB).
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
+def _png_header(data: bytes, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> int:
     """Check the IHDR; returns the PNG colour type."""
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _Refuse("truncated", "PNG ends before its header is complete")
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     _check_dims(width, height, max_pixels)
+    samples = _PNG_SAMPLES.get(colour, 4)
+    _check_decoded(width * height * samples * max(1, depth // 8), max_decoded, f"{width}x{height} PNG")
     if colour in (2, 6) and depth != 8:
         raise _Refuse("bad_bit_depth", f"{depth}-bit colour PNG: pseudo-colour must be 8-bit "
                       "(raw 16-bit dual energy comes as 2-page TIFF, npz or DICOS)")
@@ -153,11 +171,11 @@ def _png_header(data: bytes, max_pixels: int) -> int:
 _FAST_PNG_CHANNELS = {0: None, 2: 3, 6: 4}
 
 
-def _decode_png(data: bytes, max_pixels: int) -> ScanImage:
+def _decode_png(data: bytes, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
     """Gray, RGB and RGBA PNGs through imagecodecs (libpng + zlib-ng: ~1.5x faster than Pillow here, same
     pixels: PNG is lossless); palette and gray+alpha PNGs, and any file imagecodecs rejects, go through Pillow,
     whose errors give the refusal its reason code and message."""
-    colour = _png_header(data, max_pixels)
+    colour = _png_header(data, max_pixels, max_decoded)
     if colour in _FAST_PNG_CHANNELS:
         try:
             import imagecodecs
@@ -170,18 +188,25 @@ def _decode_png(data: bytes, max_pixels: int) -> ScanImage:
             if arr.ndim == 2:
                 return _from_gray(arr, "png")
             return _from_rgb(arr, "png")
-    return _decode_pil(data, "png", max_pixels)
+    return _decode_pil(data, "png", max_pixels, max_decoded)
 
 
-def _decode_pil(data: bytes, fmt: str, max_pixels: int) -> ScanImage:
+# Pillow mode -> bytes per pixel once loaded (and once converted to RGB for the colour modes).
+_PIL_PIXEL_BYTES = {"1": 1, "L": 1, "LA": 2, "P": 3, "I;16": 2, "I;16B": 2, "I": 4, "F": 4, "RGB": 3, "RGBA": 4,
+                    "CMYK": 4, "YCbCr": 3}
+
+
+def _decode_pil(data: bytes, fmt: str, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
     from PIL import Image
 
     if fmt == "png":
-        _png_header(data, max_pixels)
+        _png_header(data, max_pixels, max_decoded)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning: we apply our own limit below
         img = Image.open(io.BytesIO(data))
         _check_dims(img.width, img.height, max_pixels)
+        per_pixel = _PIL_PIXEL_BYTES.get(img.mode, 4)
+        _check_decoded(img.width * img.height * per_pixel, max_decoded, f"{img.width}x{img.height} {fmt} ({img.mode})")
         img.load()
     if img.mode in ("L", "LA"):
         return _from_gray(np.asarray(img.convert("L")), fmt)
@@ -221,18 +246,20 @@ def _tiff_ifds_inside(data: bytes) -> None:
         offset, seen = struct.unpack(endian + "I", data[end - 4:end])[0], seen + 1
 
 
-def _decode_tiff(data: bytes, max_pixels: int) -> ScanImage:
+def _decode_tiff(data: bytes, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
     import tifffile
 
     _tiff_ifds_inside(data)
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         pages = list(tif.pages)
-        if not pages or len(pages) > 4:
+        if len(pages) not in (1, 2):  # a third page is not ours to guess at: never score page 0 of a stack
             raise _Refuse("bad_shape", f"TIFF with {len(pages)} pages (expected 1, or 2 for dual energy)")
         shapes = [tuple(p.shape) for p in pages]  # type: ignore[union-attr]
         for shape in shapes:
             height, width = _tiff_hw(shape)
             _check_dims(width, height, max_pixels)
+        nbytes = sum(int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize for p in pages)  # type: ignore[union-attr]
+        _check_decoded(nbytes, max_decoded, f"TIFF of {len(pages)} page(s) {shapes} {pages[0].dtype}")  # type: ignore[union-attr]
         for page in pages:
             end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)), default=0)  # type: ignore[union-attr]
             if end > len(data):
@@ -264,7 +291,7 @@ def _npy_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], np.d
     return shape, dtype
 
 
-def _decode_npz(data: bytes, max_pixels: int) -> ScanImage:
+def _decode_npz(data: bytes, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -273,6 +300,7 @@ def _decode_npz(data: bytes, max_pixels: int) -> ScanImage:
         names = set(zf.namelist())
         if not {"high.npy", "low.npy"} <= names:
             raise _Refuse("bad_shape", f"npz must hold arrays 'high' and 'low', has {sorted(names)}")
+        nbytes = 0
         for member in ("high.npy", "low.npy"):
             shape, dtype = _npy_header(zf, member)
             if len(shape) != 2:
@@ -280,11 +308,13 @@ def _decode_npz(data: bytes, max_pixels: int) -> ScanImage:
             _check_dims(shape[1], shape[0], max_pixels)
             if dtype != np.uint16:
                 raise _Refuse("bad_bit_depth", f"npz array {member[:-4]} is {dtype}; raw dual energy must be uint16")
+            nbytes += shape[0] * shape[1] * dtype.itemsize
+        _check_decoded(nbytes, max_decoded, "npz high/low")
         arrays = np.load(io.BytesIO(data), allow_pickle=False)
         return _from_dual(arrays["high"], arrays["low"], "npz")
 
 
-def _decode_dicos(data: bytes, max_pixels: int) -> ScanImage:
+def _decode_dicos(data: bytes, max_pixels: int, max_decoded: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -299,6 +329,7 @@ def _decode_dicos(data: bytes, max_pixels: int) -> ScanImage:
         raise _Refuse("bad_shape", f"DICOS with {frames} frames of {head.get('SamplesPerPixel')} samples")
     if bits not in (8, 16) or (frames == 2 and bits != 16):
         raise _Refuse("bad_bit_depth", f"DICOS with {frames} frame(s) of {bits} bits")
+    _check_decoded(rows * cols * frames * bits // 8, max_decoded, f"DICOS {cols}x{rows}x{frames}")
     ds = pydicom.dcmread(io.BytesIO(data))
     need = rows * cols * frames * bits // 8
     raw = ds.get("PixelData", b"") or b""
@@ -327,14 +358,14 @@ def _sniff(data: bytes) -> str:
 _TRUNCATION_HINTS = ("truncat", "end of file", "unexpected end", "eof", "not enough", "incomplete", "too short")
 
 
-def _decode(data: bytes, max_pixels: int) -> ScanImage:
+def _decode(data: bytes, max_pixels: int, max_decoded: int) -> ScanImage:
     fmt = _sniff(data)
     decoders: dict[str, Callable[[], ScanImage]] = {
-        "png": lambda: _decode_png(data, max_pixels),
-        "jpeg": lambda: _decode_pil(data, "jpeg", max_pixels),
-        "tiff": lambda: _decode_tiff(data, max_pixels),
-        "npz": lambda: _decode_npz(data, max_pixels),
-        "dicos": lambda: _decode_dicos(data, max_pixels),
+        "png": lambda: _decode_png(data, max_pixels, max_decoded),
+        "jpeg": lambda: _decode_pil(data, "jpeg", max_pixels, max_decoded),
+        "tiff": lambda: _decode_tiff(data, max_pixels, max_decoded),
+        "npz": lambda: _decode_npz(data, max_pixels, max_decoded),
+        "dicos": lambda: _decode_dicos(data, max_pixels, max_decoded),
     }
     try:
         return decoders[fmt]()
@@ -350,8 +381,10 @@ def _decode(data: bytes, max_pixels: int) -> ScanImage:
 
 
 def read_scan(source: Path | bytes, *, name: str | None = None, max_bytes: int = 64 * 2**20,
-              max_pixels: int = 40_000_000) -> ScanImage:
-    """Read a scan from a path or bytes. Raises BadScanError(path_or_name, reason_code, reason)."""
+              max_pixels: int = 40_000_000, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> ScanImage:
+    """Read a scan from a path or bytes. Raises BadScanError(path_or_name, reason_code, reason).
+
+    Limits: `max_bytes` of file, `max_pixels` per image, `max_decoded_bytes` of decoded arrays (from the header)."""
     label = name or (str(source) if isinstance(source, Path | str) else "<bytes>")
     try:
         if isinstance(source, bytes | bytearray | memoryview):
@@ -366,7 +399,7 @@ def read_scan(source: Path | bytes, *, name: str | None = None, max_bytes: int =
             raise _Refuse("zero_byte", "file is empty (0 bytes)")
         if len(data) > max_bytes:
             raise _Refuse("too_large", f"{len(data)} bytes exceeds the limit of {max_bytes}")
-        return _decode(data, max_pixels)
+        return _decode(data, max_pixels, max_decoded_bytes)
     except _Refuse as refusal:
         raise BadScanError(label, refusal.code, refusal.reason) from None
     except OSError as exc:

@@ -27,6 +27,7 @@ app = typer.Typer(
 # Each module defines register(app) and adds its own commands; the order is the order in --help.
 COMMAND_MODULES = [
     "xscreen.cli_store",  # config, sql, snapshot, users, store-owner
+    "xscreen.cli_admin",  # audit verify, check, backup, restore
     "xscreen.cli_data",  # synth, simulate
     "xscreen.cli_model",  # train, evaluate, predict, models
     "xscreen.cli_serve",  # serve, demo

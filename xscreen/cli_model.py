@@ -6,13 +6,13 @@ torch and the screening package are imported inside the commands so that `xscree
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from xscreen.cli_store import cli_actor
 from xscreen.errors import XscreenError
 
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
@@ -50,7 +50,7 @@ def train_cmd(
     settings = _settings()
     cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, val_fraction=val_fraction, seed=settings.model.seed,
                       box_weight=settings.model.box_weight)
-    result = train_model(settings, _dirs(data), out, cfg=cfg, from_model=from_model, promote=promote, actor=getpass.getuser())
+    result = train_model(settings, _dirs(data), out, cfg=cfg, from_model=from_model, promote=promote, actor=cli_actor())
     rec, cert = result.record, result.checkpoint.certificate
     val = result.checkpoint.metrics.get("validation", {})
     typer.echo(f"registered {out} as {rec.state if rec else '?'}")
@@ -112,12 +112,16 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
     """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
-    from screening.classifier import Classifier
     from xray.formats import read_scan
 
     settings = _settings()
+    s = settings.serving
+    # Read (and refuse) every file first: a non-image fails in milliseconds, before torch takes seconds to import.
+    scans = [read_scan(Path(f), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
+                       max_decoded_bytes=s.max_decoded_bytes) for f in files]
+    from screening.classifier import Classifier
+
     clf = Classifier.from_registry(settings, model)
-    scans = [read_scan(Path(f), max_bytes=settings.serving.max_upload_bytes, max_pixels=settings.serving.max_image_pixels) for f in files]
     rows: list[dict[str, Any]] = []
     for f, p in zip(files, clf.predict(scans), strict=True):
         top = p.top_class or max(p.scores, key=p.scores.__getitem__)
@@ -170,7 +174,7 @@ def models_promote(
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
-    rec = set_state(_settings(), name, state, getpass.getuser(), reason)  # type: ignore[arg-type]
+    rec = set_state(_settings(), name, state, cli_actor(), reason)  # type: ignore[arg-type]
     typer.echo(f"{rec.version} is now {rec.state}")
 
 
@@ -179,7 +183,7 @@ def models_rollback() -> None:
     """Make the previous champion champion again. Recorded in the audit log."""
     from screening.registry import rollback
 
-    rec = rollback(_settings(), getpass.getuser())
+    rec = rollback(_settings(), cli_actor())
     typer.echo(f"{rec.version} is champion again")
 
 

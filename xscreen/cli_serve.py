@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import signal
-import time
 from types import FrameType
 from typing import Any
 
@@ -14,10 +12,64 @@ import typer
 DEMO_USERS = [("officer", "officer"), ("supervisor", "supervisor"), ("analyst", "analyst"), ("admin", "admin")]
 
 
+scanners_app = typer.Typer(help="Tokens of scanner clients of the /v1 API (one scanner id per token).",
+                           no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("serve")(serve_cmd)
     app.command("demo")(demo_cmd)
+    app.add_typer(scanners_app, name="scanners")
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@scanners_app.command("add")
+def scanners_add(scanner_id: str = typer.Argument(..., help="The scanner's id (its inbox folder name).")) -> None:
+    """Issue a token for a scanner; it is printed once (the store keeps only its hash)."""
+    from analytics.client import open_store
+    from serving.scanfile import valid_scanner_id
+    from xscreen.cli import State
+    from xscreen.errors import XscreenError
+
+    if not valid_scanner_id(scanner_id):
+        raise XscreenError(f"scanner id {scanner_id!r} is not valid (letters, digits, '.', '_', '-'; starting with a "
+                           "letter or digit; at most 64 characters)", title="Bad scanner id")
+    with open_store(State.settings()) as store:
+        token = store.issue_scanner_token(scanner_id, actor=_cli_actor())
+    _say(f"token for scanner {scanner_id} (shown once; send it as 'Authorization: Bearer <token>'):\n{token}")
+
+
+@scanners_app.command("revoke")
+def scanners_revoke(which: str = typer.Argument(..., help="A scanner id (all its tokens), a token id or a token.")
+                    ) -> None:
+    """Revoke a scanner's tokens (or one token); the API refuses them within seconds."""
+    from analytics.client import open_store
+    from xscreen.cli import State
+
+    with open_store(State.settings()) as store:
+        count = store.revoke_token(which, actor=_cli_actor())
+    _say(f"revoked {count} token(s)")
+
+
+@scanners_app.command("list")
+def scanners_list(all_tokens: bool = typer.Option(False, "--all", help="Include revoked tokens.")) -> None:
+    """Scanner tokens: id, scanner, created, last used, revoked (never the token itself)."""
+    from analytics.client import open_store
+    from xscreen.cli import State
+
+    with open_store(State.settings()) as store:
+        rows = store.list_tokens(kind="scanner", include_revoked=all_tokens)
+    _say(f"{'token id':<14} {'scanner':<24} {'created':<20} {'last used':<20} revoked")
+    for r in rows:
+        used = f"{r.last_seen_at:%Y-%m-%d %H:%M:%S}" if r.last_seen_at else "-"
+        revoked = f"{r.revoked_at:%Y-%m-%d %H:%M:%S}" if r.revoked_at else "-"
+        _say(f"{r.token_id:<14} {r.scanner_id or '-':<24} {r.created_at:%Y-%m-%d %H:%M:%S}  {used:<20} {revoked}")
 
 
 def serve_cmd(
@@ -40,30 +92,38 @@ def demo_cmd(
 
 
 def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, simulator: bool = True) -> None:
-    from serving.runtime import Stack, preflight
+    """Supervise the stack until SIGTERM or SIGINT (both stop it in order, at any point of the start-up too)."""
+    import threading
 
+    from serving.runs import clean_previous_run
+    from serving.runtime import preflight, start_simulator
+    from serving.supervisor import Supervisor
+
+    line = clean_previous_run(settings)  # a crashed earlier run of this home: free its ports first
+    if line:
+        _say(line)
     preflight(settings, app=demo and app)
-    stack = Stack(settings, address=address)
-    previous = _install_signal_handlers()
+    supervisor = Supervisor(settings, address=address, demo=demo, app=app)
+    running, stopping = threading.Event(), threading.Event()
+    previous = _install_signal_handlers(supervisor, running, stopping)
+    sim_stop, sim_thread = threading.Event(), None
     try:
-        _say(stack.start_owner())
-        if demo:
-            _prepare_demo(stack)
-        _say("starting Ray Serve (first start takes 10-20 s) ...")
-        _say(stack.start_serving())
-        _install_signal_handlers()  # ray.init replaced our SIGTERM handler with one that just exits
-        _say(stack.start_watcher())
-        if demo:
-            if simulator:
-                _say(stack.start_simulator())
-            if app:
-                _say(stack.start_app())
-        _say("running; press Ctrl-C to stop")
-        _wait(stack)
+        supervisor.start(_say, prepare=(lambda store: _prepare_demo(supervisor)) if demo else None)
+        if demo and simulator:
+            sim_thread, sim_line = start_simulator(supervisor.settings, sim_stop)
+            _say(sim_line)
+        running.set()
+        _say("running; Ctrl-C or SIGTERM stops everything in order (services that die are restarted)")
+        supervisor.run()
+        _say("stopping ...")
     except KeyboardInterrupt:
         _say("stopping ...")
     finally:
-        stack.stop()
+        stopping.set()  # from here on a second signal changes nothing: the stop runs to its end
+        sim_stop.set()
+        if sim_thread is not None:
+            sim_thread.join(15)
+        supervisor.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _say("stopped")
@@ -108,22 +168,17 @@ def _random_password() -> str:
             return password
 
 
-def _wait(stack: Any) -> None:
-    while True:
-        time.sleep(1.0)
-        dead = stack.check_children()
-        if dead:
-            logging.getLogger(__name__).error("%s exited unexpectedly; stopping", dead)
+def _install_signal_handlers(supervisor: Any, running: Any, stopping: Any) -> dict[int, Any]:
+    """SIGTERM and SIGINT both stop everything in order. While running, the handler only asks the supervision
+    loop to stop; during the start-up it also interrupts whatever is being waited for. This process never calls
+    ray.init, so no Ray signal handler stands in the way (serving/supervisor.py)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        supervisor.request_stop()
+        if not running.is_set() and not stopping.is_set():
             raise KeyboardInterrupt
 
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """SIGTERM and SIGINT both stop the stack in order (SIGINT is explicit: a background start may ignore it)."""
-    return {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _say(line: str) -> None:

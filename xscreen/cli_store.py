@@ -10,6 +10,7 @@ import csv
 import getpass
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ def _settings() -> Any:
 
 
 @contextmanager
-def _store() -> Iterator[Any]:
+def store_session() -> Iterator[Any]:
     """The running owner's client, or the file opened in-process when no owner answers."""
     from analytics.client import open_store
 
@@ -36,8 +37,14 @@ def _store() -> Iterator[Any]:
         yield store
 
 
-def _actor(actor: str | None) -> str:
-    return actor or os.environ.get("USER") or getpass.getuser() or "cli"
+def cli_actor() -> str:
+    """The name CLI commands act under in the audit log: `cli:<OS user>` (never a person's username: a
+    person acts through a session in the app or /v1)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
+        user = str(os.getuid())
+    return f"cli:{user}"
 
 
 def store_owner() -> None:
@@ -53,13 +60,12 @@ def sql(
     query: str = typer.Argument(..., help="One read-only SQL query (SELECT ...)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table, csv or json."),
     limit: int | None = typer.Option(None, "--limit", help="Most rows (capped by store.sql_row_limit)."),
-    actor: str | None = typer.Option(None, "--actor", help="Name recorded in the audit log (default: $USER)."),
 ) -> None:
     """Run read-only analyst SQL over a recent snapshot of the store (file access disabled)."""
     if fmt not in ("table", "csv", "json"):
         raise XscreenError(f"--format must be table, csv or json, not {fmt!r}", title="Bad option")
-    with _store() as store:
-        result = store.sql(query, limit=limit, actor=_actor(actor))
+    with store_session() as store:
+        result = store.sql(query, limit=limit, actor=cli_actor())
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(result.columns, row, strict=True)) for row in result.rows], default=str))
     elif fmt == "csv":
@@ -83,15 +89,23 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def snapshot(
-    out: Path | None = typer.Argument(None, help="Snapshot file to write (default: HOME/snapshots/xscreen-<time>.duckdb)."),
+    out: Path | None = typer.Argument(None, help="Where to put the snapshot file (default: it stays in HOME/snapshots)."),
     parquet: Path | None = typer.Option(None, "--parquet", help="Export Parquet files into this new folder instead."),
 ) -> None:
-    """Write a consistent copy of the store that notebooks and the duckdb CLI can open while the system runs."""
+    """Write a consistent copy of the store (password and token hashes blanked) that notebooks and the duckdb CLI
+    can open while the system runs. The store writes it under HOME/snapshots; this command then moves it."""
     if out is not None and parquet is not None:
         raise XscreenError("give either OUT or --parquet DIR, not both", title="Bad option")
-    with _store() as store:
-        path = store.snapshot(parquet, parquet=True) if parquet else store.snapshot(out)
-    typer.echo(str(path))
+    target = parquet or out
+    if parquet is not None and parquet.exists() and any(parquet.iterdir()):
+        raise XscreenError(f"{parquet} is not empty; choose a new folder for the Parquet export", title="Bad option")
+    with store_session() as store:
+        made = Path(store.snapshot(None, parquet=parquet is not None, actor=cli_actor()))
+    if target is not None:
+        if target.is_dir() and parquet is not None:
+            target.rmdir()  # empty (checked above): replaced by the export folder
+        made = Path(shutil.move(made, target))
+    typer.echo(str(made))
 
 
 users_app = typer.Typer(help="Manage local users (argon2 password hashes, roles).", no_args_is_help=True)
@@ -109,12 +123,11 @@ def users_add(
     username: str = typer.Argument(..., help="Login name (a-z, 0-9, _ . -)."),
     role: str = typer.Option(..., "--role", help="officer, supervisor, analyst or admin."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
-    actor: str | None = typer.Option(None, "--actor", help="Who is adding (audit; default $USER)."),
 ) -> None:
     """Create a user; the password is prompted for (never a default)."""
     password = _read_password(password_stdin)
-    with _store() as store:
-        user = store.add_user(username, password, role, actor=_actor(actor))  # type: ignore[arg-type]
+    with store_session() as store:
+        user = store.add_user(username, password, role, actor=cli_actor())  # type: ignore[arg-type]
     typer.echo(f"added {user.username} ({user.role})")
 
 
@@ -122,30 +135,26 @@ def users_add(
 def users_passwd(
     username: str = typer.Argument(...),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
-    actor: str | None = typer.Option(None, "--actor", help="Who is changing it (audit; default $USER)."),
 ) -> None:
-    """Set a new password for a user."""
+    """Set a new password for a user (as the operator of this host: no old password needed)."""
     password = _read_password(password_stdin)
-    with _store() as store:
-        store.set_password(username, password, actor=_actor(actor))
+    with store_session() as store:
+        store.set_password(username, password, actor=cli_actor())
     typer.echo(f"password of {username} changed")
 
 
 @users_app.command("disable")
-def users_disable(
-    username: str = typer.Argument(...),
-    actor: str | None = typer.Option(None, "--actor", help="Who is disabling (audit; default $USER)."),
-) -> None:
-    """Disable a user (kept for the audit trail; can no longer sign in)."""
-    with _store() as store:
-        store.disable_user(username, actor=_actor(actor))
+def users_disable(username: str = typer.Argument(...)) -> None:
+    """Disable a user (kept for the audit trail; can no longer sign in) and end their sessions."""
+    with store_session() as store:
+        store.disable_user(username, actor=cli_actor())
     typer.echo(f"disabled {username}")
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List users with role and state."""
-    with _store() as store:
+    with store_session() as store:
         users = store.list_users()
     _print_table(["username", "role", "disabled", "created_at"],
                  [[u.username, u.role, u.disabled, u.created_at.isoformat()] for u in users])
@@ -154,7 +163,7 @@ def users_list() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create or upgrade the database file to this code's schema (the owner also does this on start)."""
-    with _store() as store:
+    with store_session() as store:
         info = store.info()
     typer.echo(f"{info['path']}: schema version {info['schema_version']}")
 
@@ -162,7 +171,7 @@ def db_migrate() -> None:
 @db_app.command("info")
 def db_info() -> None:
     """Path, schema version and row counts."""
-    with _store() as store:
+    with store_session() as store:
         info = store.info()
     typer.echo(f"path: {info['path']}\nschema version: {info['schema_version']}")
     for table, n in info["rows"].items():

@@ -88,3 +88,9 @@ class PermissionDenied(XscreenError):
     """The signed-in user's role does not allow this page or action."""
 
     title = "Not allowed"
+
+
+class WrongStore(StoreError):
+    """The store owner (or database file) reached belongs to another home than the caller's."""
+
+    title = "Wrong store"

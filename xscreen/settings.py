@@ -38,6 +38,8 @@ class PathSettings(Section):
     archive: Path | None = Field(None, description="Where processed scans are moved when serving.archive_processed is on (default: HOME/archive).")
     snapshots: Path | None = Field(None, description="Read-only database snapshots for analysts (default: HOME/snapshots).")
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
+    exports: Path | None = Field(None, description="Training-set exports from the Relabelling page are written only under this folder, one sub-folder per export (default: HOME/exports).")
+    backups: Path | None = Field(None, description="Where the store owner writes backups before `xscreen backup DIR` moves them to DIR (default: HOME/backups).")
     sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
 
 
@@ -89,13 +91,25 @@ class ServingSettings(Section):
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
     shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
-    archive_processed: bool = Field(False, description="Move processed scans to the archive folder instead of leaving them in place.")
+    archive_processed: bool = Field(True, description="Move processed scans out of the inbox into the archive folder (HOME/archive/<scanner>/<day>/); the store records each image's location. Off: scans stay in the inbox.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
     move_pairing_s: float = Field(0.02, ge=0.001, le=0.5, description="How long the scanner-folder watcher holds the first half of a rename to pair it with the second (watchdog's default 0.5 s stalls every later event whenever the halves are read apart; both come from one rename call).")
     source_batch_max: int = Field(32, ge=1, description="Files that arrive together are sent to the model in one call, up to this many.")
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest accepted image file or upload (bytes).")
     max_image_pixels: int = Field(40_000_000, ge=1024, description="Largest accepted image (width x height); bigger is a decompression bomb.")
+    max_decoded_bytes: int = Field(512 * 2**20, ge=2**20, description="Largest decoded image in memory (bytes: pixels x channels x bytes per sample, read from the header before decoding). A float64 4-channel TIFF under the pixel limit would otherwise take over a gigabyte.")
+    max_json_bytes: int = Field(64 * 1024, ge=1024, le=16 * 2**20, description="Largest JSON body the /v1 API reads (bytes); bigger is refused with 413.")
+    truncated_wait_s: float = Field(10.0, ge=0, description="A file that reads as truncated but was modified less than this long ago is waited for (a scanner writing in place and pausing), not quarantined (seconds).")
+    quarantine_max_files: int = Field(1000, ge=1, description="Most refused uploads kept on disk under quarantine/_uploads for forensics; the oldest are deleted beyond it (their records stay).")
+    quarantine_max_bytes: int = Field(256 * 2**20, ge=2**20, description="Most bytes of refused uploads kept under quarantine/_uploads; the oldest are deleted beyond it.")
+    retry_base_s: float = Field(0.5, gt=0, le=60, description="First backoff before a file whose batch failed (scoring, store or spool error) is handed on again (seconds); doubles on each failure.")
+    retry_max_s: float = Field(10.0, gt=0, le=600, description="Longest backoff between retries of a failed file (seconds). Files are never dropped.")
+    ignored_after_s: float = Field(60.0, gt=0, description="A hidden or temporary file name (`.x.png`, `x.tmp`) left unchanged this long in a scanner folder is quarantined with reason `ignored_name`, so it is on record (seconds).")
+    stall_alert_s: float = Field(60.0, gt=0, description="/healthz says degraded when the oldest file not yet scored has waited longer than this (seconds).")
+    score_timeout_s: float = Field(60.0, gt=0, description="Longest one scoring call to the classifier may take before it counts as failed and its files are retried (seconds).")
+    archive_retention_days: float = Field(30.0, ge=0, description="Archived scans older than this are deleted (the store is told the image expired); 0 keeps them forever.")
     scanner_ids: list[str] = Field(default_factory=list, description="Known scanner ids; empty = any folder name under the inbox is accepted.")
+    api_auth: bool = Field(True, description="The /v1 API requires bearer tokens: scanner tokens (`xscreen scanners add ID`) to post scans, user sessions (`POST /v1/login`) to read the queue and post decisions. Turning it off (a warning is logged at start) lets anyone who can reach the port act as an admin.")
 
 
 class StoreSettings(Section):
@@ -106,12 +120,21 @@ class StoreSettings(Section):
     sql_row_limit: int = Field(10_000, ge=1, description="Most rows analyst SQL returns to the CLI or app.")
     sql_timeout_s: float = Field(30.0, gt=0, description="Analyst SQL is stopped after this long (seconds).")
     claim_ttl_s: float = Field(600.0, gt=0, description="How long an officer's claim on a queue item lasts without a decision (seconds).")
+    max_request_mb: float = Field(64.0, gt=0, le=4096, description="Largest request body the store owner accepts (MiB); bigger is refused with 413 before it is read.")
 
 
 class AppSettings(Section):
     session_ttl_minutes: float = Field(480.0, gt=0, description="Signed-in sessions expire after this long without activity (minutes).")
     refresh_s: float = Field(2.0, gt=0, description="How often the live triage queue refreshes (seconds).")
     queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
+
+
+class AuthSettings(Section):
+    max_failed_logins: int = Field(5, ge=1, description="Failed sign-ins for one username within auth.login_window_s before that username is locked out for auth.lockout_s.")
+    max_failed_logins_per_source: int = Field(20, ge=1, description="Failed sign-ins from one source (a /v1 client address) within auth.login_window_s before that source is locked out.")
+    login_window_s: float = Field(900.0, gt=0, description="Window over which failed sign-ins are counted (seconds).")
+    lockout_s: float = Field(120.0, gt=0, description="How long a locked-out username or source must wait before trying again (seconds).")
+    require_sessions: bool = Field(False, description="When on, a caller of the store owner without a signed-in person's session may act only under a process name (`cli:<user>`, `system`, `serving`, `setup`, `demo`, `monitoring`), never under a person's name. Turn on once every app page forwards its session.")
 
 
 class SimulatorSettings(Section):
@@ -166,6 +189,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
     app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in limits and who may act under which name.")
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Demo scanner stream.")
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="Drift and accuracy monitoring.")
 
@@ -198,6 +222,8 @@ class Settings(BaseSettings):
             "archive": home / "archive",
             "snapshots": home / "snapshots",
             "logs": home / "logs",
+            "exports": home / "exports",
+            "backups": home / "backups",
         }
         for name, default in defaults.items():
             if getattr(p, name) is None:
@@ -243,9 +269,19 @@ class Settings(BaseSettings):
         return self.paths.snapshots
 
     @property
+    def backups_dir(self) -> Path:
+        assert self.paths.backups is not None
+        return self.paths.backups
+
+    @property
     def logs_dir(self) -> Path:
         assert self.paths.logs is not None
         return self.paths.logs
+
+    @property
+    def exports_dir(self) -> Path:
+        assert self.paths.exports is not None
+        return self.paths.exports
 
     @property
     def store_url(self) -> str:
@@ -334,7 +370,7 @@ def probe_writable(folder: Path) -> None:
 
 def ensure_home(settings: Settings) -> None:
     """Create the folders this instance writes to; ConfigError naming the setting if one is unwritable."""
-    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs"):
+    for name in ("models", "spool", "inbox", "quarantine", "archive", "snapshots", "logs", "backups"):
         folder = getattr(settings.paths, name)
         try:
             probe_writable(folder)
