@@ -17,6 +17,9 @@ from cli.context import settings_of
 from xscreen.errors import ConfigError
 
 FORMAT_HELP = "png (pseudo-colour), jpeg, gray (8-bit single energy), tiff / npz / dicos (raw 16-bit dual energy)"
+STYLE_HELP = ("Scanner style family (xray.styles, docs/DATA.md): reference (the vendor palettes alone), train (the "
+              "randomised training family), heldout, heldout-grey, heldout-jpeg (a scanner training never sees); "
+              "the style is recorded per image in manifest.parquet.")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -49,14 +52,22 @@ def synth(
     fmt: str = typer.Option("png", "--format", help=FORMAT_HELP),
     threat_rate: float = typer.Option(0.5, "--threat-rate", help="Share of parcels holding a threat, in [0, 1]."),
     size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT; default 512 wide, variable height."),
+    style: str = typer.Option("reference", "--style", help=STYLE_HELP),
+    one_style: bool = typer.Option(False, "--one-style",
+                                   help="Draw one scanner style for the whole set (one scanner) instead of one per image."),
+    content: str | None = typer.Option(None, "--content",
+                                       help="Object families: train, heldout or all (default: heldout for the held-out "
+                                            "styles, else train; docs/DATA.md)."),
 ) -> None:
     """Render a labelled synthetic data set of dual-energy X-ray parcels."""
     from xray.dataset import write_dataset_impl
 
     classes = list(settings_of(ctx).model.classes)
     labels = write_dataset_impl(out, n=n, seed=seed, classes=classes, scenario=scenario, fmt=fmt,
-                                threat_rate=threat_rate, size=parse_size(size), progress_bar=True)
-    typer.echo(f"wrote {n} {fmt} images, {labels} and {out / 'manifest.parquet'}")
+                                threat_rate=threat_rate, size=parse_size(size), progress_bar=True, style=style,
+                                one_style=one_style, content_split=content)
+    what = f"{fmt} images" if style == "reference" else f"images in style {style}"
+    typer.echo(f"wrote {n} {what}, {labels} and {out / 'manifest.parquet'}")
 
 
 def simulate(

@@ -65,12 +65,14 @@ Scored = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[tuple[str, b
 
 
 def score_synthetic(clf: Classifier, n: int, seed: int, scenario: str = "baseline",
-                    workers: int | None = None) -> Scored:
+                    workers: int | None = None, style: str = "reference", content_split: str | None = None) -> Scored:
     """(calibrated any, calibrated classes, any labels, class labels, localisation hits) of n parcels rendered in
-    memory, pixel-identical to what `xscreen synth --seed seed --scenario scenario` writes."""
+    memory, pixel-identical to what `xscreen synth --seed seed --scenario scenario --style style` writes
+    (content_split: the renderer's object families, default the style family's)."""
     from screening.synthetic import render_set
 
-    data, _ = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, workers=workers, progress=False)
+    data, _ = render_set(n, seed, clf.classes, clf.input_size, scenario=scenario, workers=workers, progress=False,
+                         style=style, content_split=content_split)
     p_any, p_cls, hits = score_set(clf, data, data.boxes)
     return p_any, p_cls, data.any_labels, data.class_labels, hits
 
@@ -90,3 +92,52 @@ def localisation(hits: list[tuple[str, bool]], classes: Sequence[str]) -> dict[s
         "hit_rate": float(np.mean([h for _, h in hits])) if hits else float("nan"), "n": len(hits),
         "classes": {c: {"hit_rate": float(np.mean(v)), "n": len(v)} for c, v in per_class.items() if v},
     }
+
+
+# The sets issue 13's "Done when" reads, side by side: in-domain (today's reference rendering and the training
+# style family, both on fresh seeds, training's object families) and a scanner training never saw (the held-out
+# style and its grey-only and JPEG-only variants, with the renderer's held-out object families mixed in).
+STYLE_SETS = ("reference", "train", "heldout", "heldout-grey", "heldout-jpeg")
+
+
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """The figures of one scored set that the targets name: mean class AP, any-threat AUC, PD at FAR <= 5%, the
+    shares of benign and of threat items sent to an officer (verdict not `clear`) at the certified operating
+    point, and the share of detected threat boxes whose class heatmap peaks inside them."""
+    point = result["operating_point"]
+    loc = result.get("localisation", {})
+    return {
+        "n": float(result["n"]), "n_threat": float(result["n_threat"]),
+        "mean_class_ap": float(result["mean_class_ap"]) if result["mean_class_ap"] is not None else float("nan"),
+        "auc": float(result["any_threat"]["auc"]), "pd_at_far_5": float(result["any_threat"]["pd_at_far"]["0.05"]),
+        "benign_routed": float(point["benign_routed"]), "threat_routed": float(point["pd"]),
+        "peak_in_box": float(loc.get("hit_rate", float("nan"))),
+    }
+
+
+def style_report(clf: Classifier, n: int, seed: int, styles: Sequence[str] = STYLE_SETS,
+                 workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """metrics() with localisation of n parcels of `seed` in each style family, named `family` or `family:split`
+    (a content split other than the family's own) (each family's own object families,
+    pixel pitch and so parcels; the three held-out columns hold the same parcels, so they differ by display or
+    compression alone)."""
+    out = {}
+    for name in styles:  # `family` or `family:content split` (e.g. heldout:train: the held-out scanner alone)
+        family, _, split = name.partition(":")
+        out[name] = pooled_metrics(clf, [score_synthetic(clf, n, seed, workers=workers, style=family,
+                                                         content_split=split or None)])
+    return out
+
+
+def format_side_by_side(results: dict[str, dict[str, Any]]) -> str:
+    """A markdown table of headline() figures, one column per set."""
+    rows = [("n (threat)", lambda h: f"{h['n']:.0f} ({h['n_threat']:.0f})"),
+            ("mean class AP", lambda h: f"{h['mean_class_ap']:.3f}"), ("any-threat AUC", lambda h: f"{h['auc']:.3f}"),
+            ("PD at FAR <= 5%", lambda h: f"{h['pd_at_far_5']:.3f}"),
+            ("benign sent to an officer", lambda h: f"{h['benign_routed']:.1%}"),
+            ("threats sent to an officer", lambda h: f"{h['threat_routed']:.1%}"),
+            ("heatmap peak in box", lambda h: f"{h['peak_in_box']:.1%}")]
+    heads = {name: headline(r) for name, r in results.items()}
+    lines = ["| | " + " | ".join(heads) + " |", "| --- |" + " --- |" * len(heads)]
+    lines += [f"| {label} | " + " | ".join(fmt(h) for h in heads.values()) + " |" for label, fmt in rows]
+    return "\n".join(lines)

@@ -1,39 +1,56 @@
-"""Training augmentation on cached canvases: palette change, flips, gain, noise, and threat image projection.
+"""Training augmentation on cached canvases: palette change, flips, rescaling inside the letterbox, gain, colour
+jitter (hue, saturation, channel gamma, grey), blur, noise, JPEG, and threat image projection.
 
 Every random draw comes from a torch.Generator or numpy Generator passed in, so a seed reproduces a run.
 Gain is applied as a power of the image (x ** g): for transmission T = exp(-mu t), T ** g is the same parcel g
 times thicker or denser, which is what a differently calibrated scanner or a heavier parcel looks like.
+The colour operations keep white white (air, and the letterbox padding): hue turns about the grey axis,
+saturation mixes with the grey level, and a power leaves 1 at 1; so padding never becomes a cue.
+They remove what the rendered scanner styles (xray.styles) leave as shortcuts: a hue, a saturation, a tone, a
+sharpness, a compression or an apparent scale that the threats of the training set happen to share.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from screening.augment_ops import (
+    AugmentConfig,
+    channel_gains,
+    colour_jitter,
+    jpeg_some,
+    random_blur,
+    rescale_in_canvas,
+)
 
-@dataclass(frozen=True)
-class AugmentConfig:
-    flip: bool = True
-    gain_log_range: float = 0.25  # gain g = exp(U(-r, r))
-    noise_max: float = 0.03  # per-image Gaussian noise sigma ~ U(0, noise_max)
-    palette_p: float = 0.3  # share of dual-energy samples re-rendered with another palette
-    tip_p: float = 0.3  # share of benign dual-energy samples that receive a projected threat (TIP)
-    tip_bank: int = 12  # pre-rendered signatures per class
+if TYPE_CHECKING:
+    from xray.palettes import Palette
+
+__all__ = ["AugmentConfig", "TipBank", "apply_flips", "colour_jitter", "jpeg_some", "photometric", "random_blur",
+           "random_flips", "random_palette", "repalette", "rescale_in_canvas"]
+
+
+def random_palette(rng: np.random.Generator) -> Palette:
+    """A palette of the training style family (xray.styles.sample_palette): the four named vendor palettes and
+    the continuous family around them."""
+    from xray.styles import sample_palette
+
+    return sample_palette(rng)
 
 
 def repalette(planes: torch.Tensor, rng: np.random.Generator, p: float) -> dict[int, torch.Tensor]:
-    """Re-render some dual-energy samples with a random palette: {batch index: (3, S, S) float32 canvas}."""
-    from xray.palettes import PALETTES, pseudo_colour
+    """Re-render some dual-energy samples with a random training-family palette: {batch index: (3, S, S) float32}."""
+    from xray.palettes import pseudo_colour
 
-    names = sorted(PALETTES)
     out: dict[int, torch.Tensor] = {}
     for b in range(planes.shape[0]):
         hl = planes[b].float()  # (2, S, S)
         if rng.random() >= p or torch.isnan(hl).any():
             continue
-        rgb = pseudo_colour(hl[0].numpy(), hl[1].numpy(), names[int(rng.integers(len(names)))])  # (S, S, 3) uint8
+        rgb = pseudo_colour(hl[0].numpy(), hl[1].numpy(), random_palette(rng))  # (S, S, 3) uint8
         out[b] = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)  # (3, S, S)
     return out
 
@@ -53,14 +70,16 @@ def apply_flips(t: torch.Tensor, flips: tuple[torch.Tensor, torch.Tensor]) -> to
 
 def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
                 flips: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Flips (drawn here, or the given ones), gain and noise on a float batch (B, 3, S, S) in [0, 1]; a new tensor."""
+    """Flips (drawn here, or the given ones), gain, colour jitter, blur and noise on a float batch (B, 3, S, S)
+    in [0, 1]; a new tensor."""
     b = x.shape[0]
     if flips is not None:
         x = apply_flips(x, flips)
     elif cfg.flip:
         x = apply_flips(x, random_flips(b, gen))
-    gain = torch.exp((torch.rand(b, generator=gen) * 2 - 1) * cfg.gain_log_range).view(b, 1, 1, 1)
-    x = x.clamp(1e-4, 1.0) ** gain.to(x.device)
+    x = x.clamp(1e-4, 1.0) ** channel_gains(b, cfg.gain_log_range, cfg.channel_gamma_log_range, gen).to(x.device)
+    x = colour_jitter(x, cfg, gen)
+    x = random_blur(x, cfg.blur_p, cfg.blur_max, gen)
     sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)
     x = x + sigma.to(x.device) * torch.randn(x.shape, generator=_generator_on(x.device, gen), device=x.device)
     return x.clamp_(0.0, 1.0)
@@ -90,7 +109,7 @@ class TipBank:
         self.classes = classes
         self.bank = {c: [render_threat(rng, c, image_width=int(canvas * 0.9)) for _ in range(per_class)] for c in classes}
 
-    def project(self, planes: torch.Tensor, rng: np.random.Generator, palette: str) -> tuple[torch.Tensor, int]:
+    def project(self, planes: torch.Tensor, rng: np.random.Generator, palette: str | Palette) -> tuple[torch.Tensor, int]:
         """planes (2, S, S) float -> canvas (3, S, S) float with one projected threat, and that class's index."""
         from xray.palettes import pseudo_colour
         from xray.tip import project_threat, random_top_left

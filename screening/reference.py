@@ -15,6 +15,10 @@ screening.averaging; batch norm and calibration on fresh parcels of --seed, neve
     XSCREEN_HOME=/tmp/xh python -m screening.reference --out DIR --average A/model.pt,B/model.pt \\
         --name reference-288-v2 --seed 4327 --n-train 8000
 
+Training parcels are drawn in the scanner styles of `--style` (default `model.train_style`, `train`: the randomised
+style family of xray.styles, rendered at 1.25x the canvas; `reference`: the four vendor palettes alone, as the
+shipped reference-288-v2 was trained) with the augmentation defaults of screening.augment.
+
 It runs the product's own path (`screening.train.train_checkpoint`: the same splits, box supervision, calibration
 and certificate as `xscreen train`; fine-tuning uses a third of --lr as `xscreen train --from` does), needs no
 store (a GPU machine holds only torch and this code), writes DIR/<name>/model.pt with its sha256 sidecar, records
@@ -54,31 +58,33 @@ def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: i
                     seed: int | None = None, parent: Checkpoint | None = None,
                     name: str | None = None) -> tuple[Checkpoint, list[dict[str, float]]]:
     """The default network (model settings; the parent's, at the settings' input size, when fine-tuning) trained
-    on n_train baseline scans of `seed` (default model.seed)."""
+    on n_train baseline scans of `seed` (default model.seed) in the scanner styles of model.train_style."""
     m = settings.model
     seed = m.seed if seed is None else seed
     config = default_config(settings) if parent is None else dataclasses.replace(parent.config, input_size=m.input_size)
-    data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False)
+    data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False,
+                         style=m.train_style, for_training=True)
     cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False)
     t0 = time.perf_counter()
     version = name or f"reference-{config.input_size}"
     ckpt, history = train_checkpoint(settings, data, version, config, cfg=cfg, parent_ckpt=parent)
     _record_step(ckpt, [parent] if parent else [], parent.version if parent else None, data, n_train, seed,
-                 time.perf_counter() - t0,
+                 m.train_style, time.perf_counter() - t0,
                  {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr, "box_weight": m.box_weight,
                   "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed})
     return ckpt, history
 
 
 def _record_step(ckpt: Checkpoint, made_from: list[Checkpoint], parents: str | list[str] | None, data: LabelledSet,
-                 n: int, seed: int, seconds: float, train_config: dict[str, Any]) -> None:
+                 n: int, seed: int, style: str, seconds: float, train_config: dict[str, Any]) -> None:
     """Append the step that made `ckpt` (from `made_from`, on n baseline scans of `seed`) to the lineage of the
     checkpoints it was made from, under ckpt.metrics["provenance"]."""
     c = ckpt.config
     step = {
         "version": ckpt.version, "from": parents, "input_size": c.input_size,
         "trained_on": _device_name(training_device()), "torch": torch.__version__, "train_seconds": round(seconds, 1),
-        "data": {**manifest(n, seed, list(c.classes), "baseline", c.input_size), "manifest_sha256": data.manifest_sha256},
+        "data": {**manifest(n, seed, list(c.classes), "baseline", c.input_size, style, for_training=True),
+                 "manifest_sha256": data.manifest_sha256},
         "train_config": train_config,
     }
     ckpt.metrics["provenance"] = {"lineage": [*merged_lineage(made_from), step], "data": step["data"],
@@ -99,12 +105,14 @@ def average_reference(settings: Settings, ckpts: list[Checkpoint], n: int, seed:
     """The weight average of `ckpts` (screening.averaging), batch norm and calibration from n fresh baseline scans
     of `seed`; its lineage is the averaged steps' lineages plus this step."""
     config = ckpts[-1].config
-    data, _ = render_set(n, seed, list(config.classes), config.input_size, workers=workers, progress=False)
+    style = settings.model.train_style
+    data, _ = render_set(n, seed, list(config.classes), config.input_size, workers=workers, progress=False, style=style,
+                         for_training=True)
     cfg = TrainConfig(seed=seed, progress=False)
     version = name or f"{ckpts[-1].version}-avg"
     t0 = time.perf_counter()
     ckpt = average_checkpoint(settings, ckpts, data, version, cfg=cfg)
-    _record_step(ckpt, ckpts, [c.version for c in ckpts], data, n, seed, time.perf_counter() - t0,
+    _record_step(ckpt, ckpts, [c.version for c in ckpts], data, n, seed, style, time.perf_counter() - t0,
                  {"how": "screening.averaging.average_checkpoint: mean of the weights of `from`, batch norm "
                          "re-estimated on the training split, calibrated on the calibration split",
                   "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed})
@@ -134,10 +142,15 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=2000, help="held-out baseline scans (seed --test-seed); 0 = skip")
     ap.add_argument("--test-seed", type=int, default=777)
     ap.add_argument("--workers", type=int, default=8, help="rendering processes")
+    ap.add_argument("--style", choices=["train", "reference"], default=None,
+                    help="scanner-style family of the training parcels (default: model.train_style)")
     args = ap.parse_args()
     settings = load_settings()
-    if args.size:
-        settings = settings.model_copy(update={"model": settings.model.model_copy(update={"input_size": args.size})})
+    model_update: dict[str, Any] = {"input_size": args.size} if args.size else {}
+    if args.style:
+        model_update["train_style"] = args.style
+    if model_update:
+        settings = settings.model_copy(update={"model": settings.model.model_copy(update=model_update)})
     history: list[dict[str, float]] = []
     if args.average:
         if args.seed is None:

@@ -21,7 +21,17 @@ from sklearn.metrics import average_precision_score
 from tqdm import tqdm
 
 from screening import registry
-from screening.augment import AugmentConfig, TipBank, apply_flips, photometric, random_flips, repalette
+from screening.augment import (
+    AugmentConfig,
+    TipBank,
+    apply_flips,
+    jpeg_some,
+    photometric,
+    random_flips,
+    random_palette,
+    repalette,
+    rescale_in_canvas,
+)
 from screening.calibration import certificate, fit_temperature, operating_point, sigmoid, verdicts
 from screening.data import LabelledSet, balanced_weights, load_folders, split_indices
 from screening.evaluate import EvaluationError, metrics
@@ -124,8 +134,9 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
     """Augmented canvases (B, 3, S, S) channels-last on `device`, their (any (B,), class (B, K)) targets and, when
     the set has box targets, (maps (B, K, g, g), known (B,)) flipped with the canvases.
 
-    Palette changes and TIP run on the CPU (numpy physics); flips, gain and noise run where the batch is trained:
-    on a GPU the per-pixel work of the CPU would otherwise bound the step."""
+    Palette changes, TIP and JPEG run on the CPU (numpy physics, Pillow's codec); rescaling inside the canvas,
+    flips, gain, colour jitter, blur and noise run where the batch is trained: on a GPU the per-pixel work of the
+    CPU would otherwise bound the step."""
     ti = torch.as_tensor(idx)
     x = data.float_canvases(ti)  # (B, 3, S, S)
     any_y = torch.as_tensor(data.any_labels[idx]).clone()
@@ -138,26 +149,22 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
         if tip is not None:
             for b in range(len(idx)):
                 if any_y[b] == 0 and rng.random() < cfg.augment.tip_p and not torch.isnan(planes[b]).any():
-                    x[b], j = tip.project(planes[b], rng, _random_palette(rng))
+                    x[b], j = tip.project(planes[b], rng, random_palette(rng))
                     any_y[b], cls_y[b, j] = 1, 1
                     if known is not None:
                         known[b] = False  # the projected threat has no box target: image-level loss only
+    aug = cfg.augment  # style shortcuts (screening.augment_ops): JPEG on the CPU, rescaling where the batch lives
+    x = jpeg_some(x, aug.jpeg_p, aug.jpeg_quality, rng)
     if device is not None:
         x = x.to(device, non_blocking=True)
         maps = maps.to(device, non_blocking=True) if maps is not None else None
+    x, maps = rescale_in_canvas(x, maps, aug.rescale_p, aug.rescale_min, gen)
     flips = random_flips(len(idx), gen) if cfg.augment.flip else None
     x = photometric(x, cfg.augment, gen, flips=flips)
     dense = None
     if maps is not None and known is not None:
         dense = (apply_flips(maps, flips) if flips is not None else maps, known)
     return x.contiguous(memory_format=torch.channels_last), any_y, cls_y, dense
-
-
-def _random_palette(rng: np.random.Generator) -> str:
-    from xray.palettes import PALETTES
-
-    names = sorted(PALETTES)
-    return names[int(rng.integers(len(names)))]
 
 
 def validation_scores(net: ScreeningNet, val: LabelledSet) -> dict[str, float]:
@@ -399,17 +406,21 @@ def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelR
         return bundled
     import json
 
-    from screening.synthetic import manifest, render_set
+    from screening.synthetic import manifest, render_styled_set
 
     m = settings.model
-    # Rendered straight into memory (no PNG encode/decode); the manifest beside it says how to rebuild the set.
-    log.info("rendering %d synthetic training scans in memory", m.default_train_images)
-    data, _ = render_set(m.default_train_images, m.seed, list(m.classes), m.input_size, progress=progress)
+    # Rendered straight into memory (no PNG encode/decode); the manifest beside it says how to rebuild the set,
+    # styles.jsonl gives every image's scanner style.
+    log.info("rendering %d synthetic training scans in memory (style %s)", m.default_train_images, m.train_style)
+    data, _, styles = render_styled_set(m.default_train_images, m.seed, list(m.classes), m.input_size,
+                                        progress=progress, style=m.train_style, for_training=True)
     folder = settings.home / "data" / f"default-train-{m.seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**manifest(m.default_train_images, m.seed, list(m.classes), "baseline", m.input_size),
+    record = {**manifest(m.default_train_images, m.seed, list(m.classes), "baseline", m.input_size, m.train_style, True),
               "manifest_sha256": data.manifest_sha256}
     (folder / "manifest.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (folder / "styles.jsonl").write_text("".join(f'{{"file": "{f.name}", "style": {st.to_json()}}}\n'
+                                                 for f, st in zip(data.files, styles, strict=True)), encoding="utf-8")
     config = default_config(settings)
     cfg = TrainConfig(seed=m.seed, epochs=m.default_epochs, box_weight=m.box_weight, progress=progress)
     result = train_on(settings, data, f"default-{m.seed}", config, cfg=cfg, promote=True, actor="setup")

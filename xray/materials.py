@@ -61,6 +61,7 @@ _TABLE = [
     ("wood", "organic", 0.195, 0.156, 0.60),
     ("narcotic", "organic", 0.191, 0.158, 1.05),  # cocaine/heroin HCl powder compressed, C17H21NO4
     ("glass", "inorganic", 0.251, 0.153, 2.50),
+    ("salt", "inorganic", 0.300, 0.152, 1.20),  # table salt (NaCl), bulk: a classic inorganic false alarm
     ("aluminium", "inorganic", 0.278, 0.155, 2.70),
     ("circuit_board", "inorganic", 0.236, 0.155, 1.90),  # FR4: epoxy + glass fibre
     ("li_cell", "inorganic", 0.380, 0.180, 2.60),  # electrode stack: graphite, Cu/Al foils, LiCoO2, electrolyte
@@ -70,6 +71,7 @@ _TABLE = [
     ("zinc_alloy", "metal", 1.800, 0.352, 6.60),
     ("lead", "metal", 14.36, 2.014, 11.35),
     ("silver", "metal", 2.900, 0.580, 10.49),
+    ("mno2", "metal", 0.760, 0.220, 2.80),  # alkaline cell cathode paste (MnO2 + graphite), effective
 ]
 
 MATERIALS: dict[str, Material] = {row[0]: Material(*row) for row in _TABLE}

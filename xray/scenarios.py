@@ -29,13 +29,17 @@ class UnknownScenarioError(ConfigError):
     title = "Unknown scenario"
 
 
-BENIGN_BASE = {"clothing": 3.0, "shoes": 1.5, "book": 1.5, "cosmetics_bottle": 1.5, "phone": 1.0, "laptop": 0.4,
-               "charger": 1.0, "toy": 1.0, "food_pack": 1.2, "cable": 1.0, "jewellery": 0.8, "vape": 0.0,
-               "smartwatch": 0.0}
+def _base_weights() -> tuple[dict[str, float], dict[str, float]]:
+    from xray.items import BENIGN_WEIGHTS
+    from xray.threats import THREAT_CLASSES
+
+    narcotics = {name: w for name, (w, _) in THREAT_CLASSES["narcotics"].variants.items()}
+    return dict(BENIGN_WEIGHTS), narcotics
+
+
+BENIGN_BASE, NARCOTICS_BASE = _base_weights()  # the library's default mix (new goods and spines/soles at 0)
 THREAT_BASE = {"firearm": 1.0, "knife": 1.0, "ammunition": 1.0, "narcotics": 1.0, "currency": 1.0,
                "lithium_battery": 1.0}
-NARCOTICS_BASE = {"powder_pack": 0.4, "pills": 0.25, "in_cosmetics": 0.2, "in_food": 0.15,
-                  "in_book_spine": 0.0, "in_shoe_sole": 0.0}
 PALETTE_BASE = {"reference": 0.55, "swapped": 0.15, "six_colour": 0.15, "high_contrast": 0.15}
 
 
@@ -99,17 +103,17 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("baseline", "steady state: the mix the model was trained on", ScenarioState()),
         Scenario("new_goods", "vapes and smart watches, never seen at the start, become a third of benign items",
-                 ScenarioState(benign_weights={**BENIGN_BASE, "vape": 4.0, "smartwatch": 3.0})),
+                 ScenarioState(benign_weights={**BENIGN_BASE, "vape": 10.0, "smartwatch": 8.0})),
         Scenario("new_concealment", "narcotics move into book spines and shoe soles", ScenarioState(
-            variant_weights={"narcotics": {"powder_pack": 0.1, "pills": 0.05, "in_cosmetics": 0.05, "in_food": 0.0,
-                                           "in_book_spine": 0.45, "in_shoe_sole": 0.35}})),
+            variant_weights={"narcotics": {**dict.fromkeys(NARCOTICS_BASE, 0.0), "powder_pack": 0.1, "pills": 0.05,
+                                           "in_cosmetics": 0.05, "in_book_spine": 0.45, "in_shoe_sole": 0.35}})),
         Scenario("scanner_ageing", f"scanner {AGEING_SCANNER} loses gain, its offset drifts, noise triples, "
                  "blur grows and detector columns drift apart", ScenarioState(
                      scanner=ScannerState(gain=0.9, offset=0.01, noise_scale=3.0, blur_scale=1.8,
                                           column_drift=0.02), scanner_ids=(AGEING_SCANNER,))),
         Scenario("seasonal_mix", "holiday season: more batteries, currency, toys and electronics", ScenarioState(
-            benign_weights={**BENIGN_BASE, "toy": 4.0, "phone": 2.5, "charger": 2.5, "clothing": 2.0,
-                            "laptop": 1.0},
+            benign_weights={**BENIGN_BASE, "toy": 3.0, "toy_car": 1.2, "phone": 2.5, "charger": 2.5,
+                            "clothing": 4.0, "laptop": 1.2, "game_controller": 1.2, "tablet": 1.0, "earbuds": 1.0},
             threat_weights={"firearm": 0.4, "knife": 0.6, "ammunition": 0.4, "narcotics": 1.0, "currency": 2.5,
                             "lithium_battery": 3.5})),
     )

@@ -1,173 +1,198 @@
-"""Thickness primitives in an object's own frame, and the object specification generators return.
+"""Objects as assemblies of 3D parts: solids of a material posed in the object's frame, wires, cavities, copies.
 
-A generator picks an object's parameters with its rng and returns an ObjectSpec: its half-extent (mm) and a
-`draw(frame)` that evaluates thickness maps (mm) of each part on the frame's (u, v) grid. The renderer makes the
-frame: a pixel grid around the object's centre, rotated by its pose, so rotation costs nothing extra and edges
-are anti-aliased by the signed distance in pixels.
+An object's frame is in millimetres with z up through its thinnest side (a phone lies on its back, a bottle on
+its side). A `Part` places one solid (xray.solids) of one material; `sign=-1` makes it a cavity cut out of the
+parts it lies in (the inside of a can, a tube's bore, a revolver's chambers); `copies` repeats the identical
+part at further offsets (pills, rounds, rivets, eyelets) for the cost of one evaluation. A `Wire` is a
+polyline of layered round section (a cable's copper core and its sheath, a spring, a chain). Library
+generators (xray.library) build a `Thing` from their rng; the renderer (xray.stamp) poses and projects it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from xray.solids import Solid, Vec3, box, cylinder, dome, ellipsoid, prism, rod, rot_x, rot_y, rot_z
 
-@dataclass
+_EYE = np.eye(3)
+
+
+@dataclass(frozen=True)
 class Part:
-    """One material's thickness map (mm) over the frame; `core` parts define the object's box and mask."""
+    """One solid of one material at `at` (mm, object frame), turned by `rot` (local -> object)."""
 
+    solid: Solid
     material: str
-    thickness: np.ndarray
+    at: Vec3 = (0.0, 0.0, 0.0)
+    rot: np.ndarray = field(default_factory=lambda: _EYE)
+    sign: float = 1.0  # -1: a cavity, subtracted from the parts that contain it
+    core: bool = True  # core parts make the object's box and mask (a carrier's shell is not core)
+    texture: tuple[str, float] | None = None  # ("folds" | "grain", relative amplitude)
+    copies: tuple[Vec3, ...] = ()  # more offsets of the same part, relative to `at`
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A polyline (N, 3) mm of round section; layers (material, outer radius mm) from the inside out."""
+
+    points: np.ndarray
+    layers: tuple[tuple[str, float], ...]
     core: bool = True
 
 
-@dataclass
-class ObjectSpec:
-    """What a generator returns: name (e.g. `knife:folding`), size and a drawing function."""
+Piece = Part | Wire
+
+
+@dataclass(frozen=True)
+class Thing:
+    """An object ready to pose: name (`family` or `class:family`), parts and how it tends to lie."""
 
     name: str
-    half_extent: tuple[float, float]  # (along u, along v) in mm, before rotation
-    draw: Callable[[Frame], list[Part]]
+    parts: tuple[Piece, ...]
     main_material: str
-    meta: dict[str, str] = field(default_factory=dict)
+    half: Vec3  # bounding half-extents in the object frame (mm)
+    # probabilities of lying flat, tilted, on an edge, on an end (xray.stamp.random_pose)
+    poses: tuple[float, float, float, float] = (0.55, 0.3, 0.1, 0.05)
 
 
-class Frame:
-    """(u, v) coordinates in mm of every pixel of an object's box, in the object's rotated frame.
+def thing(name: str, parts: Sequence[Piece], main_material: str,
+          poses: tuple[float, float, float, float] = (0.55, 0.3, 0.1, 0.05)) -> Thing:
+    """A Thing whose bounding half-extents are computed from its positive parts."""
+    hi = np.zeros(3)
+    for p in parts:
+        if isinstance(p, Wire):
+            hi = np.maximum(hi, np.abs(p.points).max(axis=0) + max(r for _, r in p.layers))
+        elif p.sign > 0:
+            ext = np.abs(p.rot) @ np.asarray(p.solid.half)
+            for off in ((0.0, 0.0, 0.0), *p.copies):
+                hi = np.maximum(hi, np.abs(np.asarray(p.at) + np.asarray(off)) + ext)
+    return Thing(name, tuple(parts), main_material, (float(hi[0]), float(hi[1]), float(hi[2])), poses)
 
-    Each primitive evaluates only inside its own pixel window (a part is usually much smaller than its
-    object), and returns a full-frame array that is zero elsewhere.
-    """
 
-    def __init__(self, u: np.ndarray, v: np.ndarray, mm_per_px: float, origin: tuple[float, float] = (0.0, 0.0),
-                 angle: float = 0.0, tilt: float = 1.0) -> None:
-        self.u = u  # (h, w) float32
-        self.v = v
-        self.aa = np.float32(1.0 / mm_per_px)  # converts a distance in mm into pixels for anti-aliasing
-        self._origin = origin  # (row, col) of the object's centre in frame pixels
-        self._c, self._s = float(np.cos(angle)), float(np.sin(angle))
-        self._tilt = tilt  # the object's v axis is foreshortened by this factor in the image
+def unrolled(part: Part) -> list[Part]:
+    """One part per copy, each evaluated at its exact position. Copies are pasted at whole-pixel offsets, which
+    is harmless for solids but not for a cavity cut into a solid that is not copied with it (a revolver's
+    chambers, holes in a disc): half a pixel off, the cavity would poke out of its solid."""
+    at = np.asarray(part.at)
+    return [Part(part.solid, part.material, _vec(at + np.asarray(off)), part.rot, part.sign, part.core, part.texture)
+            for off in ((0.0, 0.0, 0.0), *part.copies)]
 
-    def zeros(self) -> np.ndarray:
-        return np.zeros(self.u.shape, dtype=np.float32)
 
-    def _win(self, cx: float, cy: float, radius: float) -> tuple[slice, slice] | None:
-        """Pixel window of a disc of `radius` mm around the local point (cx, cy); None if off the frame."""
-        cy = cy * self._tilt
-        dx, dy = self._c * cx - self._s * cy, self._s * cx + self._c * cy  # back to unrotated mm
-        row, col = self._origin[0] + dy * self.aa, self._origin[1] + dx * self.aa
-        r = radius * float(self.aa) + 2.0
-        h, w = self.u.shape
-        y0, y1, x0, x1 = max(int(row - r), 0), min(int(row + r) + 1, h), max(int(col - r), 0), min(int(col + r) + 1, w)
-        if y1 <= y0 or x1 <= x0:
-            return None
-        return slice(y0, y1), slice(x0, x1)
+def as_carrier(parts: Sequence[Piece]) -> list[Piece]:
+    """The same parts marked non-core: a carrier whose box must not count (drugs in a book, cells in a bank)."""
+    out: list[Piece] = []
+    for p in parts:
+        out.append(Wire(p.points, p.layers, core=False) if isinstance(p, Wire) else
+                   Part(p.solid, p.material, p.at, p.rot, p.sign, False, p.texture, p.copies))
+    return out
 
-    def _edge(self, sd: np.ndarray) -> np.ndarray:
-        """Coverage in [0, 1] from a signed distance (mm, negative inside)."""
-        return np.clip(np.float32(0.5) - sd * self.aa, 0.0, 1.0)
 
-    def local(self, cx: float, cy: float, angle: float = 0.0,
-              win: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Coordinates relative to a sub-part centred at (cx, cy), turned by `angle` radians."""
-        u, v = (self.u, self.v) if win is None else (self.u[win], self.v[win])
-        x, y = u - np.float32(cx), v - np.float32(cy)
-        if angle == 0.0:
-            return x, y
-        c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-        return c * x + s * y, -s * x + c * y
+def moved(parts: Sequence[Piece], at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None) -> list[Piece]:
+    """Parts of a sub-assembly placed at `at`, turned by `rot` (a loaded magazine in a grip, a cell in a pack)."""
+    r = _EYE if rot is None else rot
+    off = np.asarray(at, dtype=float)
+    out: list[Piece] = []
+    for p in parts:
+        if isinstance(p, Wire):
+            out.append(Wire(p.points @ r.T + off, p.layers, p.core))
+        else:
+            pos = r @ np.asarray(p.at) + off
+            copies = tuple(_vec(r @ np.asarray(c)) for c in p.copies)
+            out.append(Part(p.solid, p.material, _vec(pos), r @ p.rot, p.sign, p.core, p.texture, copies))
+    return out
 
-    def _put(self, win: tuple[slice, slice] | None, values: np.ndarray | None) -> np.ndarray:
-        out = self.zeros()
-        if win is not None and values is not None:
-            out[win] = values
-        return out
 
-    def rect(self, w: float, h: float, t: float, cx: float = 0.0, cy: float = 0.0, r: float = 0.0,
-             angle: float = 0.0) -> np.ndarray:
-        """Slab of thickness t (mm), size w x h, corner radius r."""
-        win = self._win(cx, cy, float(np.hypot(w, h)) / 2)
-        if win is None:
-            return self.zeros()
-        x, y = self.local(cx, cy, angle, win)
-        qx = np.abs(x) - np.float32(w / 2 - r)
-        qy = np.abs(y) - np.float32(h / 2 - r)
-        if r > 0:
-            ox, oy = np.maximum(qx, 0), np.maximum(qy, 0)
-            sd = np.sqrt(ox * ox + oy * oy) + np.minimum(np.maximum(qx, qy), 0) - np.float32(r)
-        else:  # the exact distance outside a corner barely matters at one pixel of anti-aliasing
-            sd = np.maximum(qx, qy)
-        return self._put(win, np.float32(t) * self._edge(sd))
+def _vec(v: np.ndarray) -> Vec3:
+    return float(v[0]), float(v[1]), float(v[2])
 
-    def carton(self, w: float, h: float, fill: float, wall: float, wall_t: float) -> np.ndarray:
-        """A slab of thickness `fill` whose outer `wall` mm are `wall_t` thicker: a box seen from above."""
-        sd = np.maximum(np.abs(self.u) - np.float32(w / 2), np.abs(self.v) - np.float32(h / 2))
-        outer = self._edge(sd)
-        return np.float32(fill) * outer + np.float32(wall_t) * (outer - self._edge(sd + np.float32(wall)))
 
-    def ellipse(self, a: float, b: float, t: float, cx: float = 0.0, cy: float = 0.0, dome: bool = False,
-                angle: float = 0.0) -> np.ndarray:
-        """Ellipse with half-axes a, b: flat slab of thickness t, or a dome (lens) peaking at t."""
-        win = self._win(cx, cy, max(a, b))
-        if win is None:
-            return self.zeros()
-        x, y = self.local(cx, cy, angle, win)
-        rr = (x * np.float32(1 / a)) ** 2 + (y * np.float32(1 / b)) ** 2
-        cover = self._edge((np.sqrt(rr) - 1.0) * np.float32(min(a, b)))
-        if dome:
-            return self._put(win, np.float32(t) * np.sqrt(np.maximum(1.0 - rr, 0.0)) * cover)
-        return self._put(win, np.float32(t) * cover)
+# ---- builders: sizes are full lengths (mm); `at` is the centre in the object frame ----
 
-    def cylinder(self, length: float, radius: float, cx: float = 0.0, cy: float = 0.0, angle: float = 0.0,
-                 inner: float = 0.0) -> np.ndarray:
-        """A cylinder lying along u seen from above: chord length 2*sqrt(R^2 - v^2); hollow if inner > 0."""
-        win = self._win(cx, cy, float(np.hypot(length / 2, radius)))
-        if win is None:
-            return self.zeros()
-        x, y = self.local(cx, cy, angle, win)
-        y2 = y * y
-        chord = 2.0 * np.sqrt(np.maximum(np.float32(radius**2) - y2, 0.0))
-        if inner > 0:
-            chord = chord - 2.0 * np.sqrt(np.maximum(np.float32(inner**2) - y2, 0.0))
-        return self._put(win, chord * self._edge(np.abs(x) - np.float32(length / 2)))
+def _axis_rot(axis: str) -> np.ndarray:
+    return {"z": _EYE, "x": rot_y(np.pi / 2), "y": rot_x(np.pi / 2)}[axis]
 
-    def _tube_values(self, win: tuple[slice, slice], x0: float, y0: float, x1: float, y1: float,
-                     radius: float) -> np.ndarray:
-        px, py = self.u[win] - np.float32(x0), self.v[win] - np.float32(y0)
-        dx, dy = np.float32(x1 - x0), np.float32(y1 - y0)
-        denom = float(dx * dx + dy * dy) or 1e-6
-        h = np.clip((px * dx + py * dy) * np.float32(1 / denom), 0.0, 1.0)
-        d2 = (px - dx * h) ** 2 + (py - dy * h) ** 2
-        return 2.0 * np.sqrt(np.maximum(np.float32(radius**2) - d2, 0.0))
 
-    def tube(self, x0: float, y0: float, x1: float, y1: float, radius: float) -> np.ndarray:
-        """A rod from (x0, y0) to (x1, y1) with round section: chord thickness by distance to the axis."""
-        win = self._win((x0 + x1) / 2, (y0 + y1) / 2, float(np.hypot(x1 - x0, y1 - y0)) / 2 + radius)
-        return self._put(win, None if win is None else self._tube_values(win, x0, y0, x1, y1, radius))
+def block(mat: str, sx: float, sy: float, sz: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
+          **kw: Any) -> Part:
+    return Part(box(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)
 
-    def polyline(self, points: np.ndarray, radius: float) -> np.ndarray:
-        """Union (max) of tubes through consecutive points: cables, chains, wire coils."""
-        out = self.zeros()
-        for (x0, y0), (x1, y1) in zip(points[:-1], points[1:], strict=False):
-            win = self._win((x0 + x1) / 2, (y0 + y1) / 2, float(np.hypot(x1 - x0, y1 - y0)) / 2 + radius)
-            if win is not None:
-                np.maximum(out[win], self._tube_values(win, float(x0), float(y0), float(x1), float(y1), radius),
-                           out=out[win])
-        return out
 
-    def taper(self, length: float, width: float, t: float, cx: float = 0.0, cy: float = 0.0, angle: float = 0.0,
-              power: float = 1.5) -> np.ndarray:
-        """A blade: along u from the heel (width) to a point, edge curve |v| < w*(1-(x/L)^power)."""
-        win = self._win(cx, cy, float(np.hypot(length, width)))
-        if win is None:
-            return self.zeros()
-        x, y = self.local(cx, cy, angle, win)
-        xn = np.clip(x * np.float32(1 / length), 0.0, 1.0)
-        half = np.float32(width) * (1.0 - xn**power)
-        sd = np.maximum(np.abs(y) - half, np.maximum(-x, x - np.float32(length)))
-        return self._put(win, np.float32(t) * self._edge(sd))
+def cyl(mat: str, diameter: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), axis: str = "z",
+        rot: np.ndarray | None = None, **kw: Any) -> Part:
+    """A cylinder along `axis` of the object frame (then turned by `rot`)."""
+    r = _axis_rot(axis) if rot is None else rot @ _axis_rot(axis)
+    return Part(cylinder(diameter / 2, length / 2), mat, at, r, **kw)
+
+
+def tube(mat: str, diameter: float, wall: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), axis: str = "z",
+         rot: np.ndarray | None = None, closed: bool = False, **kw: Any) -> list[Part]:
+    """A pipe (open) or a can (closed: end walls as thick as the side) along `axis`."""
+    inner = length - 2 * wall if closed else length
+    return [cyl(mat, diameter, length, at, axis, rot, **kw),
+            cyl(mat, diameter - 2 * wall, inner, at, axis, rot, sign=-1.0, **kw)]
+
+
+def shell(mat: str, sx: float, sy: float, sz: float, wall: float, at: Vec3 = (0.0, 0.0, 0.0),
+          rot: np.ndarray | None = None, rim: bool = False, **kw: Any) -> list[Part]:
+    """A closed box of sheet material (outer block minus inner block), or with `rim` only its side walls (a
+    phone's frame band, a tray, a belt of a bag)."""
+    inner_z = sz if rim else sz - 2 * wall
+    return [block(mat, sx, sy, sz, at, rot, **kw),
+            block(mat, sx - 2 * wall, sy - 2 * wall, inner_z, at, rot, sign=-1.0, **kw)]
+
+
+def ball(mat: str, sx: float, sy: float, sz: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
+         **kw: Any) -> Part:
+    return Part(ellipsoid(sx / 2, sy / 2, sz / 2), mat, at, _EYE if rot is None else rot, **kw)
+
+
+def cap(mat: str, sx: float, sy: float, height: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
+        **kw: Any) -> Part:
+    """Half an ellipsoid standing on its base at `at` (a bullet nose along +z unless turned)."""
+    return Part(dome(sx / 2, sy / 2, height), mat, at, _EYE if rot is None else rot, **kw)
+
+
+def plate(mat: str, outline: Sequence[tuple[float, float]] | np.ndarray, thick: float, at: Vec3 = (0.0, 0.0, 0.0),
+          rot: np.ndarray | None = None, bevel: float = 0.0, both: bool = False, **kw: Any) -> Part:
+    """A convex outline (x, y mm) extruded `thick` mm: a blade, a slide, a key bow, a trigger guard piece.
+    `bevel` grinds the edges facing -y (and +y if `both`) to a cutting edge that wide (mm)."""
+    return Part(prism(np.asarray(outline, dtype=float), thick / 2, bevel, both), mat, at,
+                _EYE if rot is None else rot, **kw)
+
+
+def bar(mat: str, diameter: float, length: float, at: Vec3 = (0.0, 0.0, 0.0), rot: np.ndarray | None = None,
+        **kw: Any) -> Part:
+    """A round bar along the object's x axis (then turned by `rot`)."""
+    return Part(rod(diameter / 2, length / 2), mat, at, _EYE if rot is None else rot, **kw)
+
+
+def polyline(points: Sequence[Sequence[float]] | np.ndarray, layers: Sequence[tuple[str, float]],
+             core: bool = True) -> Wire:
+    pts = np.asarray(points, dtype=float)
+    if pts.shape[1] == 2:
+        pts = np.concatenate([pts, np.zeros((len(pts), 1))], axis=1)
+    return Wire(pts, tuple(layers), core)
+
+
+def grid(nx: int, ny: int, pitch_x: float, pitch_y: float, z: float = 0.0) -> tuple[Vec3, ...]:
+    """Offsets of an nx x ny grid centred on the origin (for `copies`; the first is the origin's corner)."""
+    return tuple(((i - (nx - 1) / 2) * pitch_x, (j - (ny - 1) / 2) * pitch_y, z) for j in range(ny) for i in range(nx))
+
+
+def spread(offsets: Sequence[Vec3]) -> tuple[Vec3, tuple[Vec3, ...]]:
+    """(first offset, the rest relative to it): turns a list of positions into `at` + `copies`."""
+    first = offsets[0]
+    rest = tuple((o[0] - first[0], o[1] - first[1], o[2] - first[2]) for o in offsets[1:])
+    return first, rest
+
+
+def rot(ax: float = 0.0, ay: float = 0.0, az: float = 0.0) -> np.ndarray:
+    """Rotation about x, then y, then z (radians)."""
+    return rot_z(az) @ rot_y(ay) @ rot_x(ax)
 
 
 def _smooth_noise_tiles(n: int, size: int, sigma: float, seed: int) -> np.ndarray:
@@ -189,13 +214,16 @@ def texture(kind: str, shape: tuple[int, int], rng: np.random.Generator) -> np.n
     """A random crop (tiled if needed) of a precomputed noise texture: `folds` (coarse) or `grain` (fine)."""
     if kind not in _TILES:
         sigma = {"folds": 9.0, "grain": 1.6}[kind]
-        _TILES[kind] = _smooth_noise_tiles(4, 160, sigma, seed={"folds": 11, "grain": 12}[kind])
+        # periodic tiles repeated 5 x 5: any crop up to 4 tiles across is a plain slice (no gather)
+        _TILES[kind] = np.tile(_smooth_noise_tiles(4, 160, sigma, seed={"folds": 11, "grain": 12}[kind]), (1, 5, 5))
     tiles = _TILES[kind]
     tile = tiles[int(rng.integers(len(tiles)))]
-    oy, ox = (int(x) for x in rng.integers(0, tile.shape[0], size=2))
+    oy, ox = (int(x) for x in rng.integers(0, 160, size=2))
+    if shape[0] + oy <= tile.shape[0] and shape[1] + ox <= tile.shape[1]:
+        return tile[oy:oy + shape[0], ox:ox + shape[1]]
     ys = (np.arange(shape[0]) + oy) % tile.shape[0]
     xs = (np.arange(shape[1]) + ox) % tile.shape[1]
     return tile[np.ix_(ys, xs)]
 
 
-Generator = Callable[[np.random.Generator], ObjectSpec]
+Generator = Callable[[np.random.Generator], Thing]

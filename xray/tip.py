@@ -15,8 +15,10 @@ import numpy as np
 
 from xray.materials import MAX_ATTENUATION, TRANSMISSION_FLOOR
 from xray.palettes import att_bin_centres, palette_lut, pseudo_colour, ratio_bin_centres
-from xray.synth import BELT_WIDTH_MM, DEFAULT_WIDTH, stamp_object
-from xray.threats import make_threat
+from xray.solids import rot_z
+from xray.stamp import random_pose, stamp_thing
+from xray.synth import BELT_WIDTH_MM, DEFAULT_WIDTH
+from xray.threats import THREAT_CLASSES, check_classes, pick_variant
 
 
 @dataclass(frozen=True)
@@ -28,27 +30,69 @@ class ThreatSignature:
     mask: np.ndarray  # (h, w) bool: pixels that belong to the threat (for boxes and segmentation)
     class_name: str
     name: str  # `class:variant`
+    article: str = ""  # `class:variant:k`: one physical article (its shape); poses of it share the id
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.att_high.shape  # type: ignore[return-value]
 
+    @property
+    def variant(self) -> str:
+        return self.name.split(":", 1)[1]
+
+
+def article_rng(class_name: str, variant: str, article: int) -> np.random.Generator:
+    """The generator that fixes article `article` of a variant's shape (sizes, make, contents)."""
+    key = [int(b) for b in f"{class_name}:{variant}".encode()]
+    return np.random.default_rng([*key, int(article)])
+
+
+ARTICLE_PARTS = ("training", "certification", "canary")  # disjoint parts of the threat library, by article id
+
+
+def article_part(article: int) -> str:
+    """Which part of the library article `article` belongs to: 70% training, 20% certification, 10% canary (by
+    its last digit), so a training library, a certification library and canaries never share an object."""
+    digit = int(article) % 10
+    return "training" if digit < 7 else "certification" if digit < 9 else "canary"
+
+
+def pick_article(rng: np.random.Generator, part: str) -> int:
+    """A random article id of library part `part` (ARTICLE_PARTS)."""
+    digits = {"training": range(0, 7), "certification": range(7, 9), "canary": range(9, 10)}
+    if part not in digits:
+        raise ValueError(f"unknown library part {part!r}; known: {', '.join(ARTICLE_PARTS)}")
+    return int(rng.integers(0, 1 << 26)) * 10 + int(rng.choice(digits[part]))
+
 
 def render_threat(rng: np.random.Generator, class_name: str, *, image_width: int = DEFAULT_WIDTH,
-                  angle: float | None = None, variant_weights: dict[str, float] | None = None) -> ThreatSignature:
-    """A threat of `class_name` at the pixel scale of an image `image_width` pixels across the belt."""
-    spec = make_threat(rng, class_name, variant_weights)
-    ppm = image_width / BELT_WIDTH_MM
-    side = int(2 * np.hypot(*spec.half_extent) * ppm) + 8
-    acc_h = np.zeros((side, side), dtype=np.float32)
-    acc_l = np.zeros((side, side), dtype=np.float32)
-    theta = rng.uniform(0, 2 * np.pi) if angle is None else angle
-    tilt = 1.0 if angle is not None or rng.random() < 0.6 else rng.uniform(0.4, 1.0)
-    hit = stamp_object(acc_h, acc_l, spec, side / 2, side / 2, theta, ppm, tilt)
-    if hit is None:  # cannot happen for a stamp centred on its own canvas; kept for type safety
-        raise RuntimeError(f"threat {spec.name} rendered empty")
-    (x0, y0, x1, y1), mask = hit
-    return ThreatSignature(acc_h[y0:y1, x0:x1].copy(), acc_l[y0:y1, x0:x1].copy(), mask, class_name, spec.name)
+                  angle: float | None = None, variant_weights: dict[str, float] | None = None,
+                  split: str = "train", article: int | None = None, variant: str | None = None,
+                  pixel_mm: float | None = None) -> ThreatSignature:
+    """A threat of `class_name` at the pixel scale of an image `image_width` pixels across the belt (or
+    `pixel_mm` mm per pixel). `split` restricts the variants (train, the default, never draws a held-out
+    family; heldout / all, see xray.threats); `variant` fixes one. `article` fixes the object's shape (article_rng): the same article in other poses
+    keeps its id, so a library can be split disjointly by article (canaries, training, certification).
+    `angle` None draws a random 3D pose (flat, tilted, on an edge or end); a number lays it flat at that angle.
+    """
+    check_classes([class_name])
+    name = variant or pick_variant(rng, class_name, variant_weights, split)
+    if name not in THREAT_CLASSES[class_name].variants:
+        raise ValueError(f"unknown variant {name!r} of {class_name}; known: {', '.join(THREAT_CLASSES[class_name].variants)}")
+    make = THREAT_CLASSES[class_name].variants[name][1]
+    k = int(rng.integers(0, 1 << 30)) if article is None else int(article)
+    thing = make(article_rng(class_name, name, k))
+    ppm = 1.0 / pixel_mm if pixel_mm else image_width / BELT_WIDTH_MM
+    pose = random_pose(rng, thing.poses) if angle is None else rot_z(angle)
+    side = int(2 * float(np.linalg.norm(thing.half)) * ppm) + 8
+    acc = np.zeros((2, side, side), dtype=np.float32)
+    hit = stamp_thing(acc, thing, pose, side / 2, side / 2, ppm, rng)
+    box, mask = hit if hit is not None else ((0, 0, 0, 0), None)
+    if mask is None:  # cannot happen for a stamp centred on its own canvas
+        raise RuntimeError(f"threat {thing.name} rendered empty")
+    x0, y0, x1, y1 = box
+    return ThreatSignature(acc[0, y0:y1, x0:x1].copy(), acc[1, y0:y1, x0:x1].copy(), mask, class_name, thing.name,
+                           f"{class_name}:{name}:{k}")
 
 
 def _region(shape: tuple[int, int], sig_shape: tuple[int, int],
