@@ -3,10 +3,10 @@ per scanner, realized precision and detection rate with intervals, and open aler
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from analytics import accuracy, charts, drift
+from analytics.monitoring import report
 from pages import _common as common
 
 s = common.guard("drift")
@@ -74,9 +74,35 @@ if outcomes is not None and len(outcomes):
 else:
     st.info("No decided or labelled items in this window yet.")
 
-st.subheader("Open alerts")
-alerts = common.attempt(lambda: store.list_alerts(status="open"))
+st.subheader("Monitoring: latest measurements per scanner")
+st.caption("Written by the monitoring job (`xscreen monitor`, or every monitoring.interval_s under serve); "
+           "docs/MONITORING.md explains each statistic and its threshold.")
+latest = common.attempt(lambda: store.latest_measurements())
+if latest:
+    st.dataframe(report.latest_table(latest), hide_index=True, key="drift_latest")
+    acc = report.accuracy_table(latest)
+    if len(acc):
+        st.caption("Realised detection (officers and labels, Wilson 95%) beside the label-free CBPE estimate.")
+        st.dataframe(acc, hide_index=True, key="drift_cbpe")
+else:
+    st.info("The monitoring job has not run yet.")
+
+st.subheader("Alerts")
+alerts = common.attempt(lambda: [*store.list_alerts(status="open"), *store.list_alerts(status="acknowledged")])
 if alerts:
-    st.dataframe(pd.DataFrame([a.model_dump() for a in alerts]), hide_index=True, key="drift_alerts")
+    st.dataframe(report.alert_table(alerts), hide_index=True, key="drift_alerts")
+    if common.allowed(s, "handle_alerts"):
+        chosen = st.selectbox("Alert", [a.alert_id for a in alerts], key="drift_alert_pick",
+                              format_func=lambda i: next(f"{a.kind} {a.details.get('scanner_id') or ''} ({a.status})"
+                                                         for a in alerts if a.alert_id == i))
+        b1, b2 = st.columns(2)
+        for col, label, status in ((b1, "Acknowledge", "acknowledged"), (b2, "Resolve", "resolved")):
+            if col.button(label, key=f"drift_alert_{status}"):
+                common.require_action(s, "handle_alerts")
+                if common.act(lambda: store.set_alert_status(chosen, status, actor=s.username)):  # noqa: B023
+                    st.success(f"Alert {status}.")
+                    st.rerun()
+    else:
+        st.caption("Supervisors and admins acknowledge and resolve alerts.")
 else:
     st.success("No open alerts.")

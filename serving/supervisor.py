@@ -133,6 +133,7 @@ class Supervisor:
         self.store: Any = None
         self._demo, self._app = demo, app
         self.events: list[tuple[float, str, str]] = []  # (time, service, "died"/"restarted"): for tests and logs
+        self.monitoring: Any = None  # the monitoring job's MonitorSchedule (monitoring.interval_s > 0)
 
     # ---- children ----------------------------------------------------------------------------------
     def child_env(self) -> dict[str, str]:
@@ -218,6 +219,17 @@ class Supervisor:
         if "app" in self.services:
             self._start("app")
             say(f"dashboard        {s.app_url}")
+        self._start_monitoring(say)
+
+    def _start_monitoring(self, say: Callable[[str], None]) -> None:
+        """The monitoring job in a thread of the supervisor, against the owner's client (off at interval 0)."""
+        interval = self.settings.monitoring.interval_s
+        if interval > 0:
+            from serving.monitor_job import MonitorSchedule  # statistics libraries only when monitoring runs
+
+            self.monitoring = MonitorSchedule(self.settings, lambda: self.store, interval)
+            self.monitoring.start()
+            say(f"monitoring       every {interval:g} s (`xscreen monitor` runs it now)")
 
     def _start_ray_and_worker(self) -> None:
         """Ray head and worker are spawned together: the worker imports torch and the rest while Ray starts, and
@@ -305,6 +317,7 @@ class Supervisor:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("dashboard", lambda: self._stop_service("app")),
             ("serving worker", lambda: self._stop_service("worker", 30)),
+            ("monitoring", lambda: self.monitoring.stop() if self.monitoring is not None else None),
             ("Ray head", self._stop_ray),
             ("spool drain", self._drain_spool),
             ("store owner", self._stop_owner),

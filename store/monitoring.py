@@ -16,7 +16,7 @@ import pandas as pd
 from store.audit import audit_row, loads, to_json
 from store.fetch import dicts, first, in_window, scalar
 from store.ops import read, write
-from store.scans import rows_in_window
+from store.scans import IMAGE_STATS, rows_in_window
 from xscreen.errors import NotFoundError
 from xscreen.records import AlertRecord, AlertStatus, MeasurementRecord
 
@@ -125,3 +125,95 @@ def class_score_sample(cur: duckdb.DuckDBPyConnection, start: Any = None, end: A
         UNION ALL
         SELECT unnest(map_keys(scores)) AS class_name, unnest(map_values(scores)) AS score FROM s""",
         {"start": start, "end": end, "scanner_id": scanner_id, "model_version": model_version}).df()
+
+
+@read()
+def latest_measurements(cur: duckdb.DuckDBPyConnection, kind: str | None = None,
+                        limit: int = 10_000) -> list[MeasurementRecord]:
+    """The newest measurement of each (kind, scanner_id, model_version), whenever it was taken: the monitoring
+    job continues its detectors from these, and the app shows them. Optionally of one kind."""
+    cur.execute("""SELECT * EXCLUDE (rn) FROM (
+                       SELECT *, row_number() OVER (PARTITION BY kind, scanner_id, model_version
+                                                    ORDER BY measured_at DESC, measurement_id DESC) AS rn
+                       FROM measurements WHERE $kind::VARCHAR IS NULL OR kind = $kind::VARCHAR)
+                   WHERE rn = 1 ORDER BY kind, scanner_id NULLS FIRST, model_version LIMIT $limit""",
+                {"kind": kind, "limit": int(limit)})
+    return [MeasurementRecord(**{**r, "details": loads(r["details"]) or {}}) for r in dicts(cur)]
+
+
+def _alert_key(details: dict[str, Any]) -> tuple[Any, Any]:
+    return details.get("scanner_id"), details.get("model_version")
+
+
+@write()
+def raise_alert_once(cur: duckdb.DuckDBPyConnection, alert: AlertRecord) -> bool:
+    """Store an alert unless one of the same kind, details.scanner_id and details.model_version is still open or
+    acknowledged (one active alert per kind, scanner and model: a detector that keeps alarming does not flood the
+    app). True when stored."""
+    scanner, model = _alert_key(alert.details)
+    if first(cur, """SELECT 1 FROM alerts WHERE kind = $kind AND status <> 'resolved'
+                     AND (details->>'scanner_id') IS NOT DISTINCT FROM $scanner::VARCHAR
+                     AND (details->>'model_version') IS NOT DISTINCT FROM $model::VARCHAR""",
+             {"kind": alert.kind, "scanner": scanner, "model": model}):
+        return False
+    return bool(raise_alert(cur, alert))
+
+
+@read()
+def benign_resolutions(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                       model_version: str | None = None, limit: int = 200_000) -> pd.DataFrame:
+    """Presumed-benign champion items of real mail (no canaries) in the order they resolved within [start, end):
+    scanner_id, model_version, scan_id, resolved_at, routed. AI-cleared items resolve when scored (routed False);
+    flagged items when an officer's final decision clears them (routed True). Confirmed threats and items still
+    waiting for an officer are left out (analytics.monitoring.certificate explains why)."""
+    return cur.execute(f"""
+        WITH r AS (
+            SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at AS resolved_at, false AS routed
+            FROM champion_verdicts v WHERE v.verdict = 'clear'
+            UNION ALL
+            SELECT v.scanner_id, v.model_version, v.scan_id, d.decided_at, true
+            FROM champion_verdicts v JOIN final_decisions d USING (scan_id)
+            WHERE v.verdict <> 'clear' AND d.decision = 'cleared')
+        SELECT r.* FROM r JOIN scans s USING (scan_id)
+        WHERE NOT s.is_canary AND {in_window("r.resolved_at")}
+          AND ($model_version::VARCHAR IS NULL OR r.model_version = $model_version::VARCHAR)
+        ORDER BY r.resolved_at, r.scan_id LIMIT $limit""",
+        {"start": start, "end": end, "model_version": model_version, "limit": int(limit)}).df()
+
+
+@read()
+def canary_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                    limit: int = 200_000) -> pd.DataFrame:
+    """Champion verdicts of known-answer canaries scored in [start, end), oldest first: scanner_id,
+    model_version, scan_id, scored_at, canary_labels, missed (the model cleared a scan known to hold a threat)."""
+    return cur.execute(f"""
+        SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at, s.canary_labels, v.verdict = 'clear' AS missed
+        FROM champion_verdicts v JOIN scans s USING (scan_id)
+        WHERE s.is_canary AND {in_window("v.scored_at")}
+        ORDER BY v.scored_at, v.scan_id LIMIT $limit""", {"start": start, "end": end, "limit": int(limit)}).df()
+
+
+@read()
+def monitor_windows(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                    per_window: int = 500) -> pd.DataFrame:
+    """The two windows each (scanner, champion model) is compared on: `reference` = its oldest `per_window`
+    real-mail scans received in [start, end), `current` = its newest (each half of them when there are fewer
+    than 2 * per_window, so the windows never overlap). Columns: window, scanner_id, model_version, scan_id,
+    received_at, verdict, any_threat, scores (JSON text), embedding, and the image statistics."""
+    stats = ", ".join(f"s.{name}" for name in IMAGE_STATS)
+    return cur.execute(f"""
+        WITH w AS (
+            SELECT v.scanner_id, v.model_version, v.scan_id, s.received_at, v.verdict, v.any_threat,
+                   to_json(v.scores)::VARCHAR AS scores, v.embedding, {stats},
+                   row_number() OVER (PARTITION BY v.scanner_id, v.model_version ORDER BY s.received_at, v.scan_id)
+                       AS oldest,
+                   row_number() OVER (PARTITION BY v.scanner_id, v.model_version
+                                      ORDER BY s.received_at DESC, v.scan_id DESC) AS newest,
+                   count(*) OVER (PARTITION BY v.scanner_id, v.model_version) AS n
+            FROM champion_verdicts v JOIN scans s USING (scan_id)
+            WHERE NOT s.is_canary AND {in_window("s.received_at")})
+        SELECT CASE WHEN oldest <= least($per_window, n // 2) THEN 'reference' ELSE 'current' END AS window,
+               * EXCLUDE (oldest, newest, n)
+        FROM w WHERE oldest <= least($per_window, n // 2) OR newest <= least($per_window, n // 2)
+        ORDER BY scanner_id, model_version, received_at, scan_id""",
+        {"start": start, "end": end, "per_window": int(per_window)}).df()

@@ -1,0 +1,45 @@
+"""CLI command of the monitoring area: `xscreen monitor` runs the monitoring job once and prints what it found.
+
+It goes through the running store owner when one answers, else opens the database file in-process
+(`store.client.open_store`), like the store commands; `xscreen serve` / `demo` run the same job on a schedule
+(`monitoring.interval_s`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli.context import settings_of
+
+
+def monitor(
+    ctx: typer.Context,
+    require_owner: bool = typer.Option(False, "--require-owner", help="Fail unless a store owner answers."),
+) -> None:
+    """Run the monitoring job once: certificate watch, drift by cause, accuracy; record and raise alerts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from analytics.monitoring.report import latest_table
+    from serving.monitor_job import run_monitor
+    from store.client import open_store
+
+    settings = settings_of(ctx)
+    with open_store(settings, require_owner=require_owner) as store:
+        run = run_monitor(settings, store)
+    frame = latest_table(run.measurements)
+    console = Console()
+    table = Table(*[str(c) for c in frame.columns], title=f"Monitoring run at {run.measured_at:%Y-%m-%d %H:%M:%S} UTC")
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None or v != v else str(v) for v in row])
+    console.print(table)
+    for alert in run.raised:
+        console.print(f"[bold]{alert.severity.upper()}[/bold] {alert.kind}: {alert.message}")
+    for note in run.notes:
+        console.print(f"note: {note}")
+    typer.echo(f"{len(run.measurements)} measurement(s) recorded, {len(run.raised)} new alert(s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's command to the root app."""
+    app.command("monitor")(monitor)

@@ -1,0 +1,177 @@
+"""The monitoring job against a real store over the real owner: what it measures on a baseline stream (and that it
+pages nobody), and which alert each change raises, once, naming where, since when and what to do."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from serving.monitor_job import MonitorSchedule, run_monitor
+from store.client import StoreClient
+from store.engine import Store
+from tests import monitor_seed
+from tests.conftest import make_settings
+from tests.monitor_seed import Drift
+from xscreen.settings import Settings
+
+SCANNERS = ("scanner-a", "scanner-b", "scanner-c")
+
+
+@pytest.fixture
+def mon_settings(settings: Settings) -> Settings:
+    # Small windows and fast tests: 60 scans per drift window, 120 permutations (the least p-value is 1 / 121 < stat_fdr) and 20 bootstrap draws.
+    return settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={
+        "drift_window": 60, "mmd_permutations": 120, "cbpe_bootstrap": 20})})
+
+
+def stream(client: Any, rng: np.random.Generator, t0: datetime, n: int, start: int,
+           drifts: dict[str, Drift] | None = None, decide: bool = True) -> datetime:
+    """n scans on each scanner from t0 (2 s apart), flagged ones decided by an officer 1 s after the last scan."""
+    end = t0 + timedelta(seconds=2 * n)
+    for scanner in SCANNERS:
+        b, threats = monitor_seed.batch(rng, scanner, start, n, t0, (drifts or {}).get(scanner, Drift()))
+        client.ingest(b)
+        if decide:
+            monitor_seed.decide_flagged(client, b, threats, end + timedelta(seconds=1))
+    return end + timedelta(seconds=2)
+
+
+def kinds(alerts: list[Any], severity: str | None = None) -> list[tuple[str, str | None]]:
+    return sorted((a.kind, a.details.get("scanner_id")) for a in alerts if severity in (None, a.severity))
+
+
+@pytest.fixture
+def baseline(owner: tuple[StoreClient, Store], now: datetime) -> tuple[StoreClient, datetime]:
+    client, _ = owner
+    client.register_model(monitor_seed.model_record(now))
+    t = stream(client, np.random.default_rng(1), now - timedelta(hours=3), 150, 0)
+    return client, t
+
+
+def test_a_baseline_stream_is_measured_from_every_angle_and_pages_nobody(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
+    client, t = baseline
+    run = run_monitor(mon_settings, client, now=t)
+    assert run.raised == [] and client.list_alerts() == []
+    measured = {(m.kind, m.scanner_id) for m in run.measurements}
+    for scanner in SCANNERS:
+        for kind in ("certificate_watch", "image_stats_shift", "embedding_mmd", "reconstruction_outliers",
+                     "flag_rate", "uncertain_share", "prevalence", "score_psi", "cbpe_detection",
+                     "realised_detection", "realised_precision"):
+            assert (kind, scanner) in measured, (kind, scanner)
+    assert ("drift_cause", None) in measured
+    stored = client.latest_measurements("certificate_watch")
+    assert [m.scanner_id for m in stored] == list(SCANNERS)
+    watch = stored[0].details
+    assert not watch["alarm"] and watch["items"] > 100 and watch["tolerated_rate"] == pytest.approx(0.06)
+    cbpe = next(m for m in run.measurements if m.kind == "cbpe_detection" and m.scanner_id == "scanner-a")
+    assert 0.0 <= cbpe.details["low"] <= cbpe.value <= cbpe.details["high"] <= 1.0
+
+
+def test_an_unseen_scanner_raises_one_certificate_alert_naming_it_and_proposing_adapt(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
+    client, t = baseline
+    run_monitor(mon_settings, client, now=t)
+    first_items = client.latest_measurements("certificate_watch")[2].details["items"]
+    # scanner-c turns into a style the model never saw: 90% of benign mail routed. Within 60 items it must page.
+    t2 = stream(client, np.random.default_rng(2), t, 60, 1000, {"scanner-c": Drift(routed=0.9)})
+    run = run_monitor(mon_settings, client, now=t2)
+    assert kinds(run.raised, "page") == [("certificate", "scanner-c")]
+    assert kinds(run.raised) == [("certificate", "scanner-c"), ("score_drift", "scanner-c")]  # explains, no page
+    alert = run.raised[0]
+    assert alert.severity == "page" and "xscreen adapt --scanner scanner-c" in alert.message
+    assert alert.details["action"] == "xscreen adapt --scanner scanner-c" and alert.details["recent_rate"] > 0.5
+    watch = client.latest_measurements("certificate_watch")[2].details
+    assert watch["alarm"] and first_items < watch["items"] <= first_items + 60  # continued, nothing counted twice
+    t3 = stream(client, np.random.default_rng(3), t2, 30, 2000, {"scanner-c": Drift(routed=0.9)})
+    assert run_monitor(mon_settings, client, now=t3).raised == []  # still open: not raised again
+    assert kinds(client.list_alerts(status="open"), "page") == [("certificate", "scanner-c")]
+
+
+def test_a_handled_certificate_alarm_starts_its_detector_afresh(baseline: tuple[StoreClient, datetime],
+                                                               mon_settings: Settings, store: Store) -> None:
+    client, t = baseline
+    t2 = stream(client, np.random.default_rng(2), t, 60, 1000, {"scanner-c": Drift(routed=0.9)})
+    alert = next(a for a in run_monitor(mon_settings, client, now=t2).raised if a.kind == "certificate")
+    store.set_alert_status(alert.alert_id, "resolved", "cli:sue")
+    t3 = stream(client, np.random.default_rng(3), t2, 40, 2000)  # scanner-c repaired
+    run = run_monitor(mon_settings, client, now=t3)
+    assert kinds(run.raised, "page") == []
+    watch = client.latest_measurements("certificate_watch")[2].details
+    assert not watch["alarm"] and watch["items"] <= 40
+
+
+def test_scanner_ageing_is_scanner_drift_on_that_scanner_not_content(baseline: tuple[StoreClient, datetime],
+                                                                     mon_settings: Settings) -> None:
+    client, t = baseline
+    t2 = stream(client, np.random.default_rng(4), t, 60, 1000, {"scanner-a": Drift(noise=3.0, attenuation=1.0)})
+    run = run_monitor(mon_settings, client, now=t2)
+    assert kinds(run.raised) == [("scanner_drift", "scanner-a")]
+    alert = run.raised[0]
+    assert alert.severity == "warning"  # drift explains; it pages only when monitoring.page_on_drift
+    assert "noise_level +" in alert.message and "call maintenance" in alert.message
+    cause = next(m for m in run.measurements if m.kind == "drift_cause")
+    assert cause.details["scanner_drift"] == ["scanner-a"] and not cause.details["content_drift"]
+
+
+def test_embeddings_moving_on_every_scanner_is_content_drift_and_pages_when_configured(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
+    client, t = baseline
+    t2 = stream(client, np.random.default_rng(5), t, 60, 1000, dict.fromkeys(SCANNERS, Drift(embedding=2.0)))
+    cfg = mon_settings.model_copy(update={"monitoring": mon_settings.monitoring.model_copy(
+        update={"page_on_drift": True})})
+    run = run_monitor(cfg, client, now=t2)
+    assert kinds(run.raised) == [("content_drift", None)]
+    assert run.raised[0].severity == "page" and "Retrain" in run.raised[0].message
+    assert all(m.details["moved"] for m in run.measurements if m.kind == "embedding_mmd")
+
+
+def test_missed_canaries_page_on_accuracy(baseline: tuple[StoreClient, datetime], mon_settings: Settings,
+                                          now: datetime) -> None:
+    client, t = baseline
+    rng = np.random.default_rng(6)
+    good, _ = monitor_seed.batch(rng, "scanner-b", 0, 100, t - timedelta(hours=2), canary=True)
+    client.ingest(good)
+    assert run_monitor(mon_settings, client, now=t).raised == []
+    # A concealment the model no longer sees: canaries on scanner-b cleared half the time. Within 80 canaries.
+    bad, _ = monitor_seed.batch(rng, "scanner-b", 500, 80, t, Drift(), canary=True)
+    missed = [v.model_copy(update={"verdict": "clear", "any_threat": 0.1}) if i % 2 else v
+              for i, v in enumerate(bad.verdicts)]
+    client.ingest(bad.model_copy(update={"verdicts": missed, "batch_id": "bad-canaries"}))
+    run = run_monitor(mon_settings, client, now=t + timedelta(minutes=10))
+    assert kinds(run.raised) == [("accuracy", "scanner-b")]
+    assert run.raised[0].severity == "page" and "known threats were missed" in run.raised[0].message
+
+
+def test_each_new_alert_goes_to_the_webhook_and_a_dead_webhook_changes_nothing(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings, tmp_path: Any) -> None:
+    client, t = baseline
+    sent: list[tuple[str, dict[str, Any]]] = []
+    cfg = mon_settings.model_copy(update={"monitoring": mon_settings.monitoring.model_copy(
+        update={"webhook_url": "http://127.0.0.1:9/alerts"})})
+    t2 = stream(client, np.random.default_rng(2), t, 60, 1000, {"scanner-c": Drift(routed=0.9)})
+    run = run_monitor(cfg, client, now=t2, post=lambda url, payload: sent.append((url, payload)))
+    assert [(u, p["kind"], p["details"]["scanner_id"]) for u, p in sent] == [
+        ("http://127.0.0.1:9/alerts", k, s) for k, s in kinds(run.raised)]
+    assert ("certificate", "scanner-c") in kinds(run.raised)
+    t3 = stream(client, np.random.default_rng(7), t2, 60, 3000, {"scanner-a": Drift(noise=3.0)})
+    run = run_monitor(cfg, client, now=t3)  # the real POST to a closed port: logged, the alert still stored
+    assert kinds(run.raised) == [("scanner_drift", "scanner-a")]
+    assert ("scanner_drift", "scanner-a") in kinds(client.list_alerts(status="open"))
+
+
+def test_a_failing_run_degrades_the_schedule_health_and_never_raises(tmp_path: Any) -> None:
+    settings = make_settings(tmp_path / "home")
+
+    def no_store() -> Any:
+        raise ConnectionError("owner not answering")
+
+    schedule = MonitorSchedule(settings, no_store, interval_s=0)
+    assert schedule.run_once() is None and schedule.run_once() is None
+    report = schedule.health()
+    assert report.status == "degraded" and "failed 2 run(s) in a row" in report.reasons[0]
+    schedule.start()  # interval 0: off, no thread
+    assert schedule._thread is None
