@@ -20,23 +20,22 @@ def monitor(
     from rich.console import Console
     from rich.table import Table
 
-    from analytics.monitoring.report import latest_table
+    from analytics.monitoring.report import summary_table
     from serving.monitor_job import run_monitor
     from store.client import open_store
 
     settings = settings_of(ctx)
     with open_store(settings, require_owner=require_owner) as store:
         run = run_monitor(settings, store)
-    frame = latest_table(run.measurements)
-    console = Console()
-    table = Table(*[str(c) for c in frame.columns], title=f"Monitoring run at {run.measured_at:%Y-%m-%d %H:%M:%S} UTC")
+    frame = summary_table(run.measurements)
+    table = Table(*frame.columns, title=f"Monitoring run at {run.measured_at:%Y-%m-%d %H:%M:%S} UTC")
     for row in frame.itertuples(index=False):
-        table.add_row(*["" if v is None or v != v else str(v) for v in row])
-    console.print(table)
-    for alert in run.raised:
-        console.print(f"[bold]{alert.severity.upper()}[/bold] {alert.kind}: {alert.message}")
+        table.add_row(*[str(v) for v in row])
+    Console(width=120).print(table)
+    for alert in run.raised:  # plain lines: a sentence is copied whole (commands in it must not wrap)
+        typer.echo(f"{alert.severity.upper()} {alert.kind}: {alert.message}")
     for note in run.notes:
-        console.print(f"note: {note}")
+        typer.echo(f"note: {note}")
     typer.echo(f"{len(run.measurements)} measurement(s) recorded, {len(run.raised)} new alert(s)")
 
 

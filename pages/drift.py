@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import accuracy, charts, drift
-from analytics.monitoring import report
+from analytics.monitoring import report as monitor_report
 from pages import _common as common
 
 s = common.guard("drift")
@@ -79,8 +79,8 @@ st.caption("Written by the monitoring job (`xscreen monitor`, or every monitorin
            "docs/MONITORING.md explains each statistic and its threshold.")
 latest = common.attempt(lambda: store.latest_measurements())
 if latest:
-    st.dataframe(report.latest_table(latest), hide_index=True, key="drift_latest")
-    acc = report.accuracy_table(latest)
+    st.dataframe(monitor_report.latest_table(latest), hide_index=True, key="drift_latest")
+    acc = monitor_report.accuracy_table(latest)
     if len(acc):
         st.caption("Realised detection (officers and labels, Wilson 95%) beside the label-free CBPE estimate.")
         st.dataframe(acc, hide_index=True, key="drift_cbpe")
@@ -90,11 +90,10 @@ else:
 st.subheader("Alerts")
 alerts = common.attempt(lambda: [*store.list_alerts(status="open"), *store.list_alerts(status="acknowledged")])
 if alerts:
-    st.dataframe(report.alert_table(alerts), hide_index=True, key="drift_alerts")
+    st.dataframe(monitor_report.alert_table(alerts), hide_index=True, key="drift_alerts")
     if common.allowed(s, "handle_alerts"):
-        chosen = st.selectbox("Alert", [a.alert_id for a in alerts], key="drift_alert_pick",
-                              format_func=lambda i: next(f"{a.kind} {a.details.get('scanner_id') or ''} ({a.status})"
-                                                         for a in alerts if a.alert_id == i))
+        names = {a.alert_id: f"{a.kind} {a.details.get('scanner_id') or ''} ({a.status})" for a in alerts}
+        chosen = st.selectbox("Alert", list(names), key="drift_alert_pick", format_func=names.__getitem__)
         b1, b2 = st.columns(2)
         for col, label, status in ((b1, "Acknowledge", "acknowledged"), (b2, "Resolve", "resolved")):
             if col.button(label, key=f"drift_alert_{status}"):

@@ -79,7 +79,8 @@ def _state_of(details: dict[str, Any]) -> sequential.DetectorState | None:
     raw = details.get("state")
     if not raw:
         return None
-    return sequential.DetectorState(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return sequential.DetectorState(**fields)
 
 
 def _previous(store: Any, kind: str, active: set[tuple[str, Key]]) -> dict[Key, dict[str, Any]]:

@@ -459,3 +459,35 @@ def test_supervisor_adjudicates_conflicting_labels(seeded: Seeded, now: datetime
     assert not sup.exception
     newest = owner_client.get_scan(scan_id)["labels"][0]
     assert (newest["source"], newest["author"], newest["labels"]) == ("adjudication", "sue", ["knife"])
+
+
+def test_supervisor_acknowledges_then_resolves_a_monitoring_alert_with_audit(
+        seeded: Seeded, now: datetime, owner_client: StoreClient, settings: Settings) -> None:
+    from serving.monitor_job import run_monitor
+    from xscreen.records import AlertRecord
+
+    run = run_monitor(settings, owner_client, now=now)  # the seeded week: drift windows per scanner
+    assert {m.scanner_id for m in run.measurements if m.kind == "image_stats_shift"} == {"scanner-a", "scanner-b",
+                                                                                        "scanner-c"}
+    owner_client.raise_alert_once(AlertRecord(
+        alert_id="cert-b", raised_at=now, severity="page", kind="certificate", message="scanner-b routes 90%",
+        details={"scanner_id": "scanner-b", "model_version": seeded.champion}))
+    at = app_as(user("ada", "analyst", now), now).run()
+    at.switch_page("pages/drift.py").run()
+    assert not at.exception and "drift_alert_acknowledged" not in [b.key for b in at.button]  # analysts read
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/drift.py").run()
+    assert not at.exception
+    latest = at.dataframe[1].value  # after the per-class drift table
+    assert list(latest["scanner"]) == ["(fleet)", "scanner-a", "scanner-b", "scanner-c"]
+    assert "image_stats_shift" in latest.columns and "embedding_mmd" in latest.columns
+    alerts = at.dataframe[-1].value
+    assert alerts[["kind", "scanner", "status"]].values.tolist() == [["certificate", "scanner-b", "open"]]
+    at.selectbox(key="drift_alert_pick").set_value("cert-b").run()
+    at.button(key="drift_alert_acknowledged").click().run()
+    assert not at.exception and [a.status for a in owner_client.list_alerts()] == ["acknowledged"]
+    at.button(key="drift_alert_resolved").click().run()
+    assert not at.exception and owner_client.list_alerts(status="resolved")[0].alert_id == "cert-b"
+    assert "No open alerts." in [s.value for s in at.success]
+    changes = [(a.action, a.target, a.details.get("status")) for a in owner_client.audit_log(actor="sue")]
+    assert ("alert_status", "cert-b", "acknowledged") in changes and ("alert_status", "cert-b", "resolved") in changes

@@ -94,3 +94,12 @@ def test_alerts_table_names_the_scanner_or_the_fleet() -> None:
               AlertRecord(alert_id="a2", raised_at=AT, severity="warning", kind="content_drift", message="n")]
     table = report.alert_table(alerts)
     assert list(table["scanner"]) == ["scanner-3", "(fleet)"] and list(table["severity"]) == ["page", "warning"]
+
+
+def test_summary_rows_for_a_terminal() -> None:
+    rows = [measurement("flag_rate", "scanner-a", 0.123456), measurement("drift_cause", None, 1.0, moved=True),
+            measurement("certificate_watch", "scanner-a", 12.3, alarm=True),
+            measurement("embedding_mmd", "scanner-a", float("nan"))]
+    assert report.summary_table(rows).values.tolist() == [
+        ["(fleet)", "", "drift_cause", "1", "moved"], ["scanner-a", "m-1", "certificate_watch", "12.3", "ALARM"],
+        ["scanner-a", "m-1", "embedding_mmd", "", ""], ["scanner-a", "m-1", "flag_rate", "0.1235", ""]]

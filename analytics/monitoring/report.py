@@ -105,6 +105,17 @@ def latest_table(measurements: Iterable[Any]) -> pd.DataFrame:
     return frame.sort_values(["scanner", "model"], ignore_index=True) if len(frame) else frame
 
 
+def summary_table(measurements: Iterable[Any]) -> pd.DataFrame:
+    """One row per measurement for a terminal: scanner ("(fleet)" when none), model, kind, value (4 significant
+    digits, blank when not a number) and flag ("ALARM" / "moved" from the details, else blank)."""
+    rows = [{"scanner": m.scanner_id or "(fleet)", "model": m.model_version or "", "kind": m.kind,
+             "value": f"{m.value:.4g}" if np.isfinite(m.value) else "",
+             "flag": "ALARM" if m.details.get("alarm") else "moved" if m.details.get("moved") else ""}
+            for m in measurements]
+    frame = pd.DataFrame(rows, columns=["scanner", "model", "kind", "value", "flag"])
+    return frame.sort_values(["scanner", "model", "kind"], ignore_index=True)
+
+
 def accuracy_table(measurements: Iterable[Any]) -> pd.DataFrame:
     """Realised against label-free accuracy per scanner: realised detection (officers and labels, Wilson
     interval) beside CBPE's estimate (bootstrap interval), from `realised_detection` and `cbpe_detection`."""
