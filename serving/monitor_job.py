@@ -303,17 +303,28 @@ def _embedding_drift(ctx: _Context, key: Key, ref: pd.DataFrame, cur: pd.DataFra
     ctx.run.measure("embedding_mmd", key, mmd.mmd2, {"moved": mmd.moved, "p_value": mmd.p_value,
                                                      "n_reference": mmd.n_reference, "n_current": mmd.n_current,
                                                      "threshold": cfg.mmd_alert}, window)
-    recon = embeddings.fit_reconstruction(r, n_components=min(cfg.mmd_components, r.shape[1]),
-                                          quantile=cfg.reconstruction_quantile)
+    # The threshold is a quantile of the reference's held-out half: with few scans there, a high quantile is
+    # just its maximum and in-distribution scans exceed it far more often than 1 - quantile. So the quantile is
+    # lowered until 5 held-out scans lie above it, and the tolerance widened by two standard errors of it.
+    held = r.shape[0] - r.shape[0] // 2
+    quantile = min(cfg.reconstruction_quantile, 1.0 - 5.0 / held)
+    if quantile < 0.5:
+        return mmd.moved, _emb_phrase(mmd, None)
+    recon = embeddings.fit_reconstruction(r, n_components=min(cfg.mmd_components, r.shape[1]), quantile=quantile)
     out = embeddings.exceedances(recon, c)
-    null = 1.0 - cfg.reconstruction_quantile + cfg.reconstruction_margin
+    base = 1.0 - quantile
+    null = min(base + max(cfg.reconstruction_margin, 2.0 * np.sqrt(base * (1 - base) / held)), 0.5)
     # A fresh detector over the current window: an explaining signal, not a page (windows overlap run to run).
-    watch = sequential.bernoulli_watch(out, arl=cfg.drift_arl_items, null_rate=min(null, 0.5))
+    watch = sequential.bernoulli_watch(out, arl=cfg.drift_arl_items, null_rate=null)
     ctx.run.measure("reconstruction_outliers", key, float(out.mean()), {
         "moved": watch.alarm, "statistic": watch.statistic, "threshold": watch.threshold, "null_rate": null,
-        "n_current": int(out.size)}, window)
-    moved = mmd.moved or watch.alarm
-    return moved, f"embeddings MMD² {mmd.mmd2:.3f} (p={mmd.p_value:.2g}), {out.mean():.0%} reconstruction outliers"
+        "quantile": quantile, "n_current": int(out.size)}, window)
+    return mmd.moved or watch.alarm, _emb_phrase(mmd, float(out.mean()))
+
+
+def _emb_phrase(mmd: embeddings.MmdResult, outliers: float | None) -> str:
+    tail = f", {outliers:.0%} reconstruction outliers" if outliers is not None else ""
+    return f"embeddings MMD² {mmd.mmd2:.3f} (p={mmd.p_value:.2g}){tail}"
 
 
 def _scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -374,7 +385,10 @@ def _cause(ctx: _Context, shifts: dict[str, shift.ScannerShift], emb_moved: dict
         text = report.scanner_drift_text(s, since=since[scanner], n_current=max(x.n_current for x in s.stats),
                                          page_on_drift=cfg.page_on_drift)
         ctx.alert(text, (scanner, None), {"stats": s.moved_stats, "action": "call maintenance"})  # type: ignore[arg-type]
-    if cause.content_drift:
+    # Retraining is for mail that changed across the fleet. A lone scanner whose content (or only its embeddings)
+    # moved is recorded in the drift_cause measurement, not alerted: it is often a scanner fault seen first in
+    # its embeddings (scanner ageing moved them one run before its image statistics in tests/test_monitor_e2e.py).
+    if cause.content_drift and len(cause.content_scanners) >= 2:
         text = report.content_drift_text(cause.content_scanners, shifts, emb_note,
                                          since=min(since[s] for s in cause.content_scanners),
                                          page_on_drift=cfg.page_on_drift)

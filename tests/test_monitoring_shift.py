@@ -58,14 +58,24 @@ def test_material_mix_moving_on_most_scanners_is_content_drift() -> None:
 
 
 def test_physics_and_mix_moving_together_on_one_scanner_is_local_content_drift() -> None:
-    # noise d = 0.3 / SD = 1.03 and metal d = 1.03: the scanner effect does not dominate (needs 2x)
-    one = shift.scanner_shift(_window(), _window(noise_level=0.3, metal_fraction=0.3), scanner_id="a")
+    # attenuation d = 0.3 / SD = 1.03 and metal d = 1.03: the scanner effect does not dominate (needs 2x)
+    one = shift.scanner_shift(_window(), _window(mean_attenuation=0.3, metal_fraction=0.3), scanner_id="a")
     cause = shift.drift_cause([one, shift.scanner_shift(_window(), _window(), scanner_id="b"),
                                shift.scanner_shift(_window(), _window(), scanner_id="c")])
     assert cause.scanner_drift == () and cause.content_scanners == ("a",)
-    # the same scanner with the noise move twice as large is scanner drift again
-    two = shift.scanner_shift(_window(), _window(noise_level=0.6, metal_fraction=0.3), scanner_id="a")
+    # the same scanner with the attenuation move twice as large is scanner drift again
+    two = shift.scanner_shift(_window(), _window(mean_attenuation=0.6, metal_fraction=0.3), scanner_id="a")
     assert shift.drift_cause([two]).scanner_drift == ("a",)
+
+
+def test_detector_noise_moving_on_one_scanner_is_scanner_drift_whatever_the_mix_does() -> None:
+    # Scanner ageing on the 3D renderer: noise d = 1.03 and metal d = 1.03 together. Mail cannot move noise, so
+    # this is scanner drift; by dominance alone (detector_stats=()) it would read as content on that scanner.
+    one = shift.scanner_shift(_window(), _window(noise_level=0.3, metal_fraction=0.3), scanner_id="a")
+    fleet = [one, shift.scanner_shift(_window(), _window(), scanner_id="b"),
+             shift.scanner_shift(_window(), _window(), scanner_id="c")]
+    assert shift.drift_cause(fleet).scanner_drift == ("a",) and not shift.drift_cause(fleet).content_drift
+    assert shift.drift_cause(fleet, detector_stats=()).content_scanners == ("a",)
 
 
 def test_embedding_moves_count_towards_the_fleet_rule() -> None:
