@@ -30,6 +30,8 @@ class Drift:
     attenuation: float = 0.0  # mean attenuation, in reference SDs
     embedding: float = 0.0  # shift of every embedding along one direction, in embedding SDs
     prevalence: float = 0.1
+    detection: float = 0.95  # share of threats (canaries included) the model routes
+    calibrated: bool = False  # scores first (Beta(0.3, 3)), truth ~ Bernoulli(score): for CBPE against the truth
 
 
 def model_record(now: datetime, version: str = MODEL) -> ModelRecord:
@@ -59,15 +61,21 @@ def batch(rng: np.random.Generator, scanner: str, start: int, n: int, t0: dateti
           *, model: str = MODEL, step: timedelta = timedelta(seconds=2), canary: bool = False,
           dim: int = 16) -> tuple[IngestBatch, list[bool]]:
     """n scans of `scanner` received every `step` from t0, with champion verdicts of `model`; returns the batch
-    and which scans hold a threat. Canaries always hold one and are detected with probability 0.95."""
+    and which scans hold a threat. Canaries always hold one and are routed with probability `drift.detection`."""
     scans, verdicts, threats = [], [], []
     direction = np.ones(dim) / np.sqrt(dim)
     for i in range(start, start + n):
         sha = hashlib.sha256(f"{scanner}-{i}-{canary}".encode()).hexdigest()
         at = t0 + step * (i - start)
-        threat = canary or bool(rng.random() < drift.prevalence)
-        routed = rng.random() < (0.95 if threat else drift.routed)
-        verdict, any_threat, scores = _scores(rng, threat, routed)
+        if drift.calibrated:
+            any_threat = float(rng.beta(0.3, 3.0))
+            threat = canary or bool(rng.random() < any_threat)
+            verdict = "inspect" if any_threat >= 0.6 else "uncertain" if any_threat >= 0.2 else "clear"
+            scores = {c: any_threat if j == 0 else any_threat * 0.1 for j, c in enumerate(CLASSES)}
+        else:
+            threat = canary or bool(rng.random() < drift.prevalence)
+            routed = rng.random() < (drift.detection if threat else drift.routed)
+            verdict, any_threat, scores = _scores(rng, threat, routed)
         scans.append(ScanRecord(scan_id=sha[:16], sha256=sha, scanner_id=scanner, source_path=f"{scanner}/{i}.png",
                                 file_format="png", width=64, height=64, bit_depth=8, dual_energy=True,
                                 received_at=at, stats=_stats(rng, drift), is_canary=canary,
