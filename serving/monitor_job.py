@@ -33,6 +33,7 @@ from xscreen.records import AlertRecord, MeasurementRecord, utcnow
 from xscreen.settings import MonitoringSettings, Settings
 
 log = logging.getLogger(__name__)
+MAX_PENDING = timedelta(hours=24)  # a flagged item waiting longer no longer holds back the certificate watch
 MIN_WINDOW = 20  # scans per window below which a windowed drift statistic is not computed (too noisy to read)
 IMAGE_STATS = (*shift.SCANNER_STATS, *shift.CONTENT_STATS[:3])
 Key = tuple[str, str]  # (scanner_id, model_version)
@@ -192,6 +193,16 @@ def _post_webhook(url: str, payload: dict[str, Any]) -> None:
         log.warning("alert webhook %s failed: %s", url, exc)
 
 
+def _resolved_prefix(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The benign items of one scanner that can be fed, in scoring order: those scored before its oldest flagged
+    item still waiting for an officer (one waiting longer than MAX_PENDING is passed over, so it cannot stall the
+    watch for ever); confirmed threats are left out."""
+    waiting = items["pending"] & (items["scored_at"] > pd.Timestamp(now - MAX_PENDING))
+    if waiting.any():
+        items = items.iloc[: int(np.argmax(waiting.to_numpy()))]
+    return items[~items["pending"] & ~items["threat"]]
+
+
 def _certificate_watch(ctx: _Context, now: datetime) -> None:
     prev = _previous(ctx.store, "certificate_watch", ctx.active)
     frame = ctx.store.benign_resolutions(start=ctx.start, end=now)
@@ -201,7 +212,7 @@ def _certificate_watch(ctx: _Context, now: datetime) -> None:
             continue
         key = (str(scanner), str(model))
         before = prev.get(key, {})
-        new = _new_items(items, "resolved_at", before)
+        new = _new_items(_resolved_prefix(items, now), "scored_at", before)
         w = certificate.certificate_watch(new["routed"].to_numpy(bool), scanner_id=key[0],
                                           certified_rate=float(cert["expected_benign_routed"]),
                                           margin=ctx.cfg.certificate_margin, arl=ctx.cfg.page_arl,
@@ -209,7 +220,7 @@ def _certificate_watch(ctx: _Context, now: datetime) -> None:
         details = {"alarm": w.alarm, "threshold": w.threshold, "items": w.items, "recent_items": w.recent_items,
                    "recent_rate": w.recent_rate, "certified_rate": w.certified_rate,
                    "tolerated_rate": w.tolerated_rate, "message": w.message, "state": asdict(w.state),
-                   **_cursor(new, "resolved_at", before)}
+                   **_cursor(new, "scored_at", before)}
         ctx.run.measure("certificate_watch", key, w.statistic, details)
         if w.alarm:
             ctx.alert(report.AlertText(report.CERTIFICATE, "page", w.message), key,

@@ -162,22 +162,19 @@ def raise_alert_once(cur: duckdb.DuckDBPyConnection, alert: AlertRecord) -> bool
 @read()
 def benign_resolutions(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
                        model_version: str | None = None, limit: int = 200_000) -> pd.DataFrame:
-    """Presumed-benign champion items of real mail (no canaries) in the order they resolved within [start, end):
-    scanner_id, model_version, scan_id, resolved_at, routed. AI-cleared items resolve when scored (routed False);
-    flagged items when an officer's final decision clears them (routed True). Confirmed threats and items still
-    waiting for an officer are left out (analytics.monitoring.certificate explains why)."""
+    """Champion items of real mail (no canaries) scored in [start, end), in the order they were scored: scanner_id,
+    model_version, scan_id, scored_at, routed (flagged), pending (flagged, no final decision yet), threat (an
+    officer confirmed or seized it). The certificate watch feeds the benign ones in this order, up to the first
+    still pending: in the order decisions come, routed items would arrive in bursts (an officer clearing a queue)
+    and the detector would read a burst as a change (analytics.monitoring.certificate)."""
     return cur.execute(f"""
-        WITH r AS (
-            SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at AS resolved_at, false AS routed
-            FROM champion_verdicts v WHERE v.verdict = 'clear'
-            UNION ALL
-            SELECT v.scanner_id, v.model_version, v.scan_id, d.decided_at, true
-            FROM champion_verdicts v JOIN final_decisions d USING (scan_id)
-            WHERE v.verdict <> 'clear' AND d.decision = 'cleared')
-        SELECT r.* FROM r JOIN scans s USING (scan_id)
-        WHERE NOT s.is_canary AND {in_window("r.resolved_at")}
-          AND ($model_version::VARCHAR IS NULL OR r.model_version = $model_version::VARCHAR)
-        ORDER BY r.resolved_at, r.scan_id LIMIT $limit""",
+        SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at, v.verdict <> 'clear' AS routed,
+               v.verdict <> 'clear' AND d.decision IS NULL AS pending,
+               coalesce(d.decision IN ('confirmed', 'seized'), false) AS threat
+        FROM champion_verdicts v JOIN scans s USING (scan_id) LEFT JOIN final_decisions d USING (scan_id)
+        WHERE NOT s.is_canary AND {in_window("v.scored_at")}
+          AND ($model_version::VARCHAR IS NULL OR v.model_version = $model_version::VARCHAR)
+        ORDER BY v.scored_at, v.scan_id LIMIT $limit""",
         {"start": start, "end": end, "model_version": model_version, "limit": int(limit)}).df()
 
 

@@ -91,6 +91,31 @@ def test_an_unseen_scanner_raises_one_certificate_alert_naming_it_and_proposing_
     assert kinds(client.list_alerts(status="open"), "page") == [("certificate", "scanner-c")]
 
 
+def test_officers_clearing_their_queue_in_one_go_is_not_a_burst_of_routed_mail(
+        owner: tuple[StoreClient, Store], now: datetime, mon_settings: Settings) -> None:
+    # 300 baseline items per scanner, all flagged ones decided after the last scan: in decision order the routed
+    # items come last, in a run of ~10 (the old feed, by resolution time, paged on every scanner). In scoring
+    # order they are the 3% they are.
+    client, _ = owner
+    client.register_model(monitor_seed.model_record(now))
+    t = stream(client, np.random.default_rng(8), now - timedelta(hours=3), 300, 0)
+    run = run_monitor(mon_settings, client, now=t)
+    assert kinds(run.raised, "page") == []
+    # An item still waiting for an officer holds back the items scored after it (their turn comes once decided).
+    before = next(m.details["items"] for m in run.measurements
+                  if m.kind == "certificate_watch" and m.scanner_id == "scanner-a")
+    rng = np.random.default_rng(9)
+    clear, _ = monitor_seed.batch(rng, "scanner-a", 5000, 10, t, Drift(routed=0.0, prevalence=0.0))
+    mixed, _ = monitor_seed.batch(rng, "scanner-a", 5010, 40, t + timedelta(seconds=20), Drift(routed=0.5))
+    for b in (clear, mixed):
+        client.ingest(b)  # nobody decides these yet
+    run = run_monitor(mon_settings, client, now=t + timedelta(minutes=5))
+    after = next(m.details["items"] for m in run.measurements
+                 if m.kind == "certificate_watch" and m.scanner_id == "scanner-a")
+    first_pending = next(i for i, v in enumerate(clear.verdicts + mixed.verdicts) if v.verdict != "clear")
+    assert first_pending >= 10 and after - before == first_pending  # the cleared items before it, no more
+
+
 def test_a_handled_certificate_alarm_starts_its_detector_afresh(baseline: tuple[StoreClient, datetime],
                                                                mon_settings: Settings, store: Store) -> None:
     client, t = baseline

@@ -70,27 +70,26 @@ def test_an_alert_is_raised_once_while_one_of_its_kind_scanner_and_model_is_acti
     assert {a.alert_id for a in client.list_alerts(status="open")} == {"a3", "a4", "a5", "a8"}
 
 
-def test_benign_items_resolve_when_cleared_by_the_model_or_by_an_officer(owner: tuple[StoreClient, Store],
-                                                                        now: datetime) -> None:
+def test_benign_resolutions_list_real_mail_in_scoring_order_with_what_officers_decided(
+        owner: tuple[StoreClient, Store], now: datetime) -> None:
     client, store = owner
     rng = np.random.default_rng(3)
     b, threats = monitor_seed.batch(rng, "scanner-a", 0, 60, now - timedelta(hours=1))
     canaries, _ = monitor_seed.batch(rng, "scanner-a", 0, 5, now - timedelta(hours=1), canary=True)
     client.ingest(b)
     client.ingest(canaries)
-    decided_at = now - timedelta(minutes=10)
-    flagged = [v for v in b.verdicts if v.verdict != "clear"]
-    monitor_seed.decide_flagged(client, b, threats, decided_at)
-    cleared_by_officer = {v.scan_id for v, t in zip(b.verdicts, threats, strict=True) if v.verdict != "clear" and not t}
+    flagged = [i for i, v in enumerate(b.verdicts) if v.verdict != "clear"]
+    half = b.model_copy(update={"verdicts": [b.verdicts[i] for i in flagged[: len(flagged) // 2]]})
+    monitor_seed.decide_flagged(client, half, [threats[i] for i in flagged[: len(flagged) // 2]],
+                                now - timedelta(minutes=10))
     window = {"start": now - timedelta(days=1), "end": now}
     for side in (store, client):
         df = side.benign_resolutions(**window)
-        clear = [v.scan_id for v in b.verdicts if v.verdict == "clear"]  # canaries left out
-        assert list(df["scan_id"]) == clear + sorted(cleared_by_officer)  # in resolution order
-        assert list(df["routed"]) == [False] * len(clear) + [True] * len(cleared_by_officer)
-        assert (df.loc[df["routed"], "resolved_at"] == decided_at).all()
-        assert len(side.benign_resolutions(start=decided_at + timedelta(seconds=1), end=now)) == 0
-    assert flagged and cleared_by_officer and len(cleared_by_officer) < len(flagged)  # some were threats
+        assert list(df["scan_id"]) == [v.scan_id for v in b.verdicts]  # scoring order, canaries left out
+        assert list(df["routed"]) == [v.verdict != "clear" for v in b.verdicts]
+        assert list(df.index[df["pending"]]) == flagged[len(flagged) // 2:]
+        assert list(df["threat"]) == [i in flagged[: len(flagged) // 2] and threats[i] for i in range(60)]
+        assert len(side.benign_resolutions(start=now - timedelta(minutes=30), end=now)) == 0
 
 
 def test_canary_outcomes_say_which_known_threats_the_model_cleared(owner: tuple[StoreClient, Store],

@@ -68,11 +68,12 @@ def benign_routed_from_flag_rate(flag_rate: float, *, prevalence: float, detecti
 def certificate_watch(routed: Sequence[bool] | np.ndarray, *, scanner_id: str, certified_rate: float,
                       margin: float, arl: float, state: DetectorState | None = None,
                       prevalence: float | None = None) -> CertificateWatch:
-    """Feed one scanner's presumed-benign items (True = routed to an officer) in the order they resolve.
+    """Feed one scanner's presumed-benign items (True = routed to an officer) in the order they were scored.
 
-    An item resolves when its fate as benign is known enough: AI-cleared items at once (False), flagged items
-    when an officer decides them (True when cleared as not a threat; confirmed threats are left out). Items
-    still waiting for an officer are not fed yet: counting them as routed benign would add up to pi * d /
+    AI-cleared items count as not routed (False), flagged items an officer cleared as routed (True); confirmed
+    threats are left out. Feed only the items scored before the oldest flagged item still waiting for an
+    officer: fed as decisions come, routed items would arrive in bursts (a queue cleared in one go) that read as
+    a change. Items still waiting for an officer are not fed yet: counting them as routed benign would add up to pi * d /
     (1 - pi) to the rate (prevalence pi, detection d), harmless at real mail prevalence (~0.1%) but a false
     alarm at the demo's 15%. H0: routed share <= certified_rate + margin; mean run length between false
     alarms >= `arl` items (sequential.py). Pass the detector `state` of the previous run to continue it.
