@@ -178,7 +178,7 @@ class MonitoringSettings(Section):
     cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
     audit_floor: float = Field(0.002, gt=0, le=1, description="Smallest audit inclusion probability of any stratum of AI-cleared mail (> 0 keeps the Horvitz-Thompson estimate unbiased).")
     canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
-    interval_s: float = Field(0.0, ge=0, description="Seconds between runs of the monitoring job under `xscreen serve` / `demo` (0 = off; `xscreen monitor` runs it once).")
+    interval_s: float = Field(300.0, ge=0, description="Seconds between runs of the monitoring job under `xscreen serve` / `demo` (0 = off; `xscreen monitor` runs it once).")
     webhook_url: str | None = Field(None, description="URL each newly raised alert is POSTed to as JSON (failures are logged, never retried or blocking); none = store and app only.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
 
