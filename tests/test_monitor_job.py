@@ -3,6 +3,7 @@ pages nobody), and which alert each change raises, once, naming where, since whe
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from store.engine import Store
 from tests import monitor_seed
 from tests.conftest import make_settings
 from tests.monitor_seed import Drift
+from xscreen.records import utcnow
 from xscreen.settings import Settings
 
 SCANNERS = ("scanner-a", "scanner-b", "scanner-c")
@@ -200,3 +202,28 @@ def test_a_failing_run_degrades_the_schedule_health_and_never_raises(tmp_path: A
     assert report.status == "degraded" and "failed 2 run(s) in a row" in report.reasons[0]
     schedule.start()  # interval 0: off, no thread
     assert schedule._thread is None
+
+
+def test_the_supervisor_runs_the_job_on_its_schedule_against_the_owner(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
+    from serving.supervisor import Supervisor
+
+    client, _ = baseline
+    cfg = mon_settings.model_copy(update={"monitoring": mon_settings.monitoring.model_copy(update={"interval_s": 0.2})})
+    supervisor = Supervisor(cfg)
+    supervisor.store = client  # what start() holds once the owner answers
+    said: list[str] = []
+    supervisor._start_monitoring(said.append)
+    try:
+        deadline = time.monotonic() + 120
+        while supervisor.monitoring.last_run is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        supervisor.monitoring.stop()
+    assert said == ["monitoring       every 0.2 s (`xscreen monitor` runs it now)"]
+    assert supervisor.monitoring.last_run is not None and supervisor.monitoring.health().status == "ok"
+    # (the fixture's stream is older than the look-back of the real clock: nothing to measure, nothing failed)
+    assert abs((supervisor.monitoring.last_run.measured_at - utcnow()).total_seconds()) < 120
+    off = Supervisor(cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"interval_s": 0.0})}))
+    off._start_monitoring(said.append)
+    assert off.monitoring is None and len(said) == 1
