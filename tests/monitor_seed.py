@@ -50,8 +50,10 @@ def _stats(rng: np.random.Generator, d: Drift) -> ImageStats:
 
 def _scores(rng: np.random.Generator, threat: bool, routed: bool) -> tuple[str, float, dict[str, float]]:
     """A calibrated-looking any-threat score consistent with the verdict (clear < 0.2 <= uncertain < 0.6)."""
-    any_threat = float(rng.uniform(0.6, 0.99) if threat or routed and rng.random() < 0.7
-                       else rng.uniform(0.2, 0.6) if routed else rng.uniform(0.0, 0.2))
+    if not routed:
+        any_threat = float(rng.uniform(0.0, 0.2))  # cleared: a missed threat scores low too
+    else:
+        any_threat = float(rng.uniform(0.6, 0.99) if threat or rng.random() < 0.7 else rng.uniform(0.2, 0.6))
     verdict = "inspect" if any_threat >= 0.6 else "uncertain" if any_threat >= 0.2 else "clear"
     cls = CLASSES[int(rng.integers(len(CLASSES)))]
     return verdict, any_threat, {c: any_threat if c == cls else any_threat * 0.1 for c in CLASSES}
