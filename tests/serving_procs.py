@@ -98,6 +98,10 @@ def run_id(settings: Settings) -> str:
     return str(json.loads(state_path(settings).read_text())["run_id"])
 
 
+def supervisor_pid(settings: Settings) -> int:
+    return int(json.loads(state_path(settings).read_text())["pid"])
+
+
 def children(settings: Settings) -> dict[str, int]:
     return dict(json.loads(state_path(settings).read_text())["children"])
 
@@ -160,4 +164,5 @@ def drop(inbox: Path, scanner: str, name: str, data: bytes) -> str:
 
 
 __all__ = ["RUN_ID_ENV", "assert_nothing_left", "children", "drop", "healthy", "noise_png", "pids_named",
-           "ports_free", "run_id", "run_processes", "serve_home", "start_serve", "wait_for", "wait_running"]
+           "ports_free", "run_id", "run_processes", "serve_home", "start_serve", "supervisor_pid", "wait_for",
+           "wait_running"]
