@@ -342,9 +342,9 @@ class Supervisor:
                 self.events.append((time.time(), svc.name, "died"))
                 svc.stop(timeout_s=3)
                 for dep in svc.dependents:  # the worker's Ray connection died with the Ray head: no drain to wait
-                    dependent = self.services[dep]  # for (its files stay in the inbox for the catch-up)
-                    if dependent.child is not None:
-                        dependent.stop(timeout_s=2)
+                    dependent = self.services[dep]  # for (its files stay in the inbox for the catch-up, and a kill
+                    if dependent.child is not None:  # -9 of the worker is a kill round of its own), so no 2 s wait
+                        dependent.stop(timeout_s=0.2)
                         dependent.restart_at = now + delay
             if svc.child is None and svc.restart_at is not None and now >= svc.restart_at:
                 if key == "worker" and "ray" in self.services and self.services["ray"].child is None:
