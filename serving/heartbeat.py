@@ -43,13 +43,13 @@ class Heartbeat:
     def beat(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch()
-        os.utime(self.path)  # touch() on an existing file keeps the old time on some filesystems
+        os.utime(self.path)  # a new mtime every beat, which is all the guards look at
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
                 self.beat()
-            except OSError as exc:  # a full disk: the children notice the silence only after orphan_exit_s
+            except OSError as exc:  # e.g. a read-only disk: the children stop only after orphan_exit_s of it
                 log.error("could not write the heartbeat %s: %s", self.path, exc)
 
     def stop(self) -> None:
@@ -59,12 +59,11 @@ class Heartbeat:
         self.path.unlink(missing_ok=True)
 
 
-def silent_for(path: Path, now: float | None = None) -> float:
-    """Seconds since the heartbeat was last touched; infinity when the file is missing."""
+def _mtime_ns(path: Path) -> int | None:
     try:
-        return (time.time() if now is None else now) - path.stat().st_mtime
+        return path.stat().st_mtime_ns
     except OSError:
-        return float("inf")
+        return None
 
 
 def guard(path: str, exit_after_s: float, sweep_run: bool = False, every_s: float = 1.0) -> threading.Thread:
@@ -81,8 +80,14 @@ def _watch(path: Path, exit_after_s: float, sweep_run: bool, every_s: float) -> 
     # Stop signals go to the main thread's handler, never to this thread (where a C-level handler such as Ray's
     # would run instead): a process-directed signal is delivered to a thread that does not block it.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    while silent_for(path) < exit_after_s:
+    # Silence is measured on this process's monotonic clock since the file last changed, not as wall-clock time
+    # minus its mtime: a clock step (NTP, a resumed VM) must not stop a healthy stack.
+    seen, changed_at = _mtime_ns(path), time.monotonic()
+    while time.monotonic() - changed_at < exit_after_s:
         time.sleep(every_s)
+        now = _mtime_ns(path)
+        if now is not None and now != seen:
+            seen, changed_at = now, time.monotonic()
     print(f"xscreen: the supervisor's heartbeat {path} has been silent for over {exit_after_s:.0f} s: stopping",
           file=sys.stderr, flush=True)
     if sweep_run:
@@ -109,4 +114,4 @@ def guarded(argv: list[str], path: Path, exit_after_s: float, sweep_run: bool = 
     return [python, "-c", prefix + target, *args]
 
 
-__all__ = ["BEAT_EVERY_S", "Heartbeat", "guard", "guarded", "heartbeat_path", "silent_for"]
+__all__ = ["BEAT_EVERY_S", "Heartbeat", "guard", "guarded", "heartbeat_path"]
