@@ -36,6 +36,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        if self._thread is not None:  # already beating
+            return
         self.beat()  # before any child starts: a child's guard never sees a missing file from a live supervisor
         self._thread = threading.Thread(target=self._run, name="xscreen-heartbeat", daemon=True)
         self._thread.start()
@@ -53,9 +55,11 @@ class Heartbeat:
                 log.error("could not write the heartbeat %s: %s", self.path, exc)
 
     def stop(self) -> None:
+        """Stop beating and remove the file (only a heartbeat this object started: never another supervisor's)."""
+        if self._thread is None:
+            return
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._thread.join(5)
         self.path.unlink(missing_ok=True)
 
 

@@ -29,7 +29,7 @@ from serving.runs import (
     started,
     state_path,
 )
-from serving.supervisor import Service
+from serving.supervisor import Service, Supervisor
 from tests.conftest import make_settings
 from tests.serving_procs import (
     assert_nothing_left,
@@ -155,6 +155,7 @@ def test_sigterm_to_serve_stops_everything_in_order_and_frees_everything(tmp_pat
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            _end_run(settings)
     text = (Path(settings.home) / "serve.out").read_text()
     assert "stopping ..." in text and text.rstrip().endswith("stopped")
     assert_nothing_left(settings, rid)
@@ -297,3 +298,41 @@ def _end_run(settings: object) -> None:
         kill_run(run_id(settings), grace_s=2)  # type: ignore[arg-type]
     except (OSError, ValueError, KeyError):
         pass
+
+
+def _record(settings: object, supervisor: Supervisor, kids: dict[str, subprocess.Popen[bytes]]) -> None:
+    """serve.json as a supervisor that has since died (its pid gone) left it, with `kids` as its children."""
+    import json
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert wait_for(lambda: all(started(p.pid) for p in kids.values()), 5)
+    state = RunState(dead.pid, "old-run", 1, None, None, {k: p.pid for k, p in kids.items()},
+                     {k: started(p.pid) or 0 for k, p in kids.items()}, supervisor.fingerprint())
+    path = state_path(settings)  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state.__dict__))
+
+
+def test_a_new_supervisor_adopts_a_dead_ones_children_only_when_started_with_the_same_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    kids = {"owner": _sleeper("old-run"), "worker": _sleeper("old-run")}
+    try:
+        first = Supervisor(settings)
+        _record(settings, first, kids)
+        line = first.take_over()
+        assert line is not None and "adopted" in line
+        assert first.run_id == "old-run" and first.held_ports() == {"store_port", "metrics_port"}
+        assert {k: c.pid for k, c in first.adopted.items()} == {k: p.pid for k, p in kids.items()}
+        assert first.heartbeat.path.exists() and all(p.poll() is None for p in kids.values())
+        first.heartbeat.stop()  # first dies in turn, leaving its record
+        other = Supervisor(make_settings(tmp_path / "home", serving={"retry_base_s": 0.3}))  # other settings
+        line = other.take_over()
+        assert line is not None and "2 process(es)" in line and not other.adopted
+        for proc in kids.values():
+            assert proc.wait(10) == -signal.SIGTERM  # ended, not adopted
+        assert not state_path(settings).exists()
+    finally:
+        for proc in kids.values():
+            proc.kill()
+            proc.wait()
