@@ -31,6 +31,7 @@ from tests.serving_procs import (
     drop,
     healthy,
     noise_png,
+    output,
     pids_named,
     run_id,
     serve_home,
@@ -189,7 +190,7 @@ class Chaos:
     def round(self, component: str, limit_s: float = 180.0) -> Round:
         """Kill `component`; recovered once a new process stands in for it, a file dropped after that is stored,
         and the API and the watcher say ok. The time counts from the kill."""
-        before = (run_id(self.settings), children(self.settings))
+        before = (run_id(self.settings), children(self.settings), output(self.settings).count("running;"))
         began = time.monotonic()
         pids = self.kill(component)
         if component == "supervisor":  # the service manager starts it again; the new run cleans up the old one
@@ -203,11 +204,11 @@ class Chaos:
         log.info("round %s: pids %s, recovered in %s s", component, pids, result.recovered_s)
         return result
 
-    def _replaced(self, component: str, killed: list[int], before: tuple[str, dict[str, int]]) -> bool:
+    def _replaced(self, component: str, killed: list[int], before: tuple[str, dict[str, int], int]) -> bool:
         """A new process has taken the killed one's place (read from the run's state file or /proc)."""
         rid, kids = run_id(self.settings), children(self.settings)
-        if component == "supervisor":  # adopted children keep their pids and the run id: a new supervisor recorded
-            return supervisor_pid(self.settings) not in killed and "worker" in kids
+        if component == "supervisor":  # adopted children keep their pids and the run id: a new supervisor runs
+            return supervisor_pid(self.settings) not in killed and output(self.settings).count("running;") > before[2]
         if component in ("owner", "worker", "ray"):
             key = "ray" if component == "ray" else component
             changed = kids.get(key) not in (None, before[1].get(key))

@@ -105,9 +105,21 @@ class Service:
         self.preexec: Callable[[], None] | None = _die_with_parent
 
     def start(self, stopping: Callable[[], bool]) -> None:
-        if self.child is None:  # an adopted child is already running
+        if self.child is not None and self.child.adopted is not None:
+            self.wait_adopted(stopping)
+        if self.child is None:  # not adopted, or the adopted one died
             self.spawn()
         self.wait_ready(stopping)
+
+    def wait_adopted(self, stopping: Callable[[], bool]) -> None:
+        """An adopted child: wait until it is ready. If it dies meanwhile (a kill during the take-over), forget it:
+        the caller starts a new one, as the supervision loop would, instead of failing the whole start."""
+        child = self.child
+        assert child is not None
+        wait_until(lambda: self.ready() or stopping() or not child.alive(), self.ready_timeout_s, self.name)
+        if not child.alive():
+            log.warning("%s died while being adopted: starting a new one", self.name)
+            self.stop(timeout_s=1)
 
     def spawn(self) -> None:
         self.child = self.make()
@@ -304,7 +316,12 @@ class Supervisor:
             raise KeyboardInterrupt
         ray, worker = self.services.get("ray"), self.services["worker"]
         for svc in (ray, worker):
-            if svc is not None and svc.child is None:  # not adopted
+            if svc is not None and svc.child is not None and svc.child.adopted is not None:
+                svc.wait_adopted(self._stop.is_set)
+        if ray is not None and ray.child is None and worker.child is not None:
+            worker.stop(timeout_s=0.2)  # an adopted Ray head died: its worker's connection died with it
+        for svc in (ray, worker):
+            if svc is not None and svc.child is None:  # not adopted, or the adopted one died
                 svc.spawn()
         self._write_state()
         try:

@@ -336,3 +336,26 @@ def test_a_new_supervisor_adopts_a_dead_ones_children_only_when_started_with_the
         for proc in kids.values():
             proc.kill()
             proc.wait()
+
+
+def test_an_adopted_child_that_dies_during_the_take_over_is_started_again_not_a_failed_start(tmp_path: Path) -> None:
+    old = _sleeper("run")
+    made: list[Child] = []
+
+    def make() -> Child:
+        made.append(Child("sleeper", ["sleep", "300"], tmp_path / "sleeper.log", dict(os.environ)))
+        return made[-1]
+
+    svc = Service("sleeper", make, lambda: bool(made), 10)
+    try:
+        assert wait_for(lambda: started(old.pid) is not None, 5)
+        svc.adopt(Child.adopt("sleeper", old.pid, started(old.pid) or 0))
+        old.kill()  # killed between the take-over and the start's readiness check
+        old.wait()
+        svc.start(lambda: False)
+        assert len(made) == 1 and svc.alive() and svc.child is not None and svc.child.pid != old.pid
+    finally:
+        svc.stop(timeout_s=5)
+        if old.poll() is None:
+            old.kill()
+            old.wait()
