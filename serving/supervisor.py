@@ -293,11 +293,12 @@ class Supervisor:
         self._start("owner")
         say(f"store owner      {s.store_url}  (database {s.db_path}, log {s.logs_dir / 'store-owner.log'})")
         self.store = store_client(s)
-        if prepare is not None:
-            prepare(self.store)
-        version = ensure_champion(s)
-        if version:
-            say(f"model            {version} (bundled model registered as champion)")
+        if not self.adopted:  # an adopted run, started with these settings, already has its model and users (and
+            if prepare is not None:  # importing torch to check would cost a restart ~5 s on 2 busy cores)
+                prepare(self.store)
+            version = ensure_champion(s)
+            if version:
+                say(f"model            {version} (bundled model registered as champion)")
         say("starting Ray and the serving worker (Ray Serve deploys in 10-30 s) ...")
         self._start_ray_and_worker()
         if "ray" in self.services:
