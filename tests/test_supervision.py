@@ -35,6 +35,7 @@ from tests.serving_procs import (
     assert_nothing_left,
     children,
     drop,
+    healthy,
     noise_png,
     output,
     ports_free,
@@ -256,8 +257,8 @@ def test_a_supervisor_started_again_after_kill_9_adopts_its_children_and_scoring
         proc = start_serve(settings)  # as a service manager would
         assert wait_for(lambda: supervisor_pid(settings) == proc.pid, 60, every=0.1)
         assert _stored(settings, {drop(settings.inbox_dir, "scanner-a", "after.png", noise_png(2))}, 10)
-        wait_running(settings, proc)
-        assert "adopted" in output(settings)
+        assert wait_for(lambda: output(settings).count("running;") == 2 and healthy(settings), 120)
+        assert "adopted        store owner, Ray head, serving worker" in output(settings)
         assert children(settings) == kids and run_id(settings) == rid  # the same processes, not new ones
         os.kill(proc.pid, signal.SIGTERM)  # the adopting supervisor still stops everything in order
         assert proc.wait(120) == 0
