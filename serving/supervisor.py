@@ -192,7 +192,10 @@ class Supervisor:
         self.ray_address = f"{s.network.host}:{port}"
         argv = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())",
                 "start", "--head", "--block", "--port", str(port), "--node-ip-address", s.network.host,
-                "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(self.ray_dir)]
+                "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(self.ray_dir),
+                # Its only job is to forward worker logs to drivers, and ours join with log_to_driver=False: one
+                # Python process less competing for 2 cores while Ray and Serve start (and restart).
+                "--include-log-monitor", "false"]
         if s.serving.ray_num_cpus:
             argv += ["--num-cpus", str(s.serving.ray_num_cpus)]
         return Child("Ray head", self._guarded("ray", argv), s.logs_dir / "ray-head.log", self.child_env())

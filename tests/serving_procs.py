@@ -137,9 +137,19 @@ def ports_free(settings: Settings) -> list[str]:
     return taken
 
 
+def _holders(settings: Settings) -> str:
+    """Which process listens on each held port (`ss`; another helper's test may have taken a freed low port)."""
+    lines = []
+    for which in ports_free(settings):
+        port = getattr(settings.network, which)
+        found = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False)
+        lines.append(f"{which} {port}: {found.stdout.strip() or '(no listener: connections closing)'}")
+    return "; ".join(lines)
+
+
 def assert_nothing_left(settings: Settings, rid: str) -> None:
     assert wait_for(lambda: run_processes(rid) == [], 30), f"processes of the run left: {run_processes(rid)}"
-    assert wait_for(lambda: ports_free(settings) == [], 15), f"ports still held: {ports_free(settings)}"
+    assert wait_for(lambda: ports_free(settings) == [], 15), f"ports still held: {_holders(settings)}"
     assert not ray_temp_dir(settings).exists(), "the run's Ray temp folder was left behind"
     assert not state_path(settings).exists()
     logs = "".join(p.read_text(errors="replace") for p in Path(settings.logs_dir).glob("*.log")) + output(settings)
