@@ -173,11 +173,20 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, alive: Ca
 
 
 class Child:
-    """A supervised child process with its own process group and a log file under settings.logs_dir."""
+    """A supervised child process with its own process group and a log file under settings.logs_dir: one this
+    supervisor started (`start`), or one an earlier, killed supervisor of the same run started (`adopt`): not our
+    child, so it is watched through /proc (pid and start time) instead of waitpid."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.adopted: tuple[int, int] | None = None  # (pid, start time in clock ticks) of an adopted process
+
+    @classmethod
+    def adopt(cls, name: str, pid: int, started_ticks: int) -> Child:
+        child = cls(name, [], Path(os.devnull), {})
+        child.adopted = (pid, started_ticks)
+        return child
 
     def start(self, preexec: Callable[[], None] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,24 +195,51 @@ class Child:
             self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
                                          start_new_session=True, preexec_fn=preexec)
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else (self.adopted[0] if self.adopted else None)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc is not None else None  # an adopted process's is its reaper's
+
     def alive(self) -> bool:
+        from serving.runs import alive, started
+
+        if self.adopted is not None:
+            pid, ticks = self.adopted
+            return alive(pid) and started(pid) == ticks
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the group, wait, then SIGKILL; always reaps. Whatever is left of the group once its leader has
         exited (a helper the leader started) is killed too, so no port stays held."""
-        if self.proc is None:
+        pid = self.pid
+        if pid is None:
             return
-        if self.proc.poll() is None:
-            _signal_group(self.proc.pid, signal.SIGTERM)
+        if self.alive():
+            _signal_group(pid, signal.SIGTERM)
+            if not self._wait(timeout_s):
+                log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
+                _signal_group(pid, signal.SIGKILL)
+                self._wait(5)
+        if self.alive() or self.proc is not None:  # an adopted leader gone: its pid (= pgid) may be reused
+            _signal_group(pid, signal.SIGKILL)  # the group outlives its leader only by our mistake
+        self.proc, self.adopted = None, None
+
+    def _wait(self, timeout_s: float) -> bool:
+        if self.proc is not None:
             try:
                 self.proc.wait(timeout_s)
+                return True
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
-                _signal_group(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        _signal_group(self.proc.pid, signal.SIGKILL)  # the group outlives its leader only by our mistake
-        self.proc = None
+                return False
+        deadline = time.monotonic() + timeout_s
+        while self.alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -243,13 +279,15 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def preflight(settings: Settings, *, app: bool) -> None:
-    """ConfigError before anything starts: ports taken or home not writable."""
+def preflight(settings: Settings, *, app: bool, held: frozenset[str] = frozenset()) -> None:
+    """ConfigError before anything starts: ports taken or home not writable. `held`: ports (setting names) that
+    adopted children of this home's earlier run already serve."""
     from xscreen.settings import check_port_free, ensure_home
 
     ensure_home(settings)
     for which in ("api_port", "store_port", "metrics_port", *(("app_port",) if app else ())):
-        check_port_free(settings, which)  # type: ignore[arg-type]
+        if which not in held:
+            check_port_free(settings, which)  # type: ignore[arg-type]
     if not settings.serving.api_auth:
         log.warning("serving.api_auth is off: anyone who can reach %s may post scans, read the queue and record "
                     "decisions under any name", settings.api_url)

@@ -98,6 +98,7 @@ class ServingSettings(Section):
     num_gpus: float | None = Field(None, ge=0, description="GPUs per classifier replica; empty = 1 if CUDA is available, else 0.")
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
+    orphan_exit_s: float = Field(60.0, ge=0, description="The children of `xscreen serve` (store owner, Ray head, serving worker, dashboard) keep running when the supervisor itself dies, so the one a service manager starts again adopts them and scoring never stops; they stop by themselves once the supervisor's heartbeat (HOME/run/heartbeat) has been silent this long (seconds; the Ray head 5 s and the store owner 10 s later). 0: they are stopped with the supervisor (PR_SET_PDEATHSIG) and every restart starts the whole stack cold.")
     shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
     archive_processed: bool = Field(True, description="Move processed scans out of the inbox into the archive folder (HOME/archive/<scanner>/<day>/); the store records each image's location. Off: scans stay in the inbox.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
