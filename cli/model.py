@@ -172,8 +172,9 @@ def models_promote(
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
-    rec = set_state(settings_of(ctx), name, state, cli_actor(), reason)  # type: ignore[arg-type]
-    typer.echo(f"{rec.version} is now {rec.state}")
+    settings = settings_of(ctx)
+    rec = set_state(settings, name, state, cli_actor(), reason)  # type: ignore[arg-type]
+    typer.echo(f"{rec.version} is now {rec.state} (serving follows within {settings.serving.model_poll_s:g} s)")
 
 
 @models_app.command("rollback")
@@ -181,8 +182,34 @@ def models_rollback(ctx: typer.Context) -> None:
     """Make the previous champion champion again. Recorded in the audit log."""
     from screening.registry import rollback
 
-    rec = rollback(settings_of(ctx), cli_actor())
-    typer.echo(f"{rec.version} is champion again")
+    settings = settings_of(ctx)
+    rec = rollback(settings, cli_actor())
+    typer.echo(f"{rec.version} is champion again (serving follows within {settings.serving.model_poll_s:g} s)")
+
+
+@models_app.command("thresholds")
+def models_thresholds(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Version whose operating point changes (or `champion`)."),
+    file: Path = typer.Argument(..., help='JSON file: {"any_threat": {"clear": t, "inspect": t}, "<class>": {...}}.'),
+    reason: str = typer.Option("changed from the CLI", "--reason"),
+) -> None:
+    """Set a version's thresholds (the one copy in force, versioned); serving applies them live, no reload."""
+    from screening.registry import resolve
+    from store.client import open_store
+
+    settings = settings_of(ctx)
+    try:
+        thresholds = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise XscreenError(f"{file}: not a readable JSON file ({exc})", title="Bad argument") from None
+    if not isinstance(thresholds, dict):
+        raise XscreenError(f"{file}: expected a JSON object of class -> thresholds", title="Bad argument")
+    version = resolve(settings, name).version
+    with open_store(settings) as store:
+        number = store.set_thresholds(version, thresholds, actor=cli_actor(), reason=reason)
+    typer.echo(f"{version}: thresholds version {number} in force (serving applies it within "
+               f"{settings.serving.model_poll_s:g} s)")
 
 
 def register(app: typer.Typer) -> None:

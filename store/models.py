@@ -1,13 +1,14 @@
 """Models domain: the registry of model versions, their states, promotion and rollback, and the champion and
 shadow side by side on live traffic.
 
-Exactly one `champion`: promoting retires the old one in the same transaction, records `model_events`, and sets
-`settings_kv['champion']` and `['thresholds']`; `rollback` re-promotes the previous champion from `model_events`.
+Exactly one `champion` and at most one `shadow`: promoting retires the old champion (and marking a shadow sends
+the old shadow back to `candidate`) in the same transaction, and records `model_events`; `rollback` re-promotes
+the previous champion from `model_events`. The thresholds in force live in one place, the model's row, versioned
+by `thresholds_version` (`set_thresholds`); serving follows `models_in_force` live (serving/follow.py).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,12 +19,10 @@ import pandas as pd
 from store.audit import audit_row, loads, to_json
 from store.fetch import dicts, first, in_window
 from store.ops import read, write
-from store.settings_kv import set_value
-from xscreen.errors import ConflictError, NotFoundError
-from xscreen.records import ModelRecord, ModelState
+from xscreen.errors import ConflictError, NotFoundError, XscreenError
+from xscreen.records import ANY_THREAT, ModelInForce, ModelRecord, ModelState
 
-CHAMPION_KEY = "champion"
-THRESHOLDS_KEY = "thresholds"
+LIVE_ROLES = ("champion", "shadow")  # the states serving follows, at most one model each
 _MODEL_JSON = ("architecture", "metrics", "thresholds", "calibration")
 
 
@@ -82,7 +81,9 @@ def register_model(cur: duckdb.DuckDBPyConnection, model: ModelRecord, actor: st
         if row[0] == m.weights_sha256:
             return
         raise ConflictError(f"model version {m.version!r} is already registered with other weights")
-    cur.execute("INSERT INTO models VALUES (?, ?, 'candidate', ?, ?, ?::JSON, ?, ?::JSON, ?::JSON, ?::JSON, ?, ?)",
+    cur.execute("INSERT INTO models (version, parent, state, created_at, classes, architecture, train_manifest_sha256, "
+                "metrics, thresholds, calibration, weights_path, weights_sha256, thresholds_version) "
+                "VALUES (?, ?, 'candidate', ?, ?, ?::JSON, ?, ?::JSON, ?::JSON, ?::JSON, ?, ?, 1)",
                 [m.version, m.parent, m.created_at, m.classes, to_json(m.architecture), m.train_manifest_sha256,
                  to_json(m.metrics), to_json(m.thresholds), to_json(m.calibration), m.weights_path, m.weights_sha256])
     _event(cur, m.version, None, "candidate", actor, "registered", now)
@@ -94,23 +95,61 @@ def register_model(cur: duckdb.DuckDBPyConnection, model: ModelRecord, actor: st
 @write(action="promote", actor="actor")
 def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelState, actor: str,
                     reason: str | None = None, *, now: datetime) -> None:
-    """Move a model to `state`. Promoting to champion retires the old champion in the same transaction."""
+    """Move a model to `state`. A new champion retires the old one, a new shadow sends the old one back to
+    `candidate`, in the same transaction: serving follows exactly one model per live role."""
     old = _model_state(cur, version)
     if old == state:
         return
-    if state == "champion":
-        for (prev,) in cur.execute("SELECT version FROM models WHERE state = 'champion'").fetchall():
-            cur.execute("UPDATE models SET state = 'retired' WHERE version = ?", [prev])
-            _event(cur, prev, "champion", "retired", actor, f"replaced by {version}", now)
-        thresholds = first(cur, "SELECT thresholds FROM models WHERE version = ?", [version])
-        set_value(cur, CHAMPION_KEY, version, actor, now)
-        set_value(cur, THRESHOLDS_KEY, json.loads(thresholds[0]) if thresholds and thresholds[0] else {}, actor, now)
-    elif old == "champion":
-        cur.execute("DELETE FROM settings_kv WHERE key = ?", [CHAMPION_KEY])
+    if state in LIVE_ROLES:
+        step_down = "retired" if state == "champion" else "candidate"
+        for (prev,) in cur.execute("SELECT version FROM models WHERE state = ?", [state]).fetchall():
+            cur.execute("UPDATE models SET state = ? WHERE version = ?", [step_down, prev])
+            _event(cur, prev, state, step_down, actor, f"replaced by {version}", now)
     cur.execute("UPDATE models SET state = ? WHERE version = ?", [state, version])
     _event(cur, version, old, state, actor, reason, now)
     audit_row(cur, now, actor, "promote" if state == "champion" else "model_state", version,
               from_state=old, to_state=state, reason=reason)
+
+
+@write(action="promote", actor="actor")
+def set_thresholds(cur: duckdb.DuckDBPyConnection, version: str, thresholds: dict[str, Any], actor: str,
+                   reason: str | None = None, *, now: datetime) -> int:
+    """Change the operating point of a model (champion or not): its row's thresholds, the one copy in force,
+    with `thresholds_version` bumped so serving applies it without reloading; returns the new version.
+    `any_threat` and every class of the model need {"clear": t_lo, "inspect": t_hi} with 0 <= t_lo <= t_hi <= 1."""
+    row = first(cur, "SELECT classes, thresholds, thresholds_version FROM models WHERE version = ?", [version])
+    if row is None:
+        raise NotFoundError(f"model version {version!r} is not registered")
+    check_thresholds(thresholds, [ANY_THREAT, *row[0]])
+    new_version = int(row[2] or 1) + 1
+    cur.execute("UPDATE models SET thresholds = ?::JSON, thresholds_version = ? WHERE version = ?",
+                [to_json(thresholds), new_version, version])
+    audit_row(cur, now, actor, "thresholds", version, old=loads(row[1]), new=thresholds,
+              thresholds_version=new_version, reason=reason)
+    return new_version
+
+
+def check_thresholds(thresholds: dict[str, Any], classes: list[str]) -> None:
+    """XscreenError naming the first class whose thresholds are missing or out of order."""
+    for cls in classes:
+        t = thresholds.get(cls)
+        if not isinstance(t, dict) or not {"clear", "inspect"} <= set(t):
+            raise XscreenError(f"thresholds: class {cls!r} needs 'clear' and 'inspect'", title="Bad thresholds")
+        if not 0.0 <= float(t["clear"]) <= float(t["inspect"]) <= 1.0:
+            raise XscreenError(f"thresholds: class {cls!r} needs 0 <= clear <= inspect <= 1, got {t}",
+                               title="Bad thresholds")
+
+
+@read()
+def models_in_force(cur: duckdb.DuckDBPyConnection) -> list[ModelInForce]:
+    """The champion and the shadow (when there is one): what serving polls every few seconds. One small read."""
+    cur.execute("SELECT state AS role, version, weights_path, weights_sha256, thresholds, "
+                "coalesce(thresholds_version, 1) AS thresholds_version FROM models "
+                "WHERE state IN ('champion', 'shadow') ORDER BY state")
+    rows = dicts(cur)
+    for row in rows:
+        row["thresholds"] = loads(row["thresholds"]) or {}
+    return [ModelInForce(**row) for row in rows]
 
 
 @write(action="rollback", actor="actor")

@@ -10,7 +10,7 @@ import pytest
 
 from store.engine import Store
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
-from xscreen.errors import ConflictError, NotFoundError
+from xscreen.errors import ConflictError, NotFoundError, XscreenError
 from xscreen.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
 
 
@@ -164,13 +164,43 @@ def test_promoting_keeps_exactly_one_champion_and_rollback_restores_the_previous
     store.set_model_state("v2", "champion", actor="sue", reason="better recall")
     states = {m.version: m.state for m in store.list_models()}
     assert states == {"v1": "retired", "v2": "champion"}
-    assert store.get_setting("champion") == "v2" and store.champion().version == "v2"  # type: ignore[union-attr]
-    assert store.get_setting("thresholds") == model_record("v2", classes, now).thresholds
+    assert store.champion().version == "v2"  # type: ignore[union-attr]
+    # the champion pointer and its thresholds live in the models row only, no copy in settings_kv
+    assert store.get_setting("champion") is None and store.get_setting("thresholds") is None
+    [live] = store.models_in_force()
+    assert (live.role, live.version, live.thresholds) == ("champion", "v2", model_record("v2", classes, now).thresholds)
     assert store.rollback(actor="sue") == "v1"
     assert [m.version for m in store.list_models() if m.state == "champion"] == ["v1"]
     assert {a.action for a in store.audit_log(actor="sue")} >= {"promote", "rollback"}
     with pytest.raises(NotFoundError):
         store.set_model_state("v9", "champion", actor="sue")
+
+
+def test_one_shadow_at_a_time_and_models_in_force_lists_champion_and_shadow(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, state="shadow"))
+    store.register_model(model_record("v3", classes, now))
+    store.set_model_state("v3", "shadow", actor="sue", reason="challenger")
+    assert {m.version: m.state for m in store.list_models()} == {"v1": "champion", "v2": "candidate", "v3": "shadow"}
+    assert [(m.role, m.version) for m in store.models_in_force()] == [("champion", "v1"), ("shadow", "v3")]
+
+
+def test_thresholds_change_in_the_models_row_with_a_version_and_an_audit_entry(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    new = {c: {"clear": 0.1, "inspect": 0.5} for c in ["any_threat", *classes]}
+    assert store.set_thresholds("v1", new, actor="sue", reason="more sensitive") == 2
+    [live] = store.models_in_force()
+    assert (live.thresholds, live.thresholds_version) == (new, 2)
+    assert store.get_model("v1").thresholds_version == 2
+    [entry] = [a for a in store.audit_log(actor="sue") if a.action == "thresholds"]
+    assert entry.target == "v1"
+    with pytest.raises(XscreenError, match="'firearm' needs 0 <= clear <= inspect"):
+        store.set_thresholds("v1", {**new, "firearm": {"clear": 0.9, "inspect": 0.5}}, actor="sue")
+    with pytest.raises(XscreenError, match="'knife' needs 'clear' and 'inspect'"):
+        store.set_thresholds("v1", {"any_threat": new["any_threat"]}, actor="sue")
+    assert store.models_in_force()[0].thresholds_version == 2  # a refused change changes nothing
 
 
 def test_registering_other_weights_under_a_known_version_conflicts(store: Store, now: datetime) -> None:
