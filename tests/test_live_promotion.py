@@ -5,10 +5,10 @@ model held when it scored. On the old code serving kept the champion it resolved
 from __future__ import annotations
 
 import threading
-from hashlib import sha256
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 import httpx
