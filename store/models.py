@@ -175,3 +175,34 @@ def champion_shadow(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any 
         FROM verdicts c JOIN verdicts s ON c.scan_id = s.scan_id AND s.role = 'shadow'
         WHERE c.role = 'champion' AND {in_window("c.scored_at")}
         ORDER BY c.scored_at DESC LIMIT $limit""", {"start": start, "end": end, "limit": int(limit)}).df()
+
+
+_SHADOW_PROGRESS = """
+    SELECT m.version, count(v.scan_id) AS scored,
+           count(*) FILTER (WHERE coalesce(len(l.labels) > 0, d.decision IN ('confirmed', 'seized'))) AS threats,
+           min(v.scored_at) AS since
+    FROM models m LEFT JOIN verdicts v ON v.model_version = m.version AND v.role = 'shadow'
+    LEFT JOIN final_decisions d ON d.scan_id = v.scan_id LEFT JOIN current_labels l ON l.scan_id = v.scan_id
+    WHERE m.state = 'shadow' GROUP BY m.version"""
+
+
+@read()
+def shadow_progress(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The shadow in force, or None: its version, the scans it has scored (`scored`), how many of them are
+    threats by their truth (current label, else the officer's final decision: `threats`), and since when."""
+    rows = dicts(cur.execute(_SHADOW_PROGRESS))
+    return rows[0] if rows else None
+
+
+@write(action="promote", actor="actor")
+def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, actor: str = "system", *,
+                         now: datetime) -> str | None:
+    """Send the shadow back to `candidate` once it has scored `threat_items` threat items (enough for its
+    certificate): it then waits for the gate and a promotion. Returns its version when it stopped it."""
+    rows = dicts(cur.execute(_SHADOW_PROGRESS))
+    if not rows or int(rows[0]["threats"]) < threat_items:
+        return None
+    version = str(rows[0]["version"])
+    set_model_state(cur, version, "candidate", actor,
+                    f"shadow complete: {rows[0]['threats']} threat items scored (target {threat_items})", now=now)
+    return version

@@ -326,3 +326,19 @@ def test_checkpoint_threshold_follows_the_setting(tmp_path: Path) -> None:
         with store.reader() as cur:
             (value,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0]
     assert value == "2.0 MiB"
+
+
+def test_the_shadow_stops_once_it_has_scored_enough_threat_items(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 40, seed=4, now=now)
+    assert store.shadow_progress()["threats"] == 0  # type: ignore[index]
+    threats = seeded.scan_ids[:3]
+    store.add_labels([LabelRecord(label_id=f"t{i}", scan_id=s, labels=["knife"], source="relabel", author="ann",
+                                  created_at=now) for i, s in enumerate(threats)]
+                     + [LabelRecord(label_id="b", scan_id=seeded.scan_ids[5], labels=[], source="relabel",
+                                    author="ann", created_at=now)])
+    progress = store.shadow_progress()
+    assert (progress["version"], progress["scored"], progress["threats"]) == (SHADOW, 40, 3)  # type: ignore[index]
+    assert store.end_shadow_when_done(4) is None and store.get_model(SHADOW).state == "shadow"
+    assert store.end_shadow_when_done(3) == SHADOW
+    assert store.get_model(SHADOW).state == "candidate" and store.shadow_progress() is None
+    assert [m.role for m in store.models_in_force()] == ["champion"]

@@ -99,6 +99,7 @@ class ServingSettings(Section):
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
     shadow_slot: bool = Field(True, description="Deploy a shadow slot: the model the store marks `shadow` (xscreen models promote NAME --state shadow) scores the same traffic, its verdicts stored with role shadow and never shown or queued.")
+    shadow_threat_items: int = Field(300, ge=1, description="The shadow stops (back to candidate, awaiting the gate and a promotion) once it has scored this many items whose truth is a threat: enough for its certificate (a conformal miss bound at alpha 0.05 needs 59 at the least).")
     model_poll_s: float = Field(2.0, gt=0, le=300, description="How often each classifier replica asks the store which models are in force (champion, shadow, thresholds) and follows a promotion, rollback or threshold change without a restart (seconds).")
     archive_processed: bool = Field(True, description="Move processed scans out of the inbox into the archive folder (HOME/archive/<scanner>/<day>/); the store records each image's location. Off: scans stay in the inbox.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
