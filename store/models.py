@@ -206,3 +206,28 @@ def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, acto
     set_model_state(cur, version, "candidate", actor,
                     f"shadow complete: {rows[0]['threats']} threat items scored (target {threat_items})", now=now)
     return version
+
+
+@read()
+def model_lineage(cur: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
+    """One model's history in one call: its ancestors (parent first, up the chain), training-data manifest,
+    metrics, certificate, thresholds version, every state change (who, when, why) and when it was last made
+    champion and by whom. NotFoundError naming an unknown version."""
+    record = get_model(cur, version)
+    ancestors: list[str] = []
+    parent = record.parent
+    while parent is not None and parent not in ancestors and parent != version:  # a cycle must not hang it
+        ancestors.append(parent)
+        row = first(cur, "SELECT parent FROM models WHERE version = ?", [parent])
+        parent = row[0] if row else None
+    cur.execute("SELECT from_state, to_state, actor, reason, changed_at FROM model_events WHERE version = ? "
+                "ORDER BY changed_at, event_id", [version])
+    events = dicts(cur)
+    promotions = [e for e in events if e["to_state"] == "champion"]
+    return {
+        "version": version, "state": record.state, "parent": record.parent, "ancestors": ancestors,
+        "train_manifest_sha256": record.train_manifest_sha256, "metrics": record.metrics,
+        "certificate": record.calibration.get("certificate", {}), "thresholds_version": record.thresholds_version,
+        "events": events, "promoted_by": promotions[-1]["actor"] if promotions else None,
+        "promoted_at": promotions[-1]["changed_at"] if promotions else None,
+    }

@@ -232,7 +232,11 @@ def test_supervisor_sees_registry_and_agreement(seeded: Seeded, now: datetime) -
     at.switch_page("pages/models.py").run()
     assert not at.exception
     assert set(at.dataframe[0].value["version"]) == {seeded.champion, seeded.shadow}
-    assert at.metric[0].label == "Routing agreement"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Champion in force"] == seeded.champion and metrics["Shadow"] == seeded.shadow
+    assert "Routing agreement" in metrics
+    events = at.dataframe(key="models_events").value
+    assert list(events["to_state"]) == ["candidate", "champion"]  # the first version listed: the champion
     assert at.button(key="models_apply").disabled  # needs reason + confirmation
 
 

@@ -342,3 +342,18 @@ def test_the_shadow_stops_once_it_has_scored_enough_threat_items(store: Store, n
     assert store.end_shadow_when_done(3) == SHADOW
     assert store.get_model(SHADOW).state == "candidate" and store.shadow_progress() is None
     assert [m.role for m in store.models_in_force()] == ["champion"]
+
+
+def test_lineage_names_ancestors_manifest_and_who_promoted_it(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, parent="v1"))
+    store.register_model(model_record("v3", classes, now, parent="v2"))
+    store.set_model_state("v3", "champion", actor="sue", reason="passed the gate")
+    lineage = store.model_lineage("v3")
+    assert lineage["ancestors"] == ["v2", "v1"] and lineage["train_manifest_sha256"] == "0" * 64
+    assert (lineage["promoted_by"], lineage["promoted_at"]) == ("sue", now)
+    assert [(e["from_state"], e["to_state"]) for e in lineage["events"]] == [(None, "candidate"), ("candidate", "champion")]
+    assert store.model_lineage("v1")["promoted_by"] == "system"  # registered straight in as champion
+    with pytest.raises(NotFoundError):
+        store.model_lineage("v9")
