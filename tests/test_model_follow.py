@@ -133,3 +133,32 @@ def test_a_just_promoted_shadow_does_not_store_a_second_verdict_of_the_same_vers
     ingest._shadow_score = lambda images: []  # no shadow in force: the slot answers nothing
     report = ingest.ingest_bytes(png_bytes(91), name="b.png", scanner_id="scanner-a")
     assert [v.role for v in report.verdicts] == ["champion"]
+
+
+def test_cli_promotes_rolls_back_and_sets_thresholds_in_the_one_place_serving_reads(
+        registry: Settings, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    config = tmp_path / "xscreen.toml"
+    config.write_text(f'home = "{registry.home}"\n[network]\nstore_port = {registry.network.store_port}\n')
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "tiny-b is now champion (serving follows within 2 s)" in run("models", "promote", "tiny-b")
+    assert "tiny-a is champion again" in run("models", "rollback")
+    everything = {c: {"clear": 0.0, "inspect": 0.0} for c in ["any_threat", *registry.model.classes]}
+    (tmp_path / "t.json").write_text(json.dumps(everything))
+    assert "tiny-a: thresholds version 2 in force" in run("models", "thresholds", "champion", str(tmp_path / "t.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({"any_threat": {"clear": 0.9, "inspect": 0.1}}))
+    refused = CliRunner().invoke(app, ["--config", str(config), "models", "thresholds", "tiny-a", str(tmp_path / "bad.json")])
+    assert refused.exit_code != 0 and "'any_threat' needs 0 <= clear <= inspect" in str(refused.exception)
+    with Store.from_settings(registry) as store:
+        [live] = store.models_in_force()
+    assert (live.version, live.thresholds, live.thresholds_version) == ("tiny-a", everything, 2)
