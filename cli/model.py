@@ -166,14 +166,16 @@ def models_promote(
     name: str = typer.Argument(..., help="Version to make champion."),
     state: str = typer.Option("champion", "--state", help="champion, shadow, candidate or retired."),
     reason: str = typer.Option("promoted from the CLI", "--reason"),
+    force: bool = typer.Option(False, "--force", help="Promote without a passing gate report (audited)."),
 ) -> None:
-    """Set a version's state (default champion; the previous champion steps down). Recorded in the audit log."""
+    """Set a version's state (default champion; the previous champion steps down; a candidate needs a passing
+    `xscreen gate` report unless --force). Recorded in the audit log; serving follows within seconds."""
     from screening.registry import set_state
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
     settings = settings_of(ctx)
-    rec = set_state(settings, name, state, cli_actor(), reason)  # type: ignore[arg-type]
+    rec = set_state(settings, name, state, cli_actor(), reason, force=force)  # type: ignore[arg-type]
     typer.echo(f"{rec.version} is now {rec.state} (serving follows within {settings.serving.model_poll_s:g} s)")
 
 

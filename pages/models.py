@@ -35,7 +35,7 @@ if progress:
     f2.caption(f"{progress['scored']} scans scored, {progress['threats']} of them threats by their truth")
 version = st.selectbox("Model version", [m.version for m in models], key="models_version")
 chosen = next(m for m in models if m.version == version)
-t1, t2, t3, t4 = st.tabs(["Thresholds", "Metrics", "Calibration certificate", "Lineage"])
+t1, t2, t3, t4, t5 = st.tabs(["Thresholds", "Metrics", "Calibration certificate", "Lineage", "Gate"])
 t1.dataframe(pd.DataFrame(chosen.thresholds).T, key="models_thresholds")
 t1.caption(f"Thresholds version {chosen.thresholds_version}: the one copy in force, applied live.")
 t2.json(chosen.metrics)
@@ -46,6 +46,14 @@ if lineage:
     t4.write(f"Training-data manifest: `{lineage['train_manifest_sha256'] or '-'}`")
     t4.write(f"Last promoted by {lineage['promoted_by'] or '-'} at {lineage['promoted_at'] or '-'}")
     t4.dataframe(pd.DataFrame(lineage["events"]), hide_index=True, key="models_events")
+reports = common.attempt(lambda: store.gate_reports(version)) or []
+if reports:
+    latest = reports[0]
+    t5.metric(f"Gate against {latest.champion}", "passed" if latest.passed else "failed",
+              help=f"run at {latest.created_at:%Y-%m-%d %H:%M} UTC; {len(reports)} report(s) in all")
+    t5.json(latest.report)
+else:
+    t5.info(f"No gate report for {version} yet (`xscreen gate {version}`).")
 
 st.subheader("Champion vs shadow on live traffic")
 hours = st.slider("Window (hours)", 1, 168, 24, key="models_window")
@@ -68,9 +76,10 @@ c1, c2 = st.columns(2)
 target = c1.selectbox("New state", ["champion", "shadow", "candidate", "retired"], key="models_state")
 reason = c2.text_input("Reason (recorded in the audit log)", key="models_reason")
 confirm = st.checkbox(f"I confirm: set {version} to {target}", key="models_confirm")
+force = st.checkbox("Promote without a passing gate report (recorded in the audit log)", key="models_force")
 if st.button("Apply", key="models_apply", disabled=not (confirm and reason), type="primary"):
     common.require_action(s, "promote")
-    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason)):
+    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason, force=force)):
         st.success(f"{version} is now {target}. Serving follows within seconds, without a restart.")
 rb_confirm = st.checkbox("I confirm: roll back to the previous champion", key="models_rb_confirm")
 if st.button("Roll back", key="models_rollback", disabled=not (rb_confirm and reason)):

@@ -198,6 +198,14 @@ UPDATE models SET thresholds_version = 1;
 DELETE FROM settings_kv WHERE key IN ('champion', 'thresholds');
 """
 
+# Migration 10: the promotion gate's reports (a candidate against the champion on the same items), kept whole.
+_M10_GATE_REPORTS = """
+CREATE TABLE gate_reports (
+    report_id VARCHAR PRIMARY KEY, candidate VARCHAR NOT NULL, champion VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL, passed BOOLEAN NOT NULL, report JSON NOT NULL);
+CREATE INDEX gate_reports_candidate ON gate_reports (candidate);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -209,6 +217,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
     (8, "image_events and the view scan_images: where each scan's image is now", _M8_IMAGES),
     (9, "models.thresholds_version; settings_kv loses its champion and thresholds copies", _M9_THRESHOLDS_VERSION),
+    (10, "gate_reports: the promotion gate's reports", _M10_GATE_REPORTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -20,7 +20,7 @@ from store.audit import audit_row, loads, to_json
 from store.fetch import dicts, first, in_window
 from store.ops import read, write
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import ANY_THREAT, ModelInForce, ModelRecord, ModelState
+from xscreen.records import ANY_THREAT, GateReportRecord, ModelInForce, ModelRecord, ModelState
 
 LIVE_ROLES = ("champion", "shadow")  # the states serving follows, at most one model each
 _MODEL_JSON = ("architecture", "metrics", "thresholds", "calibration")
@@ -88,18 +88,21 @@ def register_model(cur: duckdb.DuckDBPyConnection, model: ModelRecord, actor: st
                  to_json(m.metrics), to_json(m.thresholds), to_json(m.calibration), m.weights_path, m.weights_sha256])
     _event(cur, m.version, None, "candidate", actor, "registered", now)
     audit_row(cur, now, actor, "model_register", m.version, weights_sha256=m.weights_sha256)
-    if m.state != "candidate":
-        set_model_state(cur, m.version, m.state, actor, "registered", now=now)
+    if m.state != "candidate":  # registering straight into a live state is an explicit promotion: no gate
+        set_model_state(cur, m.version, m.state, actor, "registered", force=True, now=now)
 
 
 @write(action="promote", actor="actor")
 def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelState, actor: str,
-                    reason: str | None = None, *, now: datetime) -> None:
+                    reason: str | None = None, force: bool = False, *, now: datetime) -> None:
     """Move a model to `state`. A new champion retires the old one, a new shadow sends the old one back to
-    `candidate`, in the same transaction: serving follows exactly one model per live role."""
+    `candidate`, in the same transaction: serving follows exactly one model per live role. Replacing a champion
+    needs a passing gate report of `version` against it (`record_gate_report`) unless `force` (audited)."""
     old = _model_state(cur, version)
     if old == state:
         return
+    if state == "champion" and not force:
+        _require_gate(cur, version)
     if state in LIVE_ROLES:
         step_down = "retired" if state == "champion" else "candidate"
         for (prev,) in cur.execute("SELECT version FROM models WHERE state = ?", [state]).fetchall():
@@ -108,7 +111,43 @@ def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelSt
     cur.execute("UPDATE models SET state = ? WHERE version = ?", [state, version])
     _event(cur, version, old, state, actor, reason, now)
     audit_row(cur, now, actor, "promote" if state == "champion" else "model_state", version,
-              from_state=old, to_state=state, reason=reason)
+              from_state=old, to_state=state, reason=reason, forced=force)
+
+
+def _require_gate(cur: duckdb.DuckDBPyConnection, version: str) -> None:
+    """ConflictError unless `version` passed the gate against the champion in force (none: nothing to beat)."""
+    current = first(cur, "SELECT version FROM models WHERE state = 'champion'")
+    if current is None:
+        return
+    passed = first(cur, "SELECT count(*) FROM gate_reports WHERE candidate = ? AND champion = ? AND passed",
+                   [version, current[0]])
+    if not passed or not passed[0]:
+        raise ConflictError(f"{version} has no passing gate report against the champion {current[0]}: run "
+                            f"`xscreen gate {version}`, or force the promotion (recorded in the audit log)")
+
+
+@write(action="promote", actor="actor")
+def record_gate_report(cur: duckdb.DuckDBPyConnection, report: GateReportRecord, actor: str, *,
+                       now: datetime) -> None:
+    """Keep a gate report (both models must be registered); audited with its outcome."""
+    for version in (report.candidate, report.champion):
+        _model_state(cur, version)  # NotFoundError naming an unregistered one
+    cur.execute("INSERT INTO gate_reports VALUES (?, ?, ?, ?, ?, ?, ?::JSON)",
+                [report.report_id, report.candidate, report.champion, report.created_at, actor, report.passed,
+                 to_json(report.report)])
+    audit_row(cur, now, actor, "gate", report.candidate, champion=report.champion, passed=report.passed,
+              report_id=report.report_id)
+
+
+@read()
+def gate_reports(cur: duckdb.DuckDBPyConnection, version: str) -> list[GateReportRecord]:
+    """The gate reports of a candidate, newest first."""
+    cur.execute("SELECT report_id, candidate, champion, created_at, passed, report FROM gate_reports "
+                "WHERE candidate = ? ORDER BY created_at DESC, report_id", [version])
+    rows = dicts(cur)
+    for row in rows:
+        row["report"] = loads(row["report"]) or {}
+    return [GateReportRecord(**row) for row in rows]
 
 
 @write(action="promote", actor="actor")
@@ -156,11 +195,13 @@ def models_in_force(cur: duckdb.DuckDBPyConnection) -> list[ModelInForce]:
 def rollback(cur: duckdb.DuckDBPyConnection, actor: str, reason: str | None = None, *, now: datetime) -> str:
     """Put the champion before the current one back in force; returns its version."""
     current = first(cur, "SELECT version FROM models WHERE state = 'champion'")
-    rows = cur.execute("SELECT version FROM model_events WHERE to_state = 'champion' ORDER BY changed_at DESC").fetchall()
+    # rowid breaks ties: two promotions within one clock tick (one group commit) still roll back in order
+    rows = cur.execute("SELECT version FROM model_events WHERE to_state = 'champion' "
+                       "ORDER BY changed_at DESC, rowid DESC").fetchall()
     previous = next((r[0] for r in rows if current is None or r[0] != current[0]), None)
     if previous is None:
         raise NotFoundError("no previous champion to roll back to")
-    set_model_state(cur, previous, "champion", actor, reason or "rollback", now=now)
+    set_model_state(cur, previous, "champion", actor, reason or "rollback", force=True, now=now)  # it served before
     audit_row(cur, now, actor, "rollback", previous, replaced=current[0] if current else None)
     return str(previous)
 
@@ -221,7 +262,7 @@ def model_lineage(cur: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any
         row = first(cur, "SELECT parent FROM models WHERE version = ?", [parent])
         parent = row[0] if row else None
     cur.execute("SELECT from_state, to_state, actor, reason, changed_at FROM model_events WHERE version = ? "
-                "ORDER BY changed_at, event_id", [version])
+                "ORDER BY changed_at, rowid", [version])  # rowid: insertion order within one commit
     events = dicts(cur)
     promotions = [e for e in events if e["to_state"] == "champion"]
     return {

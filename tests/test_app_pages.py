@@ -373,11 +373,16 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
     at.text_input(key="models_reason").input("better on scanner-b").run()
     assert at.button(key="models_apply").disabled  # still needs the confirmation tick
     at.checkbox(key="models_confirm").check().run()
+    at.button(key="models_apply").click().run()  # no gate report: refused, with the reason
+    assert not at.exception and "no passing gate report" in at.error[0].value
+    assert owner_client.champion().version == seeded.champion  # type: ignore[union-attr]
+    at.checkbox(key="models_force").check().run()
     at.button(key="models_apply").click().run()
     assert not at.exception and "is now champion" in at.success[0].value
     champion = owner_client.champion()
     assert champion is not None and champion.version == seeded.shadow
-    assert any(a.action == "promote" and a.target == seeded.shadow for a in owner_client.audit_log(actor="sue"))
+    assert any(a.action == "promote" and a.target == seeded.shadow and a.details["forced"]
+               for a in owner_client.audit_log(actor="sue"))
 
 
 def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) -> None:

@@ -109,7 +109,7 @@ def test_promotion_and_rollback_under_streaming_requests_fail_nothing_and_verdic
     token = stack.store.issue_scanner_token(SCANNER, actor="cli:test")
     with Stream(stack.settings.api_url, token) as stream:
         assert wait_for(lambda: stream.served("live-a"), 60)
-        stack.store.set_model_state("live-b", "champion", actor="cli:test", reason="challenger wins")
+        stack.store.set_model_state("live-b", "champion", actor="cli:test", reason="challenger wins", force=True)
         promoted_at = time.monotonic()
         assert wait_for(lambda: stream.served("live-b"), 60), stream.answers[-5:]
         switch_s = time.monotonic() - promoted_at

@@ -48,7 +48,7 @@ def test_follower_swaps_on_promotion_and_rollback_and_keeps_the_model_it_started
         assert follower.refresh() and follower.live is not None and follower.live.version == "tiny-a"
         before = follower.live
         assert not follower.refresh()  # nothing changed: no reload
-        store.set_model_state("tiny-b", "champion", actor="sue", reason="better")
+        store.set_model_state("tiny-b", "champion", actor="sue", reason="better", force=True)
         assert follower.refresh()
         assert (follower.live.role, follower.live.version) == ("champion", "tiny-b")
         assert before.model.version == "tiny-a"  # a batch holding the old Live is not changed under it
@@ -90,7 +90,7 @@ def test_a_broken_new_checkpoint_keeps_the_old_champion_serving(registry: Settin
     with store:
         follower.refresh()
         Path(store.get_model("tiny-b").weights_path).write_bytes(b"not a checkpoint")
-        store.set_model_state("tiny-b", "champion", actor="sue")
+        store.set_model_state("tiny-b", "champion", actor="sue", force=True)
         assert not follower.refresh()
         assert follower.live.version == "tiny-a" and "checksum mismatch" in (follower.last_error or "")
 
@@ -151,7 +151,7 @@ def test_cli_promotes_rolls_back_and_sets_thresholds_in_the_one_place_serving_re
         assert result.exit_code == 0, result.output
         return result.output
 
-    assert "tiny-b is now champion (serving follows within 2 s)" in run("models", "promote", "tiny-b")
+    assert "tiny-b is now champion (serving follows within 2 s)" in run("models", "promote", "tiny-b", "--force")
     assert "tiny-a is champion again" in run("models", "rollback")
     everything = {c: {"clear": 0.0, "inspect": 0.0} for c in ["any_threat", *registry.model.classes]}
     (tmp_path / "t.json").write_text(json.dumps(everything))

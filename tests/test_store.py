@@ -11,7 +11,7 @@ import pytest
 from store.engine import Store
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
+from xscreen.records import AlertRecord, DecisionRecord, GateReportRecord, LabelRecord, MeasurementRecord
 
 
 def _decision(scan_id: str, officer: str, decision: str, now: datetime, threat_class: str | None = None,
@@ -161,7 +161,7 @@ def test_promoting_keeps_exactly_one_champion_and_rollback_restores_the_previous
     classes = ["knife", "firearm"]
     store.register_model(model_record("v1", classes, now, state="champion"))
     store.register_model(model_record("v2", classes, now))
-    store.set_model_state("v2", "champion", actor="sue", reason="better recall")
+    store.set_model_state("v2", "champion", actor="sue", reason="better recall", force=True)
     states = {m.version: m.state for m in store.list_models()}
     assert states == {"v1": "retired", "v2": "champion"}
     assert store.champion().version == "v2"  # type: ignore[union-attr]
@@ -349,7 +349,7 @@ def test_lineage_names_ancestors_manifest_and_who_promoted_it(store: Store, now:
     store.register_model(model_record("v1", classes, now, state="champion"))
     store.register_model(model_record("v2", classes, now, parent="v1"))
     store.register_model(model_record("v3", classes, now, parent="v2"))
-    store.set_model_state("v3", "champion", actor="sue", reason="passed the gate")
+    store.set_model_state("v3", "champion", actor="sue", reason="passed the gate", force=True)
     lineage = store.model_lineage("v3")
     assert lineage["ancestors"] == ["v2", "v1"] and lineage["train_manifest_sha256"] == "0" * 64
     assert (lineage["promoted_by"], lineage["promoted_at"]) == ("sue", now)
@@ -357,3 +357,26 @@ def test_lineage_names_ancestors_manifest_and_who_promoted_it(store: Store, now:
     assert store.model_lineage("v1")["promoted_by"] == "system"  # registered straight in as champion
     with pytest.raises(NotFoundError):
         store.model_lineage("v9")
+
+
+def test_replacing_the_champion_needs_a_passing_gate_report_or_an_audited_force(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, parent="v1"))
+    with pytest.raises(ConflictError, match="v2 has no passing gate report against the champion v1"):
+        store.set_model_state("v2", "champion", actor="sue")
+    failed = GateReportRecord(report_id="g1", candidate="v2", champion="v1", created_at=now, passed=False,
+                              report={"reasons": ["knife detection fell"]})
+    store.record_gate_report(failed, actor="sue")
+    with pytest.raises(ConflictError):
+        store.set_model_state("v2", "champion", actor="sue")
+    store.record_gate_report(failed.model_copy(update={"report_id": "g2", "passed": True, "report": {}}), actor="sue")
+    store.set_model_state("v2", "champion", actor="sue", reason="passed")
+    assert {(r.report_id, r.passed) for r in store.gate_reports("v2")} == {("g1", False), ("g2", True)}
+    store.register_model(model_record("v3", classes, now))
+    store.set_model_state("v3", "champion", actor="sue", reason="emergency", force=True)
+    promotions = [a for a in store.audit_log(actor="sue") if a.action == "promote"]
+    assert {(a.target, a.details["forced"]) for a in promotions} == {("v2", False), ("v3", True)}
+    assert store.rollback(actor="sue") == "v2"  # the previous champion needs no new gate
+    with pytest.raises(NotFoundError):
+        store.record_gate_report(failed.model_copy(update={"report_id": "g3", "candidate": "v9"}), actor="sue")
