@@ -1,4 +1,4 @@
-"""CLI commands of the model area: train, evaluate, predict, models list|show|promote|rollback.
+"""CLI commands of the model area: train, evaluate, predict, gate, models list|show|promote|rollback|thresholds.
 
 torch and the screening package are imported inside the commands so that `xscreen --help` stays fast.
 `--model` takes a registered version name or `champion` everywhere.
@@ -214,9 +214,38 @@ def models_thresholds(
                f"{settings.serving.model_poll_s:g} s)")
 
 
+def gate_cmd(
+    ctx: typer.Context,
+    candidate: str = typer.Argument(..., help="Candidate version to judge against the champion."),
+    data: str = typer.Option(None, "--data", help="Frozen benchmark folder(s) with labels.csv, comma-separated."),
+    live_days: float = typer.Option(30.0, "--live-days", min=0, help="Also labelled live scans of the last N days (0: none)."),
+    margin: float = typer.Option(0.05, "--margin", min=0.001, max=0.999, help="Largest detection drop tolerated, per class."),
+    min_class_items: int = typer.Option(10, "--min-class-items", min=1, help="Threat items a class needs to be judged."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+) -> None:
+    """Gate a candidate against the champion on the same items; the report is stored, promotion asks for it."""
+    from analytics.monitoring.promotion import GateCriteria
+    from screening.gate import run_gate
+
+    settings = settings_of(ctx)
+    record = run_gate(settings, candidate, _dirs(data) if data else [], live_days=live_days,
+                      criteria=GateCriteria(margin=margin, min_class_items=min_class_items), actor=cli_actor())
+    if as_json:
+        _echo_json(record.model_dump(mode="json"))
+        return
+    r = record.report
+    typer.echo(f"{record.candidate} against {record.champion}: {'PASSED' if record.passed else 'FAILED'} on {r['n']} "
+               f"items ({r['n_threat']} threats; {r['sources']})")
+    typer.echo(f"detection {r['champion']['detection']} -> {r['candidate']['detection']}, false alarms "
+               f"{r['champion']['false_alarms']} -> {r['candidate']['false_alarms']}; McNemar p {r['mcnemar']['p_value']:.3g}")
+    for reason in r["reasons"]:
+        typer.echo(f"  - {reason}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("train")(train_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("predict")(predict_cmd)
+    app.command("gate")(gate_cmd)
     app.add_typer(models_app, name="models")

@@ -67,7 +67,8 @@ def gate_report(any_truth: np.ndarray, class_truth: Mapping[str, np.ndarray], ch
     if not truth.any():
         reasons.append("no threat items: detection cannot be judged")
     # all threats together are always judged: too few of them fail (the interval is wide), they are not skipped
-    overall = _judge("any_threat", champ[truth], cand[truth], criteria, 1) if truth.any() else {"non_inferior": None}
+    overall: dict[str, Any] = ({"non_inferior": None} if not truth.any()
+                               else _judge("any_threat", champ[truth], cand[truth], criteria, 1))
     classes = {}
     for name, labels in class_truth.items():
         on = np.asarray(labels) == 1
