@@ -1,4 +1,4 @@
-"""CLI commands of the model area: train, evaluate, predict, gate, models list|show|promote|rollback|thresholds.
+"""CLI commands of the model area: train, retrain, evaluate, predict, gate, models list|show|promote|rollback|thresholds.
 
 torch and the screening package are imported inside the commands so that `xscreen --help` stays fast.
 `--model` takes a registered version name or `champion` everywhere.
@@ -214,6 +214,26 @@ def models_thresholds(
                f"{settings.serving.model_poll_s:g} s)")
 
 
+def retrain_cmd(
+    ctx: typer.Context,
+    out: str = typer.Option(..., "--out", help="Name of the candidate version."),
+    base: str = typer.Option(None, "--base", help="Base training folder(s) with labels.csv, comma-separated."),
+    live_days: float = typer.Option(None, "--live-days", min=0, help="Only labels of the last N days (default: all)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: model.default_epochs)."),
+) -> None:
+    """Fine-tune the champion on base data + officers' labels, recalibrate, register a candidate (then: gate)."""
+    from screening.retrain import retrain
+    from screening.train import TrainConfig
+
+    settings = settings_of(ctx)
+    cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, seed=settings.model.seed,
+                      box_weight=settings.model.box_weight)
+    result = retrain(settings, _dirs(base) if base else [], out, cfg=cfg, live_days=live_days, actor=cli_actor())
+    ckpt = result.checkpoint
+    typer.echo(f"registered {out} as {result.record.state if result.record else '?'} (parent {ckpt.parent}, "
+               f"data manifest {ckpt.train_manifest_sha256[:12]}); next: xscreen gate {out}")
+
+
 def gate_cmd(
     ctx: typer.Context,
     candidate: str = typer.Argument(..., help="Candidate version to judge against the champion."),
@@ -248,4 +268,5 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_cmd)
     app.command("predict")(predict_cmd)
     app.command("gate")(gate_cmd)
+    app.command("retrain")(retrain_cmd)
     app.add_typer(models_app, name="models")

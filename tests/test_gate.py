@@ -78,3 +78,20 @@ def test_gate_without_items_says_what_to_give(gated: tuple[Path, Path, Settings]
     config, _, _ = gated
     code, _, exc = _cli(config, "gate", "tiny-b", "--live-days", "0")
     assert code != 0 and "the gate has no items: give --data folders or label recent live scans" in str(exc)
+
+
+@pytest.mark.training
+def test_retrain_fine_tunes_the_champion_on_base_data_and_live_labels(gated: tuple[Path, Path, Settings]) -> None:
+    config, bench, settings = gated
+    code, out, exc = _cli(config, "retrain", "--out", "tiny-r", "--base", str(bench), "--epochs", "1")
+    assert code == 0, (out, exc)
+    assert "registered tiny-r as candidate (parent tiny-a" in out and "next: xscreen gate tiny-r" in out
+    exported = settings.exports_dir / "retrain-tiny-r" / "labels.csv"
+    rows = exported.read_text().splitlines()[1:]
+    assert len(rows) == 4 and sum(r.endswith(",knife") for r in rows) == 2
+    with Store.from_settings(settings) as store:
+        record = store.get_model("tiny-r")
+        assert (record.state, record.parent) == ("candidate", "tiny-a") and len(record.train_manifest_sha256) == 64
+        assert store.champion().version == "tiny-a"  # type: ignore[union-attr]  # never promoted by retrain
+    code, out, exc = _cli(config, "retrain", "--out", "tiny-r", "--base", str(bench))
+    assert code != 0 and "model version 'tiny-r' already exists" in str(exc)
