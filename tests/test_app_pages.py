@@ -268,6 +268,9 @@ def test_relabel_page_saves_a_label_and_shows_it_at_once(
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/relabel.py").run()
     assert not at.exception
+    table = at.dataframe[0].value  # the queue, the page's first table
+    budget = 50  # app.relabel_budget; 10% of it drawn at random from unlabelled scans
+    assert len(table) <= budget and list(table["reason"]).count("random slice (unbiased evaluation)") == 5
     pick = at.selectbox(key="relabel_pick").value
     at.multiselect(key="relabel_labels").set_value(["knife"]).run()
     at.button(key="relabel_save").click().run()

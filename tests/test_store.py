@@ -380,3 +380,14 @@ def test_replacing_the_champion_needs_a_passing_gate_report_or_an_audited_force(
     assert store.rollback(actor="sue") == "v2"  # the previous champion needs no new gate
     with pytest.raises(NotFoundError):
         store.record_gate_report(failed.model_copy(update={"report_id": "g3", "candidate": "v9"}), actor="sue")
+
+
+def test_random_unlabelled_is_a_repeatable_slice_of_unlabelled_scans(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 60, seed=6, now=now)
+    store.add_labels([LabelRecord(label_id="x", scan_id=seeded.scan_ids[0], labels=[], source="relabel",
+                                  author="ann", created_at=now)])
+    day1 = store.random_unlabelled(limit=10, seed="2026-11-20")
+    assert len(day1) == 10 and seeded.scan_ids[0] not in set(day1["scan_id"])
+    assert list(store.random_unlabelled(limit=10, seed="2026-11-20")["scan_id"]) == list(day1["scan_id"])
+    assert list(store.random_unlabelled(limit=10, seed="2026-11-21")["scan_id"]) != list(day1["scan_id"])
+    assert len(store.random_unlabelled(limit=100)) == 59

@@ -138,6 +138,8 @@ class AppSettings(Section):
     session_ttl_minutes: float = Field(480.0, gt=0, description="Signed-in sessions expire after this long without activity (minutes).")
     refresh_s: float = Field(2.0, gt=0, description="How often the live triage queue refreshes (seconds).")
     queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
+    relabel_budget: int = Field(50, ge=1, le=10000, description="Items the Relabelling page's active queue offers a day: disagreements, label-error suspects, uncertain items, and a random slice.")
+    relabel_random_share: float = Field(0.1, ge=0, le=1, description="Share of the relabel budget drawn at random from scored, unlabelled scans, so that accuracy estimated from relabels stays unbiased.")
 
 
 class AuthSettings(Section):
