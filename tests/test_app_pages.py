@@ -235,7 +235,7 @@ def test_supervisor_sees_registry_and_agreement(seeded: Seeded, now: datetime) -
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Champion in force"] == seeded.champion and metrics["Shadow"] == seeded.shadow
     assert "Routing agreement" in metrics
-    events = at.dataframe(key="models_events").value
+    [events] = [d.value for d in at.dataframe if "to_state" in d.value.columns]  # the Lineage tab's table
     assert list(events["to_state"]) == ["candidate", "champion"]  # the first version listed: the champion
     assert at.button(key="models_apply").disabled  # needs reason + confirmation
 
