@@ -311,11 +311,16 @@ class Settings(BaseSettings):
         return f"http://{self.network.host}:{self.network.app_port}"
 
 
+# XSCREEN_* variables that are not settings: the config file's path, and the loopback address serving exports to
+# its Ray workers (serving/ray_loopback.py BIND_ENV), which stays set in a process that started Ray.
+NOT_SETTINGS = frozenset({"XSCREEN_CONFIG", "XSCREEN_RAY_BIND_HOST"})
+
+
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     """XSCREEN_* variables that name no setting (pydantic-settings would silently ignore them)."""
     unknown = []
     for key in environ:
-        if not key.startswith(ENV_PREFIX) or key in ("XSCREEN_CONFIG",):
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
             continue
         parts = key[len(ENV_PREFIX):].lower().split(ENV_NESTED)
         model: Any = Settings
