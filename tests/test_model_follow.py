@@ -162,3 +162,33 @@ def test_cli_promotes_rolls_back_and_sets_thresholds_in_the_one_place_serving_re
     with Store.from_settings(registry) as store:
         [live] = store.models_in_force()
     assert (live.version, live.thresholds, live.thresholds_version) == ("tiny-a", everything, 2)
+
+
+def test_serving_housekeeper_stops_a_shadow_that_has_seen_enough_threat_items(tmp_path: Path, now: Any) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from serving.parts import make_housekeeper
+    from tests.conftest import make_settings
+    from tests.seeding import SHADOW, seed_store
+    from xscreen.records import LabelRecord
+
+    settings = make_settings(tmp_path / "home", serving={"shadow_threat_items": 2})
+    ensure_home(settings)
+    with Store.from_settings(settings) as store:
+        seeded = seed_store(store, 20, seed=2, now=now)
+        store.add_labels([LabelRecord(label_id=f"t{i}", scan_id=s, labels=["knife"], source="relabel", author="ann",
+                                      created_at=now) for i, s in enumerate(seeded.scan_ids[:2])])
+        ingest = SimpleNamespace(rechecks=SimpleNamespace(run=lambda: None))
+        keeper = make_housekeeper(settings, ingest, store)  # type: ignore[arg-type]
+        keeper.start()
+        try:
+            deadline = time.monotonic() + 20
+            while store.get_model(SHADOW).state == "shadow" and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            keeper.stop()
+        assert store.get_model(SHADOW).state == "candidate"
+        [event] = [e for e in store.model_lineage(SHADOW)["events"] if e["to_state"] == "candidate"
+                   and e["from_state"] == "shadow"]
+        assert event["actor"] == "system" and event["reason"].startswith("shadow complete: 2 threat items")
