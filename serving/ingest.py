@@ -54,7 +54,7 @@ from xscreen.records import (
 
 log = logging.getLogger(__name__)
 
-VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/role/scored_at/latency)
+VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/scored_at/latency; role optional)
 ScoreFn = Callable[[list[Any]], Sequence[VerdictFields]]
 SpoolFn = Callable[[IngestBatch], Path]
 KnownFn = Callable[[list[str]], set[str]]
@@ -277,7 +277,7 @@ class Ingest:
         scored_at = self._clock()
         scans = [scan_record(g.cand, g.image, g.stats, self._location(g.cand)) for g in good]
         verdicts = [_verdict(s, f, "champion", scored_at) for s, f in zip(scans, fields, strict=True)]
-        verdicts += self._shadow(images, scans)
+        verdicts += self._shadow(images, scans, {v.model_version for v in verdicts})
         batch = IngestBatch(batch_id=_batch_id(), scans=scans, verdicts=verdicts, quarantines=report.quarantined)
         report.spool_path = self._write(batch)
         with self._lock:
@@ -302,8 +302,10 @@ class Ingest:
         log.error("scoring %d image(s) failed; they stay claimed-but-retriable (not marked seen)", len(images))
         return None
 
-    def _shadow(self, images: list[Any], scans: list[ScanRecord]) -> list[VerdictRecord]:
-        """Shadow verdicts are stored, never shown; a failing shadow model never blocks the champion's."""
+    def _shadow(self, images: list[Any], scans: list[ScanRecord], champions: set[str]) -> list[VerdictRecord]:
+        """Shadow verdicts are stored, never shown; a failing shadow model never blocks the champion's. An empty
+        answer means no shadow is in force. A shadow just promoted may still be the shadow slot's model for a
+        poll or two: its verdict as the champion already stands, so the duplicate is dropped."""
         if self._shadow_score is None:
             return []
         try:
@@ -311,8 +313,11 @@ class Ingest:
         except Exception:
             log.exception("shadow scoring failed; champion verdicts are unaffected")
             return []
+        if not fields:
+            return []
         scored_at = self._clock()
-        return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)]
+        return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)
+                if f.get("model_version") not in champions]
 
     def _write(self, batch: IngestBatch) -> Path:
         try:
@@ -471,10 +476,13 @@ class Ingest:
         return replace(cand, path=dest)
 
 
-def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_at: datetime) -> VerdictRecord:
+def _verdict(scan: ScanRecord, fields: VerdictFields, slot: VerdictRole, scored_at: datetime) -> VerdictRecord:
+    """The stored verdict. Its role is the one the model held when it scored (the replica says, with the model
+    version: serving/follow.py); `slot` (which scorer answered) only for scorers that do not say."""
     latency = (scored_at - scan.received_at).total_seconds() * 1000.0
-    return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
-                         **dict(fields))
+    values = dict(fields)
+    role = values.pop("role", slot)
+    return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0), **values)
 
 
 def _batch_id() -> str:

@@ -99,25 +99,40 @@ def ensure_champion(settings: Settings) -> str | None:
     return record.version if record is not None else None
 
 
-def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_every_s: float = 600.0) -> Housekeeper:
-    """Every 2 s: rescore quarantined files their writer completed; every 10 min: retention of the archive and
-    of kept uploads (the store is told first which images expire), spool temps."""
+def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_every_s: float = 600.0,
+                     shadow_every_s: float = 30.0) -> Housekeeper:
+    """Every 2 s: rescore quarantined files their writer completed; every 30 s: stop a shadow that has seen
+    enough threat items; every 10 min: retention of the archive and of kept uploads (the store is told first
+    which images expire), spool temps."""
     from xscreen.records import utcnow
 
-    last = [0.0]
     s = settings.serving
 
     def forget(folder: Path) -> None:
         store.expire_images(str(folder), reason="retention")
 
-    def slow_tasks() -> None:
-        if time.monotonic() - last[0] >= expire_every_s:
-            last[0] = time.monotonic()
-            expire_archive(settings.archive_dir, s.archive_retention_days, utcnow(), forget)
-            expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
-            clean_spool_temp(settings.spool_dir)
+    def retention() -> None:
+        expire_archive(settings.archive_dir, s.archive_retention_days, utcnow(), forget)
+        expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
+        clean_spool_temp(settings.spool_dir)
 
-    return Housekeeper([ingest.rechecks.run, slow_tasks])
+    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system"))
+    slow_tasks = Every(expire_every_s, retention)
+    return Housekeeper([ingest.rechecks.run, shadow_check, slow_tasks])
+
+
+class Every:
+    """Run `task` when called at most once every `period_s` seconds (a housekeeper task on a slower beat)."""
+
+    def __init__(self, period_s: float, task: Callable[[], Any]) -> None:
+        self._period_s = period_s
+        self._task = task
+        self._last = -float("inf")
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last >= self._period_s:
+            self._last = time.monotonic()
+            self._task()
 
 
 def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threading.Thread | None, str]:

@@ -189,6 +189,23 @@ CREATE VIEW scan_images AS
         WHERE rn = 1) e USING (scan_id);
 """
 
+# Migration 9: the thresholds in force live in one place, the champion's (or shadow's) `models` row, versioned by
+# `thresholds_version` so serving applies a change without reloading weights. The copies in settings_kv
+# (`champion`, `thresholds`), written on promotion and read by nobody, go.
+_M9_THRESHOLDS_VERSION = """
+ALTER TABLE models ADD COLUMN thresholds_version INTEGER DEFAULT 1;
+UPDATE models SET thresholds_version = 1;
+DELETE FROM settings_kv WHERE key IN ('champion', 'thresholds');
+"""
+
+# Migration 10: the promotion gate's reports (a candidate against the champion on the same items), kept whole.
+_M10_GATE_REPORTS = """
+CREATE TABLE gate_reports (
+    report_id VARCHAR PRIMARY KEY, candidate VARCHAR NOT NULL, champion VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL, passed BOOLEAN NOT NULL, report JSON NOT NULL);
+CREATE INDEX gate_reports_candidate ON gate_reports (candidate);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -199,6 +216,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
     (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
     (8, "image_events and the view scan_images: where each scan's image is now", _M8_IMAGES),
+    (9, "models.thresholds_version; settings_kv loses its champion and thresholds copies", _M9_THRESHOLDS_VERSION),
+    (10, "gate_reports: the promotion gate's reports", _M10_GATE_REPORTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

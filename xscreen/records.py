@@ -185,6 +185,32 @@ class ModelRecord(Record):
     calibration: dict[str, Any]  # temperature(s) + conformal certificate
     weights_path: str
     weights_sha256: str
+    thresholds_version: int = 1  # bumped each time the thresholds in force change (store/models.py set_thresholds)
+
+
+class GateReportRecord(Record):
+    """The promotion gate's verdict on a candidate against the champion on the same items (analytics/monitoring/
+    gate_report.py builds `report`: per-class detection and false alarms, McNemar, non-inferiority, reasons)."""
+
+    report_id: str
+    candidate: str
+    champion: str
+    created_at: datetime
+    passed: bool
+    report: dict[str, Any]
+
+
+class ModelInForce(Record):
+    """What serving needs to follow one live role (the champion, or the shadow): the weights to load and the
+    thresholds to apply. A replica swaps models when `version` changes and thresholds when `thresholds_version`
+    does, without a reload (serving/follow.py)."""
+
+    role: VerdictRole
+    version: str
+    weights_path: str
+    weights_sha256: str
+    thresholds: dict[str, Any]
+    thresholds_version: int
 
 
 class MeasurementRecord(Record):

@@ -99,7 +99,9 @@ class ServingSettings(Section):
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
     orphan_exit_s: float = Field(60.0, ge=0, description="The children of `xscreen serve` (store owner, Ray head, serving worker, dashboard) keep running when the supervisor itself dies, so the one a service manager starts again adopts them and scoring never stops; they stop by themselves once the supervisor's heartbeat (HOME/run/heartbeat) has been silent this long (seconds; the Ray head 5 s and the store owner 10 s later). 0: they are stopped with the supervisor (PR_SET_PDEATHSIG) and every restart starts the whole stack cold.")
-    shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
+    shadow_slot: bool = Field(True, description="Deploy a shadow slot: the model the store marks `shadow` (xscreen models promote NAME --state shadow) scores the same traffic, its verdicts stored with role shadow and never shown or queued.")
+    shadow_threat_items: int = Field(300, ge=1, description="The shadow stops (back to candidate, awaiting the gate and a promotion) once it has scored this many items whose truth is a threat: enough for its certificate (a conformal miss bound at alpha 0.05 needs 59 at the least).")
+    model_poll_s: float = Field(2.0, gt=0, le=300, description="How often each classifier replica asks the store which models are in force (champion, shadow, thresholds) and follows a promotion, rollback or threshold change without a restart (seconds).")
     archive_processed: bool = Field(True, description="Move processed scans out of the inbox into the archive folder (HOME/archive/<scanner>/<day>/); the store records each image's location. Off: scans stay in the inbox.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
     move_pairing_s: float = Field(0.02, ge=0.001, le=0.5, description="How long the scanner-folder watcher holds the first half of a rename to pair it with the second (watchdog's default 0.5 s stalls every later event whenever the halves are read apart; both come from one rename call).")
@@ -137,6 +139,8 @@ class AppSettings(Section):
     session_ttl_minutes: float = Field(480.0, gt=0, description="Signed-in sessions expire after this long without activity (minutes).")
     refresh_s: float = Field(2.0, gt=0, description="How often the live triage queue refreshes (seconds).")
     queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
+    relabel_budget: int = Field(50, ge=1, le=10000, description="Items the Relabelling page's active queue offers a day: disagreements, label-error suspects, uncertain items, and a random slice.")
+    relabel_random_share: float = Field(0.1, ge=0, le=1, description="Share of the relabel budget drawn at random from scored, unlabelled scans, so that accuracy estimated from relabels stays unbiased.")
 
 
 class AuthSettings(Section):
@@ -308,11 +312,16 @@ class Settings(BaseSettings):
         return f"http://{self.network.host}:{self.network.app_port}"
 
 
+# XSCREEN_* variables that are not settings: the config file's path, and the loopback address serving exports to
+# its Ray workers (serving/ray_loopback.py BIND_ENV), which stays set in a process that started Ray.
+NOT_SETTINGS = frozenset({"XSCREEN_CONFIG", "XSCREEN_RAY_BIND_HOST"})
+
+
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     """XSCREEN_* variables that name no setting (pydantic-settings would silently ignore them)."""
     unknown = []
     for key in environ:
-        if not key.startswith(ENV_PREFIX) or key in ("XSCREEN_CONFIG",):
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
             continue
         parts = key[len(ENV_PREFIX):].lower().split(ENV_NESTED)
         model: Any = Settings
