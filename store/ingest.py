@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
+from store.audit_sampling import AuditDesign
+from store.ground_truth import select_audits
 from store.ops import Engine, composite, read
 from store.wire import TS, Prepared, prepare
 from xscreen.records import IngestBatch
@@ -136,8 +138,10 @@ def _insert_group(cur: duckdb.DuckDBPyConnection, sql: str, fresh: list[Prepared
     return _insert(cur, sql, **{f"_{kind[0]}": table}, **extra)
 
 
-def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now: datetime) -> list[IngestResult]:
-    """Write every batch inside the caller's transaction; one IngestResult per batch, in order."""
+def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now: datetime,
+                   audit: AuditDesign | None = None) -> list[IngestResult]:
+    """Write every batch inside the caller's transaction; one IngestResult per batch, in order. New champion
+    `clear` verdicts are drawn for the random audit under `audit` (store/ground_truth.py)."""
     taken = _seen_batches(cur, list({b.batch_id for b in batches}))
     fresh: list[Prepared] = []
     for b in batches:
@@ -152,6 +156,8 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
     if new.num_rows:
         _insert_group(cur, HEATMAP_INSERT, fresh, "heatmaps", _n=new)
         _insert(cur, PENDING_INSERT, _n=new)
+        if audit is not None and audit.enabled:
+            select_audits(cur, new, audit, now)
         _insert(cur, HOURLY_INSERT, _n=new)
     new_verdicts = _counts(new)
     new_quarantines = _counts(_insert_group(cur, QUARANTINE_INSERT, fresh, "quarantines"))

@@ -150,6 +150,12 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM queue_pending")
     con.execute("DELETE FROM verdict_hourly")
     _apply(con, _FILL_ROLLUPS)
+    if current_version(con) >= 9:  # items drawn for audit and not decided yet wait in the queue too
+        con.execute("""INSERT INTO queue_pending
+            SELECT v.scan_id, v.model_version, v.scanner_id, v.verdict, v.any_threat, v.top_class, v.scored_at
+            FROM audit_selections a JOIN verdicts v ON v.scan_id = a.scan_id AND v.model_version = a.model_version
+            WHERE a.scan_id NOT IN (SELECT scan_id FROM decisions WHERE decision <> 'refer')
+            ON CONFLICT (scan_id) DO NOTHING""")
 
 
 # Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (store/tokens.py).
@@ -189,6 +195,24 @@ CREATE VIEW scan_images AS
         WHERE rn = 1) e USING (scan_id);
 """
 
+# Migration 9: the monitoring's ground truth. `audit_selections`: each AI-cleared champion verdict the random audit
+# sent to officers, with the stratum and the inclusion probability pi it was drawn with (store/audit_sampling.py),
+# the verdict's scored_at and when the writer drew it,
+# so the Horvitz-Thompson estimate never has to guess a past rate. `canaries`: known-answer items (a library threat
+# projected into a live benign scan, scored by the live model), kept apart from scans and verdicts so they never
+# count as mail in volume, flag-rate or drift statistics.
+_M9_GROUND_TRUTH = """
+CREATE TABLE audit_selections (
+    scan_id VARCHAR PRIMARY KEY, model_version VARCHAR NOT NULL, scanner_id VARCHAR, stratum VARCHAR NOT NULL,
+    inclusion DOUBLE NOT NULL, any_threat DOUBLE NOT NULL, scored_at TIMESTAMPTZ NOT NULL,
+    selected_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE canaries (
+    canary_id VARCHAR PRIMARY KEY, scanner_id VARCHAR NOT NULL, source_scan_id VARCHAR NOT NULL,
+    class_name VARCHAR NOT NULL, article VARCHAR, model_version VARCHAR NOT NULL, verdict VARCHAR NOT NULL,
+    any_threat DOUBLE NOT NULL, class_score DOUBLE, detected BOOLEAN NOT NULL, scored_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX canaries_scored_at ON canaries (scored_at);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -199,6 +223,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
     (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
     (8, "image_events and the view scan_images: where each scan's image is now", _M8_IMAGES),
+    (9, "audit_selections (with each audit's inclusion probability) and canaries", _M9_GROUND_TRUTH),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

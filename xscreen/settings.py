@@ -177,6 +177,8 @@ class MonitoringSettings(Section):
     reconstruction_margin: float = Field(0.01, gt=0, lt=1, description="Outlier share tolerated above 1 - reconstruction_quantile before the reconstruction detector alarms.")
     cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
     audit_floor: float = Field(0.002, gt=0, le=1, description="Smallest audit inclusion probability of any stratum of AI-cleared mail (> 0 keeps the Horvitz-Thompson estimate unbiased).")
+    audit_rates: dict[str, float] = Field(default_factory=dict, description="Audit inclusion probability per stratum of AI-cleared mail, overriding screening.audit_rate: a key is `scanner|band` (e.g. `scanner-1|0-0.01`), a scanner id alone or a score band alone; the most specific key wins, and every rate is raised to audit_floor. The probability used is stored with each audited item.")
+    audit_score_bands: list[float] = Field(default_factory=lambda: [0.01], description="Increasing any-threat scores in (0, 1) that cut AI-cleared mail into audit strata (bands named `0-0.01`, `0.01-1`, ...).")
     canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
 
