@@ -138,13 +138,16 @@ def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threadin
         try:
             run_simulator(settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
                           duration=None, seed=seed, classes=settings.model.classes,
-                          threat_rate=sim.threat_rate, stop_event=stop)
+                          threat_rate=sim.threat_rate, stop_event=stop, formats=sim.formats,
+                          scanner_scenarios=sim.scanner_scenarios)
         except Exception:
             log.exception("scanner simulator stopped with an error")
 
     thread = threading.Thread(target=run, name="xscreen-simulator", daemon=True)
     thread.start()
-    return thread, f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
+    drifting = "".join(f", {k} plays {v!r}" for k, v in sim.scanner_scenarios.items())
+    return thread, (f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, formats "
+                    f"{'/'.join(sim.formats)}, scenario {sim.scenario!r}{drifting}")
 
 
 def watcher_health(settings: Settings) -> dict[str, Any]:

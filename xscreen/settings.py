@@ -151,6 +151,8 @@ class SimulatorSettings(Section):
     scanners: int = Field(2, ge=1, le=64, description="Number of simulated scanners in the demo.")
     scenario: str = Field("baseline", description="Drift scenario the demo's simulator plays (see docs/DATA.md).")
     threat_rate: float = Field(0.15, ge=0, le=1, description="Share of simulated parcels that contain a threat.")
+    formats: list[str] = Field(default_factory=lambda: ["png", "npz"], description="Image format of each simulated scanner, cyclic (scanner k writes entry k-1): `png`/`jpeg` pseudo-colour, `npz`/`tiff` raw dual-energy high/low (so the organic/inorganic/metal views and statistics appear).")
+    scanner_scenarios: dict[str, str] = Field(default_factory=lambda: {"scanner-1": "scanner_ageing"}, description="Scanner id -> drift scenario that simulated scanner plays instead of `scenario`, ramping in over the first 10 minutes (the demo's drifting scanner; `scanner_ageing` acts on scanner-1 only, see docs/DATA.md); ids beyond `scanners` are an error.")
 
 
 class MonitoringSettings(Section):
