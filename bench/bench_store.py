@@ -35,6 +35,7 @@ import numpy as np
 
 from store import monitoring, scans, triage
 from store.client import StoreClient, owner_is_up
+from store.audit_sampling import AuditDesign
 from store.engine import Store
 from store.identity import read_home_id, read_owner_token
 from store.migrations import migrate, rebuild_rollups
@@ -76,10 +77,13 @@ def _cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def bench_ingest_in_process(batches: list[IngestBatch], folder: Path) -> tuple[float, float]:
-    """(verdicts/s wall clock, verdicts per CPU-second of the whole process) with 8 callers in-process."""
+def bench_ingest_in_process(batches: list[IngestBatch], folder: Path,
+                            audit_rate: float = 0.0) -> tuple[float, float]:
+    """(verdicts/s wall clock, verdicts per CPU-second of the whole process) with 8 callers in-process; with
+    `audit_rate` > 0 the writer also draws cleared verdicts for the random audit (store/ground_truth.py)."""
     n = sum(len(b.verdicts) for b in batches)
-    with Store.open(folder / "inproc.duckdb") as store:
+    audit = AuditDesign(default_rate=audit_rate, key="bench")
+    with Store.open(folder / f"inproc-{audit_rate:g}.duckdb", audit=audit) as store:
         cpu = _cpu_seconds()
         seconds = _parallel(store.ingest, batches)
         cpu = _cpu_seconds() - cpu
@@ -248,6 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, action="append", default=[], help="Verdict rows for query timing.")
     parser.add_argument("--runs", type=int, default=3, help="Timed runs per figure (median reported).")
     parser.add_argument("--embedding-dim", type=int, default=16, help="Embedding length of generated query rows.")
+    parser.add_argument("--audit-rate", type=float, default=0.0,
+                        help="Also time in-process ingest with the random audit drawing at this rate (0 = skip).")
     parser.add_argument("--skip-owner", action="store_true", help="Skip the HTTP and spool runs (no subprocess).")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args(argv)
@@ -261,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.ingest_verdicts:
             batches = _batches(args.ingest_verdicts)
             gc.freeze()  # the pre-built records are the bench's, not the store's: keep them out of GC passes
-            out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner)
+            out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner, args.audit_rate)
         for rows in args.rows:
             out[f"queries_{rows}"] = bench_queries(folder, rows, args.runs, args.embedding_dim)
             logging.info("%d rows: %s", rows, out[f"queries_{rows}"])
@@ -271,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return out
 
 
-def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool) -> dict[str, float]:
+def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool,
+                 audit_rate: float = 0.0) -> dict[str, float]:
     """Medians over `runs` fresh databases: verdicts/s (wall clock) and verdicts per CPU-second for each path."""
     figures: dict[str, list[float]] = {}
 
@@ -284,6 +291,10 @@ def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner
         wall, per_cpu = bench_ingest_in_process(batches, run_dir)
         note("in_process_verdicts_per_s", wall)
         note("in_process_verdicts_per_cpu_s", per_cpu)
+        if audit_rate > 0:  # the same, with the writer drawing cleared verdicts for the random audit
+            wall, per_cpu = bench_ingest_in_process(batches, run_dir, audit_rate)
+            note("in_process_audited_verdicts_per_s", wall)
+            note("in_process_audited_verdicts_per_cpu_s", per_cpu)
         if not skip_owner:
             wall, per_cpu = bench_ingest_http(batches, run_dir)
             note("http_verdicts_per_s", wall)
