@@ -48,7 +48,7 @@ def drop(inbox: Path, scanner: str, sources: list[Path]) -> list[Path]:
 
 
 def test_canaries_are_projected_into_cleared_scans_scored_and_kept_out_of_mail(tmp_path: Path, now: datetime) -> None:
-    settings = make_settings(tmp_path / "home", screening={"audit_rate": 0.0})
+    settings = make_settings(tmp_path / "home")
     classes = settings.model.classes
     scorer = RecordingScorer(classes)
     with Store.from_settings(settings, clock=lambda: now) as store:

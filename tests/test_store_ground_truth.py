@@ -184,3 +184,28 @@ def test_officers_may_not_read_which_items_are_audits(owner: tuple[StoreClient, 
     with pytest.raises(PermissionDenied, match="role 'officer' may not read ground truth"):
         client.as_user(client.login("olga", PASSWORD).token).audit_outcomes()
     assert client.as_user(client.login("sue", PASSWORD).token).audit_outcomes().empty
+
+
+def test_the_store_opened_from_settings_audits_at_the_configured_rates(tmp_path: Path, now: datetime) -> None:
+    """screening.audit_rate and monitoring.audit_rates reach the owner's writer; rate 0 everywhere: no audits."""
+    from tests.conftest import make_settings
+
+    on = make_settings(tmp_path / "on", screening={"audit_rate": 0.02},
+                       monitoring={"audit_rates": {"scanner-b": 0.3}, "audit_floor": 0.01})
+    with Store.from_settings(on, clock=lambda: now) as store:
+        store.ingest(batch("s", "scanner-b", 500, now - timedelta(hours=1)))
+        out = store.audit_outcomes(start=now - timedelta(days=1), end=now)
+    assert set(out["inclusion"]) == {0.3} and set(out["stratum"]) == {"scanner-b|0-0.01"}
+    assert abs(len(out) - 150) < 4 * np.sqrt(500 * 0.3 * 0.7)
+    with Store.from_settings(make_settings(tmp_path / "off"), clock=lambda: now) as store:
+        store.ingest(batch("s", "scanner-b", 500, now - timedelta(hours=1)))
+        assert store.audit_outcomes(start=now - timedelta(days=1), end=now).empty
+
+
+def test_bad_audit_settings_are_refused_naming_the_field(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+
+    with pytest.raises(ConfigError, match="audit_score_bands"):
+        make_settings(tmp_path, monitoring={"audit_score_bands": [0.2, 0.1]})
+    with pytest.raises(ConfigError, match="audit_rates"):
+        make_settings(tmp_path, monitoring={"audit_rates": {"scanner-a": 1.5}})

@@ -184,6 +184,21 @@ class MonitoringSettings(Section):
     canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
 
+    @field_validator("audit_score_bands")
+    @classmethod
+    def _bands_increase(cls, v: list[float]) -> list[float]:
+        if any(not 0 < e < 1 for e in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"audit score bands must be increasing scores strictly between 0 and 1, got {v}")
+        return v
+
+    @field_validator("audit_rates")
+    @classmethod
+    def _rates_are_probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: r for k, r in v.items() if not 0 <= r <= 1}
+        if bad:
+            raise ValueError(f"audit rates must be probabilities in [0, 1], got {bad}")
+        return v
+
 
 class Settings(BaseSettings):
     """Every path, port, threshold and model choice of one xscreen instance."""
