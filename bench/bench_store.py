@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from store import monitoring, scans, triage
-from store.client import StoreClient, owner_is_up
 from store.audit_sampling import AuditDesign
+from store.client import StoreClient, owner_is_up
 from store.engine import Store
 from store.identity import read_home_id, read_owner_token
 from store.migrations import migrate, rebuild_rollups

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import duckdb
 
 from store.api import StoreAPI, operation
+from store.audit_sampling import AuditDesign
 from store.fetch import first
 from store.ingest import IngestResult
 from store.migrations import migrate, preflight
-from store.audit_sampling import AuditDesign
 from store.ops import StoreConfig
 from store.ratelimit import LoginLimiter, LoginLimits
 from store.wire import Prepared
