@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store.audit_sampling import AuditDesign
-from store.fetch import in_window, scalar
+from store.fetch import in_window, over_arrow, scalar
 from store.ops import read, write
 from xscreen.records import CanaryRecord
 
@@ -33,16 +33,6 @@ AUDIT_INSERT = ("INSERT INTO audit_selections BY NAME SELECT * FROM _a ON CONFLI
 AUDIT_QUEUE_INSERT = (  # an audited item waits in the queue like a flagged one (its verdict text is never shown)
     "INSERT INTO queue_pending BY NAME SELECT n.scan_id, n.model_version, n.scanner_id, n.verdict, n.any_threat, "
     "n.top_class, n.scored_at FROM _n n SEMI JOIN _r r ON n.scan_id = r.scan_id ON CONFLICT (scan_id) DO NOTHING")
-
-
-def _registered(cur: duckdb.DuckDBPyConnection, sql: str, **tables: pa.Table) -> pa.Table:
-    for name, table in tables.items():
-        cur.register(name, table)
-    try:
-        return cur.sql(sql).to_arrow_table() if "RETURNING" in sql else (cur.execute(sql), pa.table({}))[1]
-    finally:
-        for name in tables:
-            cur.unregister(name)
 
 
 def select_audits(cur: duckdb.DuckDBPyConnection, new: pa.Table, design: AuditDesign, now: datetime) -> int:
@@ -58,9 +48,9 @@ def select_audits(cur: duckdb.DuckDBPyConnection, new: pa.Table, design: AuditDe
             picked.append({**row, "stratum": stratum, "inclusion": pi, "selected_at": now})
     if not picked:
         return 0
-    returned = _registered(cur, AUDIT_INSERT, _a=pa.Table.from_pylist(picked))
+    returned = over_arrow(cur, AUDIT_INSERT, _a=pa.Table.from_pylist(picked))
     if returned.num_rows:
-        _registered(cur, AUDIT_QUEUE_INSERT, _n=cleared, _r=returned)
+        over_arrow(cur, AUDIT_QUEUE_INSERT, _n=cleared, _r=returned)
     return int(returned.num_rows)
 
 
@@ -102,7 +92,7 @@ def record_canaries(cur: duckdb.DuckDBPyConnection, canaries: list[CanaryRecord]
         return 0
     before = int(scalar(cur, "SELECT count(*) FROM canaries"))
     rows = pa.Table.from_pylist([{**c.model_dump(), "detected": c.detected} for c in canaries])
-    _registered(cur, "INSERT INTO canaries BY NAME SELECT * FROM _c ON CONFLICT (canary_id) DO NOTHING", _c=rows)
+    over_arrow(cur, "INSERT INTO canaries BY NAME SELECT * FROM _c ON CONFLICT (canary_id) DO NOTHING", _c=rows)
     return int(scalar(cur, "SELECT count(*) FROM canaries")) - before
 
 

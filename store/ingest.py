@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from store.audit_sampling import AuditDesign
+from store.fetch import over_arrow as _insert
 from store.ground_truth import select_audits
 from store.ops import Engine, composite, read
 from store.wire import TS, Prepared, prepare
@@ -79,20 +80,6 @@ def _counts(returned: pa.Table) -> dict[str, int]:
 
 def _seen_batches(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
     return {r[0] for r in cur.execute("SELECT batch_id FROM ingest_batches WHERE batch_id IN ?", [ids]).fetchall()}
-
-
-def _insert(cur: duckdb.DuckDBPyConnection, sql: str, **tables: pa.Table) -> pa.Table:
-    """Run one INSERT over the given Arrow tables (registered under their keyword names); its RETURNING rows."""
-    for name, table in tables.items():
-        cur.register(name, table)
-    try:
-        if "RETURNING" in sql:
-            return cur.sql(sql).to_arrow_table()  # a DML relation runs once, here
-        cur.execute(sql)
-        return pa.table({})
-    finally:
-        for name in tables:
-            cur.unregister(name)
 
 
 SCAN_INSERT = ("INSERT INTO scans BY NAME SELECT * REPLACE (declared_contents::JSON AS declared_contents) FROM _s "
