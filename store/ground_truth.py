@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from store.audit_sampling import AuditDesign
 from store.fetch import in_window, over_arrow, scalar
 from store.ops import read, write
+from store.wire import TS
 from xscreen.records import CanaryRecord
 
 AUDIT_INSERT = ("INSERT INTO audit_selections BY NAME SELECT * FROM _a ON CONFLICT (scan_id) DO NOTHING "
@@ -37,18 +38,28 @@ AUDIT_QUEUE_INSERT = (  # an audited item waits in the queue like a flagged one 
 
 def select_audits(cur: duckdb.DuckDBPyConnection, new: pa.Table, design: AuditDesign, now: datetime) -> int:
     """Draw the new champion `clear` verdicts (the writer's RETURNING rows) for audit, inside the writer's
-    transaction; record the drawn ones with their pi and queue them. Returns how many were drawn."""
+    transaction; record the drawn ones with their pi and queue them. Returns how many were drawn.
+
+    Only the columns the draw needs are turned into Python objects (~4 us per cleared verdict, measured: see
+    docs/BENCHMARKS.md, Store); the drawn rows stay Arrow."""
     keep = pc.and_(pc.equal(new.column("role"), "champion"), pc.equal(new.column("verdict"), "clear"))
     cleared = new.filter(keep)
-    picked: list[dict[str, Any]] = []
-    for row in cleared.select(["scan_id", "model_version", "scanner_id", "any_threat", "scored_at"]).to_pylist():
-        stratum = design.stratum(row["scanner_id"], row["any_threat"])
-        pi = design.inclusion(stratum)
-        if pi > 0 and design.drawn(row["scan_id"], pi):
-            picked.append({**row, "stratum": stratum, "inclusion": pi, "selected_at": now})
-    if not picked:
+    if cleared.num_rows == 0:
         return 0
-    returned = over_arrow(cur, AUDIT_INSERT, _a=pa.Table.from_pylist(picked))
+    strata = [design.stratum(scanner, score) for scanner, score in
+              zip(cleared.column("scanner_id").to_pylist(), cleared.column("any_threat").to_pylist(), strict=True)]
+    pi_of = {s: design.inclusion(s) for s in set(strata)}
+    pis = [pi_of[s] for s in strata]
+    drawn = [pi > 0 and design.drawn(scan_id, pi)
+             for scan_id, pi in zip(cleared.column("scan_id").to_pylist(), pis, strict=True)]
+    if not any(drawn):
+        return 0
+    mask = pa.array(drawn)
+    picked = cleared.select(["scan_id", "model_version", "scanner_id", "any_threat", "scored_at"]).filter(mask)
+    picked = (picked.append_column("stratum", pa.array(strata, pa.string()).filter(mask))
+              .append_column("inclusion", pa.array(pis, pa.float64()).filter(mask))
+              .append_column("selected_at", pa.array([now] * picked.num_rows, TS)))
+    returned = over_arrow(cur, AUDIT_INSERT, _a=picked)
     if returned.num_rows:
         over_arrow(cur, AUDIT_QUEUE_INSERT, _n=cleared, _r=returned)
     return int(returned.num_rows)
