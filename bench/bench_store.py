@@ -31,7 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 
 from store import monitoring, scans, triage
 from store.audit_sampling import AuditDesign
@@ -254,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--embedding-dim", type=int, default=16, help="Embedding length of generated query rows.")
     parser.add_argument("--audit-rate", type=float, default=0.0,
                         help="Also time in-process ingest with the random audit drawing at this rate (0 = skip).")
+    parser.add_argument("--audit-draw", type=int, default=0,
+                        help="Time the writer's audit draw alone on this many cleared verdicts (0 = skip).")
     parser.add_argument("--skip-owner", action="store_true", help="Skip the HTTP and spool runs (no subprocess).")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args(argv)
@@ -268,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             batches = _batches(args.ingest_verdicts)
             gc.freeze()  # the pre-built records are the bench's, not the store's: keep them out of GC passes
             out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner, args.audit_rate)
+        if args.audit_draw:
+            out["audit_draw_cpu_us_per_cleared_verdict"] = bench_audit_draw(args.audit_draw, args.runs)
         for rows in args.rows:
             out[f"queries_{rows}"] = bench_queries(folder, rows, args.runs, args.embedding_dim)
             logging.info("%d rows: %s", rows, out[f"queries_{rows}"])
@@ -275,6 +281,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return out
+
+
+def bench_audit_draw(n: int, runs: int) -> float:
+    """CPU microseconds per cleared verdict of the writer's audit draw (store.ground_truth.select_audits) on a
+    RETURNING table of n new champion `clear` verdicts, in an in-memory database; median of `runs`."""
+    from store.ground_truth import select_audits
+    from store.wire import TS
+
+    rng = np.random.default_rng(0)
+    table = pa.table({"scan_id": [f"{i:016x}" for i in range(n)], "model_version": ["m"] * n, "batch_id": ["b"] * n,
+                      "scanner_id": [f"scanner-{i % 3}" for i in range(n)], "role": ["champion"] * n,
+                      "verdict": ["clear"] * n, "any_threat": rng.random(n) * 0.05, "top_class": [None] * n,
+                      "scored_at": pa.array([NOW] * n, TS)})
+    design = AuditDesign(default_rate=0.01, band_edges=(0.01,), key="bench")
+    times = []
+    for _ in range(runs):
+        con = duckdb.connect()
+        migrate(con)
+        cpu = time.process_time()
+        select_audits(con, table, design, NOW)
+        times.append(time.process_time() - cpu)
+        con.close()
+    return round(statistics.median(times) / n * 1e6, 2)
 
 
 def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool,
