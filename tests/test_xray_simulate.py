@@ -131,3 +131,26 @@ def test_a_scenario_for_a_scanner_that_is_not_simulated_is_refused(tmp_path: Pat
     with pytest.raises(ConfigError, match="unknown format 'bmp'"):
         _run(tmp_path / "inbox", formats=("png", "bmp"))
     assert not list((tmp_path / "inbox").rglob("*.png"))
+
+
+def test_the_demo_simulator_streams_pseudo_colour_and_dual_energy_scanners_by_default(tmp_path: Path) -> None:
+    """`xscreen demo`'s simulator thread (serving.parts.start_simulator) with the default simulator settings."""
+    import time
+
+    from serving.parts import start_simulator
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "home", simulator={"rate": 20.0})
+    stop = threading.Event()
+    thread, line = start_simulator(settings, stop)
+    assert thread is not None and "png/npz" in line and "scanner-1 plays 'scanner_ageing'" in line
+    inbox = settings.inbox_dir
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and not (list(inbox.glob("scanner-1/*.png"))
+                                                   and list(inbox.glob("scanner-2/*.npz"))):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert list(inbox.glob("scanner-1/*.png")) and list(inbox.glob("scanner-2/*.npz")) and not thread.is_alive()
