@@ -150,7 +150,8 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM queue_pending")
     con.execute("DELETE FROM verdict_hourly")
     _apply(con, _FILL_ROLLUPS)
-    if current_version(con) >= 9:  # items drawn for audit and not decided yet wait in the queue too
+    has_audits = first(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'audit_selections'")
+    if has_audits:  # items drawn for audit and not decided yet wait in the queue too (by table: the step may move)
         con.execute("""INSERT INTO queue_pending
             SELECT v.scan_id, v.model_version, v.scanner_id, v.verdict, v.any_threat, v.top_class, v.scored_at
             FROM audit_selections a JOIN verdicts v ON v.scan_id = a.scan_id AND v.model_version = a.model_version
