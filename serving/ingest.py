@@ -61,6 +61,7 @@ KnownFn = Callable[[list[str]], set[str]]
 MovesFn = Callable[[list[ImageMove]], Any]
 ReaderFn = Callable[..., Any]
 StatsFn = Callable[[Any], Mapping[str, float]]
+CanaryFn = Callable[[Sequence[tuple[ScanRecord, VerdictRecord, Any]]], Any]  # serving/canaries.CanaryFeed
 UPLOAD_SCORE_ATTEMPTS = 3  # an upload has no watcher to retry it: try a few times before answering 503
 UPLOADS_DIR = "_uploads"  # quarantine/_uploads/<scanner>/: bad uploads kept for forensics, capped
 
@@ -130,6 +131,7 @@ class Ingest:
         health: PipelineHealth | None = None,
         truncated_wait_s: float = 10.0,
         upload_quarantine: tuple[int, int] = (1000, 256 * 2**20),
+        canaries: CanaryFn | None = None,
     ) -> None:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
@@ -152,6 +154,7 @@ class Ingest:
         self.health = health or PipelineHealth()
         self._truncated_wait_s = truncated_wait_s
         self._upload_cap = upload_quarantine
+        self._canaries = canaries
         self.rechecks = Rechecks(lambda data, name: self._reader(data, name=name, **self._limits))
         allowed = None if suffixes is None else frozenset(x.lower() for x in suffixes)
         self._checker = CandidateChecker(inbox, set(scanner_ids), max_bytes, allowed)
@@ -193,6 +196,7 @@ class Ingest:
             self._release(fresh)
         if report.scored:
             self._report_moves([move for item in good if (move := self._archive(item.cand)) is not None])
+            self._feed_canaries(good, report)
         return self._notify(report)
 
     def _drop_known(self, candidates: list[Candidate], report: IngestReport) -> list[Candidate]:
@@ -447,6 +451,19 @@ class Ingest:
             log.warning("could not archive %s: %s", cand.path, exc)
             return ImageMove(scan_id=cand.sha256[:16], path=str(cand.path))
         return None
+
+    def _feed_canaries(self, good: list[_Good], report: IngestReport) -> None:
+        """Hand the batch's cleared items to the canary feed, after their verdicts are safe in the spool: a
+        canary is scored and recorded apart from mail, and its failure never touches the batch."""
+        if self._canaries is None:
+            return
+        champion = {v.scan_id: v for v in report.verdicts if v.role == "champion"}
+        items = [(scan, champion[scan.scan_id], g.image) for scan, g in zip(report.scans, good, strict=True)
+                 if scan.scan_id in champion]
+        try:
+            self._canaries(items)
+        except Exception:  # noqa: BLE001 -- monitoring must never lose a verdict
+            log.exception("canary feed failed")
 
     def _report_moves(self, moves: list[ImageMove]) -> None:
         """Tell the store where images stayed that did not go where their scans say (best effort: logged)."""

@@ -63,13 +63,16 @@ def store_client(settings: Settings) -> Any:
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:
     """The production ingest: xray reader, durable spool, the store's known hashes, metrics and health."""
+    from serving.canaries import CanaryFeed
     from store.spool import SpoolWriter
 
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
                                   known_hashes=store.known_hashes, record_moves=store.move_images,
-                                  shadow_score=shadow, on_batch=metrics.observe, health=health)
+                                  shadow_score=shadow, on_batch=metrics.observe, health=health,
+                                  canaries=CanaryFeed.from_settings(settings, score=score,
+                                                                    record=store.record_canaries))
     metrics.track_health(health)
     return ingest, metrics
 
@@ -150,13 +153,16 @@ def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threadin
         try:
             run_simulator(settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
                           duration=None, seed=seed, classes=settings.model.classes,
-                          threat_rate=sim.threat_rate, stop_event=stop)
+                          threat_rate=sim.threat_rate, stop_event=stop, formats=sim.formats,
+                          scanner_scenarios=sim.scanner_scenarios)
         except Exception:
             log.exception("scanner simulator stopped with an error")
 
     thread = threading.Thread(target=run, name="xscreen-simulator", daemon=True)
     thread.start()
-    return thread, f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
+    drifting = "".join(f", {k} plays {v!r}" for k, v in sim.scanner_scenarios.items())
+    return thread, (f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, formats "
+                    f"{'/'.join(sim.formats)}, scenario {sim.scenario!r}{drifting}")
 
 
 def watcher_health(settings: Settings) -> dict[str, Any]:

@@ -213,6 +213,27 @@ class ModelInForce(Record):
     thresholds_version: int
 
 
+class CanaryRecord(Record):
+    """A known-answer canary: a library threat of `class_name` projected into a live benign scan of `scanner_id`
+    (`source_scan_id`) and scored by the live model. Kept apart from scans and verdicts (never counted as mail);
+    `detected` = the model routed it to an officer (verdict not `clear`), as the certificate counts detection."""
+
+    canary_id: str
+    scanner_id: str
+    source_scan_id: str
+    class_name: str
+    article: str | None = None  # the library article projected (xray.tip: class:variant:k)
+    model_version: str
+    verdict: VerdictValue
+    any_threat: float = Field(ge=0, le=1)
+    class_score: float | None = Field(default=None, ge=0, le=1)  # the model's score of the projected class
+    scored_at: datetime
+
+    @property
+    def detected(self) -> bool:
+        return self.verdict != "clear"
+
+
 class MeasurementRecord(Record):
     measurement_id: str
     measured_at: datetime

@@ -156,6 +156,8 @@ class SimulatorSettings(Section):
     scanners: int = Field(2, ge=1, le=64, description="Number of simulated scanners in the demo.")
     scenario: str = Field("baseline", description="Drift scenario the demo's simulator plays (see docs/DATA.md).")
     threat_rate: float = Field(0.15, ge=0, le=1, description="Share of simulated parcels that contain a threat.")
+    formats: list[str] = Field(default_factory=lambda: ["png", "npz"], description="Image format of each simulated scanner, cyclic (scanner k writes entry k-1): `png`/`jpeg` pseudo-colour, `npz`/`tiff` raw dual-energy high/low (so the organic/inorganic/metal views and statistics appear).")
+    scanner_scenarios: dict[str, str] = Field(default_factory=lambda: {"scanner-1": "scanner_ageing"}, description="Scanner id -> drift scenario that simulated scanner plays instead of `scenario`, ramping in over the first 10 minutes (the demo's drifting scanner; `scanner_ageing` acts on scanner-1 only, see docs/DATA.md); ids beyond `scanners` are an error.")
 
 
 class MonitoringSettings(Section):
@@ -182,8 +184,25 @@ class MonitoringSettings(Section):
     reconstruction_margin: float = Field(0.01, gt=0, lt=1, description="Outlier share tolerated above 1 - reconstruction_quantile before the reconstruction detector alarms.")
     cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
     audit_floor: float = Field(0.002, gt=0, le=1, description="Smallest audit inclusion probability of any stratum of AI-cleared mail (> 0 keeps the Horvitz-Thompson estimate unbiased).")
+    audit_rates: dict[str, float] = Field(default_factory=dict, description="Audit inclusion probability per stratum of AI-cleared mail, overriding screening.audit_rate: a key is `scanner|band` (e.g. `scanner-1|0-0.01`), a scanner id alone or a score band alone; the most specific key wins, and every rate is raised to audit_floor. The probability used is stored with each audited item.")
+    audit_score_bands: list[float] = Field(default_factory=lambda: [0.01], description="Increasing any-threat scores in (0, 1) that cut AI-cleared mail into audit strata (bands named `0-0.01`, `0.01-1`, ...).")
     canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
+
+    @field_validator("audit_score_bands")
+    @classmethod
+    def _bands_increase(cls, v: list[float]) -> list[float]:
+        if any(not 0 < e < 1 for e in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"audit score bands must be increasing scores strictly between 0 and 1, got {v}")
+        return v
+
+    @field_validator("audit_rates")
+    @classmethod
+    def _rates_are_probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: r for k, r in v.items() if not 0 <= r <= 1}
+        if bad:
+            raise ValueError(f"audit rates must be probabilities in [0, 1], got {bad}")
+        return v
 
 
 class Settings(BaseSettings):
