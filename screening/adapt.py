@@ -81,10 +81,10 @@ def read_folder(folder: Path, *, max_bytes: int, max_pixels: int) -> tuple[list[
 
     if not folder.is_dir():
         raise ConfigError(f"--images: {folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() not in (".csv", ".json", ".jsonl", ".txt", ".parquet"))
     images, names = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        if path.suffix.lower() in (".csv", ".json", ".jsonl", ".txt", ".parquet"):
-            continue
+    for path in paths:
         try:
             scan = read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels)
         except BadScanError as exc:
@@ -93,6 +93,20 @@ def read_folder(folder: Path, *, max_bytes: int, max_pixels: int) -> tuple[list[
         images.append(_pixels(scan))
         names.append(path.name)
     return images, names
+
+
+def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int) -> list[np.ndarray]:
+    """The pixels of the given scan files (unreadable ones skipped with a warning)."""
+    from xray.formats import read_scan
+    from xscreen.errors import BadScanError
+
+    out = []
+    for path in paths:
+        try:
+            out.append(_pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels)))
+        except BadScanError as exc:
+            log.warning("skipping %s: %s", path, exc.reason)
+    return out
 
 
 def _pixels(scan: Any) -> np.ndarray:
@@ -161,7 +175,7 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
     images, labels, boxes = [], [], []
     for i in range(n):
         bg, e = backgrounds[i % len(backgrounds)], entries[order[i % len(entries)]]
-        img, (x0, y0, x1, y1) = project_colour(bg, e, look, rng)
+        img, (x0, y0, x1, y1), _ = project_colour(bg, e, look, rng)
         H, W = img.shape[:2]
         images.append(img)
         labels.append((e.class_name,))

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, median_filter, zoom
 
 from xray.materials import MAX_ATTENUATION
+from xray.palettes import CONFIDENT_ATTENUATION, THIN_RATIO, box_mean
 from xray.threat_library import REFERENCE_PIXEL_MM, LibraryEntry
 from xray.tip import project_threat
 from xscreen.errors import ConfigError
@@ -141,6 +142,15 @@ class _Reference:
 def material_of(ratio: np.ndarray) -> np.ndarray:
     """0 organic, 1 inorganic, 2 metal."""
     return np.digitize(ratio, MATERIAL_RATIOS)
+
+
+def displayed_material(a_h: np.ndarray, a_l: np.ndarray) -> np.ndarray:
+    """The material a station shows: R on a 3x3 neighbourhood, leaning to organic where too thin to tell (the
+    convention of xray.palettes.lut_indices, which vendors share: thin steel edges are not shown as metal)."""
+    mean_h, mean_l = box_mean(a_h.astype(np.float32), 3), box_mean(a_l.astype(np.float32), 3)
+    ratio = mean_l / np.maximum(mean_h, 1e-3)
+    confidence = np.minimum(mean_h / CONFIDENT_ATTENUATION, 1.0)
+    return material_of(THIN_RATIO + (ratio - THIN_RATIO) * confidence)
 
 
 @lru_cache(maxsize=2)
@@ -356,9 +366,10 @@ def scaled_signature(entry: LibraryEntry, look: ScannerLook) -> tuple[np.ndarray
 
 
 def project_colour(image: np.ndarray, entry: LibraryEntry, look: ScannerLook, rng: np.random.Generator,
-                   top_left: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+                   top_left: tuple[int, int] | None = None,
+                   ) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:
     """The uint8 image (same shape and kind as `image`) with the library threat projected through the scanner's
-    estimated look, and the threat's box (x0, y0, x1, y1) in it. `top_left` None: a random place that keeps the
+    estimated look, the threat's box (x0, y0, x1, y1, end-exclusive) in it and its mask over that box. `top_left` None: a random place that keeps the
     threat inside the image where it fits."""
     t_h, t_l, mask = scaled_signature(entry, look)
     H, W = image.shape[:2]
@@ -376,7 +387,7 @@ def project_colour(image: np.ndarray, entry: LibraryEntry, look: ScannerLook, rn
     a_h = _to_attenuation(d, mats, look)
     a_l = a_h * look.ratio[mats].astype(np.float32)
     new_h, new_l = a_h + t_h[sy, sx], a_l + t_l[sy, sx]
-    new_mats = material_of(new_l / np.maximum(new_h, 1e-4)) if look.mode == "colour" else np.zeros_like(mats)
+    new_mats = displayed_material(new_h, new_l) if look.mode == "colour" else np.zeros_like(mats)
     # the change the threat makes in this scanner's colours, added to its own pixels (texture, noise, JPEG stay)
     delta = _to_colour(new_h, new_mats, look) - _to_colour(a_h, mats, look)
     touched = t_h[sy, sx] > 1e-3
@@ -386,9 +397,10 @@ def project_colour(image: np.ndarray, entry: LibraryEntry, look: ScannerLook, rn
     out[iy0:iy1, ix0:ix1] = np.round(out_patch if image.ndim == 3 else out_patch.mean(axis=2)).astype(np.uint8)
     m = mask[sy, sx]
     rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    box = ((ix0 + int(cols[0]), iy0 + int(rows[0]), ix0 + int(cols[-1]) + 1, iy0 + int(rows[-1]) + 1)
-           if rows.size else (ix0, iy0, ix1, iy1))
-    return out, box
+    if not rows.size:
+        return out, (ix0, iy0, ix1, iy1), m
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return out, (ix0 + x0, iy0 + y0, ix0 + x1, iy0 + y1), m[y0:y1, x0:x1]
 
 
 def project_raw(high: np.ndarray, low: np.ndarray, entry: LibraryEntry, top_left: tuple[int, int],
