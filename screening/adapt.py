@@ -27,8 +27,7 @@ from tqdm import tqdm
 from screening import registry
 from screening.calibration import n_threat_needed
 from screening.classifier import Classifier
-from screening.data import LabelledSet, _manifest_hash, split_indices, targets
-from screening.data import LabelRow
+from screening.data import LabelledSet, LabelRow, _manifest_hash, split_indices, targets
 from screening.preprocess import Geometry, letterbox_uint8
 from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics, fit
 from xray.projection import ScannerLook, estimate_look, project_colour
@@ -172,7 +171,9 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
     if not entries:
         raise ConfigError("the threat library part is empty: nothing to project")
     order = rng.permutation(len(entries))
-    images, labels, boxes = [], [], []
+    images: list[np.ndarray] = []
+    labels: list[tuple[str, ...]] = []
+    boxes: list[list[tuple[str, Box]]] = []
     for i in range(n):
         bg, e = backgrounds[i % len(backgrounds)], entries[order[i % len(entries)]]
         img, (x0, y0, x1, y1), _ = project_colour(bg, e, look, rng)

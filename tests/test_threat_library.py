@@ -30,7 +30,7 @@ def test_library_parts_are_disjoint_by_article_and_deterministic() -> None:
     assert not (parts["certification"] & parts["canary"])
     assert len(lib.part("training")) == 12  # every article in 2 poses
     again = build_library(["knife", "currency"], articles=3, poses=2, seed=3)
-    assert all(np.array_equal(a.att_high, b.att_high) for a, b in zip(lib.entries, again.entries, strict=True))
+    assert all(np.array_equal(a.att_high, b.att_high) for a, b in zip(lib.entries, again.entries, strict=True))  # type: ignore[arg-type]
     e = lib.part("certification")[0]
     assert e.version == "1" and "render_threat" in e.provenance and e.att_high is not None and e.mask.any()
     with pytest.raises(ConfigError, match="unknown library part"):

@@ -185,7 +185,7 @@ def save_library(library: ThreatLibrary, folder: Path) -> Path:
                 arrays[f"{i}_{name}"] = value
         rows.append({"kind": e.kind, "class_name": e.class_name, "article": e.article, "part": e.part,
                      "provenance": e.provenance, "version": e.version, "pixel_mm": e.pixel_mm, "meta": e.meta})
-    np.savez_compressed(folder / "arrays.npz", **arrays)
+    np.savez_compressed(folder / "arrays.npz", **arrays)  # type: ignore[arg-type]
     path = folder / "library.json"
     path.write_text(json.dumps({"version": library.version, "entries": rows}, indent=1), encoding="utf-8")
     return path
