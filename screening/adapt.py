@@ -73,39 +73,30 @@ def min_images_needed(cfg: AdaptConfig, alpha: float, delta: float) -> int:
 
 
 def read_folder(folder: Path, *, max_bytes: int, max_pixels: int) -> tuple[list[np.ndarray], list[str]]:
-    """The JPEG / PNG (or any readable) scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels; files that
-    are not readable scans are skipped with a warning. No sidecars are needed or read."""
-    from xray.formats import read_scan
-    from xscreen.errors import BadScanError
-
+    """The JPEG / PNG (or any readable) scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their
+    file names; files that are not readable scans are skipped with a warning. No sidecars are needed or read."""
     if not folder.is_dir():
         raise ConfigError(f"--images: {folder} is not a folder")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() not in (".csv", ".json", ".jsonl", ".txt", ".parquet"))
-    images, names = [], []
-    for path in paths:
-        try:
-            scan = read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels)
-        except BadScanError as exc:
-            log.warning("skipping %s: %s", path.name, exc.reason)
-            continue
-        images.append(_pixels(scan))
-        names.append(path.name)
-    return images, names
+    read = [(p.name, img) for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+    return [img for _, img in read], [name for name, _ in read]
 
 
 def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int) -> list[np.ndarray]:
     """The pixels of the given scan files (unreadable ones skipped with a warning)."""
+    return [img for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+
+
+def _read_one(path: Path, max_bytes: int, max_pixels: int) -> np.ndarray | None:
     from xray.formats import read_scan
     from xscreen.errors import BadScanError
 
-    out = []
-    for path in paths:
-        try:
-            out.append(_pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels)))
-        except BadScanError as exc:
-            log.warning("skipping %s: %s", path, exc.reason)
-    return out
+    try:
+        return _pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels))
+    except BadScanError as exc:
+        log.warning("skipping %s: %s", path, exc.reason)
+        return None
 
 
 def _pixels(scan: Any) -> np.ndarray:
