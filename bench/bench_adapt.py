@@ -36,8 +36,9 @@ def _render(style: object, seed: int, n: int, classes: list[str], rate: float) -
 
 
 def _figures(clf: Classifier, benign: list[np.ndarray], threats: list[np.ndarray], labels: list[list[str]]) -> dict[str, object]:
-    from screening.preprocess import letterbox_uint8
     import torch
+
+    from screening.preprocess import letterbox_uint8
 
     pb, pt = scored_any(clf, benign), scored_any(clf, threats)
     clear = clf.ckpt.thresholds["any_threat"]["clear"]
