@@ -178,11 +178,12 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
 # ------------------------------------------------------------------------------------------------ adaptation
 
 
-def _epochs_within(budget_s: float | None, spent_s: float, cfg: TrainConfig, net: Any, n_train: int,
-                   size: int) -> int:
-    """Epochs that fit in what is left of the budget, from the time of a few training steps (at least 1)."""
+def _schedule(budget_s: float | None, spent_s: float, cfg: TrainConfig, net: Any, n_train: int,
+              size: int) -> tuple[int, int]:
+    """(epochs, images per epoch) that fit in what is left of the budget, from the time of a few training steps:
+    all epochs when they fit, else fewer, else one epoch over a random share of the training images."""
     if budget_s is None:
-        return cfg.epochs
+        return cfg.epochs, n_train
     x = torch.rand(cfg.batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
     net.train()
     t0 = time.perf_counter()
@@ -190,9 +191,12 @@ def _epochs_within(budget_s: float | None, spent_s: float, cfg: TrainConfig, net
         o = net(x)
         (o.any_logit.sum() + o.class_logits.sum()).backward()
     net.zero_grad(set_to_none=True)
-    per_epoch = (time.perf_counter() - t0) / 3 * max(1, n_train // cfg.batch_size) * 1.5  # + augmentation, val
-    left = budget_s - spent_s
-    return int(np.clip(left // max(per_epoch, 1e-6), 1, cfg.epochs))
+    per_step = (time.perf_counter() - t0) / 3 * 1.5  # + augmentation and validation
+    steps = max(0.0, budget_s - spent_s) / max(per_step, 1e-6)
+    per_epoch = max(1, n_train // cfg.batch_size)
+    if steps >= per_epoch:
+        return int(min(cfg.epochs, steps // per_epoch)), n_train
+    return 1, int(max(4 * cfg.batch_size, min(n_train, steps * cfg.batch_size)))
 
 
 def _stage(bar: tqdm, what: str) -> None:
@@ -268,8 +272,12 @@ def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSe
     train_idx, val_idx = split_indices(data.any_labels, [tcfg.val_fraction], cfg.seed)
     train, val = data.subset(train_idx), data.subset(val_idx)
     net = registry.build_model(parent)
-    tcfg = replace(tcfg, epochs=_epochs_within(cfg.time_budget_s, time.perf_counter() - t_start, tcfg, net,
-                                               len(train), parent.config.input_size))
+    epochs, n_used = _schedule(cfg.time_budget_s, time.perf_counter() - t_start, tcfg, net, len(train),
+                               parent.config.input_size)
+    if n_used < len(train):  # not even one epoch fits the budget: one epoch over a random share
+        log.warning("time budget: fine-tuning on %d of %d images for one epoch", n_used, len(train))
+        train = train.subset(np.sort(np.random.default_rng(cfg.seed).choice(len(train), n_used, replace=False)))
+    tcfg = replace(tcfg, epochs=epochs)
     history = fit(net, train, val, tcfg, lr=tcfg.lr / 3)  # fine-tuning: gentler steps, as `train --from`
     ckpt = calibrated_checkpoint(settings, net, out, parent.config, train=train, val=val, cal=cert, history=history,
                                  parent=parent.version)
