@@ -42,7 +42,7 @@ def _scans(seed: int, n: int, threat_rate: float) -> list[np.ndarray]:
 
 
 def _cfg(**kw: object) -> AdaptConfig:
-    return AdaptConfig(**{"epochs": 6, "synthetic_images": 160, "library_articles": 4, "library_poses": 3, "seed": 5,
+    return AdaptConfig(**{"epochs": 5, "synthetic_images": 120, "library_articles": 4, "library_poses": 3, "seed": 5,
                           "progress": False, **kw})  # type: ignore[arg-type]
 
 
@@ -63,8 +63,8 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from xscreen.settings import load_settings
 
     settings = load_settings(environ={}, config_file=config)
-    data, _ = render_set(300, 21, CLASSES, 64, style="reference", progress=False)
-    train_on(settings, data, "champ", default_config(settings), cfg=TrainConfig(epochs=10, seed=5, progress=False),
+    data, _ = render_set(240, 21, CLASSES, 64, style="reference", progress=False)
+    train_on(settings, data, "champ", default_config(settings), cfg=TrainConfig(epochs=8, seed=5, progress=False),
              promote=True)
     return config
 
@@ -85,6 +85,7 @@ def _measure(settings: Settings, name: str, benign: list[np.ndarray], threats: l
 
 
 @pytest.mark.training
+@pytest.mark.timeout(1800)  # about 3 CPU minutes; a shared 2-core machine under load takes several times that
 def test_adapting_to_a_held_out_scanner_from_its_unlabelled_folder(champion: Path, tmp_path: Path) -> None:
     from xscreen.settings import load_settings
 
@@ -97,8 +98,8 @@ def test_adapting_to_a_held_out_scanner_from_its_unlabelled_folder(champion: Pat
     (folder / "notes.txt").write_text("not a scan")
     images, names = read_folder(folder, max_bytes=2**24, max_pixels=2**24)
     assert len(images) == n and names[0] == "0000.png"
-    benign, threats = _scans(42, 80, 0.0), _scans(43, 80, 1.0)
-    in_domain, _ = render_set(160, 44, CLASSES, 64, style="reference", progress=False)
+    benign, threats = _scans(42, 60, 0.0), _scans(43, 60, 1.0)
+    in_domain, _ = render_set(120, 44, CLASSES, 64, style="reference", progress=False)
     before = _measure(settings, "champ", benign, threats, in_domain)
     result = adapt_model(settings, images, "adapted", scanner="scanner-x", cfg=_cfg(), source=str(folder))
     after = _measure(settings, "adapted", benign, threats, in_domain)
