@@ -88,6 +88,21 @@ class ScreeningSettings(Section):
     heatmap_size: int = Field(32, ge=4, le=256, description="Side of the stored per-class heatmap grid (cells).")
 
 
+class AdaptSettings(Section):
+    """`xscreen adapt`: fitting a model to one scanner from its own unlabelled images (screening/adapt.py)."""
+
+    epochs: int = Field(6, ge=1, le=100, description="Most fine-tuning epochs of `xscreen adapt` (fewer when adapt.time_budget_s would be exceeded).")
+    time_budget_s: float | None = Field(900.0, gt=0, description="Wall-clock budget of one `xscreen adapt` run (seconds); fine-tuning epochs are cut to fit. Empty = no limit.")
+    drop_quantile: float = Field(0.05, ge=0, lt=0.5, description="Share of the scanner's images with the parent model's highest threat scores left out before adapting (likely threats in a stream assumed mostly benign).")
+    holdout_fraction: float = Field(0.3, gt=0.05, lt=0.8, description="Share of the kept images held out of training to recalibrate and certify the adapted model (its benign certification images).")
+    synthetic_images: int = Field(600, ge=0, description="Synthetic renders (model.train_style) mixed into fine-tuning so other scanners do not regress.")
+    library_articles: int = Field(8, ge=1, le=200, description="Threat-library articles per class in each of the training and certification parts.")
+    library_poses: int = Field(3, ge=1, le=50, description="Poses rendered per threat-library article.")
+    library_split: Literal["train", "heldout", "all"] = Field("all", description="Renderer content split the library's threat variants come from (`all`: every family the renderer knows).")
+    min_images: int = Field(60, ge=20, description="Fewest images `xscreen adapt` accepts (more are needed when the certificate's alpha/delta ask for more held-out backgrounds; the error says how many).")
+    recent_verdicts: int = Field(500, ge=20, description="`xscreen adapt --scanner ID`: how many of that scanner's most recent cleared verdicts (low score or officer-cleared) are used.")
+
+
 class ServingSettings(Section):
     batch_max_size: int = Field(32, ge=1, le=1024, description="Largest dynamic batch the classifier deployment forms.")
     batch_wait_s: float = Field(0.005, ge=0, le=5, description="How long the classifier waits to fill a batch (seconds).")
@@ -218,6 +233,7 @@ class Settings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="Bind address and ports.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Network, classes and the model in force.")
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings, description="Operating-point guarantees and audits.")
+    adapt: AdaptSettings = Field(default_factory=AdaptSettings, description="Adapting a model to one scanner (`xscreen adapt`).")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
     app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
