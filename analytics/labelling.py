@@ -1,4 +1,5 @@
-"""Relabelling helpers: conflicting labels that need a supervisor, and export of a training set for `xscreen train`.
+"""Relabelling helpers: the active relabel queue (disagreements, label-error suspects, uncertain items and a random
+slice, within a budget), conflicting labels that need a supervisor, and export of a training set for `xscreen train`.
 
 The export writes the format screening.data.read_labels reads: `labels.csv` with columns `file,labels`
 (`|`-separated class names, empty = benign, `threat` = class unknown) next to the copied images.
@@ -7,6 +8,7 @@ The export writes the format screening.data.read_labels reads: `labels.csv` with
 from __future__ import annotations
 
 import csv
+import math
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from xscreen.errors import XscreenError
@@ -32,6 +35,38 @@ class ExportResult:
     exported: int
     missing: tuple[str, ...]  # scan ids whose image file no longer exists
     archive: Path | None = None
+
+
+RANDOM_REASON = "random slice (unbiased evaluation)"
+SUSPECT_REASON = "label may be wrong (confident learning)"
+
+
+def label_suspects(outcomes: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """Labelled items whose truth (`is_threat`) the champion's any-threat score confidently contradicts, most
+    suspicious first (cleanlab via analytics.monitoring.gate.label_issue_suspects): scan_id, reason. Live scores
+    are out-of-sample (the champion never trained on live scans), which confident learning needs. Fewer than 10
+    items, or one truth only: none."""
+    from analytics.monitoring.gate import label_issue_suspects
+
+    if len(outcomes) < 10 or outcomes["is_threat"].nunique() < 2:
+        return pd.DataFrame({"scan_id": [], "reason": []})
+    p = outcomes["any_threat"].to_numpy(dtype=float)
+    found = label_issue_suspects(outcomes["is_threat"].astype(int).to_numpy(), np.column_stack([1 - p, p]))
+    picked = outcomes.iloc[found[:limit]]
+    keep = [c for c in ("scan_id", "scanner_id", "model_version", "verdict", "any_threat", "decision") if c in picked]
+    return picked[keep].assign(current_labels=picked.get("labels"), reason=SUSPECT_REASON).reset_index(drop=True)
+
+
+def active_queue(priority: pd.DataFrame, suspects: pd.DataFrame, random: pd.DataFrame, *, budget: int,
+                 random_share: float) -> pd.DataFrame:
+    """The day's relabel queue: label-error suspects and the store's priority queue (disagreements, then
+    uncertain items) fill `budget` less the random slice, which always keeps ceil(budget * random_share) places
+    (when there are random items): each scan once, with its `reason`."""
+    n_random = min(len(random), math.ceil(budget * random_share))
+    chosen = pd.concat([suspects, priority], ignore_index=True).drop_duplicates("scan_id")
+    chosen = chosen[~chosen["scan_id"].isin(random["scan_id"].head(n_random))].head(budget - n_random)
+    slice_ = random[~random["scan_id"].isin(chosen["scan_id"])].head(n_random).assign(reason=RANDOM_REASON)
+    return pd.concat([chosen, slice_], ignore_index=True)
 
 
 def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:

@@ -31,9 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 
 from store import monitoring, scans, triage
+from store.audit_sampling import AuditDesign
 from store.client import StoreClient, owner_is_up
 from store.engine import Store
 from store.identity import read_home_id, read_owner_token
@@ -76,10 +79,13 @@ def _cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def bench_ingest_in_process(batches: list[IngestBatch], folder: Path) -> tuple[float, float]:
-    """(verdicts/s wall clock, verdicts per CPU-second of the whole process) with 8 callers in-process."""
+def bench_ingest_in_process(batches: list[IngestBatch], folder: Path,
+                            audit_rate: float = 0.0) -> tuple[float, float]:
+    """(verdicts/s wall clock, verdicts per CPU-second of the whole process) with 8 callers in-process; with
+    `audit_rate` > 0 the writer also draws cleared verdicts for the random audit (store/ground_truth.py)."""
     n = sum(len(b.verdicts) for b in batches)
-    with Store.open(folder / "inproc.duckdb") as store:
+    audit = AuditDesign(default_rate=audit_rate, key="bench")
+    with Store.open(folder / f"inproc-{audit_rate:g}.duckdb", audit=audit) as store:
         cpu = _cpu_seconds()
         seconds = _parallel(store.ingest, batches)
         cpu = _cpu_seconds() - cpu
@@ -248,6 +254,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, action="append", default=[], help="Verdict rows for query timing.")
     parser.add_argument("--runs", type=int, default=3, help="Timed runs per figure (median reported).")
     parser.add_argument("--embedding-dim", type=int, default=16, help="Embedding length of generated query rows.")
+    parser.add_argument("--audit-rate", type=float, default=0.0,
+                        help="Also time in-process ingest with the random audit drawing at this rate (0 = skip).")
+    parser.add_argument("--audit-draw", type=int, default=0,
+                        help="Time the writer's audit draw alone on this many cleared verdicts (0 = skip).")
     parser.add_argument("--skip-owner", action="store_true", help="Skip the HTTP and spool runs (no subprocess).")
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args(argv)
@@ -261,7 +271,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.ingest_verdicts:
             batches = _batches(args.ingest_verdicts)
             gc.freeze()  # the pre-built records are the bench's, not the store's: keep them out of GC passes
-            out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner)
+            out["ingest"] = _ingest_runs(batches, folder, args.runs, args.skip_owner, args.audit_rate)
+        if args.audit_draw:
+            out["audit_draw_cpu_us_per_cleared_verdict"] = bench_audit_draw(args.audit_draw, args.runs)
         for rows in args.rows:
             out[f"queries_{rows}"] = bench_queries(folder, rows, args.runs, args.embedding_dim)
             logging.info("%d rows: %s", rows, out[f"queries_{rows}"])
@@ -271,7 +283,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return out
 
 
-def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool) -> dict[str, float]:
+def bench_audit_draw(n: int, runs: int) -> float:
+    """CPU microseconds per cleared verdict of the writer's audit draw (store.ground_truth.select_audits) on a
+    RETURNING table of n new champion `clear` verdicts, in an in-memory database; median of `runs`."""
+    from store.ground_truth import select_audits
+    from store.wire import TS
+
+    rng = np.random.default_rng(0)
+    table = pa.table({"scan_id": [f"{i:016x}" for i in range(n)], "model_version": ["m"] * n, "batch_id": ["b"] * n,
+                      "scanner_id": [f"scanner-{i % 3}" for i in range(n)], "role": ["champion"] * n,
+                      "verdict": ["clear"] * n, "any_threat": rng.random(n) * 0.05, "top_class": [None] * n,
+                      "scored_at": pa.array([NOW] * n, TS)})
+    design = AuditDesign(default_rate=0.01, band_edges=(0.01,), key="bench")
+    times = []
+    for _ in range(runs):
+        con = duckdb.connect()
+        migrate(con)
+        cpu = time.process_time()
+        select_audits(con, table, design, NOW)
+        times.append(time.process_time() - cpu)
+        con.close()
+    return round(statistics.median(times) / n * 1e6, 2)
+
+
+def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner: bool,
+                 audit_rate: float = 0.0) -> dict[str, float]:
     """Medians over `runs` fresh databases: verdicts/s (wall clock) and verdicts per CPU-second for each path."""
     figures: dict[str, list[float]] = {}
 
@@ -284,6 +320,10 @@ def _ingest_runs(batches: list[IngestBatch], folder: Path, runs: int, skip_owner
         wall, per_cpu = bench_ingest_in_process(batches, run_dir)
         note("in_process_verdicts_per_s", wall)
         note("in_process_verdicts_per_cpu_s", per_cpu)
+        if audit_rate > 0:  # the same, with the writer drawing cleared verdicts for the random audit
+            wall, per_cpu = bench_ingest_in_process(batches, run_dir, audit_rate)
+            note("in_process_audited_verdicts_per_s", wall)
+            note("in_process_audited_verdicts_per_cpu_s", per_cpu)
         if not skip_owner:
             wall, per_cpu = bench_ingest_http(batches, run_dir)
             note("http_verdicts_per_s", wall)

@@ -3,7 +3,7 @@
 `Chaos` starts `xscreen serve` (a real process, on a prepared home with a tiny model), streams files into two
 scanner folders, records decisions through the store owner, and kills one component per round with SIGKILL:
 the store owner, the serving worker (watcher), the Ray head's GCS, the Serve proxy, controller, classifier or
-ingress replica, or the supervisor itself (then started again, as systemd would). Each round measures the time
+ingress replica, or the supervisor itself (then started again, as systemd would; it adopts the running children). Each round measures the time
 until a file dropped right after the kill is stored and /healthz and the watcher say ok again. `verify()`
 checks every streamed file has exactly one scan row and one champion verdict, every acknowledged decision is
 stored, and the database is consistent. Used by tests/test_kill_rounds.py (one round per component) and
@@ -24,16 +24,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving.runs import kill_run
 from tests.serving_procs import (
     assert_nothing_left,
     children,
     drop,
     healthy,
     noise_png,
+    output,
     pids_named,
     run_id,
     serve_home,
     start_serve,
+    supervisor_pid,
     wait_for,
     wait_running,
 )
@@ -100,9 +103,15 @@ class Chaos:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_load()
+        try:
+            rid: str | None = run_id(self.settings)
+        except (OSError, ValueError, KeyError):  # stopped in order: nothing left
+            rid = None
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
+        if rid is not None:
+            kill_run(rid, grace_s=2)  # adopted children live outside the new supervisor's process group
 
     def stop_load(self) -> None:
         self._stop.set()
@@ -181,7 +190,7 @@ class Chaos:
     def round(self, component: str, limit_s: float = 180.0) -> Round:
         """Kill `component`; recovered once a new process stands in for it, a file dropped after that is stored,
         and the API and the watcher say ok. The time counts from the kill."""
-        before = (run_id(self.settings), children(self.settings))
+        before = (run_id(self.settings), children(self.settings), output(self.settings).count("running;"))
         began = time.monotonic()
         pids = self.kill(component)
         if component == "supervisor":  # the service manager starts it again; the new run cleans up the old one
@@ -195,22 +204,25 @@ class Chaos:
         log.info("round %s: pids %s, recovered in %s s", component, pids, result.recovered_s)
         return result
 
-    def _replaced(self, component: str, killed: list[int], before: tuple[str, dict[str, int]]) -> bool:
+    def _replaced(self, component: str, killed: list[int], before: tuple[str, dict[str, int], int]) -> bool:
         """A new process has taken the killed one's place (read from the run's state file or /proc)."""
         rid, kids = run_id(self.settings), children(self.settings)
-        if component == "supervisor":
-            return rid != before[0] and "worker" in kids
+        if component == "supervisor":  # adopted children keep their pids and the run id: a new supervisor runs
+            return supervisor_pid(self.settings) not in killed and output(self.settings).count("running;") > before[2]
         if component in ("owner", "worker", "ray"):
             key = "ray" if component == "ray" else component
             changed = kids.get(key) not in (None, before[1].get(key))
             return changed and (component != "ray" or kids.get("worker") not in (None, before[1].get("worker")))
         return bool(set(pids_named(rid, TARGETS[component])) - set(killed))
 
-    def plan(self, rounds: int) -> list[str]:
+    def plan(self, rounds: int, components: tuple[str, ...] = COMPONENTS) -> list[str]:
         """Every component once (shuffled), then random ones: `rounds` in all."""
-        order = list(COMPONENTS)
+        unknown = sorted(set(components) - set(COMPONENTS))
+        if unknown or not components:
+            raise ValueError(f"unknown components {unknown}: choose among {', '.join(COMPONENTS)}")
+        order = list(components)
         self.rng.shuffle(order)
-        return (order + [self.rng.choice(COMPONENTS) for _ in range(max(0, rounds - len(order)))])[:rounds]
+        return (order + [self.rng.choice(components) for _ in range(max(0, rounds - len(order)))])[:rounds]
 
     # ---- checks -------------------------------------------------------------------------------------------
     def _stored(self, shas: set[str]) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cli import admin, config, data, database, model, monitor, serve
+from cli import adapt, admin, config, data, database, model, monitor, serve
 from cli.context import Edge
 from xscreen.errors import XscreenError
 
@@ -37,7 +37,7 @@ def _root(
 
 
 # Each area adds its own commands; the order is the order in --help.
-for area in (config, database, admin, data, model, monitor, serve):
+for area in (config, database, admin, data, model, adapt, monitor, serve):
     area.register(app)
 
 

@@ -1,4 +1,4 @@
-"""CLI commands of the model area: train, evaluate, predict, models list|show|promote|rollback.
+"""CLI commands of the model area: train, retrain, evaluate, predict, gate, models list|show|promote|rollback|thresholds.
 
 torch and the screening package are imported inside the commands so that `xscreen --help` stays fast.
 `--model` takes a registered version name or `champion` everywhere.
@@ -166,14 +166,17 @@ def models_promote(
     name: str = typer.Argument(..., help="Version to make champion."),
     state: str = typer.Option("champion", "--state", help="champion, shadow, candidate or retired."),
     reason: str = typer.Option("promoted from the CLI", "--reason"),
+    force: bool = typer.Option(False, "--force", help="Promote without a passing gate report (audited)."),
 ) -> None:
-    """Set a version's state (default champion; the previous champion steps down). Recorded in the audit log."""
+    """Set a version's state (default champion; the previous champion steps down; a candidate needs a passing
+    `xscreen gate` report unless --force). Recorded in the audit log; serving follows within seconds."""
     from screening.registry import set_state
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
-    rec = set_state(settings_of(ctx), name, state, cli_actor(), reason)  # type: ignore[arg-type]
-    typer.echo(f"{rec.version} is now {rec.state}")
+    settings = settings_of(ctx)
+    rec = set_state(settings, name, state, cli_actor(), reason, force=force)  # type: ignore[arg-type]
+    typer.echo(f"{rec.version} is now {rec.state} (serving follows within {settings.serving.model_poll_s:g} s)")
 
 
 @models_app.command("rollback")
@@ -181,8 +184,82 @@ def models_rollback(ctx: typer.Context) -> None:
     """Make the previous champion champion again. Recorded in the audit log."""
     from screening.registry import rollback
 
-    rec = rollback(settings_of(ctx), cli_actor())
-    typer.echo(f"{rec.version} is champion again")
+    settings = settings_of(ctx)
+    rec = rollback(settings, cli_actor())
+    typer.echo(f"{rec.version} is champion again (serving follows within {settings.serving.model_poll_s:g} s)")
+
+
+@models_app.command("thresholds")
+def models_thresholds(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Version whose operating point changes (or `champion`)."),
+    file: Path = typer.Argument(..., help='JSON file: {"any_threat": {"clear": t, "inspect": t}, "<class>": {...}}.'),
+    reason: str = typer.Option("changed from the CLI", "--reason"),
+) -> None:
+    """Set a version's thresholds (the one copy in force, versioned); serving applies them live, no reload."""
+    from screening.registry import resolve
+    from store.client import open_store
+
+    settings = settings_of(ctx)
+    try:
+        thresholds = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise XscreenError(f"{file}: not a readable JSON file ({exc})", title="Bad argument") from None
+    if not isinstance(thresholds, dict):
+        raise XscreenError(f"{file}: expected a JSON object of class -> thresholds", title="Bad argument")
+    version = resolve(settings, name).version
+    with open_store(settings) as store:
+        number = store.set_thresholds(version, thresholds, actor=cli_actor(), reason=reason)
+    typer.echo(f"{version}: thresholds version {number} in force (serving applies it within "
+               f"{settings.serving.model_poll_s:g} s)")
+
+
+def retrain_cmd(
+    ctx: typer.Context,
+    out: str = typer.Option(..., "--out", help="Name of the candidate version."),
+    base: str = typer.Option(None, "--base", help="Base training folder(s) with labels.csv, comma-separated."),
+    live_days: float = typer.Option(None, "--live-days", min=0, help="Only labels of the last N days (default: all)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default: model.default_epochs)."),
+) -> None:
+    """Fine-tune the champion on base data + officers' labels, recalibrate, register a candidate (then: gate)."""
+    from screening.retrain import retrain
+    from screening.train import TrainConfig
+
+    settings = settings_of(ctx)
+    cfg = TrainConfig(epochs=epochs or settings.model.default_epochs, seed=settings.model.seed,
+                      box_weight=settings.model.box_weight)
+    result = retrain(settings, _dirs(base) if base else [], out, cfg=cfg, live_days=live_days, actor=cli_actor())
+    ckpt = result.checkpoint
+    typer.echo(f"registered {out} as {result.record.state if result.record else '?'} (parent {ckpt.parent}, "
+               f"data manifest {ckpt.train_manifest_sha256[:12]}); next: xscreen gate {out}")
+
+
+def gate_cmd(
+    ctx: typer.Context,
+    candidate: str = typer.Argument(..., help="Candidate version to judge against the champion."),
+    data: str = typer.Option(None, "--data", help="Frozen benchmark folder(s) with labels.csv, comma-separated."),
+    live_days: float = typer.Option(30.0, "--live-days", min=0, help="Also labelled live scans of the last N days (0: none)."),
+    margin: float = typer.Option(0.05, "--margin", min=0.001, max=0.999, help="Largest detection drop tolerated, per class."),
+    min_class_items: int = typer.Option(10, "--min-class-items", min=1, help="Threat items a class needs to be judged."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
+) -> None:
+    """Gate a candidate against the champion on the same items; the report is stored, promotion asks for it."""
+    from analytics.monitoring.promotion import GateCriteria
+    from screening.gate import run_gate
+
+    settings = settings_of(ctx)
+    record = run_gate(settings, candidate, _dirs(data) if data else [], live_days=live_days,
+                      criteria=GateCriteria(margin=margin, min_class_items=min_class_items), actor=cli_actor())
+    if as_json:
+        _echo_json(record.model_dump(mode="json"))
+        return
+    r = record.report
+    typer.echo(f"{record.candidate} against {record.champion}: {'PASSED' if record.passed else 'FAILED'} on {r['n']} "
+               f"items ({r['n_threat']} threats; {r['sources']})")
+    typer.echo(f"detection {r['champion']['detection']} -> {r['candidate']['detection']}, false alarms "
+               f"{r['champion']['false_alarms']} -> {r['candidate']['false_alarms']}; McNemar p {r['mcnemar']['p_value']:.3g}")
+    for reason in r["reasons"]:
+        typer.echo(f"  - {reason}")
 
 
 def register(app: typer.Typer) -> None:
@@ -190,4 +267,6 @@ def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("predict")(predict_cmd)
+    app.command("gate")(gate_cmd)
+    app.command("retrain")(retrain_cmd)
     app.add_typer(models_app, name="models")

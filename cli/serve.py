@@ -89,14 +89,17 @@ def _run(settings: Any, *, address: str | None, demo: bool, app: bool = True, si
     import threading
 
     from serving.parts import preflight, start_simulator
-    from serving.runs import clean_previous_run
     from serving.supervisor import Supervisor
 
-    line = clean_previous_run(settings)  # a crashed earlier run of this home: free its ports first
+    supervisor = Supervisor(settings, address=address, demo=demo, app=app)
+    line = supervisor.take_over()  # a killed earlier run of this home: adopt its live children, or free its ports
     if line:
         _say(line)
-    preflight(settings, app=demo and app)
-    supervisor = Supervisor(settings, address=address, demo=demo, app=app)
+    try:
+        preflight(settings, app=demo and app, held=supervisor.held_ports())
+    except Exception:
+        supervisor.stop()  # adopted children: stopped in order rather than left to their orphan guards
+        raise
     running, stopping = threading.Event(), threading.Event()
     previous = _install_signal_handlers(supervisor, running, stopping)
     sim_stop, sim_thread = threading.Event(), None

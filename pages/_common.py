@@ -21,7 +21,7 @@ from xscreen.settings import Settings, load_settings
 SESSION_KEY = "xs_session"
 # Every page of the app by its url path, in navigation order (xscreen.roles.PAGE_ROLES says who may open it).
 PAGE_TITLES = {"triage": "Live triage", "drift": "Drift & accuracy", "relabel": "Relabelling", "models": "Models",
-               "sql": "Analyst SQL", "whatif": "Threshold what-if"}
+               "sql": "Analyst SQL", "whatif": "Threshold what-if", "officers": "Officers"}
 # Test hook: AppTest sets session_state["xs_now"] so windows line up with a store seeded at a fixed time.
 # Only server code can write session_state, so a browser cannot move the clock.
 CLOCK_KEY = "xs_now"

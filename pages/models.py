@@ -1,5 +1,6 @@
-"""Models: the registry (versions, metrics, thresholds, state), champion vs shadow on live traffic, and
-promotion / rollback for supervisors, with a confirmation; the store owner writes the audit entry."""
+"""Models: the registry (versions, metrics, thresholds, state), what serving follows now (champion, shadow and
+its progress), each model's lineage, champion vs shadow on live traffic, and promotion / rollback for
+supervisors, with a confirmation; the store owner writes the audit entry and serving follows within seconds."""
 
 from __future__ import annotations
 
@@ -23,12 +24,36 @@ registry = pd.DataFrame([{"version": m.version, "state": m.state, "parent": m.pa
                           "classes": len(m.classes), **{k: v for k, v in m.metrics.items()
                                                         if isinstance(v, int | float)}} for m in models])
 st.dataframe(registry, hide_index=True, key="models_table")
+in_force = {m.role: m for m in common.attempt(store.models_in_force) or []}
+f1, f2 = st.columns(2)
+if "champion" in in_force:
+    f1.metric("Champion in force", in_force["champion"].version,
+              help=f"thresholds version {in_force['champion'].thresholds_version}; serving follows the store")
+progress = common.attempt(store.shadow_progress) if "shadow" in in_force else None
+if progress:
+    f2.metric("Shadow", progress["version"], help="scoring live traffic beside the champion, never shown")
+    f2.caption(f"{progress['scored']} scans scored, {progress['threats']} of them threats by their truth")
 version = st.selectbox("Model version", [m.version for m in models], key="models_version")
 chosen = next(m for m in models if m.version == version)
-t1, t2, t3 = st.tabs(["Thresholds", "Metrics", "Calibration certificate"])
+t1, t2, t3, t4, t5 = st.tabs(["Thresholds", "Metrics", "Calibration certificate", "Lineage", "Gate"])
 t1.dataframe(pd.DataFrame(chosen.thresholds).T, key="models_thresholds")
+t1.caption(f"Thresholds version {chosen.thresholds_version}: the one copy in force, applied live.")
 t2.json(chosen.metrics)
 t3.json(chosen.calibration)
+lineage = common.attempt(lambda: store.model_lineage(version))
+if lineage:
+    t4.write(f"Parent chain: {' → '.join([version, *lineage['ancestors']])}")
+    t4.write(f"Training-data manifest: `{lineage['train_manifest_sha256'] or '-'}`")
+    t4.write(f"Last promoted by {lineage['promoted_by'] or '-'} at {lineage['promoted_at'] or '-'}")
+    t4.dataframe(pd.DataFrame(lineage["events"]), hide_index=True, key="models_events")
+reports = common.attempt(lambda: store.gate_reports(version)) or []
+if reports:
+    latest = reports[0]
+    t5.metric(f"Gate against {latest.champion}", "passed" if latest.passed else "failed",
+              help=f"run at {latest.created_at:%Y-%m-%d %H:%M} UTC; {len(reports)} report(s) in all")
+    t5.json(latest.report)
+else:
+    t5.info(f"No gate report for {version} yet (`xscreen gate {version}`).")
 
 st.subheader("Champion vs shadow on live traffic")
 hours = st.slider("Window (hours)", 1, 168, 24, key="models_window")
@@ -51,10 +76,11 @@ c1, c2 = st.columns(2)
 target = c1.selectbox("New state", ["champion", "shadow", "candidate", "retired"], key="models_state")
 reason = c2.text_input("Reason (recorded in the audit log)", key="models_reason")
 confirm = st.checkbox(f"I confirm: set {version} to {target}", key="models_confirm")
+force = st.checkbox("Promote without a passing gate report (recorded in the audit log)", key="models_force")
 if st.button("Apply", key="models_apply", disabled=not (confirm and reason), type="primary"):
     common.require_action(s, "promote")
-    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason)):
-        st.success(f"{version} is now {target}.")
+    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason, force=force)):
+        st.success(f"{version} is now {target}. Serving follows within seconds, without a restart.")
 rb_confirm = st.checkbox("I confirm: roll back to the previous champion", key="models_rb_confirm")
 if st.button("Roll back", key="models_rollback", disabled=not (rb_confirm and reason)):
     common.require_action(s, "rollback")

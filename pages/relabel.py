@@ -1,9 +1,12 @@
-"""Relabelling: the items whose labels help the model most; view, set or correct multi-labels, bulk actions,
+"""Relabelling: the day's active queue (officer/model disagreements, label-error suspects, uncertain items and a
+random slice, within `app.relabel_budget`); view, set or correct multi-labels, bulk actions,
 supervisor adjudication of conflicting labels, and export of a training set for `xscreen train`."""
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import timedelta
 from functools import partial
 
 import pandas as pd
@@ -34,9 +37,20 @@ if FLASH in st.session_state:
     st.success(st.session_state.pop(FLASH))
 
 
-queue = common.attempt(lambda: store.relabel_queue(limit=200))
+def active() -> pd.DataFrame:
+    """Today's queue within the budget: suspects and disagreements first, uncertain items, a random slice."""
+    app, today = cfg.app, common.now()
+    random = store.random_unlabelled(limit=math.ceil(app.relabel_budget * app.relabel_random_share),
+                                     seed=today.date().isoformat())
+    suspects = labelling.label_suspects(store.labelled_outcomes(start=(today - timedelta(days=30)).isoformat(),
+                                                                end=today.isoformat()), app.relabel_budget)
+    return labelling.active_queue(store.relabel_queue(limit=app.relabel_budget), suspects, random,
+                                  budget=app.relabel_budget, random_share=app.relabel_random_share)
+
+
+queue = common.attempt(active)
 if queue is None or queue.empty:
-    st.info("Nothing to relabel: no disagreements or uncertain items.")
+    st.info("Nothing to relabel: no disagreements, suspects, uncertain or unlabelled items.")
 else:
     st.dataframe(queue, hide_index=True, key="relabel_table")
     with st.expander("Bulk action on several items"):

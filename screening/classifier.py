@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections.abc import Sequence
@@ -126,6 +127,13 @@ class Classifier:
         t = ckpt.temperatures
         self._t_class = torch.tensor([t.get(c, 1.0) for c in self.classes], device=self.device)
         self._t_any = float(t.get(ANY_THREAT, 1.0))
+
+    def with_thresholds(self, thresholds: dict[str, dict[str, float]]) -> Classifier:
+        """The same network and calibration under another operating point (the thresholds in force changed):
+        a new object, so a batch being scored keeps the point it started with; no weights are reloaded."""
+        other = copy.copy(self)
+        other.point = OperatingPoint(thresholds)
+        return other
 
     @staticmethod
     def pick_device(device: str) -> str:

@@ -223,11 +223,13 @@ def list_models(settings: Settings) -> list[ModelRecord]:
         return list(store.list_models())
 
 
-def set_state(settings: Settings, version: str, state: ModelState, actor: str, reason: str) -> ModelRecord:
-    """Promote (champion), shadow or retire a version; the store records it in the audit log."""
+def set_state(settings: Settings, version: str, state: ModelState, actor: str, reason: str,
+              force: bool = False) -> ModelRecord:
+    """Promote (champion), shadow or retire a version; the store records it in the audit log. Replacing a
+    champion needs a passing gate report unless `force`."""
     with _store(settings) as store:
         store.get_model(version)  # NotFoundError naming the version
-        store.set_model_state(version, state, actor, reason)
+        store.set_model_state(version, state, actor, reason, force=force)
         return store.get_model(version)
 
 

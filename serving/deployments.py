@@ -1,4 +1,5 @@
-"""Ray Serve edges: the classifier deployment (dynamic batching, CPU/GPU, autoscaling), the shadow, the ingress.
+"""Ray Serve edges: the classifier deployment (dynamic batching, CPU/GPU, autoscaling, following the store's
+champion live), the shadow slot, the ingress.
 
 The only module that imports Ray. The model is screening's plain Classifier, the routes are serving/api.py's
 plain FastAPI app; this module decorates, batches and wires them. `build_app(settings)` is the typed builder
@@ -40,7 +41,8 @@ HEALTH_CHECK = {"health_check_period_s": 2.0, "health_check_timeout_s": 10.0}
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A verified checkpoint file to serve (resolved from the registry once, in the driver)."""
+    """A verified checkpoint file a replica starts with (resolved from the registry in the driver, so a missing
+    champion is an error before Ray starts); replicas then follow the store."""
 
     path: str
     sha256: str | None
@@ -75,11 +77,32 @@ def _split(results: list[Any], requests: list[list[Any]]) -> list[list[Any]]:
 
 @serve.deployment(logging_config=QUIET_LOGS)
 class ClassifierDeployment:
-    """One replica of the champion (or shadow) model. Callers send lists of PreparedScans (canvases letterboxed
-    where the file was decoded: the replica only stacks them) or of plain RGB arrays; batches form across callers."""
+    """One replica of the champion (or shadow) slot. It follows the store's model in force for its role
+    (serving/follow.py): a promotion, a rollback or new thresholds take effect within `serving.model_poll_s`
+    seconds, with the new model loaded beside the old one before the swap. Callers send lists of PreparedScans
+    (canvases letterboxed where the file was decoded: the replica only stacks them) or of plain RGB arrays;
+    batches form across callers."""
 
-    def __init__(self, model: ModelRef, classes: list[str], heatmap_size: int, batch_max: int,
-                 batch_wait_s: float) -> None:
+    def __init__(self, role: str, model: ModelRef | None, settings_json: str) -> None:
+        from serving.follow import Live, ModelFollower
+        from serving.parts import store_client
+
+        settings = Settings.model_validate_json(settings_json)
+        s = settings.serving
+        self._classes = settings.model.classes
+        self._heatmap_size = settings.screening.heatmap_size
+        self._batch_max = s.batch_max_size
+        self.score.set_max_batch_size(s.batch_max_size)  # type: ignore[attr-defined]  # added by @serve.batch
+        self.score.set_batch_wait_timeout_s(s.batch_wait_s)  # type: ignore[attr-defined]
+        initial = None if model is None else Live(role, model.version, 0, self._load(model.path, model.sha256))  # type: ignore[arg-type]
+        self._store = store_client(settings)
+        self._follower = ModelFollower(role, self._store.models_in_force, self._load_in_force, initial)  # type: ignore[arg-type]
+        if role == "shadow" or settings.model.name == "champion":  # a pinned version (model.name) is not followed
+            self._follower.start(s.model_poll_s)
+        self._scored = 0
+        self._replica = serve.get_replica_context().replica_id.unique_id
+
+    def _load(self, path: str, sha256: str | None) -> Any:
         import torch
 
         from screening.classifier import Classifier
@@ -87,33 +110,48 @@ class ClassifierDeployment:
         # Decided in the replica: Ray exposes only the GPUs it assigned (none when num_gpus is 0), and a
         # cluster config may give replicas GPUs that the driver building the app does not have.
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._classifier = Classifier.from_checkpoint(
-            Path(model.path), device, expected_classes=classes, expected_sha256=model.sha256,
-            heatmap_size=heatmap_size, batch_size=batch_max,
+        return Classifier.from_checkpoint(
+            Path(path), device, expected_classes=self._classes, expected_sha256=sha256,
+            heatmap_size=self._heatmap_size, batch_size=self._batch_max,
         )
-        self.score.set_max_batch_size(batch_max)  # type: ignore[attr-defined]  # added by @serve.batch
-        self.score.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
-        self._scored = 0
-        self._replica = serve.get_replica_context().replica_id.unique_id
+
+    def _load_in_force(self, model: Any) -> Any:
+        return self._load(model.weights_path, model.weights_sha256)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=_count_images)
     async def score(self, requests: list[list[Any]]) -> list[list[dict[str, Any]]]:
-        """VerdictRecord fields for each image of each request, in order."""
+        """VerdictRecord fields (with `role`) for each image of each request, in order; empty lists when this
+        slot has no model in force (no shadow)."""
+        live = self._follower.live  # read once: the whole batch is scored by this model
+        if live is None:
+            return [[] for _ in requests]
         images = _flatten(requests)
         # Off the event loop, so the next batch keeps forming while this one runs.
-        fields = await asyncio.to_thread(self._predict, images)
+        fields = await asyncio.to_thread(self._predict, live.model, images)
+        for f in fields:
+            f["role"] = live.role
         self._scored += len(images)
         return _split(fields, requests)
 
-    def _predict(self, images: Sequence[Any]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _predict(model: Any, images: Sequence[Any]) -> list[dict[str, Any]]:
         from screening.classifier import verdict_fields
 
-        return [verdict_fields(p) for p in self._classifier.predict(images)]
+        return [verdict_fields(p) for p in model.predict(images)]
+
+    def refresh(self) -> bool:
+        """Follow the store now instead of at the next poll (tests, and a CLI that wants it at once)."""
+        return self._follower.refresh()
 
     def info(self) -> dict[str, Any]:
-        """Which replica answered, its model and how many images it has scored (for tests and health)."""
-        return {"replica": self._replica, "model_version": self._classifier.version, "scored": self._scored,
-                "device": str(self._classifier.device), "input_size": self._classifier.input_size}
+        """Which replica answered, its model (None: no model in force for this slot), role, thresholds version
+        and how many images it has scored (for tests and health)."""
+        live = self._follower.live
+        model = live.model if live else None
+        return {"replica": self._replica, "role": self._follower.role, "model_version": live.version if live else None,
+                "thresholds_version": live.thresholds_version if live else None, "scored": self._scored,
+                "swaps": self._follower.swaps, "follow_error": self._follower.last_error,
+                "device": str(model.device) if model else None, "input_size": model.input_size if model else None}
 
 
 @serve.deployment(logging_config=QUIET_LOGS, ray_actor_options={"num_cpus": 0})
@@ -174,18 +212,25 @@ def handle_scorer(handle: DeploymentHandle, timeout_s: float = 60.0) -> Any:
     """A plain `score(images) -> fields` over a Serve handle: one call carries a whole source batch.
 
     Images are letterboxed here, in the ingest worker that decoded them, to the canvas size the replica's model
-    reads (asked of the replica once): replicas receive fixed-size uint8 canvases (3, S, S) + Geometry, ready
-    to stack, and ~4x fewer bytes than the decoded scan."""
+    reads (asked of the replica, and asked again after a failed call: a promoted model may read another size):
+    replicas receive fixed-size uint8 canvases (3, S, S) + Geometry, ready to stack, and ~4x fewer bytes than the
+    decoded scan. A slot with no model in force (no shadow) answers an empty list without being sent images."""
     input_size: list[int] = []
 
     def score(images: list[Any]) -> list[dict[str, Any]]:
         from screening.preprocess import prepare
 
         if not input_size:
-            input_size.append(int(handle.info.remote().result(timeout_s=timeout_s)["input_size"]))
+            size = handle.info.remote().result(timeout_s=timeout_s)["input_size"]
+            if size is None:
+                return []
+            input_size.append(int(size))
         prepared = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
-        # Bounded: a hung replica fails this attempt (the watcher retries the files) instead of stalling the stream.
-        return list(handle.score.remote(prepared).result(timeout_s=timeout_s))
+        try:  # bounded: a hung replica fails this attempt (the watcher retries) instead of stalling the stream
+            return list(handle.score.remote(prepared).result(timeout_s=timeout_s))
+        except Exception:
+            input_size.clear()
+            raise
 
     return score
 
@@ -220,21 +265,22 @@ def resolve_model(settings: Settings, name: str) -> ModelRef:
     return ModelRef(record.weights_path, record.weights_sha256, record.version)
 
 
-def build_app(settings: Settings, model: ModelRef | None = None, shadow: ModelRef | None = None) -> Any:
-    """The Serve application: classifier (+ shadow) deployments behind the ingress. Model refs default to the registry."""
+def build_app(settings: Settings, model: ModelRef | None = None) -> Any:
+    """The Serve application: the champion slot (+ the shadow slot) behind the ingress. The champion's first model
+    defaults to the registry's; after that both slots follow the store (serving/follow.py)."""
     s = settings.serving
     model = model or resolve_model(settings, settings.model.name)
-    if shadow is None and s.shadow_model:
-        shadow = resolve_model(settings, s.shadow_model)
-    args = (settings.model.classes, settings.screening.heatmap_size, s.batch_max_size, s.batch_wait_s)
+    settings_json = settings.model_dump_json()
     # @serve.deployment adds .options/.bind, which type checkers cannot see.
     deployment: Any = ClassifierDeployment
-    classifier = deployment.options(**classifier_options(settings, CLASSIFIER)).bind(model, *args)
+    classifier = deployment.options(**classifier_options(settings, CLASSIFIER)).bind("champion", model, settings_json)
     shadow_app = None
-    if shadow is not None:
-        shadow_app = deployment.options(**classifier_options(settings, SHADOW)).bind(shadow, *args)
+    if s.shadow_slot:
+        options = {**classifier_options(settings, SHADOW), "num_replicas": 1}
+        options.pop("autoscaling_config", None)
+        shadow_app = deployment.options(**options).bind("shadow", None, settings_json)
     ingress: Any = IngressDeployment
-    return ingress.options(name=INGRESS, **HEALTH_CHECK).bind(classifier, shadow_app, settings.model_dump_json())
+    return ingress.options(name=INGRESS, **HEALTH_CHECK).bind(classifier, shadow_app, settings_json)
 
 
 def app_builder(args: dict[str, Any]) -> Any:
@@ -310,10 +356,10 @@ def start_serve(settings: Settings) -> None:
                 logging_config=QUIET_LOGS)
 
 
-def deploy(settings: Settings, model: ModelRef | None = None, shadow: ModelRef | None = None) -> DeploymentHandle:
+def deploy(settings: Settings, model: ModelRef | None = None) -> DeploymentHandle:
     """Run the application (blocking until replicas are up) and return the classifier's handle."""
     try:
-        serve.run(build_app(settings, model, shadow), name=APP_NAME, route_prefix="/")
+        serve.run(build_app(settings, model), name=APP_NAME, route_prefix="/")
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(f"Ray Serve could not deploy the application: {exc}") from exc
     return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
@@ -332,12 +378,12 @@ def deployed_version(timeout_s: float = 10.0) -> str | None:
         return None
 
 
-def ensure_deployed(settings: Settings, model: ModelRef, shadow: ModelRef | None = None) -> DeploymentHandle:
+def ensure_deployed(settings: Settings, model: ModelRef) -> DeploymentHandle:
     """The running application's classifier handle when it serves `model` already (a restarted watcher finds
-    it in seconds), else deploy it. Shadow changes alone do not redeploy a running application."""
+    it in seconds; a running application follows the store's champion itself), else deploy it."""
     if deployed_version() == model.version:
         return serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME)
-    return deploy(settings, model, shadow)
+    return deploy(settings, model)
 
 
 def disconnect() -> None:

@@ -54,13 +54,14 @@ from xscreen.records import (
 
 log = logging.getLogger(__name__)
 
-VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/role/scored_at/latency)
+VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/scored_at/latency; role optional)
 ScoreFn = Callable[[list[Any]], Sequence[VerdictFields]]
 SpoolFn = Callable[[IngestBatch], Path]
 KnownFn = Callable[[list[str]], set[str]]
 MovesFn = Callable[[list[ImageMove]], Any]
 ReaderFn = Callable[..., Any]
 StatsFn = Callable[[Any], Mapping[str, float]]
+CanaryFn = Callable[[Sequence[tuple[ScanRecord, VerdictRecord, Any]]], Any]  # serving/canaries.CanaryFeed
 UPLOAD_SCORE_ATTEMPTS = 3  # an upload has no watcher to retry it: try a few times before answering 503
 UPLOADS_DIR = "_uploads"  # quarantine/_uploads/<scanner>/: bad uploads kept for forensics, capped
 
@@ -130,6 +131,7 @@ class Ingest:
         health: PipelineHealth | None = None,
         truncated_wait_s: float = 10.0,
         upload_quarantine: tuple[int, int] = (1000, 256 * 2**20),
+        canaries: CanaryFn | None = None,
     ) -> None:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
@@ -152,6 +154,7 @@ class Ingest:
         self.health = health or PipelineHealth()
         self._truncated_wait_s = truncated_wait_s
         self._upload_cap = upload_quarantine
+        self._canaries = canaries
         self.rechecks = Rechecks(lambda data, name: self._reader(data, name=name, **self._limits))
         allowed = None if suffixes is None else frozenset(x.lower() for x in suffixes)
         self._checker = CandidateChecker(inbox, set(scanner_ids), max_bytes, allowed)
@@ -193,6 +196,7 @@ class Ingest:
             self._release(fresh)
         if report.scored:
             self._report_moves([move for item in good if (move := self._archive(item.cand)) is not None])
+            self._feed_canaries(good, report)
         return self._notify(report)
 
     def _drop_known(self, candidates: list[Candidate], report: IngestReport) -> list[Candidate]:
@@ -277,7 +281,7 @@ class Ingest:
         scored_at = self._clock()
         scans = [scan_record(g.cand, g.image, g.stats, self._location(g.cand)) for g in good]
         verdicts = [_verdict(s, f, "champion", scored_at) for s, f in zip(scans, fields, strict=True)]
-        verdicts += self._shadow(images, scans)
+        verdicts += self._shadow(images, scans, {v.model_version for v in verdicts})
         batch = IngestBatch(batch_id=_batch_id(), scans=scans, verdicts=verdicts, quarantines=report.quarantined)
         report.spool_path = self._write(batch)
         with self._lock:
@@ -302,8 +306,10 @@ class Ingest:
         log.error("scoring %d image(s) failed; they stay claimed-but-retriable (not marked seen)", len(images))
         return None
 
-    def _shadow(self, images: list[Any], scans: list[ScanRecord]) -> list[VerdictRecord]:
-        """Shadow verdicts are stored, never shown; a failing shadow model never blocks the champion's."""
+    def _shadow(self, images: list[Any], scans: list[ScanRecord], champions: set[str]) -> list[VerdictRecord]:
+        """Shadow verdicts are stored, never shown; a failing shadow model never blocks the champion's. An empty
+        answer means no shadow is in force. A shadow just promoted may still be the shadow slot's model for a
+        poll or two: its verdict as the champion already stands, so the duplicate is dropped."""
         if self._shadow_score is None:
             return []
         try:
@@ -311,8 +317,11 @@ class Ingest:
         except Exception:
             log.exception("shadow scoring failed; champion verdicts are unaffected")
             return []
+        if not fields:
+            return []
         scored_at = self._clock()
-        return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)]
+        return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)
+                if f.get("model_version") not in champions]
 
     def _write(self, batch: IngestBatch) -> Path:
         try:
@@ -443,6 +452,19 @@ class Ingest:
             return ImageMove(scan_id=cand.sha256[:16], path=str(cand.path))
         return None
 
+    def _feed_canaries(self, good: list[_Good], report: IngestReport) -> None:
+        """Hand the batch's cleared items to the canary feed, after their verdicts are safe in the spool: a
+        canary is scored and recorded apart from mail, and its failure never touches the batch."""
+        if self._canaries is None:
+            return
+        champion = {v.scan_id: v for v in report.verdicts if v.role == "champion"}
+        items = [(scan, champion[scan.scan_id], g.image) for scan, g in zip(report.scans, good, strict=True)
+                 if scan.scan_id in champion]
+        try:
+            self._canaries(items)
+        except Exception:  # noqa: BLE001 -- monitoring must never lose a verdict
+            log.exception("canary feed failed")
+
     def _report_moves(self, moves: list[ImageMove]) -> None:
         """Tell the store where images stayed that did not go where their scans say (best effort: logged)."""
         if not moves or self._record_moves is None:
@@ -471,10 +493,13 @@ class Ingest:
         return replace(cand, path=dest)
 
 
-def _verdict(scan: ScanRecord, fields: VerdictFields, role: VerdictRole, scored_at: datetime) -> VerdictRecord:
+def _verdict(scan: ScanRecord, fields: VerdictFields, slot: VerdictRole, scored_at: datetime) -> VerdictRecord:
+    """The stored verdict. Its role is the one the model held when it scored (the replica says, with the model
+    version: serving/follow.py); `slot` (which scorer answered) only for scorers that do not say."""
     latency = (scored_at - scan.received_at).total_seconds() * 1000.0
-    return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0),
-                         **dict(fields))
+    values = dict(fields)
+    role = values.pop("role", slot)
+    return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0), **values)
 
 
 def _batch_id() -> str:

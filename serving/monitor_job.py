@@ -230,7 +230,7 @@ def _certificate_watch(ctx: _Context, now: datetime) -> None:
 
 def _canary_page(ctx: _Context, now: datetime) -> None:
     prev = _previous(ctx.store, "accuracy_page", ctx.active)
-    frame = ctx.store.canary_outcomes(start=ctx.start, end=now)
+    frame = ctx.store.known_threat_outcomes(start=ctx.start, end=now)
     for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
         cert = ctx.certificate_of(str(model))
         if cert is None or "alpha" not in cert:

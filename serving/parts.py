@@ -63,13 +63,16 @@ def store_client(settings: Settings) -> Any:
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:
     """The production ingest: xray reader, durable spool, the store's known hashes, metrics and health."""
+    from serving.canaries import CanaryFeed
     from store.spool import SpoolWriter
 
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
                                   known_hashes=store.known_hashes, record_moves=store.move_images,
-                                  shadow_score=shadow, on_batch=metrics.observe, health=health)
+                                  shadow_score=shadow, on_batch=metrics.observe, health=health,
+                                  canaries=CanaryFeed.from_settings(settings, score=score,
+                                                                    record=store.record_canaries))
     metrics.track_health(health)
     return ingest, metrics
 
@@ -99,25 +102,40 @@ def ensure_champion(settings: Settings) -> str | None:
     return record.version if record is not None else None
 
 
-def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_every_s: float = 600.0) -> Housekeeper:
-    """Every 2 s: rescore quarantined files their writer completed; every 10 min: retention of the archive and
-    of kept uploads (the store is told first which images expire), spool temps."""
+def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_every_s: float = 600.0,
+                     shadow_every_s: float = 30.0) -> Housekeeper:
+    """Every 2 s: rescore quarantined files their writer completed; every 30 s: stop a shadow that has seen
+    enough threat items; every 10 min: retention of the archive and of kept uploads (the store is told first
+    which images expire), spool temps."""
     from xscreen.records import utcnow
 
-    last = [0.0]
     s = settings.serving
 
     def forget(folder: Path) -> None:
         store.expire_images(str(folder), reason="retention")
 
-    def slow_tasks() -> None:
-        if time.monotonic() - last[0] >= expire_every_s:
-            last[0] = time.monotonic()
-            expire_archive(settings.archive_dir, s.archive_retention_days, utcnow(), forget)
-            expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
-            clean_spool_temp(settings.spool_dir)
+    def retention() -> None:
+        expire_archive(settings.archive_dir, s.archive_retention_days, utcnow(), forget)
+        expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
+        clean_spool_temp(settings.spool_dir)
 
-    return Housekeeper([ingest.rechecks.run, slow_tasks])
+    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system"))
+    slow_tasks = Every(expire_every_s, retention)
+    return Housekeeper([ingest.rechecks.run, shadow_check, slow_tasks])
+
+
+class Every:
+    """Run `task` when called at most once every `period_s` seconds (a housekeeper task on a slower beat)."""
+
+    def __init__(self, period_s: float, task: Callable[[], Any]) -> None:
+        self._period_s = period_s
+        self._task = task
+        self._last = -float("inf")
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last >= self._period_s:
+            self._last = time.monotonic()
+            self._task()
 
 
 def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threading.Thread | None, str]:
@@ -135,13 +153,16 @@ def start_simulator(settings: Settings, stop: threading.Event) -> tuple[threadin
         try:
             run_simulator(settings.inbox_dir, rate=sim.rate, scanners=sim.scanners, scenario=sim.scenario,
                           duration=None, seed=seed, classes=settings.model.classes,
-                          threat_rate=sim.threat_rate, stop_event=stop)
+                          threat_rate=sim.threat_rate, stop_event=stop, formats=sim.formats,
+                          scanner_scenarios=sim.scanner_scenarios)
         except Exception:
             log.exception("scanner simulator stopped with an error")
 
     thread = threading.Thread(target=run, name="xscreen-simulator", daemon=True)
     thread.start()
-    return thread, f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, scenario {sim.scenario!r}"
+    drifting = "".join(f", {k} plays {v!r}" for k, v in sim.scanner_scenarios.items())
+    return thread, (f"simulator        {sim.scanners} scanner(s) at {sim.rate:g} scans/s, formats "
+                    f"{'/'.join(sim.formats)}, scenario {sim.scenario!r}{drifting}")
 
 
 def watcher_health(settings: Settings) -> dict[str, Any]:
@@ -173,11 +194,20 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, alive: Ca
 
 
 class Child:
-    """A supervised child process with its own process group and a log file under settings.logs_dir."""
+    """A supervised child process with its own process group and a log file under settings.logs_dir: one this
+    supervisor started (`start`), or one an earlier, killed supervisor of the same run started (`adopt`): not our
+    child, so it is watched through /proc (pid and start time) instead of waitpid."""
 
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.adopted: tuple[int, int] | None = None  # (pid, start time in clock ticks) of an adopted process
+
+    @classmethod
+    def adopt(cls, name: str, pid: int, started_ticks: int) -> Child:
+        child = cls(name, [], Path(os.devnull), {})
+        child.adopted = (pid, started_ticks)
+        return child
 
     def start(self, preexec: Callable[[], None] | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,24 +216,51 @@ class Child:
             self.proc = subprocess.Popen(self.argv, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
                                          start_new_session=True, preexec_fn=preexec)
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else (self.adopted[0] if self.adopted else None)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode if self.proc is not None else None  # an adopted process's is its reaper's
+
     def alive(self) -> bool:
+        from serving.runs import alive, started
+
+        if self.adopted is not None:
+            pid, ticks = self.adopted
+            return alive(pid) and started(pid) == ticks
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the group, wait, then SIGKILL; always reaps. Whatever is left of the group once its leader has
         exited (a helper the leader started) is killed too, so no port stays held."""
-        if self.proc is None:
+        pid = self.pid
+        if pid is None:
             return
-        if self.proc.poll() is None:
-            _signal_group(self.proc.pid, signal.SIGTERM)
+        if self.alive():
+            _signal_group(pid, signal.SIGTERM)
+            if not self._wait(timeout_s):
+                log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
+                _signal_group(pid, signal.SIGKILL)
+                self._wait(5)
+        if self.alive() or self.proc is not None:  # an adopted leader gone: its pid (= pgid) may be reused
+            _signal_group(pid, signal.SIGKILL)  # the group outlives its leader only by our mistake
+        self.proc, self.adopted = None, None
+
+    def _wait(self, timeout_s: float) -> bool:
+        if self.proc is not None:
             try:
                 self.proc.wait(timeout_s)
+                return True
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
-                _signal_group(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        _signal_group(self.proc.pid, signal.SIGKILL)  # the group outlives its leader only by our mistake
-        self.proc = None
+                return False
+        deadline = time.monotonic() + timeout_s
+        while self.alive():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -243,13 +300,15 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def preflight(settings: Settings, *, app: bool) -> None:
-    """ConfigError before anything starts: ports taken or home not writable."""
+def preflight(settings: Settings, *, app: bool, held: frozenset[str] = frozenset()) -> None:
+    """ConfigError before anything starts: ports taken or home not writable. `held`: ports (setting names) that
+    adopted children of this home's earlier run already serve."""
     from xscreen.settings import check_port_free, ensure_home
 
     ensure_home(settings)
     for which in ("api_port", "store_port", "metrics_port", *(("app_port",) if app else ())):
-        check_port_free(settings, which)  # type: ignore[arg-type]
+        if which not in held:
+            check_port_free(settings, which)  # type: ignore[arg-type]
     if not settings.serving.api_auth:
         log.warning("serving.api_auth is off: anyone who can reach %s may post scans, read the queue and record "
                     "decisions under any name", settings.api_url)

@@ -35,6 +35,37 @@ class RunState:
     ray_temp_dir: str | None = None
     ray_address: str | None = None
     children: dict[str, int] = field(default_factory=dict)  # name -> pid (= pgid: own session)
+    children_started: dict[str, int] = field(default_factory=dict)  # name -> start time (clock ticks since boot)
+    fingerprint: str | None = None  # what the run was started with (settings, mode): adopted only when equal
+
+
+def read_state(settings: Settings) -> RunState | None:
+    """HOME/run/serve.json, or None when there is none (or it cannot be read: then nothing is adopted)."""
+    try:
+        return RunState(**json.loads(state_path(settings).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def previous_run(settings: Settings) -> RunState | None:
+    """The record of an earlier supervisor of this home that is gone (killed or crashed), or None. Refuses
+    (ConfigError) when that supervisor is still running."""
+    from xscreen.errors import ConfigError
+
+    state = read_state(settings)
+    if state is None:
+        return None
+    if state.pid != os.getpid() and alive(state.pid) and started(state.pid) == state.pid_started:
+        raise ConfigError(f"xscreen serve is already running for {settings.home} (pid {state.pid})")
+    return state
+
+
+def live_children(state: RunState) -> dict[str, int]:
+    """The recorded children that still run as that run's processes: same pid, same start time, and the run id in
+    their environment (a recycled pid fails the first two, another program the last)."""
+    mine = set(processes_with_run_id(state.run_id))
+    return {name: pid for name, pid in state.children.items()
+            if pid in mine and alive(pid) and started(pid) == state.children_started.get(name)}
 
 
 def ray_temp_dir(settings: Settings) -> Path:
@@ -73,9 +104,10 @@ def processes_with_run_id(run_id: str) -> list[int]:
     return found
 
 
-def kill_run(run_id: str, grace_s: float = 5.0) -> int:
-    """SIGTERM every process of a run, then SIGKILL what is left after `grace_s`; returns how many there were."""
-    pids = processes_with_run_id(run_id)
+def kill_run(run_id: str, grace_s: float = 5.0, keep_groups: frozenset[int] = frozenset()) -> int:
+    """SIGTERM every process of a run, then SIGKILL what is left after `grace_s`; returns how many there were.
+    Processes in `keep_groups` (process group ids: adopted children) are left alone."""
+    pids = [p for p in processes_with_run_id(run_id) if _group(p) not in keep_groups]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
@@ -99,23 +131,29 @@ def alive(pid: int) -> bool:
         return False
 
 
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def clean_previous_run(settings: Settings) -> str | None:
     """After a crash of an earlier supervisor of this home: stop what it started and free its Ray folder.
     Refuses (ConfigError) when that supervisor is still running. Returns a line for the console, or None."""
-    from xscreen.errors import ConfigError
-
-    path = state_path(settings)
-    try:
-        state = RunState(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+    state = previous_run(settings)
+    if state is None:
         return None
-    if state.pid != os.getpid() and alive(state.pid) and started(state.pid) == state.pid_started:
-        raise ConfigError(f"xscreen serve is already running for {settings.home} (pid {state.pid})")
+    return end_run(settings, state)
+
+
+def end_run(settings: Settings, state: RunState) -> str | None:
+    """End every process of a dead supervisor's run, remove its Ray folder and its record; a console line."""
     leftovers = processes_with_run_id(state.run_id)
     kill_run(state.run_id)
     if state.ray_temp_dir:
         shutil.rmtree(state.ray_temp_dir, ignore_errors=True)
-    path.unlink(missing_ok=True)
+    state_path(settings).unlink(missing_ok=True)
     return f"cleaned up     {len(leftovers)} process(es) left by an earlier run (pid {state.pid})" if leftovers \
         else None
 
@@ -132,5 +170,7 @@ def started(pid: int) -> int | None:
 def state_path(settings: Settings) -> Path:
     return Path(settings.home) / "run" / "serve.json"
 
-__all__ = ["RUN_ID_ENV", "RunState", "alive", "clean_previous_run", "free_port", "kill_run", "port_open",
-           "processes_with_run_id", "ray_temp_dir", "started", "state_path"]
+
+__all__ = ["RUN_ID_ENV", "RunState", "alive", "clean_previous_run", "end_run", "free_port", "kill_run",
+           "live_children", "port_open", "previous_run", "processes_with_run_id", "ray_temp_dir", "read_state",
+           "started", "state_path"]

@@ -76,16 +76,15 @@ class Stack:
         ensure_champion(s)
         # Resolve the models first: a missing champion is a one-line error before Ray spends 10-20 s starting.
         model = deployments.resolve_model(s, s.model.name)
-        shadow_model = deployments.resolve_model(s, s.serving.shadow_model) if s.serving.shadow_model else None
         deployments.start_ray(s, self.address, own=self.own_ray)
         self.ray_started = True
         if after_ray_init is not None:
             after_ray_init()
         deployments.start_serve(s)
-        self.classifier = deployments.ensure_deployed(s, model, shadow_model)
+        self.classifier = deployments.ensure_deployed(s, model)
         timeout = s.serving.score_timeout_s
         self.score = deployments.handle_scorer(self.classifier, timeout)
-        shadow = self.settings.serving.shadow_model
+        shadow = s.serving.shadow_slot
         self.shadow_score = deployments.handle_scorer(deployments.shadow_handle(), timeout) if shadow else None
         info = self.classifier.info.remote().result(timeout_s=60)
         return (f"Ray Serve API    {self.settings.api_url}/v1  (model {info['model_version']} on {info['device']}; "

@@ -2,7 +2,7 @@
 stops all of them in order on SIGTERM or SIGINT. It never imports Ray.
 
 Children (each in its own session, so a terminal's Ctrl-C reaches only the supervisor, which stops them in
-order; each gets SIGTERM if the supervisor itself dies, through PR_SET_PDEATHSIG):
+order):
 
     store owner     python -c run_owner            network.store_port      restarted alone
     Ray head        ray start --head --block       a free GCS port          restarts the serving worker too
@@ -18,12 +18,20 @@ handler right after (tests/test_supervision.py proves both). A dead child is res
 backoff (1 s doubling to 30 s) while it keeps dying young; once it has run for a minute, at once again. The
 supervisor cleans up only what it started: the process groups of its children, any process still carrying its
 run id in its environment, and its own Ray temp folder; it never runs a host-wide `ray stop`. `HOME/run/serve.json` records its pid, run id and
-children, so a later start after a `kill -9` of the supervisor removes leftovers before binding its ports.
+children, so a later start after a `kill -9` of the supervisor finds them.
+
+A killed supervisor does not take its children with it (with `serving.orphan_exit_s` > 0): the one a service
+manager starts again reads serve.json, checks each recorded child (pid, start time, run id in its environment,
+same settings) and adopts the live ones, watching them by polling /proc (they are no longer its children), and
+starts only what is missing; it keeps the run id, so its sweeps still cover them. Children that nobody adopts
+stop by themselves once the supervisor's heartbeat has been silent that long (serving/heartbeat.py). With 0,
+each child gets SIGTERM when the supervisor dies (PR_SET_PDEATHSIG) and the next start ends what is left.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -37,14 +45,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from serving.heartbeat import Heartbeat, guarded, heartbeat_path
 from serving.parts import Child, absolute_settings, dashboard_argv, drain_spool, settings_env, wait_until
 from serving.runs import (
     RUN_ID_ENV,
     RunState,
-    clean_previous_run,
+    end_run,
     free_port,
     kill_run,
+    live_children,
     port_open,
+    previous_run,
     ray_temp_dir,
     started,
     state_path,
@@ -63,6 +74,12 @@ PR_SET_PDEATHSIG = 1
 RAY_SERVE_ENV = {"RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "1", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "2",
                  "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
                  "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "3"}
+# The port each service holds (an adopted one already holds it), and how much later than the worker each child's
+# orphan guard stops it: the worker first (its batch in flight is spooled), then Ray, then the owner, which also
+# ends whatever of the run escaped its group.
+SERVICE_NAMES = {"owner": "store owner", "ray": "Ray head", "worker": "serving worker", "app": "dashboard"}
+PORTS = {"owner": "store_port", "ray": "api_port", "worker": "metrics_port", "app": "app_port"}
+ORPHAN_ORDER_S = {"worker": 0.0, "app": 0.0, "ray": 5.0, "owner": 10.0}
 
 
 def _die_with_parent() -> None:
@@ -85,14 +102,32 @@ class Service:
         self.backoff_s = 0.0  # the first restart is immediate
         self.restart_at: float | None = None
         self.restarts = 0
+        self.preexec: Callable[[], None] | None = _die_with_parent
 
     def start(self, stopping: Callable[[], bool]) -> None:
-        self.spawn()
+        if self.child is not None and self.child.adopted is not None:
+            self.wait_adopted(stopping)
+        if self.child is None:  # not adopted, or the adopted one died
+            self.spawn()
         self.wait_ready(stopping)
+
+    def wait_adopted(self, stopping: Callable[[], bool]) -> None:
+        """An adopted child: wait until it is ready. If it dies meanwhile (a kill during the take-over), forget it:
+        the caller starts a new one, as the supervision loop would, instead of failing the whole start."""
+        child = self.child
+        assert child is not None
+        wait_until(lambda: self.ready() or stopping() or not child.alive(), self.ready_timeout_s, self.name)
+        if not child.alive():
+            log.warning("%s died while being adopted: starting a new one", self.name)
+            self.stop(timeout_s=1)
 
     def spawn(self) -> None:
         self.child = self.make()
-        self.child.start(preexec=_die_with_parent)
+        self.child.start(preexec=self.preexec)
+        self.started_at = time.monotonic()
+
+    def adopt(self, child: Child) -> None:
+        self.child = child
         self.started_at = time.monotonic()
 
     def wait_ready(self, stopping: Callable[[], bool]) -> None:
@@ -134,6 +169,9 @@ class Supervisor:
         self._demo, self._app = demo, app
         self.events: list[tuple[float, str, str]] = []  # (time, service, "died"/"restarted"): for tests and logs
         self.monitoring: Any = None  # the monitoring job's MonitorSchedule (monitoring.interval_s > 0)
+        self.heartbeat = Heartbeat(heartbeat_path(self.settings.home))
+        self.adopted: dict[str, Child] = {}
+        self._taken_over = False
 
     # ---- children ----------------------------------------------------------------------------------
     def child_env(self) -> dict[str, str]:
@@ -146,7 +184,8 @@ class Supervisor:
     def _owner(self) -> Child:
         argv = [sys.executable, "-c", "from store.owner import run_owner; from xscreen.settings import "
                 "load_settings; run_owner(load_settings())"]
-        return Child("store owner", argv, self.settings.logs_dir / "store-owner.log", self.child_env())
+        return Child("store owner", self._guarded("owner", argv), self.settings.logs_dir / "store-owner.log",
+                     self.child_env())
 
     def _ray_head(self) -> Child:
         s = self.settings
@@ -154,22 +193,34 @@ class Supervisor:
         self.ray_address = f"{s.network.host}:{port}"
         argv = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())",
                 "start", "--head", "--block", "--port", str(port), "--node-ip-address", s.network.host,
-                "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(self.ray_dir)]
+                "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(self.ray_dir),
+                # Its only job is to forward worker logs to drivers, and ours join with log_to_driver=False: one
+                # Python process less competing for 2 cores while Ray and Serve start (and restart).
+                "--include-log-monitor", "false"]
         if s.serving.ray_num_cpus:
             argv += ["--num-cpus", str(s.serving.ray_num_cpus)]
-        return Child("Ray head", argv, s.logs_dir / "ray-head.log", self.child_env())
+        return Child("Ray head", self._guarded("ray", argv), s.logs_dir / "ray-head.log", self.child_env())
 
     def _worker(self) -> Child:
         assert self.ray_address is not None
         argv = [sys.executable, "-m", "serving.worker", "--address", self.ray_address]
         if "ray" not in self.services:
             argv.append("--cluster")  # someone else's cluster: joined as it is, never stopped
-        return Child("serving worker", argv, self.settings.logs_dir / "serving-worker.log", self.child_env())
+        return Child("serving worker", self._guarded("worker", argv), self.settings.logs_dir / "serving-worker.log",
+                     self.child_env())
 
     def _streamlit(self) -> Child:
         s = self.settings
         app_file = Path(__file__).resolve().parents[1] / "dashboard.py"  # the checkout's app.py + cookie routes
-        return Child("dashboard", dashboard_argv(s, app_file), s.logs_dir / "streamlit.log", self.child_env())
+        return Child("dashboard", self._guarded("app", dashboard_argv(s, app_file)), s.logs_dir / "streamlit.log",
+                     self.child_env())
+
+    def _guarded(self, key: str, argv: list[str]) -> list[str]:
+        """The child's command with its orphan guard (none with orphan_exit_s = 0: PR_SET_PDEATHSIG instead)."""
+        limit = self.settings.serving.orphan_exit_s
+        if not limit:
+            return argv
+        return guarded(argv, self.heartbeat.path, limit + ORPHAN_ORDER_S[key], sweep_run=key == "owner")
 
     def _define_services(self) -> None:
         from serving.parts import _http_ok
@@ -189,26 +240,69 @@ class Supervisor:
         if self._demo and self._app:
             self.services["app"] = Service("dashboard", self._streamlit,
                                            lambda: _http_ok(f"{s.app_url}/_stcore/health"), 90)
+        for svc in self.services.values():
+            svc.preexec = None if s.serving.orphan_exit_s else _die_with_parent
+        for key, child in self.adopted.items():
+            self.services[key].adopt(child)
+
+    def fingerprint(self) -> str:
+        """What this run is started with: an earlier run's children are adopted only when it is the same."""
+        what = {"settings": settings_env(self.settings), "address": self.address, "demo": self._demo,
+                "app": self._app}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+    def take_over(self) -> str | None:
+        """Before the ports are checked: adopt the live children of this home's earlier, dead supervisor when they
+        were started with the same settings, or end them all (ConfigError if it is still alive). A console line."""
+        if self._taken_over:
+            return None
+        self._taken_over = True
+        state = previous_run(self.settings)
+        if state is None:
+            return None
+        same = state.fingerprint == self.fingerprint() and self.settings.serving.orphan_exit_s > 0
+        live = live_children(state) if same else {}
+        kept = dict(live)
+        if "ray" in state.children and "ray" not in kept:
+            kept.pop("worker", None)  # its Ray connection died with the Ray head: both start again
+        if not kept:
+            return end_run(self.settings, state)
+        self.heartbeat.start()  # at once: the adopted children's guards are counting the silence
+        self.run_id, self.ray_address = state.run_id, state.ray_address
+        self.adopted = {k: Child.adopt(SERVICE_NAMES[k], pid, state.children_started[k]) for k, pid in kept.items()}
+        for key in live.keys() - kept.keys():
+            Child.adopt(SERVICE_NAMES[key], live[key], state.children_started[key]).stop(timeout_s=5)
+        if "ray" in state.children and "ray" not in kept:  # a dead Ray head's helpers and folder
+            kill_run(self.run_id, keep_groups=frozenset(kept.values()))
+            shutil.rmtree(self.ray_dir, ignore_errors=True)
+        return (f"adopted        {', '.join(SERVICE_NAMES[k] for k in kept)} of the run of supervisor pid "
+                f"{state.pid} (still serving)")
+
+    def held_ports(self) -> frozenset[str]:
+        """Port settings that adopted children already hold (not checked as free before the start)."""
+        return frozenset(PORTS[k] for k in self.adopted)
 
     # ---- life cycle --------------------------------------------------------------------------------
     def start(self, say: Callable[[str], None] = log.info, prepare: Callable[[Any], None] | None = None) -> None:
         """Start every service in order (prepare(store client) runs once the owner answers)."""
         from serving.parts import ensure_champion, store_client
 
-        line = clean_previous_run(self.settings)
+        line = self.take_over()
         if line:
             say(line)
+        self.heartbeat.start()
         self._define_services()
         self._write_state()
         s = self.settings
         self._start("owner")
         say(f"store owner      {s.store_url}  (database {s.db_path}, log {s.logs_dir / 'store-owner.log'})")
         self.store = store_client(s)
-        if prepare is not None:
-            prepare(self.store)
-        version = ensure_champion(s)
-        if version:
-            say(f"model            {version} (bundled model registered as champion)")
+        if not self.adopted:  # an adopted run, started with these settings, already has its model and users (and
+            if prepare is not None:  # importing torch to check would cost a restart ~5 s on 2 busy cores)
+                prepare(self.store)
+            version = ensure_champion(s)
+            if version:
+                say(f"model            {version} (bundled model registered as champion)")
         say("starting Ray and the serving worker (Ray Serve deploys in 10-30 s) ...")
         self._start_ray_and_worker()
         if "ray" in self.services:
@@ -237,9 +331,14 @@ class Supervisor:
         if self._stop.is_set():
             raise KeyboardInterrupt
         ray, worker = self.services.get("ray"), self.services["worker"]
-        if ray is not None:
-            ray.spawn()
-        worker.spawn()
+        for svc in (ray, worker):
+            if svc is not None and svc.child is not None and svc.child.adopted is not None:
+                svc.wait_adopted(self._stop.is_set)
+        if ray is not None and ray.child is None and worker.child is not None:
+            worker.stop(timeout_s=0.2)  # an adopted Ray head died: its worker's connection died with it
+        for svc in (ray, worker):
+            if svc is not None and svc.child is None:  # not adopted, or the adopted one died
+                svc.spawn()
         self._write_state()
         try:
             if ray is not None:
@@ -271,14 +370,14 @@ class Supervisor:
         for key, svc in self.services.items():
             if svc.child is not None and not svc.alive():
                 delay = svc.schedule_restart(now)
-                code = svc.child.proc.returncode if svc.child.proc is not None else None
+                code = svc.child.returncode
                 log.error("%s exited (status %s); restarting in %.0f s", svc.name, code, delay)
                 self.events.append((time.time(), svc.name, "died"))
                 svc.stop(timeout_s=3)
                 for dep in svc.dependents:  # the worker's Ray connection died with the Ray head: no drain to wait
-                    dependent = self.services[dep]  # for (its files stay in the inbox for the catch-up)
-                    if dependent.child is not None:
-                        dependent.stop(timeout_s=2)
+                    dependent = self.services[dep]  # for (its files stay in the inbox for the catch-up, and a kill
+                    if dependent.child is not None:  # -9 of the worker is a kill round of its own), so no 2 s wait
+                        dependent.stop(timeout_s=0.2)
                         dependent.restart_at = now + delay
             if svc.child is None and svc.restart_at is not None and now >= svc.restart_at:
                 if key == "worker" and "ray" in self.services and self.services["ray"].child is None:
@@ -329,6 +428,7 @@ class Supervisor:
             except Exception:
                 log.exception("stopping %s failed", name)
         state_path(self.settings).unlink(missing_ok=True)
+        self.heartbeat.stop()
 
     def _kill_leftovers(self) -> None:
         """Anything still carrying our run id (a Ray worker that escaped its process group) is ours to end."""
@@ -359,10 +459,12 @@ class Supervisor:
         self._stop_service("owner")
 
     def _write_state(self) -> None:
-        children = {k: svc.child.proc.pid for k, svc in self.services.items()
-                    if svc.child is not None and svc.child.proc is not None}
+        children = {k: svc.child.pid for k, svc in self.services.items()
+                    if svc.child is not None and svc.child.pid is not None}
+        ticks = {k: started(pid) or 0 for k, pid in children.items()}
         state = RunState(os.getpid(), self.run_id, started(os.getpid()) or 0,
-                         str(self.ray_dir) if "ray" in self.services else None, self.ray_address, children)
+                         str(self.ray_dir) if "ray" in self.services else None, self.ray_address, children,
+                         ticks, self.fingerprint())
         path = state_path(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -16,6 +16,7 @@ from store import (
     analysts,
     audit,
     backup,
+    ground_truth,
     ingest,
     labels,
     models,
@@ -30,7 +31,8 @@ from xscreen.errors import NotFoundError
 
 # The domain modules, each declaring its operations; importing them fills OPERATIONS. A new domain module is added
 # here (tests/test_owner.py fails on a module that declares operations and is not); a new operation is not.
-DOMAINS = (ingest, scans, triage, labels, models, settings_kv, monitoring, users, audit, analysts, backup)
+DOMAINS = (ingest, scans, triage, labels, models, settings_kv, monitoring, users, audit, analysts, backup,
+           ground_truth)
 
 
 def operation(name: str) -> Operation:

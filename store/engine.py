@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from store.api import StoreAPI, operation
+from store.audit_sampling import AuditDesign
 from store.fetch import first
 from store.ingest import IngestResult
 from store.migrations import migrate, preflight
@@ -58,7 +59,7 @@ class Store(StoreAPI):
         self._clock = clock
         self._limiter = LoginLimiter(login_limits or LoginLimits())
         self._closed = False
-        self._writer = GroupCommitWriter(con, write_batch_max, write_batch_wait_ms / 1000.0, clock)
+        self._writer = GroupCommitWriter(con, write_batch_max, write_batch_wait_ms / 1000.0, clock, audit=config.audit)
 
     @property
     def path(self) -> Path:
@@ -111,15 +112,17 @@ class Store(StoreAPI):
         from store.identity import ensure_home_id
 
         s = settings.store
+        home_id = ensure_home_id(settings.home)
         return cls.open(settings.db_path, write_batch_max=s.write_batch_max, write_batch_wait_ms=s.write_batch_wait_ms,
                         checkpoint_wal_mb=s.checkpoint_wal_mb, clock=clock,
                         login_limits=LoginLimits.from_settings(settings.auth),
-                        home_id=ensure_home_id(settings.home), claim_ttl_s=s.claim_ttl_s,
+                        home_id=home_id, claim_ttl_s=s.claim_ttl_s,
                         session_ttl=timedelta(minutes=settings.app.session_ttl_minutes),
                         snapshots_dir=settings.snapshots_dir,
                         snapshot_max_age_s=0.0 if fresh_snapshots else s.snapshot_max_age_s,
                         sql_row_limit=s.sql_row_limit, sql_timeout_s=s.sql_timeout_s,
-                        backups_dir=settings.backups_dir, models_dir=settings.models_dir)
+                        backups_dir=settings.backups_dir, models_dir=settings.models_dir,
+                        audit=AuditDesign.from_settings(settings, key=home_id))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""

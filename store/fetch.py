@@ -1,11 +1,12 @@
-"""Reading results in store code: `first()` and `dicts()` always fetch to the end (never `fetchone()`), and the
-shared time-window clause."""
+"""Reading results in store code: `first()` and `dicts()` always fetch to the end (never `fetchone()`), the
+shared time-window clause, and `over_arrow()` for statements over Arrow tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from xscreen.errors import StoreError
 
@@ -43,3 +44,18 @@ WINDOW_END = "coalesce($end::TIMESTAMPTZ, now())"
 def in_window(column: str) -> str:
     """`column` lies in the window [$start, $end)."""
     return f"{column} >= {WINDOW_START} AND {column} < {WINDOW_END}"
+
+
+def over_arrow(cur: duckdb.DuckDBPyConnection, sql: str, **tables: pa.Table) -> pa.Table:
+    """Run one statement (an INSERT) over Arrow tables registered under their keyword names; its RETURNING rows
+    (an empty table when it has none)."""
+    for name, table in tables.items():
+        cur.register(name, table)
+    try:
+        if "RETURNING" in sql:
+            return cur.sql(sql).to_arrow_table()  # a DML relation runs once, here
+        cur.execute(sql)
+        return pa.table({})
+    finally:
+        for name in tables:
+            cur.unregister(name)

@@ -17,6 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
+from store.audit_sampling import AuditDesign
+from store.fetch import over_arrow as _insert
+from store.ground_truth import select_audits
 from store.ops import Engine, composite, read
 from store.wire import TS, Prepared, prepare
 from xscreen.records import IngestBatch
@@ -79,20 +82,6 @@ def _seen_batches(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
     return {r[0] for r in cur.execute("SELECT batch_id FROM ingest_batches WHERE batch_id IN ?", [ids]).fetchall()}
 
 
-def _insert(cur: duckdb.DuckDBPyConnection, sql: str, **tables: pa.Table) -> pa.Table:
-    """Run one INSERT over the given Arrow tables (registered under their keyword names); its RETURNING rows."""
-    for name, table in tables.items():
-        cur.register(name, table)
-    try:
-        if "RETURNING" in sql:
-            return cur.sql(sql).to_arrow_table()  # a DML relation runs once, here
-        cur.execute(sql)
-        return pa.table({})
-    finally:
-        for name in tables:
-            cur.unregister(name)
-
-
 SCAN_INSERT = ("INSERT INTO scans BY NAME SELECT * REPLACE (declared_contents::JSON AS declared_contents) FROM _s "
                "ON CONFLICT (scan_id) DO NOTHING RETURNING batch_id")
 VERDICT_INSERT = (  # {scanner}/{join}: verdicts that came without their scan take its scanner_id from _k
@@ -136,8 +125,10 @@ def _insert_group(cur: duckdb.DuckDBPyConnection, sql: str, fresh: list[Prepared
     return _insert(cur, sql, **{f"_{kind[0]}": table}, **extra)
 
 
-def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now: datetime) -> list[IngestResult]:
-    """Write every batch inside the caller's transaction; one IngestResult per batch, in order."""
+def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now: datetime,
+                   audit: AuditDesign | None = None) -> list[IngestResult]:
+    """Write every batch inside the caller's transaction; one IngestResult per batch, in order. New champion
+    `clear` verdicts are drawn for the random audit under `audit` (store/ground_truth.py)."""
     taken = _seen_batches(cur, list({b.batch_id for b in batches}))
     fresh: list[Prepared] = []
     for b in batches:
@@ -152,6 +143,8 @@ def ingest_batches(cur: duckdb.DuckDBPyConnection, batches: list[Prepared], now:
     if new.num_rows:
         _insert_group(cur, HEATMAP_INSERT, fresh, "heatmaps", _n=new)
         _insert(cur, PENDING_INSERT, _n=new)
+        if audit is not None and audit.enabled:
+            select_audits(cur, new, audit, now)
         _insert(cur, HOURLY_INSERT, _n=new)
     new_verdicts = _counts(new)
     new_quarantines = _counts(_insert_group(cur, QUARANTINE_INSERT, fresh, "quarantines"))

@@ -77,6 +77,17 @@ def relabel_queue(cur: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFr
 
 
 @read()
+def random_unlabelled(cur: duckdb.DuckDBPyConnection, limit: int = 10, seed: str = "") -> pd.DataFrame:
+    """A uniform random slice of champion-scored scans without a label (canaries excluded), the same slice for
+    the same `seed` (e.g. the day): scan_id, scanner_id, model_version, verdict, any_threat, top_class."""
+    return cur.execute("""
+        SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class
+        FROM champion_verdicts v JOIN scans s USING (scan_id) LEFT JOIN current_labels l USING (scan_id)
+        WHERE l.scan_id IS NULL AND NOT s.is_canary
+        ORDER BY hash(v.scan_id || $seed), v.scan_id LIMIT $limit""", {"limit": int(limit), "seed": seed}).df()
+
+
+@read()
 def labelled_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
                       scanner_id: str | None = None, model_version: str | None = None) -> pd.DataFrame:
     """Champion verdicts whose truth is known: flagged, any_threat, final decision, current labels, is_threat."""

@@ -150,6 +150,13 @@ def rebuild_rollups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM queue_pending")
     con.execute("DELETE FROM verdict_hourly")
     _apply(con, _FILL_ROLLUPS)
+    has_audits = first(con, "SELECT 1 FROM information_schema.tables WHERE table_name = 'audit_selections'")
+    if has_audits:  # items drawn for audit and not decided yet wait in the queue too (by table: the step may move)
+        con.execute("""INSERT INTO queue_pending
+            SELECT v.scan_id, v.model_version, v.scanner_id, v.verdict, v.any_threat, v.top_class, v.scored_at
+            FROM audit_selections a JOIN verdicts v ON v.scan_id = a.scan_id AND v.model_version = a.model_version
+            WHERE a.scan_id NOT IN (SELECT scan_id FROM decisions WHERE decision <> 'refer')
+            ON CONFLICT (scan_id) DO NOTHING""")
 
 
 # Migration 6: bearer tokens of sessions and scanner clients, kept only as sha256 hashes (store/tokens.py).
@@ -189,6 +196,41 @@ CREATE VIEW scan_images AS
         WHERE rn = 1) e USING (scan_id);
 """
 
+# Migration 9: the thresholds in force live in one place, the champion's (or shadow's) `models` row, versioned by
+# `thresholds_version` so serving applies a change without reloading weights. The copies in settings_kv
+# (`champion`, `thresholds`), written on promotion and read by nobody, go.
+_M9_THRESHOLDS_VERSION = """
+ALTER TABLE models ADD COLUMN thresholds_version INTEGER DEFAULT 1;
+UPDATE models SET thresholds_version = 1;
+DELETE FROM settings_kv WHERE key IN ('champion', 'thresholds');
+"""
+
+# Migration 10: the promotion gate's reports (a candidate against the champion on the same items), kept whole.
+_M10_GATE_REPORTS = """
+CREATE TABLE gate_reports (
+    report_id VARCHAR PRIMARY KEY, candidate VARCHAR NOT NULL, champion VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL, actor VARCHAR NOT NULL, passed BOOLEAN NOT NULL, report JSON NOT NULL);
+CREATE INDEX gate_reports_candidate ON gate_reports (candidate);
+"""
+
+# Migration 11: the monitoring's ground truth. `audit_selections`: each AI-cleared champion verdict the random audit
+# sent to officers, with the stratum and the inclusion probability pi it was drawn with (store/audit_sampling.py),
+# the verdict's scored_at and when the writer drew it,
+# so the Horvitz-Thompson estimate never has to guess a past rate. `canaries`: known-answer items (a library threat
+# projected into a live benign scan, scored by the live model), kept apart from scans and verdicts so they never
+# count as mail in volume, flag-rate or drift statistics.
+_M11_GROUND_TRUTH = """
+CREATE TABLE audit_selections (
+    scan_id VARCHAR PRIMARY KEY, model_version VARCHAR NOT NULL, scanner_id VARCHAR, stratum VARCHAR NOT NULL,
+    inclusion DOUBLE NOT NULL, any_threat DOUBLE NOT NULL, scored_at TIMESTAMPTZ NOT NULL,
+    selected_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE canaries (
+    canary_id VARCHAR PRIMARY KEY, scanner_id VARCHAR NOT NULL, source_scan_id VARCHAR NOT NULL,
+    class_name VARCHAR NOT NULL, article VARCHAR, model_version VARCHAR NOT NULL, verdict VARCHAR NOT NULL,
+    any_threat DOUBLE NOT NULL, class_score DOUBLE, detected BOOLEAN NOT NULL, scored_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX canaries_scored_at ON canaries (scored_at);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -199,6 +241,9 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (6, "auth_tokens: session and scanner tokens as sha256 hashes", _M6_TOKENS),
     (7, "audit_log hash chain (seq, prev_hash, row_hash) and audit_head", _m7_audit_chain),
     (8, "image_events and the view scan_images: where each scan's image is now", _M8_IMAGES),
+    (9, "models.thresholds_version; settings_kv loses its champion and thresholds copies", _M9_THRESHOLDS_VERSION),
+    (10, "gate_reports: the promotion gate's reports", _M10_GATE_REPORTS),
+    (11, "audit_selections (with each audit's inclusion probability) and canaries", _M11_GROUND_TRUTH),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

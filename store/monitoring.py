@@ -179,15 +179,21 @@ def benign_resolutions(cur: duckdb.DuckDBPyConnection, start: Any = None, end: A
 
 
 @read()
-def canary_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+def known_threat_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
                     limit: int = 200_000) -> pd.DataFrame:
-    """Champion verdicts of known-answer canaries scored in [start, end), oldest first: scanner_id,
-    model_version, scan_id, scored_at, canary_labels, missed (the model cleared a scan known to hold a threat)."""
+    """Known-answer canaries scored in [start, end), oldest first: scanner_id, model_version, scan_id (the
+    canary's id), scored_at, canary_labels, missed (the model did not route a scan known to hold a threat). Both
+    kinds: hidden canaries (table `canaries`, serving/canaries.py) and canary scans delivered as files
+    (`scans.is_canary`, the champion's verdict)."""
     return cur.execute(f"""
-        SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at, s.canary_labels, v.verdict = 'clear' AS missed
+        SELECT scanner_id, model_version, canary_id AS scan_id, scored_at, [class_name] AS canary_labels,
+               NOT detected AS missed
+        FROM canaries WHERE {in_window("scored_at")}
+        UNION ALL
+        SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at, s.canary_labels, v.verdict = 'clear'
         FROM champion_verdicts v JOIN scans s USING (scan_id)
         WHERE s.is_canary AND {in_window("v.scored_at")}
-        ORDER BY v.scored_at, v.scan_id LIMIT $limit""", {"start": start, "end": end, "limit": int(limit)}).df()
+        ORDER BY scored_at, scan_id LIMIT $limit""", {"start": start, "end": end, "limit": int(limit)}).df()
 
 
 @read()

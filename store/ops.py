@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import duckdb
 
+from store.audit_sampling import AuditDesign
 from xscreen.errors import XscreenError
 from xscreen.records import IngestBatch
 
@@ -50,6 +51,7 @@ class StoreConfig:
     sql_timeout_s: float = 30.0
     backups_dir: Path | None = None
     models_dir: Path | None = None
+    audit: AuditDesign = field(default_factory=AuditDesign)  # the random audit of cleared mail (off by default)
 
 
 class Engine(Protocol):

@@ -176,3 +176,21 @@ def filter_options(cur: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return cur.execute("""
         SELECT DISTINCT 'scanner' AS kind, scanner_id AS value FROM verdicts WHERE scanner_id IS NOT NULL
         UNION SELECT DISTINCT 'model', model_version FROM verdicts ORDER BY kind, value""").df()
+
+
+@read()
+def cleared_images(cur: duckdb.DuckDBPyConnection, scanner_id: str, limit: int = 500,
+                   max_any_threat: float | None = None) -> pd.DataFrame:
+    """The most recent scans of `scanner_id` that count as benign, newest first, with where their image is now:
+    officer-cleared ones, and ones the champion cleared that no officer decided otherwise (with `max_any_threat`,
+    only those scored at most that). Canaries and expired images are left out. Columns scan_id, path,
+    any_threat, decision (None when no officer decided), scored_at. What `xscreen adapt --scanner` reads."""
+    return cur.execute("""
+        SELECT v.scan_id, i.path, v.any_threat, d.decision, v.scored_at
+        FROM champion_verdicts v JOIN scans s USING (scan_id) JOIN scan_images i USING (scan_id)
+        LEFT JOIN final_decisions d USING (scan_id)
+        WHERE v.scanner_id = $scanner_id AND NOT s.is_canary AND i.state <> 'expired' AND i.path IS NOT NULL
+          AND (d.decision = 'cleared' OR (d.decision IS NULL AND v.verdict = 'clear'
+               AND ($max_any::DOUBLE IS NULL OR v.any_threat <= $max_any::DOUBLE)))
+        ORDER BY v.scored_at DESC, v.scan_id LIMIT $limit""",
+        {"scanner_id": scanner_id, "limit": int(limit), "max_any": max_any_threat}).df()

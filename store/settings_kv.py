@@ -1,7 +1,8 @@
 """Settings in force, kept in the store (`settings_kv`): values the running system shares and changes at run time.
 
-Three keys the store keeps itself and refuses through `put_setting`: `champion` and `thresholds` (set when a model
-is promoted, store/models.py) and `home_id` (the home this file belongs to, store/engine.py).
+Keys refused through `put_setting`: `home_id` (the home this file belongs to, kept by store/engine.py), and
+`champion` and `thresholds`, which live in the `models` rows only (store/models.py: promote a model or call
+`set_thresholds`), so that no second copy can disagree with what serving follows.
 """
 
 from __future__ import annotations

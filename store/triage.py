@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from store.audit import audit_row
-from store.fetch import first
+from store.fetch import first, in_window
 from store.labels import insert_label
 from store.ops import StoreConfig, read, write
 from xscreen.errors import ConflictError, NotFoundError
@@ -183,3 +183,31 @@ def similar_items(cur: duckdb.DuckDBPyConnection, scan_id: str, k: int = 8) -> p
         raise NotFoundError(f"scan {scan_id} has no verdict")
     known = [r[0] for r in cur.execute(KNOWN_SQL).fetchall()]
     return cur.execute(SIMILAR_SQL, {"scan_id": scan_id, "k": int(k), "known": known}).df()
+
+
+# One row per decision (refer included: it is work too) with the verdict it answered and, where a supervisor
+# adjudicated the item, the adjudicated outcome (the newest adjudication label).
+OFFICER_DECISIONS_SQL = f"""
+WITH adj AS (SELECT * EXCLUDE (rn) FROM (
+                 SELECT scan_id, labels, row_number() OVER (PARTITION BY scan_id ORDER BY created_at DESC,
+                                                            label_id DESC) AS rn
+                 FROM labels WHERE source = 'adjudication') WHERE rn = 1)
+SELECT d.decision_id, d.scan_id, d.officer, d.decision, d.threat_class, d.decided_at, v.scanner_id, v.scored_at,
+       v.verdict, v.any_threat, a.scan_id IS NOT NULL AS audited,
+       CASE WHEN adj.scan_id IS NULL THEN NULL ELSE len(adj.labels) > 0 END AS adjudicated_threat
+FROM decisions d
+JOIN verdicts v ON v.scan_id = d.scan_id AND v.model_version = d.model_version
+LEFT JOIN audit_selections a ON a.scan_id = d.scan_id
+LEFT JOIN adj ON adj.scan_id = d.scan_id
+WHERE {in_window("d.decided_at")} AND ($officer::VARCHAR IS NULL OR d.officer = $officer::VARCHAR)
+ORDER BY d.decided_at, d.decision_id
+"""
+
+
+@read(action="read_officer_analytics")
+def officer_decisions(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                      officer: str | None = None) -> pd.DataFrame:
+    """Decisions taken in [start, end) (default: the last 7 days), oldest first, for officer analytics
+    (analytics/officers.py): decision_id, scan_id, officer, decision, threat_class, decided_at, scanner_id,
+    scored_at, verdict, any_threat, audited, adjudicated_threat (None where nobody adjudicated). Supervisors only."""
+    return cur.execute(OFFICER_DECISIONS_SQL, {"start": start, "end": end, "officer": officer}).df()

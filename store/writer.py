@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from store.audit_sampling import AuditDesign
 from store.ingest import ingest_batches
 from store.wire import Prepared
 from xscreen.errors import StoreError, XscreenError
@@ -43,8 +44,9 @@ class GroupCommitWriter:
     """Owns the write cursor of `con` and the thread that uses it."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, batch_max: int, wait_s: float,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], audit: AuditDesign | None = None) -> None:
         self._cursor = con.cursor()
+        self._audit = audit or AuditDesign()
         self._batch_max = max(1, batch_max)
         self._wait_s = max(0.0, wait_s)
         self._clock = clock
@@ -150,7 +152,8 @@ class GroupCommitWriter:
                 j = i
                 while j < len(group) and group[j].batch is not None:
                     j += 1
-                outcomes.extend(ingest_batches(self._cursor, [op.batch for op in group[i:j] if op.batch], now))
+                outcomes.extend(ingest_batches(self._cursor, [op.batch for op in group[i:j] if op.batch], now,
+                                               audit=self._audit))
                 i = j
                 continue
             fn = group[i].fn

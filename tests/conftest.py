@@ -34,9 +34,13 @@ def free_port() -> int:
 
 
 def make_settings(home: Path, **overrides: Any) -> Settings:
-    """Settings rooted at `home` with free ports and no environment; overrides are top-level fields."""
+    """Settings rooted at `home` with free ports and no environment; overrides are top-level fields.
+
+    The random audit is off (screening.audit_rate 0) unless a test turns it on: its draws are keyed on the
+    home's random id, so a queue would otherwise hold a varying handful of audited cleared items."""
     network = {"host": "127.0.0.1", "api_port": free_port(), "store_port": free_port(), "app_port": free_port(),
                "metrics_port": free_port()}
+    overrides["screening"] = {"audit_rate": 0.0, **overrides.get("screening", {})}
     return load_settings(environ={}, home=home, network=network, **overrides)
 
 

@@ -98,6 +98,10 @@ def run_id(settings: Settings) -> str:
     return str(json.loads(state_path(settings).read_text())["run_id"])
 
 
+def supervisor_pid(settings: Settings) -> int:
+    return int(json.loads(state_path(settings).read_text())["pid"])
+
+
 def children(settings: Settings) -> dict[str, int]:
     return dict(json.loads(state_path(settings).read_text())["children"])
 
@@ -133,9 +137,19 @@ def ports_free(settings: Settings) -> list[str]:
     return taken
 
 
+def _holders(settings: Settings) -> str:
+    """Which process listens on each held port (`ss`; another helper's test may have taken a freed low port)."""
+    lines = []
+    for which in ports_free(settings):
+        port = getattr(settings.network, which)
+        found = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False)
+        lines.append(f"{which} {port}: {found.stdout.strip() or '(no listener: connections closing)'}")
+    return "; ".join(lines)
+
+
 def assert_nothing_left(settings: Settings, rid: str) -> None:
     assert wait_for(lambda: run_processes(rid) == [], 30), f"processes of the run left: {run_processes(rid)}"
-    assert wait_for(lambda: ports_free(settings) == [], 15), f"ports still held: {ports_free(settings)}"
+    assert wait_for(lambda: ports_free(settings) == [], 15), f"ports still held: {_holders(settings)}"
     assert not ray_temp_dir(settings).exists(), "the run's Ray temp folder was left behind"
     assert not state_path(settings).exists()
     logs = "".join(p.read_text(errors="replace") for p in Path(settings.logs_dir).glob("*.log")) + output(settings)
@@ -160,4 +174,5 @@ def drop(inbox: Path, scanner: str, name: str, data: bytes) -> str:
 
 
 __all__ = ["RUN_ID_ENV", "assert_nothing_left", "children", "drop", "healthy", "noise_png", "pids_named",
-           "ports_free", "run_id", "run_processes", "serve_home", "start_serve", "wait_for", "wait_running"]
+           "ports_free", "run_id", "run_processes", "serve_home", "start_serve", "supervisor_pid", "wait_for",
+           "wait_running"]

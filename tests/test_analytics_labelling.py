@@ -3,6 +3,7 @@
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,3 +52,36 @@ def test_export_folder_is_one_new_plain_name_under_the_root(tmp_path: Path) -> N
     (root / "taken").mkdir(parents=True)
     with pytest.raises(labelling.ExportError, match="already exists"):
         labelling.export_folder(root, "taken")
+
+
+def _frame(ids: list[str], reason: str) -> pd.DataFrame:
+    return pd.DataFrame({"scan_id": ids, "reason": reason})
+
+
+def test_active_queue_keeps_the_random_slice_within_the_budget_and_each_scan_once() -> None:
+    priority = _frame([f"p{i}" for i in range(20)] + ["r0"], "model uncertain")
+    suspects = _frame(["s0", "p3"], labelling.SUSPECT_REASON)
+    random = _frame([f"r{i}" for i in range(10)], "")
+    queue = labelling.active_queue(priority, suspects, random, budget=10, random_share=0.25)
+    assert len(queue) == 10 and queue["scan_id"].is_unique
+    assert list(queue["scan_id"][:3]) == ["s0", "p3", "p0"]  # suspects first, then the priority order
+    assert list(queue["reason"][:2]) == [labelling.SUSPECT_REASON] * 2
+    assert list(queue["scan_id"][-3:]) == ["r0", "r1", "r2"]  # ceil(10 * 0.25) random places, always kept
+    assert set(queue["reason"][-3:]) == {labelling.RANDOM_REASON}
+    no_random = labelling.active_queue(priority, suspects, random.head(0), budget=10, random_share=0.25)
+    assert len(no_random) == 10 and labelling.RANDOM_REASON not in set(no_random["reason"])
+
+
+def test_label_suspects_finds_the_labels_the_scores_contradict() -> None:
+    rng = np.random.default_rng(0)
+    threat = np.arange(100) < 50
+    scores = np.where(threat, rng.uniform(0.85, 0.99, 100), rng.uniform(0.01, 0.15, 100))
+    flipped = [3, 4, 5, 70, 71, 72]  # threats called benign and the reverse
+    truth = threat.copy()
+    truth[flipped] = ~truth[flipped]
+    outcomes = pd.DataFrame({"scan_id": [f"s{i}" for i in range(100)], "any_threat": scores, "is_threat": truth,
+                             "verdict": "inspect", "labels": [[]] * 100})
+    found = set(labelling.label_suspects(outcomes, limit=10)["scan_id"])
+    # confident learning prunes by its estimated noise rate: no clean label is accused, most flips are found
+    assert found <= {f"s{i}" for i in flipped} and len(found) >= 4
+    assert labelling.label_suspects(outcomes.head(5), limit=10).empty  # too few to judge

@@ -232,7 +232,11 @@ def test_supervisor_sees_registry_and_agreement(seeded: Seeded, now: datetime) -
     at.switch_page("pages/models.py").run()
     assert not at.exception
     assert set(at.dataframe[0].value["version"]) == {seeded.champion, seeded.shadow}
-    assert at.metric[0].label == "Routing agreement"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Champion in force"] == seeded.champion and metrics["Shadow"] == seeded.shadow
+    assert "Routing agreement" in metrics
+    [events] = [d.value for d in at.dataframe if "to_state" in d.value.columns]  # the Lineage tab's table
+    assert list(events["to_state"]) == ["candidate", "champion"]  # the first version listed: the champion
     assert at.button(key="models_apply").disabled  # needs reason + confirmation
 
 
@@ -264,6 +268,9 @@ def test_relabel_page_saves_a_label_and_shows_it_at_once(
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/relabel.py").run()
     assert not at.exception
+    table = at.dataframe[0].value  # the queue, the page's first table
+    budget = 50  # app.relabel_budget; 10% of it drawn at random from unlabelled scans
+    assert len(table) <= budget and list(table["reason"]).count("random slice (unbiased evaluation)") == 5
     pick = at.selectbox(key="relabel_pick").value
     at.multiselect(key="relabel_labels").set_value(["knife"]).run()
     at.button(key="relabel_save").click().run()
@@ -369,11 +376,16 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
     at.text_input(key="models_reason").input("better on scanner-b").run()
     assert at.button(key="models_apply").disabled  # still needs the confirmation tick
     at.checkbox(key="models_confirm").check().run()
+    at.button(key="models_apply").click().run()  # no gate report: refused, with the reason
+    assert not at.exception and "no passing gate report" in at.error[0].value
+    assert owner_client.champion().version == seeded.champion  # type: ignore[union-attr]
+    at.checkbox(key="models_force").check().run()
     at.button(key="models_apply").click().run()
     assert not at.exception and "is now champion" in at.success[0].value
     champion = owner_client.champion()
     assert champion is not None and champion.version == seeded.shadow
-    assert any(a.action == "promote" and a.target == seeded.shadow for a in owner_client.audit_log(actor="sue"))
+    assert any(a.action == "promote" and a.target == seeded.shadow and a.details["forced"]
+               for a in owner_client.audit_log(actor="sue"))
 
 
 def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) -> None:

@@ -48,7 +48,7 @@ def test_train_evaluate_predict_and_manage_models(cli_env: tuple[Path, Path]) ->
     assert all(p["verdict"] in {"inspect", "clear", "uncertain"} and len(p["top_region"]["box"]) == 4 for p in preds)
     assert "v2" in _run(config, "models", "list")
     assert json.loads(_run(config, "models", "show", "v2"))["parent"] == "v1"
-    assert "v2 is now champion" in _run(config, "models", "promote", "v2")
+    assert "v2 is now champion" in _run(config, "models", "promote", "v2", "--force")
     assert "v1 is champion again" in _run(config, "models", "rollback")
     listing = json.loads(_run(config, "models", "list", "--json"))
     assert [m["version"] for m in listing if m["state"] == "champion"] == ["v1"]

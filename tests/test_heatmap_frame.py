@@ -1,7 +1,7 @@
 """A heatmap crosses three owners (the classifier writes it, the store keeps it, the viewer draws it) in one frame:
 the peak the model found on a wide 1000 x 300 scan is the peak the officer sees, over the threat, in-process and
 over HTTP. Before the frame was defined once, the viewer cropped the stored map again as if it covered the
-model's letterboxed canvas, and this scan's peak (near the top) was shown at its top edge."""
+model's letterboxed canvas, and a peak near the top or bottom was shown at the edge."""
 
 from __future__ import annotations
 
@@ -32,16 +32,17 @@ from xscreen.records import (
     heatmap_on_image,
     heatmap_peak,
 )
+from xscreen.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "sample_data/models/reference-288-v2/model.pt"
+MODEL = ROOT / ModelSettings().bundled  # type: ignore[operator]
 SAMPLE = ROOT / "sample_data/baseline_png"
-PARCEL = "scan_00035.png"  # a parcel with a firearm near its top (sample_data/baseline_png/manifest.parquet)
+PARCEL, THREAT = "scan_00034.png", "narcotics"  # a parcel with narcotics low down (sample_data/baseline_png/manifest.parquet)
 WIDTH, HEIGHT, AT_X = 1000, 300, 700  # the parcel at the right end of a long belt image
 
 
 def wide_scan(folder: Path) -> tuple[Path, tuple[float, float, float, float]]:
-    """The sample parcel scaled to the belt's height at its right end: a 1000 x 300 PNG, and the firearm's box
+    """The sample parcel scaled to the belt's height at its right end: a 1000 x 300 PNG, and the threat's box
     (x0, y0, x1, y1) in image fractions."""
     parcel = Image.open(SAMPLE / PARCEL).convert("RGB")
     f = HEIGHT / parcel.height
@@ -50,7 +51,7 @@ def wide_scan(folder: Path) -> tuple[Path, tuple[float, float, float, float]]:
     path = folder / "belt-1000x300.png"
     belt.save(path)
     objects = pd.read_parquet(SAMPLE / "manifest.parquet").set_index("file").loc[PARCEL, "objects"]
-    o = next(o for o in objects if o["class_name"] == "firearm")
+    o = next(o for o in objects if o["class_name"] == THREAT)
     return path, ((o["x0"] * f + AT_X) / WIDTH, o["y0"] * f / HEIGHT, (o["x1"] * f + AT_X) / WIDTH, o["y1"] * f / HEIGHT)
 
 
@@ -98,12 +99,12 @@ def stored_scan(path: Path, prediction: Prediction, now: datetime) -> IngestBatc
 def test_the_peak_the_model_found_is_the_peak_the_officer_sees_on_a_wide_scan(
         owner: tuple[StoreClient, Store], tmp_path: Path, now: datetime) -> None:
     client, store = owner
-    path, firearm = wide_scan(tmp_path)
+    path, threat_box = wide_scan(tmp_path)
     clf = Classifier.from_checkpoint(MODEL)
     pixels = read_scan(path)
     prediction = clf.predict([pixels])[0]
     cls = prediction.top_class
-    assert cls is not None and cls in prediction.heatmaps
+    assert cls == THREAT and cls in prediction.heatmaps
     g = prediction.heatmaps[cls].shape[0]
 
     # The classifier's stored map is in the image frame: its peak is the network's canvas peak, mapped back.
@@ -117,9 +118,12 @@ def test_the_peak_the_model_found_is_the_peak_the_officer_sees_on_a_wide_scan(
     scan_id = batch.scans[0].scan_id
     for scan in (store.get_scan(scan_id), client.get_scan(scan_id)):
         x, y = shown_peak(scan)
-        assert abs(x - model_x) <= 1 / g and abs(y - model_y) <= 1 / g  # the same cell of the image
-        x0, y0, x1, y1 = firearm
-        assert x0 <= x <= x1 and y0 <= y <= y1  # and that cell is on the firearm
+        # a peak cell of the stored map (8-bit: cells of a broad peak may tie, and the viewer shows one of them)
+        stored = decode_heatmap(scan["verdicts"][0]["heatmaps"][cls], g)
+        row, col = min(int(y * g), g - 1), min(int(x * g), g - 1)
+        assert stored[row, col] >= stored.max() - 1 / 255
+        x0, y0, x1, y1 = threat_box
+        assert x0 <= x <= x1 and y0 <= y <= y1  # and that cell is on the threat
 
 
 def test_the_frame_places_cells_by_the_images_own_proportions() -> None:

@@ -13,13 +13,14 @@ from screening.classifier import Classifier
 from screening.invariance import PRESENTATIONS, base_style, benign_images, invariance_report, score_shift
 from screening.registry import build_model
 from screening.train import REPO_ROOT
+from xscreen.settings import ModelSettings
 
 
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
     from screening.registry import load_checkpoint
 
-    ckpt = load_checkpoint(REPO_ROOT / "sample_data" / "models" / "reference-288-v2" / "model.pt")
+    ckpt = load_checkpoint(REPO_ROOT / ModelSettings().bundled)  # type: ignore[operator]
     return Classifier(build_model(ckpt), ckpt)
 
 

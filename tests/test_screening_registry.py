@@ -8,7 +8,7 @@ from screening import registry
 from screening.classifier import Classifier
 from screening.network import NetConfig, build_network
 from store.client import open_store
-from xscreen.errors import ModelError, NotFoundError
+from xscreen.errors import ConflictError, ModelError, NotFoundError
 from xscreen.settings import Settings
 
 
@@ -30,7 +30,9 @@ def test_promote_and_rollback_keep_exactly_one_champion_and_are_audited(settings
     registry.register(settings, _ckpt(settings, "m1"), state="champion")
     rec = registry.register(settings, _ckpt(settings, "m2", seed=1))
     assert rec.state == "candidate" and _champions(settings) == ["m1"]
-    registry.set_state(settings, "m2", "champion", "alice", "better AP")
+    with pytest.raises(ConflictError, match="m2 has no passing gate report against the champion m1"):
+        registry.set_state(settings, "m2", "champion", "alice", "better AP")
+    registry.set_state(settings, "m2", "champion", "alice", "better AP", force=True)
     assert _champions(settings) == ["m2"]
     assert registry.rollback(settings, "bob").version == "m1"
     assert _champions(settings) == ["m1"] and registry.resolve(settings).version == "m1"

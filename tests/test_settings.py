@@ -35,6 +35,14 @@ def test_unknown_environment_variable_is_named() -> None:
         load_settings(environ={"XSCREEN_STORE__WRITE_BATCH_MAXIMUM": "3"})
 
 
+def test_the_loopback_variable_serving_sets_for_ray_is_not_an_unknown_setting() -> None:
+    """start_ray leaves XSCREEN_RAY_BIND_HOST set in its process; a CLI command run there later (one pytest
+    process: `make test`) was refused with "unknown setting in environment variable XSCREEN_RAY_BIND_HOST"."""
+    from serving.ray_loopback import BIND_ENV
+
+    assert load_settings(environ={BIND_ENV: "127.0.0.1"}).network.host == "127.0.0.1"
+
+
 def test_wrong_type_names_the_setting_and_the_value() -> None:
     with pytest.raises(ConfigError, match=r"setting 'store.write_batch_max'.*'lots'"):
         load_settings(environ={"XSCREEN_STORE__WRITE_BATCH_MAX": "lots"})

@@ -10,8 +10,8 @@ import pytest
 
 from store.engine import Store
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record, seed_store
-from xscreen.errors import ConflictError, NotFoundError
-from xscreen.records import AlertRecord, DecisionRecord, LabelRecord, MeasurementRecord
+from xscreen.errors import ConflictError, NotFoundError, XscreenError
+from xscreen.records import AlertRecord, DecisionRecord, GateReportRecord, LabelRecord, MeasurementRecord
 
 
 def _decision(scan_id: str, officer: str, decision: str, now: datetime, threat_class: str | None = None,
@@ -161,16 +161,46 @@ def test_promoting_keeps_exactly_one_champion_and_rollback_restores_the_previous
     classes = ["knife", "firearm"]
     store.register_model(model_record("v1", classes, now, state="champion"))
     store.register_model(model_record("v2", classes, now))
-    store.set_model_state("v2", "champion", actor="sue", reason="better recall")
+    store.set_model_state("v2", "champion", actor="sue", reason="better recall", force=True)
     states = {m.version: m.state for m in store.list_models()}
     assert states == {"v1": "retired", "v2": "champion"}
-    assert store.get_setting("champion") == "v2" and store.champion().version == "v2"  # type: ignore[union-attr]
-    assert store.get_setting("thresholds") == model_record("v2", classes, now).thresholds
+    assert store.champion().version == "v2"  # type: ignore[union-attr]
+    # the champion pointer and its thresholds live in the models row only, no copy in settings_kv
+    assert store.get_setting("champion") is None and store.get_setting("thresholds") is None
+    [live] = store.models_in_force()
+    assert (live.role, live.version, live.thresholds) == ("champion", "v2", model_record("v2", classes, now).thresholds)
     assert store.rollback(actor="sue") == "v1"
     assert [m.version for m in store.list_models() if m.state == "champion"] == ["v1"]
     assert {a.action for a in store.audit_log(actor="sue")} >= {"promote", "rollback"}
     with pytest.raises(NotFoundError):
         store.set_model_state("v9", "champion", actor="sue")
+
+
+def test_one_shadow_at_a_time_and_models_in_force_lists_champion_and_shadow(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, state="shadow"))
+    store.register_model(model_record("v3", classes, now))
+    store.set_model_state("v3", "shadow", actor="sue", reason="challenger")
+    assert {m.version: m.state for m in store.list_models()} == {"v1": "champion", "v2": "candidate", "v3": "shadow"}
+    assert [(m.role, m.version) for m in store.models_in_force()] == [("champion", "v1"), ("shadow", "v3")]
+
+
+def test_thresholds_change_in_the_models_row_with_a_version_and_an_audit_entry(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    new = {c: {"clear": 0.1, "inspect": 0.5} for c in ["any_threat", *classes]}
+    assert store.set_thresholds("v1", new, actor="sue", reason="more sensitive") == 2
+    [live] = store.models_in_force()
+    assert (live.thresholds, live.thresholds_version) == (new, 2)
+    assert store.get_model("v1").thresholds_version == 2
+    [entry] = [a for a in store.audit_log(actor="sue") if a.action == "thresholds"]
+    assert entry.target == "v1"
+    with pytest.raises(XscreenError, match="'firearm' needs 0 <= clear <= inspect"):
+        store.set_thresholds("v1", {**new, "firearm": {"clear": 0.9, "inspect": 0.5}}, actor="sue")
+    with pytest.raises(XscreenError, match="'knife' needs 'clear' and 'inspect'"):
+        store.set_thresholds("v1", {"any_threat": new["any_threat"]}, actor="sue")
+    assert store.models_in_force()[0].thresholds_version == 2  # a refused change changes nothing
 
 
 def test_registering_other_weights_under_a_known_version_conflicts(store: Store, now: datetime) -> None:
@@ -296,3 +326,68 @@ def test_checkpoint_threshold_follows_the_setting(tmp_path: Path) -> None:
         with store.reader() as cur:
             (value,) = cur.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0]
     assert value == "2.0 MiB"
+
+
+def test_the_shadow_stops_once_it_has_scored_enough_threat_items(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 40, seed=4, now=now)
+    assert store.shadow_progress()["threats"] == 0  # type: ignore[index]
+    threats = seeded.scan_ids[:3]
+    store.add_labels([LabelRecord(label_id=f"t{i}", scan_id=s, labels=["knife"], source="relabel", author="ann",
+                                  created_at=now) for i, s in enumerate(threats)]
+                     + [LabelRecord(label_id="b", scan_id=seeded.scan_ids[5], labels=[], source="relabel",
+                                    author="ann", created_at=now)])
+    progress = store.shadow_progress()
+    assert (progress["version"], progress["scored"], progress["threats"]) == (SHADOW, 40, 3)  # type: ignore[index]
+    assert store.end_shadow_when_done(4) is None and store.get_model(SHADOW).state == "shadow"
+    assert store.end_shadow_when_done(3) == SHADOW
+    assert store.get_model(SHADOW).state == "candidate" and store.shadow_progress() is None
+    assert [m.role for m in store.models_in_force()] == ["champion"]
+
+
+def test_lineage_names_ancestors_manifest_and_who_promoted_it(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, parent="v1"))
+    store.register_model(model_record("v3", classes, now, parent="v2"))
+    store.set_model_state("v3", "champion", actor="sue", reason="passed the gate", force=True)
+    lineage = store.model_lineage("v3")
+    assert lineage["ancestors"] == ["v2", "v1"] and lineage["train_manifest_sha256"] == "0" * 64
+    assert (lineage["promoted_by"], lineage["promoted_at"]) == ("sue", now)
+    assert [(e["from_state"], e["to_state"]) for e in lineage["events"]] == [(None, "candidate"), ("candidate", "champion")]
+    assert store.model_lineage("v1")["promoted_by"] == "system"  # registered straight in as champion
+    with pytest.raises(NotFoundError):
+        store.model_lineage("v9")
+
+
+def test_replacing_the_champion_needs_a_passing_gate_report_or_an_audited_force(store: Store, now: datetime) -> None:
+    classes = ["knife", "firearm"]
+    store.register_model(model_record("v1", classes, now, state="champion"))
+    store.register_model(model_record("v2", classes, now, parent="v1"))
+    with pytest.raises(ConflictError, match="v2 has no passing gate report against the champion v1"):
+        store.set_model_state("v2", "champion", actor="sue")
+    failed = GateReportRecord(report_id="g1", candidate="v2", champion="v1", created_at=now, passed=False,
+                              report={"reasons": ["knife detection fell"]})
+    store.record_gate_report(failed, actor="sue")
+    with pytest.raises(ConflictError):
+        store.set_model_state("v2", "champion", actor="sue")
+    store.record_gate_report(failed.model_copy(update={"report_id": "g2", "passed": True, "report": {}}), actor="sue")
+    store.set_model_state("v2", "champion", actor="sue", reason="passed")
+    assert {(r.report_id, r.passed) for r in store.gate_reports("v2")} == {("g1", False), ("g2", True)}
+    store.register_model(model_record("v3", classes, now))
+    store.set_model_state("v3", "champion", actor="sue", reason="emergency", force=True)
+    promotions = [a for a in store.audit_log(actor="sue") if a.action == "promote"]
+    assert {(a.target, a.details["forced"]) for a in promotions} == {("v2", False), ("v3", True)}
+    assert store.rollback(actor="sue") == "v2"  # the previous champion needs no new gate
+    with pytest.raises(NotFoundError):
+        store.record_gate_report(failed.model_copy(update={"report_id": "g3", "candidate": "v9"}), actor="sue")
+
+
+def test_random_unlabelled_is_a_repeatable_slice_of_unlabelled_scans(store: Store, now: datetime) -> None:
+    seeded = seed_store(store, 60, seed=6, now=now)
+    store.add_labels([LabelRecord(label_id="x", scan_id=seeded.scan_ids[0], labels=[], source="relabel",
+                                  author="ann", created_at=now)])
+    day1 = store.random_unlabelled(limit=10, seed="2026-11-20")
+    assert len(day1) == 10 and seeded.scan_ids[0] not in set(day1["scan_id"])
+    assert list(store.random_unlabelled(limit=10, seed="2026-11-20")["scan_id"]) == list(day1["scan_id"])
+    assert list(store.random_unlabelled(limit=10, seed="2026-11-21")["scan_id"]) != list(day1["scan_id"])
+    assert len(store.random_unlabelled(limit=100)) == 59

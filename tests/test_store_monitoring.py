@@ -99,11 +99,11 @@ def test_canary_outcomes_say_which_known_threats_the_model_cleared(owner: tuple[
     canaries, _ = monitor_seed.batch(rng, "scanner-b", 0, 40, now - timedelta(hours=1), canary=True)
     client.ingest(canaries)
     client.ingest(monitor_seed.batch(rng, "scanner-b", 0, 10, now - timedelta(hours=1))[0])
-    df = store.canary_outcomes(start=now - timedelta(days=1), end=now)
+    df = store.known_threat_outcomes(start=now - timedelta(days=1), end=now)
     assert list(df["scan_id"]) == [v.scan_id for v in canaries.verdicts]
     assert list(df["missed"]) == [v.verdict == "clear" for v in canaries.verdicts]
     assert list(df["canary_labels"].iloc[0]) == ["knife"]
-    assert client.canary_outcomes(start=now - timedelta(days=1), end=now).equals(df)
+    assert client.known_threat_outcomes(start=now - timedelta(days=1), end=now).equals(df)
 
 
 def test_monitor_windows_are_the_oldest_and_newest_scans_of_each_scanner_never_overlapping(

@@ -84,3 +84,21 @@ def test_store_code_never_leaves_a_result_half_read() -> None:
 
     offenders = [p.name for p in Path(store.__file__).parent.glob("*.py") if ".fetchone(" in p.read_text()]
     assert offenders == []
+
+
+def test_cleared_images_are_a_scanners_recent_benign_scans_newest_first(owner: tuple[StoreClient, Store],
+                                                                       now: datetime) -> None:
+    """What `xscreen adapt --scanner` reads: only that scanner, only scans the champion cleared (or an officer
+    did), newest first, with where the image is."""
+    from tests.seeding import SCANNERS, seed_store
+
+    client, store = owner
+    seeded = seed_store(store, 60, seed=3, now=now)
+    mine = {sid for i, sid in enumerate(seeded.scan_ids) if SCANNERS[i % len(SCANNERS)] == "scanner-a"}
+    expected = mine - set(seeded.flagged)
+    for side in (store, client):
+        df = side.cleared_images("scanner-a", limit=1000)
+        assert set(df["scan_id"]) == expected and len(df) == len(expected)
+        assert list(df["scored_at"]) == sorted(df["scored_at"], reverse=True)
+        assert all(p.startswith("inbox/scanner-a/") for p in df["path"])
+        assert len(side.cleared_images("scanner-a", limit=3)) == 3

@@ -1,5 +1,6 @@
 """Supervision: SIGTERM stops `xscreen serve` in order (Ray's own SIGTERM handler never gets the signal), a
-restart backs off, and a start after a crashed run cleans up only what that run started.
+restart backs off, a start after a crashed run cleans up only what that run started, a supervisor started again
+after a kill -9 adopts the running children (scoring never stops), and children nobody adopts stop by themselves.
 
 The Ray signal facts this relies on are proven here, not assumed: a process that called ray.init and then gets
 SIGTERM dies in Ray's handler unless a handler installed after ray.init replaces it (the serving worker does).
@@ -17,16 +18,32 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.runs import RUN_ID_ENV, RunState, clean_previous_run, state_path
-from serving.supervisor import Service
+from serving.heartbeat import Heartbeat, guarded
+from serving.parts import Child
+from serving.runs import (
+    RUN_ID_ENV,
+    RunState,
+    clean_previous_run,
+    live_children,
+    ray_temp_dir,
+    started,
+    state_path,
+)
+from serving.supervisor import Service, Supervisor
 from tests.conftest import make_settings
 from tests.serving_procs import (
     assert_nothing_left,
+    children,
     drop,
+    healthy,
     noise_png,
+    output,
+    ports_free,
     run_id,
+    run_processes,
     serve_home,
     start_serve,
+    supervisor_pid,
     wait_for,
     wait_running,
 )
@@ -139,8 +156,207 @@ def test_sigterm_to_serve_stops_everything_in_order_and_frees_everything(tmp_pat
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            _end_run(settings)
     text = (Path(settings.home) / "serve.out").read_text()
     assert "stopping ..." in text and text.rstrip().endswith("stopped")
     assert_nothing_left(settings, rid)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{settings.api_url}/healthz", timeout=2)
+
+
+def _sleeper(run: str | None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != RUN_ID_ENV}
+    if run is not None:
+        env[RUN_ID_ENV] = run
+    return subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+
+
+def test_only_recorded_children_with_their_start_time_and_run_id_are_adoptable() -> None:
+    good, recycled, stranger = _sleeper("old-run"), _sleeper("old-run"), _sleeper(None)
+    try:
+        assert wait_for(lambda: all(started(p.pid) for p in (good, recycled, stranger)), 5)
+        state = RunState(1, "old-run", 1, children={"owner": good.pid, "worker": recycled.pid, "app": stranger.pid},
+                         children_started={"owner": started(good.pid) or 0, "worker": 12345,  # another process
+                                           "app": started(stranger.pid) or 0})  # no run id: not that run's
+        assert live_children(state) == {"owner": good.pid}
+        good.kill()
+        good.wait()
+        assert live_children(state) == {}
+    finally:
+        for proc in (good, recycled, stranger):
+            proc.kill()
+            proc.wait()
+
+
+def test_an_adopted_child_is_watched_and_stopped_through_its_pid() -> None:
+    proc = _sleeper("run")
+    try:
+        assert wait_for(lambda: started(proc.pid) is not None, 5)
+        child = Child.adopt("sleeper", proc.pid, started(proc.pid) or 0)
+        assert child.alive() and child.pid == proc.pid
+        assert not Child.adopt("sleeper", proc.pid, (started(proc.pid) or 0) + 1).alive()  # a recycled pid
+        child.stop(timeout_s=5)
+        assert proc.wait(5) == -signal.SIGTERM
+        assert not child.alive()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+GROUP_PROBE = "import subprocess, time; subprocess.Popen(['sleep', '300']); print('up', flush=True); time.sleep(300)"
+
+
+def test_the_orphan_guard_stops_its_process_group_only_once_the_heartbeat_is_silent(tmp_path: Path) -> None:
+    beat = Heartbeat(tmp_path / "run" / "heartbeat", every_s=0.2)
+    beat.start()
+    argv = guarded([sys.executable, "-c", GROUP_PROBE], beat.path, exit_after_s=1.5)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        time.sleep(3.0)  # twice the limit, beating all along
+        assert proc.poll() is None
+        group = [p for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid]
+        assert len(group) == 2  # the probe and its sleep
+        beat.stop()  # the supervisor is gone (its file too)
+        assert proc.wait(15) == -signal.SIGTERM
+        assert wait_for(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid], 5)
+        assert "has been silent" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        beat.stop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _stored(settings: object, shas: set[str], timeout_s: float) -> bool:
+    from store.client import StoreClient
+
+    with StoreClient.from_settings(settings) as client:  # type: ignore[arg-type]
+        return wait_for(lambda: client.known_hashes(sorted(shas)) == shas, timeout_s, every=0.2)
+
+
+@pytest.mark.slow
+def test_a_supervisor_started_again_after_kill_9_adopts_its_children_and_scoring_never_stops(tmp_path: Path) -> None:
+    settings = serve_home(tmp_path / "home", orphan_exit_s=60)
+    proc = start_serve(settings)
+    try:
+        wait_running(settings, proc)
+        rid, kids = run_id(settings), children(settings)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        # No supervisor at all: the worker, the owner and Ray keep scoring.
+        assert _stored(settings, {drop(settings.inbox_dir, "scanner-a", "gap.png", noise_png(1))}, 30)
+        proc = start_serve(settings)  # as a service manager would
+        assert wait_for(lambda: supervisor_pid(settings) == proc.pid, 60, every=0.1)
+        assert _stored(settings, {drop(settings.inbox_dir, "scanner-a", "after.png", noise_png(2))}, 10)
+        assert wait_for(lambda: output(settings).count("running;") == 2 and healthy(settings), 120)
+        assert "adopted        store owner, Ray head, serving worker" in output(settings)
+        assert children(settings) == kids and run_id(settings) == rid  # the same processes, not new ones
+        os.kill(proc.pid, signal.SIGTERM)  # the adopting supervisor still stops everything in order
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _end_run(settings)
+    assert output(settings).rstrip().endswith("stopped")
+    assert_nothing_left(settings, rid)
+
+
+@pytest.mark.slow
+def test_children_of_a_killed_supervisor_that_nobody_restarts_stop_by_themselves(tmp_path: Path) -> None:
+    settings = serve_home(tmp_path / "home", orphan_exit_s=3)
+    proc = start_serve(settings)
+    try:
+        wait_running(settings, proc)
+        rid = run_id(settings)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        assert run_processes(rid)  # not taken down with the supervisor ...
+        # ... but gone once the heartbeat has been silent 3 s (worker), 8 s (Ray), 13 s (owner, which sweeps)
+        assert wait_for(lambda: run_processes(rid) == [], 90, every=0.5), run_processes(rid)
+        assert wait_for(lambda: ports_free(settings) == [], 15)
+        assert clean_previous_run(settings) is None  # the record is tidied by the next start, nothing to end
+        assert not ray_temp_dir(settings).exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _end_run(settings)
+
+
+def _end_run(settings: object) -> None:
+    """A failed test must leave nothing running: the adopted children live outside the supervisor's group."""
+    from serving.runs import kill_run
+
+    try:
+        kill_run(run_id(settings), grace_s=2)  # type: ignore[arg-type]
+    except (OSError, ValueError, KeyError):
+        pass
+
+
+def _record(settings: object, supervisor: Supervisor, kids: dict[str, subprocess.Popen[bytes]]) -> None:
+    """serve.json as a supervisor that has since died (its pid gone) left it, with `kids` as its children."""
+    import json
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert wait_for(lambda: all(started(p.pid) for p in kids.values()), 5)
+    state = RunState(dead.pid, "old-run", 1, None, None, {k: p.pid for k, p in kids.items()},
+                     {k: started(p.pid) or 0 for k, p in kids.items()}, supervisor.fingerprint())
+    path = state_path(settings)  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state.__dict__))
+
+
+def test_a_new_supervisor_adopts_a_dead_ones_children_only_when_started_with_the_same_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    kids = {"owner": _sleeper("old-run"), "worker": _sleeper("old-run")}
+    try:
+        first = Supervisor(settings)
+        _record(settings, first, kids)
+        line = first.take_over()
+        assert line is not None and "adopted" in line
+        assert first.run_id == "old-run" and first.held_ports() == {"store_port", "metrics_port"}
+        assert {k: c.pid for k, c in first.adopted.items()} == {k: p.pid for k, p in kids.items()}
+        assert first.heartbeat.path.exists() and all(p.poll() is None for p in kids.values())
+        first.heartbeat.stop()  # first dies in turn, leaving its record
+        other = Supervisor(make_settings(tmp_path / "home", serving={"retry_base_s": 0.3}))  # other settings
+        line = other.take_over()
+        assert line is not None and "2 process(es)" in line and not other.adopted
+        for proc in kids.values():
+            assert proc.wait(10) == -signal.SIGTERM  # ended, not adopted
+        assert not state_path(settings).exists()
+    finally:
+        for proc in kids.values():
+            proc.kill()
+            proc.wait()
+
+
+def test_an_adopted_child_that_dies_during_the_take_over_is_started_again_not_a_failed_start(tmp_path: Path) -> None:
+    old = _sleeper("run")
+    made: list[Child] = []
+
+    def make() -> Child:
+        made.append(Child("sleeper", ["sleep", "300"], tmp_path / "sleeper.log", dict(os.environ)))
+        return made[-1]
+
+    svc = Service("sleeper", make, lambda: bool(made), 10)
+    try:
+        assert wait_for(lambda: started(old.pid) is not None, 5)
+        svc.adopt(Child.adopt("sleeper", old.pid, started(old.pid) or 0))
+        old.kill()  # killed between the take-over and the start's readiness check
+        old.wait()
+        svc.start(lambda: False)
+        assert len(made) == 1 and svc.alive() and svc.child is not None and svc.child.pid != old.pid
+    finally:
+        svc.stop(timeout_s=5)
+        if old.poll() is None:
+            old.kill()
+            old.wait()

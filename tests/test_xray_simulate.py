@@ -108,3 +108,49 @@ def test_item_ids_follow_the_upu_s10_check_digit() -> None:
         digits = [int(c) for c in item[2:10]]
         check = 11 - sum(w * d for w, d in zip((8, 6, 4, 2, 3, 5, 9, 7), digits, strict=True)) % 11
         assert int(item[10]) == {10: 0, 11: 5}.get(check, check) and len(item) == 13
+
+
+def test_each_scanner_streams_its_own_format_and_one_plays_its_own_scenario(tmp_path: Path) -> None:
+    """The demo's fleet: scanner-1 pseudo-colour PNG and ageing, scanner-2 raw dual-energy NPZ on baseline."""
+    count = _run(tmp_path / "inbox", duration=0.6, formats=("png", "npz"),
+                 scanner_scenarios={"scanner-1": "scanner_ageing"}, truth_path=tmp_path / "truth.jsonl")
+    inbox = tmp_path / "inbox"
+    pngs, npzs = sorted(inbox.glob("scanner-1/*.png")), sorted(inbox.glob("scanner-2/*.npz"))
+    assert count == len(pngs) + len(npzs) and pngs and npzs
+    assert not list(inbox.glob("scanner-1/*.npz")) and not list(inbox.glob("scanner-2/*.png"))
+    dual = read_scan(npzs[0])
+    assert dual.dual_energy and dual.low is not None and not read_scan(pngs[0]).dual_energy
+    truth = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    scenarios = {t["file"].split("/")[0]: t["scenario"] for t in truth}
+    assert scenarios == {"scanner-1": "scanner_ageing", "scanner-2": "baseline"}
+
+
+def test_a_scenario_for_a_scanner_that_is_not_simulated_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown scanner.*scanner-3"):
+        _run(tmp_path / "inbox", scanner_scenarios={"scanner-3": "scanner_ageing"})
+    with pytest.raises(ConfigError, match="unknown format 'bmp'"):
+        _run(tmp_path / "inbox", formats=("png", "bmp"))
+    assert not list((tmp_path / "inbox").rglob("*.png"))
+
+
+def test_the_demo_simulator_streams_pseudo_colour_and_dual_energy_scanners_by_default(tmp_path: Path) -> None:
+    """`xscreen demo`'s simulator thread (serving.parts.start_simulator) with the default simulator settings."""
+    import time
+
+    from serving.parts import start_simulator
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path / "home", simulator={"rate": 20.0})
+    stop = threading.Event()
+    thread, line = start_simulator(settings, stop)
+    assert thread is not None and "png/npz" in line and "scanner-1 plays 'scanner_ageing'" in line
+    inbox = settings.inbox_dir
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and not (list(inbox.glob("scanner-1/*.png"))
+                                                   and list(inbox.glob("scanner-2/*.npz"))):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert list(inbox.glob("scanner-1/*.png")) and list(inbox.glob("scanner-2/*.npz")) and not thread.is_alive()

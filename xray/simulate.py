@@ -15,7 +15,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,8 +144,13 @@ def run_simulator(to_dir: Path, *, rate: float, scanners: int = 1, scenario: str
                   duration: float | None = 60.0, seed: int = 0, classes: Sequence[str], threat_rate: float = 0.15,
                   stop_event: threading.Event | None = None, fmt: str = "png", ramp_s: float | None = None,
                   start_at: datetime | None = None, size: tuple[int, int] | None = None,
-                  truth_path: Path | None = None, progress_bar: bool = False) -> int:
+                  truth_path: Path | None = None, progress_bar: bool = False, formats: Sequence[str] = (),
+                  scanner_scenarios: Mapping[str, str] | None = None) -> int:
     """Drop scans into to_dir/<scanner-id>/ at `rate` per second; returns how many were written.
+
+    `formats`: one per scanner, cyclic (scanner k writes formats[(k-1) % n]), e.g. ("png", "npz") for a fleet
+    of pseudo-colour and dual-energy scanners; empty = `fmt` everywhere. `scanner_scenarios`: scanner id ->
+    scenario played by that scanner instead of `scenario` (one scanner ageing while the others stay baseline).
 
     Stops after `duration` seconds of stream time, or when `stop_event` is set (checked while waiting).
     `start_at` fixes the sidecar clock (default: now, UTC). `truth_path`, if given, receives one JSON line per
@@ -153,6 +158,7 @@ def run_simulator(to_dir: Path, *, rate: float, scanners: int = 1, scenario: str
     """
     check_simulator_args(rate, scanners, duration, fmt, classes, scenario, threat_rate)
     folders = [to_dir / f"scanner-{k + 1}" for k in range(scanners)]
+    plan = _scanner_plan([f.name for f in folders], fmt, formats, scenario, scanner_scenarios or {})
     for folder in folders:
         ensure_writable(folder)
     if truth_path is not None:
@@ -173,8 +179,9 @@ def run_simulator(to_dir: Path, *, rate: float, scanners: int = 1, scenario: str
                     break
             elif wait > 0:
                 time.sleep(wait)
-            _drop_one(folders, written, seed, classes, scenario, min(due / ramp, 1.0), threat_rate, fmt, size,
-                      wall0 + timedelta(seconds=due), truth_path)
+            scanner_fmt, scanner_scenario = plan[written % len(folders)]
+            _drop_one(folders, written, seed, classes, scanner_scenario, min(due / ramp, 1.0), threat_rate,
+                      scanner_fmt, size, wall0 + timedelta(seconds=due), truth_path)
             written += 1
             if bar is not None:
                 bar.update(1)
@@ -182,6 +189,22 @@ def run_simulator(to_dir: Path, *, rate: float, scanners: int = 1, scenario: str
         if bar is not None:
             bar.close()
     return written
+
+
+def _scanner_plan(scanner_ids: list[str], fmt: str, formats: Sequence[str], scenario: str,
+                  scanner_scenarios: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(format, scenario) of each scanner; ConfigError naming an unknown format, scenario or scanner."""
+    for f in formats:
+        if f not in FORMATS:
+            raise ConfigError(f"unknown format {f!r} in the scanner formats; known: {', '.join(FORMATS)}")
+    unknown = sorted(set(scanner_scenarios) - set(scanner_ids))
+    if unknown:
+        raise ConfigError(f"scenario given for unknown scanner(s) {', '.join(unknown)}; the simulated scanners are "
+                          f"{', '.join(scanner_ids)}")
+    for name in scanner_scenarios.values():
+        get_scenario(name)
+    return [(formats[k % len(formats)] if formats else fmt, scanner_scenarios.get(sid, scenario))
+            for k, sid in enumerate(scanner_ids)]
 
 
 def _progress(duration: float | None, rate: float) -> Any:

@@ -185,6 +185,53 @@ class ModelRecord(Record):
     calibration: dict[str, Any]  # temperature(s) + conformal certificate
     weights_path: str
     weights_sha256: str
+    thresholds_version: int = 1  # bumped each time the thresholds in force change (store/models.py set_thresholds)
+
+
+class GateReportRecord(Record):
+    """The promotion gate's verdict on a candidate against the champion on the same items (analytics/monitoring/
+    gate_report.py builds `report`: per-class detection and false alarms, McNemar, non-inferiority, reasons)."""
+
+    report_id: str
+    candidate: str
+    champion: str
+    created_at: datetime
+    passed: bool
+    report: dict[str, Any]
+
+
+class ModelInForce(Record):
+    """What serving needs to follow one live role (the champion, or the shadow): the weights to load and the
+    thresholds to apply. A replica swaps models when `version` changes and thresholds when `thresholds_version`
+    does, without a reload (serving/follow.py)."""
+
+    role: VerdictRole
+    version: str
+    weights_path: str
+    weights_sha256: str
+    thresholds: dict[str, Any]
+    thresholds_version: int
+
+
+class CanaryRecord(Record):
+    """A known-answer canary: a library threat of `class_name` projected into a live benign scan of `scanner_id`
+    (`source_scan_id`) and scored by the live model. Kept apart from scans and verdicts (never counted as mail);
+    `detected` = the model routed it to an officer (verdict not `clear`), as the certificate counts detection."""
+
+    canary_id: str
+    scanner_id: str
+    source_scan_id: str
+    class_name: str
+    article: str | None = None  # the library article projected (xray.tip: class:variant:k)
+    model_version: str
+    verdict: VerdictValue
+    any_threat: float = Field(ge=0, le=1)
+    class_score: float | None = Field(default=None, ge=0, le=1)  # the model's score of the projected class
+    scored_at: datetime
+
+    @property
+    def detected(self) -> bool:
+        return self.verdict != "clear"
 
 
 class MeasurementRecord(Record):

@@ -22,6 +22,7 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "models": frozenset({"supervisor", "analyst", "admin"}),
     "sql": frozenset({"analyst", "supervisor", "admin"}),
     "whatif": frozenset({"supervisor", "analyst", "admin"}),
+    "officers": frozenset({"supervisor", "admin"}),
 }
 
 # Actions that change state, and who may take them.
@@ -38,6 +39,9 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "run_sql": frozenset({"analyst", "supervisor", "admin"}),
     "read_audit": frozenset({"supervisor", "admin"}),
     "back_up": frozenset({"admin"}),
+    # which queue items are audits must stay hidden from officers, or they could tell them from flagged ones
+    "read_ground_truth": frozenset({"supervisor", "analyst", "admin"}),
+    "read_officer_analytics": frozenset({"supervisor", "admin"}),
 }
 
 

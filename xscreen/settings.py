@@ -69,9 +69,9 @@ class ModelSettings(Section):
     box_weight: float = Field(1.0, ge=0, description="Weight of the dense heatmap loss on training images whose threat boxes are known (synthetic sets, generator manifests); 0 = off.")
     default_epochs: int = Field(14, ge=1, le=500, description="Epochs used when the main job trains the default model.")
     default_train_images: int = Field(3000, ge=50, description="Synthetic training images rendered for the default model.")
-    train_style: Literal["train", "reference"] = Field("train", description="Scanner-style family of synthetic training images (xray.styles): `train` draws every image's palette or grey display, tone curve, detector effects, field of view, pitch, size and JPEG at random, so no hue, scale or codec is a shortcut; `reference` is the four vendor palettes alone (what the bundled reference-288-v2 was trained on). The held-out families are never trained on.")
+    train_style: Literal["train", "reference"] = Field("train", description="Scanner-style family of synthetic training images (xray.styles): `train` draws every image's palette or grey display, tone curve, detector effects, field of view, pitch, size and JPEG at random, so no hue, scale or codec is a shortcut; `reference` is the four vendor palettes alone (what the bundled model's ancestor reference-288-v2 was trained on). The held-out families are never trained on.")
     seed: int = Field(1234, description="Seed for training, sampling and synthetic data made by the main job.")
-    bundled: Path | None = Field(Path("sample_data/models/reference-288-v2/model.pt"), description="A model trained with xscreen (from scratch on a GPU, then fine-tuned and weight-averaged on a 2-core CPU; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
+    bundled: Path | None = Field(Path("sample_data/models/v3-step1/model.pt"), description="A model trained with xscreen (from scratch on a GPU on the earlier renderer, fine-tuned and weight-averaged on a 2-core CPU, then fine-tuned on the 3D-solids renderer's training style family; lineage in the checkpoint, recipe and figures in docs/MODEL.md) and shipped in the repository. When there is no champion, the main job registers it if its network matches these model settings (classes, input size, width, embedding, context); otherwise, or when empty, it trains a default model on this machine. A relative path is taken from the repository root.")
 
     @field_validator("bundled", mode="before")
     @classmethod
@@ -88,6 +88,21 @@ class ScreeningSettings(Section):
     heatmap_size: int = Field(32, ge=4, le=256, description="Side of the stored per-class heatmap grid (cells).")
 
 
+class AdaptSettings(Section):
+    """`xscreen adapt`: fitting a model to one scanner from its own unlabelled images (screening/adapt.py)."""
+
+    epochs: int = Field(6, ge=1, le=100, description="Most fine-tuning epochs of `xscreen adapt` (fewer when adapt.time_budget_s would be exceeded).")
+    time_budget_s: float | None = Field(900.0, gt=0, description="Wall-clock budget of one `xscreen adapt` run (seconds); fine-tuning epochs are cut to fit. Empty = no limit.")
+    drop_quantile: float = Field(0.05, ge=0, lt=0.5, description="Share of the scanner's images with the parent model's highest threat scores left out before adapting (likely threats in a stream assumed mostly benign).")
+    holdout_fraction: float = Field(0.3, gt=0.05, lt=0.8, description="Share of the kept images held out of training to recalibrate and certify the adapted model (its benign certification images).")
+    synthetic_images: int = Field(600, ge=0, description="Synthetic renders (model.train_style) mixed into fine-tuning so other scanners do not regress.")
+    library_articles: int = Field(8, ge=1, le=200, description="Threat-library articles per class in each of the training and certification parts.")
+    library_poses: int = Field(3, ge=1, le=50, description="Poses rendered per threat-library article.")
+    library_split: Literal["train", "heldout", "all"] = Field("all", description="Renderer content split the library's threat variants come from (`all`: every family the renderer knows).")
+    min_images: int = Field(60, ge=20, description="Fewest images `xscreen adapt` accepts (more are needed when the certificate's alpha/delta ask for more held-out backgrounds; the error says how many).")
+    recent_verdicts: int = Field(500, ge=20, description="`xscreen adapt --scanner ID`: how many of that scanner's most recent cleared verdicts (low score or officer-cleared) are used.")
+
+
 class ServingSettings(Section):
     batch_max_size: int = Field(32, ge=1, le=1024, description="Largest dynamic batch the classifier deployment forms.")
     batch_wait_s: float = Field(0.005, ge=0, le=5, description="How long the classifier waits to fill a batch (seconds).")
@@ -98,7 +113,10 @@ class ServingSettings(Section):
     num_gpus: float | None = Field(None, ge=0, description="GPUs per classifier replica; empty = 1 if CUDA is available, else 0.")
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster; empty = start a local instance.")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs given to the local Ray instance; empty = all.")
-    shadow_model: str | None = Field(None, description="Candidate model version scoring the same traffic in shadow (never shown as the verdict).")
+    orphan_exit_s: float = Field(60.0, ge=0, description="The children of `xscreen serve` (store owner, Ray head, serving worker, dashboard) keep running when the supervisor itself dies, so the one a service manager starts again adopts them and scoring never stops; they stop by themselves once the supervisor's heartbeat (HOME/run/heartbeat) has been silent this long (seconds; the Ray head 5 s and the store owner 10 s later). 0: they are stopped with the supervisor (PR_SET_PDEATHSIG) and every restart starts the whole stack cold.")
+    shadow_slot: bool = Field(True, description="Deploy a shadow slot: the model the store marks `shadow` (xscreen models promote NAME --state shadow) scores the same traffic, its verdicts stored with role shadow and never shown or queued.")
+    shadow_threat_items: int = Field(300, ge=1, description="The shadow stops (back to candidate, awaiting the gate and a promotion) once it has scored this many items whose truth is a threat: enough for its certificate (a conformal miss bound at alpha 0.05 needs 59 at the least).")
+    model_poll_s: float = Field(2.0, gt=0, le=300, description="How often each classifier replica asks the store which models are in force (champion, shadow, thresholds) and follows a promotion, rollback or threshold change without a restart (seconds).")
     archive_processed: bool = Field(True, description="Move processed scans out of the inbox into the archive folder (HOME/archive/<scanner>/<day>/); the store records each image's location. Off: scans stay in the inbox.")
     size_stable_s: float = Field(0.5, ge=0, description="For writers that do not rename: a file is done once its size is unchanged this long (seconds).")
     move_pairing_s: float = Field(0.02, ge=0.001, le=0.5, description="How long the scanner-folder watcher holds the first half of a rename to pair it with the second (watchdog's default 0.5 s stalls every later event whenever the halves are read apart; both come from one rename call).")
@@ -136,6 +154,8 @@ class AppSettings(Section):
     session_ttl_minutes: float = Field(480.0, gt=0, description="Signed-in sessions expire after this long without activity (minutes).")
     refresh_s: float = Field(2.0, gt=0, description="How often the live triage queue refreshes (seconds).")
     queue_page_size: int = Field(50, ge=1, le=1000, description="Items shown in the triage queue.")
+    relabel_budget: int = Field(50, ge=1, le=10000, description="Items the Relabelling page's active queue offers a day: disagreements, label-error suspects, uncertain items, and a random slice.")
+    relabel_random_share: float = Field(0.1, ge=0, le=1, description="Share of the relabel budget drawn at random from scored, unlabelled scans, so that accuracy estimated from relabels stays unbiased.")
 
 
 class AuthSettings(Section):
@@ -151,6 +171,8 @@ class SimulatorSettings(Section):
     scanners: int = Field(2, ge=1, le=64, description="Number of simulated scanners in the demo.")
     scenario: str = Field("baseline", description="Drift scenario the demo's simulator plays (see docs/DATA.md).")
     threat_rate: float = Field(0.15, ge=0, le=1, description="Share of simulated parcels that contain a threat.")
+    formats: list[str] = Field(default_factory=lambda: ["png", "npz"], description="Image format of each simulated scanner, cyclic (scanner k writes entry k-1): `png`/`jpeg` pseudo-colour, `npz`/`tiff` raw dual-energy high/low (so the organic/inorganic/metal views and statistics appear).")
+    scanner_scenarios: dict[str, str] = Field(default_factory=lambda: {"scanner-1": "scanner_ageing"}, description="Scanner id -> drift scenario that simulated scanner plays instead of `scenario`, ramping in over the first 10 minutes (the demo's drifting scanner; `scanner_ageing` acts on scanner-1 only, see docs/DATA.md); ids beyond `scanners` are an error.")
 
 
 class MonitoringSettings(Section):
@@ -177,10 +199,27 @@ class MonitoringSettings(Section):
     reconstruction_margin: float = Field(0.01, gt=0, lt=1, description="Outlier share tolerated above 1 - reconstruction_quantile before the reconstruction detector alarms.")
     cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
     audit_floor: float = Field(0.002, gt=0, le=1, description="Smallest audit inclusion probability of any stratum of AI-cleared mail (> 0 keeps the Horvitz-Thompson estimate unbiased).")
+    audit_rates: dict[str, float] = Field(default_factory=dict, description="Audit inclusion probability per stratum of AI-cleared mail, overriding screening.audit_rate: a key is `scanner|band` (e.g. `scanner-1|0-0.01`), a scanner id alone or a score band alone; the most specific key wins, and every rate is raised to audit_floor. The probability used is stored with each audited item.")
+    audit_score_bands: list[float] = Field(default_factory=lambda: [0.01], description="Increasing any-threat scores in (0, 1) that cut AI-cleared mail into audit strata (bands named `0-0.01`, `0.01-1`, ...).")
     canary_rate: float = Field(0.02, ge=0, le=1, description="Share of live benign scans that get a library threat projected in and are scored as hidden known-answer canaries.")
     interval_s: float = Field(300.0, ge=0, description="Seconds between runs of the monitoring job under `xscreen serve` / `demo` (0 = off; `xscreen monitor` runs it once).")
     webhook_url: str | None = Field(None, description="URL each newly raised alert is POSTed to as JSON (failures are logged, never retried or blocking); none = store and app only.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
+
+    @field_validator("audit_score_bands")
+    @classmethod
+    def _bands_increase(cls, v: list[float]) -> list[float]:
+        if any(not 0 < e < 1 for e in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"audit score bands must be increasing scores strictly between 0 and 1, got {v}")
+        return v
+
+    @field_validator("audit_rates")
+    @classmethod
+    def _rates_are_probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: r for k, r in v.items() if not 0 <= r <= 1}
+        if bad:
+            raise ValueError(f"audit rates must be probabilities in [0, 1], got {bad}")
+        return v
 
 
 class Settings(BaseSettings):
@@ -196,6 +235,7 @@ class Settings(BaseSettings):
     network: NetworkSettings = Field(default_factory=NetworkSettings, description="Bind address and ports.")
     model: ModelSettings = Field(default_factory=ModelSettings, description="Network, classes and the model in force.")
     screening: ScreeningSettings = Field(default_factory=ScreeningSettings, description="Operating-point guarantees and audits.")
+    adapt: AdaptSettings = Field(default_factory=AdaptSettings, description="Adapting a model to one scanner (`xscreen adapt`).")
     serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
     app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
@@ -309,11 +349,16 @@ class Settings(BaseSettings):
         return f"http://{self.network.host}:{self.network.app_port}"
 
 
+# XSCREEN_* variables that are not settings: the config file's path, and the loopback address serving exports to
+# its Ray workers (serving/ray_loopback.py BIND_ENV), which stays set in a process that started Ray.
+NOT_SETTINGS = frozenset({"XSCREEN_CONFIG", "XSCREEN_RAY_BIND_HOST"})
+
+
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     """XSCREEN_* variables that name no setting (pydantic-settings would silently ignore them)."""
     unknown = []
     for key in environ:
-        if not key.startswith(ENV_PREFIX) or key in ("XSCREEN_CONFIG",):
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
             continue
         parts = key[len(ENV_PREFIX):].lower().split(ENV_NESTED)
         model: Any = Settings

@@ -1,0 +1,77 @@
+"""CLI command `xscreen adapt`: fit a model to one scanner from its own unlabelled images (screening/adapt.py).
+
+`--images DIR`: a plain folder of that scanner's JPEG / PNG scans (colour or grey, any size, no sidecars), assumed
+mostly benign. `--scanner ID` alone: that scanner's recent cleared scans from the store (officer-cleared, or
+cleared by the champion). The result is registered as a candidate; `xscreen models promote` makes it champion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli.context import settings_of
+from xscreen.errors import XscreenError
+from xscreen.settings import Settings
+
+
+def _store_images(settings: Settings, scanner: str) -> list[Path]:
+    from store.client import open_store
+
+    with open_store(settings) as store:  # the owner over HTTP when it runs, else the file
+        df = store.cleared_images(scanner, limit=settings.adapt.recent_verdicts)
+    paths = [Path(p) for p in df["path"] if Path(p).is_file()]
+    if not paths:
+        raise XscreenError(f"the store has no readable cleared scans of scanner {scanner!r}", title="No images")
+    return paths
+
+
+def adapt_cmd(
+    ctx: typer.Context,
+    out: str = typer.Option(..., "--out", help="Name of the adapted model version (registered as candidate)."),
+    images: Path = typer.Option(None, "--images", help="Folder of the scanner's scans (JPEG/PNG, any size, no sidecars)."),
+    scanner: str = typer.Option(None, "--scanner", help="Scanner id: recorded with the model; alone, the scans "
+                                "come from its recent cleared verdicts in the store."),
+    from_model: str = typer.Option("champion", "--from", help="Version to adapt (or `champion`)."),
+    budget: float = typer.Option(None, "--budget-s", min=10, help="Time budget in seconds (default: adapt.time_budget_s)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Most fine-tuning epochs (default: adapt.epochs)."),
+) -> None:
+    """Adapt a model to one scanner: library threats projected into its own benign scans, zero labels."""
+    from screening.adapt import AdaptConfig, adapt_model, read_folder
+
+    settings = settings_of(ctx)
+    s = settings.serving
+    if images is None and scanner is None:
+        raise XscreenError("give --images DIR, --scanner ID, or both", title="Bad argument")
+    if images is not None:
+        pixels, _ = read_folder(images, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+        source = f"folder {images}"
+    else:
+        from screening.adapt import read_paths
+
+        pixels = read_paths(_store_images(settings, scanner), max_bytes=s.max_upload_bytes,
+                            max_pixels=s.max_image_pixels)
+        source = f"store: recent cleared scans of {scanner}"
+    a = settings.adapt
+    cfg = AdaptConfig(epochs=epochs or a.epochs, drop_quantile=a.drop_quantile, holdout_fraction=a.holdout_fraction,
+                      synthetic_images=a.synthetic_images, library_articles=a.library_articles,
+                      library_poses=a.library_poses, library_split=a.library_split, min_images=a.min_images,
+                      time_budget_s=budget or a.time_budget_s, seed=settings.model.seed)
+    result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source)
+    summ = result.summary
+    typer.echo(f"registered {out} as candidate for scanner {scanner or '(unnamed)'}: {summ['images']} images, "
+               f"{summ['kept']} kept, {summ['adaptation_backgrounds']} for training, "
+               f"{summ['held_out_backgrounds']} held out; {summ['seconds']:.0f} s")
+    for when in ("before", "after"):
+        m = summ[when]
+        op = m.get("operating_point", {})
+        typer.echo(f"{when:6s} on held-out scans of this scanner + projected certification articles: "
+                   f"PD@FAR5% {m['pd_at_far'].get('0.05', float('nan')):.3f}  AUC {m['auc'] or float('nan'):.3f}  "
+                   f"at the operating point PD {op.get('pd', float('nan')):.3f} FAR {op.get('far', float('nan')):.3f}")
+    typer.echo(f"certificate rests on: {result.checkpoint.certificate['guarantee_rests_on']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""
+    app.command("adapt")(adapt_cmd)

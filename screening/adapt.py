@@ -1,0 +1,316 @@
+"""Adapt a model to one scanner from its own unlabelled images: library threats projected into its benign mail.
+
+Almost every parcel a scanner sees is benign, so its stream is a free supply of real backgrounds: its palette,
+tone curve, blur, noise, pitch and clutter. `adapt` drops the threat-looking tail of those images (the parent
+model's highest scores), keeps a held-out part for certification, estimates the scanner's look from the rest
+(xray.projection), projects training-part library threats into them (a benign copy and a projected copy of each
+background, so the background never tells the label), fine-tunes the parent on that mixed with the original
+synthetic data (so other scanners do not regress), and recalibrates and re-certifies on the held-out part:
+benign = the scanner's own held-out images, threats = certification-part library articles (never trained on)
+projected into them. The certificate says that its miss-rate guarantee rests on those projections.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from screening import registry
+from screening.calibration import n_threat_needed
+from screening.classifier import Classifier
+from screening.data import LabelledSet, LabelRow, _manifest_hash, split_indices, targets
+from screening.preprocess import Geometry, letterbox_uint8
+from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics, fit
+from xray.projection import ScannerLook, estimate_look, project_colour
+from xray.threat_library import LibraryEntry, ThreatLibrary, build_library
+from xscreen.errors import ConfigError, ModelError
+from xscreen.records import ModelRecord
+from xscreen.settings import Settings
+
+log = logging.getLogger(__name__)
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """How to adapt (defaults: the `adapt` settings)."""
+
+    epochs: int = 4
+    drop_quantile: float = 0.05  # share of images with the parent's highest threat scores left out (likely threats)
+    holdout_fraction: float = 0.3  # share of the kept images held out to recalibrate and certify
+    synthetic_images: int = 600  # original synthetic renders mixed in, so other scanners do not regress
+    library_articles: int = 8  # articles per class and library part
+    library_poses: int = 3  # poses per article
+    library_split: str = "all"  # renderer content split the library's threat variants come from
+    min_images: int = 60
+    time_budget_s: float | None = None  # fine-tuning epochs are cut to fit (None: no limit)
+    seed: int = 1234
+    progress: bool = True
+    max_side_factor: float = 2.0  # images larger than this x the canvas are reduced first (the letterbox would)
+
+
+@dataclass
+class AdaptResult:
+    checkpoint: registry.Checkpoint
+    record: ModelRecord | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def min_images_needed(cfg: AdaptConfig, alpha: float, delta: float) -> int:
+    """Images a scanner must supply: enough after dropping the tail for the look, training and a held-out part
+    with at least n_threat_needed(alpha, delta) / 3 backgrounds (each takes up to three certification threats)."""
+    held = int(np.ceil(n_threat_needed(alpha, delta) / 3))
+    return max(cfg.min_images, int(np.ceil(held / cfg.holdout_fraction / (1 - cfg.drop_quantile))))
+
+
+def read_folder(folder: Path, *, max_bytes: int, max_pixels: int) -> tuple[list[np.ndarray], list[str]]:
+    """The JPEG / PNG (or any readable) scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their
+    file names; files that are not readable scans are skipped with a warning. No sidecars are needed or read."""
+    if not folder.is_dir():
+        raise ConfigError(f"--images: {folder} is not a folder")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() not in (".csv", ".json", ".jsonl", ".txt", ".parquet"))
+    read = [(p.name, img) for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+    return [img for _, img in read], [name for name, _ in read]
+
+
+def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int) -> list[np.ndarray]:
+    """The pixels of the given scan files (unreadable ones skipped with a warning)."""
+    return [img for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+
+
+def _read_one(path: Path, max_bytes: int, max_pixels: int) -> np.ndarray | None:
+    from xray.formats import read_scan
+    from xscreen.errors import BadScanError
+
+    try:
+        return _pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels))
+    except BadScanError as exc:
+        log.warning("skipping %s: %s", path, exc.reason)
+        return None
+
+
+def _pixels(scan: Any) -> np.ndarray:
+    rgb = np.clip(np.round(scan.rgb * 255.0), 0, 255).astype(np.uint8)
+    grey = bool(np.all(rgb[..., 0] == rgb[..., 1]) and np.all(rgb[..., 1] == rgb[..., 2]))
+    return rgb[..., 0].copy() if grey else rgb
+
+
+def _reduce(image: np.ndarray, max_side: int) -> np.ndarray:
+    """The image with its longer side at most `max_side` (box filter), as the letterbox would see it anyway."""
+    H, W = image.shape[:2]
+    f = max_side / max(H, W)
+    if f >= 1.0:
+        return image
+    return np.asarray(Image.fromarray(image).resize((max(2, round(W * f)), max(2, round(H * f))), Image.Resampling.BOX))
+
+
+# ------------------------------------------------------------------------------------------------ data sets
+
+
+def scored_any(clf: Classifier, images: Sequence[np.ndarray], batch: int = 32) -> np.ndarray:
+    """Calibrated any-threat probability of each image under `clf`."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            canv = torch.stack([torch.from_numpy(letterbox_uint8(im, clf.input_size)[0].copy())
+                                for im in images[i:i + batch]]).float().div_(255.0)
+            out.append(clf.scores(canv)[0])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def build_set(images: Sequence[np.ndarray], labels: Sequence[tuple[str, ...]], boxes: Sequence[list[tuple[str, Box]]],
+              classes: Sequence[str], size: int, prefix: str) -> LabelledSet:
+    """A LabelledSet of in-memory images (virtual names `prefix_00000`...), boxes as image fractions."""
+    canvases = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
+    geos: list[Geometry] = []
+    rows, box_map = [], {}
+    for i, (im, lab, bx) in enumerate(zip(images, labels, boxes, strict=True)):
+        c, g = letterbox_uint8(im, size)
+        canvases[i] = torch.from_numpy(np.ascontiguousarray(c))
+        geos.append(g)
+        name = f"{prefix}_{i:05d}"
+        rows.append(LabelRow(Path(name), tuple(lab)))
+        if bx:
+            box_map[name] = list(bx)
+    any_y, cls_y = targets(rows, classes)
+    files = [r.path for r in rows]
+    return LabelledSet(list(classes), files, canvases, None, geos, any_y, cls_y, _manifest_hash(files, cls_y), box_map)
+
+
+def concat_sets(sets: Sequence[LabelledSet]) -> LabelledSet:
+    """One LabelledSet of several (no dual-energy planes: adaptation works on displayed pixels)."""
+    files = [f for s in sets for f in s.files]
+    cls_y = np.concatenate([s.class_labels for s in sets])
+    return LabelledSet(list(sets[0].classes), files, torch.cat([s.canvases for s in sets]), None,
+                       [g for s in sets for g in s.geometries], np.concatenate([s.any_labels for s in sets]), cls_y,
+                       _manifest_hash(files, cls_y), {k: v for s in sets for k, v in s.boxes.items()})
+
+
+def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry], look: ScannerLook, n: int,
+              rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple[str, ...]], list[list[tuple[str, Box]]]]:
+    """`n` images: library entries (cycled, shuffled) projected into the backgrounds (cycled) through `look`."""
+    if not entries:
+        raise ConfigError("the threat library part is empty: nothing to project")
+    order = rng.permutation(len(entries))
+    images: list[np.ndarray] = []
+    labels: list[tuple[str, ...]] = []
+    boxes: list[list[tuple[str, Box]]] = []
+    for i in range(n):
+        bg, e = backgrounds[i % len(backgrounds)], entries[order[i % len(entries)]]
+        img, (x0, y0, x1, y1), _ = project_colour(bg, e, look, rng)
+        H, W = img.shape[:2]
+        images.append(img)
+        labels.append((e.class_name,))
+        boxes.append([(e.class_name, (x0 / W, y0 / H, x1 / W, y1 / H))])
+    return images, labels, boxes
+
+
+# ------------------------------------------------------------------------------------------------ adaptation
+
+
+def _schedule(budget_s: float | None, spent_s: float, cfg: TrainConfig, net: Any, n_train: int,
+              size: int) -> tuple[int, int]:
+    """(epochs, images per epoch) that fit in what is left of the budget, from the time of a few training steps:
+    all epochs when they fit, else fewer, else one epoch over a random share of the training images."""
+    if budget_s is None:
+        return cfg.epochs, n_train
+    x = torch.rand(cfg.batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
+    net.train()
+    t0 = time.perf_counter()
+    for _ in range(3):
+        o = net(x)
+        (o.any_logit.sum() + o.class_logits.sum()).backward()
+    net.zero_grad(set_to_none=True)
+    per_step = (time.perf_counter() - t0) / 3 * 1.5  # + augmentation and validation
+    steps = max(0.0, budget_s - spent_s) / max(per_step, 1e-6)
+    per_epoch = max(1, n_train // cfg.batch_size)
+    if steps >= per_epoch:
+        return int(min(cfg.epochs, steps // per_epoch)), n_train
+    return 1, int(max(4 * cfg.batch_size, min(n_train, steps * cfg.batch_size)))
+
+
+def _stage(bar: tqdm, what: str) -> None:
+    bar.set_description(what)
+    bar.update(1)
+
+
+def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, from_model: str = "champion",
+                scanner: str | None = None, cfg: AdaptConfig | None = None, library: ThreatLibrary | None = None,
+                register: bool = True, source: str = "images") -> AdaptResult:
+    """Adapt `from_model` to the scanner that made `images` (uint8 colour or grey scans, mostly benign) and
+    register the result as candidate `out` (see the module docstring)."""
+    cfg = cfg or AdaptConfig()
+    t_start = time.perf_counter()
+    registry.check_version_name(out)
+    s = settings.screening
+    needed = min_images_needed(cfg, s.alpha, s.delta)
+    if len(images) < needed:
+        raise ModelError(f"adapting needs at least {needed} images of the scanner (got {len(images)}): enough for "
+                         f"the look, fine-tuning and {int(np.ceil(n_threat_needed(s.alpha, s.delta) / 3))} held-out "
+                         f"backgrounds for the certificate (alpha {s.alpha}, delta {s.delta})")
+    _, parent = registry.load_registered(settings, from_model)
+    clf = Classifier(registry.build_model(parent), parent)
+    size = parent.config.input_size
+    classes = list(parent.config.classes)
+    rng = np.random.default_rng(cfg.seed)
+    bar = tqdm(total=7, desc="adapt", unit="stage", disable=not cfg.progress)
+    imgs = [_reduce(im, round(cfg.max_side_factor * size)) for im in images]
+    _stage(bar, "scoring with the parent")
+    p_before = scored_any(clf, imgs)
+    keep = np.flatnonzero(p_before <= np.quantile(p_before, 1.0 - cfg.drop_quantile))
+    order = rng.permutation(keep)
+    n_hold = int(round(cfg.holdout_fraction * len(order)))
+    held, train_bg = [imgs[i] for i in order[:n_hold]], [imgs[i] for i in order[n_hold:]]
+    _stage(bar, "estimating the scanner's look")
+    look = estimate_look(train_bg, seed=cfg.seed)
+    _stage(bar, "rendering the threat library")
+    library = library or build_library(classes, articles=cfg.library_articles, poses=cfg.library_poses,
+                                       seed=cfg.seed, split=cfg.library_split, parts=("training", "certification"))
+    _stage(bar, "projecting threats")
+    t_imgs, t_labels, t_boxes = projected(train_bg, library.part("training", classes), look, len(train_bg), rng)
+    target = build_set([*train_bg, *t_imgs], [*[()] * len(train_bg), *t_labels], [*[[]] * len(train_bg), *t_boxes],
+                       classes, size, "target")
+    n_cert = max(n_threat_needed(s.alpha, s.delta), len(held))
+    c_imgs, c_labels, c_boxes = projected(held, library.part("certification", classes), look, n_cert, rng)
+    cert = build_set([*held, *c_imgs], [*[()] * len(held), *c_labels], [*[[]] * len(held), *c_boxes], classes, size,
+                     "certify")
+    _stage(bar, "rendering synthetic data")
+    parts = [target]
+    if cfg.synthetic_images > 0:
+        from screening.synthetic import render_set
+
+        synth, _ = render_set(cfg.synthetic_images, cfg.seed, classes, size, style=settings.model.train_style,
+                              for_training=True, progress=False)
+        parts.append(synth)
+    data = concat_sets(parts)
+    _stage(bar, "fine-tuning")
+    ckpt, history = _fine_tune(settings, parent, data, cert, out, cfg, t_start)
+    _stage(bar, "certifying")
+    summary = _summary(parent, ckpt, cert, look, len(images), len(keep), len(train_bg), len(held), n_cert,
+                       library, scanner, source, time.perf_counter() - t_start)
+    ckpt = replace(ckpt, certificate={**ckpt.certificate, **_basis(summary)},
+                   metrics={**ckpt.metrics, "adaptation": summary, "history": history})
+    bar.close()
+    record = registry.register(settings, ckpt, state="candidate", actor="adapt") if register else None
+    return AdaptResult(ckpt, record, summary)
+
+
+def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSet, cert: LabelledSet, out: str,
+               cfg: AdaptConfig, t_start: float) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
+    """Fine-tune the parent on `data` (early stopping on a validation split of it), calibrate on `cert`."""
+    tcfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, box_weight=settings.model.box_weight, progress=cfg.progress)
+    train_idx, val_idx = split_indices(data.any_labels, [tcfg.val_fraction], cfg.seed)
+    train, val = data.subset(train_idx), data.subset(val_idx)
+    net = registry.build_model(parent)
+    epochs, n_used = _schedule(cfg.time_budget_s, time.perf_counter() - t_start, tcfg, net, len(train),
+                               parent.config.input_size)
+    if n_used < len(train):  # not even one epoch fits the budget: one epoch over a random share
+        log.warning("time budget: fine-tuning on %d of %d images for one epoch", n_used, len(train))
+        train = train.subset(np.sort(np.random.default_rng(cfg.seed).choice(len(train), n_used, replace=False)))
+    tcfg = replace(tcfg, epochs=epochs)
+    history = fit(net, train, val, tcfg, lr=tcfg.lr / 3)  # fine-tuning: gentler steps, as `train --from`
+    ckpt = calibrated_checkpoint(settings, net, out, parent.config, train=train, val=val, cal=cert, history=history,
+                                 parent=parent.version)
+    return ckpt, history
+
+
+def _summary(parent: registry.Checkpoint, ckpt: registry.Checkpoint, cert: LabelledSet, look: ScannerLook,
+             n_images: int, n_kept: int, n_train: int, n_held: int, n_cert: int, library: ThreatLibrary,
+             scanner: str | None, source: str, seconds: float) -> dict[str, Any]:
+    """Before/after figures on the certification set and how it was made (stored with the model)."""
+    def op(c: registry.Checkpoint) -> dict[str, Any]:
+        m = calibrated_metrics(registry.build_model(c), cert, c.temperatures, c.thresholds)
+        return {"pd_at_far": m.get("any_threat", {}).get("pd_at_far", {}),
+                "auc": m.get("any_threat", {}).get("auc"), "operating_point": m.get("operating_point", {}),
+                "classes": {k: v.get("ap") for k, v in m.get("classes", {}).items()}}
+
+    return {"scanner": scanner, "source": source, "images": n_images, "kept": n_kept, "adaptation_backgrounds": n_train,
+            "held_out_backgrounds": n_held, "certification_projections": n_cert, "library_version": library.version,
+            "library_articles": {p: len({e.article for e in library.part(p)}) for p in ("training", "certification")},
+            "look": {"mode": look.mode, "blur_sigma": look.blur_sigma, "noise": look.noise, "scale": list(look.scale)},
+            "before": op(parent), "after": op(ckpt), "seconds": seconds}
+
+
+def _basis(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "adapted_for_scanner": summary["scanner"],
+        "guarantee_rests_on": (
+            f"benign: {summary['held_out_backgrounds']} held-out images of this scanner (never trained on); threats: "
+            f"{summary['certification_projections']} projections of {summary['library_articles']['certification']} "
+            f"certification-part library articles (library v{summary['library_version']}, never trained on) into "
+            "those images through the scanner's estimated look. Not on real threats of this scanner: projection "
+            "cannot show real concealment, real clutter over a threat or the scanner's own edge processing (docs/MODEL.md); "
+            "random audits of cleared items check real mail."),
+    }
+
+

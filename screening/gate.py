@@ -1,0 +1,123 @@
+"""`xscreen gate`: a candidate against the champion on the same items, each at its own operating point: a frozen
+benchmark set (labelled folders) and recent labelled live scans whose images are still kept. The decision is
+analytics/monitoring/promotion.py's; the report goes to the store, where promotion asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analytics.monitoring.promotion import GateCriteria, gate_report
+from screening.calibration import verdicts
+from screening.classifier import Classifier
+from xscreen.errors import XscreenError
+from xscreen.records import THREAT_UNKNOWN_CLASS, GateReportRecord, ModelRecord, utcnow
+from xscreen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Items:
+    """Truth of the gate's items and each model's flags on them (verdict not `clear`), in one order."""
+
+    any_truth: list[bool] = field(default_factory=list)
+    class_truth: list[list[int]] = field(default_factory=list)  # (N, K) in {-1, 0, 1}
+    flags: dict[str, list[bool]] = field(default_factory=dict)  # model version -> (N,)
+
+    def extend(self, any_truth: Iterable[Any], class_truth: Iterable[Iterable[Any]],
+               flags: Mapping[str, Iterable[Any]]) -> None:
+        """Append items: truth (bool-like), class truth rows (int-like), each model's flags (bool-like)."""
+        self.any_truth += [bool(x) for x in any_truth]
+        self.class_truth += [[int(v) for v in row] for row in class_truth]
+        for version, f in flags.items():
+            self.flags.setdefault(version, []).extend(bool(x) for x in f)
+
+
+def benchmark_flags(clf: Classifier, folders: Sequence[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(any truth (N,), class truth (N, K), flags (N,)) of a model on labelled folders, at its operating point."""
+    from screening.assess import score_set
+    from screening.data import load_folders
+
+    data = load_folders(folders, clf.classes, clf.input_size, progress=False)
+    p_any, p_cls, _ = score_set(clf, data, {})
+    flagged = verdicts(p_any, p_cls, clf.classes, clf.point) != "clear"
+    return data.any_labels.astype(bool), data.class_labels, flagged
+
+
+def live_truth(labels: Sequence[str], classes: Sequence[str]) -> tuple[bool, list[int]]:
+    """A current label as gate truth: [] benign; ["threat"] a threat of unknown class (-1 for every class)."""
+    if THREAT_UNKNOWN_CLASS in labels:
+        return True, [-1] * len(classes)
+    return bool(labels), [int(c in labels) for c in classes]
+
+
+def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], max_bytes: int,
+               max_pixels: int) -> Items:
+    """Score the labelled live scans whose images are still readable; an unreadable one is left out, logged."""
+    from xray.formats import read_scan
+
+    items = Items()
+    for row in rows.itertuples():
+        try:
+            image = read_scan(Path(row.source_path), max_bytes=max_bytes, max_pixels=max_pixels)
+        except (XscreenError, OSError) as exc:
+            log.info("gate: live scan %s left out (%s)", row.scan_id, exc)
+            continue
+        truth, cls = live_truth(list(row.labels), classes)
+        flags = {m.version: [m.predict([image])[0].verdict != "clear"] for m in models}
+        items.extend([truth], [cls], flags)
+    return items
+
+
+def certified_miss(record: ModelRecord) -> float | None:
+    """The candidate's certified miss rate (its certificate's alpha), None when it is not certified."""
+    cert = record.calibration.get("certificate") or {}
+    return float(cert["alpha"]) if cert.get("alpha") is not None and cert.get("certified", True) else None
+
+
+def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, live_days: float,
+             criteria: GateCriteria, actor: str) -> GateReportRecord:
+    """Gate `candidate` against the champion, store the report and return it."""
+    from screening.registry import resolve
+    from store.client import open_store
+
+    cand_rec, champ_rec = resolve(settings, candidate), resolve(settings, "champion")
+    if cand_rec.version == champ_rec.version:
+        raise XscreenError(f"{candidate} is the champion: gate a candidate against it", title="Bad argument")
+    models = [Classifier.from_registry(settings, v) for v in (champ_rec.version, cand_rec.version)]
+    items, sources = Items(), {"benchmark": 0, "live": 0}
+    if folders:
+        scored = [benchmark_flags(m, folders) for m in models]
+        items.extend(scored[0][0], scored[0][1], {m.version: s[2] for m, s in zip(models, scored, strict=True)})
+        sources["benchmark"] = len(scored[0][0])
+    if live_days > 0:
+        with open_store(settings) as store:
+            rows = store.training_labels()
+        rows = rows[rows["created_at"] >= utcnow() - timedelta(days=live_days)]
+        s = settings.serving
+        live = live_flags(models, rows, models[0].classes, s.max_upload_bytes, s.max_image_pixels)
+        items.extend(live.any_truth, live.class_truth, live.flags)
+        sources["live"] = len(live.any_truth)
+    if not items.any_truth:
+        raise XscreenError("the gate has no items: give --data folders or label recent live scans", title="Gate")
+    class_truth = np.asarray(items.class_truth).reshape(len(items.any_truth), -1)
+    report = gate_report(np.asarray(items.any_truth), {c: class_truth[:, k] for k, c in enumerate(models[0].classes)},
+                         np.asarray(items.flags[champ_rec.version]), np.asarray(items.flags[cand_rec.version]),
+                         certified_miss=certified_miss(cand_rec), criteria=criteria, sources=sources)
+    record = GateReportRecord(report_id=uuid.uuid4().hex, candidate=cand_rec.version, champion=champ_rec.version,
+                              created_at=utcnow(), passed=report["passed"], report=report)
+    with open_store(settings) as store:
+        store.record_gate_report(record, actor=actor)
+    return record
+
+
+__all__ = ["Items", "benchmark_flags", "certified_miss", "live_truth", "run_gate"]

@@ -1,0 +1,54 @@
+"""`xscreen retrain`: a candidate fine-tuned from the champion on the base data plus what officers decided and
+relabelled (partial labels allowed: `threat` = class unknown), recalibrated and re-certified by training itself,
+registered as a candidate (never promoted here: the gate and a person decide that)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from analytics.labelling import export_folder, export_training_set
+from screening import train
+from xscreen.errors import XscreenError
+from xscreen.records import utcnow
+from xscreen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def export_live_labels(settings: Settings, name: str, live_days: float | None) -> Path | None:
+    """The store's labelled live scans (canaries excluded; the last `live_days` days, None: all) copied to
+    exports/<name>/ as a training folder; None when there are none."""
+    from store.client import open_store
+
+    with open_store(settings) as store:
+        rows = store.training_labels()
+    if live_days is not None:
+        rows = rows[rows["created_at"] >= utcnow() - timedelta(days=live_days)]
+    if rows.empty:
+        return None
+    settings.exports_dir.mkdir(parents=True, exist_ok=True)
+    result = export_training_set(rows, export_folder(settings.exports_dir, name))
+    if result.missing:
+        log.warning("retrain: %d labelled scan(s) left out, their images are gone", len(result.missing))
+    return result.folder
+
+
+def retrain(settings: Settings, base: Sequence[Path], out: str, *, cfg: train.TrainConfig,
+            live_days: float | None, actor: str) -> train.TrainResult:
+    """Fine-tune the champion on `base` + the live labels; register `out` as a candidate whose parent is the
+    champion and whose `train_manifest_sha256` hashes every file and label it was trained on."""
+    from screening.registry import weights_path
+
+    if weights_path(settings, out).exists():  # checked before the export, which would be left behind
+        raise XscreenError(f"model version {out!r} already exists: choose another --out name", title="Retrain")
+    live = export_live_labels(settings, f"retrain-{out}", live_days)
+    folders = [*base, *([live] if live else [])]
+    if not folders:
+        raise XscreenError("nothing to train on: give --base folders or label live scans first", title="Retrain")
+    return train.train_model(settings, folders, out, cfg=cfg, from_model="champion", promote=False, actor=actor)
+
+
+__all__ = ["export_live_labels", "retrain"]

@@ -1,0 +1,118 @@
+"""Known-answer canaries: project a library threat into a live AI-cleared scan, score it with the live model as a
+hidden test item, and record the result apart from mail (store/ground_truth.py).
+
+A canary is drawn for each champion `clear` verdict with probability `monitoring.canary_rate`. Its threat comes
+from the library's canary part (xray.tip.ARTICLE_PARTS: articles never used for training or certification) and is
+projected physically (xray.tip): into the raw high/low transmissions of a dual-energy scan, or, for a pseudo-colour
+scan, through the inverted reference palette. The projected image exists only in memory: no file, no scan row, no
+verdict, nothing in the officers' queue, so volume and drift statistics never see it. A failure here (rendering,
+scoring, the store) is logged and counted, never allowed to hold up the mail it rode on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from xscreen.records import CanaryRecord, ScanRecord, VerdictRecord, utcnow
+
+log = logging.getLogger(__name__)
+
+RecordFn = Callable[[list[CanaryRecord]], Any]
+ScoreFn = Callable[[list[Any]], Sequence[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Projected:
+    """A canary image before scoring: the image, the class projected and the library article."""
+
+    image: Any
+    class_name: str
+    article: str
+    top_left: tuple[int, int]
+
+
+def project_canary(image: Any, class_name: str, rng: np.random.Generator) -> Projected:
+    """A copy of the decoded scan `image` (xray.formats.ScanImage) with a canary-library threat of `class_name`
+    projected in at a random place; dual-energy scans keep their raw planes, pseudo-colour ones are re-coloured."""
+    from xray.formats import ScanImage
+    from xray.palettes import pseudo_colour
+    from xray.tip import pick_article, project_threat, project_threat_rgb, random_top_left, render_threat
+
+    sig = render_threat(rng, class_name, image_width=image.width, article=pick_article(rng, "canary"))
+    top_left = random_top_left(rng, (image.height, image.width), sig)
+    if image.dual_energy and image.low is not None:
+        high, low = project_threat(image.high, image.low, sig.att_high, sig.att_low, top_left)
+        out = ScanImage(None, high, low, image.source_format, image.bit_depth, True, pseudo_colour(high, low))
+    elif image.rgb8 is None or _is_gray(image.rgb8):  # grayscale: the grey level is the high-energy transmission
+        high, _ = project_threat(image.high, image.high, sig.att_high, sig.att_high, top_left)
+        gray = np.rint(high * 255).astype(np.uint8)  # (H, W)
+        out = ScanImage(None, None, None, image.source_format, 8, False, np.repeat(gray[:, :, None], 3, axis=2), gray)
+    else:
+        new = project_threat_rgb(image.rgb8, sig, top_left)  # (H, W, 3) uint8
+        out = ScanImage(None, None, None, image.source_format, 8, False, new, new.max(axis=2))  # value = the reader's
+    return Projected(out, class_name, sig.article, top_left)
+
+
+def _is_gray(rgb8: np.ndarray) -> bool:
+    return bool((rgb8[..., 0] == rgb8[..., 1]).all() and (rgb8[..., 1] == rgb8[..., 2]).all())
+
+
+class CanaryFeed:
+    """Draws canaries among cleared items, projects, scores and records them. `rng` and `clock` are injected so
+    tests control them; `classes` are the model's threat classes the library can render."""
+
+    def __init__(self, *, rate: float, classes: Sequence[str], score: ScoreFn, record: RecordFn,
+                 rng: np.random.Generator | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+        from xray.threats import THREAT_CLASSES
+
+        self.rate = rate
+        self.classes = [c for c in classes if c in THREAT_CLASSES]
+        self._score = score
+        self._record = record
+        self._rng = rng or np.random.default_rng()
+        self._clock = clock
+        self.failures = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn) -> CanaryFeed | None:
+        """None when monitoring.canary_rate is 0 (no canaries)."""
+        rate = settings.monitoring.canary_rate
+        return cls(rate=rate, classes=settings.model.classes, score=score, record=record) if rate > 0 else None
+
+    def draw(self, verdicts: Sequence[VerdictRecord]) -> list[int]:
+        """Indices of champion `clear` verdicts drawn to carry a canary."""
+        return [i for i, v in enumerate(verdicts)
+                if v.role == "champion" and v.verdict == "clear" and self.classes and self._rng.random() < self.rate]
+
+    def __call__(self, items: Sequence[tuple[ScanRecord, VerdictRecord, Any]]) -> list[CanaryRecord]:
+        """Make, score and record canaries for the drawn items of one batch (scan, champion verdict, image)."""
+        chosen = [items[i] for i in self.draw([v for _, v, _ in items])]
+        if not chosen:
+            return []
+        try:
+            made = [(scan, project_canary(image, str(self._rng.choice(self.classes)), self._rng))
+                    for scan, _, image in chosen]
+            fields = self._score([p.image for _, p in made])
+            records = [self._canary(scan, p, f) for (scan, p), f in zip(made, fields, strict=True)]
+            self._record(records)
+        except Exception:  # noqa: BLE001 -- a canary must never hold up the mail it rode on
+            self.failures += 1
+            log.exception("canary feed failed for %d item(s); mail is unaffected", len(chosen))
+            return []
+        return records
+
+    def _canary(self, scan: ScanRecord, p: Projected, f: Mapping[str, Any]) -> CanaryRecord:
+        key = f"{scan.scan_id}|{p.article}|{p.top_left}".encode()
+        scores = f.get("scores") or {}
+        return CanaryRecord(canary_id=hashlib.sha256(key).hexdigest()[:16], scanner_id=scan.scanner_id,
+                            source_scan_id=scan.scan_id, class_name=p.class_name, article=p.article,
+                            model_version=str(f["model_version"]), verdict=f["verdict"],
+                            any_threat=float(f["any_threat"]), class_score=scores.get(p.class_name),
+                            scored_at=self._clock())

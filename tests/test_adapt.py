@@ -1,0 +1,147 @@
+"""`xscreen adapt` end to end with zero labels: a tiny champion trained on our scanners meets a held-out scanner
+style; adapting on a plain folder of that scanner's benign scans is measured before and after on independent
+renders of that scanner, beside the in-domain figure.
+
+How evaluation avoids shared capture artefacts: the adaptation folder, the evaluation benign scans and the
+evaluation threat scans are three separate renders of that scanner (different parcels, different detector noise
+draws, seeds 41 / 42 / 43); the threats of the evaluation are the renderer's own threats in that style (not
+projections, not library articles), so nothing of the adaptation data, and nothing that marks an image as "a
+projection", reaches the evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli import app
+from screening import registry
+from screening.adapt import AdaptConfig, adapt_model, min_images_needed, read_folder, scored_any
+from screening.classifier import Classifier
+from screening.evaluate import pd_at_far
+from screening.synthetic import render_set
+from screening.train import TrainConfig, default_config, train_on
+from tests.conftest import free_port
+from xray.styles import render_styled, sample_style, style_rng
+from xscreen.errors import ModelError
+from xscreen.settings import Settings
+
+CLASSES = ["firearm", "knife"]
+TINY = {"input_size": 64, "width": 8, "embedding_dim": 8, "seed": 5, "bundled": None, "classes": CLASSES,
+        "train_style": "reference"}
+SCANNER = sample_style(style_rng(31, 0), "heldout")  # one draw of the held-out family: "a scanner we never saw"
+
+
+def _scans(seed: int, n: int, threat_rate: float) -> list[np.ndarray]:
+    return [render_styled(np.random.default_rng([seed, i]), SCANNER, classes=CLASSES, threat_rate=threat_rate,
+                          max_side=128)[1].image for i in range(n)]
+
+
+def _cfg(**kw: object) -> AdaptConfig:
+    return AdaptConfig(**{"epochs": 5, "synthetic_images": 120, "library_articles": 4, "library_poses": 3, "seed": 5,
+                          "progress": False, **kw})  # type: ignore[arg-type]
+
+
+def test_too_few_images_is_a_clear_error_naming_how_many_are_needed(settings: Settings) -> None:
+    needed = min_images_needed(_cfg(), settings.screening.alpha, settings.screening.delta)
+    with pytest.raises(ModelError, match=f"at least {needed} images of the scanner \\(got 12\\)"):
+        adapt_model(settings, _scans(1, 12, 0.0), "x", cfg=_cfg())
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny champion trained on the reference scanners (two classes, 64-pixel canvas), and its config file."""
+    root = tmp_path_factory.mktemp("adapt")
+    config = root / "xscreen.toml"
+    config.write_text(f'home = "{root / "home"}"\n[network]\nstore_port = {free_port()}\n'
+                      f'[model]\ninput_size = 64\nwidth = 8\nembedding_dim = 8\nseed = 5\nbundled = ""\n'
+                      f'classes = {CLASSES!r}\ntrain_style = "reference"\n'.replace("'", '"'))
+    from xscreen.settings import load_settings
+
+    settings = load_settings(environ={}, config_file=config)
+    data, _ = render_set(240, 21, CLASSES, 64, style="reference", progress=False)
+    train_on(settings, data, "champ", default_config(settings), cfg=TrainConfig(epochs=8, seed=5, progress=False),
+             promote=True)
+    return config
+
+
+def _measure(settings: Settings, name: str, benign: list[np.ndarray], threats: list[np.ndarray],
+             in_domain: object) -> dict[str, float]:
+    _, ckpt = registry.load_registered(settings, name)
+    clf = Classifier(registry.build_model(ckpt), ckpt)
+    pb, pt = scored_any(clf, benign), scored_any(clf, threats)
+    scores, labels = np.r_[pb, pt], np.r_[np.zeros(len(pb)), np.ones(len(pt))]
+    clear = ckpt.thresholds["any_threat"]["clear"]  # at or above: routed to an officer (uncertain or inspect)
+    with torch.inference_mode():
+        p_in = clf.scores(in_domain.float_canvases(slice(None)))[0]  # type: ignore[attr-defined]
+    return {"pd_at_far5": pd_at_far(scores, labels, 0.05), "benign_routed": float((pb >= clear).mean()),
+            "threats_routed": float((pt >= clear).mean()),
+            "in_domain_pd_at_far5": pd_at_far(p_in, in_domain.any_labels, 0.05),  # type: ignore[attr-defined]
+            "promised_routed": float(ckpt.certificate["expected_workload"])}
+
+
+@pytest.mark.training
+@pytest.mark.timeout(1800)  # about 3 CPU minutes; a shared 2-core machine under load takes several times that
+def test_adapting_to_a_held_out_scanner_from_its_unlabelled_folder(champion: Path, tmp_path: Path) -> None:
+    from xscreen.settings import load_settings
+
+    settings = load_settings(environ={}, config_file=champion)
+    folder = tmp_path / "scanner-x"
+    folder.mkdir()
+    n = min_images_needed(_cfg(), settings.screening.alpha, settings.screening.delta) + 10
+    for i, img in enumerate(_scans(41, n, 0.03)):  # mostly benign, as a real stream; no sidecars
+        Path(folder / f"{i:04d}.png").write_bytes(_png(img))
+    (folder / "notes.txt").write_text("not a scan")
+    images, names = read_folder(folder, max_bytes=2**24, max_pixels=2**24)
+    assert len(images) == n and names[0] == "0000.png"
+    benign, threats = _scans(42, 60, 0.0), _scans(43, 60, 1.0)
+    in_domain, _ = render_set(120, 44, CLASSES, 64, style="reference", progress=False)
+    before = _measure(settings, "champ", benign, threats, in_domain)
+    result = adapt_model(settings, images, "adapted", scanner="scanner-x", cfg=_cfg(), source=str(folder))
+    after = _measure(settings, "adapted", benign, threats, in_domain)
+    print({"before": before, "after": after, "summary_before": result.summary["before"],
+           "summary_after": result.summary["after"]})
+    assert result.record is not None and result.record.state == "candidate" and result.record.parent
+    cert = result.checkpoint.certificate
+    assert cert["adapted_for_scanner"] == "scanner-x" and "projections" in cert["guarantee_rests_on"]
+    assert cert["n_cal_threat"] >= cert["n_threat_needed"]  # enough projected certification articles
+    # What is real at this scale (measured 2026-11-30, docs/MODEL.md "Adapting to one scanner"): the champion
+    # routes all of this scanner's benign mail to officers (1.00); recalibrated and fine-tuned on its own images,
+    # 0.75. On projected certification articles (never trained on) PD at FAR 5% rises (0.08 -> 0.36, AUC 0.56 ->
+    # 0.79); on the renderer's own threats in that style it does not (0.03 -> 0.03: a 64-pixel canvas leaves a
+    # knife a few pixels, and in-domain the tiny champion reaches only 0.07), so no detection gain is asserted there.
+    assert before["benign_routed"] >= 0.9 and after["benign_routed"] <= before["benign_routed"] - 0.2, (before, after)
+    cert_before, cert_after = (result.summary[k]["pd_at_far"]["0.05"] for k in ("before", "after"))
+    assert cert_after >= cert_before + 0.15, (cert_before, cert_after)
+    assert after["in_domain_pd_at_far5"] >= before["in_domain_pd_at_far5"] - 0.1, (before, after)
+
+
+def _png(img: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_cli_adapt_refuses_a_missing_source(tmp_path: Path) -> None:
+    config = tmp_path / "x.toml"
+    config.write_text(f'home = "{tmp_path / "home"}"\n[network]\nstore_port = {free_port()}\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "adapt", "--out", "a"])
+    assert result.exit_code != 0 and "give --images DIR, --scanner ID, or both" in str(result.exception or result.output)
+
+
+def test_a_spent_time_budget_leaves_one_short_epoch_and_no_budget_the_full_schedule() -> None:
+    from screening.adapt import _schedule
+    from screening.network import NetConfig, build_network
+
+    net = build_network(NetConfig(classes=tuple(CLASSES), input_size=32, width=4, embedding_dim=8, context=()), seed=1)
+    cfg = TrainConfig(epochs=5, batch_size=4)
+    assert _schedule(None, 0.0, cfg, net, 400, 32) == (5, 400)
+    assert _schedule(10.0, 11.0, cfg, net, 400, 32) == (1, 16)  # nothing left: one epoch of 4 batches

@@ -1,0 +1,104 @@
+"""Known-answer canaries on the real ingest path: real files (dual-energy NPZ and pseudo-colour PNG) read by the
+real reader, scored by a real tiny model, spooled and ingested by a real store; the canaries are projected into
+cleared scans, scored by the same model, recorded apart from mail, and never become scans, verdicts or queue items."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analytics.monitoring.canary import canary_detection
+from screening.classifier import Classifier, verdict_fields
+from screening.registry import build_model
+from serving.canaries import CanaryFeed, project_canary
+from serving.ingest import Ingest
+from store.engine import Store
+from store.spool import SpoolIngester, SpoolWriter
+from tests.conftest import make_settings
+from tests.serving_fakes import tiny_model
+from xray.formats import read_scan
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+class RecordingScorer:
+    """The real tiny classifier, remembering each call's images (to see what the canaries looked like)."""
+
+    def __init__(self, classes: list[str]) -> None:
+        ckpt = tiny_model(classes, "tiny-canary")
+        everything_clears = {c: {"clear": 0.999, "inspect": 0.9999} for c in ckpt.thresholds}
+        ckpt = replace(ckpt, thresholds=everything_clears)  # an untrained model scores ~0.5: make it clear all
+        self.classifier = Classifier(build_model(ckpt), ckpt, heatmap_size=8)
+        self.calls: list[list[Any]] = []
+
+    def __call__(self, images: list[Any]) -> list[dict[str, Any]]:
+        self.calls.append(list(images))
+        return [verdict_fields(p) for p in self.classifier.predict(images)]
+
+
+def drop(inbox: Path, scanner: str, sources: list[Path]) -> list[Path]:
+    folder = inbox / scanner
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copy(src, folder / src.name)) for src in sources]
+
+
+def test_canaries_are_projected_into_cleared_scans_scored_and_kept_out_of_mail(tmp_path: Path, now: datetime) -> None:
+    settings = make_settings(tmp_path / "home")
+    classes = settings.model.classes
+    scorer = RecordingScorer(classes)
+    with Store.from_settings(settings, clock=lambda: now) as store:
+        feed = CanaryFeed(rate=1.0, classes=classes, score=scorer, record=store.record_canaries,
+                          rng=np.random.default_rng(5), clock=lambda: now)
+        ingest = Ingest.from_settings(settings, score=scorer, spool_write=SpoolWriter(settings.spool_dir).write,
+                                      canaries=feed)
+        paths = drop(settings.inbox_dir, "scanner-de", sorted((SAMPLES / "baseline_npz").glob("*.npz"))[:3])
+        paths += drop(settings.inbox_dir, "scanner-pc", sorted((SAMPLES / "baseline_png").glob("*.png"))[:3])
+        report = ingest(paths)
+        assert len(report.scored) == 6 and not report.quarantined
+        SpoolIngester(settings.spool_dir, store.ingest).drain()
+        frame = store.canary_outcomes(start=now - timedelta(hours=1), end=now + timedelta(hours=1))
+        with store.reader() as cur:
+            n_scans, n_verdicts, n_queued = (cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                                             for t in ("scans", "verdicts", "queue_pending"))
+    assert (n_scans, n_verdicts, n_queued) == (6, 6, 0)  # canaries are not mail
+    assert len(scorer.calls) == 2 and len(scorer.calls[1]) == 6  # one call for the mail, one for its canaries
+    assert sorted(frame["source_scan_id"]) == sorted(report.scored)
+    by_scan = {s.scan_id: s for s in report.scans}
+    assert all(by_scan[r.source_scan_id].scanner_id == r.scanner_id for r in frame.itertuples())
+    assert set(frame["class_name"]) <= set(classes) and frame["article"].str.startswith(tuple(classes)).all()
+    assert (frame["model_version"] == "tiny-canary").all() and frame["class_score"].between(0, 1).all()
+    rates = canary_detection(frame)
+    assert rates["n"].sum() == 6 and set(rates["scanner_id"]) == {"scanner-de", "scanner-pc"}
+    for mail, canary in zip(scorer.calls[0], scorer.calls[1], strict=True):  # a threat really went in
+        assert mail.rgb8.shape == canary.rgb8.shape and (mail.rgb8 != canary.rgb8).any()
+
+
+def test_a_dual_energy_canary_keeps_raw_planes_and_darkens_only_where_the_threat_lies() -> None:
+    image = read_scan(sorted((SAMPLES / "baseline_npz").glob("*.npz"))[0])
+    canary = project_canary(image, "knife", np.random.default_rng(1))
+    assert canary.image.dual_energy and canary.image.low is not None
+    assert (canary.image.high <= image.high + 1e-6).all() and (canary.image.low <= image.low + 1e-6).all()
+    changed = np.argwhere(canary.image.high < image.high - 1e-4)
+    assert changed.size and canary.article.startswith("knife:") and int(canary.article.rsplit(":", 1)[1]) % 10 == 9
+    y, x = canary.top_left
+    assert changed[:, 0].min() >= y and changed[:, 1].min() >= x  # nothing moved outside the threat's box
+
+
+def test_a_failing_canary_feed_never_holds_up_mail(tmp_path: Path, now: datetime) -> None:
+    settings = make_settings(tmp_path / "home")
+    scorer = RecordingScorer(settings.model.classes)
+
+    def store_down(records: list[Any]) -> None:
+        raise ConnectionError("store down")
+
+    feed = CanaryFeed(rate=1.0, classes=settings.model.classes, score=scorer, record=store_down,
+                      rng=np.random.default_rng(0))
+    ingest = Ingest.from_settings(settings, score=scorer, spool_write=SpoolWriter(settings.spool_dir).write,
+                                  canaries=feed)
+    report = ingest(drop(settings.inbox_dir, "scanner-pc", sorted((SAMPLES / "baseline_png").glob("*.png"))[:2]))
+    assert len(report.scored) == 2 and report.spool_path is not None and feed.failures == 1
