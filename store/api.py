@@ -8,6 +8,7 @@ Code that needs the store takes a `StoreAPI` and never cares which one it got (s
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -43,13 +44,14 @@ def operation(name: str) -> Operation:
     return op
 
 
-class StoreAPI:
+class StoreAPI(abc.ABC):
     """Every store operation as a method: `store.<name>(...)` binds the arguments to the operation's declared
     signature and runs `call(name, **kwargs)`. Writes return after COMMIT; reads see committed data only."""
 
+    @abc.abstractmethod
     def call(self, name: str, /, **kwargs: Any) -> Any:
-        """Run operation `name` with keyword arguments (bound already); the implementations differ by side."""
-        raise NotImplementedError
+        """Run operation `name` with keyword arguments (bound already): Store runs it on its DuckDB file,
+        StoreClient sends it to the owner."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = OPERATIONS.get(name)
