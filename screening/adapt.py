@@ -29,7 +29,7 @@ from screening.calibration import n_threat_needed
 from screening.classifier import Classifier
 from screening.data import LabelledSet, LabelRow, _manifest_hash, split_indices, targets
 from screening.preprocess import Geometry, letterbox_uint8
-from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics, fit
+from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics
 from xray.projection import ScannerLook, estimate_look, project_colour
 from xray.threat_library import LibraryEntry, ThreatLibrary, build_library
 from xscreen.errors import ConfigError, ModelError
@@ -56,6 +56,10 @@ class AdaptConfig:
     seed: int = 1234
     progress: bool = True
     max_side_factor: float = 2.0  # images larger than this x the canvas are reduced first (the letterbox would)
+    frozen_stages: int = 2  # stages after the stem kept frozen and cached (screening.adapt_tail); the rest trains
+    views: int = 2  # cached views per training image: as it is plus augmented ones
+    adabn: bool = True  # re-estimate the frozen stages' BatchNorm statistics on the adaptation data
+    batch_size: int = 32  # fine-tuning batch: a step of the tail on cached features costs little more at 32 than at 8
 
 
 @dataclass
@@ -178,30 +182,27 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
 # ------------------------------------------------------------------------------------------------ adaptation
 
 
-def _schedule(budget_s: float | None, spent_s: float, cfg: TrainConfig, net: Any, n_train: int,
-              size: int) -> tuple[int, int]:
-    """(epochs, images per epoch) that fit in what is left of the budget, from the time of a few training steps:
-    all epochs when they fit, else fewer, else one epoch over a random share of the training images."""
-    if budget_s is None:
-        return cfg.epochs, n_train
-    x = torch.rand(cfg.batch_size, 3, size, size).contiguous(memory_format=torch.channels_last)
-    net.train()
-    t0 = time.perf_counter()
-    for _ in range(3):
-        o = net(x)
-        (o.any_logit.sum() + o.class_logits.sum()).backward()
-    net.zero_grad(set_to_none=True)
-    per_step = (time.perf_counter() - t0) / 3 * 1.5  # + augmentation and validation
-    steps = max(0.0, budget_s - spent_s) / max(per_step, 1e-6)
-    per_epoch = max(1, n_train // cfg.batch_size)
-    if steps >= per_epoch:
-        return int(min(cfg.epochs, steps // per_epoch)), n_train
-    return 1, int(max(4 * cfg.batch_size, min(n_train, steps * cfg.batch_size)))
+class _Stages:
+    """The stage progress bar, and the wall seconds of each stage (kept in the summary: where the budget went)."""
 
+    def __init__(self, total: int, progress: bool) -> None:
+        self.bar = tqdm(total=total, desc="adapt", unit="stage", disable=not progress)
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
 
-def _stage(bar: tqdm, what: str) -> None:
-    bar.set_description(what)
-    bar.update(1)
+    def next(self, what: str) -> None:
+        self._stop()
+        self.bar.set_description(what)
+        self.bar.update(1)
+        self._current = (what, time.perf_counter())
+
+    def close(self) -> None:
+        self._stop()
+        self.bar.close()
+
+    def _stop(self) -> None:
+        if self._current is not None:
+            self.seconds[self._current[0]] = round(time.perf_counter() - self._current[1], 1)
 
 
 def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, from_model: str = "champion",
@@ -223,20 +224,22 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     size = parent.config.input_size
     classes = list(parent.config.classes)
     rng = np.random.default_rng(cfg.seed)
-    bar = tqdm(total=7, desc="adapt", unit="stage", disable=not cfg.progress)
+    bar = _Stages(9, cfg.progress)
     imgs = [_reduce(im, round(cfg.max_side_factor * size)) for im in images]
-    _stage(bar, "scoring with the parent")
+    bar.next("scoring with the parent")
+    t_score = time.perf_counter()
     p_before = scored_any(clf, imgs)
+    per_image_s = (time.perf_counter() - t_score) / len(imgs)  # one letterbox + forward: sizes what certifying costs
     keep = np.flatnonzero(p_before <= np.quantile(p_before, 1.0 - cfg.drop_quantile))
     order = rng.permutation(keep)
     n_hold = int(round(cfg.holdout_fraction * len(order)))
     held, train_bg = [imgs[i] for i in order[:n_hold]], [imgs[i] for i in order[n_hold:]]
-    _stage(bar, "estimating the scanner's look")
+    bar.next("estimating the scanner's look")
     look = estimate_look(train_bg, seed=cfg.seed)
-    _stage(bar, "rendering the threat library")
+    bar.next("rendering the threat library")
     library = library or build_library(classes, articles=cfg.library_articles, poses=cfg.library_poses,
                                        seed=cfg.seed, split=cfg.library_split, parts=("training", "certification"))
-    _stage(bar, "projecting threats")
+    bar.next("projecting threats")
     t_imgs, t_labels, t_boxes = projected(train_bg, library.part("training", classes), look, len(train_bg), rng)
     target = build_set([*train_bg, *t_imgs], [*[()] * len(train_bg), *t_labels], [*[[]] * len(train_bg), *t_boxes],
                        classes, size, "target")
@@ -244,7 +247,7 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     c_imgs, c_labels, c_boxes = projected(held, library.part("certification", classes), look, n_cert, rng)
     cert = build_set([*held, *c_imgs], [*[()] * len(held), *c_labels], [*[[]] * len(held), *c_boxes], classes, size,
                      "certify")
-    _stage(bar, "rendering synthetic data")
+    bar.next("rendering synthetic data")
     parts = [target]
     if cfg.synthetic_images > 0:
         from screening.synthetic import render_set
@@ -253,32 +256,52 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
                               for_training=True, progress=False)
         parts.append(synth)
     data = concat_sets(parts)
-    _stage(bar, "fine-tuning")
-    ckpt, history = _fine_tune(settings, parent, data, cert, out, cfg, t_start)
-    _stage(bar, "certifying")
+    deadline = None
+    if cfg.time_budget_s is not None:  # leave time to certify: calibration and the before/after figures
+        deadline = t_start + cfg.time_budget_s - per_image_s * (3 * len(cert) + 0.15 * len(data))
+    ckpt, history = _fine_tune(settings, parent, data, cert, out, cfg, deadline, bar)
     summary = _summary(parent, ckpt, cert, look, len(images), len(keep), len(train_bg), len(held), n_cert,
                        library, scanner, source, time.perf_counter() - t_start)
+    bar.close()
+    summary["stage_seconds"] = bar.seconds
     ckpt = replace(ckpt, certificate={**ckpt.certificate, **_basis(summary)},
                    metrics={**ckpt.metrics, "adaptation": summary, "history": history})
-    bar.close()
     record = registry.register(settings, ckpt, state="candidate", actor="adapt") if register else None
     return AdaptResult(ckpt, record, summary)
 
 
 def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSet, cert: LabelledSet, out: str,
-               cfg: AdaptConfig, t_start: float) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
-    """Fine-tune the parent on `data` (early stopping on a validation split of it), calibrate on `cert`."""
-    tcfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, box_weight=settings.model.box_weight, progress=cfg.progress)
+               cfg: AdaptConfig, deadline: float | None, bar: _Stages) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
+    """Fine-tune the parent's tail on `data` (screening.adapt_tail; early stopping on a validation split of it,
+    epochs planned to end by `deadline`), calibrate on `cert`."""
+    from screening.adapt_tail import TailConfig, adabn, cache_features, fit_tail, freeze_trunk
+
+    tcfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, box_weight=settings.model.box_weight, progress=cfg.progress,
+                       batch_size=cfg.batch_size)
+    # the `train --from` rate (lr / 3 at batch 8), scaled by the square root of the batch (Adam)
+    lr = TrainConfig.lr / 3 * (cfg.batch_size / TrainConfig.batch_size) ** 0.5
+    tail = TailConfig(frozen_stages=cfg.frozen_stages, views=cfg.views, adabn=cfg.adabn)
     train_idx, val_idx = split_indices(data.any_labels, [tcfg.val_fraction], cfg.seed)
     train, val = data.subset(train_idx), data.subset(val_idx)
     net = registry.build_model(parent)
-    epochs, n_used = _schedule(cfg.time_budget_s, time.perf_counter() - t_start, tcfg, net, len(train),
-                               parent.config.input_size)
-    if n_used < len(train):  # not even one epoch fits the budget: one epoch over a random share
-        log.warning("time budget: fine-tuning on %d of %d images for one epoch", n_used, len(train))
-        train = train.subset(np.sort(np.random.default_rng(cfg.seed).choice(len(train), n_used, replace=False)))
-    tcfg = replace(tcfg, epochs=epochs)
-    history = fit(net, train, val, tcfg, lr=tcfg.lr / 3)  # fine-tuning: gentler steps, as `train --from`
+    params = freeze_trunk(net, tail.frozen_stages)
+    bar.next("re-estimating normalisation (AdaBN)")
+    if tail.adabn:  # a random share is enough for means and variances, and the stage then costs little
+        share = np.random.default_rng(cfg.seed).permutation(len(train))[:tail.adabn_images]
+        adabn(net, train.subset(np.sort(share)), tail.frozen_stages, tail.batch)
+    bar.next("caching the frozen stages' features")
+    boxes = None
+    if tcfg.box_weight > 0 and train.boxes:
+        from screening.boxes import box_targets
+
+        boxes = box_targets(train.files, train.geometries, train.class_labels, train.boxes, train.classes,
+                            net.config.feature_size)
+    cache = cache_features(net, train, tail, tcfg, boxes, cfg.seed)
+    val_cache = cache_features(net, val, replace(tail, views=1), tcfg, None, cfg.seed)
+    bar.next("fine-tuning the last stages")
+    history = fit_tail(net, params, train, cache, val, val_cache, tcfg, tail.frozen_stages, lr=lr, deadline=deadline)
+    net.requires_grad_(True)
+    bar.next("certifying")
     ckpt = calibrated_checkpoint(settings, net, out, parent.config, train=train, val=val, cal=cert, history=history,
                                  parent=parent.version)
     return ckpt, history

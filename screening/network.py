@@ -136,8 +136,17 @@ class ScreeningNet(nn.Module):
         self.embed = nn.Linear(c, config.embedding_dim)
 
     def forward(self, x: torch.Tensor) -> NetOutput:
+        return self.resume(self.trunk(x, 0), 0)
+
+    def trunk(self, x: torch.Tensor, stages: int) -> torch.Tensor:
+        """The stem and the first `stages` stages: (B, 3, S, S) canvas -> (B, C_k, h_k, w_k) features. Adaptation
+        (screening.adapt_tail) freezes and caches this part and trains only what `resume` runs."""
         # Centre the input on the empty-beam value: most of a parcel image is 1.0 (nothing in the beam).
-        f = self.stages(self.stem(x - 0.5))  # (B, C, h, w)
+        return self.stages[:stages](self.stem(x - 0.5))
+
+    def resume(self, f: torch.Tensor, stage: int) -> NetOutput:
+        """The rest of the network from the output of `trunk(x, stage)`: forward(x) == resume(trunk(x, k), k)."""
+        f = self.stages[stage:](f)  # (B, C, h, w)
         fd = self.dropout(f)
         class_cams = self.class_head(fd)  # (B, K, h, w)
         any_cam = self.any_head(fd)[:, 0]  # (B, h, w)

@@ -169,7 +169,11 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
 
 def validation_scores(net: ScreeningNet, val: LabelledSet) -> dict[str, float]:
     """Any-threat AP and mean per-class AP (raw scores: AP does not depend on calibration)."""
-    any_l, cls_l = forward_logits(net, val)
+    return validation_aps(val, *forward_logits(net, val))
+
+
+def validation_aps(val: LabelledSet, any_l: np.ndarray, cls_l: np.ndarray) -> dict[str, float]:
+    """validation_scores of logits already computed: any (N,), classes (N, K)."""
     out = {"val_any_ap": float("nan"), "val_class_ap": float("nan")}
     if 0 < val.any_labels.sum() < len(val):
         out["val_any_ap"] = float(average_precision_score(val.any_labels, any_l))

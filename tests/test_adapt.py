@@ -138,10 +138,10 @@ def test_cli_adapt_refuses_a_missing_source(tmp_path: Path) -> None:
 
 
 def test_a_spent_time_budget_leaves_one_short_epoch_and_no_budget_the_full_schedule() -> None:
-    from screening.adapt import _schedule
-    from screening.network import NetConfig, build_network
+    from screening.adapt_tail import plan_epochs
 
-    net = build_network(NetConfig(classes=tuple(CLASSES), input_size=32, width=4, embedding_dim=8, context=()), seed=1)
-    cfg = TrainConfig(epochs=5, batch_size=4)
-    assert _schedule(None, 0.0, cfg, net, 400, 32) == (5, 400)
-    assert _schedule(10.0, 11.0, cfg, net, 400, 32) == (1, 16)  # nothing left: one epoch of 4 batches
+    assert plan_epochs(None, 1.0, 50, 5) == (5, 50)
+    assert plan_epochs(1000.0, 1.0, 50, 5) == (5, 50)
+    assert plan_epochs(120.0, 1.0, 50, 5) == (2, 50)  # two whole epochs fit
+    assert plan_epochs(20.0, 1.0, 50, 5) == (1, 20)  # not one: one epoch of what fits
+    assert plan_epochs(-5.0, 1.0, 50, 5) == (1, 4)  # nothing left: four steps, so the heads move at all

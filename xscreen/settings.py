@@ -99,6 +99,10 @@ class AdaptSettings(Section):
     library_articles: int = Field(8, ge=1, le=200, description="Threat-library articles per class in each of the training and certification parts.")
     library_poses: int = Field(3, ge=1, le=50, description="Poses rendered per threat-library article.")
     library_split: Literal["train", "heldout", "all"] = Field("all", description="Renderer content split the library's threat variants come from (`all`: every family the renderer knows).")
+    frozen_stages: int = Field(2, ge=0, le=8, description="Stages after the stem that `xscreen adapt` keeps frozen: their BatchNorm statistics are re-estimated on the scanner's images (AdaBN), their features computed once and cached, and only the later stages and the heads are fine-tuned (screening/adapt_tail.py). 0 = fine-tune everything after the stem.")
+    views: int = Field(2, ge=1, le=8, description="Views of each training image whose frozen-stage features `xscreen adapt` caches: the image as it is plus views - 1 augmented ones (flips, gain, colour jitter, blur, noise); each fine-tuning step draws one.")
+    batch_size: int = Field(32, ge=2, le=1024, description="Fine-tuning batch of `xscreen adapt` (the learning rate of `train --from` scaled by the square root of batch / 8): a step of the unfrozen stages on cached features costs little more at 32 images than at 8 on a CPU.")
+    adabn: bool = Field(True, description="Re-estimate the frozen stages' BatchNorm statistics on the adaptation data (the scanner's images, their projections and the synthetic renders mixed in) before caching.")
     min_images: int = Field(60, ge=20, description="Fewest images `xscreen adapt` accepts (more are needed when the certificate's alpha/delta ask for more held-out backgrounds; the error says how many).")
     recent_verdicts: int = Field(500, ge=20, description="`xscreen adapt --scanner ID`: how many of that scanner's most recent cleared verdicts (low score or officer-cleared) are used.")
 
