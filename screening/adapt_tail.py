@@ -27,6 +27,7 @@ from screening.augment import apply_flips, photometric, random_flips
 from screening.data import LabelledSet, balanced_weights
 from screening.network import ScreeningNet
 from screening.train import DenseTargets, TrainConfig, loss_fn, validation_aps
+from xscreen.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class TailConfig:
 def trunk_modules(net: ScreeningNet, frozen_stages: int) -> list[nn.Module]:
     """The modules `net.trunk(x, frozen_stages)` runs: the stem and the first `frozen_stages` stages."""
     if not 0 <= frozen_stages <= len(net.stages):
-        raise ValueError(f"frozen_stages {frozen_stages} is outside 0..{len(net.stages)}")
+        raise ConfigError(f"adapt.frozen_stages {frozen_stages} is outside 0..{len(net.stages)}: this network has "
+                          f"{len(net.stages)} stages after the stem")
     return [net.stem, *list(net.stages)[:frozen_stages]]
 
 
