@@ -1,7 +1,8 @@
 """Time to adapt the champion to a held-out scanner from N of its unlabelled scans, and before/after per class.
 
     .venv/bin/python bench/bench_adapt.py --images 500 [--style heldout] [--home var/bench-adapt] [--budget-s 900]
-        [--eval 200] [--in-domain 300] [--synthetic 600] [--frozen-stages 2] [--views 2] [--no-adabn] [--out F.json]
+        [--eval 200] [--in-domain 300] [--synthetic 600] [--frozen-stages 2] [--views 2] [--no-adabn] [--decoys 0.5]
+        [--out F.json]
 
 The "scanner" is one draw of a held-out style family (`--style`: heldout, heldout-grey or heldout-jpeg; seed 31);
 its adaptation scans (seed 41, 2% carry threats, as a real stream might), the evaluation benign scans (seed 42)
@@ -91,6 +92,7 @@ def main() -> None:
     ap.add_argument("--frozen-stages", type=int, default=None, help="default: adapt.frozen_stages")
     ap.add_argument("--views", type=int, default=None, help="default: adapt.views")
     ap.add_argument("--no-adabn", action="store_true")
+    ap.add_argument("--decoys", type=float, default=None, help="default: adapt.decoy_share")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     shutil.rmtree(args.home, ignore_errors=True)
@@ -103,7 +105,7 @@ def main() -> None:
     images, _ = _render(style, 41, args.images, classes, 0.02)
     benign, _ = _render(style, 42, args.eval, classes, 0.0)
     threats, t_labels = _render(style, 43, args.eval, classes, 1.0)
-    held_out = (_canvases(benign + threats, size), [[] for _ in benign] + t_labels)
+    held_out: tuple[torch.Tensor, list[list[str]]] = (_canvases(benign + threats, size), [[] for _ in benign] + t_labels)
     in_dom, _ = render_set(args.in_domain, 44, classes, size, style=settings.model.train_style, progress=False)
     in_domain = (in_dom.canvases, _labels_of(in_dom))
     render_s = time.perf_counter() - t0
@@ -115,7 +117,8 @@ def main() -> None:
                       else args.synthetic, time_budget_s=args.budget_s, library_articles=a.library_articles,
                       library_poses=a.library_poses, seed=settings.model.seed,
                       frozen_stages=a.frozen_stages if args.frozen_stages is None else args.frozen_stages,
-                      views=args.views or a.views, adabn=a.adabn and not args.no_adabn, batch_size=a.batch_size)
+                      views=args.views or a.views, adabn=a.adabn and not args.no_adabn, batch_size=a.batch_size,
+                      decoy_share=a.decoy_share if args.decoys is None else args.decoys)
     load0, t1, c1 = os.getloadavg()[0], time.perf_counter(), time.process_time()
     result = adapt_model(settings, images, "adapted-bench", scanner=f"{args.style}-31", cfg=cfg, source="bench")
     adapt_s, adapt_cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -124,7 +127,7 @@ def main() -> None:
     after = {"held_out": _figures(clf_after, *held_out), "in_domain": _figures(clf_after, *in_domain)}
     report = {"images": args.images, "style": args.style, "eval_benign": len(benign), "eval_threats": len(threats),
               "in_domain_images": len(in_dom), "config": {k: getattr(cfg, k) for k in (
-                  "epochs", "synthetic_images", "frozen_stages", "views", "adabn", "batch_size", "time_budget_s")},
+                  "epochs", "synthetic_images", "frozen_stages", "views", "adabn", "batch_size", "decoy_share", "time_budget_s")},
               "render_s": round(render_s, 1), "adapt_s": round(adapt_s, 1), "adapt_cpu_s": round(adapt_cpu, 1),
               "load_avg_1min": [round(load0, 1), round(os.getloadavg()[0], 1)],
               "stage_seconds": result.summary["stage_seconds"],

@@ -58,7 +58,8 @@ def adapt_cmd(
                       synthetic_images=a.synthetic_images, library_articles=a.library_articles,
                       library_poses=a.library_poses, library_split=a.library_split, min_images=a.min_images,
                       time_budget_s=budget or a.time_budget_s, seed=settings.model.seed,
-                      frozen_stages=a.frozen_stages, views=a.views, adabn=a.adabn, batch_size=a.batch_size)
+                      frozen_stages=a.frozen_stages, views=a.views, adabn=a.adabn, batch_size=a.batch_size,
+                      decoy_share=a.decoy_share)
     result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source)
     summ = result.summary
     typer.echo(f"registered {out} as candidate for scanner {scanner or '(unnamed)'}: {summ['images']} images, "

@@ -5,7 +5,9 @@ tone curve, blur, noise, pitch and clutter. `adapt` drops the threat-looking tai
 model's highest scores), keeps a held-out part for certification, estimates the scanner's look from the rest
 (xray.projection), projects training-part library threats into them (a benign copy and a projected copy of each
 background, so the background never tells the label), fine-tunes the parent on that mixed with the original
-synthetic data (so other scanners do not regress), and recalibrates and re-certifies on the held-out part:
+synthetic data (so other scanners do not regress) the fast way of screening.adapt_tail (first stages frozen with
+their BatchNorm statistics re-estimated on this data, their features cached, only the last stages and the heads
+trained), and recalibrates and re-certifies on the held-out part:
 benign = the scanner's own held-out images, threats = certification-part library articles (never trained on)
 projected into them. The certificate says that its miss-rate guarantee rests on those projections.
 """
@@ -59,6 +61,7 @@ class AdaptConfig:
     frozen_stages: int = 2  # stages after the stem kept frozen and cached (screening.adapt_tail); the rest trains
     views: int = 2  # cached views per training image: as it is plus augmented ones
     adabn: bool = True  # re-estimate the frozen stages' BatchNorm statistics on the adaptation data
+    decoy_share: float = 0.5  # share of the benign training copies with a benign object projected in (a decoy)
     batch_size: int = 32  # fine-tuning batch: a step of the tail on cached features costs little more at 32 than at 8
 
 
@@ -179,6 +182,24 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
     return images, labels, boxes
 
 
+def with_decoys(backgrounds: Sequence[np.ndarray], look: ScannerLook, share: float, seed: int,
+                rng: np.random.Generator) -> list[np.ndarray]:
+    """The backgrounds, a random `share` of them with a rendered benign object (xray.threat_library.render_decoys)
+    projected in through the same look as the threats: still benign, so a projection's own artefacts (its edges,
+    its tone, its blur) tell the model nothing; only what is projected does."""
+    out = list(backgrounds)
+    n = int(round(share * len(out)))
+    if n == 0:
+        return out
+    from xray.threat_library import render_decoys
+
+    picks = rng.choice(len(out), n, replace=False)
+    images, _, _ = projected([out[i] for i in picks], render_decoys(n, seed=seed), look, n, rng)
+    for i, img in zip(picks, images, strict=True):
+        out[i] = img
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ adaptation
 
 
@@ -241,7 +262,8 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
                                        seed=cfg.seed, split=cfg.library_split, parts=("training", "certification"))
     bar.next("projecting threats")
     t_imgs, t_labels, t_boxes = projected(train_bg, library.part("training", classes), look, len(train_bg), rng)
-    target = build_set([*train_bg, *t_imgs], [*[()] * len(train_bg), *t_labels], [*[[]] * len(train_bg), *t_boxes],
+    negatives = with_decoys(train_bg, look, cfg.decoy_share, cfg.seed, rng)
+    target = build_set([*negatives, *t_imgs], [*[()] * len(train_bg), *t_labels], [*[[]] * len(train_bg), *t_boxes],
                        classes, size, "target")
     n_cert = max(n_threat_needed(s.alpha, s.delta), len(held))
     c_imgs, c_labels, c_boxes = projected(held, library.part("certification", classes), look, n_cert, rng)

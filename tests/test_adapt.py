@@ -145,3 +145,22 @@ def test_a_spent_time_budget_leaves_one_short_epoch_and_no_budget_the_full_sched
     assert plan_epochs(120.0, 1.0, 50, 5) == (2, 50)  # two whole epochs fit
     assert plan_epochs(20.0, 1.0, 50, 5) == (1, 20)  # not one: one epoch of what fits
     assert plan_epochs(-5.0, 1.0, 50, 5) == (1, 4)  # nothing left: four steps, so the heads move at all
+
+
+def test_decoys_are_benign_objects_projected_into_a_share_of_the_benign_backgrounds() -> None:
+    from screening.adapt import with_decoys
+    from xray.library.catalogue import BENIGN
+    from xray.projection import estimate_look
+    from xray.threat_library import render_decoys
+
+    decoys = render_decoys(24, seed=3)
+    assert len(decoys) >= 20 and all(e.class_name == "benign" and e.part == "training" for e in decoys)
+    families = [BENIGN[e.article.split(":")[1]] for e in decoys]
+    assert sum(bool(f.resembles) for f in families) >= 6 and not any(f.heldout for f in families)
+    backgrounds = _scans(51, 12, 0.0)
+    look = estimate_look(backgrounds, seed=1)
+    out = with_decoys(backgrounds, look, 0.5, 3, np.random.default_rng(0))
+    changed = [i for i, (a, b) in enumerate(zip(backgrounds, out, strict=True)) if not np.array_equal(a, b)]
+    assert len(changed) == 6
+    for i in changed:  # an object was added: the image only gets darker where it changed, never lighter overall
+        assert out[i].shape == backgrounds[i].shape and out[i].astype(int).sum() < backgrounds[i].astype(int).sum()

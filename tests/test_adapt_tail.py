@@ -27,7 +27,9 @@ def _net() -> ScreeningNet:
 def _set(n: int, seed: int, level: int) -> LabelledSet:
     """`n` 32-pixel scans of grey level about `level`; every third has a bright 'knife' square (boxed)."""
     rng = np.random.default_rng(seed)
-    images, labels, boxes = [], [], []
+    images: list[np.ndarray] = []
+    labels: list[tuple[str, ...]] = []
+    boxes: list[list[tuple[str, tuple[float, float, float, float]]]] = []
     for i in range(n):
         img = np.clip(rng.normal(level, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
         if i % 3 == 0:
@@ -56,6 +58,7 @@ def test_adabn_moves_the_frozen_statistics_to_the_new_data_and_leaves_the_weight
     weights = {k: v.clone() for k, v in net.state_dict().items() if "running" not in k and "num_batches" not in k}
     target = _set(48, 1, level=60)  # dark scans: the stem's activations shift
     stem_bn = net.stem[1]
+    assert isinstance(stem_bn, torch.nn.BatchNorm2d) and stem_bn.running_mean is not None
     with torch.no_grad():
         pre = net.stem[0](target.float_canvases(slice(None)) - 0.5)  # (N, C, H, W) before the stem's BatchNorm
     true_mean = pre.mean(dim=(0, 2, 3))
@@ -63,8 +66,8 @@ def test_adabn_moves_the_frozen_statistics_to_the_new_data_and_leaves_the_weight
     adabn(net, target, 2, batch=16)
     after = (stem_bn.running_mean - true_mean).abs().mean()
     assert after < 1e-4 < before, (before, after)  # cumulative average over equal batches: the data's mean
-    late = net.stages[2].down[1]  # not in the trunk: untouched
-    assert torch.equal(late.running_mean, _net().stages[2].down[1].running_mean)
+    late = net.state_dict()["stages.2.down.1.running_mean"]  # not in the trunk: untouched
+    assert torch.equal(late, _net().state_dict()["stages.2.down.1.running_mean"])
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in weights.items())
     assert not any(m.training for m in net.modules())
 

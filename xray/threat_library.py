@@ -109,6 +109,37 @@ def build_library(classes: Sequence[str], *, articles: int = 6, poses: int = 4, 
     return ThreatLibrary(tuple(entries))
 
 
+def render_decoys(n: int, *, seed: int, lookalike_share: float = 0.5, split: str = "train") -> list[LibraryEntry]:
+    """`n` benign objects rendered alone like library threats (class `benign`, part `training`): projected into a
+    scanner's benign images as negatives, they make "an object was projected here" no cue for a threat. About
+    `lookalike_share` of them are lookalikes (a toy gun, a powder bag, a phone), the rest any benign family of
+    content split `split` (`train`: never a held-out family) in proportion to the renderer's weights."""
+    from xray.library.catalogue import BENIGN
+    from xray.stamp import random_pose, stamp_thing
+    from xray.synth import BELT_WIDTH_MM, DEFAULT_WIDTH
+
+    families = [f for f in BENIGN.values() if f.weight > 0 and (split != "train" or not f.heldout)]
+    lookalikes = [f for f in families if f.resembles]
+    weights = np.array([f.weight for f in families])
+    rng = np.random.default_rng([seed, 7])
+    ppm = DEFAULT_WIDTH / BELT_WIDTH_MM
+    out = []
+    for i in range(n):
+        fam = (lookalikes[int(rng.integers(len(lookalikes)))] if rng.random() < lookalike_share
+               else families[int(rng.choice(len(families), p=weights / weights.sum()))])
+        thing = fam.make(np.random.default_rng([seed, 7, i]))
+        side = int(2 * float(np.linalg.norm(thing.half)) * ppm) + 8
+        acc = np.zeros((2, side, side), dtype=np.float32)
+        hit = stamp_thing(acc, thing, random_pose(rng, thing.poses), side / 2, side / 2, ppm, rng)
+        if hit is None or hit[1] is None:
+            continue
+        (x0, y0, x1, y1), mask = hit[0], hit[1]
+        out.append(LibraryEntry("attenuation", "benign", f"decoy:{fam.name}:{i}", "training",
+                                f"rendered: benign family {fam.name}, seed [{seed}, 7, {i}]", LIBRARY_VERSION, mask,
+                                acc[0, y0:y1, x0:x1].copy(), acc[1, y0:y1, x0:x1].copy()))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- real seizures
 
 
