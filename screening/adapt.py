@@ -58,10 +58,10 @@ class AdaptConfig:
     seed: int = 1234
     progress: bool = True
     max_side_factor: float = 2.0  # images larger than this x the canvas are reduced first (the letterbox would)
-    frozen_stages: int = 2  # stages after the stem kept frozen and cached (screening.adapt_tail); the rest trains
+    frozen_stages: int = 3  # stages after the stem kept frozen and cached (screening.adapt_tail); the rest trains
     views: int = 2  # cached views per training image: as it is plus augmented ones
     adabn: bool = True  # re-estimate the frozen stages' BatchNorm statistics on the adaptation data
-    decoy_share: float = 0.5  # share of the benign training copies with a benign object projected in (a decoy)
+    decoy_share: float = 0.0  # share of the benign training copies with a benign object projected in (a decoy)
     batch_size: int = 32  # fine-tuning batch: a step of the tail on cached features costs little more at 32 than at 8
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 class TailConfig:
     """What is frozen and how the cache is made (defaults: the `adapt` settings)."""
 
-    frozen_stages: int = 2  # stages after the stem kept frozen (and cached); the rest and the heads are trained
+    frozen_stages: int = 3  # stages after the stem kept frozen (and cached); the rest and the heads are trained
     views: int = 2  # cached views per image: as it is, plus views - 1 augmented ones
     adabn: bool = True  # re-estimate the trunk's BatchNorm statistics on the adaptation data first
     batch: int = 32  # images per forward pass while estimating statistics and caching
