@@ -46,7 +46,7 @@ Box = tuple[float, float, float, float]
 class AdaptConfig:
     """How to adapt (defaults: the `adapt` settings)."""
 
-    epochs: int = 4
+    epochs: int = 2
     drop_quantile: float = 0.05  # share of images with the parent's highest threat scores left out (likely threats)
     holdout_fraction: float = 0.3  # share of the kept images held out to recalibrate and certify
     synthetic_images: int = 600  # original synthetic renders mixed in, so other scanners do not regress

@@ -91,7 +91,7 @@ class ScreeningSettings(Section):
 class AdaptSettings(Section):
     """`xscreen adapt`: fitting a model to one scanner from its own unlabelled images (screening/adapt.py)."""
 
-    epochs: int = Field(6, ge=1, le=100, description="Most fine-tuning epochs of `xscreen adapt` (fewer when adapt.time_budget_s would be exceeded).")
+    epochs: int = Field(2, ge=1, le=100, description="Most fine-tuning epochs of `xscreen adapt` (fewer when adapt.time_budget_s would be exceeded). More epochs lower false alarms on the new scanner further but teach the model what projections look like, and detection of the scanner's own threats and of the original styles falls (docs/BENCHMARKS.md: 6 epochs, benign routed 0.52 but threats 0.61 and in-domain class AP -0.03; 2 epochs, 0.675 / 0.815 / -0.004).")
     time_budget_s: float | None = Field(900.0, gt=0, description="Wall-clock budget of one `xscreen adapt` run (seconds); fine-tuning epochs are cut to fit. Empty = no limit.")
     drop_quantile: float = Field(0.05, ge=0, lt=0.5, description="Share of the scanner's images with the parent model's highest threat scores left out before adapting (likely threats in a stream assumed mostly benign).")
     holdout_fraction: float = Field(0.3, gt=0.05, lt=0.8, description="Share of the kept images held out of training to recalibrate and certify the adapted model (its benign certification images).")
