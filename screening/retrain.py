@@ -12,15 +12,21 @@ from pathlib import Path
 from analytics.labelling import export_folder, export_training_set
 from screening import train
 from xscreen.errors import XscreenError
-from xscreen.records import utcnow
+from xscreen.records import THREAT_UNKNOWN_CLASS, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def model_labels(labels: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """A stored label in the model's vocabulary: a class the model does not screen for becomes `threat` (a threat
+    of unknown class), which the training loader accepts; it would refuse the unknown name."""
+    return sorted({c if c in classes else THREAT_UNKNOWN_CLASS for c in labels})
+
+
 def export_live_labels(settings: Settings, name: str, live_days: float | None) -> Path | None:
-    """The store's labelled live scans (canaries excluded; the last `live_days` days, None: all) copied to
-    exports/<name>/ as a training folder; None when there are none."""
+    """The store's labelled live scans (officers' decisions imply labels; canaries excluded; the
+    last `live_days` days, None: all) copied to exports/<name>/ as a training folder; None when there are none."""
     from store.client import open_store
 
     with open_store(settings) as store:
@@ -29,6 +35,8 @@ def export_live_labels(settings: Settings, name: str, live_days: float | None) -
         rows = rows[rows["created_at"] >= utcnow() - timedelta(days=live_days)]
     if rows.empty:
         return None
+    classes = settings.model.classes
+    rows = rows.assign(labels=[model_labels(list(x), classes) for x in rows["labels"]])
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
     result = export_training_set(rows, export_folder(settings.exports_dir, name))
     if result.missing:
@@ -51,4 +59,4 @@ def retrain(settings: Settings, base: Sequence[Path], out: str, *, cfg: train.Tr
     return train.train_model(settings, folders, out, cfg=cfg, from_model="champion", promote=False, actor=actor)
 
 
-__all__ = ["export_live_labels", "retrain"]
+__all__ = ["export_live_labels", "model_labels", "retrain"]
