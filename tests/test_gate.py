@@ -4,6 +4,7 @@ the report is stored, and promotion needs a passing one (or --force)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from screening.registry import register
 from store.engine import Store
 from tests.seeding import make_batch
 from tests.serving_fakes import tiny_model
-from xscreen.records import IngestBatch, LabelRecord, utcnow
+from screening.retrain import retrain_on_alerts, triggering_kinds
+from xscreen.records import AlertRecord, IngestBatch, LabelRecord, utcnow
 from xscreen.settings import Settings, ensure_home
 
 
@@ -95,3 +97,31 @@ def test_retrain_fine_tunes_the_champion_on_base_data_and_live_labels(gated: tup
         assert store.champion().version == "tiny-a"  # type: ignore[union-attr]  # never promoted by retrain
     code, out, exc = _cli(config, "retrain", "--out", "tiny-r", "--base", str(bench))
     assert code != 0 and "model version 'tiny-r' already exists" in str(exc)
+
+
+def _alert(kind: str) -> AlertRecord:
+    return AlertRecord(alert_id=f"a-{kind}", raised_at=utcnow(), severity="page", kind=kind, message=kind)
+
+
+def test_alert_triggered_retraining_is_off_unless_the_kind_is_listed(settings: Settings) -> None:
+    assert settings.monitoring.retrain_on == []  # off by default
+    assert retrain_on_alerts(settings, [_alert("accuracy")], actor="cli:test") is None
+    listed = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(
+        update={"retrain_on": ["accuracy", "content_drift"]})})
+    assert triggering_kinds(listed, [_alert("certificate"), _alert("content_drift"), _alert("accuracy")]) == [
+        "accuracy", "content_drift"]
+    assert triggering_kinds(listed, [_alert("certificate")]) == []
+
+
+@pytest.mark.training
+def test_an_accuracy_alert_retrains_a_candidate_when_configured(gated: tuple[Path, Path, Settings]) -> None:
+    _, bench, settings = gated
+    mon = settings.monitoring.model_copy(update={"retrain_on": ["accuracy"], "retrain_base": [bench]})
+    model = settings.model.model_copy(update={"default_epochs": 1})
+    configured = settings.model_copy(update={"monitoring": mon, "model": model})
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    result = retrain_on_alerts(configured, [_alert("accuracy")], actor="cli:test", now=at)
+    assert result is not None and result.record is not None
+    assert (result.record.version, result.record.state, result.record.parent) == (
+        "retrain-20261130-120000", "candidate", "tiny-a")
+    assert (settings.exports_dir / "retrain-retrain-20261130-120000" / "labels.csv").read_text().count("knife") == 2
