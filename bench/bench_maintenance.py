@@ -3,7 +3,8 @@ candidate's after, labels used, time to retrain on this CPU; and active against 
 label budgets (detection on the scenario recovered against labels used).
 
     python -m bench.bench_maintenance [--scenarios new_concealment new_goods] [--budgets 30 60 120]
-                                      [--base 300] [--epochs 4] [--json var/bench_maintenance.json]
+                                      [--base 300] [--epochs 8] [--retrain-epochs 3]
+                                      [--json var/bench_maintenance.json]
 
 Per scenario: a tiny champion (tests/maintenance_loop.TINY) is trained on `--base` rendered baseline scans; then,
 for each sampling policy (`active`: today's relabel queue, analytics.labelling.todays_queue; `random`: a uniform
@@ -89,7 +90,8 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
             "retrain_s": round(seconds, 1), "after": asdict(after)}
 
 
-def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, epochs: int) -> dict[str, Any]:
+def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, epochs: int,
+                  retrain_epochs: int) -> dict[str, Any]:
     from screening import registry
     from screening.train import TrainConfig, train_model
     from store.engine import Store
@@ -106,7 +108,7 @@ def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, ep
         under = rates(settings, "loop-champion", scenario_eval)
     stream = (render("baseline", STREAM_BASELINE, 10, threat_rate=0.3)
               + render(scenario, STREAM_DRIFT, 20, threat_rate=0.3))
-    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, epochs)
+    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs)
             for b in budgets for policy in ("active", "random")]
     return {"scenario": scenario, "before": asdict(before), "under": asdict(under), "runs": runs}
 
@@ -116,14 +118,16 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="+", default=["new_concealment", "new_goods"])
     ap.add_argument("--budgets", nargs="+", type=int, default=[30, 60, 120])
     ap.add_argument("--base", type=int, default=300, help="baseline scans the champion is trained on")
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8, help="epochs of the champion trained from scratch")
+    ap.add_argument("--retrain-epochs", type=int, default=3, help="epochs of each fine-tuning retrain")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in args.scenarios:
             t0 = time.monotonic()
-            result = scenario_runs(Path(tmp) / scenario, scenario, args.budgets, args.base, args.epochs)
+            result = scenario_runs(Path(tmp) / scenario, scenario, args.budgets, args.base, args.epochs,
+                                   args.retrain_epochs)
             result["seconds"] = round(time.monotonic() - t0, 1)
             out.append(result)
             print(json.dumps(result), flush=True)
