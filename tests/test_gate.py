@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from cli import app
 from screening.registry import register
+from screening.retrain import retrain_on_alerts, triggering_kinds
 from store.engine import Store
 from tests.seeding import make_batch
 from tests.serving_fakes import tiny_model
-from screening.retrain import retrain_on_alerts, triggering_kinds
 from xscreen.records import AlertRecord, IngestBatch, LabelRecord, utcnow
 from xscreen.settings import Settings, ensure_home
 

@@ -143,7 +143,7 @@ def test_drift_alert_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop
     assert {a["model_version"] for a in answers} == {"loop-champion"}
     ids = ", ".join(f"'{r.scan_id}'" for r in shadowed)
     assert wait_for(lambda: sql(loop, f"SELECT count(*) FROM verdicts WHERE scan_id IN ({ids}) AND role = 'shadow' "
-                                      "AND model_version = 'loop-candidate'")[0][0] == len(shadowed), 30)
+                                      "AND model_version = 'loop-candidate'")[0][0] == len(shadowed), 90)
 
     # promote, then roll back, each under streaming requests
     with Stream(settings.api_url, loop.token(TRAFFIC_SCANNER)) as traffic:
