@@ -75,11 +75,9 @@ def todays_queue(store: Any, *, budget: int, random_share: float, now: datetime,
     """The day's active relabel queue read through `store` (a Store or StoreClient: its read operations only):
     label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue, and a
     random slice seeded by the day (the same slice all day), within `budget` (see active_queue)."""
-    n_random = math.ceil(budget * random_share)
-    random = store.random_unlabelled(limit=n_random, seed=now.date().isoformat())
+    random = store.random_unlabelled(limit=math.ceil(budget * random_share), seed=now.date().isoformat())
     outcomes = store.labelled_outcomes(start=(now - timedelta(days=lookback_days)).isoformat(), end=now.isoformat())
-    # n_random more priority items: those the random slice also drew leave the priority part, which stays full
-    return active_queue(store.relabel_queue(limit=budget + n_random), label_suspects(outcomes, budget), random,
+    return active_queue(store.relabel_queue(limit=budget), label_suspects(outcomes, budget), random,
                         budget=budget, random_share=random_share)
 
 
