@@ -120,8 +120,18 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=300, help="baseline scans the champion is trained on")
     ap.add_argument("--epochs", type=int, default=8, help="epochs of the champion trained from scratch")
     ap.add_argument("--retrain-epochs", type=int, default=3, help="epochs of each fine-tuning retrain")
+    ap.add_argument("--bundled-auc", type=int, default=0, metavar="N",
+                    help="instead of the loop: the bundled model's AUC on N baseline and N scenario renders")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.bundled_auc:
+        from tests.maintenance_loop import CLASSES, bundled_auc
+
+        for scenario in args.scenarios:  # new_concealment moves narcotics only: all its threats are narcotics
+            classes = CLASSES if scenario == "new_concealment" else None
+            print(json.dumps({"scenario": scenario, "bundled_auc": bundled_auc(scenario, args.bundled_auc, 61,
+                                                                               classes)}), flush=True)
+        return
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario in args.scenarios:

@@ -48,12 +48,13 @@ class Rendered:
         return hashlib.sha256(self.data).hexdigest()[:16]  # how the ingest names a scan
 
 
-def render(scenario: str, n: int, seed: int, *, threat_rate: float, progress: float | None = None) -> list[Rendered]:
-    """n scans of `scenario` at `progress` (None: ramping linearly 0 -> 1 over the n scans)."""
+def render(scenario: str, n: int, seed: int, *, threat_rate: float, progress: float | None = None,
+           size: tuple[int, int] = SIZE) -> list[Rendered]:
+    """n scans of `scenario` at `progress` (None: ramping linearly 0 -> 1 over the n scans), `size` (w, h) pixels."""
     out = []
     for i in range(n):
         p = render_parcel(np.random.default_rng([seed, i]), classes=CLASSES, scenario=scenario,
-                          progress=(i + 1) / n if progress is None else progress, threat_rate=threat_rate, size=SIZE)
+                          progress=(i + 1) / n if progress is None else progress, threat_rate=threat_rate, size=size)
         out.append(Rendered(encode("png", p.high, p.low, palette=p.palette), tuple(p.labels)))
     return out
 
@@ -131,6 +132,7 @@ class Rates:
     false_alarms: float  # share of benign scans flagged
     threats: int
     benign: int
+    auc: float  # of the any-threat score: how well the model separates threats at all, whatever its thresholds
 
 
 def rates(settings: Any, version: str, items: Sequence[Rendered]) -> Rates:
@@ -139,8 +141,39 @@ def rates(settings: Any, version: str, items: Sequence[Rendered]) -> Rates:
     from xray.formats import read_scan
 
     clf = Classifier.from_registry(settings, version)
-    flags = np.array([p.verdict != "clear" for p in clf.predict([read_scan(r.data) for r in items])])
+    preds = clf.predict([read_scan(r.data) for r in items])
+    flags = np.array([p.verdict != "clear" for p in preds])
     threat = np.array([r.threat for r in items])
     return Rates(float(flags[threat].mean()) if threat.any() else float("nan"),
                  float(flags[~threat].mean()) if (~threat).any() else float("nan"), int(threat.sum()),
-                 int((~threat).sum()))
+                 int((~threat).sum()), auc([p.any_threat for p in preds], items) if 0 < threat.sum() < len(items)
+                 else float("nan"))
+
+
+def auc(scores: Sequence[float], items: Sequence[Rendered]) -> float:
+    """Area under the ROC curve of any-threat scores against the truth (0.5: no better than chance)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([r.threat for r in items], list(scores)))
+
+
+def bundled_auc(scenario: str, n: int, seed: int, classes: Sequence[str] | None = None) -> dict[str, float]:
+    """The bundled model's any-threat AUC on n baseline renders and n renders of `scenario` at full strength, at
+    256 px (nearer the size it was trained at than the loop's 128), threats drawn from `classes` (None: all the
+    model's): does the scenario hurt a bigger model?"""
+    from screening import registry
+    from screening.classifier import Classifier
+    from screening.train import bundled_checkpoint
+    from tests.conftest import make_settings
+    from xray.formats import read_scan
+
+    ckpt = bundled_checkpoint(make_settings(Path("/nonexistent")))
+    assert ckpt is not None
+    clf = Classifier(registry.build_model(ckpt), ckpt, "cpu")
+    out = {}
+    for name, sc, progress in (("before", "baseline", 0.0), ("under", scenario, 1.0)):
+        items = [Rendered(encode("png", p.high, p.low, palette=p.palette), tuple(p.labels)) for p in (
+            render_parcel(np.random.default_rng([seed, i]), classes=classes or ckpt.classes, scenario=sc, progress=progress,
+                          threat_rate=0.5, size=(256, 256)) for i in range(n))]
+        out[name] = auc([p.any_threat for p in clf.predict([read_scan(r.data) for r in items])], items)
+    return out
