@@ -1,21 +1,22 @@
 """The model maintenance loop end to end on small data, on the real stack (store owner, local Ray + Serve, /v1):
 baseline mail, then `new_concealment` ramps in on both scanners while the monitoring job runs after each part;
 simulated officers decide what the model flags and label today's active relabel queue from the generator's ground
-truth within a budget; `retrain` fine-tunes a candidate from the champion; the gate compares them on fresh
-scenario renders and the labelled live scans; the candidate scores live traffic in shadow, is promoted under
-streaming requests and rolled back under streaming requests, with no failed request.
+truth within a budget; `retrain` fine-tunes a candidate from the champion on the base data and every live label;
+the gate compares them on fresh scenario renders and the labelled live scans and stores its report; the candidate
+scores live traffic in shadow (stored, never the verdict), is promoted under streaming requests and rolled back
+under streaming requests, with no failed request.
 
-What tiny models can show, measured (bench/bench_maintenance.py, docs/MONITORING.md): a 4-channel model at 64 px
-trained for seconds separates narcotics from benign mail only weakly (AUC ~0.6-0.7), and new_concealment does not
-lower its detection (nor the bundled model's); so this test asserts that detection on the scenario after the loop
-is held at the pre-drift figure within MARGIN at the candidate's own certified operating point, which a retrain that
-registers a model clearing scenario threats would fail, and it records the figures. The drop-and-recover of the
-issue needs a model that detects narcotics by their look (issue 13).
+Not asserted, and why (measured, docs/MONITORING.md "The maintenance loop"): that an alert fires and that
+detection on the scenario recovers. A model this test can train in seconds (4 channels, 64 px, 120 scans) scores
+threats at chance (any-threat AUC 0.50-0.54 on fresh renders), and new_concealment lowers the detection of
+neither it nor a 300-scan model (bench/bench_maintenance.py) nor the bundled model; so there is no drop for the
+monitoring job to page on, and a "recovered" figure would be a coin flip. The figures are bench/bench_maintenance.py's; the test checks
+that the loop ran on what the officers gave it (every relabel in the candidate's training export, the labelled
+live scans among the gate's items).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import make_settings
-from tests.maintenance_loop import TINY, Officers, Rendered, rates, render, upload, write_folder
+from tests.maintenance_loop import TINY, Officers, Rendered, render, upload, write_folder
 from tests.serving_procs import free_low_port
 from tests.test_e2e_stream import wait_for
 from tests.test_live_promotion import SCANNER as TRAFFIC_SCANNER
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # Ray is imported by the fixture only: collecting this file s
 pytestmark = pytest.mark.slow
 SCANNERS = ["scanner-1", "scanner-2"]
 BUDGET = 60  # labels the officers may give from the queue
-MARGIN = 0.15  # detection after the loop may sit this far below the pre-drift figure (about 30 threat renders each)
 ACTOR = "cli:test"
 
 
@@ -97,7 +97,7 @@ def sql(loop: Loop, text: str) -> list[list[Any]]:
     return loop.stack.store.sql(text, actor=ACTOR).rows
 
 
-def test_drift_alert_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop: Loop, tmp_path: Path) -> None:
+def test_drift_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop: Loop, tmp_path: Path) -> None:
     st, settings, officers = loop.stack, loop.stack.settings, Officers()
     stream(loop, officers, {s: render("baseline", 30, 10 + k, threat_rate=0.3) for k, s in enumerate(SCANNERS)})
     assert not [a for a in monitor(loop) if a[1] == "page"]
@@ -107,8 +107,8 @@ def test_drift_alert_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop
     for part in range(3):  # new_concealment ramps in over 45 scans per scanner, the job after each third
         stream(loop, officers, {s: items[part * 15:(part + 1) * 15] for s, items in ramps.items()})
         raised += monitor(loop)
-    # No alert is asserted: new_concealment does not lower a tiny model's detection (module docstring), so the
-    # job has nothing true to page on; the loop is started by hand, as `xscreen retrain` is.
+    # No alert is asserted (module docstring): the loop is started by hand, as `xscreen retrain` is, or by
+    # `monitoring.retrain_on` (tests/test_gate.py).
 
     labelled = officers.label_queue(st.store, budget=BUDGET, random_share=settings.app.relabel_random_share)
     assert 0 < labelled <= BUDGET
@@ -116,10 +116,8 @@ def test_drift_alert_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop
     from screening.retrain import retrain
     from screening.train import TrainConfig
 
-    t0 = time.monotonic()
     result = retrain(settings, [loop.base], "loop-candidate", cfg=TrainConfig(epochs=3, seed=8, progress=False),
                      live_days=1, actor=ACTOR)
-    retrain_s = time.monotonic() - t0
     assert result.record is not None and (result.record.state, result.record.parent) == ("candidate", "loop-champion")
     exported = (settings.exports_dir / "retrain-loop-candidate" / "labels.csv").read_text()
     assert all(f"images/{i}.png" in exported for i in officers.labelled)  # trained on every relabel given
@@ -157,12 +155,3 @@ def test_drift_alert_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop
     assert statuses and set(statuses) == {201}, f"failed requests: {[s for s in statuses if s != 201]}"
     assert {v for _, v in traffic.answers} == {"loop-champion", "loop-candidate"}
     assert st.store.champion().version == "loop-champion"
-
-    # detection on the scenario after the loop, against the champion's before the drift (fresh renders)
-    pre = rates(settings, "loop-champion", render("baseline", 60, 50, threat_rate=0.5))
-    scenario = render("new_concealment", 60, 51, threat_rate=0.5, progress=1.0)
-    under, after = rates(settings, "loop-champion", scenario), rates(settings, "loop-candidate", scenario)
-    figures = {"pre": pre, "under": under, "after": after, "labels": labelled, "retrain_s": retrain_s,
-               "gate_passed": gate.passed, "alerts": sorted(set(raised))}
-    print(figures)
-    assert after.detection >= pre.detection - MARGIN, figures
