@@ -125,3 +125,19 @@ def test_an_accuracy_alert_retrains_a_candidate_when_configured(gated: tuple[Pat
     assert (result.record.version, result.record.state, result.record.parent) == (
         "retrain-20261130-120000", "candidate", "tiny-a")
     assert (settings.exports_dir / "retrain-retrain-20261130-120000" / "labels.csv").read_text().count("knife") == 2
+
+
+def test_a_live_label_the_model_does_not_know_is_exported_as_a_threat_of_unknown_class(
+        gated: tuple[Path, Path, Settings]) -> None:
+    from screening.data import read_labels
+    from screening.retrain import export_live_labels
+
+    _, _, settings = gated
+    with Store.from_settings(settings) as store:
+        scan_id = store.training_labels()["scan_id"].iloc[0]
+        store.add_labels([LabelRecord(label_id="odd", scan_id=scan_id, labels=["knife", "fireworks"],
+                                      source="relabel", author="ann", created_at=utcnow())])
+    folder = export_live_labels(settings, "odd-export", None)
+    assert folder is not None
+    rows = {r.path.stem: r.labels for r in read_labels(folder, settings.model.classes)}  # refused "fireworks" before
+    assert rows[scan_id] == ("knife", "threat")
