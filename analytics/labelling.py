@@ -13,6 +13,7 @@ import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,17 @@ def active_queue(priority: pd.DataFrame, suspects: pd.DataFrame, random: pd.Data
     chosen = chosen[~chosen["scan_id"].isin(random["scan_id"].head(n_random))].head(budget - n_random)
     slice_ = random[~random["scan_id"].isin(chosen["scan_id"])].head(n_random).assign(reason=RANDOM_REASON)
     return pd.concat([chosen, slice_], ignore_index=True)
+
+
+def todays_queue(store: Any, *, budget: int, random_share: float, now: datetime,
+                 lookback_days: float = 30.0) -> pd.DataFrame:
+    """The day's active relabel queue read through `store` (a Store or StoreClient: its read operations only):
+    label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue, and a
+    random slice seeded by the day (the same slice all day), within `budget` (see active_queue)."""
+    random = store.random_unlabelled(limit=math.ceil(budget * random_share), seed=now.date().isoformat())
+    outcomes = store.labelled_outcomes(start=(now - timedelta(days=lookback_days)).isoformat(), end=now.isoformat())
+    return active_queue(store.relabel_queue(limit=budget), label_suspects(outcomes, budget), random,
+                        budget=budget, random_share=random_share)
 
 
 def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:

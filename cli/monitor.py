@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.context import settings_of
+from cli.context import cli_actor, settings_of
 
 
 def monitor(
@@ -37,6 +37,12 @@ def monitor(
     for note in run.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"{len(run.measurements)} measurement(s) recorded, {len(run.raised)} new alert(s)")
+    from screening.retrain import retrain_on_alerts
+
+    result = retrain_on_alerts(settings, run.raised, actor=cli_actor())  # monitoring.retrain_on (off by default)
+    if result is not None and result.record is not None:
+        typer.echo(f"retrained {result.record.version} as candidate (monitoring.retrain_on); "
+                   f"next: xscreen gate {result.record.version}")
 
 
 def register(app: typer.Typer) -> None:

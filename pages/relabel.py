@@ -4,9 +4,7 @@ supervisor adjudication of conflicting labels, and export of a training set for 
 
 from __future__ import annotations
 
-import math
 import uuid
-from datetime import timedelta
 from functools import partial
 
 import pandas as pd
@@ -39,13 +37,8 @@ if FLASH in st.session_state:
 
 def active() -> pd.DataFrame:
     """Today's queue within the budget: suspects and disagreements first, uncertain items, a random slice."""
-    app, today = cfg.app, common.now()
-    random = store.random_unlabelled(limit=math.ceil(app.relabel_budget * app.relabel_random_share),
-                                     seed=today.date().isoformat())
-    suspects = labelling.label_suspects(store.labelled_outcomes(start=(today - timedelta(days=30)).isoformat(),
-                                                                end=today.isoformat()), app.relabel_budget)
-    return labelling.active_queue(store.relabel_queue(limit=app.relabel_budget), suspects, random,
-                                  budget=app.relabel_budget, random_share=app.relabel_random_share)
+    return labelling.todays_queue(store, budget=cfg.app.relabel_budget, random_share=cfg.app.relabel_random_share,
+                                  now=common.now())
 
 
 queue = common.attempt(active)

@@ -5,22 +5,28 @@ registered as a candidate (never promoted here: the gate and a person decide tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from analytics.labelling import export_folder, export_training_set
 from screening import train
 from xscreen.errors import XscreenError
-from xscreen.records import utcnow
+from xscreen.records import THREAT_UNKNOWN_CLASS, AlertRecord, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def model_labels(labels: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """A stored label in the model's vocabulary: a class the model does not screen for becomes `threat` (a threat
+    of unknown class), which the training loader accepts; it would refuse the unknown name."""
+    return sorted({c if c in classes else THREAT_UNKNOWN_CLASS for c in labels})
+
+
 def export_live_labels(settings: Settings, name: str, live_days: float | None) -> Path | None:
-    """The store's labelled live scans (canaries excluded; the last `live_days` days, None: all) copied to
-    exports/<name>/ as a training folder; None when there are none."""
+    """The store's labelled live scans (officers' decisions imply labels; canaries excluded; the
+    last `live_days` days, None: all) copied to exports/<name>/ as a training folder; None when there are none."""
     from store.client import open_store
 
     with open_store(settings) as store:
@@ -29,6 +35,8 @@ def export_live_labels(settings: Settings, name: str, live_days: float | None) -
         rows = rows[rows["created_at"] >= utcnow() - timedelta(days=live_days)]
     if rows.empty:
         return None
+    classes = settings.model.classes
+    rows = rows.assign(labels=[model_labels(list(x), classes) for x in rows["labels"]])
     settings.exports_dir.mkdir(parents=True, exist_ok=True)
     result = export_training_set(rows, export_folder(settings.exports_dir, name))
     if result.missing:
@@ -51,4 +59,24 @@ def retrain(settings: Settings, base: Sequence[Path], out: str, *, cfg: train.Tr
     return train.train_model(settings, folders, out, cfg=cfg, from_model="champion", promote=False, actor=actor)
 
 
-__all__ = ["export_live_labels", "retrain"]
+def triggering_kinds(settings: Settings, alerts: Iterable[AlertRecord]) -> list[str]:
+    """The kinds among newly raised `alerts` that `monitoring.retrain_on` says start a retrain (sorted)."""
+    return sorted({a.kind for a in alerts} & set(settings.monitoring.retrain_on))
+
+
+def retrain_on_alerts(settings: Settings, alerts: Sequence[AlertRecord], *, actor: str,
+                      now: datetime | None = None) -> train.TrainResult | None:
+    """Retrain (as `xscreen retrain`, default epochs) when a newly raised alert's kind is in
+    `monitoring.retrain_on`, on `monitoring.retrain_base` plus every live label; the candidate is named
+    `retrain-<UTC time>`. None when no alert asks for it (the setting is empty by default)."""
+    kinds = triggering_kinds(settings, alerts)
+    if not kinds:
+        return None
+    out = f"retrain-{(now or utcnow()):%Y%m%d-%H%M%S}"
+    log.info("alert(s) %s raised: retraining %s", ", ".join(kinds), out)
+    cfg = train.TrainConfig(epochs=settings.model.default_epochs, seed=settings.model.seed,
+                            box_weight=settings.model.box_weight, progress=False)
+    return retrain(settings, settings.monitoring.retrain_base, out, cfg=cfg, live_days=None, actor=actor)
+
+
+__all__ = ["export_live_labels", "model_labels", "retrain", "retrain_on_alerts", "triggering_kinds"]

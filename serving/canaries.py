@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RecordFn = Callable[[list[CanaryRecord]], Any]
 ScoreFn = Callable[[list[Any]], Sequence[Mapping[str, Any]]]
+Item = tuple[ScanRecord, VerdictRecord, Any]  # a scan, its champion verdict and its decoded image
 
 
 @dataclass(frozen=True)
@@ -91,9 +94,16 @@ class CanaryFeed:
         return [i for i, v in enumerate(verdicts)
                 if v.role == "champion" and v.verdict == "clear" and self.classes and self._rng.random() < self.rate]
 
-    def __call__(self, items: Sequence[tuple[ScanRecord, VerdictRecord, Any]]) -> list[CanaryRecord]:
+    def __call__(self, items: Sequence[Item]) -> list[CanaryRecord]:
         """Make, score and record canaries for the drawn items of one batch (scan, champion verdict, image)."""
-        chosen = [items[i] for i in self.draw([v for _, v, _ in items])]
+        return self.process(self.choose(items))
+
+    def choose(self, items: Sequence[Item]) -> list[Item]:
+        """The items of one batch drawn to carry a canary (cheap: no projection, no scoring)."""
+        return [items[i] for i in self.draw([v for _, v, _ in items])]
+
+    def process(self, chosen: Sequence[Item]) -> list[CanaryRecord]:
+        """Project, score and record canaries for items already chosen; [] (and a counted failure) on error."""
         if not chosen:
             return []
         try:
@@ -116,3 +126,57 @@ class CanaryFeed:
                             model_version=str(f["model_version"]), verdict=f["verdict"],
                             any_threat=float(f["any_threat"]), class_score=scores.get(p.class_name),
                             scored_at=self._clock())
+
+
+class BackgroundCanaries:
+    """Runs a CanaryFeed off the scoring path: the ingest only draws (microseconds) and enqueues; one daemon thread
+    projects, scores and records. The queue is bounded (`max_pending` batches): when canaries fall behind, the
+    newest are dropped and counted rather than letting memory grow or a batch of mail wait for them. Canaries
+    are a sample, so a dropped one loses a little statistical power, never a verdict."""
+
+    def __init__(self, feed: CanaryFeed, *, max_pending: int = 8) -> None:
+        self.feed = feed
+        self.dropped = 0
+        self._pending: queue.Queue[list[Item] | None] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="canaries", daemon=True)
+        self._thread.start()
+
+    @property
+    def failures(self) -> int:
+        return self.feed.failures
+
+    @property
+    def pending(self) -> int:
+        """Batches of canaries queued and not yet taken by the thread."""
+        return self._pending.qsize()
+
+    def __call__(self, items: Sequence[Item]) -> int:
+        """Enqueue the canaries drawn from one batch; returns how many were queued (0 when none or dropped)."""
+        chosen = self.feed.choose(items)
+        if not chosen:
+            return 0
+        try:
+            self._pending.put_nowait(chosen)
+        except queue.Full:
+            self.dropped += len(chosen)
+            log.warning("canary queue full: dropped %d canaries (%d so far); mail is unaffected",
+                        len(chosen), self.dropped)
+            return 0
+        return len(chosen)
+
+    def _run(self) -> None:
+        while (chosen := self._pending.get()) is not None:
+            try:
+                self.feed.process(chosen)
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
+
+    def join(self) -> None:
+        """Wait until every queued canary is recorded (tests, and a clean stop)."""
+        self._pending.join()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Finish the queued canaries and stop the thread (bounded by timeout_s)."""
+        self._pending.put(None, timeout=timeout_s)
+        self._thread.join(timeout_s)

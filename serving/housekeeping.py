@@ -246,15 +246,20 @@ def path_identity(path: Path) -> str:
 class Housekeeper:
     """A daemon thread running `tasks` every `interval_s` seconds (each task's failure is logged, never fatal)."""
 
-    def __init__(self, tasks: list[Callable[[], Any]], interval_s: float = 2.0) -> None:
+    def __init__(self, tasks: list[Callable[[], Any]], interval_s: float = 2.0, name: str = "xscreen-housekeeping") -> None:
         self._tasks = tasks
         self._interval_s = interval_s
+        self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="xscreen-housekeeping", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:

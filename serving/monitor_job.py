@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ import pandas as pd
 from analytics import accuracy, drift
 from analytics.monitoring import canary, certificate, embeddings, estimation, report, sequential, shift
 from analytics.monitoring.errors import MonitoringInputError
+from serving.housekeeping import Housekeeper
 from xscreen.health import HealthReport
 from xscreen.records import AlertRecord, MeasurementRecord, utcnow
 from xscreen.settings import MonitoringSettings, Settings
@@ -430,24 +430,22 @@ class MonitorSchedule:
         self._settings = settings
         self._store = store
         self._interval_s = interval_s if interval_s is not None else settings.monitoring.interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # run_once catches and counts its own failures, so the loop's "log and go on" is only a backstop.
+        self._loop = Housekeeper([self.run_once], self._interval_s, name="xscreen-monitoring")
         self.failures = 0
         self.last_error: str | None = None
         self.last_run: MonitorRun | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
     def start(self) -> None:
-        if self._interval_s <= 0:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="xscreen-monitoring", daemon=True)
-        self._thread.start()
+        if self._interval_s > 0:
+            self._loop.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        self._loop.stop(timeout_s)
 
     def run_once(self) -> MonitorRun | None:
         try:
@@ -465,10 +463,6 @@ class MonitorSchedule:
             return HealthReport("degraded", [f"monitoring job failed {self.failures} run(s) in a row: "
                                              f"{self.last_error}"])
         return HealthReport("ok")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.run_once()
 
 
 __all__ = ["MonitorRun", "MonitorSchedule", "run_monitor"]

@@ -63,16 +63,16 @@ def store_client(settings: Settings) -> Any:
 
 def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, store: Any) -> tuple[Ingest, ServingMetrics]:
     """The production ingest: xray reader, durable spool, the store's known hashes, metrics and health."""
-    from serving.canaries import CanaryFeed
+    from serving.canaries import BackgroundCanaries, CanaryFeed
     from store.spool import SpoolWriter
 
+    feed = CanaryFeed.from_settings(settings, score=score, record=store.record_canaries)
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
                                   known_hashes=store.known_hashes, record_moves=store.move_images,
                                   shadow_score=shadow, on_batch=metrics.observe, health=health,
-                                  canaries=CanaryFeed.from_settings(settings, score=score,
-                                                                    record=store.record_canaries))
+                                  canaries=None if feed is None else BackgroundCanaries(feed))
     metrics.track_health(health)
     return ingest, metrics
 

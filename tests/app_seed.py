@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tests import monitor_seed
+from tests.monitor_seed import Drift
 from tests.seeding import CHAMPION, SHADOW, make_batch, model_record
 from xscreen.records import AlertRecord, DecisionRecord, VerdictRecord, encode_heatmap
 from xscreen.settings import DEFAULT_CLASSES
@@ -88,6 +90,26 @@ def seed_demo(store: Any, n_scans: int, seed: int, now: datetime, images: list[R
             decision_id=f"seed-decision-{i}", scan_id=scan_id, officer="seed:officer",  # a harness: a process name
             decision="confirmed" if threat else "cleared", threat_class=top if threat else None,
             decided_at=now - timedelta(minutes=5 * i)))
-    store.raise_alert(AlertRecord(alert_id="seed-alert", raised_at=now - timedelta(hours=2), severity="warning",
-                                  kind="psi_any_threat", message="any-threat score PSI 0.24 on scanner-b"))
     return [f[0] for f in flagged[decisions:]]
+
+
+def seed_monitoring(store: Any, settings: Any, now: datetime) -> list[AlertRecord]:
+    """Two more scanners of the champion's mail over the last 40 minutes, scanner-east ageing (noise and
+    attenuation moving) for its last 60 scans, then the real monitoring job over the whole store: its
+    measurements and the alerts it raises are what the Drift & accuracy page shows (nothing hand-written)."""
+    from serving.monitor_job import run_monitor
+
+    rng = np.random.default_rng(7)
+    t = now - timedelta(minutes=40)
+    for scanner in ("scanner-east", "scanner-west"):
+        b, threats = monitor_seed.batch(rng, scanner, 0, 150, t, model=CHAMPION)
+        store.ingest(b)
+        monitor_seed.decide_flagged(store, b, threats, t + timedelta(seconds=301))
+    t = t + timedelta(seconds=302)
+    for scanner, drift in (("scanner-east", Drift(noise=3.0, attenuation=1.0)), ("scanner-west", Drift())):
+        b, threats = monitor_seed.batch(rng, scanner, 1000, 60, t, drift, model=CHAMPION)
+        store.ingest(b)
+        monitor_seed.decide_flagged(store, b, threats, t + timedelta(seconds=121))
+    # Windows of 60 scans and fewer permutations and bootstrap draws than in production: seconds, not minutes.
+    quick = settings.monitoring.model_copy(update={"drift_window": 60, "mmd_permutations": 120, "cbpe_bootstrap": 20})
+    return run_monitor(settings.model_copy(update={"monitoring": quick}), store, now=t + timedelta(seconds=125)).raised

@@ -85,3 +85,14 @@ def test_label_suspects_finds_the_labels_the_scores_contradict() -> None:
     # confident learning prunes by its estimated noise rate: no clean label is accused, most flips are found
     assert found <= {f"s{i}" for i in flipped} and len(found) >= 4
     assert labelling.label_suspects(outcomes.head(5), limit=10).empty  # too few to judge
+
+
+def test_todays_queue_reads_the_store_within_the_budget_with_a_random_slice(store, now) -> None:  # type: ignore[no-untyped-def]
+    from tests.seeding import seed_store
+
+    seed_store(store, 300, seed=4, now=now)
+    queue = labelling.todays_queue(store, budget=20, random_share=0.2, now=now)
+    assert 0 < len(queue) <= 20 and queue["scan_id"].is_unique
+    assert (queue["reason"] == labelling.RANDOM_REASON).sum() == 4  # ceil(20 * 0.2), drawn for the day
+    again = labelling.todays_queue(store, budget=20, random_share=0.2, now=now)
+    assert list(again["scan_id"]) == list(queue["scan_id"])  # the same queue all day

@@ -24,7 +24,7 @@ import pytest
 from serving.parts import dashboard_argv
 from store.client import StoreClient
 from store.engine import Store
-from tests.app_seed import render_images, seed_demo
+from tests.app_seed import render_images, seed_demo, seed_monitoring
 from tests.conftest import OwnerThread, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,6 +64,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name, role in USERS.items():
             client.add_user(name, PASSWORD, role)  # type: ignore[arg-type]
         seed_demo(client, 1500, seed=5, now=now, images=render_images(tmp_path / "images", 6, seed=5))
+        raised = seed_monitoring(client, settings, now)
+        assert [(a.kind, a.details.get("scanner_id")) for a in raised] == [("scanner_drift", "scanner-east")]
         env = {**{k: v for k, v in os.environ.items() if k != SHOTS_ENV},  # not a setting: the app would refuse it
                "XSCREEN_HOME": str(settings.home),
                "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)}
@@ -166,9 +168,15 @@ def test_officer_signs_in_triages_and_every_page_renders(stack: Stack, page: Any
         if name == "sql":
             page.get_by_role("button", name="Run").click()
             page.get_by_text("rows").first.wait_for(timeout=60_000)
+        if name == "drift":  # the alert the real monitoring job raised on the seeded stream (the stack asserts
+            # it is the only one), shown with its Acknowledge/Resolve buttons, which appear only when one is open
+            page.get_by_role("button", name="Acknowledge").wait_for(timeout=60_000)
+            page.get_by_role("heading", name="Alerts").scroll_into_view_if_needed()
+            _settle(page, 2500)
+            page.screenshot(path=str(shots / "alert.png"))
         _settle(page, 2500)
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-    for name in ["login", "triage", *(n for _, n in PAGES)]:
+    for name in ["login", "triage", "alert", *(n for _, n in PAGES)]:
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 

@@ -4,6 +4,7 @@ the report is stored, and promotion needs a passing one (or --force)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,11 @@ from typer.testing import CliRunner
 
 from cli import app
 from screening.registry import register
+from screening.retrain import retrain_on_alerts, triggering_kinds
 from store.engine import Store
 from tests.seeding import make_batch
 from tests.serving_fakes import tiny_model
-from xscreen.records import IngestBatch, LabelRecord, utcnow
+from xscreen.records import AlertRecord, IngestBatch, LabelRecord, utcnow
 from xscreen.settings import Settings, ensure_home
 
 
@@ -95,3 +97,47 @@ def test_retrain_fine_tunes_the_champion_on_base_data_and_live_labels(gated: tup
         assert store.champion().version == "tiny-a"  # type: ignore[union-attr]  # never promoted by retrain
     code, out, exc = _cli(config, "retrain", "--out", "tiny-r", "--base", str(bench))
     assert code != 0 and "model version 'tiny-r' already exists" in str(exc)
+
+
+def _alert(kind: str) -> AlertRecord:
+    return AlertRecord(alert_id=f"a-{kind}", raised_at=utcnow(), severity="page", kind=kind, message=kind)
+
+
+def test_alert_triggered_retraining_is_off_unless_the_kind_is_listed(settings: Settings) -> None:
+    assert settings.monitoring.retrain_on == []  # off by default
+    assert retrain_on_alerts(settings, [_alert("accuracy")], actor="cli:test") is None
+    listed = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(
+        update={"retrain_on": ["accuracy", "content_drift"]})})
+    assert triggering_kinds(listed, [_alert("certificate"), _alert("content_drift"), _alert("accuracy")]) == [
+        "accuracy", "content_drift"]
+    assert triggering_kinds(listed, [_alert("certificate")]) == []
+
+
+@pytest.mark.training
+def test_an_accuracy_alert_retrains_a_candidate_when_configured(gated: tuple[Path, Path, Settings]) -> None:
+    _, bench, settings = gated
+    mon = settings.monitoring.model_copy(update={"retrain_on": ["accuracy"], "retrain_base": [bench]})
+    model = settings.model.model_copy(update={"default_epochs": 1})
+    configured = settings.model_copy(update={"monitoring": mon, "model": model})
+    at = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    result = retrain_on_alerts(configured, [_alert("accuracy")], actor="cli:test", now=at)
+    assert result is not None and result.record is not None
+    assert (result.record.version, result.record.state, result.record.parent) == (
+        "retrain-20261130-120000", "candidate", "tiny-a")
+    assert (settings.exports_dir / "retrain-retrain-20261130-120000" / "labels.csv").read_text().count("knife") == 2
+
+
+def test_a_live_label_the_model_does_not_know_is_exported_as_a_threat_of_unknown_class(
+        gated: tuple[Path, Path, Settings]) -> None:
+    from screening.data import read_labels
+    from screening.retrain import export_live_labels
+
+    _, _, settings = gated
+    with Store.from_settings(settings) as store:
+        scan_id = store.training_labels()["scan_id"].iloc[0]
+        store.add_labels([LabelRecord(label_id="odd", scan_id=scan_id, labels=["knife", "fireworks"],
+                                      source="relabel", author="ann", created_at=utcnow())])
+    folder = export_live_labels(settings, "odd-export", None)
+    assert folder is not None
+    rows = {r.path.stem: r.labels for r in read_labels(folder, settings.model.classes)}  # refused "fireworks" before
+    assert rows[scan_id] == ("knife", "threat")

@@ -201,7 +201,7 @@ def test_a_failing_run_degrades_the_schedule_health_and_never_raises(tmp_path: A
     report = schedule.health()
     assert report.status == "degraded" and "failed 2 run(s) in a row" in report.reasons[0]
     schedule.start()  # interval 0: off, no thread
-    assert schedule._thread is None
+    assert not schedule.running
 
 
 def test_the_supervisor_runs_the_job_on_its_schedule_against_the_owner(

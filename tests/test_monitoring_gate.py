@@ -114,3 +114,15 @@ def test_label_issue_suspects_finds_flipped_labels() -> None:
 def test_binomtest_reference_value_used_above() -> None:
     # the by-hand value is the binomial CDF: P(X <= 1 | 7, 1/2) = 8 / 128
     assert stats.binom.cdf(1, 7, 0.5) == pytest.approx(8 / 128)
+
+
+def test_a_certificate_that_routes_all_benign_mail_is_not_watched_and_says_why() -> None:
+    # A weak model certified at its miss rate can route ~100% of benign mail: certified + margin >= 1. The watch
+    # once raised MonitoringInputError here, which failed the whole monitoring run for every scanner.
+    first = certificate.certificate_watch([True] * 30, scanner_id="scanner-1", certified_rate=1.0, margin=0.03,
+                                          arl=1e5)
+    assert not first.alarm and first.items == 30 and first.tolerated_rate == 1.0
+    assert "nothing can breach it; not watched" in first.message
+    later = certificate.certificate_watch([True, False], scanner_id="scanner-1", certified_rate=0.98, margin=0.03,
+                                          arl=1e5, state=first.state)
+    assert not later.alarm and later.items == 32

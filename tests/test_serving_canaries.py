@@ -5,6 +5,7 @@ cleared scans, scored by the same model, recorded apart from mail, and never bec
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 from analytics.monitoring.canary import canary_detection
 from screening.classifier import Classifier, verdict_fields
 from screening.registry import build_model
-from serving.canaries import CanaryFeed, project_canary
+from serving.canaries import BackgroundCanaries, CanaryFeed, project_canary
 from serving.ingest import Ingest
 from store.engine import Store
 from store.spool import SpoolIngester, SpoolWriter
@@ -102,3 +103,42 @@ def test_a_failing_canary_feed_never_holds_up_mail(tmp_path: Path, now: datetime
                                   canaries=feed)
     report = ingest(drop(settings.inbox_dir, "scanner-pc", sorted((SAMPLES / "baseline_png").glob("*.png"))[:2]))
     assert len(report.scored) == 2 and report.spool_path is not None and feed.failures == 1
+
+
+def test_background_canaries_never_make_a_batch_wait_and_drop_beyond_their_bound(tmp_path: Path, now: datetime) -> None:
+    """The ingest returns while a canary is still being scored (the scorer is held on an event the test sets only
+    after the batch returned: the old synchronous feed deadlocks here), and when the bounded queue is full the
+    newest canaries are dropped and counted, not queued without limit."""
+    settings = make_settings(tmp_path / "home")
+    scorer = RecordingScorer(settings.model.classes)
+    release = threading.Event()
+    recorded: list[Any] = []
+
+    def held_score(images: list[Any]) -> list[dict[str, Any]]:
+        if scorer.calls:  # the mail's own call goes through; canary scoring waits for the test
+            assert release.wait(30), "the test never released the canary scorer"
+        return scorer(images)
+
+    feed = CanaryFeed(rate=1.0, classes=settings.model.classes, score=held_score, record=recorded.extend,
+                      rng=np.random.default_rng(3), clock=lambda: now)
+    background = BackgroundCanaries(feed, max_pending=1)
+    ingest = Ingest.from_settings(settings, score=held_score, spool_write=SpoolWriter(settings.spool_dir).write,
+                                  canaries=background)
+    pngs = sorted((SAMPLES / "baseline_png").glob("*.png"))
+    try:
+        first = ingest(drop(settings.inbox_dir, "scanner-pc", pngs[:2]))  # its canaries: taken by the thread, held
+        assert len(first.scored) == 2 and not recorded
+        for _ in range(200):  # bounded: until the thread has taken the first batch off the queue
+            if background.pending == 0:
+                break
+            threading.Event().wait(0.05)
+        images = [read_scan(path) for path in pngs[:2]]
+        first_items = list(zip(first.scans, first.verdicts, images, strict=True))
+        background(first_items)
+        assert background.dropped == 0  # fills the one free slot
+        assert background(first_items) == 0 and background.dropped == len(first_items)  # full: dropped, counted
+    finally:
+        release.set()
+    background.join()
+    background.close()
+    assert len(recorded) >= 2 and {r.source_scan_id for r in recorded} >= set(first.scored)

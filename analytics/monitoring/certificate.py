@@ -78,12 +78,29 @@ def certificate_watch(routed: Sequence[bool] | np.ndarray, *, scanner_id: str, c
     alarm at the demo's 15%. H0: routed share <= certified_rate + margin; mean run length between false
     alarms >= `arl` items (sequential.py). Pass the detector `state` of the previous run to continue it.
     """
+    if certified_rate + margin >= 1.0:
+        return _unbreakable(routed, scanner_id, certified_rate, arl, prevalence, state)
     res = tolerance_watch(routed, certified_rate=certified_rate, margin=margin, arl=arl, state=state)
     tolerated = res.null_rate
     overall = res.n_events / res.n_items if res.n_items else float("nan")
     message = _message(scanner_id, res, overall, certified_rate, tolerated)
     return CertificateWatch(scanner_id, res.statistic, res.threshold, res.alarm, res.n_items, res.recent_items,
                             res.recent_rate, certified_rate, tolerated, prevalence, message, res.state)
+
+
+def _unbreakable(routed: Sequence[bool] | np.ndarray, scanner_id: str, certified_rate: float, arl: float,
+                 prevalence: float | None, before: DetectorState | None) -> CertificateWatch:
+    """The watch of a certificate that already tolerates routing all benign mail (a weak model certified at its
+    miss rate routes nearly everything): no stream can breach it, so it never alarms and says why, rather than
+    failing the monitoring run for every other scanner and statistic."""
+    n = len(routed) + (before.n_items if before else 0)
+    k = int(np.sum(np.asarray(routed, dtype=bool))) + (before.n_events if before else 0)
+    state = DetectorState(null_rate=1.0, alternatives=(), weights=(), log_cusum=(), since=(), events_since=(),
+                          n_items=n, n_events=k)
+    message = (f"{scanner_id}: the certificate expects {certified_rate:.0%} of benign mail routed, so with the "
+               f"margin nothing can breach it; not watched (a model that routes everything needs retraining)")
+    return CertificateWatch(scanner_id, 0.0, float(np.log(arl)), False, n, 0, float("nan"), certified_rate, 1.0,
+                            prevalence, message, state)
 
 
 def _message(scanner_id: str, res: WatchResult, overall: float, certified: float, tolerated: float) -> str:

@@ -1,0 +1,150 @@
+"""The maintenance loop per drift scenario: the champion's detection before drift, under drift and the retrained
+candidate's after, labels used, time to retrain on this CPU; and active against random relabelling at a few
+label budgets (detection on the scenario recovered against labels used).
+
+    python -m bench.bench_maintenance [--scenarios new_concealment new_goods] [--budgets 30 60 120]
+                                      [--base 300] [--epochs 8] [--retrain-epochs 3]
+                                      [--json var/bench_maintenance.json]
+
+Per scenario: a tiny champion (tests/maintenance_loop.TINY) is trained on `--base` rendered baseline scans; then,
+for each sampling policy (`active`: today's relabel queue, analytics.labelling.todays_queue; `random`: a uniform
+slice of unlabelled scans) and budget, a fresh home with a real store owner receives the same stream (100 baseline
+scans, then the scenario ramping in over 200), scored by the champion through the real ingest and spool;
+simulated officers decide every flagged scan by the generator's truth and label what the policy offers within the
+budget; `retrain` (the real code path) fine-tunes a candidate from the champion on the base folder plus the live
+labels. Detection and false alarms are measured at each model's own certified operating point on fresh renders
+(baseline for "before", the scenario at full strength for "under" and "after").
+
+Requests failed during promotion and rollback are measured on the live stack by tests/test_maintenance_loop.py and
+bench/bench_promotion.py (not here: this bench runs no Ray).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import OwnerThread, make_settings
+from tests.maintenance_loop import TINY, Officers, Rendered, rates, render, write_folder
+from xscreen.settings import Settings, ensure_home
+
+STREAM_BASELINE, STREAM_DRIFT, EVAL_N = 100, 200, 120
+SCANNER = "scanner-1"
+
+
+def loop_settings(home: Path) -> Settings:
+    """The tiny model at a 30% certified miss rate (a weak model certified at 5% routes all mail)."""
+    return make_settings(home, model=TINY, screening={"alpha": 0.3, "delta": 0.3},
+                         serving={"scanner_ids": [SCANNER]}, monitoring={"interval_s": 0})
+
+
+def ingest_stream(settings: Settings, client: Any, officers: Officers, items: list[Rendered]) -> None:
+    """Score the stream with the champion through the real ingest and spool into the owner; officers decide."""
+    from screening.classifier import Classifier, verdict_fields
+    from serving.ingest import Ingest
+    from store.spool import SpoolIngester, SpoolWriter
+
+    clf = Classifier.from_registry(settings)
+    ingest = Ingest.from_settings(settings, score=lambda images: [verdict_fields(p) for p in clf.predict(images)],
+                                  spool_write=SpoolWriter(settings.spool_dir).write, known_hashes=client.known_hashes)
+    answers = []
+    for i, r in enumerate(items):
+        report = ingest.ingest_bytes(r.data, name=f"m{i}.png", scanner_id=SCANNER, item_id=None, metadata={})
+        answers.append({"verdict": report.verdicts[0].verdict})
+    SpoolIngester(settings.spool_dir, client.ingest).drain()
+    officers.decide_flagged(client, items, answers)
+
+
+def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scenario_eval: list[Rendered],
+            policy: str, budget: int, epochs: int) -> dict[str, Any]:
+    """A fresh home: the stream, `budget` labels by `policy`, retrain; the candidate's rates on the scenario."""
+    from screening import registry
+    from screening.retrain import retrain
+    from screening.train import TrainConfig
+    from store.client import StoreClient
+    from store.engine import Store
+
+    settings = loop_settings(root / f"{policy}-{budget}")
+    ensure_home(settings)
+    with Store.from_settings(settings) as store, OwnerThread(store, settings), \
+            StoreClient.from_settings(settings) as client:
+        registry.register(settings, champion, state="champion", actor="cli:bench")
+        officers = Officers()
+        ingest_stream(settings, client, officers, stream)
+        if policy == "active":
+            labelled = officers.label_queue(client, budget=budget, random_share=settings.app.relabel_random_share)
+        else:
+            labelled = officers.label_random(client, budget=budget, seed="bench")
+        t0 = time.monotonic()
+        retrain(settings, [base], "loop-candidate", cfg=TrainConfig(epochs=epochs, seed=8, progress=False), live_days=1,
+                actor="cli:bench")
+        seconds = time.monotonic() - t0
+        after = rates(settings, "loop-candidate", scenario_eval)
+    threats = sum(officers.truth[i].threat for i in officers.labelled)
+    return {"policy": policy, "budget": budget, "labels": labelled, "labelled_threats": threats,
+            "retrain_s": round(seconds, 1), "after": asdict(after)}
+
+
+def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, epochs: int,
+                  retrain_epochs: int) -> dict[str, Any]:
+    from screening import registry
+    from screening.train import TrainConfig, train_model
+    from store.engine import Store
+
+    base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5))
+    settings = loop_settings(root / "champion-home")
+    ensure_home(settings)
+    with Store.from_settings(settings) as store, OwnerThread(store, settings):
+        train_model(settings, [base], "loop-champion", cfg=TrainConfig(epochs=epochs, seed=7, progress=False),
+                    actor="cli:bench")
+        champion = registry.load_registered(settings, "loop-champion")[1]
+        before = rates(settings, "loop-champion", render("baseline", EVAL_N, 50, threat_rate=0.5))
+        scenario_eval = render(scenario, EVAL_N, 51, threat_rate=0.5, progress=1.0)
+        under = rates(settings, "loop-champion", scenario_eval)
+    stream = (render("baseline", STREAM_BASELINE, 10, threat_rate=0.3)
+              + render(scenario, STREAM_DRIFT, 20, threat_rate=0.3))
+    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs)
+            for b in budgets for policy in ("active", "random")]
+    return {"scenario": scenario, "before": asdict(before), "under": asdict(under), "runs": runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scenarios", nargs="+", default=["new_concealment", "new_goods"])
+    ap.add_argument("--budgets", nargs="+", type=int, default=[30, 60, 120])
+    ap.add_argument("--base", type=int, default=300, help="baseline scans the champion is trained on")
+    ap.add_argument("--epochs", type=int, default=8, help="epochs of the champion trained from scratch")
+    ap.add_argument("--retrain-epochs", type=int, default=3, help="epochs of each fine-tuning retrain")
+    ap.add_argument("--bundled-auc", type=int, default=0, metavar="N",
+                    help="instead of the loop: the bundled model's AUC on N baseline and N scenario renders")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if args.bundled_auc:
+        from tests.maintenance_loop import CLASSES, bundled_auc
+
+        for scenario in args.scenarios:  # new_concealment moves narcotics only: all its threats are narcotics
+            classes = CLASSES if scenario == "new_concealment" else None
+            print(json.dumps({"scenario": scenario, "bundled_auc": bundled_auc(scenario, args.bundled_auc, 61,
+                                                                               classes)}), flush=True)
+        return
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in args.scenarios:
+            t0 = time.monotonic()
+            result = scenario_runs(Path(tmp) / scenario, scenario, args.budgets, args.base, args.epochs,
+                                   args.retrain_epochs)
+            result["seconds"] = round(time.monotonic() - t0, 1)
+            out.append(result)
+            print(json.dumps(result), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
