@@ -26,13 +26,14 @@ chromium:
 demo: $(STAMP)
 	$(VENV)/bin/xscreen demo
 
-# Everything, in two passes: the fast set over two processes (a file per process at a time), then the
-# end-to-end tests (Ray/Serve stacks, kill rounds, training, the browser) one at a time, as their reliability
-# figures were measured: two Ray instances on two cores would time each other out. Both passes always run.
+# Everything, in two passes over two processes (a test file per process at a time, pyproject's addopts): the fast
+# set, then the end-to-end, training and browser tests. Every end-to-end test starts its own stack on its own
+# ports, home and Ray instance, so two run side by side. Two passes balance better than one: in one, a long
+# end-to-end file left for last keeps one process busy while the other idles. Both passes always run.
 test: $(STAMP) chromium
 	@status=0; \
 	$(VENV)/bin/python -m pytest -q || status=1; \
-	$(VENV)/bin/python -m pytest -q -m "slow or training or browser" -n 0 || status=1; \
+	$(VENV)/bin/python -m pytest -q -m "slow or training or browser" || status=1; \
 	exit $$status
 
 check: $(STAMP)
