@@ -25,17 +25,25 @@ from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
 from xscreen.settings import Settings, ensure_home
 
+LOW_PORTS_PER_WORKER = 300
+
 
 def free_low_port(start: int = 8100) -> int:
-    """A free port below Ray's worker and ephemeral ranges, so Ray's own random ports cannot take it first."""
-    for port in range(start, start + 900):
+    """A free port below Ray's worker and ephemeral ranges, so Ray's own random ports cannot take it first.
+
+    Each pytest-xdist worker (gw0, gw1, ...) searches its own block of LOW_PORTS_PER_WORKER ports: the port is
+    only bound later (by Serve's proxy), so two workers scanning one range would both pick its first free port
+    (CI saw two Serve proxies of two tests on 8100)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = start + (int(worker) if worker.isdigit() else 0) * LOW_PORTS_PER_WORKER
+    for port in range(first, first + LOW_PORTS_PER_WORKER):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {start}-{start + 899}")
+    raise RuntimeError(f"no free port in {first}-{first + LOW_PORTS_PER_WORKER - 1}")
 
 
 def serve_home(home: Path, **serving: Any) -> Settings:
