@@ -27,20 +27,6 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _free_port(start: int) -> int:
-    """A free 127.0.0.1 port from `start` up (below Ray's ranges): never another helper's server."""
-    import socket
-
-    for port in range(start, start + 900):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port from {start}")
-
-
 def _tiny(classes: list[str], version: str, seed: int):  # type: ignore[no-untyped-def]
     from screening.network import NetConfig, build_network
     from screening.registry import Checkpoint
@@ -59,11 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from screening.registry import register
+    from serving.runs import free_port_in
     from serving.runtime import Stack
     from xscreen.settings import ensure_home, load_settings
 
     home = Path(tempfile.mkdtemp(prefix="xscreen-bench-promotion-")) / "home"
-    ports = iter(sorted({_free_port(p) for p in (8310, 8410, 8510, 8610)}))
+    ports = iter(sorted({free_port_in("127.0.0.1", p, 900) for p in (8310, 8410, 8510, 8610)}))
     network = {"host": "127.0.0.1", "api_port": next(ports), "store_port": next(ports), "app_port": next(ports),
                "metrics_port": next(ports)}
     settings = load_settings(environ={}, home=home, network=network,

@@ -80,6 +80,19 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_in(host: str, first: int, count: int) -> int:
+    """The first port of first..first+count-1 that binds now on `host` (a fixed low range keeps it out of Ray's
+    worker and ephemeral ranges, where Ray's own random ports could take it before its server binds)."""
+    for port in range(first, first + count):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + count - 1}")
+
+
 def port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from serving.parts import absolute_settings, settings_env
-from serving.runs import RUN_ID_ENV, processes_with_run_id, ray_temp_dir, state_path
+from serving.runs import RUN_ID_ENV, free_port_in, processes_with_run_id, ray_temp_dir, state_path
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
 from xscreen.settings import Settings, ensure_home
@@ -36,14 +35,7 @@ def free_low_port(start: int = 8100) -> int:
     (CI saw two Serve proxies of two tests on 8100)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     first = start + (int(worker) if worker.isdigit() else 0) * LOW_PORTS_PER_WORKER
-    for port in range(first, first + LOW_PORTS_PER_WORKER):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {first}-{first + LOW_PORTS_PER_WORKER - 1}")
+    return free_port_in("127.0.0.1", first, LOW_PORTS_PER_WORKER)
 
 
 def serve_home(home: Path, **serving: Any) -> Settings:
