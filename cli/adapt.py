@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from cli.context import settings_of
+from cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 from xscreen.settings import Settings
 
@@ -60,7 +60,8 @@ def adapt_cmd(
                       time_budget_s=budget or a.time_budget_s, seed=settings.model.seed,
                       frozen_stages=a.frozen_stages, views=a.views, adabn=a.adabn, batch_size=a.batch_size,
                       decoy_share=a.decoy_share)
-    result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source)
+    result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source,
+                         actor=cli_actor())
     summ = result.summary
     typer.echo(f"registered {out} as candidate for scanner {scanner or '(unnamed)'}: {summ['images']} images, "
                f"{summ['kept']} kept, {summ['adaptation_backgrounds']} for training, "

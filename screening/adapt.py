@@ -228,9 +228,10 @@ class _Stages:
 
 def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, from_model: str = "champion",
                 scanner: str | None = None, cfg: AdaptConfig | None = None, library: ThreatLibrary | None = None,
-                register: bool = True, source: str = "images") -> AdaptResult:
+                register: bool = True, source: str = "images", actor: str = "system") -> AdaptResult:
     """Adapt `from_model` to the scanner that made `images` (uint8 colour or grey scans, mostly benign) and
-    register the result as candidate `out` (see the module docstring)."""
+    register the result as candidate `out` (see the module docstring), in the audit log under `actor` (a process
+    name such as `cli:<user>`: the store owner refuses a bare name, which would claim to be a person)."""
     cfg = cfg or AdaptConfig()
     t_start = time.perf_counter()
     registry.check_version_name(out)
@@ -288,7 +289,7 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     summary["stage_seconds"] = bar.seconds
     ckpt = replace(ckpt, certificate={**ckpt.certificate, **_basis(summary)},
                    metrics={**ckpt.metrics, "adaptation": summary, "history": history})
-    record = registry.register(settings, ckpt, state="candidate", actor="adapt") if register else None
+    record = registry.register(settings, ckpt, state="candidate", actor=actor) if register else None
     return AdaptResult(ckpt, record, summary)
 
 
