@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from store.audit import audit_row
-from store.fetch import first, in_window
+from store.fetch import first
 from store.labels import high_risk, insert_label
 from store.ops import StoreConfig, read, write
 from xscreen.errors import ConflictError, NotFoundError, PermissionDenied
@@ -135,11 +135,11 @@ def adjudicate(cur: duckdb.DuckDBPyConnection, scan_id: str, labels: list[str], 
 
 
 @read(action="read_officer_analytics")
-def double_read_pairs(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None) -> pd.DataFrame:
-    """Double readings completed (second reading) in [start, end) (default: the last 7 days), for per-reader
-    agreement (analytics.agreement): scan_id, reader_1, labels_1, reader_2, labels_2, status, adjudicated_labels
-    (None unless a supervisor adjudicated), read_at_2. Supervisors and admins only."""
-    return cur.execute(f"""
+def double_read_pairs(cur: duckdb.DuckDBPyConnection, since: Any = None) -> pd.DataFrame:
+    """Double readings completed (their second reading taken) at or after `since` (None: all), oldest first, for
+    per-reader agreement (analytics.agreement): scan_id, reader_1, labels_1, reader_2, labels_2, status,
+    adjudicated_labels (None unless a supervisor adjudicated), read_at_2. Supervisors and admins only."""
+    return cur.execute("""
         SELECT scan_id, reader_1, labels_1, reader_2, labels_2, status, adjudicated_labels, read_at_2
-        FROM double_reads WHERE reader_2 IS NOT NULL AND {in_window("read_at_2")}
-        ORDER BY read_at_2, scan_id""", {"start": start, "end": end}).df()
+        FROM double_reads WHERE reader_2 IS NOT NULL AND ($since::TIMESTAMPTZ IS NULL OR read_at_2 >= $since)
+        ORDER BY read_at_2, scan_id""", {"since": since}).df()

@@ -122,7 +122,8 @@ def test_disputed_readings_wait_for_another_supervisor_and_stay_out_of_training(
     assert (audit.actor, audit.target, audit.details["labels"]) == ("sue", item, ["firearm"])
     with pytest.raises(ConflictError, match="no disputed double reading"):
         sue.adjudicate(item, [], supervisor="sue")
-    pairs = sue.double_read_pairs(start=now - timedelta(days=1), end=now + timedelta(days=1))
+    pairs = sue.double_read_pairs(since=now - timedelta(days=1))
+    assert sue.double_read_pairs(since=now + timedelta(seconds=1)).empty
     assert pairs[["scan_id", "status"]].values.tolist() == [[item, readings.ADJUDICATED]]
     assert list(pairs["adjudicated_labels"][0]) == ["firearm"]
 
