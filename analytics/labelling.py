@@ -1,5 +1,9 @@
-"""Relabelling helpers: the active relabel queue (disagreements, label-error suspects, uncertain items and a random
-slice, within a budget), conflicting labels that need a supervisor, and export of a training set for `xscreen train`.
+"""Relabelling helpers: the active relabel queue (disagreements, label-error suspects, uncertain items, drifted
+regions of embedding space and a random slice, within a budget), conflicting labels that need a supervisor, and
+export of a training set for `xscreen train`.
+
+The queue is composed from pluggable sources (`Source`: a policy's items in its order, a reserved share of the
+budget, and whether it fills places others leave): a new sampling policy is one more source in `todays_queue`.
 
 The export writes the format screening.data.read_labels reads: `labels.csv` with columns `file,labels`
 (`|`-separated class names, empty = benign, `threat` = class unknown) next to the copied images.
@@ -11,7 +15,7 @@ import csv
 import math
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +44,7 @@ class ExportResult:
 
 RANDOM_REASON = "random slice (unbiased evaluation)"
 SUSPECT_REASON = "label may be wrong (confident learning)"
+DRIFT_REASON = "new region of embedding space (drift)"
 
 
 def label_suspects(outcomes: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -58,27 +63,96 @@ def label_suspects(outcomes: pd.DataFrame, limit: int) -> pd.DataFrame:
     return picked[keep].assign(current_labels=picked.get("labels"), reason=SUSPECT_REASON).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class Source:
+    """One sampling policy's offer for the day's queue: `items` (scan_id, ..., reason) in the policy's order of
+    preference; `share` of the budget reserved for it (ceil(budget * share) places, when it has the items);
+    `fills`: whether it may also take places the reserved shares leave."""
+
+    items: pd.DataFrame
+    share: float = 0.0
+    fills: bool = True
+
+
+def compose_queue(sources: Sequence[Source], budget: int) -> pd.DataFrame:
+    """At most `budget` items, each scan once: every source first takes its reserved places (in the order given),
+    then the sources that fill take what is left, in order. Rows are grouped by source, in source order, each
+    source's rows in its own order."""
+    taken: list[list[int]] = [[] for _ in sources]
+    seen: set[str] = set()
+
+    def take(i: int, limit: int) -> None:
+        for pos, scan_id in enumerate(sources[i].items["scan_id"]):
+            if len(taken[i]) >= limit or sum(map(len, taken)) >= budget:
+                return
+            if scan_id not in seen:
+                seen.add(scan_id)
+                taken[i].append(pos)
+
+    for i, src in enumerate(sources):
+        if src.share > 0:
+            take(i, math.ceil(budget * src.share))
+    for i, src in enumerate(sources):
+        if src.fills:
+            take(i, budget)
+    parts = [src.items.iloc[sorted(pos)] for src, pos in zip(sources, taken, strict=True) if pos]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"scan_id": [], "reason": []})
+
+
 def active_queue(priority: pd.DataFrame, suspects: pd.DataFrame, random: pd.DataFrame, *, budget: int,
-                 random_share: float) -> pd.DataFrame:
-    """The day's relabel queue: label-error suspects and the store's priority queue (disagreements, then
-    uncertain items) fill `budget` less the random slice, which always keeps ceil(budget * random_share) places
-    (when there are random items): each scan once, with its `reason`."""
-    n_random = min(len(random), math.ceil(budget * random_share))
-    chosen = pd.concat([suspects, priority], ignore_index=True).drop_duplicates("scan_id")
-    chosen = chosen[~chosen["scan_id"].isin(random["scan_id"].head(n_random))].head(budget - n_random)
-    slice_ = random[~random["scan_id"].isin(chosen["scan_id"])].head(n_random).assign(reason=RANDOM_REASON)
-    return pd.concat([chosen, slice_], ignore_index=True)
+                 random_share: float, drifted: pd.DataFrame | None = None, drift_share: float = 0.0) -> pd.DataFrame:
+    """The day's relabel queue: label-error suspects, the store's priority queue (disagreements, then uncertain
+    items) and drifted items (`drifted`, which keep ceil(budget * drift_share) places) fill `budget` less the
+    random slice, which always keeps ceil(budget * random_share) places (when there are random items) and takes
+    no more: each scan once, with its `reason`."""
+    sources = [Source(suspects), Source(priority)]
+    if drifted is not None:
+        sources.append(Source(drifted, share=drift_share))
+    sources.append(Source(random.assign(reason=RANDOM_REASON), share=random_share, fills=False))
+    return compose_queue(sources, budget)
+
+
+@dataclass(frozen=True)
+class DiversityPolicy:
+    """The diversity source (analytics.diversity): recent unlabelled scans of the last `recent_days` compared with
+    the `reference_days` before them, at most `per_window` scans of each; `share` of the budget reserved."""
+
+    share: float = 0.2
+    recent_days: float = 1.0
+    reference_days: float = 7.0
+    per_window: int = 2000
+
+
+def drifted_items(store: Any, policy: DiversityPolicy, *, limit: int, now: datetime) -> pd.DataFrame:
+    """Up to `limit` recent unlabelled scans from drifted regions of embedding space, new clusters first, read
+    through `store` (its `sampling_embeddings`): scan_id, scanner_id, model_version, verdict, any_threat,
+    top_class, novelty (distance to the nearest reference scan), reason."""
+    from analytics.diversity import drifted_diverse
+
+    split = now - timedelta(days=policy.recent_days)
+    rows = store.sampling_embeddings(start=(split - timedelta(days=policy.reference_days)).isoformat(),
+                                     split=split.isoformat(), end=now.isoformat(), per_window=policy.per_window)
+    recent, reference = rows[rows["window"] == "recent"], rows[rows["window"] == "reference"]
+    if recent.empty or reference.empty:
+        return pd.DataFrame({"scan_id": [], "reason": []})
+    picks = drifted_diverse(np.vstack(recent["embedding"].to_list()), np.vstack(reference["embedding"].to_list()),
+                            limit)
+    chosen = recent.iloc[picks.index].drop(columns=["window", "embedding"])
+    return chosen.assign(novelty=picks.novelty, reason=DRIFT_REASON).reset_index(drop=True)
 
 
 def todays_queue(store: Any, *, budget: int, random_share: float, now: datetime,
-                 lookback_days: float = 30.0) -> pd.DataFrame:
+                 lookback_days: float = 30.0, diversity: DiversityPolicy | None = None) -> pd.DataFrame:
     """The day's active relabel queue read through `store` (a Store or StoreClient: its read operations only):
-    label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue, and a
-    random slice seeded by the day (the same slice all day), within `budget` (see active_queue)."""
+    label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue, drifted
+    regions of embedding space (with `diversity`; none without), and a random slice seeded by the day (the same
+    slice all day), within `budget` (see active_queue)."""
     random = store.random_unlabelled(limit=math.ceil(budget * random_share), seed=now.date().isoformat())
     outcomes = store.labelled_outcomes(start=(now - timedelta(days=lookback_days)).isoformat(), end=now.isoformat())
+    drifted = drifted_items(store, diversity, limit=budget, now=now) if diversity and diversity.share > 0 else None
     return active_queue(store.relabel_queue(limit=budget), label_suspects(outcomes, budget), random,
-                        budget=budget, random_share=random_share)
+                        budget=budget, random_share=random_share, drifted=drifted,
+                        drift_share=diversity.share if diversity else 0.0)
 
 
 def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:

@@ -22,6 +22,7 @@ from store import (
     labels,
     models,
     monitoring,
+    readings,
     scans,
     settings_kv,
     triage,
@@ -32,7 +33,7 @@ from xscreen.errors import NotFoundError
 
 # The domain modules, each declaring its operations; importing them fills OPERATIONS. A new domain module is added
 # here (tests/test_owner.py fails on a module that declares operations and is not); a new operation is not.
-DOMAINS = (ingest, scans, triage, labels, models, settings_kv, monitoring, users, audit, analysts, backup,
+DOMAINS = (ingest, scans, triage, labels, readings, models, settings_kv, monitoring, users, audit, analysts, backup,
            ground_truth)
 
 

@@ -27,7 +27,7 @@ STORE_ACTIONS = frozenset({
     "login", "login_failed", "passwd_check_failed", "logout", "decision", "relabel", "model_register",
     "model_state", "promote", "rollback", "user_add", "user_passwd", "user_disable", "alert_status", "setting",
     "sql", "sql_refused", "snapshot", "token_issue", "token_revoke", "backup", "restore", "image_moved",
-    "images_expired",
+    "images_expired", "reading", "adjudicate",
 })
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 

@@ -122,7 +122,9 @@ class Store(StoreAPI):
                         snapshot_max_age_s=0.0 if fresh_snapshots else s.snapshot_max_age_s,
                         sql_row_limit=s.sql_row_limit, sql_timeout_s=s.sql_timeout_s,
                         backups_dir=settings.backups_dir, models_dir=settings.models_dir,
-                        audit=AuditDesign.from_settings(settings, key=home_id))
+                        audit=AuditDesign.from_settings(settings, key=home_id),
+                        double_read_min_score=settings.labelling.double_read_min_score,
+                        double_read_classes=tuple(settings.labelling.double_read_classes))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""

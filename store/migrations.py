@@ -231,6 +231,35 @@ CREATE TABLE canaries (
 CREATE INDEX canaries_scored_at ON canaries (scored_at);
 """
 
+# Migration 12: blind double reading of high-risk relabel items (store/readings.py). `readings`: one person's
+# independent label of one scan, at most two per scan by two people, never shown to the other reader. The view
+# `double_reads` pairs them per scan (the first and the second, numbered by the writer) with the newest adjudication label and resolves
+# the status: awaiting the second reading, agreed (the store then appends a `double_read` label), disputed (two
+# readings differ and no adjudication came after the second: the item waits for a supervisor, and the training
+# export leaves it out), or adjudicated.
+_M12_READINGS = """
+CREATE TABLE readings (
+    reading_id VARCHAR PRIMARY KEY, scan_id VARCHAR NOT NULL, reading INTEGER NOT NULL, reader VARCHAR NOT NULL,
+    labels VARCHAR[] NOT NULL, note VARCHAR, read_at TIMESTAMPTZ NOT NULL, UNIQUE (scan_id, reading));
+CREATE VIEW double_reads AS
+    WITH adj AS (SELECT * EXCLUDE (rn) FROM (
+                SELECT scan_id, labels, author, created_at,
+                       row_number() OVER (PARTITION BY scan_id ORDER BY created_at DESC, label_id DESC) AS rn
+                FROM labels WHERE source = 'adjudication') WHERE rn = 1)
+    SELECT a.scan_id, a.reader AS reader_1, a.labels AS labels_1, a.note AS note_1, a.read_at AS read_at_1,
+           b.reader AS reader_2, b.labels AS labels_2, b.note AS note_2, b.read_at AS read_at_2,
+           CASE WHEN adj.created_at >= b.read_at THEN adj.labels END AS adjudicated_labels,
+           CASE WHEN adj.created_at >= b.read_at THEN adj.author END AS adjudicator,
+           CASE WHEN adj.created_at >= b.read_at THEN adj.created_at END AS adjudicated_at,
+           CASE WHEN b.scan_id IS NULL THEN 'awaiting second reading'
+                WHEN list_sort(a.labels) = list_sort(b.labels) THEN 'agreed'
+                WHEN adj.created_at >= b.read_at THEN 'adjudicated'
+                ELSE 'disputed' END AS status
+    FROM (SELECT * FROM readings WHERE reading = 1) a
+    LEFT JOIN (SELECT * FROM readings WHERE reading = 2) b USING (scan_id)
+    LEFT JOIN adj USING (scan_id);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -244,6 +273,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (9, "models.thresholds_version; settings_kv loses its champion and thresholds copies", _M9_THRESHOLDS_VERSION),
     (10, "gate_reports: the promotion gate's reports", _M10_GATE_REPORTS),
     (11, "audit_selections (with each audit's inclusion probability) and canaries", _M11_GROUND_TRUTH),
+    (12, "readings (blind double reading) and the view double_reads", _M12_READINGS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -52,6 +52,9 @@ class StoreConfig:
     backups_dir: Path | None = None
     models_dir: Path | None = None
     audit: AuditDesign = field(default_factory=AuditDesign)  # the random audit of cleared mail (off by default)
+    # which relabel items are high risk and need two blind readings (store/readings.py; off when both are empty)
+    double_read_min_score: float | None = None
+    double_read_classes: tuple[str, ...] = ()
 
 
 class Engine(Protocol):
@@ -155,10 +158,14 @@ def read(*, action: str | None = None, actor: str | None = None) -> Callable[[F]
 
 def write(*, action: str | None = None, actor: str | None = None,
           people: Callable[[Mapping[str, Any]], list[tuple[str, Any]]] | None = None, process_only: bool = False,
-          weight: Callable[[Mapping[str, Any]], int] | None = None) -> Callable[[F], F]:
+          weight: Callable[[Mapping[str, Any]], int] | None = None,
+          check: Callable[[Mapping[str, Any], Any], None] | None = None) -> Callable[[F], F]:
     """A write: `fn(cursor, ...)` inside the writer's transaction; returns after COMMIT. It must check first and
-    raise an XscreenError before writing anything, so a refusal does not spoil the rest of its group commit."""
-    return _declare("write", action=action, actor=actor, people=people, process_only=process_only, weight=weight)
+    raise an XscreenError before writing anything, so a refusal does not spoil the rest of its group commit.
+    `check(kwargs, principal)`: a further rule for a signed-in person's call (an adjudication label needs a
+    supervisor)."""
+    return _declare("write", action=action, actor=actor, people=people, process_only=process_only, weight=weight,
+                    check=check)
 
 
 def composite(*, action: str | None = None, actor: str | None = None,

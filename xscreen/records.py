@@ -20,7 +20,7 @@ from xscreen.errors import XscreenError
 VerdictValue = Literal["inspect", "clear", "uncertain"]
 VerdictRole = Literal["champion", "shadow"]
 DecisionValue = Literal["cleared", "confirmed", "seized", "refer"]
-LabelSource = Literal["officer", "relabel", "adjudication", "synthetic", "audit", "import"]
+LabelSource = Literal["officer", "relabel", "adjudication", "double_read", "synthetic", "audit", "import"]
 ModelState = Literal["candidate", "shadow", "champion", "retired"]
 Role = Literal["officer", "supervisor", "analyst", "admin"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]

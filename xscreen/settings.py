@@ -163,6 +163,17 @@ class AppSettings(Section):
     relabel_random_share: float = Field(0.1, ge=0, le=1, description="Share of the relabel budget drawn at random from scored, unlabelled scans, so that accuracy estimated from relabels stays unbiased.")
 
 
+class LabellingSettings(Section):
+    """Who reads which relabel items, and how the active queue samples them (docs/APP.md, Relabelling)."""
+
+    double_read_min_score: float | None = Field(None, ge=0, le=1, description="Relabel items whose champion any-threat score is at least this are high risk: they need two blind readings by two different people (the second reader never sees the first's label), and when the readings differ a supervisor adjudicates. Empty: no score rule. Off by default, like `double_read_classes`: turning either on makes such items cost two readings of the relabel budget.")
+    double_read_classes: list[str] = Field(default_factory=list, description="Relabel items whose champion top class is one of these (e.g. `firearm` and `ammunition`) are high risk and need two blind readings, as with `double_read_min_score`. Names must be model classes.")
+    drift_share: float = Field(0.2, ge=0, le=1, description="Share of the relabel budget reserved for recent unlabelled scans from drifted regions of embedding space, new clusters first (analytics.diversity); places it cannot fill go to the other sources.")
+    drift_recent_days: float = Field(1.0, gt=0, description="The recent window the diversity policy samples from (days before now).")
+    drift_reference_days: float = Field(7.0, gt=0, description="The reference window the recent one is compared with: this many days before the recent window.")
+    drift_max_scans: int = Field(2000, ge=50, le=100_000, description="Scans drawn from each window (a fixed pseudo-random sample) for the diversity policy: bounds its cost.")
+
+
 class AuthSettings(Section):
     max_failed_logins: int = Field(5, ge=1, description="Failed sign-ins for one username within auth.login_window_s before that username is locked out for auth.lockout_s.")
     max_failed_logins_per_source: int = Field(20, ge=1, description="Failed sign-ins from one source (a /v1 client address) within auth.login_window_s before that source is locked out.")
@@ -246,6 +257,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings, description="Ray Serve batching, scaling and ingest.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="DuckDB store owner.")
     app: AppSettings = Field(default_factory=AppSettings, description="Streamlit dashboard.")
+    labelling: LabellingSettings = Field(default_factory=LabellingSettings, description="Blind double reading and the relabel queue's diversity sampling.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in limits and who may act under which name.")
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Demo scanner stream.")
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings, description="Drift and accuracy monitoring.")
@@ -285,6 +297,9 @@ class Settings(BaseSettings):
                 object.__setattr__(p, name, default)
         if len(set(self.model.classes)) != len(self.model.classes):
             raise ValueError("model.classes has duplicates")
+        unknown = sorted(set(self.labelling.double_read_classes) - set(self.model.classes))
+        if unknown:
+            raise ValueError(f"labelling.double_read_classes names classes the model does not screen for: {unknown}")
         return self
 
     # Typed accessors: derived paths are always set after validation.
