@@ -114,3 +114,19 @@ def test_the_officer_is_told_after_deciding_a_tip_item_that_it_was_a_test(
     at.button(key="triage_confirmed").click().run()  # real mail: no reveal
     assert not at.warning and store.get_scan(real)["decisions"][-1]["decision"] == "confirmed"
     assert store.tip_results(start=now - timedelta(days=1), end=now + timedelta(minutes=1))["hit"].tolist() == [False]
+
+
+def test_supervisors_see_the_tip_hit_rate_per_officer_and_class(
+        owner: tuple[StoreClient, Store], settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    client, store = owner
+    point_app_at(monkeypatch, settings)
+    real, _, tip = seed(store, now, tmp_path / "tips")
+    store.record_decision(decision("d1", tip, "ann", "confirmed", now - timedelta(minutes=5)))
+    store.record_decision(decision("d2", real, "ann", "confirmed", now - timedelta(minutes=4)))
+    client.add_user("sue", PASSWORD, "supervisor")
+    at = app_as(user("sue", "supervisor", now), now, script="pages/officers.py").run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "class_name" in d.value.columns)
+    assert table[["officer", "class_name", "k", "n"]].values.tolist() == [["ann", "knife", 1, 1]]
+    assert [m.value for m in at.metric] == ["1", "1", "0"]  # the TIP decision is not counted as a decision
