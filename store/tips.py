@@ -27,23 +27,23 @@ from xscreen.records import DecisionRecord, OfficerTipRecord, ScanDetail, TipRev
 
 # Pending TIP items in queue_pending's shape, and TIP items in the scans' (received_at, item_id) shape: the queue
 # (store/triage.py) reads both beside real mail.
+# A TIP item waits once its source scan is stored (serving records canaries before the spool delivers the mail) and
+# never when its source was audited (an officer must not meet an item and its TIP twin).
 PENDING_TIPS_SQL = """SELECT t.tip_id AS scan_id, t.model_version, t.scanner_id, t.verdict, t.any_threat, t.top_class,
                              t.created_at AS scored_at
-                      FROM officer_tips t ANTI JOIN tip_outcomes o USING (tip_id)"""
+                      FROM officer_tips t ANTI JOIN tip_outcomes o USING (tip_id)
+                      WHERE t.source_scan_id NOT IN (SELECT scan_id FROM audit_selections)"""
 TIP_ITEMS_SQL = """SELECT t.tip_id AS scan_id, t.created_at AS received_at, s.item_id
                    FROM officer_tips t JOIN scans s ON s.scan_id = t.source_scan_id"""
 
 
 @write(process_only=True, weight=lambda kw: len(kw["tips"]))
 def add_officer_tips(cur: duckdb.DuckDBPyConnection, tips: list[OfficerTipRecord]) -> int:
-    """Queue canaries as officer TIP items (serving). Skipped: known tip_ids, and a source scan that is unknown or
-    itself audited (an officer must never meet the item and its TIP twin). Returns how many were queued."""
+    """Store canaries as officer TIP items (serving); known tip_ids are skipped. Returns how many were new. Each
+    waits in the queue once its source scan is stored, unless that scan was audited (PENDING_TIPS_SQL)."""
     n = 0
     for t in tips:
-        ok = first(cur, "SELECT 1 FROM scans s WHERE s.scan_id = ? AND s.scan_id NOT IN "
-                        "(SELECT scan_id FROM audit_selections) AND ? NOT IN (SELECT tip_id FROM officer_tips)",
-                   [t.source_scan_id, t.tip_id])
-        if not ok:
+        if first(cur, "SELECT 1 FROM officer_tips WHERE tip_id = ?", [t.tip_id]):
             continue
         cur.execute("INSERT INTO officer_tips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?)",
                     [t.tip_id, t.canary_id, t.source_scan_id, t.scanner_id, t.class_name, t.article, t.model_version,

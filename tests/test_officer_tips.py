@@ -82,7 +82,7 @@ def test_a_tip_item_queues_like_mail_and_its_decision_is_a_tip_outcome_not_a_dec
         olga.add_officer_tips([])  # serving only
 
 
-def test_an_audited_source_never_gets_a_tip_twin(tmp_path: Path, now: datetime) -> None:
+def test_an_audited_source_never_has_its_tip_twin_in_the_queue(tmp_path: Path, now: datetime) -> None:
     from store.audit_sampling import AuditDesign
 
     with Store.open(tmp_path / "t.duckdb", clock=lambda: now, audit=AuditDesign(default_rate=1.0, key="k")) as s:
@@ -91,7 +91,7 @@ def test_an_audited_source_never_gets_a_tip_twin(tmp_path: Path, now: datetime) 
         tip = OfficerTipRecord(tip_id="t1", canary_id="c1", source_scan_id=source, scanner_id="scanner-a",
                                class_name="knife", model_version="m-1", verdict="clear", any_threat=0.1,
                                image_path="x.png", file_format="png", created_at=now)
-        assert s.add_officer_tips([tip]) == 0 and s.queue("ann")["scan_id"].tolist() == [source]
+        assert s.add_officer_tips([tip]) == 1 and s.queue("ann")["scan_id"].tolist() == [source]
 
 
 def test_the_officer_is_told_after_deciding_a_tip_item_that_it_was_a_test(
