@@ -17,9 +17,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from store import tips
 from store.audit import audit_row
 from store.fetch import first, in_window
-from store import tips
 from store.labels import insert_label
 from store.ops import StoreConfig, read, write
 from xscreen.errors import ConflictError, NotFoundError
@@ -31,7 +31,7 @@ FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 # asks someone else for a second opinion, so it must not come straight back to the referrer); only the rows that
 # survive the LIMIT are joined to scans. `waiting` counts every item that passed the filters, before the LIMIT
 # (the true backlog, not the page).
-QUEUE_SQL = """
+QUEUE_SQL = f"""
 WITH refs AS (SELECT scan_id, string_agg(DISTINCT officer, ', ' ORDER BY officer) AS referred_by,
                      bool_or(officer = $officer) AS mine
               FROM decisions WHERE decision = 'refer' GROUP BY scan_id),
@@ -39,7 +39,7 @@ top AS (
     SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at,
            count(*) OVER () AS waiting
     FROM (SELECT scan_id, model_version, scanner_id, verdict, any_threat, top_class, scored_at FROM queue_pending
-          UNION ALL {pending_tips}) p
+          UNION ALL {tips.PENDING_TIPS_SQL}) p
     WHERE ($scanner::VARCHAR IS NULL OR p.scanner_id = $scanner::VARCHAR)
       AND p.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
       AND p.scan_id NOT IN (SELECT scan_id FROM refs WHERE mine)
@@ -48,11 +48,11 @@ top AS (
 SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
        refs.scan_id IS NOT NULL AS referred, refs.referred_by
 FROM top
-JOIN (SELECT scan_id, received_at, item_id FROM scans UNION ALL {tip_items}) s USING (scan_id)
+JOIN (SELECT scan_id, received_at, item_id FROM scans UNION ALL {tips.TIP_ITEMS_SQL}) s USING (scan_id)
 LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c USING (scan_id)
 LEFT JOIN refs USING (scan_id)
 ORDER BY top.any_threat DESC, top.scored_at
-""".format(pending_tips=tips.PENDING_TIPS_SQL, tip_items=tips.TIP_ITEMS_SQL)
+"""
 
 
 @read(action="decide", actor="officer")
