@@ -435,7 +435,7 @@ def _cause(ctx: _Context, shifts: dict[str, shift.ScannerShift], emb_moved: dict
                               dominance=cfg.scanner_dominance)
     ctx.run.measure("drift_cause", None, float(len(cause.scanner_drift) + len(cause.content_scanners)), {
         "scanner_drift": list(cause.scanner_drift), "content_drift": cause.content_drift,
-        "content_scanners": list(cause.content_scanners), "stable": list(cause.stable), "message": cause.message,
+        "content_scanners": list(cause.content_scanners), "fleet_scanners": list(cause.fleet_scanners), "stable": list(cause.stable), "message": cause.message,
         "moved": bool(cause.scanner_drift or cause.content_drift)})
     for scanner in cause.scanner_drift:
         s = shifts[scanner]
@@ -445,11 +445,11 @@ def _cause(ctx: _Context, shifts: dict[str, shift.ScannerShift], emb_moved: dict
     # Retraining is for mail that changed across the fleet. A lone scanner whose content (or only its embeddings)
     # moved is recorded in the drift_cause measurement, not alerted: it is often a scanner fault seen first in
     # its embeddings (scanner ageing moved them one run before its image statistics in tests/test_monitor_e2e.py).
-    if cause.content_drift and len(cause.content_scanners) >= 2:
-        text = report.content_drift_text(cause.content_scanners, shifts, emb_note,
-                                         since=min(since[s] for s in cause.content_scanners),
+    if cause.fleet_scanners:
+        text = report.content_drift_text(cause.fleet_scanners, shifts, emb_note,
+                                         since=min(since[s] for s in cause.fleet_scanners),
                                          page_on_drift=cfg.page_on_drift)
-        ctx.alert(text, None, {"scanners": list(cause.content_scanners), "action": "retrain"})
+        ctx.alert(text, None, {"scanners": list(cause.fleet_scanners), "action": "retrain"})
 
 
 def _realised_accuracy(ctx: _Context, now: datetime) -> None:

@@ -54,7 +54,26 @@ def test_material_mix_moving_on_most_scanners_is_content_drift() -> None:
     assert shifts[0].content_effect == pytest.approx(0.3 / BASE_SD)
     cause = shift.drift_cause(shifts)
     assert cause.content_drift and cause.content_scanners == ("a", "b") and cause.scanner_drift == ()
-    assert cause.message.startswith("content drift on 2 of 3 scanners (a, b)")
+    assert cause.fleet_scanners == ("a", "b")
+    assert cause.message == "content drift on 2 of 3 scanners (a, b): the mail changed; consider retraining"
+
+
+def test_scanners_moving_apart_are_not_a_fleet() -> None:
+    # a: metal + 0.3 (d = 1.03); b: organic + 0.3; c: metal - 0.3. Two of three moved each time, but no content
+    # statistic moved the same way on two scanners: a change of mail would, so each is local content drift.
+    apart = [shift.scanner_shift(_window(), _window(metal_fraction=0.3), scanner_id="a"),
+             shift.scanner_shift(_window(), _window(organic_fraction=0.3), scanner_id="b"),
+             shift.scanner_shift(_window(), _window(), scanner_id="c")]
+    cause = shift.drift_cause(apart)
+    assert cause.fleet_scanners == () and cause.content_scanners == ("a", "b") and cause.content_drift
+    assert cause.message == ("content drift on a only (metal_fraction d=+1.0): check what this scanner receives; "
+                             "content drift on b only (organic_fraction d=+1.0): check what this scanner receives")
+    opposite = [apart[0], shift.scanner_shift(_window(), _window(metal_fraction=-0.3), scanner_id="c")]
+    assert shift.drift_cause(opposite).fleet_scanners == ()
+    # the same move on b joins a: the fleet is {a, b}
+    together = [apart[0], shift.scanner_shift(_window(), _window(metal_fraction=0.3, organic_fraction=0.3),
+                                              scanner_id="b"), apart[2]]
+    assert shift.drift_cause(together).fleet_scanners == ("a", "b")
 
 
 def test_physics_and_mix_moving_together_on_one_scanner_is_local_content_drift() -> None:

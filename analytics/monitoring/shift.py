@@ -71,6 +71,7 @@ class DriftCause:
     content_scanners: tuple[str, ...]
     stable: tuple[str, ...]
     message: str
+    fleet_scanners: tuple[str, ...] = ()  # the scanners that moved together (the fleet rule): retrain, not repair
 
 
 def _column(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
@@ -139,8 +140,12 @@ def drift_cause(shifts: Sequence[ScannerShift], *, embedding_moved: Mapping[str,
     """Tell scanner drift from content drift across the fleet.
 
     A scanner *moved* when one of its image statistics moved or (if given) its embeddings did. Content changes
-    reach every scanner, a failing detector only its own: when at least two scanners and at least
-    `fleet_share` of them moved, the cause is content. Otherwise each moved scanner is judged on its own:
+    reach every scanner, a failing detector only its own, and a change of mail moves the same thing the same way
+    everywhere: when at least two scanners and at least `fleet_share` of them moved *together* (the same content
+    statistic in the same direction, or their embeddings), the cause is content across the fleet. Scanners that
+    moved apart (one aged, another with a chance wobble of a different statistic) are not a fleet: a 400-scan
+    stream of a stable held-out scanner beside an ageing one once read as fleet content drift
+    (tests/test_monitor_e2e.py). The scanners not in the fleet group are judged on their own:
     scanner drift when one of its `detector_stats` moved (a statistic the mail cannot move: detector noise), or
     when its largest scanner-statistic effect is at least `dominance` times its largest content effect (detector
     physics moved, the material mix did not); else content drift local to that scanner. The first part is needed
@@ -153,14 +158,33 @@ def drift_cause(shifts: Sequence[ScannerShift], *, embedding_moved: Mapping[str,
     moved = [s for s in shifts if s.moved or emb.get(s.scanner_id, False)]
     moved_ids = {s.scanner_id for s in moved}
     stable = tuple(s.scanner_id for s in shifts if s.scanner_id not in moved_ids)
-    if len(moved) >= 2 and len(moved) >= fleet_share * len(shifts):
-        ids = tuple(s.scanner_id for s in moved)
-        return DriftCause((), True, ids, stable, f"content drift on {len(ids)} of {len(shifts)} scanners "
-                          f"({', '.join(ids)}): the mail changed; consider retraining")
-    scanner = tuple(s.scanner_id for s in moved if set(s.moved_stats) & set(detector_stats)
+    fleet = _moved_together(moved, emb)
+    fleet = fleet if len(fleet) >= 2 and len(fleet) >= fleet_share * len(shifts) else ()
+    rest = [s for s in moved if s.scanner_id not in fleet]
+    scanner = tuple(s.scanner_id for s in rest if set(s.moved_stats) & set(detector_stats)
                     or (s.scanner_effect >= dominance * s.content_effect and s.scanner_effect > 0))
-    content = tuple(s.scanner_id for s in moved if s.scanner_id not in scanner)
-    return DriftCause(scanner, bool(content), content, stable, _message(moved, scanner, content))
+    local = tuple(s.scanner_id for s in rest if s.scanner_id not in scanner)
+    content = tuple(s.scanner_id for s in moved if s.scanner_id in fleet or s.scanner_id in local)
+    message = "; ".join(m for m in (
+        f"content drift on {len(fleet)} of {len(shifts)} scanners ({', '.join(fleet)}): the mail changed; "
+        "consider retraining" if fleet else "", _message(rest, scanner, local) if rest or not fleet else "") if m)
+    return DriftCause(scanner, bool(content), content, stable, message, fleet)
+
+
+def _moved_together(moved: Sequence[ScannerShift], embedding_moved: Mapping[str, bool]) -> tuple[str, ...]:
+    """The largest group of moved scanners sharing one sign of change: a content statistic moved in the same
+    direction, or the embeddings moved (ties: the first such sign in name order). Scanner order is kept."""
+    signs: dict[tuple[str, int], list[str]] = {}
+    for s in moved:
+        marks = {(st.name, int(np.sign(st.smd))) for st in s.stats if st.moved and st.kind == "content"}
+        if embedding_moved.get(s.scanner_id, False):
+            marks.add(("embeddings", 0))
+        for mark in marks:
+            signs.setdefault(mark, []).append(s.scanner_id)
+    if not signs:
+        return ()
+    best = max(sorted(signs), key=lambda mark: len(signs[mark]))
+    return tuple(signs[best])
 
 
 def _message(moved: Sequence[ScannerShift], scanner: Sequence[str], content: Sequence[str]) -> str:
