@@ -80,6 +80,15 @@ def agreement(frame: pd.DataFrame, confidence: float = 0.95) -> tuple[pd.DataFra
             rates_by_group(f, ["officer"], "with_adjudication", confidence))
 
 
+def tip_hit_rates(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Officer TIP hit rate per officer and class (store op `tip_results`: officer, class_name, hit = the officer
+    did not clear the projected threat), with Wilson intervals: officer, class_name, k, n, rate, low, high."""
+    missing = [c for c in ("officer", "class_name", "hit") if c not in frame.columns]
+    if missing:
+        raise OfficerInputError(f"TIP results frame lacks columns {missing}")
+    return rates_by_group(frame.assign(hit=frame["hit"].astype(bool)), ["officer", "class_name"], "hit", confidence)
+
+
 def officer_report(frame: pd.DataFrame, confidence: float = 0.95) -> OfficerReport:
     """All officer tables of one window of decisions."""
     with_ai, with_adjudication = agreement(frame, confidence)

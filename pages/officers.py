@@ -1,5 +1,6 @@
 """Officers (supervisors only): decisions per hour, time to decision, agreement with the AI and with adjudicated
-outcomes, per officer, from analytics/officers.py over the store's `officer_decisions`."""
+outcomes, per officer, from analytics/officers.py over the store's `officer_decisions`; officer TIP hit rates
+per officer and class over `tip_results`."""
 
 from __future__ import annotations
 
@@ -43,3 +44,13 @@ if report.adjudicated_agreement.empty:
     st.info("No adjudicated items in this window.")
 else:
     st.dataframe(report.adjudicated_agreement, hide_index=True, key="officers_adjudicated")
+
+st.subheader("TIP tests (officer hit rate)")
+tips = common.attempt(lambda: store.tip_results(start=end - timedelta(days=days), end=end))
+if tips is None or tips.empty:
+    st.info("No officer TIP tests decided in this window (monitoring.officer_tip_share sets how many canaries "
+            "officers see).")
+else:
+    st.caption("Share of projected test threats each officer did not clear (confirmed, seized or referred), per "
+               "class, with 95% Wilson intervals. TIP results are never decisions or labels.")
+    st.dataframe(officers.tip_hit_rates(tips), hide_index=True, key="officers_tips")

@@ -15,6 +15,7 @@ from pages import _viewer as viewer
 from xscreen.records import DecisionRecord
 
 CURRENT = "triage_current"
+REVEAL = "triage_tip_reveal"  # an officer TIP test just decided: what it was, shown once (store/tips.py)
 # decision, button label, keyboard shortcut (Streamlit reserves C and R). Audit samples come through the same
 # queue and look the same.
 DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
@@ -86,6 +87,9 @@ def record(scan_id: str, decision: str, threat_class: str | None, note: str) -> 
     if not common.act(lambda: store.record_decision(rec)):
         return
     st.session_state.pop(CURRENT, None)
+    reveal = common.attempt(lambda: store.tip_reveal(scan_id, s.username))  # None for real mail
+    if reveal is not None:
+        st.session_state[REVEAL] = reveal.message
     st.toast(f"{scan_id}: {decision}")
     st.rerun()
 
@@ -148,6 +152,8 @@ left, right = st.columns([1, 1])
 with left:
     queue_panel()
 with right:
+    if REVEAL in st.session_state:
+        st.warning(st.session_state.pop(REVEAL), icon=":material/target:")
     current = st.session_state.get(CURRENT)
     if current:
         detail(current)

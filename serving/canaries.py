@@ -5,7 +5,9 @@ A canary is drawn for each champion `clear` verdict with probability `monitoring
 from the library's canary part (xray.tip.ARTICLE_PARTS: articles never used for training or certification) and is
 projected physically (xray.tip): into the raw high/low transmissions of a dual-energy scan, or, for a pseudo-colour
 scan, through the inverted reference palette. The projected image exists only in memory: no file, no scan row, no
-verdict, nothing in the officers' queue, so volume and drift statistics never see it. A failure here (rendering,
+verdict, nothing in the officers' queue (unless drawn as an officer TIP test, monitoring.officer_tip_share: then
+its image is written under `<home>/tips` and it waits in the queue as store/tips.py describes), so volume and drift
+statistics never see it. A failure here (rendering,
 scoring, the store) is logged and counted, never allowed to hold up the mail it rode on.
 """
 
@@ -18,15 +20,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xscreen.records import CanaryRecord, ScanRecord, VerdictRecord, utcnow
+from xscreen.records import CanaryRecord, OfficerTipRecord, ScanRecord, VerdictRecord, utcnow
 
 log = logging.getLogger(__name__)
 
 RecordFn = Callable[[list[CanaryRecord]], Any]
+RecordTipsFn = Callable[[list[OfficerTipRecord]], Any]
 ScoreFn = Callable[[list[Any]], Sequence[Mapping[str, Any]]]
 Item = tuple[ScanRecord, VerdictRecord, Any]  # a scan, its champion verdict and its decoded image
 
@@ -67,14 +71,33 @@ def _is_gray(rgb8: np.ndarray) -> bool:
     return bool((rgb8[..., 0] == rgb8[..., 1]).all() and (rgb8[..., 1] == rgb8[..., 2]).all())
 
 
+def tip_image(image: Any) -> tuple[bytes, str]:
+    """File bytes and format of a projected canary image for an officer TIP item, in the form a real scan of its
+    kind arrives in (dual energy: raw uint16 planes as npz; else the colour image as png), so it opens alike."""
+    from xray.writers import encode_npz, encode_png, to_uint16
+
+    if image.dual_energy and image.low is not None:
+        return encode_npz(to_uint16(image.high), to_uint16(image.low)), "npz"
+    return encode_png(image.rgb8), "png"
+
+
 class CanaryFeed:
     """Draws canaries among cleared items, projects, scores and records them. `rng` and `clock` are injected so
-    tests control them; `classes` are the model's threat classes the library can render."""
+    tests control them; `classes` are the model's threat classes the library can render. With `officer_share`
+    > 0, that share of canaries is also written to `tips_dir` and queued for officers as TIP items
+    (`record_tips`, store/tips.py)."""
 
     def __init__(self, *, rate: float, classes: Sequence[str], score: ScoreFn, record: RecordFn,
-                 rng: np.random.Generator | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 rng: np.random.Generator | None = None, clock: Callable[[], datetime] = utcnow,
+                 officer_share: float = 0.0, tips_dir: Path | None = None,
+                 record_tips: RecordTipsFn | None = None) -> None:
         from xray.threats import THREAT_CLASSES
 
+        if officer_share > 0 and (tips_dir is None or record_tips is None):
+            raise ValueError("officer TIP tests need a tips_dir and a record_tips function")
+        self.officer_share = officer_share
+        self._tips_dir = tips_dir
+        self._record_tips = record_tips
         self.rate = rate
         self.classes = [c for c in classes if c in THREAT_CLASSES]
         self._score = score
@@ -84,10 +107,16 @@ class CanaryFeed:
         self.failures = 0
 
     @classmethod
-    def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn) -> CanaryFeed | None:
-        """None when monitoring.canary_rate is 0 (no canaries)."""
-        rate = settings.monitoring.canary_rate
-        return cls(rate=rate, classes=settings.model.classes, score=score, record=record) if rate > 0 else None
+    def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn,
+                      record_tips: RecordTipsFn | None = None) -> CanaryFeed | None:
+        """None when monitoring.canary_rate is 0 (no canaries). monitoring.officer_tip_share of them go to
+        officers too (images under `<home>/tips`) when `record_tips` is given."""
+        m = settings.monitoring
+        if m.canary_rate <= 0:
+            return None
+        share = m.officer_tip_share if record_tips is not None else 0.0
+        return cls(rate=m.canary_rate, classes=settings.model.classes, score=score, record=record,
+                   officer_share=share, tips_dir=Path(settings.home) / "tips", record_tips=record_tips)
 
     def draw(self, verdicts: Sequence[VerdictRecord]) -> list[int]:
         """Indices of champion `clear` verdicts drawn to carry a canary."""
@@ -112,11 +141,35 @@ class CanaryFeed:
             fields = self._score([p.image for _, p in made])
             records = [self._canary(scan, p, f) for (scan, p), f in zip(made, fields, strict=True)]
             self._record(records)
+            if self.officer_share > 0:
+                self._officer_tips([(p, f, r) for (_, p), f, r in zip(made, fields, records, strict=True)])
         except Exception:  # noqa: BLE001 -- a canary must never hold up the mail it rode on
             self.failures += 1
             log.exception("canary feed failed for %d item(s); mail is unaffected", len(chosen))
             return []
         return records
+
+    def _officer_tips(self, scored: Sequence[tuple[Projected, Mapping[str, Any], CanaryRecord]]) -> None:
+        """Write the drawn share of canaries' images and queue them for officers as TIP items."""
+        assert self._tips_dir is not None and self._record_tips is not None  # checked in __init__
+        tips = []
+        for p, f, rec in scored:
+            if self._rng.random() >= self.officer_share:
+                continue
+            tip_id = hashlib.sha256(f"tip|{rec.canary_id}".encode()).hexdigest()[:16]  # looks like a scan id
+            data, fmt = tip_image(p.image)
+            self._tips_dir.mkdir(parents=True, exist_ok=True)
+            path = self._tips_dir / f"{tip_id}.{fmt}"
+            path.write_bytes(data)
+            scores = {str(k): float(v) for k, v in (f.get("scores") or {}).items()}
+            tips.append(OfficerTipRecord(
+                tip_id=tip_id, canary_id=rec.canary_id, source_scan_id=rec.source_scan_id,
+                scanner_id=rec.scanner_id, class_name=rec.class_name, article=rec.article,
+                model_version=rec.model_version, verdict=rec.verdict, any_threat=rec.any_threat, scores=scores,
+                top_class=f.get("top_class") or (max(scores, key=scores.__getitem__) if scores else None),
+                image_path=str(path), file_format=fmt, created_at=rec.scored_at))
+        if tips:
+            self._record_tips(tips)
 
     def _canary(self, scan: ScanRecord, p: Projected, f: Mapping[str, Any]) -> CanaryRecord:
         key = f"{scan.scan_id}|{p.article}|{p.top_left}".encode()

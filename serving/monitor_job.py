@@ -4,6 +4,8 @@ and model, writes every result as a measurement and raises the alerts they call 
 One run (`run_monitor`) does, for the champion model(s) of the last `monitoring.reference_days`:
 - certificate watch per scanner and model, continued from the detector state of the previous run (paging);
 - accuracy page on known-answer canaries per scanner and model, continued the same way (paging);
+- accuracy page on real mail from random audits and officers' confirmations (Horvitz-Thompson weighted, per
+  scanner and model), continued the same way (paging);
 - input drift per scanner (image statistics by cause, embedding MMD and PCA-reconstruction outliers) and the
   scanner-or-content rule across the fleet; output drift (flag rate, uncertain share, per-class PSI / KS with
   BH control, prevalence from the certificate); realised accuracy (Wilson) and CBPE beside it.
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import accuracy, drift
-from analytics.monitoring import canary, certificate, embeddings, estimation, report, sequential, shift
+from analytics.monitoring import canary, certificate, embeddings, estimation, harm, report, sequential, shift
 from analytics.monitoring.errors import MonitoringInputError
 from serving.housekeeping import Housekeeper
 from xscreen.health import HealthReport
@@ -84,13 +86,14 @@ def _state_of(details: dict[str, Any]) -> sequential.DetectorState | None:
     return sequential.DetectorState(**fields)
 
 
-def _previous(store: Any, kind: str, active: set[tuple[str, Key]]) -> dict[Key, dict[str, Any]]:
-    """The last run's details per (scanner, model); a detector whose alarm was handled (no active alert left)
-    starts afresh, as the e-detector must after an alarm."""
+def _previous(store: Any, kind: str, alert_kind: str, active: set[tuple[str, Key]]) -> dict[Key, dict[str, Any]]:
+    """The last run's details per (scanner, model) of measurement `kind`; a detector whose alarm was handled (no
+    active alert of `alert_kind` left for its scanner and model) starts afresh, as the e-detector must after an
+    alarm; while its alert is open it continues (and stays high)."""
     out = {}
     for m in store.latest_measurements(kind):
         key = (m.scanner_id, m.model_version)
-        if m.details.get("alarm") and (kind, key) not in active:
+        if m.details.get("alarm") and (alert_kind, key) not in active:
             out[key] = {"cursor": m.details.get("cursor"), "cursor_ids": m.details.get("cursor_ids", [])}
         else:
             out[key] = m.details
@@ -159,6 +162,7 @@ def run_monitor(settings: Settings, store: Any, *, now: datetime | None = None,
     ctx = _Context(cfg, store, run, now - timedelta(days=cfg.reference_days), {}, active)
     _certificate_watch(ctx, now)
     _canary_page(ctx, now)
+    _miss_rate_page(ctx, now)
     _drift(ctx, now)
     _realised_accuracy(ctx, now)
     if run.measurements:
@@ -193,18 +197,24 @@ def _post_webhook(url: str, payload: dict[str, Any]) -> None:
         log.warning("alert webhook %s failed: %s", url, exc)
 
 
-def _resolved_prefix(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """The benign items of one scanner that can be fed, in scoring order: those scored before its oldest flagged
-    item still waiting for an officer (one waiting longer than MAX_PENDING is passed over, so it cannot stall the
-    watch for ever); confirmed threats are left out."""
+def _resolved(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """The resolved items of one scanner that can be fed, in scoring order: those scored before its oldest item
+    still waiting for an officer (one waiting longer than MAX_PENDING is passed over, so it cannot stall the
+    detector for ever, and is never counted)."""
     waiting = items["pending"] & (items["scored_at"] > pd.Timestamp(now - MAX_PENDING))
     if waiting.any():
         items = items.iloc[: int(np.argmax(waiting.to_numpy()))]
-    return items[~items["pending"] & ~items["threat"]]
+    return items[~items["pending"]]
+
+
+def _resolved_prefix(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """`_resolved` presumed-benign items: confirmed threats are left out."""
+    items = _resolved(items, now)
+    return items[~items["threat"]]
 
 
 def _certificate_watch(ctx: _Context, now: datetime) -> None:
-    prev = _previous(ctx.store, "certificate_watch", ctx.active)
+    prev = _previous(ctx.store, "certificate_watch", report.CERTIFICATE, ctx.active)
     frame = ctx.store.benign_resolutions(start=ctx.start, end=now)
     for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
         cert = ctx.certificate_of(str(model))
@@ -229,7 +239,7 @@ def _certificate_watch(ctx: _Context, now: datetime) -> None:
 
 
 def _canary_page(ctx: _Context, now: datetime) -> None:
-    prev = _previous(ctx.store, "accuracy_page", ctx.active)
+    prev = _previous(ctx.store, "accuracy_page", report.ACCURACY, ctx.active)
     frame = ctx.store.known_threat_outcomes(start=ctx.start, end=now)
     for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
         cert = ctx.certificate_of(str(model))
@@ -251,6 +261,42 @@ def _canary_page(ctx: _Context, now: datetime) -> None:
         if p.alarm:
             ctx.alert(report.AlertText(report.ACCURACY, "page", p.message), key,
                       {"statistic": p.statistic, "recent_miss_rate": p.recent_miss_rate})
+
+
+def _miss_rate_page(ctx: _Context, now: datetime) -> None:
+    """Accuracy page on real mail: officers' confirmations of flagged items and the random audit's findings among
+    cleared ones (weight 1/pi), per scanner and model, in scoring order up to the first item still waiting."""
+    prev = _previous(ctx.store, "miss_rate_page", report.ACCURACY, ctx.active)
+    frame = ctx.store.miss_evidence(start=ctx.start, end=now)
+    for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
+        cert = ctx.certificate_of(str(model))
+        if cert is None or "alpha" not in cert:
+            continue
+        key = (str(scanner), str(model))
+        before = prev.get(key, {})
+        fed = _resolved(items, now)
+        new = _new_items(fed, "scored_at", before)
+        p = harm.miss_rate_page(new["flagged"].to_numpy(bool), new["threat"].to_numpy(bool),
+                                new["inclusion"].to_numpy(float), label=f"real mail on {key[0]}",
+                                certified_miss_rate=float(cert["alpha"]), margin=ctx.cfg.accuracy_margin,
+                                arl=ctx.cfg.page_arl, state=_state_of(before))
+        # The estimate over the detector's change-point stretch when it alarms (what moved), else the look-back.
+        stretch = fed.iloc[len(fed) - min(p.recent_items, len(fed)):] if p.alarm and p.recent_items else fed
+        est = harm.miss_estimate(stretch["flagged"].to_numpy(bool), stretch["threat"].to_numpy(bool),
+                                 stretch["inclusion"].to_numpy(float))
+        since = f"{stretch['scored_at'].min():%Y-%m-%d %H:%M} UTC" if len(stretch) else "the start"
+        message = harm.page_message(p, est, since=since)
+        details = {"alarm": p.alarm, "threshold": p.threshold, "items": p.items, "misses_found": p.misses_found,
+                   "recent_items": p.recent_items, "since": since, "miss_rate": est.miss_rate, "low": est.low,
+                   "high": est.high, "detected": est.detected, "audited": est.audited,
+                   "tolerated_rate": p.tolerated_miss_rate, "message": message, "state": asdict(p.state),
+                   **_cursor(new, "scored_at", before)}
+        ctx.run.measure("miss_rate_page", key, p.statistic, details)
+        if p.alarm:
+            ctx.alert(report.AlertText(report.ACCURACY, "page", message), key,
+                      {"statistic": p.statistic, "evidence": "audits + feedback", "miss_rate": est.miss_rate,
+                       "low": est.low, "high": est.high, "since": since,
+                       "action": "retrain or adapt; raise the audit rate on this scanner meanwhile"})
 
 
 def _drift(ctx: _Context, now: datetime) -> None:

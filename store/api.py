@@ -25,6 +25,7 @@ from store import (
     readings,
     scans,
     settings_kv,
+    tips,
     triage,
     users,
 )
@@ -34,7 +35,7 @@ from xscreen.errors import NotFoundError
 # The domain modules, each declaring its operations; importing them fills OPERATIONS. A new domain module is added
 # here (tests/test_owner.py fails on a module that declares operations and is not); a new operation is not.
 DOMAINS = (ingest, scans, triage, labels, readings, models, settings_kv, monitoring, users, audit, analysts, backup,
-           ground_truth)
+           ground_truth, tips)
 
 
 def operation(name: str) -> Operation:

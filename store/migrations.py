@@ -260,6 +260,21 @@ CREATE VIEW double_reads AS
     LEFT JOIN adj USING (scan_id);
 """
 
+# Migration 13: officer TIP tests. `officer_tips`: canaries shown to officers (a share of them, monitoring.
+# officer_tip_share), each under an id that looks like a scan id, with its projected image's path and the canary's
+# verdict; the rest of what officers see is the source scan's. `tip_outcomes`: an officer's decision on one, kept
+# apart from decisions and labels (never a real decision, never a training label). Neither is mail.
+_M13_OFFICER_TIPS = """
+CREATE TABLE officer_tips (
+    tip_id VARCHAR PRIMARY KEY, canary_id VARCHAR NOT NULL, source_scan_id VARCHAR NOT NULL,
+    scanner_id VARCHAR NOT NULL, class_name VARCHAR NOT NULL, article VARCHAR, model_version VARCHAR NOT NULL,
+    verdict VARCHAR NOT NULL, any_threat DOUBLE NOT NULL, scores JSON NOT NULL, top_class VARCHAR,
+    image_path VARCHAR NOT NULL, file_format VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE tip_outcomes (
+    tip_id VARCHAR PRIMARY KEY, decision_id VARCHAR NOT NULL UNIQUE, officer VARCHAR NOT NULL,
+    decision VARCHAR NOT NULL, threat_class VARCHAR, hit BOOLEAN NOT NULL, decided_at TIMESTAMPTZ NOT NULL);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -274,6 +289,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (10, "gate_reports: the promotion gate's reports", _M10_GATE_REPORTS),
     (11, "audit_selections (with each audit's inclusion probability) and canaries", _M11_GROUND_TRUTH),
     (12, "readings (blind double reading) and the view double_reads", _M12_READINGS),
+    (13, "officer_tips and tip_outcomes: canaries shown to officers as TIP tests", _M13_OFFICER_TIPS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -178,6 +178,27 @@ def benign_resolutions(cur: duckdb.DuckDBPyConnection, start: Any = None, end: A
         {"start": start, "end": end, "model_version": model_version, "limit": int(limit)}).df()
 
 
+@read(action="read_ground_truth")
+def miss_evidence(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
+                  model_version: str | None = None, limit: int = 200_000) -> pd.DataFrame:
+    """Champion items of real mail (no canaries) scored in [start, end), in scoring order, with what the accuracy
+    page on audits and feedback needs (analytics.monitoring.harm): scanner_id, model_version, scan_id, scored_at,
+    flagged (routed to an officer), inclusion (the audit's pi of an audited cleared item, else NULL), pending
+    (flagged or audited, no final decision yet) and threat (an officer confirmed or seized it). The job feeds the
+    items before the first pending one, as the certificate watch does. Ground truth: it tells audits apart."""
+    return cur.execute(f"""
+        SELECT v.scanner_id, v.model_version, v.scan_id, v.scored_at, v.verdict <> 'clear' AS flagged,
+               CASE WHEN v.verdict = 'clear' THEN a.inclusion END AS inclusion,
+               (v.verdict <> 'clear' OR a.scan_id IS NOT NULL) AND d.decision IS NULL AS pending,
+               coalesce(d.decision IN ('confirmed', 'seized'), false) AS threat
+        FROM champion_verdicts v JOIN scans s USING (scan_id) LEFT JOIN final_decisions d USING (scan_id)
+        LEFT JOIN audit_selections a ON a.scan_id = v.scan_id AND a.model_version = v.model_version
+        WHERE NOT s.is_canary AND {in_window("v.scored_at")}
+          AND ($model_version::VARCHAR IS NULL OR v.model_version = $model_version::VARCHAR)
+        ORDER BY v.scored_at, v.scan_id LIMIT $limit""",
+        {"start": start, "end": end, "model_version": model_version, "limit": int(limit)}).df()
+
+
 @read()
 def known_threat_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None,
                     limit: int = 200_000) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from store import tips
 from store.audit import audit_row, loads
 from store.fetch import dicts, first, in_window
 from store.ops import read, write
@@ -38,6 +39,9 @@ def get_scan(cur: duckdb.DuckDBPyConnection, scan_id: str) -> ScanDetail:
     """The scan with its verdicts (champion first, each with heatmaps), decisions, labels (newest first), current
     label, live claim and where its image is now. The declared type is what crosses HTTP, so a client gets
     exactly these keys and types (datetimes stay datetimes)."""
+    tip = tips.tip_row(cur, scan_id)
+    if tip is not None:  # an officer TIP item opens like any flagged scan (store/tips.py)
+        return tips.tip_detail(cur, tip, _SCAN_COLUMNS)
     cur.execute(f"SELECT {_SCAN_COLUMNS} FROM scans WHERE scan_id = ?", [scan_id])
     rows = dicts(cur)
     if not rows:

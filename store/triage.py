@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from store import tips
 from store.audit import audit_row
 from store.fetch import first, in_window
 from store.labels import insert_label
@@ -26,18 +27,19 @@ from xscreen.records import THREAT_UNKNOWN_CLASS, DecisionRecord, LabelRecord
 
 FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 
-# Top-N over queue_pending, minus other officers' live claims and minus items this officer referred (a referral
+# Top-N over queue_pending and the officer TIP items waiting (store/tips.py: they must look like mail), minus other officers' live claims and minus items this officer referred (a referral
 # asks someone else for a second opinion, so it must not come straight back to the referrer); only the rows that
 # survive the LIMIT are joined to scans. `waiting` counts every item that passed the filters, before the LIMIT
 # (the true backlog, not the page).
-QUEUE_SQL = """
+QUEUE_SQL = f"""
 WITH refs AS (SELECT scan_id, string_agg(DISTINCT officer, ', ' ORDER BY officer) AS referred_by,
                      bool_or(officer = $officer) AS mine
               FROM decisions WHERE decision = 'refer' GROUP BY scan_id),
 top AS (
     SELECT p.scan_id, p.scanner_id, p.model_version, p.verdict, p.any_threat, p.top_class, p.scored_at,
            count(*) OVER () AS waiting
-    FROM queue_pending p
+    FROM (SELECT scan_id, model_version, scanner_id, verdict, any_threat, top_class, scored_at FROM queue_pending
+          UNION ALL {tips.PENDING_TIPS_SQL}) p
     WHERE ($scanner::VARCHAR IS NULL OR p.scanner_id = $scanner::VARCHAR)
       AND p.scan_id NOT IN (SELECT scan_id FROM claims WHERE expires_at > $now AND officer <> $officer)
       AND p.scan_id NOT IN (SELECT scan_id FROM refs WHERE mine)
@@ -46,7 +48,7 @@ top AS (
 SELECT top.*, s.received_at, s.item_id, c.officer AS claimed_by, c.expires_at AS claim_expires_at,
        refs.scan_id IS NOT NULL AS referred, refs.referred_by
 FROM top
-JOIN scans s USING (scan_id)
+JOIN (SELECT scan_id, received_at, item_id FROM scans UNION ALL {tips.TIP_ITEMS_SQL}) s USING (scan_id)
 LEFT JOIN (SELECT * FROM claims WHERE expires_at > $now) c USING (scan_id)
 LEFT JOIN refs USING (scan_id)
 ORDER BY top.any_threat DESC, top.scored_at
@@ -65,6 +67,8 @@ def queue(cur: duckdb.DuckDBPyConnection, officer: str, limit: int = 50, scanner
 
 
 def _final_decision(cur: duckdb.DuckDBPyConnection, scan_id: str) -> tuple[str, str] | None:
+    if (decided := tips.tip_decided(cur, scan_id)) is not None:
+        return decided
     row = first(cur, "SELECT officer, decision FROM decisions WHERE scan_id = ? AND decision IN "
                      "('cleared', 'confirmed', 'seized') ORDER BY decided_at LIMIT 1", [scan_id])
     return (row[0], row[1]) if row else None
@@ -77,6 +81,9 @@ def _active_claim(cur: duckdb.DuckDBPyConnection, scan_id: str, now: datetime) -
 
 
 def _champion_version(cur: duckdb.DuckDBPyConnection, scan_id: str) -> str:
+    tip = tips.tip_row(cur, scan_id)
+    if tip is not None:
+        return str(tip["model_version"])
     row = first(cur, "SELECT model_version FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC, "
                      "scored_at DESC LIMIT 1", [scan_id])
     if row is None:
@@ -130,7 +137,8 @@ def record_decision(cur: duckdb.DuckDBPyConnection, decision: DecisionRecord, *,
     an item another officer holds an unexpired claim on.
     """
     d = decision
-    if first(cur, "SELECT 1 FROM decisions WHERE decision_id = ?", [d.decision_id]):
+    if first(cur, "SELECT 1 FROM decisions WHERE decision_id = $id UNION ALL SELECT 1 FROM tip_outcomes "
+                  "WHERE decision_id = $id", {"id": d.decision_id}):
         return
     version = _champion_version(cur, d.scan_id)
     decided = _final_decision(cur, d.scan_id)
@@ -139,6 +147,9 @@ def record_decision(cur: duckdb.DuckDBPyConnection, decision: DecisionRecord, *,
     holder = _active_claim(cur, d.scan_id, now)
     if holder and holder != d.officer:
         raise ConflictError(f"scan {d.scan_id} is being worked by {holder}")
+    if tips.tip_row(cur, d.scan_id) is not None:  # a TIP test: its outcome, never a decision or a label
+        tips.record_tip_outcome(cur, d, now)
+        return
     cur.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [d.decision_id, d.scan_id, d.officer, d.decision, d.threat_class, d.note, d.decided_at, version])
     if d.decision in FINAL_DECISIONS:
@@ -179,6 +190,8 @@ LIMIT $k
 @read()
 def similar_items(cur: duckdb.DuckDBPyConnection, scan_id: str, k: int = 8) -> pd.DataFrame:
     """Nearest champion verdicts by cosine similarity of embeddings, among items with a known outcome."""
+    tip = tips.tip_row(cur, scan_id)
+    scan_id = tip["source_scan_id"] if tip else scan_id  # a TIP item's neighbours are its source scan's
     if not first(cur, "SELECT 1 FROM verdicts WHERE scan_id = ?", [scan_id]):
         raise NotFoundError(f"scan {scan_id} has no verdict")
     known = [r[0] for r in cur.execute(KNOWN_SQL).fetchall()]

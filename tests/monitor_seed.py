@@ -91,13 +91,18 @@ def batch(rng: np.random.Generator, scanner: str, start: int, n: int, t0: dateti
     return IngestBatch(batch_id=f"{scanner}-{start}-{canary}", scans=scans, verdicts=verdicts), threats
 
 
+def decide(store: Any, scan_id: str, threat: bool, at: datetime) -> None:
+    """An officer decides one item by its truth: confirmed when it holds a threat, else cleared."""
+    store.record_decision(DecisionRecord(decision_id=f"d-{scan_id}", scan_id=scan_id, officer=OFFICER,
+                                         decision="confirmed" if threat else "cleared",
+                                         threat_class="knife" if threat else None, decided_at=at))
+
+
 def decide_flagged(store: Any, b: IngestBatch, threats: list[bool], at: datetime) -> int:
     """An officer decides every flagged item of the batch: confirmed when it holds a threat, else cleared."""
     n = 0
     for v, threat in zip(b.verdicts, threats, strict=True):
         if v.verdict != "clear":
-            store.record_decision(DecisionRecord(decision_id=f"d-{v.scan_id}", scan_id=v.scan_id,
-                                                 officer=OFFICER, decision="confirmed" if threat else "cleared",
-                                                 threat_class="knife" if threat else None, decided_at=at))
+            decide(store, v.scan_id, threat, at)
             n += 1
     return n

@@ -65,3 +65,22 @@ def test_an_empty_window_gives_empty_tables_and_a_missing_column_is_named() -> N
     assert report.throughput.empty and report.ai_agreement.empty and report.adjudicated_agreement.empty
     with pytest.raises(OfficerInputError, match="adjudicated_threat"):
         throughput(FRAME.drop(columns=["adjudicated_threat"]))
+
+
+def test_tip_hit_rate_per_officer_and_class_with_wilson_intervals_by_hand() -> None:
+    from analytics.officers import tip_hit_rates
+
+    frame = pd.DataFrame({"officer": ["ann"] * 4 + ["bob"] * 3,
+                          "class_name": ["knife"] * 4 + ["gun", "gun", "knife"],
+                          "hit": [True, True, False, True, False, False, True]})
+    out = tip_hit_rates(frame).set_index(["officer", "class_name"])
+    assert out.index.tolist() == [("ann", "knife"), ("bob", "gun"), ("bob", "knife")]
+    # Wilson 95%, z = 1.96: 3 of 4 -> centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275, half-width 0.3269
+    assert (out.loc[("ann", "knife"), "k"], out.loc[("ann", "knife"), "n"]) == (3, 4)
+    assert out.loc[("ann", "knife"), ["rate", "low", "high"]].tolist() == pytest.approx([0.75, 0.300642, 0.954413],
+                                                                                        abs=1e-5)
+    # 0 of 2 -> [0, z^2 / (2 + z^2)] = [0, 0.6576]; 1 of 1 -> [1 / (1 + z^2), 1] = [0.2065, 1]
+    assert out.loc[("bob", "gun"), ["rate", "low", "high"]].tolist() == pytest.approx([0.0, 0.0, 0.65762], abs=1e-5)
+    assert out.loc[("bob", "knife"), ["low", "high"]].tolist() == pytest.approx([0.206549, 1.0], abs=1e-5)
+    with pytest.raises(OfficerInputError, match="class_name"):
+        tip_hit_rates(frame.drop(columns="class_name"))

@@ -142,3 +142,28 @@ def test_background_canaries_never_make_a_batch_wait_and_drop_beyond_their_bound
     background.join()
     background.close()
     assert len(recorded) >= 2 and {r.source_scan_id for r in recorded} >= set(first.scored)
+
+
+def test_with_an_officer_share_canaries_also_wait_for_officers_as_tip_items_like_the_scans_they_rode_on(
+        tmp_path: Path, now: datetime) -> None:
+    settings = make_settings(tmp_path / "home", monitoring={"canary_rate": 1.0, "officer_tip_share": 1.0})
+    classes = settings.model.classes
+    scorer = RecordingScorer(classes)
+    with Store.from_settings(settings, clock=lambda: now) as store:
+        feed = CanaryFeed.from_settings(settings, score=scorer, record=store.record_canaries,
+                                        record_tips=store.add_officer_tips)
+        assert feed is not None and feed.officer_share == 1.0
+        ingest = Ingest.from_settings(settings, score=scorer, spool_write=SpoolWriter(settings.spool_dir).write,
+                                      canaries=feed)
+        paths = drop(settings.inbox_dir, "scanner-de", sorted((SAMPLES / "baseline_npz").glob("*.npz"))[:2])
+        paths += drop(settings.inbox_dir, "scanner-pc", sorted((SAMPLES / "baseline_png").glob("*.png"))[:2])
+        report = ingest(paths)
+        assert store.queue("ann").empty  # the mail is not stored yet: its TIP items wait for it
+        SpoolIngester(settings.spool_dir, store.ingest).drain()
+        queue = store.queue("ann")
+        assert len(queue) == 4 and set(queue["scan_id"]).isdisjoint(report.scored)
+        for tip_id in queue["scan_id"]:
+            shown = store.get_scan(tip_id)
+            image = read_scan(Path(shown["image"]["path"]))  # the viewer's reader opens it
+            assert image.dual_energy == (shown["scanner_id"] == "scanner-de") == (shown["file_format"] == "npz")
+            assert (image.height, image.width) == (shown["height"], shown["width"]) and not shown["is_canary"]

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from store.client import StoreClient
 from store.engine import Store
 from tests import monitor_seed
+from tests.conftest import OwnerThread, make_settings
+from tests.monitor_seed import Drift
+from xscreen.errors import PermissionDenied
 from xscreen.records import AlertRecord, MeasurementRecord
 
 
@@ -126,3 +131,37 @@ def test_monitor_windows_are_the_oldest_and_newest_scans_of_each_scanner_never_o
     assert len(row["embedding"]) == 16 and json.loads(row["scores"]).keys() == set(monitor_seed.CLASSES)
     assert row["noise_level"] == a.scans[0].stats.noise_level
     assert store.monitor_windows(start=now - timedelta(days=1), end=now, per_window=20).shape == df.shape
+
+
+def test_miss_evidence_lists_real_mail_with_each_audit_pi_and_what_officers_decided(
+        tmp_path: Path, now: datetime) -> None:
+    """The accuracy page's input: every real-mail item in scoring order, the audit's pi on audited cleared items,
+    pending until an officer decides a flagged or audited item, threat once confirmed; officers may not read it
+    (it tells audits apart)."""
+    settings = make_settings(tmp_path / "home", screening={"audit_rate": 0.3})
+    rng = np.random.default_rng(11)
+    b, threats = monitor_seed.batch(rng, "scanner-a", 0, 80, now - timedelta(hours=1), Drift(prevalence=0.3))
+    canaries, _ = monitor_seed.batch(rng, "scanner-a", 0, 5, now - timedelta(hours=1), canary=True)
+    window = {"start": now - timedelta(days=1), "end": now}
+    with Store.from_settings(settings, clock=lambda: now) as store, OwnerThread(store, settings), \
+            StoreClient.from_settings(settings) as client:
+        client.ingest(b)
+        client.ingest(canaries)
+        audited = set(client.audit_outcomes(**window)["scan_id"])
+        assert audited and all(v.verdict == "clear" for v in b.verdicts if v.scan_id in audited)
+        work = [i for i, v in enumerate(b.verdicts) if v.verdict != "clear" or v.scan_id in audited]
+        done = work[: len(work) // 2]
+        for i in done:
+            monitor_seed.decide(client, b.verdicts[i].scan_id, threats[i], now - timedelta(minutes=5))
+        for side in (store, client):
+            df = side.miss_evidence(**window)
+            assert list(df["scan_id"]) == [v.scan_id for v in b.verdicts]  # scoring order, canaries left out
+            assert list(df["flagged"]) == [v.verdict != "clear" for v in b.verdicts]
+            pis = [0.3 if v.scan_id in audited else None for v in b.verdicts]
+            assert [None if np.isnan(x) else x for x in df["inclusion"]] == pis
+            assert list(df.index[df["pending"]]) == work[len(work) // 2:]
+            assert list(df["threat"]) == [i in done and threats[i] for i in range(80)]
+        store.add_user("olga", "correct horse battery staple 42", "officer")
+        olga = client.as_user(client.login("olga", "correct horse battery staple 42").token)
+        with pytest.raises(PermissionDenied, match="may not read ground truth"):
+            olga.miss_evidence(**window)

@@ -234,6 +234,45 @@ class CanaryRecord(Record):
         return self.verdict != "clear"
 
 
+class OfficerTipRecord(Record):
+    """A canary shown to officers as an officer TIP test: its id looks like a scan id, its projected image lies at
+    `image_path` (`file_format`), and it waits in the queue like a flagged item. The rest of what officers see
+    (scanner, item, declared contents, image size) is the source scan's. Never a scan, a verdict or a label."""
+
+    tip_id: str
+    canary_id: str
+    source_scan_id: str
+    scanner_id: str
+    class_name: str
+    article: str | None = None
+    model_version: str
+    verdict: VerdictValue
+    any_threat: float = Field(ge=0, le=1)
+    scores: dict[str, float] = Field(default_factory=dict)
+    top_class: str | None = None
+    image_path: str
+    file_format: str
+    created_at: datetime
+
+
+class TipReveal(Record):
+    """What an officer is told once they decided an officer TIP item: it was a test, of which class, and whether
+    their decision caught it (`hit`: anything but clearing it)."""
+
+    tip_id: str
+    officer: str
+    class_name: str
+    decision: DecisionValue
+    hit: bool
+    decided_at: datetime
+
+    @property
+    def message(self) -> str:
+        verdict = "you caught it" if self.hit else "you cleared it, so it would have passed"
+        return (f"This was a test image (TIP): a {self.class_name.replace('_', ' ')} was projected into this scan; "
+                f"{verdict}. It is not a real item and your decision is recorded only as a TIP result.")
+
+
 class MeasurementRecord(Record):
     measurement_id: str
     measured_at: datetime

@@ -27,6 +27,11 @@ from analytics.monitoring.errors import MonitoringInputError
 # Alternatives as steps in log-odds above the null rate: small (x1.6 odds) to large (x55 odds) shifts, so one
 # detector reacts to a scanner that doubles its false alarms and to one that routes nearly everything.
 DEFAULT_LOG_ODDS_STEPS = (0.5, 1.0, 1.5, 2.5, 4.0)
+# Bets of `bet_watch` as shares of the largest safe bet, 1/2000 to 1/2 in eight log steps. The growth-optimal share
+# for the audit-weighted miss increments (analytics.monitoring.harm) is about pi * (m1 - m0) / (1 - m0): 0.001 for
+# a miss rate of 12% against 8% tolerated audited at 2%, 0.57 for 60% audited at 100%; the grid spans both and
+# costs at most ln 8 = 2.1 of the ln(arl) = 11.5 the statistic must climb.
+DEFAULT_BET_FRACTIONS = tuple(float(f) for f in np.geomspace(0.0005, 0.5, 8))
 
 
 @dataclass(frozen=True)
@@ -116,14 +121,13 @@ def start_detector(null_rate: float, alternatives: Sequence[float] | None = None
     return DetectorState(null_rate, alts, tuple(float(x) for x in w), (0.0,) * k, (0,) * k, (0,) * k)
 
 
-def _log_cusum_path(x: np.ndarray, state: DetectorState) -> tuple[np.ndarray, np.ndarray]:
-    """ln M_t(q) for every outcome (T, K) and the Lindley walk W_t = max(ln M_t, 0) it restarts from.
+def _log_cusum_path(inc: np.ndarray, state: DetectorState) -> tuple[np.ndarray, np.ndarray]:
+    """ln M_t for every outcome and alternative (T, K), given the log e-values `inc` (T, K), and the Lindley walk
+    W_t = max(ln M_t, 0) it restarts from.
 
     ln M_t = inc_t + W_{t-1} with W_t = max(W_{t-1} + inc_t, 0); the Lindley recursion has the closed form
     W_t = C_t - min(0, min_{s<=t} C_s) with C_t = W_0 + cumsum(inc), so no Python loop over outcomes.
     """
-    p0, q = state.null_rate, np.asarray(state.alternatives)
-    inc = np.where(x[:, None] == 1, np.log(q / p0), np.log((1 - q) / (1 - p0)))  # (T, K) log e-values
     w0 = np.maximum(np.asarray(state.log_cusum), 0.0)  # (K,)
     c = w0 + np.cumsum(inc, axis=0)  # (T, K)
     walk = c - np.minimum(np.minimum.accumulate(c, axis=0), 0.0)  # (T, K) W_t
@@ -163,19 +167,60 @@ def bernoulli_watch(outcomes: Sequence[bool] | Sequence[int] | np.ndarray, *, ar
             raise MonitoringInputError("give a null_rate for a new detector or the state of a running one")
         state = start_detector(null_rate)
     x = _outcomes(outcomes, "outcomes")
+    p0, q = state.null_rate, np.asarray(state.alternatives)
+    inc = np.where(x[:, None] == 1, np.log(q / p0), np.log((1 - q) / (1 - p0)))  # (T, K) log e-values
+    return _advance(state, inc, x, arl)
+
+
+def _advance(state: DetectorState, inc: np.ndarray, events: np.ndarray, arl: float) -> WatchResult:
+    """Feed log e-values `inc` (T, K), one row per outcome, to the mixture CUSUM; `events` (T,) are the 0/1
+    outcomes the change-point estimate counts (a 1 = a bad event seen)."""
     threshold = float(np.log(arl))
     log_w = np.log(np.asarray(state.weights))
-    if x.size == 0:
+    if events.size == 0:
         stat = float(special.logsumexp(np.asarray(state.log_cusum) + log_w))
         return _result(state, stat, threshold, None)
-    path, walk = _log_cusum_path(x, state)
-    stats_path = special.logsumexp(path + log_w, axis=1)  # (T,) ln of the weighted mean of M_t(q)
+    path, walk = _log_cusum_path(inc, state)
+    stats_path = special.logsumexp(path + log_w, axis=1)  # (T,) ln of the weighted mean of M_t
     crossed = np.nonzero(stats_path >= threshold)[0]
-    since, events = _since_counts(x, walk, state)
-    new = replace(state, log_cusum=tuple(float(v) for v in path[-1]), since=since, events_since=events,
-                  n_items=state.n_items + int(x.size), n_events=state.n_events + int(x.sum()))
+    since, counted = _since_counts(events, walk, state)
+    new = replace(state, log_cusum=tuple(float(v) for v in path[-1]), since=since, events_since=counted,
+                  n_items=state.n_items + int(events.size), n_events=state.n_events + int(events.sum()))
     alarm_at = state.n_items + int(crossed[0]) + 1 if crossed.size else None
     return _result(new, float(stats_path[-1]), threshold, alarm_at)
+
+
+def start_bet_detector(null_rate: float, fractions: Sequence[float] = DEFAULT_BET_FRACTIONS) -> DetectorState:
+    """A fresh betting e-detector (`bet_watch`) for a null about `null_rate` (carried, so a caller can check that
+    a continued state tests what it means to test). `fractions` in (0, 1): each bet as a share of the largest
+    safe bet 1 / |lower|; equal weights."""
+    _check_rate("null rate", null_rate)
+    f = tuple(float(x) for x in fractions)
+    if not f or any(not 0.0 < x < 1.0 for x in f):
+        raise MonitoringInputError(f"bet fractions must lie in (0, 1), got {list(f)}")
+    k = len(f)
+    return DetectorState(null_rate, f, (1.0 / k,) * k, (0.0,) * k, (0,) * k, (0,) * k)
+
+
+def bet_watch(increments: Sequence[float] | np.ndarray, *, lower: float, arl: float,
+              state: DetectorState) -> WatchResult:
+    """Feed increments x_t >= `lower` (< 0), in arrival order, to a betting e-detector of H0 "E[x_t | past] <= 0".
+
+    Bet k stakes lambda_k = fractions_k / |lower| on x being positive: e_t = 1 + lambda_k x_t >= 1 - fractions_k
+    > 0, and E[e_t | past] = 1 + lambda_k E[x_t | past] <= 1 under H0, however large x may be. So these are
+    e-values as `bernoulli_watch`'s likelihood ratios are, and the same mixture CUSUM over the bets keeps a mean
+    run length >= `arl` items between false alarms; threshold ln(arl). `n_events` counts positive increments.
+    """
+    if arl <= 1:
+        raise MonitoringInputError(f"arl (items between false alarms) must be > 1, got {arl}")
+    if not lower < 0:
+        raise MonitoringInputError(f"the increments' lower bound must be negative, got {lower}")
+    x = np.asarray(increments, dtype=np.float64).ravel()
+    if x.size and (not np.isfinite(x).all() or x.min() < lower * (1 + 1e-12)):
+        raise MonitoringInputError(f"increments must be finite and >= the lower bound {lower}")
+    bets = np.asarray(state.alternatives) / -lower  # (K,)
+    inc = np.log1p(np.maximum(x[:, None] * bets[None, :], -1.0 + 1e-12))  # (T, K) ln(1 + lambda x)
+    return _advance(state, inc, (x > 0).astype(np.float64), arl)
 
 
 def tolerance_watch(outcomes: Sequence[bool] | Sequence[int] | np.ndarray, *, certified_rate: float,
