@@ -13,6 +13,11 @@ neither it nor a 300-scan model (bench/bench_maintenance.py) nor the bundled mod
 monitoring job to page on, and a "recovered" figure would be a coin flip. The figures are bench/bench_maintenance.py's; the test checks
 that the loop ran on what the officers gave it (every relabel in the candidate's training export, the labelled
 live scans among the gate's items).
+
+The second run of the issue (an unseen-style scanner's certificate page -> `xscreen adapt --scanner` -> the
+adapted candidate promoted, its certificate holding on that scanner's next scans) needs a champion whose
+certificate the unseen scanner breaks; this tiny one routes all mail everywhere, so that run is in
+tests/test_monitor_e2e.py, on the bundled model.
 """
 
 from __future__ import annotations

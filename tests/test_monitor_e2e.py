@@ -77,8 +77,9 @@ def baseline(scanner: str, n: int, seed: int, scenario: str = "baseline", ramp: 
     return out
 
 
-def heldout(scanner: str, n: int, seed: int) -> list[Rendered]:
-    style = sample_style(style_rng(seed, 0), "heldout")
+def heldout(scanner: str, n: int, seed: int, style_seed: int | None = None) -> list[Rendered]:
+    """n parcels (seed) seen by one scanner of the held-out style family (drawn by `style_seed`, default seed)."""
+    style = sample_style(style_rng(seed if style_seed is None else style_seed, 0), "heldout")
     out = []
     for i in range(n):
         p, scan = render_styled(np.random.default_rng([seed, i]), style, classes=DEFAULT_CLASSES, threat_rate=0.15,
@@ -251,3 +252,58 @@ def test_an_equally_long_baseline_stream_pages_nobody(streamed: dict[str, dict[t
     # Nor input drift. (Score drift may show: the bundled model's scores pile up at 0 and 1 on this renderer, so
     # 40-scan quantile bins are coarse; it explains and never pages.)
     assert not any(k[0] in ("scanner_drift", "content_drift") for k in streamed["control"]), streamed["control"]
+
+
+ADAPT_TOML = """home = "{home}"
+[network]
+store_port = {store_port}
+[screening]
+alpha = 0.2
+[adapt]
+epochs = 1
+synthetic_images = 60
+library_articles = 4
+library_poses = 2
+min_images = 60
+recent_verdicts = 400
+"""
+
+
+def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_certificate_there(
+        streamed: dict[str, dict[tuple[str, str | None], int]], homes: dict[str, Home], tmp_path: Path) -> None:
+    """The second maintenance run of issue 17, from the held-out scanner's certificate page: the action it names
+    (`xscreen adapt --scanner scanner-4`, run through the CLI against the live owner) makes a candidate from that
+    scanner's own cleared scans in the store, zero labels; promoted, it scores that scanner's next scans, and
+    the certificate watch, now holding them to the adapted certificate, stays quiet. (Serving here is the
+    in-process ingest, so the new champion is loaded by hand; serving following a promotion live, without a
+    restart or a failed request, is tests/test_maintenance_loop.py and tests/test_live_promotion.py.) The
+    adapt settings are cut to CI size (1 epoch, 60 synthetic renders, 4 library articles; about 30 s)."""
+    home = homes["drift"]
+    page = next(a for a in home.client.list_alerts() if a.kind == "certificate")
+    assert page.details["action"] == "xscreen adapt --scanner scanner-4"
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    config = tmp_path / "xscreen.toml"
+    config.write_text(ADAPT_TOML.format(home=home.settings.home, store_port=home.settings.network.store_port))
+    result = CliRunner().invoke(app, ["--config", str(config), *page.details["action"].split()[1:],
+                                      "--out", "adapted-s4", "--budget-s", "240"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    champion = home.client.champion()
+    model = home.client.get_model("adapted-s4")
+    cert = model.calibration["certificate"]
+    assert champion is not None and model.state == "candidate" and model.parent == champion.version
+    assert cert["adapted_for_scanner"] == "scanner-4" and "held-out images of this scanner" in cert["guarantee_rests_on"]
+    home.client.set_model_state("adapted-s4", "champion", actor="cli:test", reason="adapted for scanner-4", force=True)
+    adapted = Home(home.settings, Classifier.from_registry(home.settings))
+    adapted.n = home.n
+    after = first_alerts(adapted, chunked(heldout("scanner-4", 120, 25, style_seed=5), parts=2))
+    watch = next(m for m in home.client.latest_measurements("certificate_watch")
+                 if (m.scanner_id, m.model_version) == ("scanner-4", "adapted-s4"))
+    assert ("certificate", "scanner-4") not in after and not watch.details["alarm"], (after, watch.details["message"])
+    # Not only quiet for want of evidence: over these ~100 benign scans the adapted model routes no more than its
+    # certificate tolerates (measured 61% against a certified 72%, tolerated 82%). A certificate made on another
+    # scanner's images fails this (the same model on another draw of the held-out family routed 95%).
+    state = watch.details["state"]
+    assert state["n_items"] >= 80 and state["n_events"] / state["n_items"] <= watch.details["tolerated_rate"], state
