@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.monitoring import embeddings, estimation, shift
+from analytics.monitoring import embeddings, estimation, harm, shift
 from analytics.monitoring.sequential import bernoulli_watch
 from xscreen.settings import MonitoringSettings
 
@@ -114,6 +114,50 @@ def accuracy_page(rng: np.random.Generator, cfg: MonitoringSettings, streams: in
             return rng.random(rates.size) < rates
 
         out[f"outcomes_to_detect: {name}"] = _detection(make, change, null, cfg.page_arl, streams)
+    return out
+
+
+def _real_mail(rng: np.random.Generator, n: int, miss_before: float, miss_after: float, audit: float,
+               change: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n resolved mail items (flagged, threat, audit pi or NaN): threats at PREVALENCE, each cleared (missed) with
+    the miss rate in force, benign items flagged at CERTIFIED_BENIGN_ROUTED, cleared items audited with `audit`."""
+    threat = rng.random(n) < PREVALENCE
+    miss = np.where(np.arange(n) < change, miss_before, miss_after)
+    flagged = np.where(threat, rng.random(n) >= miss, rng.random(n) < CERTIFIED_BENIGN_ROUTED)
+    pi = np.where(~flagged & (rng.random(n) < audit), audit, np.nan)
+    return flagged, threat, pi
+
+
+def _page_alarm_at(flagged: np.ndarray, threat: np.ndarray, pi: np.ndarray, cfg: MonitoringSettings
+                   ) -> int | None:
+    return harm.miss_rate_page(flagged, threat, pi, label="bench", certified_miss_rate=CERTIFIED_MISS,
+                               margin=cfg.accuracy_margin, arl=cfg.page_arl).alarm_at
+
+
+def miss_rate_page(rng: np.random.Generator, cfg: MonitoringSettings, streams: int, items: int,
+                   audits: tuple[float, ...] = (0.01, 0.05, 0.2)) -> dict[str, Any]:
+    """The accuracy page on real mail (analytics.monitoring.harm): officers' confirmations of flagged threats and
+    random audits of cleared mail at rate pi, counted in mail items; restarts after each alarm for false pages."""
+    null = CERTIFIED_MISS + cfg.accuracy_margin
+    out: dict[str, Any] = {"null_rate": null, "unit": "mail items (benign and threat)", "prevalence": PREVALENCE}
+    for audit in audits:
+        for name, base in (("baseline 3.8%", 0.038), ("at the null rate (worst case)", null)):
+            alarms = 0
+            for _ in range(streams):
+                f, t, pi = _real_mail(rng, items, base, base, audit, items)
+                pos = 0
+                while pos < items and (at := _page_alarm_at(f[pos:], t[pos:], pi[pos:], cfg)) is not None:
+                    alarms, pos = alarms + 1, pos + at
+            out[f"audit {audit:.0%}: false_per_10k: {name}"] = 10_000 * alarms / (streams * items)
+        for name, after in (("new_concealment 9.7%", 0.097), ("miss rate 15%", 0.15), ("miss rate 30%", 0.30)):
+            delays, missed = [], 0
+            for _ in range(streams):
+                at = _page_alarm_at(*_real_mail(rng, CHANGE_AT + 20_000, 0.03, after, audit, CHANGE_AT), cfg)
+                if at is None or at <= CHANGE_AT:
+                    missed += 1
+                else:
+                    delays.append(float(at - CHANGE_AT))
+            out[f"audit {audit:.0%}: items_to_detect: {name}"] = _summary(delays, missed)
     return out
 
 
@@ -207,6 +251,7 @@ def main() -> None:
     parts: dict[str, Callable[[], dict[str, Any]]] = {
         "certificate_watch": lambda: certificate_watch(rng, cfg, args.streams, args.baseline_items),
         "accuracy_page": lambda: accuracy_page(rng, cfg, args.streams, args.baseline_items),
+        "miss_rate_page": lambda: miss_rate_page(rng, cfg, args.streams, args.baseline_items),
         "reconstruction_outliers": lambda: reconstruction(rng, cfg, args.streams, args.baseline_items // 4),
         "cbpe_error": lambda: cbpe_error(rng, cfg, args.streams * 5),
     }

@@ -17,3 +17,12 @@ def test_accuracy_page_is_quiet_on_the_held_out_miss_rate() -> None:
     got = monitor_stats.accuracy_page(np.random.default_rng(1), MonitoringSettings(), streams=2, items=20_000)
     assert got["false_per_10k: baseline 3.8% (worst held-out)"] < 1.0
     assert got["outcomes_to_detect: miss rate 30%"]["not_detected"] == 0
+
+
+def test_real_mail_accuracy_page_is_quiet_at_the_null_and_catches_a_30_percent_miss_rate_with_20_percent_audits(
+        ) -> None:
+    got = monitor_stats.miss_rate_page(np.random.default_rng(2), MonitoringSettings(), streams=2, items=10_000,
+                                       audits=(0.2,))
+    assert got["audit 20%: false_per_10k: at the null rate (worst case)"] == 0.0
+    caught = got["audit 20%: items_to_detect: miss rate 30%"]
+    assert caught["not_detected"] == 0 and caught["median"] < 5_000, caught
