@@ -209,13 +209,21 @@ def reduction(originals: Sequence[np.ndarray], reduced: Sequence[np.ndarray]) ->
     return float(np.median([r.shape[1] / o.shape[1] for o, r in zip(originals, reduced, strict=True)]))
 
 
-def with_seizures(library: ThreatLibrary, seizures: Sequence[LibraryEntry], factor: float) -> ThreatLibrary:
-    """The library plus the seizure signatures (transmission maps reduced by `factor`), each in its own part."""
+def with_seizures(library: ThreatLibrary, seizures: Sequence[LibraryEntry], factor: float,
+                  fits: tuple[int, int] | None = None) -> ThreatLibrary:
+    """The library plus the seizure signatures (transmission maps reduced by `factor`), each in its own part;
+    a transmission map larger than `fits` (the smallest background's height, width) is left out with a warning:
+    it is pasted as it is and could not lie inside."""
     from xray.seizures import rescaled
 
-    if not seizures:
-        return library
-    return replace(library, entries=(*library.entries, *(rescaled(e, factor) for e in seizures)))
+    entries = [rescaled(e, factor) for e in seizures]
+    if fits is not None:
+        small = [e for e in entries if e.kind != "transmission" or (e.shape[0] <= fits[0] and e.shape[1] <= fits[1])]
+        for e in entries:
+            if not any(e is k for k in small):
+                log.warning("seizure %s (%dx%d) is larger than the smallest image: left out", e.article, *e.shape)
+        entries = small
+    return replace(library, entries=(*library.entries, *entries)) if entries else library
 
 
 # ------------------------------------------------------------------------------------------------ adaptation
@@ -282,7 +290,8 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     bar.next("rendering the threat library")
     library = library or build_library(classes, articles=cfg.library_articles, poses=cfg.library_poses,
                                        seed=cfg.seed, split=cfg.library_split, parts=("training", "certification"))
-    library = with_seizures(library, seizures, reduction(images, imgs))
+    library = with_seizures(library, seizures, reduction(images, imgs),
+                            (min(im.shape[0] for im in imgs), min(im.shape[1] for im in imgs)))
     bar.next("projecting threats")
     t_imgs, t_labels, t_boxes = projected(train_bg, library.part("training", classes), look, len(train_bg), rng)
     negatives = with_decoys(train_bg, look, cfg.decoy_share, cfg.seed, rng)

@@ -179,6 +179,9 @@ def test_adapts_library_takes_this_scanners_seizures_in_their_part_and_no_other_
         assert got == {a for a, e in by_article.items() if e.part == part}
     own = next(e for e in library.entries if e.kind == "transmission")
     assert own.shape == (15, 20)  # reduced with the scanner's images (half size)
+    base = build_library(["knife"], articles=1, poses=1, seed=0)
+    kept = with_seizures(base, entries, 1.0, fits=(18, 200)).entries[len(base.entries):]
+    assert [e.kind for e in kept] == ["attenuation", "attenuation"]  # the 20-pixel-high colour map cannot lie inside
     assert len({seizure_part(s.scan_id) for s in scans}) > 1  # the four scans do not all share one part
 
 
