@@ -70,6 +70,10 @@ def adapt_cmd(
         pixels = read_paths(_store_images(settings, scanner), max_bytes=s.max_upload_bytes,
                             max_pixels=s.max_image_pixels)
         source = f"store: recent cleared scans of {scanner}"
+    if from_model == "champion":  # a fresh home: the bundled model, registered on first use
+        from screening.train import champion_or_bundled
+
+        champion_or_bundled(settings)
     a = settings.adapt
     cfg = AdaptConfig(epochs=epochs or a.epochs, drop_quantile=a.drop_quantile, holdout_fraction=a.holdout_fraction,
                       synthetic_images=a.synthetic_images, library_articles=a.library_articles,

@@ -26,6 +26,17 @@ def _dirs(data: str) -> list[Path]:
     return dirs
 
 
+def _classifier(settings: Any, model: str) -> Any:
+    """The Classifier of `model`; `champion` on a fresh home is the bundled model, registered on first use."""
+    from screening.classifier import Classifier
+
+    if model == "champion":
+        from screening.train import champion_or_bundled
+
+        champion_or_bundled(settings)
+    return Classifier.from_registry(settings, model)
+
+
 def _echo_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
@@ -67,11 +78,10 @@ def evaluate_cmd(
 ) -> None:
     """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point."""
     from screening.assess import evaluate_classifier
-    from screening.classifier import Classifier
     from screening.evaluate import save_plots
 
     settings = settings_of(ctx)
-    clf = Classifier.from_registry(settings, model)
+    clf = _classifier(settings, model)
     result, any_scores, any_labels = evaluate_classifier(clf, _dirs(data), progress=not as_json)
     if plots is not None:
         result["plots"] = [str(p) for p in save_plots(any_scores, any_labels, plots, f"{clf.version} on {data}")]
@@ -116,9 +126,7 @@ def predict_cmd(
     # Read (and refuse) every file first: a non-image fails in milliseconds, before torch takes seconds to import.
     scans = [read_scan(Path(f), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
                        max_decoded_bytes=s.max_decoded_bytes) for f in files]
-    from screening.classifier import Classifier
-
-    clf = Classifier.from_registry(settings, model)
+    clf = _classifier(settings, model)
     rows: list[dict[str, Any]] = []
     for f, p in zip(files, clf.predict(scans), strict=True):
         top = p.top_class or max(p.scores, key=p.scores.__getitem__)

@@ -16,6 +16,13 @@ from pages import _common as common
 from pages import _session as sessions
 
 OPEN = ("needs two readings", "awaiting second reading")  # statuses in which the reader may still read
+BARRED = "decided by you at triage"  # store/readings.py DECIDED: the store refuses this reader's reading
+
+
+def readable(queue: pd.DataFrame, status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The queue and its reading statuses without the items this reader may not read (decided at triage)."""
+    barred = status["scan_id"][status["status"] == BARRED]
+    return queue[~queue["scan_id"].isin(barred)], status[~status["scan_id"].isin(barred)]
 
 
 def _labels_text(labels: Any) -> str:

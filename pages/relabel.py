@@ -76,9 +76,11 @@ def queue_tab() -> None:
     if queue is None or queue.empty:
         st.info("Nothing to relabel: no disagreements, suspects, uncertain or unlabelled items.")
         return
-    status = common.attempt(lambda: store.reading_status(s.username, queue["scan_id"].tolist()))
+    ids = queue["scan_id"].tolist()
+    status = common.attempt(lambda: store.reading_status(s.username, ids))
     if status is None:
         return
+    queue, status = reading.readable(queue, status)  # nobody reads an item they decided at triage
     double = status.set_index("scan_id")
     twice = set(double.index[double["double_read"]])
     st.dataframe(reading.blind(queue, status), hide_index=True, key="relabel_table")

@@ -398,6 +398,21 @@ def register_bundled(settings: Settings) -> ModelRecord | None:
         return registry.register(settings, bundled, state="champion", actor="setup")
 
 
+def champion_or_bundled(settings: Settings) -> ModelRecord:
+    """The champion; on a home with none, the bundled model registered as champion (what `predict`, `evaluate`
+    and `adapt` use on a fresh home, so that they work before `demo` or `serve` ever ran). Never trains: with no
+    fitting bundled model, NotFoundError says what to do."""
+    try:
+        return registry.resolve(settings, "champion")
+    except NotFoundError:
+        pass
+    bundled = register_bundled(settings)
+    if bundled is None:
+        raise NotFoundError("no champion model is registered and no bundled model fits the model settings "
+                            "(run `xscreen train`, or `xscreen demo` which trains one)")
+    return bundled
+
+
 def ensure_default_model(settings: Settings, *, progress: bool = True) -> ModelRecord:
     """The champion; when there is none, the bundled model if it fits the settings, else a model trained here on a
     synthetic set rendered in memory (its manifest under HOME/data). Either is registered as champion."""

@@ -3,7 +3,8 @@ store holds (schema, row counts).
 
 SQL: the statement type is checked (one SELECT/EXPLAIN), then a subprocess opens a snapshot `read_only` with
 external access disabled (store/sandbox.py), so DuckDB itself refuses file functions, COPY and ATTACH. Snapshots
-are written under `paths.snapshots` only, with password and token hashes blanked (store/snapshot.py). Audited.
+are written under `paths.snapshots` only, with password and token hashes blanked and first readings still awaiting
+their second left out (store/snapshot.py). Audited.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def snapshot_to(engine: Engine, dest: Path) -> Path:
 
 @composite(action="run_sql", actor="actor")
 def snapshot(engine: Engine, dest: Path | None = None, parquet: bool = False, actor: str = "system") -> Path:
-    """Consistent copy for analysts, password and token hashes blanked: a DuckDB file or, with parquet, a folder
-    of Parquet files. Written under the snapshots folder (paths.snapshots) only: `dest` is a name or path inside
+    """Consistent copy for analysts, password and token hashes blanked, first readings awaiting their second left
+    out: a DuckDB file or, with parquet, a folder of Parquet files. Written under the snapshots folder (paths.snapshots) only: `dest` is a name or path inside
     it (default: timestamped); a path outside it is refused. Audited."""
     name = default_name(engine.now(), "" if parquet else ".duckdb")
     path = inside(_snapshots_dir(engine.config), dest, name, "snapshots", "Snapshot refused")

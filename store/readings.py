@@ -7,7 +7,9 @@ is not a label). Two readings that agree append a `double_read` label, which bec
 leave the item `disputed` (view `double_reads`): it waits in the supervisors' `adjudication_queue` and the
 training export leaves it out until a supervisor who gave neither reading `adjudicate`s it (an `adjudication`
 label). Audit rows of readings carry no labels, so a supervisor who is also a reader cannot read the first label
-in the audit log.
+in the audit log, and analysts' snapshots leave out first readings still awaiting their second (store/snapshot.py).
+Nobody who decided the scan at triage (any row in `decisions`, a referral too) reads it: they were shown the
+model's verdict and gave their own judgement already, so the two readings come from two other people.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from xscreen.records import LabelRecord
 
 AWAITING, AGREED, DISPUTED, ADJUDICATED = "awaiting second reading", "agreed", "disputed", "adjudicated"
 UNREAD, SINGLE = "needs two readings", "single reading"  # no reading yet; not a double-read item
+DECIDED = "decided by you at triage"  # this reader may not read it: out of their reading queue
 
 
 def _readers(cur: duckdb.DuckDBPyConnection, scan_id: str) -> list[str]:
@@ -46,6 +49,11 @@ def _check_reading(cur: duckdb.DuckDBPyConnection, scan_id: str, reader: str, cf
                             "reading is enough")
     if reader in readers:
         raise ConflictError(f"{reader} has already read scan {scan_id}: the second reading must be someone else's")
+    decided = first(cur, "SELECT decision FROM decisions WHERE scan_id = ? AND officer = ? "
+                         "ORDER BY decided_at DESC LIMIT 1", [scan_id, reader])
+    if decided is not None:
+        raise PermissionDenied(f"{reader} decided scan {scan_id} at triage ({decided[0]}), having seen the model's "
+                               "verdict: its blind readings must come from two people who did not decide it")
     if len(readers) >= 2:
         raise ConflictError(f"scan {scan_id} has had its two readings")
     return readers
@@ -77,7 +85,8 @@ def add_reading(cur: duckdb.DuckDBPyConnection, scan_id: str, labels: list[str],
 STATUS_SQL = """
 SELECT i.scan_id, coalesce(d.status, '') AS status, (d.reader_1 IS NOT NULL)::INT + (d.reader_2 IS NOT NULL)::INT
        AS readings, CASE WHEN d.reader_1 = $reader THEN d.labels_1 WHEN d.reader_2 = $reader THEN d.labels_2 END
-       AS my_labels
+       AS my_labels,
+       EXISTS (SELECT 1 FROM decisions t WHERE t.scan_id = i.scan_id AND t.officer = $reader) AS decided
 FROM (SELECT unnest($ids::VARCHAR[]) AS scan_id) i LEFT JOIN double_reads d USING (scan_id)
 """
 
@@ -88,12 +97,15 @@ def reading_status(cur: duckdb.DuckDBPyConnection, reader: str, scan_ids: list[s
     """Per scan in `scan_ids` (those without a champion verdict left out), what `reader` may know of its double
     reading: double_read (bool: high risk, or readings already started), readings (0-2), my_labels (the
     reader's own reading, None if none), status (`needs two readings`, `awaiting second reading`, `agreed`,
-    `disputed`, `adjudicated`, or `single reading` for other items). The other reader's labels are never
-    returned: a person's session may ask only for their own."""
+    `disputed`, `adjudicated`, `single reading` for other items, or `decided by you at triage` for a
+    double-read item still open that `reader` may not read: keep it out of their reading queue). The other
+    reader's labels are never returned: a person's session may ask only for their own."""
     risk = high_risk(cur, scan_ids, cfg)
     df = cur.execute(STATUS_SQL, {"ids": [i for i in scan_ids if i in risk], "reader": reader}).df()
     df.insert(1, "double_read", [risk[i] or n > 0 for i, n in zip(df["scan_id"], df["readings"], strict=True)])
     df["status"] = [s or (UNREAD if dr else SINGLE) for s, dr in zip(df["status"], df["double_read"], strict=True)]
+    barred = df["decided"] & df["double_read"] & df["status"].isin([UNREAD, AWAITING]) & df["my_labels"].isna()
+    df.loc[barred, "status"] = DECIDED
     df["readings"] = df["readings"].astype("int64")
     return df[["scan_id", "double_read", "readings", "my_labels", "status"]]
 

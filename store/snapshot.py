@@ -28,6 +28,13 @@ REDACTED: tuple[tuple[str, str, str], ...] = (
     ("users", "password_hash", "''"),
     ("auth_tokens", "token_sha256", "'redacted-' || token_id"),  # a primary key: stays unique
 )
+# Rows withheld from the same snapshots: (table, condition on the table's own rows). A first reading whose second
+# is still to come (status 'awaiting second reading', store/readings.py) must stay unseen by the second reader, who
+# may also be an analyst; completed pairs stay (agreement and audits need them). The view double_reads, built on
+# `readings`, then shows nothing of such an item either.
+WITHHELD: tuple[tuple[str, str], ...] = (
+    ("readings", "scan_id NOT IN (SELECT scan_id FROM readings WHERE reading = 2)"),
+)
 
 
 def inside(root: Path, dest: Path | None, default: str, setting: str, title: str) -> Path:
@@ -47,29 +54,42 @@ def default_name(now: datetime, suffix: str) -> str:
 
 
 def redact(db_file: Path) -> None:
-    """Blank password and token hashes in a snapshot file (a separate database: never the live one)."""
+    """Blank password and token hashes and drop withheld rows (pending first readings) in a snapshot file (a
+    separate database: never the live one)."""
     con = duckdb.connect(str(db_file))
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for table, column, expr in REDACTED:
             if table in tables:
                 con.execute(f"UPDATE {table} SET {column} = {expr}")
+        for table, withheld in WITHHELD:
+            if table in tables:
+                con.execute(f"DELETE FROM {table} WHERE {withheld}")
         con.execute("CHECKPOINT")
     finally:
         con.close()
 
 
+def _rewrite_parquet(con: duckdb.DuckDBPyConnection, folder: Path, table: str, select: str) -> None:
+    """Replace `table`'s exported file with `select` (a query over a view named `table` of that file), whole."""
+    path = folder / f"{table}.parquet"
+    if not path.exists():
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM read_parquet('{_sql_path(path)}')")
+    con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet)")
+    os.replace(tmp, path)
+
+
 def _redact_parquet(folder: Path) -> None:
-    """Rewrite the exported files of tables with secrets, blanked (each file is rewritten whole)."""
+    """Rewrite the exported files of tables with secrets, blanked, or withheld rows, dropped (each file is
+    rewritten whole)."""
     con = duckdb.connect()
     try:
         for table, column, expr in REDACTED:
-            path = folder / f"{table}.parquet"
-            if path.exists():
-                tmp = path.with_name(f".{path.name}.tmp")
-                con.execute(f"COPY (SELECT * REPLACE ({expr} AS {column}) FROM read_parquet('{_sql_path(path)}')) "
-                            f"TO '{_sql_path(tmp)}' (FORMAT parquet)")
-                os.replace(tmp, path)
+            _rewrite_parquet(con, folder, table, f"SELECT * REPLACE ({expr} AS {column}) FROM {table}")
+        for table, withheld in WITHHELD:
+            _rewrite_parquet(con, folder, table, f"SELECT * FROM {table} WHERE ({withheld}) IS NOT TRUE")
     finally:
         con.close()
 
@@ -108,7 +128,7 @@ def _sql_path(path: Path) -> str:
 
 def snapshot_database(cur: duckdb.DuckDBPyConnection, dest: Path, redacted: bool = True) -> Path:
     """Copy the whole database (tables, views, data) to the DuckDB file `dest`, replacing it atomically;
-    `redacted`: with password and token hashes blanked (analysts' copies)."""
+    `redacted`: with password and token hashes blanked and WITHHELD rows dropped (analysts' copies)."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(dest)
@@ -156,7 +176,7 @@ def copy_checkpointed(cur: duckdb.DuckDBPyConnection, db_path: Path, dest: Path)
 
 def export_parquet(cur: duckdb.DuckDBPyConnection, dest_dir: Path) -> Path:
     """Export every table as Parquet (+ schema.sql/load.sql) into `dest_dir`, which must be empty or absent;
-    password and token hashes blanked."""
+    password and token hashes blanked, WITHHELD rows dropped."""
     dest_dir = dest_dir.resolve()
     if dest_dir.exists() and any(dest_dir.iterdir()):
         raise StoreError(f"{dest_dir} is not empty; choose a new folder for the Parquet export",

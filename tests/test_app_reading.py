@@ -15,6 +15,7 @@ from store.engine import Store
 from tests.app_harness import PASSWORD, ServingApi, app_as, point_app_at, user
 from tests.conftest import make_settings
 from tests.seeding import seed_store
+from xscreen.records import DecisionRecord
 from xscreen.settings import Settings
 
 
@@ -83,3 +84,18 @@ def test_two_blind_readings_then_a_supervisor_adjudicates_and_sees_agreement(
     kappa = sue.tabs[2].dataframe[0].value.set_index("reader")
     assert kappa.loc["ann", "n"] == 1 and kappa.loc["ann", "n_adjudicated"] == 1
     assert kappa.loc["ann", "kappa_adjudicated"] == pytest.approx(0.0)  # knife against firearm
+
+
+def test_an_item_the_officer_decided_at_triage_is_not_in_their_reading_queue(
+        risky: str, now: datetime, owner: tuple[StoreClient, Store]) -> None:
+    _, store = owner
+    store.record_decision(DecisionRecord(decision_id="d-ann", scan_id=risky, officer="ann", decision="cleared",
+                                         decided_at=now))
+    ann = app_as(user("ann", "officer", now), now).run()
+    ann.switch_page("pages/relabel.py").run()
+    assert not ann.exception
+    assert risky not in ann.dataframe[0].value["scan_id"].tolist()
+    assert risky not in ann.selectbox(key="relabel_pick").options
+    bob = app_as(user("bob", "officer", now), now).run()
+    bob.switch_page("pages/relabel.py").run()
+    assert risky in bob.dataframe[0].value["scan_id"].tolist()

@@ -61,6 +61,30 @@ def test_main_job_registers_the_bundled_model_instead_of_training(settings: Sett
     assert ensure_default_model(settings, progress=False).version == VERSION
 
 
+def test_predict_on_a_fresh_home_uses_the_bundled_model_without_training(settings: Settings, tmp_path: Path) -> None:
+    # `xscreen predict FILE --json` before `demo` or `serve` ever ran (how scans from elsewhere are checked): the
+    # bundled model is registered as champion on first use; a home whose settings fit no bundled model says so.
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    grey = tmp_path / "grey.jpg"
+    Image.fromarray(np.full((300, 500), 200, np.uint8)).save(grey)
+    config = tmp_path / "xscreen.toml"
+    config.write_text(f'home = "{settings.home}"\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "predict", str(grey), "--json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    (row,) = json.loads(result.output[result.output.index("["):])
+    assert row["model"] == VERSION and row["verdict"] in ("clear", "uncertain", "inspect")
+    assert not (settings.home / "data").exists()  # nothing rendered, nothing trained
+    config.write_text(f'home = "{tmp_path / "other"}"\n[model]\nwidth = 16\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "predict", str(grey), "--json"])
+    assert result.exit_code != 0 and "no bundled model fits the model settings" in str(result.exception)
+
+
 def test_damaged_bundled_model_is_refused_not_skipped(settings: Settings, tmp_path: Path) -> None:
     copy = tmp_path / "model.pt"
     shutil.copy(BUNDLED, copy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from store import readings
@@ -98,10 +99,10 @@ def test_disputed_readings_wait_for_another_supervisor_and_stay_out_of_training(
     client, store = owner
     risky, _ = _items(store, now)
     item = risky[0]
-    olga = _signed_in(client, store, "olga", "officer")
+    olga, tom = _signed_in(client, store, "olga", "officer"), _signed_in(client, store, "tom", "officer")
     sam, sue = _signed_in(client, store, "sam", "supervisor"), _signed_in(client, store, "sue", "supervisor")
-    olga.record_decision(DecisionRecord(decision_id="d1", scan_id=item, officer="olga", decision="cleared",
-                                        decided_at=now - timedelta(hours=1)))
+    tom.record_decision(DecisionRecord(decision_id="d1", scan_id=item, officer="tom", decision="cleared",
+                                       decided_at=now - timedelta(hours=1)))
     assert item in set(store.training_labels()["scan_id"])  # the officer's decision implies a label
     olga.add_reading(item, [], reader="olga")
     assert sam.add_reading(item, ["firearm"], reader="sam") == readings.DISPUTED
@@ -155,3 +156,45 @@ def test_sampling_embeddings_are_one_models_recent_unlabelled_scans_and_its_refe
     assert few["window"].value_counts().to_dict() == {"recent": 5, "reference": 5}
     assert list(few["scan_id"]) == list(store.sampling_embeddings(start=start, split=split, end=now,
                                                                   per_window=5)["scan_id"])  # a fixed sample
+
+
+def test_an_officer_who_decided_an_item_at_triage_is_not_one_of_its_readers(store: Store, now: datetime) -> None:
+    risky, _ = _items(store, now)
+    item, other = risky[0], risky[1]
+    store.record_decision(DecisionRecord(decision_id="d1", scan_id=item, officer="olga", decision="refer",
+                                         decided_at=now - timedelta(hours=2)))  # a referral is a judgement too
+    store.record_decision(DecisionRecord(decision_id="d2", scan_id=item, officer="tom", decision="cleared",
+                                         decided_at=now - timedelta(hours=1)))
+    for officer, decision in (("olga", "refer"), ("tom", "cleared")):
+        with pytest.raises(PermissionDenied, match=rf"{officer} decided scan {item} at triage \({decision}\)"):
+            store.add_reading(item, ["knife"], reader=officer)
+    assert store.reading_status("tom", [item, other]).set_index("scan_id")["status"].to_dict() == {
+        item: readings.DECIDED, other: readings.UNREAD}  # out of tom's reading queue, the other item stays in
+    assert store.add_reading(item, ["knife"], reader="ann") == readings.AWAITING
+    assert store.reading_status("tom", [item])["status"].tolist() == [readings.DECIDED]
+    assert store.reading_status("bob", [item])["status"].tolist() == [readings.AWAITING]
+    assert store.add_reading(item, ["knife"], reader="bob") == readings.AGREED
+    assert store.reading_status("tom", [item])["status"].tolist() == [readings.AGREED]  # closed: nothing to bar
+    assert [r.actor for r in store.audit_log(action="reading")] == ["bob", "ann"]  # the refusals wrote nothing
+
+
+def test_analysts_snapshots_leave_out_first_readings_awaiting_their_second(store: Store, now: datetime) -> None:
+    risky, _ = _items(store, now)
+    pending, paired = risky[0], risky[1]
+    store.add_reading(pending, ["firearm"], reader="ann", note="barrel")
+    store.add_reading(paired, ["knife"], reader="ann")
+    assert store.add_reading(paired, ["knife"], reader="bob") == readings.AGREED
+    out = store.sql("SELECT scan_id, reading, reader, labels, note FROM readings ORDER BY scan_id, reading")
+    assert out.rows == [[paired, 1, "ann", ["knife"], None], [paired, 2, "bob", ["knife"], None]]
+    pairs = store.sql("SELECT scan_id, labels_1, labels_2, status FROM double_reads ORDER BY scan_id")
+    assert pairs.rows == [[paired, ["knife"], ["knife"], readings.AGREED]]
+    folder = store.snapshot(Path("pq"), parquet=True)
+    con = duckdb.connect()
+    try:
+        exported = con.execute(f"SELECT scan_id, reading FROM read_parquet('{folder / 'readings.parquet'}') "
+                               "ORDER BY reading").fetchall()
+    finally:
+        con.close()
+    assert exported == [(paired, 1), (paired, 2)]
+    with store.reader() as cur:  # the live store keeps the pending reading: only the analysts' copies leave it out
+        assert cur.execute("SELECT reader FROM readings WHERE scan_id = ?", [pending]).fetchall() == [("ann",)]
