@@ -10,7 +10,7 @@ import-linter contract keeps analytics usable from a notebook with nothing else.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -125,6 +125,35 @@ def heatmap_overlay(rgb: np.ndarray, heat: np.ndarray, opacity: float = 0.45) ->
     red = np.array([1.0, 0.1, 0.0], dtype=np.float32)
     alpha = opacity * h  # cold regions stay untouched so the officer still sees the X-ray
     return (img * (1 - alpha) + red * alpha).astype(np.float32)
+
+
+def region_default(peak_box: Sequence[float] | None, width: int, height: int) -> tuple[int, int, int, int]:
+    """The region offered when an officer starts marking a threat: the model's peak box for the class (image
+    fractions, xscreen.records' frame) in image pixels, or the middle half of the image where there is none."""
+    fx0, fy0, fx1, fy1 = peak_box if peak_box is not None and len(peak_box) == 4 else (0.25, 0.25, 0.75, 0.75)
+    x0, y0 = int(np.floor(fx0 * width)), int(np.floor(fy0 * height))
+    x1, y1 = int(np.ceil(fx1 * width)), int(np.ceil(fy1 * height))
+    return max(0, x0), max(0, y0), min(width, max(x1, x0 + 1)), min(height, max(y1, y0 + 1))
+
+
+def outline(rgb: np.ndarray, box: Sequence[int], colour: Sequence[float] = (0.0, 1.0, 0.3),
+            thickness: int | None = None) -> np.ndarray:
+    """The image with the rectangle `box` (x0, y0, x1, y1: image pixels, end-exclusive) drawn as a frame just
+    inside its edges, `thickness` pixels wide (default: 1/200 of the longer side, at least 1); the box is clipped
+    to the image."""
+    img = _check_rgb(rgb).copy()
+    hgt, wid = img.shape[:2]
+    t = thickness or max(1, max(hgt, wid) // 200)
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(wid, int(box[2])), min(hgt, int(box[3]))
+    if x1 <= x0 or y1 <= y0:
+        return img
+    c = np.asarray(colour, dtype=np.float32)
+    img[y0:min(y0 + t, y1), x0:x1] = c
+    img[max(y1 - t, y0):y1, x0:x1] = c
+    img[y0:y1, x0:min(x0 + t, x1)] = c
+    img[y0:y1, max(x1 - t, x0):x1] = c
+    return img
 
 
 def zoom(image: np.ndarray, factor: float, cx: float = 0.5, cy: float = 0.5) -> np.ndarray:

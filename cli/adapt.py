@@ -8,12 +8,16 @@ cleared by the champion). The result is registered as a candidate; `xscreen mode
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cli.context import cli_actor, settings_of
 from xscreen.errors import XscreenError
 from xscreen.settings import Settings
+
+if TYPE_CHECKING:  # numpy and the renderer load only when adapting
+    from xray.threat_library import LibraryEntry
 
 
 def _store_images(settings: Settings, scanner: str) -> list[Path]:
@@ -25,6 +29,19 @@ def _store_images(settings: Settings, scanner: str) -> list[Path]:
     if not paths:
         raise XscreenError(f"the store has no readable cleared scans of scanner {scanner!r}", title="No images")
     return paths
+
+
+def _seizures(settings: Settings, scanner: str) -> list[LibraryEntry]:
+    """Signatures cut from real seizures usable for `scanner` (xray.seizures.usable_for), from the store's records."""
+    from store.client import open_store
+    from xray.seizures import seizure_entries, seizures_dir
+
+    with open_store(settings) as store:
+        records = store.list_seizures()
+    entries, missing = seizure_entries(records, seizures_dir(settings.library_dir), scanner)
+    for reason in missing:
+        typer.echo(f"warning: {reason}", err=True)
+    return entries
 
 
 def adapt_cmd(
@@ -64,9 +81,15 @@ def adapt_cmd(
                       time_budget_s=budget or a.time_budget_s, seed=settings.model.seed,
                       frozen_stages=a.frozen_stages, views=a.views, adabn=a.adabn, batch_size=a.batch_size,
                       decoy_share=a.decoy_share)
+    seizures = _seizures(settings, scanner) if scanner is not None else []
     result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source,
-                         actor=cli_actor())
+                         seizures=seizures, actor=cli_actor())
     summ = result.summary
+    used = summ["seizure_signatures"]
+    typer.echo(f"threat library: {summ['library_articles']['training']} training and "
+               f"{summ['library_articles']['certification']} certification articles, of which {used['training']} "
+               f"and {used['certification']} are signatures cut from real seizures"
+               f"{'' if scanner else ' (seizures are used with --scanner)'}")
     typer.echo(f"registered {out} as candidate for scanner {scanner or '(unnamed)'}: {summ['images']} images, "
                f"{summ['kept']} kept, {summ['adaptation_backgrounds']} for training, "
                f"{summ['held_out_backgrounds']} held out; {summ['seconds']:.0f} s")

@@ -59,9 +59,11 @@ def _image_path(scan: ScanDetail) -> str | None:
     return image["path"]
 
 
-def show(scan: ScanDetail, verdict: StoredVerdict | None, prefix: str) -> None:
+def show(scan: ScanDetail, verdict: StoredVerdict | None, prefix: str,
+         region: tuple[int, int, int, int] | None = None) -> None:
     """Viewer controls and the rendered image for one scan (an expired, missing or unreadable file becomes a
-    message). The heatmap choice is per item, defaulting to its top class."""
+    message). The heatmap choice is per item, defaulting to its top class. `region` (image pixels) is outlined:
+    the threat region an officer is marking, seen in every view and zoom."""
     path = _image_path(scan)
     image = common.attempt(lambda: _read(path)) if path is not None else None
     if image is None:
@@ -80,12 +82,25 @@ def show(scan: ScanDetail, verdict: StoredVerdict | None, prefix: str) -> None:
     heat = triage.class_heat(verdict, chosen) if verdict else None
     if heat is not None:
         img = triage.heatmap_overlay(img, heat)
+    if region is not None:
+        img = triage.outline(img, region)
     cx = cy = 0.5
     if factor > 1:  # pan only makes sense once zoomed in
         p1, p2 = st.columns(2)
         cx = p1.slider("Pan left-right", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_x")
         cy = p2.slider("Pan up-down", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_pan_y")
     st.image(triage.to_uint8(triage.zoom(img, factor, cx, cy)), width="stretch")
+
+
+def readable(scan: ScanDetail) -> Any:
+    """The decoded image of a scan still kept (xray.formats.ScanImage), or None without saying anything."""
+    path = scan["image"]["path"]
+    if scan["image"]["state"] == "expired" or path is None or not Path(path).is_file():
+        return None
+    try:
+        return _read(path)
+    except XscreenError:
+        return None
 
 
 def thumbnail(scan: ScanDetail, side: int = 160) -> np.ndarray | None:

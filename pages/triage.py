@@ -11,11 +11,13 @@ import streamlit as st
 
 from analytics import charts, triage
 from pages import _common as common
+from pages import _region as region
 from pages import _viewer as viewer
-from xscreen.records import DecisionRecord
+from xscreen.records import DecisionRecord, ScanDetail, seizure_box_problem
 
 CURRENT = "triage_current"
 REVEAL = "triage_tip_reveal"  # an officer TIP test just decided: what it was, shown once (store/tips.py)
+MARKED = "triage_marked"  # (saved, message) about the region just marked, shown once after the rerun
 # decision, button label, keyboard shortcut (Streamlit reserves C and R). Audit samples come through the same
 # queue and look the same.
 DECISIONS = [("cleared", "Clear", "1"), ("confirmed", "Confirm", "2"), ("seized", "Seize", "3"), ("refer", "Refer", "4")]
@@ -79,7 +81,13 @@ def queue_panel() -> None:
         open_item(pick)
 
 
-def record(scan_id: str, decision: str, threat_class: str | None, note: str) -> None:
+def record(scan: ScanDetail, decision: str, threat_class: str | None, note: str,
+           box: region.Box | None) -> None:
+    scan_id = scan["scan_id"]
+    box = box if decision in ("confirmed", "seized") else None  # a region belongs to a threat found
+    if box is not None and (problem := seizure_box_problem(box, scan["width"], scan["height"])):
+        st.error(f"Fix the marked region first (nothing was recorded): {problem}")
+        return
     rec = DecisionRecord(decision_id=uuid.uuid4().hex, scan_id=scan_id, officer=s.username, decision=decision,
                          threat_class=threat_class if decision in ("confirmed", "seized") else None,
                          note=note or None, decided_at=common.now())  # type: ignore[arg-type]
@@ -90,11 +98,14 @@ def record(scan_id: str, decision: str, threat_class: str | None, note: str) -> 
     reveal = common.attempt(lambda: store.tip_reveal(scan_id, s.username))  # None for real mail
     if reveal is not None:
         st.session_state[REVEAL] = reveal.message
+    elif box is not None and threat_class is not None:  # a TIP test's projected threat is no seizure
+        st.session_state[MARKED] = region.save(store, cfg, s.username, scan, rec.decision_id, threat_class, box)
     st.toast(f"{scan_id}: {decision}")
     st.rerun()
 
 
-def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
+def decision_bar(scan: ScanDetail, verdict: dict[str, Any], box: region.Box | None) -> None:
+    scan_id = scan["scan_id"]
     classes = list(cfg.model.classes)
     top = verdict.get("top_class")
     c1, c2 = st.columns([1, 2])
@@ -102,9 +113,11 @@ def decision_bar(scan_id: str, verdict: dict[str, Any]) -> None:
                                 key="triage_class")
     note = c2.text_input("Note (optional)", key="triage_note", help="Esc leaves the box; then 1-4 decide.")
     st.html(ESC_LEAVES_FIELDS, unsafe_allow_javascript=True)
+    if viewer.readable(scan) is not None:
+        region.inputs(scan)
     for col, (decision, label, key) in zip(st.columns(len(DECISIONS)), DECISIONS, strict=True):
         if col.button(label, key=f"triage_{decision}", shortcut=key, help=HELP[decision], width="stretch"):
-            record(scan_id, decision, threat_class, note)
+            record(scan, decision, threat_class, note, box)
     if st.button("Release", key="triage_release", help="give the item back to the queue undecided"):
         common.attempt(lambda: store.release(scan_id, s.username))
         st.session_state.pop(CURRENT, None)
@@ -124,10 +137,11 @@ def detail(scan_id: str) -> None:
     m2.markdown(f"**Scanner** {scan['scanner_id']}  \n**Received** {received:%Y-%m-%d %H:%M:%S} UTC "
                 f"({triage.age_text(received, common.now())})  \n"
                 f"**Model** {verdict['model_version'] if verdict else '-'}")
-    viewer.show(scan, verdict, "triage")
+    box = region.current(scan, verdict, st.session_state.get("triage_class") or (verdict or {}).get("top_class"))
+    viewer.show(scan, verdict, "triage", region=box)
     if verdict:
         st.plotly_chart(charts.class_scores(verdict["scores"], verdict.get("thresholds") or {}), key="triage_scores")
-        decision_bar(scan_id, verdict)
+        decision_bar(scan, verdict, box)
     st.markdown(f"**Item** {scan.get('item_id') or '-'} · **declared contents**")
     st.dataframe(pd.DataFrame(scan.get("declared_contents") or []), hide_index=True)
     similar_strip(scan_id)
@@ -154,6 +168,9 @@ with left:
 with right:
     if REVEAL in st.session_state:
         st.warning(st.session_state.pop(REVEAL), icon=":material/target:")
+    if MARKED in st.session_state:
+        saved, message = st.session_state.pop(MARKED)
+        (st.success if saved else st.error)(message)
     current = st.session_state.get(CURRENT)
     if current:
         detail(current)

@@ -32,7 +32,7 @@ from screening.classifier import Classifier
 from screening.data import LabelledSet, LabelRow, _manifest_hash, split_indices, targets
 from screening.preprocess import Geometry, letterbox_uint8
 from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics
-from xray.projection import ScannerLook, estimate_look, project_colour
+from xray.projection import ScannerLook, estimate_look, project_colour, project_transmission
 from xray.threat_library import LibraryEntry, ThreatLibrary, build_library
 from xscreen.errors import ConfigError, ModelError
 from xscreen.records import ModelRecord
@@ -165,7 +165,8 @@ def concat_sets(sets: Sequence[LabelledSet]) -> LabelledSet:
 
 def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry], look: ScannerLook, n: int,
               rng: np.random.Generator) -> tuple[list[np.ndarray], list[tuple[str, ...]], list[list[tuple[str, Box]]]]:
-    """`n` images: library entries (cycled, shuffled) projected into the backgrounds (cycled) through `look`."""
+    """`n` images: library entries (cycled, shuffled) projected into the backgrounds (cycled) through `look`
+    (attenuation entries), or pasted as they are (a seizure's transmission map: the backgrounds' own scanner's)."""
     if not entries:
         raise ConfigError("the threat library part is empty: nothing to project")
     order = rng.permutation(len(entries))
@@ -174,7 +175,9 @@ def projected(backgrounds: Sequence[np.ndarray], entries: Sequence[LibraryEntry]
     boxes: list[list[tuple[str, Box]]] = []
     for i in range(n):
         bg, e = backgrounds[i % len(backgrounds)], entries[order[i % len(entries)]]
-        img, (x0, y0, x1, y1), _ = project_colour(bg, e, look, rng)
+        # a seizure's transmission map is this scanner's own look already: pasted as it is, never re-coloured
+        img, (x0, y0, x1, y1), _ = (project_transmission(bg, e, rng) if e.kind == "transmission"
+                                    else project_colour(bg, e, look, rng))
         H, W = img.shape[:2]
         images.append(img)
         labels.append((e.class_name,))
@@ -198,6 +201,29 @@ def with_decoys(backgrounds: Sequence[np.ndarray], look: ScannerLook, share: flo
     for i, img in zip(picks, images, strict=True):
         out[i] = img
     return out
+
+
+def reduction(originals: Sequence[np.ndarray], reduced: Sequence[np.ndarray]) -> float:
+    """The median factor by which the images were reduced (1.0: none): a seizure cut at the scanner's full size is
+    reduced by it, so it keeps its size relative to the backgrounds it is pasted into."""
+    return float(np.median([r.shape[1] / o.shape[1] for o, r in zip(originals, reduced, strict=True)]))
+
+
+def with_seizures(library: ThreatLibrary, seizures: Sequence[LibraryEntry], factor: float,
+                  fits: tuple[int, int] | None = None) -> ThreatLibrary:
+    """The library plus the seizure signatures (transmission maps reduced by `factor`), each in its own part;
+    a transmission map larger than `fits` (the smallest background's height, width) is left out with a warning:
+    it is pasted as it is and could not lie inside."""
+    from xray.seizures import rescaled
+
+    entries = [rescaled(e, factor) for e in seizures]
+    if fits is not None:
+        small = [e for e in entries if e.kind != "transmission" or (e.shape[0] <= fits[0] and e.shape[1] <= fits[1])]
+        for e in entries:
+            if not any(e is k for k in small):
+                log.warning("seizure %s (%dx%d) is larger than the smallest image: left out", e.article, *e.shape)
+        entries = small
+    return replace(library, entries=(*library.entries, *entries)) if entries else library
 
 
 # ------------------------------------------------------------------------------------------------ adaptation
@@ -228,10 +254,13 @@ class _Stages:
 
 def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, from_model: str = "champion",
                 scanner: str | None = None, cfg: AdaptConfig | None = None, library: ThreatLibrary | None = None,
-                register: bool = True, source: str = "images", actor: str = "system") -> AdaptResult:
+                seizures: Sequence[LibraryEntry] = (), register: bool = True, source: str = "images",
+                actor: str = "system") -> AdaptResult:
     """Adapt `from_model` to the scanner that made `images` (uint8 colour or grey scans, mostly benign) and
     register the result as candidate `out` (see the module docstring), in the audit log under `actor` (a process
-    name such as `cli:<user>`: the store owner refuses a bare name, which would claim to be a person)."""
+    name such as `cli:<user>`: the store owner refuses a bare name, which would claim to be a person).
+    `seizures`: signatures cut from this scanner's real seizures (xray.seizures.seizure_entries, each already in
+    its part), added to the rendered library; transmission maps are reduced with the images."""
     cfg = cfg or AdaptConfig()
     t_start = time.perf_counter()
     registry.check_version_name(out)
@@ -261,6 +290,8 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     bar.next("rendering the threat library")
     library = library or build_library(classes, articles=cfg.library_articles, poses=cfg.library_poses,
                                        seed=cfg.seed, split=cfg.library_split, parts=("training", "certification"))
+    library = with_seizures(library, seizures, reduction(images, imgs),
+                            (min(im.shape[0] for im in imgs), min(im.shape[1] for im in imgs)))
     bar.next("projecting threats")
     t_imgs, t_labels, t_boxes = projected(train_bg, library.part("training", classes), look, len(train_bg), rng)
     negatives = with_decoys(train_bg, look, cfg.decoy_share, cfg.seed, rng)
@@ -343,6 +374,8 @@ def _summary(parent: registry.Checkpoint, ckpt: registry.Checkpoint, cert: Label
     return {"scanner": scanner, "source": source, "images": n_images, "kept": n_kept, "adaptation_backgrounds": n_train,
             "held_out_backgrounds": n_held, "certification_projections": n_cert, "library_version": library.version,
             "library_articles": {p: len({e.article for e in library.part(p)}) for p in ("training", "certification")},
+            "seizure_signatures": {p: sum(e.article.startswith("seizure:") for e in library.part(p))
+                                   for p in ("training", "certification")},
             "look": {"mode": look.mode, "blur_sigma": look.blur_sigma, "noise": look.noise, "scale": list(look.scale)},
             "before": op(parent), "after": op(ckpt), "seconds": seconds}
 
@@ -353,7 +386,8 @@ def _basis(summary: dict[str, Any]) -> dict[str, Any]:
         "guarantee_rests_on": (
             f"benign: {summary['held_out_backgrounds']} held-out images of this scanner (never trained on); threats: "
             f"{summary['certification_projections']} projections of {summary['library_articles']['certification']} "
-            f"certification-part library articles (library v{summary['library_version']}, never trained on) into "
+            f"certification-part library articles ({summary['seizure_signatures']['certification']} of them cut "
+            f"from real seizures; library v{summary['library_version']}, never trained on) into "
             "those images through the scanner's estimated look. Not on real threats of this scanner: projection "
             "cannot show real concealment, real clutter over a threat or the scanner's own edge processing (docs/MODEL.md); "
             "random audits of cleared items check real mail."),

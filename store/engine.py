@@ -124,7 +124,8 @@ class Store(StoreAPI):
                         backups_dir=settings.backups_dir, models_dir=settings.models_dir,
                         audit=AuditDesign.from_settings(settings, key=home_id),
                         double_read_min_score=settings.labelling.double_read_min_score,
-                        double_read_classes=tuple(settings.labelling.double_read_classes))
+                        double_read_classes=tuple(settings.labelling.double_read_classes),
+                        threat_classes=tuple(settings.model.classes))
 
     def close(self) -> None:
         """Finish queued writes, stop the writer, close the file. Idempotent."""

@@ -275,6 +275,16 @@ CREATE TABLE tip_outcomes (
     decision VARCHAR NOT NULL, threat_class VARCHAR, hit BOOLEAN NOT NULL, decided_at TIMESTAMPTZ NOT NULL);
 """
 
+# Migration 14: seizures. The region an officer marked on a confirmed or seized threat (image pixels, end-exclusive),
+# with its provenance; the signature cut from it lies at <paths.library>/seizures/<seizure_id>.npz.
+_M14_SEIZURES = """
+CREATE TABLE seizures (
+    seizure_id VARCHAR PRIMARY KEY, scan_id VARCHAR NOT NULL, scanner_id VARCHAR NOT NULL,
+    decision_id VARCHAR NOT NULL, class_name VARCHAR NOT NULL, x0 INTEGER NOT NULL, y0 INTEGER NOT NULL,
+    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, kind VARCHAR NOT NULL, officer VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -290,6 +300,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (11, "audit_selections (with each audit's inclusion probability) and canaries", _M11_GROUND_TRUTH),
     (12, "readings (blind double reading) and the view double_reads", _M12_READINGS),
     (13, "officer_tips and tip_outcomes: canaries shown to officers as TIP tests", _M13_OFFICER_TIPS),
+    (14, "seizures: regions officers marked on confirmed threats, the threat library's real signatures", _M14_SEIZURES),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

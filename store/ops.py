@@ -29,6 +29,7 @@ import duckdb
 from store.audit_sampling import AuditDesign
 from xscreen.errors import XscreenError
 from xscreen.records import IngestBatch
+from xscreen.settings import DEFAULT_CLASSES
 
 Kind = Literal["read", "write", "composite"]
 INJECTED = frozenset({"now", "cfg"})
@@ -55,6 +56,7 @@ class StoreConfig:
     # which relabel items are high risk and need two blind readings (store/readings.py; off when both are empty)
     double_read_min_score: float | None = None
     double_read_classes: tuple[str, ...] = ()
+    threat_classes: tuple[str, ...] = tuple(DEFAULT_CLASSES)  # what a seizure may be marked as (model.classes)
 
 
 class Engine(Protocol):

@@ -10,6 +10,7 @@ implies and an audit row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,11 +20,17 @@ import pandas as pd
 
 from store import tips
 from store.audit import audit_row
-from store.fetch import first, in_window
+from store.fetch import dicts, first, in_window
 from store.labels import insert_label
 from store.ops import StoreConfig, read, write
-from xscreen.errors import ConflictError, NotFoundError
-from xscreen.records import THREAT_UNKNOWN_CLASS, DecisionRecord, LabelRecord
+from xscreen.errors import ConflictError, NotFoundError, XscreenError
+from xscreen.records import (
+    THREAT_UNKNOWN_CLASS,
+    DecisionRecord,
+    LabelRecord,
+    SeizureRecord,
+    seizure_box_problem,
+)
 
 FINAL_DECISIONS = ("cleared", "confirmed", "seized")
 
@@ -161,6 +168,79 @@ def record_decision(cur: duckdb.DuckDBPyConnection, decision: DecisionRecord, *,
     cur.execute("DELETE FROM claims WHERE scan_id = ?", [d.scan_id])
     audit_row(cur, now, d.officer, "decision", d.scan_id, decision=d.decision, threat_class=d.threat_class,
               decision_id=d.decision_id, model_version=version)
+
+
+# ------------------------------------------------------------------------------------------------- seizures
+
+SEIZURE_ID = re.compile(r"[0-9a-f]{8,64}")  # also the signature's file name: nothing else may reach a path
+
+
+def _bad_seizure(message: str) -> XscreenError:
+    return XscreenError(message, title="Cannot record the seized item's region")
+
+
+def _seizure_decision(cur: duckdb.DuckDBPyConnection, decision_id: str, scan_id: str) -> None:
+    row = first(cur, "SELECT scan_id, decision FROM decisions WHERE decision_id = ?", [decision_id])
+    if row is None:
+        raise NotFoundError(f"decision {decision_id} does not exist: record the decision before its seizure region")
+    if row[0] != scan_id or row[1] not in ("confirmed", "seized"):
+        raise _bad_seizure(f"decision {decision_id} is a {row[1]!r} decision on scan {row[0]}, not a confirmed or "
+                           f"seized threat on scan {scan_id}")
+
+
+def _seizure_scan(cur: duckdb.DuckDBPyConnection, scan_id: str, box: list[int]) -> tuple[str, bool]:
+    """The scan's scanner and whether it kept raw dual-energy data; errors for a box off the image or no image."""
+    row = first(cur, "SELECT s.scanner_id, s.dual_energy, s.width, s.height, i.state, i.since FROM scans s "
+                     "JOIN scan_images i USING (scan_id) WHERE scan_id = ?", [scan_id])
+    if row is None:
+        raise NotFoundError(f"scan {scan_id} does not exist")
+    scanner_id, dual, width, height, state, since = row
+    if state == "expired":
+        raise _bad_seizure(f"the image of scan {scan_id} expired under retention on {since:%Y-%m-%d}: there are no "
+                           "pixels left to cut a signature from")
+    if (problem := seizure_box_problem(box, width, height)) is not None:
+        raise _bad_seizure(problem)
+    return str(scanner_id), bool(dual)
+
+
+@write(action="decide", actor="officer")
+def record_seizure(cur: duckdb.DuckDBPyConnection, seizure_id: str, scan_id: str, decision_id: str,
+                   class_name: str, box: list[int], officer: str, *, now: datetime,
+                   cfg: StoreConfig) -> SeizureRecord:
+    """Record the region (x0, y0, x1, y1: image pixels, end-exclusive) an officer marked on a confirmed or seized
+    threat, with its provenance and an audit row; the signature itself is cut by xray (xray/seizures.py) into
+    `<paths.library>/seizures/<seizure_id>.npz`. Re-sending the same seizure_id returns the stored record.
+    Errors name what was wrong: an id that is not 8-64 lower-case hex digits, a class that is not a threat class,
+    no such confirmed/seized decision on this scan, a box outside the image or under 3 pixels a side, an
+    expired image."""
+    if not SEIZURE_ID.fullmatch(seizure_id):
+        raise _bad_seizure(f"seizure id {seizure_id!r} must be 8-64 lower-case hex digits")
+    if (known := list_seizures(cur, seizure_id=seizure_id)):
+        return known[0]
+    if class_name not in cfg.threat_classes:
+        raise _bad_seizure(f"class {class_name!r} is not a threat class; known: {', '.join(cfg.threat_classes)}")
+    _seizure_decision(cur, decision_id, scan_id)
+    scanner_id, dual = _seizure_scan(cur, scan_id, box)
+    rec = SeizureRecord(seizure_id=seizure_id, scan_id=scan_id, scanner_id=scanner_id, decision_id=decision_id,
+                        class_name=class_name, box=[int(v) for v in box],
+                        kind="attenuation" if dual else "transmission", officer=officer, created_at=now)
+    cur.execute("INSERT INTO seizures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rec.seizure_id, rec.scan_id, rec.scanner_id, rec.decision_id, rec.class_name, *rec.box, rec.kind,
+                 rec.officer, rec.created_at])
+    audit_row(cur, now, officer, "seizure_region", scan_id, seizure_id=seizure_id, class_name=class_name,
+              box=rec.box, decision_id=decision_id, kind=rec.kind)
+    return rec
+
+
+@read()
+def list_seizures(cur: duckdb.DuckDBPyConnection, scanner_id: str | None = None,
+                  seizure_id: str | None = None) -> list[SeizureRecord]:
+    """Recorded seizure regions, oldest first, optionally of one scanner (or the one with `seizure_id`)."""
+    cur.execute("SELECT * FROM seizures WHERE ($scanner::VARCHAR IS NULL OR scanner_id = $scanner::VARCHAR) "
+                "AND ($id::VARCHAR IS NULL OR seizure_id = $id::VARCHAR) ORDER BY created_at, seizure_id",
+                {"scanner": scanner_id, "id": seizure_id})
+    return [SeizureRecord(**{k: v for k, v in r.items() if k not in ("x0", "y0", "x1", "y1")},
+                          box=[r["x0"], r["y0"], r["x1"], r["y1"]]) for r in dicts(cur)]
 
 
 # Scans with a known outcome (any decision, refer included, or any label): a few thousand at most, while verdicts

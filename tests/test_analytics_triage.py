@@ -95,3 +95,18 @@ def test_as_utc_reads_json_strings_and_arrow_timestamps_alike() -> None:
     assert want.tzinfo is not None and want.hour == 12
     assert triage.as_utc(pd.Timestamp("2026-11-20 13:00", tz="Europe/Paris")) == want
     assert triage.as_utc("2026-11-20 12:00:00") == want  # naive: the store writes UTC
+
+
+def test_the_region_offered_is_the_models_peak_box_in_pixels_else_the_middle_half() -> None:
+    assert triage.region_default([0.1, 0.2, 0.35, 0.5], 384, 256) == (38, 51, 135, 128)  # floor / ceil outward
+    assert triage.region_default(None, 400, 200) == (100, 50, 300, 150)
+    assert triage.region_default([0.9, 0.9, 1.0, 1.0], 10, 10) == (9, 9, 10, 10)  # stays inside the image
+
+
+def test_outline_frames_the_region_inside_its_edges_and_leaves_the_rest() -> None:
+    img = np.zeros((10, 12, 3), np.float32)
+    out = triage.outline(img, (2, 3, 7, 9), colour=(1.0, 1.0, 1.0), thickness=1)
+    framed = out[..., 0] > 0
+    assert framed[3, 2:7].all() and framed[8, 2:7].all() and framed[3:9, 2].all() and framed[3:9, 6].all()
+    assert framed.sum() == 2 * 5 + 2 * 4 and not framed[4:8, 3:6].any() and not img.any()  # a copy
+    assert np.array_equal(triage.outline(img, (5, 5, 5, 8)), img)  # an empty box draws nothing

@@ -187,6 +187,34 @@ def test_the_heatmap_overlay_starts_on_each_items_top_class(on_a_real_scan: AppT
     assert at.multiselect(key=f"triage_heat_{second}").value == triage.overlay_default(verdict) != []
 
 
+def test_officer_confirms_with_a_marked_region_and_its_signature_goes_to_the_threat_library(
+        on_a_real_scan: AppTest, owner_client: StoreClient, settings: Settings) -> None:
+    from xray.seizures import load_seizure, seizures_dir
+
+    at = on_a_real_scan
+    scan_id = at.session_state["triage_current"]
+    plain = at.get("image")[0].proto
+    at.checkbox(key="triage_mark").check().run()
+    assert not at.exception and at.get("image")[0].proto != plain  # the region is outlined on the image at once
+    at.number_input(key=f"triage_box_{scan_id}_x0").set_value(200).run()
+    at.number_input(key=f"triage_box_{scan_id}_x1").set_value(150).run()
+    at.button(key="triage_confirmed").click().run()  # an empty region: refused before anything is recorded
+    assert "Fix the marked region first" in at.error[0].value and "empty or too small" in at.error[0].value
+    assert at.session_state["triage_current"] == scan_id and owner_client.get_scan(scan_id)["decisions"] == []
+    for side, value in zip(("x0", "y0", "x1", "y1"), (100, 60, 180, 140), strict=True):
+        at.number_input(key=f"triage_box_{scan_id}_{side}").set_value(value).run()
+    at.selectbox(key="triage_class").set_value("knife").run()
+    at.button(key="triage_confirmed").click().run()
+    assert not at.exception and not at.error
+    assert any("added to the threat library" in m.value for m in at.success)
+    [rec] = owner_client.list_seizures()
+    [decision] = owner_client.get_scan(scan_id)["decisions"]
+    assert (rec.scan_id, rec.box, rec.officer, rec.class_name, rec.kind, rec.decision_id) == (
+        scan_id, [100, 60, 180, 140], "ann", "knife", "attenuation", decision["decision_id"])
+    entry = load_seizure(seizures_dir(settings.library_dir), rec.seizure_id)  # cut from the raw dual-energy planes
+    assert entry.kind == "attenuation" and entry.shape == (80, 80) and entry.meta["scanner_id"] == rec.scanner_id
+
+
 def test_an_image_expired_under_retention_says_so_instead_of_unreadable(on_a_real_scan: AppTest,
                                                                         owner_client: StoreClient) -> None:
     import shutil

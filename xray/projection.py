@@ -23,7 +23,7 @@ Raw dual-energy images need no estimate: `project_raw` adds log-attenuations per
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -425,3 +425,28 @@ def paste_transmission(image: np.ndarray, entry: LibraryEntry, top_left: tuple[i
     img[y:y + h, x:x + w] *= entry.transmission
     out = np.round(np.clip(img, 0, 255)).astype(np.uint8)
     return out if image.ndim == 3 else out[..., 0]
+
+
+def project_transmission(image: np.ndarray, entry: LibraryEntry, rng: np.random.Generator,
+                         ) -> tuple[np.ndarray, tuple[int, int, int, int], np.ndarray]:
+    """A seizure's transmission map pasted at a random place of another image of its own scanner (as
+    project_colour returns: the image, the box x0, y0, x1, y1 of its mask, the mask over that box). A grey map in
+    a colour image multiplies every channel; a colour map in a grey image is taken as its mean."""
+    if entry.transmission is None:
+        raise ConfigError(f"library entry {entry.article} has no transmission map")
+    (H, W), (h, w) = image.shape[:2], entry.shape
+    if h > H or w > W:
+        raise ConfigError(f"a {h}x{w} seizure does not fit inside the {H}x{W} image")
+    trans = entry.transmission  # (h, w, C)
+    if image.ndim == 3 and trans.shape[2] == 1:
+        trans = np.repeat(trans, 3, axis=2)
+    elif image.ndim == 2 and trans.shape[2] == 3:
+        trans = trans.mean(axis=2, keepdims=True)
+    y, x = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+    out = paste_transmission(image, replace(entry, transmission=trans), (y, x))
+    m = entry.mask
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if not rows.size:
+        return out, (x, y, x + w, y + h), m
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return out, (x + x0, y + y0, x + x1, y + y1), m[y0:y1, x0:x1]

@@ -172,6 +172,45 @@ class LabelRecord(Record):
     note: str | None = None
 
 
+# ---- seizures: the region an officer marks on a confirmed threat, in the scan's own pixels -----------------------
+#
+# A seizure box is (x0, y0, x1, y1) in IMAGE pixels of the stored scan (width x height as the scans table has them),
+# end-exclusive, origin at the top-left: the frame of the heatmaps above at the image's full size, never the model's
+# letterboxed canvas and never a zoomed view. The store checks it and xray cuts the signature from it.
+MIN_SEIZURE_SIDE = 3  # pixels: a smaller box has no inside to take a signature from, nor a ring around it
+SeizureKind = Literal["attenuation", "transmission"]
+
+
+def seizure_box_problem(box: list[int] | tuple[int, ...], width: int, height: int) -> str | None:
+    """Why `box` is not a usable seizure region of a width x height image (None when it is)."""
+    if len(box) != 4:
+        return f"a seizure box has four numbers (x0, y0, x1, y1), got {len(box)}"
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if x1 - x0 < MIN_SEIZURE_SIDE or y1 - y0 < MIN_SEIZURE_SIDE:
+        return (f"seizure box {list(box)} is empty or too small: x1 - x0 and y1 - y0 must be at least "
+                f"{MIN_SEIZURE_SIDE} pixels")
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        return f"seizure box {list(box)} lies outside the {width}x{height} image (x in [0, {width}], y in [0, {height}])"
+    return None
+
+
+class SeizureRecord(Record):
+    """A confirmed threat's region, marked by an officer: where the library's seizure signature is cut from.
+
+    `kind`: `attenuation` (the scan kept raw dual-energy data: log-attenuation, projects into any scanner) or
+    `transmission` (pseudo-colour / grey only: projects only into images of `scanner_id`)."""
+
+    seizure_id: str  # 8-64 lower-case hex digits: also the signature's file name
+    scan_id: str
+    scanner_id: str
+    decision_id: str  # the confirmed/seized decision this region belongs to
+    class_name: str
+    box: list[int]  # (x0, y0, x1, y1) image pixels, end-exclusive (seizure_box_problem)
+    kind: SeizureKind
+    officer: str
+    created_at: datetime
+
+
 class ModelRecord(Record):
     version: str
     parent: str | None

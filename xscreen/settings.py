@@ -48,6 +48,7 @@ class PathSettings(Section):
     logs: Path | None = Field(None, description="Log files of the services started by `xscreen serve`/`demo` (default: HOME/logs).")
     exports: Path | None = Field(None, description="Training-set exports from the Relabelling page are written only under this folder, one sub-folder per export (default: HOME/exports).")
     backups: Path | None = Field(None, description="Where the store owner writes backups before `xscreen backup DIR` moves them to DIR (default: HOME/backups).")
+    library: Path | None = Field(None, description="The threat library's files: signatures cut from regions officers marked on confirmed threats, one per seizure under `seizures/<seizure id>.npz` (default: HOME/library).")
     sample_data: Path = Field(Path("sample_data"), description="Committed sample images used by the demo and tests.")
 
 
@@ -292,6 +293,7 @@ class Settings(BaseSettings):
             "logs": home / "logs",
             "exports": home / "exports",
             "backups": home / "backups",
+            "library": home / "library",
         }
         for name, default in defaults.items():
             if getattr(p, name) is None:
@@ -358,6 +360,11 @@ class Settings(BaseSettings):
     def exports_dir(self) -> Path:
         assert self.paths.exports is not None
         return self.paths.exports
+
+    @property
+    def library_dir(self) -> Path:
+        assert self.paths.library is not None
+        return self.paths.library
 
     @property
     def store_url(self) -> str:
