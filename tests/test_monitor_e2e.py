@@ -64,6 +64,11 @@ class Rendered:
     scanner: str
     data: bytes
     threat: bool
+    regions: tuple[tuple[str, tuple[int, int, int, int]], ...] = ()  # (class, box) of each threat, image pixels
+
+    @property
+    def scan_id(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()[:16]  # how the ingest names a scan
 
 
 def baseline(scanner: str, n: int, seed: int, scenario: str = "baseline", ramp: bool = False,
@@ -84,7 +89,8 @@ def heldout(scanner: str, n: int, seed: int, style_seed: int | None = None) -> l
     for i in range(n):
         p, scan = render_styled(np.random.default_rng([seed, i]), style, classes=DEFAULT_CLASSES, threat_rate=0.15,
                                 max_side=SIZE[0])
-        out.append(Rendered(scanner, scan.encode(), bool(p.labels)))
+        regions = tuple((str(o.class_name), o.box) for o in scan.objects if o.is_threat and o.class_name)
+        out.append(Rendered(scanner, scan.encode(), bool(scan.labels), regions))
     return out
 
 
@@ -105,6 +111,7 @@ class Home:
             spool_write=SpoolWriter(settings.spool_dir).write, known_hashes=self.client.known_hashes)
         self.spool = SpoolIngester(settings.spool_dir, self.client.ingest)
         self.n = 0
+        self.confirmed: list[Rendered] = []  # threats the officer confirmed, in order
 
     def feed(self, items: list[Rendered]) -> None:
         truth, paths = {}, []
@@ -114,7 +121,7 @@ class Home:
             path.write_bytes(r.data)
             stamp = utcnow().timestamp() - 3600 + self.n  # one scan a second, within the last hour
             os.utime(path, (stamp, stamp))
-            truth[hashlib.sha256(r.data).hexdigest()[:16]] = r.threat
+            truth[r.scan_id] = r
             paths.append(path)
             self.n += 1
         flagged = []
@@ -124,11 +131,12 @@ class Home:
             flagged += [v.scan_id for v in report.verdicts if v.verdict != "clear"]
         self.spool.drain()
         for scan_id in flagged:
-            threat = truth[scan_id]
+            r = truth[scan_id]
             self.client.record_decision(DecisionRecord(
                 decision_id=f"d-{scan_id}", scan_id=scan_id, officer=OFFICER,
-                decision="confirmed" if threat else "cleared", threat_class="knife" if threat else None,
-                decided_at=utcnow()))
+                decision="confirmed" if r.threat else "cleared",
+                threat_class=(r.regions[0][0] if r.regions else "knife") if r.threat else None, decided_at=utcnow()))
+        self.confirmed += [truth[i] for i in flagged if truth[i].threat]
 
     def monitor(self) -> MonitorRun:
         return run_monitor(self.settings, self.client, now=utcnow() + timedelta(seconds=1))
@@ -269,11 +277,28 @@ recent_verdicts = 400
 """
 
 
+def mark_seizures(home: Home, confirmed: list[Rendered]) -> list[str]:  # the scans marked
+    """What an officer does on the triage page after confirming a threat: mark its region (here the renderer's true
+    box), recorded by the store and cut into the threat library (pages/_region.py does the same two steps)."""
+    import uuid
+
+    from xray.seizures import cut_seizure, save_seizure, seizures_dir
+
+    ids = []
+    for r in confirmed:
+        cls, box = r.regions[0]
+        rec = home.client.record_seizure(uuid.uuid4().hex, r.scan_id, f"d-{r.scan_id}", cls, list(box), OFFICER)
+        save_seizure(cut_seizure(read_scan(r.data), rec), seizures_dir(home.settings.library_dir), rec.seizure_id)
+        ids.append(r.scan_id)
+    return ids
+
+
 def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_certificate_there(
         streamed: dict[str, dict[tuple[str, str | None], int]], homes: dict[str, Home], tmp_path: Path) -> None:
     """The second maintenance run of issue 17, from the held-out scanner's certificate page: the action it names
     (`xscreen adapt --scanner scanner-4`, run through the CLI against the live owner) makes a candidate from that
-    scanner's own cleared scans in the store, zero labels; promoted, it scores that scanner's next scans, and
+    scanner's own cleared scans in the store, zero labels, its threat library holding the regions officers marked
+    on the threats they confirmed there (36 seizures: 22 training, 9 certification, 5 kept for canaries); promoted, it scores that scanner's next scans, and
     the certificate watch, now holding them to the adapted certificate, stays quiet. (Serving here is the
     in-process ingest, so the new champion is loaded by hand; serving following a promotion live, without a
     restart or a failed request, is tests/test_maintenance_loop.py and tests/test_live_promotion.py.) The
@@ -285,6 +310,8 @@ def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_cer
 
     from cli import app
 
+    marked = mark_seizures(home, [r for r in home.confirmed if r.scanner == "scanner-4" and r.regions])
+    assert len(marked) >= 5, marked
     config = tmp_path / "xscreen.toml"
     config.write_text(ADAPT_TOML.format(home=home.settings.home, store_port=home.settings.network.store_port))
     result = CliRunner().invoke(app, ["--config", str(config), *page.details["action"].split()[1:],
@@ -295,6 +322,11 @@ def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_cer
     cert = model.calibration["certificate"]
     assert champion is not None and model.state == "candidate" and model.parent == champion.version
     assert cert["adapted_for_scanner"] == "scanner-4" and "held-out images of this scanner" in cert["guarantee_rests_on"]
+    used = model.metrics["adaptation"]["seizure_signatures"]  # the officers' regions went into the library
+    from xray.seizures import seizure_part
+
+    parts = [seizure_part(scan_id) for scan_id in marked]  # by scan: its canary-part share is kept for canaries
+    assert used == {p: parts.count(p) for p in ("training", "certification")} and used["training"] > 0, used
     home.client.set_model_state("adapted-s4", "champion", actor="cli:test", reason="adapted for scanner-4", force=True)
     adapted = Home(home.settings, Classifier.from_registry(home.settings))
     adapted.n = home.n
