@@ -120,7 +120,8 @@ def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_ever
         expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
         clean_spool_temp(settings.spool_dir)
 
-    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system"))
+    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system",
+                                                                             auto_promote=s.auto_promote))
     slow_tasks = Every(expire_every_s, retention)
     return Housekeeper([ingest.rechecks.run, shadow_check, slow_tasks])
 
