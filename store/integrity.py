@@ -26,7 +26,9 @@ INVARIANTS: tuple[tuple[str, str], ...] = (
     ("at most one final decision per scan",
      "SELECT count(*) FROM (SELECT scan_id FROM decisions WHERE decision <> 'refer' GROUP BY scan_id "
      "HAVING count(*) > 1)"),
-    ("at most one champion model", "SELECT greatest(count(*) - 1, 0) FROM models WHERE state = 'champion'"),
+    ("at most one champion model per scope (the fleet, each scanner)",
+     "SELECT count(*) FROM (SELECT scanner_id FROM models WHERE state = 'champion' GROUP BY scanner_id "
+     "HAVING count(*) > 1)"),
 )
 
 

@@ -285,6 +285,14 @@ CREATE TABLE seizures (
     created_at TIMESTAMPTZ NOT NULL);
 """
 
+# Migration 15: a champion for one scanner. models.scanner_id is the scope of a champion (NULL: the whole fleet;
+# set only while the model is a scanner's champion); model_events.scanner_id the scope each change was made in, so
+# a rollback follows one scope's history.
+_M15_CHAMPION_SCOPE = """
+ALTER TABLE models ADD COLUMN scanner_id VARCHAR;
+ALTER TABLE model_events ADD COLUMN scanner_id VARCHAR;
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -301,6 +309,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (12, "readings (blind double reading) and the view double_reads", _M12_READINGS),
     (13, "officer_tips and tip_outcomes: canaries shown to officers as TIP tests", _M13_OFFICER_TIPS),
     (14, "seizures: regions officers marked on confirmed threats, the threat library's real signatures", _M14_SEIZURES),
+    (15, "models.scanner_id and model_events.scanner_id: a champion for one scanner", _M15_CHAMPION_SCOPE),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,9 +1,10 @@
 """Models domain: the registry of model versions, their states, promotion and rollback, and the champion and
 shadow side by side on live traffic.
 
-Exactly one `champion` and at most one `shadow`: promoting retires the old champion (and marking a shadow sends
-the old shadow back to `candidate`) in the same transaction, and records `model_events`; `rollback` re-promotes
-the previous champion from `model_events`. The thresholds in force live in one place, the model's row, versioned
+One fleet `champion`, at most one champion per scanner (`scanner_id`, its scope: that scanner's items are scored
+by it instead) and at most one `shadow` (fleet-wide): promoting retires the old champion of the same scope (and
+marking a shadow sends the old shadow back to `candidate`) in the same transaction, and records `model_events`
+with the scope; `rollback` re-promotes the previous champion of a scope from `model_events`. The thresholds in force live in one place, the model's row, versioned
 by `thresholds_version` (`set_thresholds`); serving follows `models_in_force` live (serving/follow.py).
 """
 
@@ -51,23 +52,35 @@ def get_model(cur: duckdb.DuckDBPyConnection, version: str) -> ModelRecord:
 
 @read()
 def champion(cur: duckdb.DuckDBPyConnection) -> ModelRecord | None:
-    """The model in force, or None before the first promotion."""
-    cur.execute("SELECT * FROM models WHERE state = 'champion'")
+    """The fleet champion in force, or None before the first promotion."""
+    cur.execute("SELECT * FROM models WHERE state = 'champion' AND scanner_id IS NULL")
     rows = dicts(cur)
     return _model(rows[0]) if rows else None
 
 
 def _model_state(cur: duckdb.DuckDBPyConnection, version: str) -> str:
-    row = first(cur, "SELECT state FROM models WHERE version = ?", [version])
+    return _state_and_scope(cur, version)[0]
+
+
+def _state_and_scope(cur: duckdb.DuckDBPyConnection, version: str) -> tuple[str, str | None]:
+    row = first(cur, "SELECT state, scanner_id FROM models WHERE version = ?", [version])
     if row is None:
         raise NotFoundError(f"model version {version!r} is not registered")
-    return str(row[0])
+    return str(row[0]), row[1]
+
+
+def _champion_of(cur: duckdb.DuckDBPyConnection, scanner: str | None) -> str | None:
+    """The champion of exactly this scope (a scanner, or None: the fleet), or None."""
+    row = first(cur, "SELECT version FROM models WHERE state = 'champion' AND scanner_id IS NOT DISTINCT FROM ?",
+                [scanner])
+    return str(row[0]) if row else None
 
 
 def _event(cur: duckdb.DuckDBPyConnection, version: str, old: str | None, new: str, actor: str,
-           reason: str | None, now: datetime) -> None:
-    cur.execute("INSERT INTO model_events VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [uuid.uuid4().hex, version, old, new, actor, reason, now])
+           reason: str | None, now: datetime, scanner: str | None = None) -> None:
+    cur.execute("INSERT INTO model_events (event_id, version, from_state, to_state, actor, reason, changed_at, "
+                "scanner_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [uuid.uuid4().hex, version, old, new, actor, reason, now, scanner])
 
 
 @write(action="promote", actor="actor")
@@ -94,35 +107,51 @@ def register_model(cur: duckdb.DuckDBPyConnection, model: ModelRecord, actor: st
 
 @write(action="promote", actor="actor")
 def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelState, actor: str,
-                    reason: str | None = None, force: bool = False, *, now: datetime) -> None:
-    """Move a model to `state`. A new champion retires the old one, a new shadow sends the old one back to
-    `candidate`, in the same transaction: serving follows exactly one model per live role. Replacing a champion
-    needs a passing gate report of `version` against it (`record_gate_report`) unless `force` (audited)."""
-    old = _model_state(cur, version)
-    if old == state:
+                    reason: str | None = None, force: bool = False, scanner: str | None = None, *,
+                    now: datetime) -> None:
+    """Move a model to `state`. A new champion retires the old champion of its scope (`scanner`: that scanner
+    only, never the fleet champion; None: the fleet), a new shadow sends the old one back to `candidate`, in the
+    same transaction: serving follows one model per live role and scope. Replacing a champion needs a passing gate
+    report of `version` against the champion in force for the scope (the scanner's, else the fleet's:
+    `record_gate_report`) unless `force` (audited)."""
+    if scanner is not None and state != "champion":
+        raise XscreenError(f"a scanner scope applies to a champion only, not to {state!r}", title="Bad scope")
+    old, old_scope = _state_and_scope(cur, version)
+    if old == state and old_scope == scanner:
         return
+    if scanner is not None and old == "champion":
+        where = "the fleet" if old_scope is None else f"scanner {old_scope}"
+        raise ConflictError(f"{version} is the champion of {where}: a model is champion in one scope at a time")
     if state == "champion" and not force:
-        _require_gate(cur, version)
+        _require_gate(cur, version, scanner)
     if state in LIVE_ROLES:
         step_down = "retired" if state == "champion" else "candidate"
-        for (prev,) in cur.execute("SELECT version FROM models WHERE state = ?", [state]).fetchall():
-            cur.execute("UPDATE models SET state = ? WHERE version = ?", [step_down, prev])
-            _event(cur, prev, state, step_down, actor, f"replaced by {version}", now)
-    cur.execute("UPDATE models SET state = ? WHERE version = ?", [state, version])
-    _event(cur, version, old, state, actor, reason, now)
+        for (prev,) in cur.execute("SELECT version FROM models WHERE state = ? AND scanner_id IS NOT DISTINCT FROM ?",
+                                   [state, scanner]).fetchall():
+            cur.execute("UPDATE models SET state = ?, scanner_id = NULL WHERE version = ?", [step_down, prev])
+            _event(cur, prev, state, step_down, actor, f"replaced by {version}", now, scanner)
+    cur.execute("UPDATE models SET state = ?, scanner_id = ? WHERE version = ?", [state, scanner, version])
+    _event(cur, version, old, state, actor, reason, now, scanner)
     audit_row(cur, now, actor, "promote" if state == "champion" else "model_state", version,
-              from_state=old, to_state=state, reason=reason, forced=force)
+              from_state=old, to_state=state, reason=reason, forced=force, **_scope(scanner, old_scope))
 
 
-def _require_gate(cur: duckdb.DuckDBPyConnection, version: str) -> None:
-    """ConflictError unless `version` passed the gate against the champion in force (none: nothing to beat)."""
-    current = first(cur, "SELECT version FROM models WHERE state = 'champion'")
+def _scope(scanner: str | None, old_scope: str | None) -> dict[str, str]:
+    """Audit details naming a scanner scope, only when there is one (fleet rows stay as they always were)."""
+    return {k: v for k, v in (("scanner_id", scanner), ("from_scanner_id", old_scope)) if v is not None}
+
+
+def _require_gate(cur: duckdb.DuckDBPyConnection, version: str, scanner: str | None = None) -> None:
+    """ConflictError unless `version` passed the gate against the champion in force for the scope: the scanner's
+    own champion, else the fleet's (none: nothing to beat)."""
+    current = (_champion_of(cur, scanner) if scanner is not None else None) or _champion_of(cur, None)
     if current is None:
         return
     passed = first(cur, "SELECT count(*) FROM gate_reports WHERE candidate = ? AND champion = ? AND passed",
-                   [version, current[0]])
+                   [version, current])
     if not passed or not passed[0]:
-        raise ConflictError(f"{version} has no passing gate report against the champion {current[0]}: run "
+        where = f" in force for scanner {scanner}" if scanner is not None else ""
+        raise ConflictError(f"{version} has no passing gate report against the champion {current}{where}: run "
                             f"`xscreen gate {version}`, or force the promotion (recorded in the audit log)")
 
 
@@ -181,10 +210,11 @@ def check_thresholds(thresholds: dict[str, Any], classes: list[str]) -> None:
 
 @read()
 def models_in_force(cur: duckdb.DuckDBPyConnection) -> list[ModelInForce]:
-    """The champion and the shadow (when there is one): what serving polls every few seconds. One small read."""
+    """The fleet champion, the scanners' own champions (each with its `scanner_id`) and the shadow (when there is
+    one): what serving polls every few seconds. One small read; the fleet champion comes first."""
     cur.execute("SELECT state AS role, version, weights_path, weights_sha256, thresholds, "
-                "coalesce(thresholds_version, 1) AS thresholds_version FROM models "
-                "WHERE state IN ('champion', 'shadow') ORDER BY state")
+                "coalesce(thresholds_version, 1) AS thresholds_version, scanner_id FROM models "
+                "WHERE state IN ('champion', 'shadow') ORDER BY state, scanner_id NULLS FIRST")
     rows = dicts(cur)
     for row in rows:
         row["thresholds"] = loads(row["thresholds"]) or {}
@@ -192,18 +222,35 @@ def models_in_force(cur: duckdb.DuckDBPyConnection) -> list[ModelInForce]:
 
 
 @write(action="rollback", actor="actor")
-def rollback(cur: duckdb.DuckDBPyConnection, actor: str, reason: str | None = None, *, now: datetime) -> str:
-    """Put the champion before the current one back in force; returns its version."""
-    current = first(cur, "SELECT version FROM models WHERE state = 'champion'")
+def rollback(cur: duckdb.DuckDBPyConnection, actor: str, reason: str | None = None, scanner: str | None = None, *,
+             now: datetime) -> str:
+    """Put the champion before the current one of a scope (`scanner`, or None: the fleet) back in force; returns
+    its version. A scanner with no earlier champion of its own that can serve again goes back to the fleet
+    champion: its champion is retired, and the fleet champion's version is returned."""
+    current = _champion_of(cur, scanner)
     # rowid breaks ties: two promotions within one clock tick (one group commit) still roll back in order
     rows = cur.execute("SELECT version FROM model_events WHERE to_state = 'champion' "
-                       "ORDER BY changed_at DESC, rowid DESC").fetchall()
-    previous = next((r[0] for r in rows if current is None or r[0] != current[0]), None)
-    if previous is None:
+                       "AND scanner_id IS NOT DISTINCT FROM ? ORDER BY changed_at DESC, rowid DESC", [scanner]).fetchall()
+    previous = next((r[0] for r in rows if r[0] != current and (scanner is None or not _serving(cur, r[0]))), None)
+    if scanner is not None and current is None:
+        raise NotFoundError(f"scanner {scanner} has no champion of its own to roll back")
+    if previous is None and scanner is None:
         raise NotFoundError("no previous champion to roll back to")
-    set_model_state(cur, previous, "champion", actor, reason or "rollback", force=True, now=now)  # it served before
-    audit_row(cur, now, actor, "rollback", previous, replaced=current[0] if current else None)
+    if previous is None:  # the scanner's first champion: retired, the scanner is back on the fleet champion
+        cur.execute("UPDATE models SET state = 'retired', scanner_id = NULL WHERE version = ?", [current])
+        _event(cur, str(current), "champion", "retired", actor, reason or "rollback", now, scanner)
+        fleet = _champion_of(cur, None) or ""
+        audit_row(cur, now, actor, "rollback", fleet, replaced=current, scanner_id=scanner)
+        return fleet
+    set_model_state(cur, previous, "champion", actor, reason or "rollback", force=True, scanner=scanner,
+                    now=now)  # it served before
+    audit_row(cur, now, actor, "rollback", previous, replaced=current, **_scope(scanner, None))
     return str(previous)
+
+
+def _serving(cur: duckdb.DuckDBPyConnection, version: str) -> bool:
+    """Whether `version` is a champion of some scope now (it cannot also be a scanner's again)."""
+    return _model_state(cur, version) == "champion"
 
 
 @read()
@@ -260,7 +307,7 @@ def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, acto
 def _passing_report(cur: duckdb.DuckDBPyConnection, version: str) -> str | None:
     """The newest passing gate report of `version` against the champion in force (None: none, or no champion)."""
     row = first(cur, """SELECT g.report_id FROM gate_reports g JOIN models m ON m.version = g.champion
-                        WHERE m.state = 'champion' AND g.candidate = ? AND g.passed
+                        WHERE m.state = 'champion' AND m.scanner_id IS NULL AND g.candidate = ? AND g.passed
                         ORDER BY g.created_at DESC LIMIT 1""", [version])
     return str(row[0]) if row else None
 

@@ -225,6 +225,7 @@ class ModelRecord(Record):
     weights_path: str
     weights_sha256: str
     thresholds_version: int = 1  # bumped each time the thresholds in force change (store/models.py set_thresholds)
+    scanner_id: str | None = None  # a champion's scope: this scanner only (None: the whole fleet, or not champion)
 
 
 class GateReportRecord(Record):
@@ -250,6 +251,7 @@ class ModelInForce(Record):
     weights_sha256: str
     thresholds: dict[str, Any]
     thresholds_version: int
+    scanner_id: str | None = None  # a champion for this scanner only (None: the whole fleet)
 
 
 class CanaryRecord(Record):
