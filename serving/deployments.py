@@ -122,14 +122,15 @@ class ClassifierDeployment:
     async def score(self, requests: list[list[Any]]) -> list[list[dict[str, Any]]]:
         """VerdictRecord fields (with `role`) for each image of each request, in order; empty lists when this
         slot has no model in force (no shadow)."""
-        live = self._follower.live  # read once: the whole batch is scored by this model
+        from serving.follow import score_routed
+
+        live, scoped = self._follower.live, self._follower.scoped  # read once: each item's model for the batch
         if live is None:
             return [[] for _ in requests]
         images = _flatten(requests)
-        # Off the event loop, so the next batch keeps forming while this one runs.
-        fields = await asyncio.to_thread(self._predict, live.model, images)
-        for f in fields:
-            f["role"] = live.role
+        # Off the event loop, so the next batch keeps forming while this one runs. One model call per model in
+        # the batch: items of a scanner with its own champion go to it, the rest to the fleet champion.
+        fields = await asyncio.to_thread(score_routed, images, live, scoped, self._predict)
         self._scored += len(images)
         return _split(fields, requests)
 
@@ -144,13 +145,16 @@ class ClassifierDeployment:
         return self._follower.refresh()
 
     def info(self) -> dict[str, Any]:
-        """Which replica answered, its model (None: no model in force for this slot), role, thresholds version
-        and how many images it has scored (for tests and health)."""
+        """Which replica answered, its model (None: no model in force for this slot), role, thresholds version,
+        the scanners' own champions it serves (`scanner_models`) and why any is not served (`scanner_errors`: that
+        scanner is scored by the fleet champion), and how many images it has scored (for tests and health)."""
         live = self._follower.live
         model = live.model if live else None
         return {"replica": self._replica, "role": self._follower.role, "model_version": live.version if live else None,
                 "thresholds_version": live.thresholds_version if live else None, "scored": self._scored,
                 "swaps": self._follower.swaps, "follow_error": self._follower.last_error,
+                "scanner_models": {k: v.version for k, v in self._follower.scoped.items()},
+                "scanner_errors": dict(self._follower.scoped_errors),
                 "device": str(model.device) if model else None, "input_size": model.input_size if model else None}
 
 
@@ -214,18 +218,22 @@ def handle_scorer(handle: DeploymentHandle, timeout_s: float = 60.0) -> Any:
     Images are letterboxed here, in the ingest worker that decoded them, to the canvas size the replica's model
     reads (asked of the replica, and asked again after a failed call: a promoted model may read another size):
     replicas receive fixed-size uint8 canvases (3, S, S) + Geometry, ready to stack, and ~4x fewer bytes than the
-    decoded scan. A slot with no model in force (no shadow) answers an empty list without being sent images."""
+    decoded scan. A slot with no model in force (no shadow) answers an empty list without being sent images.
+    Given `scanners` (one per image, from the ingest), each image travels with its scanner (ScannerImage)."""
     input_size: list[int] = []
 
-    def score(images: list[Any]) -> list[dict[str, Any]]:
+    def score(images: list[Any], scanners: Sequence[str] | None = None) -> list[dict[str, Any]]:
         from screening.preprocess import prepare
+        from serving.follow import ScannerImage
 
         if not input_size:
             size = handle.info.remote().result(timeout_s=timeout_s)["input_size"]
             if size is None:
                 return []
             input_size.append(int(size))
-        prepared = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
+        prepared: list[Any] = [prepare(im, input_size[0], i) for i, im in enumerate(images)]
+        if scanners is not None:  # the replica scores each with its scanner's champion, if one is in force
+            prepared = [ScannerImage(sc, p) for sc, p in zip(scanners, prepared, strict=True)]
         try:  # bounded: a hung replica fails this attempt (the watcher retries) instead of stalling the stream
             return list(handle.score.remote(prepared).result(timeout_s=timeout_s))
         except Exception:

@@ -7,13 +7,18 @@ The store keeps one champion and at most one shadow, each with its thresholds an
 one reference assignment; a new thresholds version is applied to the loaded network (Classifier.with_thresholds)
 without reading the weights again. A batch reads `live` once and is scored, start to end, by that model, and each
 result records the version and the role it held (what serving/ingest.py stores on the verdict).
+
+A champion follower also follows the scanners' own champions (`scanner_id` set in `models_in_force`), loaded beside
+the fleet champion the same way: `route` sends each item of a batch to its scanner's champion, else to the fleet's
+(`score_routed`). A scanner's champion that cannot be loaded (a bad checkpoint, another canvas size) leaves that
+scanner on the fleet champion, and `scoped_errors` says why. The shadow stays fleet-wide.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +40,38 @@ class Live:
     model: Any
 
 
+@dataclass(frozen=True)
+class ScannerImage:
+    """An image with the scanner it came from, as sent to a replica so that it can pick the scanner's champion."""
+
+    scanner_id: str | None
+    image: Any
+
+
+PredictFn = Callable[[Any, Sequence[Any]], list[dict[str, Any]]]  # (model, images) -> VerdictRecord fields
+
+
+def route(scanners: Sequence[str | None], fleet: Live, scoped: Mapping[str, Live]) -> list[tuple[Live, list[int]]]:
+    """Group item positions by the model that scores them: the scanner's own champion, else the fleet's."""
+    groups: dict[str, tuple[Live, list[int]]] = {}
+    for i, scanner in enumerate(scanners):
+        live = scoped.get(scanner, fleet) if scanner is not None else fleet
+        groups.setdefault(live.version, (live, []))[1].append(i)
+    return list(groups.values())
+
+
+def score_routed(images: Sequence[Any], fleet: Live, scoped: Mapping[str, Live], predict: PredictFn) -> list[dict[str, Any]]:
+    """Fields for each image in order (ScannerImage or plain), each scored by its scanner's model, one call per
+    model; each carries the role its model held."""
+    scanners = [im.scanner_id if isinstance(im, ScannerImage) else None for im in images]
+    plain = [im.image if isinstance(im, ScannerImage) else im for im in images]
+    out: list[dict[str, Any]] = [{} for _ in images]
+    for live, positions in route(scanners, fleet, scoped):
+        for i, fields in zip(positions, predict(live.model, [plain[i] for i in positions]), strict=True):
+            out[i] = {**fields, "role": live.role}
+    return out
+
+
 class ModelFollower:
     """Keeps `live` equal to the store's model in force for `role`. A champion that disappears from the store
     (retired with no successor) keeps being served, loudly: screening never stops; a shadow that disappears stops."""
@@ -48,16 +85,28 @@ class ModelFollower:
         self._thread: threading.Thread | None = None
         self.swaps = 0  # models or thresholds applied since start (health and tests)
         self.last_error: str | None = None
+        self._scoped: dict[str, Live] = {}  # scanner -> its own champion (champion role only)
+        self.scoped_errors: dict[str, str] = {}  # scanner -> why its champion is not served (the fleet's is)
+        self._failed: dict[str, tuple[str, int]] = {}  # scanner -> (version, thresholds version) that failed
 
     @property
     def live(self) -> Live | None:
         return self._live
 
+    @property
+    def scoped(self) -> Mapping[str, Live]:
+        """The scanners' own champions loaded now (replaced whole, never changed in place)."""
+        return self._scoped
+
     def refresh(self) -> bool:
-        """Ask the store once and follow it; True when `live` changed. Errors are logged, `live` is kept."""
+        """Ask the store once and follow it; True when `live` (or a scanner's champion) changed. Errors are
+        logged, `live` is kept."""
         try:
-            wanted = next((m for m in self._fetch() if m.role == self.role), None)
+            in_force = list(self._fetch())
+            wanted = next((m for m in in_force if m.role == self.role and m.scanner_id is None), None)
             changed = self._follow(wanted)
+            if self.role == "champion":
+                changed = self._follow_scoped([m for m in in_force if m.role == "champion" and m.scanner_id]) or changed
         except Exception as exc:  # noqa: BLE001 -- a store or checkpoint problem never stops scoring
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("following the %s model failed (%s); still serving %s", self.role, self.last_error,
@@ -87,6 +136,50 @@ class ModelFollower:
             log.info("%s is now %s (thresholds version %d)", self.role, wanted.version, wanted.thresholds_version)
         return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, model))
 
+    def _follow_scoped(self, wanted: list[ModelInForce]) -> bool:
+        """Load the scanners' champions that changed; one that fails leaves its scanner on the fleet champion."""
+        scoped: dict[str, Live] = {}
+        errors: dict[str, str] = {}
+        for m in wanted:
+            scanner = str(m.scanner_id)
+            key = (m.version, m.thresholds_version)
+            if self._failed.get(scanner) == key and scanner in self.scoped_errors:
+                errors[scanner] = self.scoped_errors[scanner]  # the same broken version: not read again each poll
+                continue
+            try:
+                scoped[scanner] = self._scoped_live(m, self._scoped.get(scanner))
+            except Exception as exc:  # noqa: BLE001 -- that scanner is screened by the fleet champion instead
+                errors[scanner] = (f"{m.version} not loaded ({type(exc).__name__}: {exc}); "
+                                   f"scanner {scanner} is scored by the fleet champion")
+                self._failed[scanner] = key
+                log.warning("scanner %s: %s", scanner, errors[scanner])
+        self.scoped_errors = errors
+        if _same(scoped, self._scoped):
+            return False
+        log.info("scanners' own champions now: %s", {k: v.version for k, v in scoped.items()} or "none")
+        self._scoped = scoped  # one reference assignment, like `live`
+        self.swaps += 1
+        return True
+
+    def _scoped_live(self, wanted: ModelInForce, current: Live | None) -> Live:
+        if current is not None and (current.version, current.thresholds_version) == (wanted.version,
+                                                                                      wanted.thresholds_version):
+            return current
+        fleet = self._live
+        if current is not None and current.version == wanted.version:
+            model = current.model
+        elif fleet is not None and fleet.version == wanted.version:
+            model = fleet.model
+        else:
+            model = self._load(wanted)
+        if wanted.thresholds:
+            model = model.with_thresholds(wanted.thresholds)
+        size, fleet_size = getattr(model, "input_size", None), getattr(fleet.model, "input_size", None) if fleet else None
+        if size is not None and fleet_size is not None and size != fleet_size:
+            # callers letterbox to the canvas the slot's fleet model reads: another size cannot share its batches
+            raise ValueError(f"it reads {size}-pixel canvases, the fleet champion {fleet_size}")
+        return Live("champion", wanted.version, wanted.thresholds_version, model)
+
     def _publish(self, live: Live | None) -> bool:
         self._live = live  # one reference assignment: a batch in flight keeps the Live it read
         self.swaps += 1
@@ -112,4 +205,9 @@ class ModelFollower:
             self._thread = None
 
 
-__all__ = ["FetchFn", "Live", "LoadFn", "ModelFollower"]
+def _same(a: Mapping[str, Live], b: Mapping[str, Live]) -> bool:
+    return {k: (v.version, v.thresholds_version) for k, v in a.items()} == {
+        k: (v.version, v.thresholds_version) for k, v in b.items()}
+
+
+__all__ = ["FetchFn", "Live", "LoadFn", "ModelFollower", "PredictFn", "ScannerImage", "route", "score_routed"]

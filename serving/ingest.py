@@ -17,6 +17,7 @@ recorded in the injected `PipelineHealth`, which `/healthz` reports.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import stat
@@ -55,7 +56,9 @@ from xscreen.records import (
 log = logging.getLogger(__name__)
 
 VerdictFields = Mapping[str, Any]  # VerdictRecord fields a scorer produces (all but scan_id/scored_at/latency; role optional)
-ScoreFn = Callable[[list[Any]], Sequence[VerdictFields]]
+# score(images) -> fields; a scorer that also takes `scanners=` (one scanner id per image) is given them, so it can
+# score each item with its scanner's own champion (serving/follow.py route)
+ScoreFn = Callable[..., Sequence[VerdictFields]]
 SpoolFn = Callable[[IngestBatch], Path]
 KnownFn = Callable[[list[str]], set[str]]
 MovesFn = Callable[[list[ImageMove]], Any]
@@ -136,6 +139,7 @@ class Ingest:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
         self._score = score
+        self._routes = _takes_scanners(score)
         self._shadow_score = shadow_score
         self._spool_write = spool_write
         self._reader = reader
@@ -272,7 +276,7 @@ class Ingest:
                 report.spool_path = self._write(IngestBatch(batch_id=_batch_id(), quarantines=report.quarantined))
             return
         images = [g.image for g in good]
-        fields = self._score_with_retry(images, attempts)
+        fields = self._score_with_retry(images, [g.cand.scanner_id for g in good], attempts)
         if fields is None:
             report.retry.extend(g.cand.path for g in good)
             if report.quarantined:
@@ -290,10 +294,11 @@ class Ingest:
         report.scored = [s.scan_id for s in scans]
         report.scans, report.verdicts = scans, verdicts
 
-    def _score_with_retry(self, images: list[Any], attempts: int) -> Sequence[VerdictFields] | None:
+    def _score_with_retry(self, images: list[Any], scanners: list[str],
+                          attempts: int) -> Sequence[VerdictFields] | None:
         for attempt in range(1, attempts + 1):
             try:
-                fields = self._score(images)
+                fields = self._score(images, scanners=scanners) if self._routes else self._score(images)
                 if len(fields) != len(images):
                     raise RuntimeError(f"scorer returned {len(fields)} results for {len(images)} images")
                 self.health.succeeded("scoring")
@@ -500,6 +505,14 @@ def _verdict(scan: ScanRecord, fields: VerdictFields, slot: VerdictRole, scored_
     values = dict(fields)
     role = values.pop("role", slot)
     return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0), **values)
+
+
+def _takes_scanners(score: Callable[..., Any]) -> bool:
+    """Whether a scorer accepts `scanners=` (routing by scanner); plain `score(images)` scorers are called as ever."""
+    try:
+        return "scanners" in inspect.signature(score).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: the plain call
+        return False
 
 
 def _batch_id() -> str:

@@ -3,14 +3,23 @@ the champion in force for the scope, rollback follows one scope's history, servi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from screening.classifier import Classifier, verdict_fields
+from screening.registry import register
+from serving.follow import ModelFollower, ScannerImage, score_routed
+from serving.ingest import Ingest
 from store.engine import Store
 from tests.seeding import model_record
+from tests.serving_fakes import ListSpool, png_bytes, tiny_model
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import GateReportRecord
+from xscreen.records import GateReportRecord, ModelInForce
+from xscreen.settings import Settings, ensure_home
 
 CLASSES = ["knife", "firearm"]
 
@@ -92,3 +101,78 @@ def test_rollback_of_a_scanner_follows_its_own_history_then_returns_to_the_fleet
     assert rollbacks == {("s4-a", "scanner-4"), ("fleet-2", "scanner-5"), ("fleet-1", None)}
     events = store.model_lineage("s5-a")["events"]
     assert [(e["from_state"], e["to_state"]) for e in events][-1] == ("champion", "retired")
+
+
+# ---- serving: each item scored by its scanner's champion, else the fleet's ------------------------------------
+
+
+def _follower(settings: Settings, store: Store) -> ModelFollower:
+    def load(m: ModelInForce) -> Classifier:
+        return Classifier.from_checkpoint(Path(m.weights_path), expected_sha256=m.weights_sha256,
+                                          expected_classes=settings.model.classes, heatmap_size=8)
+    return ModelFollower("champion", store.models_in_force, load)
+
+
+def _predict(model: Any, images: Sequence[Any]) -> list[dict[str, Any]]:
+    return [verdict_fields(p) for p in model.predict(images)]
+
+
+def _ingest(settings: Settings, follower: ModelFollower, tmp_path: Path) -> Ingest:
+    """The real ingest (xray's reader) over an in-process scorer that routes like a replica does."""
+    def score(images: list[Any], scanners: Sequence[str]) -> list[dict[str, Any]]:
+        assert follower.live is not None
+        return score_routed([ScannerImage(sc, im) for sc, im in zip(scanners, images, strict=True)],
+                            follower.live, follower.scoped, _predict)
+    return Ingest.from_settings(settings, score=score, spool_write=ListSpool(tmp_path))
+
+
+def _put(settings: Settings, scanner: str, value: int) -> Path:
+    folder = settings.inbox_dir / scanner
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scanner}-{value}.png"
+    path.write_bytes(png_bytes(value, 48))
+    return path
+
+
+def test_items_of_a_scanner_with_its_own_champion_are_scored_by_it_and_the_rest_by_the_fleet_champion(
+        settings: Settings, tmp_path: Path) -> None:
+    ensure_home(settings)
+    classes = settings.model.classes
+    register(settings, tiny_model(classes, "tiny-fleet", seed=1), state="champion")
+    register(settings, tiny_model(classes, "tiny-s4", seed=2))
+    with Store.from_settings(settings) as store:
+        follower = _follower(settings, store)
+        ingest = _ingest(settings, follower, tmp_path)
+        follower.refresh()
+        first = ingest([_put(settings, "scanner-4", 40), _put(settings, "scanner-a", 41)])
+        assert {v.model_version for v in first.verdicts} == {"tiny-fleet"}  # no scanner champion yet
+        store.set_model_state("tiny-s4", "champion", actor="sue", force=True, scanner="scanner-4")
+        assert follower.refresh() and set(follower.scoped) == {"scanner-4"}
+        paths = [_put(settings, "scanner-4", 50), _put(settings, "scanner-a", 51), _put(settings, "scanner-4", 52)]
+        report = ingest(paths)
+        by_scanner = {(s.scanner_id, v.model_version, v.role) for s, v in zip(report.scans, report.verdicts,
+                                                                              strict=True)}
+        assert by_scanner == {("scanner-4", "tiny-s4", "champion"), ("scanner-a", "tiny-fleet", "champion")}
+        store.rollback(actor="sue", scanner="scanner-4")  # its first champion: back to the fleet's
+        assert follower.refresh() and not follower.scoped
+        again = ingest([_put(settings, "scanner-4", 60)])
+        assert [v.model_version for v in again.verdicts] == ["tiny-fleet"]
+
+
+def test_a_scanner_champion_that_cannot_be_loaded_leaves_the_scanner_on_the_fleet_champion(
+        settings: Settings, tmp_path: Path) -> None:
+    ensure_home(settings)
+    classes = settings.model.classes
+    register(settings, tiny_model(classes, "tiny-fleet", seed=1), state="champion")
+    register(settings, tiny_model(classes, "tiny-s4", seed=2))
+    with Store.from_settings(settings) as store:
+        Path(store.get_model("tiny-s4").weights_path).write_bytes(b"not a checkpoint")
+        store.set_model_state("tiny-s4", "champion", actor="sue", force=True, scanner="scanner-4")
+        follower = _follower(settings, store)
+        follower.refresh()
+        assert follower.live is not None and follower.live.version == "tiny-fleet" and not follower.scoped
+        assert "tiny-s4 not loaded" in follower.scoped_errors["scanner-4"]
+        assert "scored by the fleet champion" in follower.scoped_errors["scanner-4"]
+        assert follower.last_error is None  # the fleet champion follows as ever
+        report = _ingest(settings, follower, tmp_path)([_put(settings, "scanner-4", 70)])
+        assert [v.model_version for v in report.verdicts] == ["tiny-fleet"]
