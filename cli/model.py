@@ -154,7 +154,9 @@ def models_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
     for r in recs:
         ap = (r.metrics.get("validation") or {}).get("any_threat", {}).get("ap")
         ap_text = f"{ap:.4f}" if ap is not None else "-"
-        typer.echo(f"{r.version:<28} {r.state:<10} {r.created_at:%Y-%m-%d %H:%M}  parent={r.parent or '-'}  val AP={ap_text}")
+        scope = f"scanner={r.scanner_id}  " if r.scanner_id else ""
+        typer.echo(f"{r.version:<28} {r.state:<10} {scope}{r.created_at:%Y-%m-%d %H:%M}  parent={r.parent or '-'}  "
+                   f"val AP={ap_text}")
 
 
 @models_app.command("show")
@@ -175,26 +177,42 @@ def models_promote(
     state: str = typer.Option("champion", "--state", help="champion, shadow, candidate or retired."),
     reason: str = typer.Option("promoted from the CLI", "--reason"),
     force: bool = typer.Option(False, "--force", help="Promote without a passing gate report (audited)."),
+    scanner: str | None = typer.Option(None, "--scanner", help="Champion for this scanner only (its items are "
+                                       "scored by it; the fleet champion stays for the others)."),
 ) -> None:
-    """Set a version's state (default champion; the previous champion steps down; a candidate needs a passing
-    `xscreen gate` report unless --force). Recorded in the audit log; serving follows within seconds."""
+    """Set a version's state (default champion; the previous champion of the same scope steps down; a candidate
+    needs a passing `xscreen gate` report against the champion in force for that scope unless --force). Recorded
+    in the audit log; serving follows within seconds."""
     from screening.registry import set_state
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
+    if scanner is not None and state != "champion":
+        raise XscreenError(f"--scanner applies to --state champion only, not {state!r}", title="Bad argument")
     settings = settings_of(ctx)
-    rec = set_state(settings, name, state, cli_actor(), reason, force=force)  # type: ignore[arg-type]
-    typer.echo(f"{rec.version} is now {rec.state} (serving follows within {settings.serving.model_poll_s:g} s)")
+    rec = set_state(settings, name, state, cli_actor(), reason, force=force, scanner=scanner)  # type: ignore[arg-type]
+    scope = f" for scanner {rec.scanner_id}" if rec.scanner_id else ""
+    typer.echo(f"{rec.version} is now {rec.state}{scope} (serving follows within {settings.serving.model_poll_s:g} s)")
 
 
 @models_app.command("rollback")
-def models_rollback(ctx: typer.Context) -> None:
-    """Make the previous champion champion again. Recorded in the audit log."""
+def models_rollback(
+    ctx: typer.Context,
+    scanner: str | None = typer.Option(None, "--scanner", help="Roll back this scanner's own champion (its first "
+                                       "one: the scanner goes back to the fleet champion)."),
+) -> None:
+    """Make the previous champion (of the fleet, or of one scanner) champion again. Recorded in the audit log."""
     from screening.registry import rollback
 
     settings = settings_of(ctx)
-    rec = rollback(settings, cli_actor())
-    typer.echo(f"{rec.version} is champion again (serving follows within {settings.serving.model_poll_s:g} s)")
+    rec = rollback(settings, cli_actor(), scanner=scanner)
+    wait = f"serving follows within {settings.serving.model_poll_s:g} s"
+    if scanner is None:
+        typer.echo(f"{rec.version} is champion again ({wait})")
+    elif rec.scanner_id == scanner:
+        typer.echo(f"{rec.version} is champion for scanner {scanner} again ({wait})")
+    else:
+        typer.echo(f"scanner {scanner} is scored by the fleet champion {rec.version} again ({wait})")
 
 
 @models_app.command("thresholds")

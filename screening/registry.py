@@ -224,17 +224,19 @@ def list_models(settings: Settings) -> list[ModelRecord]:
 
 
 def set_state(settings: Settings, version: str, state: ModelState, actor: str, reason: str,
-              force: bool = False) -> ModelRecord:
-    """Promote (champion), shadow or retire a version; the store records it in the audit log. Replacing a
-    champion needs a passing gate report unless `force`."""
+              force: bool = False, scanner: str | None = None) -> ModelRecord:
+    """Promote (champion: of the fleet, or of one `scanner`), shadow or retire a version; the store records it in
+    the audit log. Replacing a champion needs a passing gate report unless `force`."""
     with _store(settings) as store:
         store.get_model(version)  # NotFoundError naming the version
-        store.set_model_state(version, state, actor, reason, force=force)
+        store.set_model_state(version, state, actor, reason, force=force, scanner=scanner)
         return store.get_model(version)
 
 
-def rollback(settings: Settings, actor: str) -> ModelRecord:
-    """Make the previous champion champion again (the store records it in the audit log)."""
+def rollback(settings: Settings, actor: str, scanner: str | None = None) -> ModelRecord:
+    """Make the previous champion of the fleet (or of one `scanner`: its first one rolled back leaves it on the
+    fleet champion, returned) champion again; the store records it in the audit log."""
     with _store(settings) as store:
-        version = store.rollback(actor, "rollback from the CLI")  # NotFoundError when there was no earlier champion
+        # NotFoundError when there was no earlier champion (or the scanner has none of its own)
+        version = store.rollback(actor, "rollback from the CLI", scanner=scanner)
         return store.get_model(version)

@@ -176,3 +176,32 @@ def test_a_scanner_champion_that_cannot_be_loaded_leaves_the_scanner_on_the_flee
         assert follower.last_error is None  # the fleet champion follows as ever
         report = _ingest(settings, follower, tmp_path)([_put(settings, "scanner-4", 70)])
         assert [v.model_version for v in report.verdicts] == ["tiny-fleet"]
+
+
+def test_cli_promotes_and_rolls_back_a_scanners_champion_and_lists_its_scope(settings: Settings, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    ensure_home(settings)
+    register(settings, tiny_model(settings.model.classes, "tiny-fleet", seed=1), state="champion")
+    register(settings, tiny_model(settings.model.classes, "tiny-s4", seed=2))
+    config = tmp_path / "xscreen.toml"
+    config.write_text(f'home = "{settings.home}"\n[network]\nstore_port = {settings.network.store_port}\n')
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(app, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    refused = CliRunner().invoke(app, ["--config", str(config), "models", "promote", "tiny-s4", "--scanner", "scanner-4"])
+    assert refused.exit_code != 0 and "against the champion tiny-fleet in force for scanner scanner-4" in str(
+        refused.exception)
+    assert "tiny-s4 is now champion for scanner scanner-4" in run("models", "promote", "tiny-s4", "--scanner",
+                                                                   "scanner-4", "--force")
+    listed = {line.split()[0]: line for line in run("models", "list").splitlines()}
+    assert "scanner=scanner-4" in listed["tiny-s4"] and "scanner=" not in listed["tiny-fleet"]
+    assert "scanner scanner-4 is scored by the fleet champion tiny-fleet again" in run(
+        "models", "rollback", "--scanner", "scanner-4")
+    with Store.from_settings(settings) as store:
+        assert [(m.version, m.scanner_id) for m in store.models_in_force()] == [("tiny-fleet", None)]
