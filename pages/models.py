@@ -20,11 +20,14 @@ models = common.attempt(store.list_models) or []
 if not models:
     st.info("No model is registered yet (`xscreen train` registers one).")
     st.stop()
-registry = pd.DataFrame([{"version": m.version, "state": m.state, "parent": m.parent, "created_at": m.created_at,
+registry = pd.DataFrame([{"version": m.version, "state": m.state, "scope": m.scanner_id or "", "parent": m.parent,
+                          "created_at": m.created_at,
                           "classes": len(m.classes), **{k: v for k, v in m.metrics.items()
                                                         if isinstance(v, int | float)}} for m in models])
 st.dataframe(registry, hide_index=True, key="models_table")
-in_force = {m.role: m for m in common.attempt(store.models_in_force) or []}
+live = common.attempt(store.models_in_force) or []
+in_force = {m.role: m for m in live if m.scanner_id is None}  # the fleet's champion and the shadow
+scoped = {m.scanner_id: m.version for m in live if m.scanner_id is not None}
 f1, f2 = st.columns(2)
 if "champion" in in_force:
     f1.metric("Champion in force", in_force["champion"].version,
@@ -33,6 +36,8 @@ progress = common.attempt(store.shadow_progress) if "shadow" in in_force else No
 if progress:
     f2.metric("Shadow", progress["version"], help="scoring live traffic beside the champion, never shown")
     f2.caption(f"{progress['scored']} scans scored, {progress['threats']} of them threats by their truth")
+if scoped:
+    f1.caption("Scanners with their own champion: " + ", ".join(f"{k} → {v}" for k, v in sorted(scoped.items())))
 version = st.selectbox("Model version", [m.version for m in models], key="models_version")
 chosen = next(m for m in models if m.version == version)
 t1, t2, t3, t4, t5 = st.tabs(["Thresholds", "Metrics", "Calibration certificate", "Lineage", "Gate"])
@@ -75,15 +80,19 @@ if not common.allowed(s, "promote"):
 c1, c2 = st.columns(2)
 target = c1.selectbox("New state", ["champion", "shadow", "candidate", "retired"], key="models_state")
 reason = c2.text_input("Reason (recorded in the audit log)", key="models_reason")
-confirm = st.checkbox(f"I confirm: set {version} to {target}", key="models_confirm")
+scanner = c1.text_input("Scanner (champion for that scanner only; empty: the whole fleet)", key="models_scanner")
+scope = scanner.strip() or None
+where = f" for scanner {scope}" if scope else ""
+confirm = st.checkbox(f"I confirm: set {version} to {target}{where}", key="models_confirm")
 force = st.checkbox("Promote without a passing gate report (recorded in the audit log)", key="models_force")
 if st.button("Apply", key="models_apply", disabled=not (confirm and reason), type="primary"):
     common.require_action(s, "promote")
-    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason, force=force)):
-        st.success(f"{version} is now {target}. Serving follows within seconds, without a restart.")
-rb_confirm = st.checkbox("I confirm: roll back to the previous champion", key="models_rb_confirm")
+    if common.act(lambda: store.set_model_state(version, target, actor=s.username, reason=reason, force=force,
+                                                scanner=scope)):
+        st.success(f"{version} is now {target}{where}. Serving follows within seconds, without a restart.")
+rb_confirm = st.checkbox(f"I confirm: roll back to the previous champion{where}", key="models_rb_confirm")
 if st.button("Roll back", key="models_rollback", disabled=not (rb_confirm and reason)):
     common.require_action(s, "rollback")
-    back = common.attempt(lambda: store.rollback(actor=s.username, reason=reason))
+    back = common.attempt(lambda: store.rollback(actor=s.username, reason=reason, scanner=scope))
     if back:
-        st.success(f"Rolled back: {back} is champion again.")
+        st.success(f"Rolled back{where}: {back} is champion again.")

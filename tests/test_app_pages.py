@@ -416,6 +416,26 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
                for a in owner_client.audit_log(actor="sue"))
 
 
+def test_supervisor_promotes_a_champion_for_one_scanner_and_the_page_shows_its_scope(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/models.py").run()
+    at.selectbox(key="models_version").set_value(seeded.shadow).run()
+    at.selectbox(key="models_state").set_value("champion").run()
+    at.text_input(key="models_reason").input("adapted to scanner-b").run()
+    at.text_input(key="models_scanner").input("scanner-b").run()
+    at.checkbox(key="models_confirm").check().run()
+    at.checkbox(key="models_force").check().run()
+    at.button(key="models_apply").click().run()
+    assert not at.exception and "is now champion for scanner scanner-b" in at.success[0].value
+    assert owner_client.champion().version == seeded.champion  # type: ignore[union-attr]  # the fleet's stays
+    assert (seeded.shadow, "scanner-b") in {(m.version, m.scanner_id) for m in owner_client.models_in_force()}
+    at.run()
+    table = at.dataframe[0].value  # the registry, first on the page
+    assert table.set_index("version").loc[seeded.shadow, "scope"] == "scanner-b"
+    assert any(f"scanner-b → {seeded.shadow}" in c.value for c in at.caption)
+
+
 def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) -> None:
     at = app_as(user("ada", "analyst", now), now).run()
     at.switch_page("pages/models.py").run()
