@@ -24,12 +24,13 @@ if TYPE_CHECKING:  # Ray is imported by the fixture only: collecting this file s
 
 pytestmark = pytest.mark.slow
 SCANNER = "scanner-a"
+OWN = "scanner-4"  # a scanner that gets a champion of its own
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("live") / "home"
-    settings = make_settings(home, serving={"scanner_ids": [SCANNER], "ray_num_cpus": 4, "model_poll_s": 0.5})
+    settings = make_settings(home, serving={"scanner_ids": [SCANNER, OWN], "ray_num_cpus": 4, "model_poll_s": 0.5})
     settings.network.api_port = free_low_port()
     from xscreen.settings import ensure_home
 
@@ -171,3 +172,33 @@ def test_a_shadow_scores_beside_the_champion_and_is_never_the_verdict(stack: Sta
     assert queued[0][0] == 0
     stack.store.set_model_state("live-c", "candidate", actor="cli:test", reason="seen enough")
     assert wait_for(lambda: shadow_handle().info.remote().result(timeout_s=30)["model_version"] is None, 30)
+
+
+def test_a_champion_for_one_scanner_is_followed_live_and_scores_only_that_scanners_items(stack: Stack) -> None:
+    from screening.registry import register
+
+    register(stack.settings, tiny_model(stack.settings.model.classes, "live-s4", seed=4))
+    tokens = {sc: stack.store.issue_scanner_token(sc, actor="cli:test") for sc in (SCANNER, OWN)}
+
+    def upload(scanner: str, seed: int) -> str:
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {tokens[scanner]}"}) as client:
+            r = client.post(f"{stack.settings.api_url}/v1/scans", data={"scanner_id": scanner},
+                            files={"file": (f"own{seed}.png", noise_png(seed), "image/png")})
+        assert r.status_code == 201, r.text
+        return str(r.json()["model_version"])
+
+    def scanner_models() -> dict[str, str]:
+        return dict(stack.classifier.info.remote().result(timeout_s=30)["scanner_models"])
+
+    fleet = stack.classifier.info.remote().result(timeout_s=30)["model_version"]
+    stack.store.set_model_state("live-s4", "champion", actor="cli:test", reason="adapted", force=True, scanner=OWN)
+    assert wait_for(lambda: scanner_models() == {OWN: "live-s4"}, 30)  # no restart: the replica followed
+    answers = [(sc, upload(sc, 5000 + i)) for i, sc in enumerate([OWN, SCANNER, OWN, SCANNER])]
+    assert answers == [(OWN, "live-s4"), (SCANNER, fleet), (OWN, "live-s4"), (SCANNER, fleet)]
+    stack.store.rollback(actor="cli:test", reason="drill", scanner=OWN)  # its first champion: back to the fleet's
+    assert wait_for(lambda: scanner_models() == {}, 30)
+    assert upload(OWN, 5100) == fleet
+    assert wait_for(lambda: len(sql(stack, "SELECT 1 FROM verdicts WHERE model_version = 'live-s4'")) == 2, 30)
+    stored = sql(stack, "SELECT DISTINCT v.role, s.scanner_id FROM verdicts v JOIN scans s USING (scan_id) "
+                        "WHERE v.model_version = 'live-s4'")
+    assert [tuple(r) for r in stored] == [("champion", OWN)]
