@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from serving.canary_seizures import CanarySeizure, ListSeizuresFn, SeizureCanaries, project_transmission_canary
+from serving.canary_seizures import (
+    CanarySeizure,
+    ListSeizuresFn,
+    SeizureCanaries,
+    project_transmission_canary,
+)
 from xscreen.records import CanaryRecord, OfficerTipRecord, ScanRecord, VerdictRecord, utcnow
 
 log = logging.getLogger(__name__)
