@@ -67,7 +67,7 @@ def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, stor
     from store.spool import SpoolWriter
 
     feed = CanaryFeed.from_settings(settings, score=score, record=store.record_canaries,
-                                    record_tips=store.add_officer_tips)
+                                    record_tips=store.add_officer_tips, list_seizures=store.list_seizures)
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,
@@ -120,7 +120,8 @@ def make_housekeeper(settings: Settings, ingest: Ingest, store: Any, expire_ever
         expire_archive(settings.uploads_dir, s.archive_retention_days, utcnow(), forget, s.uploads_max_bytes)
         clean_spool_temp(settings.spool_dir)
 
-    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system"))
+    shadow_check = Every(shadow_every_s, lambda: store.end_shadow_when_done(s.shadow_threat_items, actor="system",
+                                                                             auto_promote=s.auto_promote))
     slow_tasks = Every(expire_every_s, retention)
     return Housekeeper([ingest.rechecks.run, shadow_check, slow_tasks])
 

@@ -236,17 +236,33 @@ def shadow_progress(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 
 @write(action="promote", actor="actor")
-def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, actor: str = "system", *,
-                         now: datetime) -> str | None:
-    """Send the shadow back to `candidate` once it has scored `threat_items` threat items (enough for its
-    certificate): it then waits for the gate and a promotion. Returns its version when it stopped it."""
+def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, actor: str = "system",
+                         auto_promote: bool = False, *, now: datetime) -> str | None:
+    """End the shadow once it has scored `threat_items` threat items (enough for its certificate). With
+    `auto_promote` (setting serving.auto_promote) it becomes champion when it holds a passing gate report against
+    the champion in force, in the same transaction (serving follows within a poll; the audit row and the model
+    event say it was automatic and which report allowed it); otherwise, or without such a report, it goes back
+    to `candidate` and waits for the gate and a person's promotion. Returns its version when it ended it."""
     rows = dicts(cur.execute(_SHADOW_PROGRESS))
     if not rows or int(rows[0]["threats"]) < threat_items:
         return None
     version = str(rows[0]["version"])
-    set_model_state(cur, version, "candidate", actor,
-                    f"shadow complete: {rows[0]['threats']} threat items scored (target {threat_items})", now=now)
+    done = f"shadow complete: {rows[0]['threats']} threat items scored (target {threat_items})"
+    report = _passing_report(cur, version) if auto_promote else None
+    if report is not None:
+        set_model_state(cur, version, "champion", actor, f"automatic promotion: {done}; gate report {report} passed",
+                        now=now)
+    else:
+        set_model_state(cur, version, "candidate", actor, done, now=now)
     return version
+
+
+def _passing_report(cur: duckdb.DuckDBPyConnection, version: str) -> str | None:
+    """The newest passing gate report of `version` against the champion in force (None: none, or no champion)."""
+    row = first(cur, """SELECT g.report_id FROM gate_reports g JOIN models m ON m.version = g.champion
+                        WHERE m.state = 'champion' AND g.candidate = ? AND g.passed
+                        ORDER BY g.created_at DESC LIMIT 1""", [version])
+    return str(row[0]) if row else None
 
 
 @read()

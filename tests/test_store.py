@@ -344,6 +344,29 @@ def test_the_shadow_stops_once_it_has_scored_enough_threat_items(store: Store, n
     assert [m.role for m in store.models_in_force()] == ["champion"]
 
 
+def test_a_finished_shadow_with_a_passing_gate_is_promoted_when_automatic_promotion_is_on(store: Store,
+                                                                                         now: datetime) -> None:
+    seeded = seed_store(store, 40, seed=4, now=now)
+    store.add_labels([LabelRecord(label_id=f"t{i}", scan_id=s, labels=["knife"], source="relabel", author="ann",
+                                  created_at=now) for i, s in enumerate(seeded.scan_ids[:3])])
+    # A failed report, or a passing one against another champion, is not enough: it goes back to candidate.
+    for rid, champion, passed in (("g-fail", CHAMPION, False), ("g-other", SHADOW, True)):
+        store.record_gate_report(GateReportRecord(report_id=rid, candidate=SHADOW, champion=champion,
+                                                  created_at=now, passed=passed, report={}), actor="sue")
+    assert store.end_shadow_when_done(3, auto_promote=True) == SHADOW
+    assert store.get_model(SHADOW).state == "candidate" and store.champion().version == CHAMPION  # type: ignore[union-attr]
+    store.set_model_state(SHADOW, "shadow", actor="sue", reason="again")
+    store.record_gate_report(GateReportRecord(report_id="g-pass", candidate=SHADOW, champion=CHAMPION,
+                                              created_at=now, passed=True, report={}), actor="sue")
+    assert store.end_shadow_when_done(3) == SHADOW and store.get_model(SHADOW).state == "candidate"  # off: by hand
+    store.set_model_state(SHADOW, "shadow", actor="sue", reason="again")
+    assert store.end_shadow_when_done(3, auto_promote=True) == SHADOW
+    assert store.champion().version == SHADOW and store.get_model(CHAMPION).state == "retired"  # type: ignore[union-attr]
+    (event,) = [e for e in store.model_lineage(SHADOW)["events"] if e["to_state"] == "champion"]
+    assert event["actor"] == "system" and "automatic promotion" in event["reason"] and "g-pass" in event["reason"]
+    assert store.rollback(actor="sue") == CHAMPION  # one command back, as after any promotion
+
+
 def test_lineage_names_ancestors_manifest_and_who_promoted_it(store: Store, now: datetime) -> None:
     classes = ["knife", "firearm"]
     store.register_model(model_record("v1", classes, now, state="champion"))
