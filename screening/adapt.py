@@ -213,10 +213,18 @@ def with_seizures(library: ThreatLibrary, seizures: Sequence[LibraryEntry], fact
                   fits: tuple[int, int] | None = None) -> ThreatLibrary:
     """The library plus the seizure signatures (transmission maps reduced by `factor`), each in its own part;
     a transmission map larger than `fits` (the smallest background's height, width) is left out with a warning:
-    it is pasted as it is and could not lie inside."""
+    it is pasted as it is and could not lie inside. So is one reduced under MIN_SEIZURE_SIDE pixels a side: pasted,
+    it would label a threat that is not visibly there."""
     from xray.seizures import rescaled
+    from xscreen.records import MIN_SEIZURE_SIDE
 
-    entries = [rescaled(e, factor) for e in seizures]
+    entries = []
+    for e in (rescaled(s, factor) for s in seizures):
+        if e.kind == "transmission" and min(e.shape) < MIN_SEIZURE_SIDE:
+            log.warning("seizure %s is %dx%d once reduced by %.3g: too small to paste, left out", e.article,
+                        *e.shape, factor)
+            continue
+        entries.append(e)
     if fits is not None:
         small = [e for e in entries if e.kind != "transmission" or (e.shape[0] <= fits[0] and e.shape[1] <= fits[1])]
         for e in entries:

@@ -4,11 +4,13 @@ hidden test item, and record the result apart from mail (store/ground_truth.py).
 A canary is drawn for each champion `clear` verdict with probability `monitoring.canary_rate`. Its threat comes
 from the library's canary part (xray.tip.ARTICLE_PARTS: articles never used for training or certification) and is
 projected physically (xray.tip): into the raw high/low transmissions of a dual-energy scan, or, for a pseudo-colour
-scan, through the inverted reference palette. The projected image exists only in memory: no file, no scan row, no
-verdict, nothing in the officers' queue (unless drawn as an officer TIP test, monitoring.officer_tip_share: then
-its image is written under `<home>/tips` and it waits in the queue as store/tips.py describes), so volume and drift
-statistics never see it. A failure here (rendering,
-scoring, the store) is logged and counted, never allowed to hold up the mail it rode on.
+scan, through the inverted reference palette. A share of canaries instead projects a signature cut from a real
+seizure in the library's canary part (serving/canary_seizures.py; article `seizure:<id>`), so a scanner's
+known-answer detection rate also covers real threats. The projected image exists only in memory: no file, no scan
+row, no verdict, nothing in the officers' queue (unless drawn as an officer TIP test, monitoring.officer_tip_share:
+then its image is written under `<home>/tips` and it waits in the queue as store/tips.py describes), so volume and
+drift statistics never see it. A failure here (rendering, scoring, the store) is logged and counted, never allowed
+to hold up the mail it rode on.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from serving.canary_seizures import (
+    CanarySeizure,
+    ListSeizuresFn,
+    SeizureCanaries,
+    project_transmission_canary,
+)
 from xscreen.records import CanaryRecord, OfficerTipRecord, ScanRecord, VerdictRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,11 +56,31 @@ class Projected:
 def project_canary(image: Any, class_name: str, rng: np.random.Generator) -> Projected:
     """A copy of the decoded scan `image` (xray.formats.ScanImage) with a canary-library threat of `class_name`
     projected in at a random place; dual-energy scans keep their raw planes, pseudo-colour ones are re-coloured."""
-    from xray.formats import ScanImage
-    from xray.palettes import pseudo_colour
-    from xray.tip import pick_article, project_threat, project_threat_rgb, random_top_left, render_threat
+    from xray.tip import pick_article, render_threat
 
     sig = render_threat(rng, class_name, image_width=image.width, article=pick_article(rng, "canary"))
+    return project_signature(image, sig, sig.article, rng)
+
+
+def project_seizure(image: Any, seizure: CanarySeizure, rng: np.random.Generator) -> Projected:
+    """A copy of the decoded scan `image` with a canary-part seizure signature projected in at a random place: a
+    log-attenuation one as a rendered threat is, a transmission map pasted into its own scanner's pixels (reduced
+    when it does not fit). The article is `seizure:<seizure id>`."""
+    entry = seizure.entry
+    if entry.kind == "attenuation":
+        return project_signature(image, entry.signature(), seizure.article, rng)
+    out, top_left = project_transmission_canary(image, entry, rng)
+    return Projected(out, entry.class_name, seizure.article, top_left)
+
+
+def project_signature(image: Any, sig: Any, article: str, rng: np.random.Generator) -> Projected:
+    """A copy of `image` with the attenuation signature `sig` (xray.tip.ThreatSignature) projected in at a random
+    place: into the raw planes of a dual-energy scan, the grey level of a grey one, else through the inverted
+    reference palette."""
+    from xray.formats import ScanImage
+    from xray.palettes import pseudo_colour
+    from xray.tip import project_threat, project_threat_rgb, random_top_left
+
     top_left = random_top_left(rng, (image.height, image.width), sig)
     if image.dual_energy and image.low is not None:
         high, low = project_threat(image.high, image.low, sig.att_high, sig.att_low, top_left)
@@ -64,7 +92,7 @@ def project_canary(image: Any, class_name: str, rng: np.random.Generator) -> Pro
     else:
         new = project_threat_rgb(image.rgb8, sig, top_left)  # (H, W, 3) uint8
         out = ScanImage(None, None, None, image.source_format, 8, False, new, new.max(axis=2))  # value = the reader's
-    return Projected(out, class_name, sig.article, top_left)
+    return Projected(out, sig.class_name, article, top_left)
 
 
 def _is_gray(rgb8: np.ndarray) -> bool:
@@ -85,12 +113,14 @@ class CanaryFeed:
     """Draws canaries among cleared items, projects, scores and records them. `rng` and `clock` are injected so
     tests control them; `classes` are the model's threat classes the library can render. With `officer_share`
     > 0, that share of canaries is also written to `tips_dir` and queued for officers as TIP items
-    (`record_tips`, store/tips.py)."""
+    (`record_tips`, store/tips.py). With `seizures`, a `seizure_share` of canaries whose scanner has usable
+    canary-part seizure signatures projects one of those (drawn uniformly) instead of a rendered threat."""
 
     def __init__(self, *, rate: float, classes: Sequence[str], score: ScoreFn, record: RecordFn,
                  rng: np.random.Generator | None = None, clock: Callable[[], datetime] = utcnow,
                  officer_share: float = 0.0, tips_dir: Path | None = None,
-                 record_tips: RecordTipsFn | None = None) -> None:
+                 record_tips: RecordTipsFn | None = None, seizures: SeizureCanaries | None = None,
+                 seizure_share: float = 0.0) -> None:
         from xray.threats import THREAT_CLASSES
 
         if officer_share > 0 and (tips_dir is None or record_tips is None):
@@ -104,19 +134,28 @@ class CanaryFeed:
         self._record = record
         self._rng = rng or np.random.default_rng()
         self._clock = clock
+        self.seizures = seizures
+        self.seizure_share = seizure_share
         self.failures = 0
 
     @classmethod
     def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn,
-                      record_tips: RecordTipsFn | None = None) -> CanaryFeed | None:
+                      record_tips: RecordTipsFn | None = None,
+                      list_seizures: ListSeizuresFn | None = None) -> CanaryFeed | None:
         """None when monitoring.canary_rate is 0 (no canaries). monitoring.officer_tip_share of them go to
-        officers too (images under `<home>/tips`) when `record_tips` is given."""
+        officers too (images under `<home>/tips`) when `record_tips` is given; monitoring.canary_seizure_share
+        of them project a canary-part seizure signature (`<paths.library>/seizures`) when `list_seizures` is."""
+        from xray.seizures import seizures_dir
+
         m = settings.monitoring
         if m.canary_rate <= 0:
             return None
         share = m.officer_tip_share if record_tips is not None else 0.0
+        seizures = None if list_seizures is None or m.canary_seizure_share <= 0 else SeizureCanaries(
+            list_seizures, seizures_dir(settings.library_dir), refresh_s=60.0 * m.canary_seizure_refresh_min)
         return cls(rate=m.canary_rate, classes=settings.model.classes, score=score, record=record,
-                   officer_share=share, tips_dir=Path(settings.home) / "tips", record_tips=record_tips)
+                   officer_share=share, tips_dir=Path(settings.home) / "tips", record_tips=record_tips,
+                   seizures=seizures, seizure_share=m.canary_seizure_share)
 
     def draw(self, verdicts: Sequence[VerdictRecord]) -> list[int]:
         """Indices of champion `clear` verdicts drawn to carry a canary."""
@@ -136,8 +175,9 @@ class CanaryFeed:
         if not chosen:
             return []
         try:
-            made = [(scan, project_canary(image, str(self._rng.choice(self.classes)), self._rng))
-                    for scan, _, image in chosen]
+            if self.seizures is not None:
+                self.seizures.refresh()  # a store read at most every refresh_s, never one per canary
+            made = [(scan, self._project(scan, image)) for scan, _, image in chosen]
             fields = self._score([p.image for _, p in made])
             records = [self._canary(scan, p, f) for (scan, p), f in zip(made, fields, strict=True)]
             self._record(records)
@@ -148,6 +188,16 @@ class CanaryFeed:
             log.exception("canary feed failed for %d item(s); mail is unaffected", len(chosen))
             return []
         return records
+
+    def _project(self, scan: ScanRecord, image: Any) -> Projected:
+        """A seizure signature usable for the scan's scanner (seizure_share of the time, when there is one), else
+        a rendered canary-part threat of a class drawn uniformly."""
+        if self.seizures is not None and self._rng.random() < self.seizure_share:
+            dual = bool(image.dual_energy and image.low is not None)
+            pool = self.seizures.usable(scan.scanner_id, dual_energy=dual, classes=self.classes)
+            if pool:
+                return project_seizure(image, pool[int(self._rng.integers(len(pool)))], self._rng)
+        return project_canary(image, str(self._rng.choice(self.classes)), self._rng)
 
     def _officer_tips(self, scored: Sequence[tuple[Projected, Mapping[str, Any], CanaryRecord]]) -> None:
         """Write the drawn share of canaries' images and queue them for officers as TIP items."""

@@ -67,7 +67,7 @@ def make_ingest(settings: Settings, score: ScoreFn, shadow: ScoreFn | None, stor
     from store.spool import SpoolWriter
 
     feed = CanaryFeed.from_settings(settings, score=score, record=store.record_canaries,
-                                    record_tips=store.add_officer_tips)
+                                    record_tips=store.add_officer_tips, list_seizures=store.list_seizures)
     metrics = ServingMetrics()
     health = PipelineHealth(stall_after_s=settings.serving.stall_alert_s)
     ingest = Ingest.from_settings(settings, score=score, spool_write=SpoolWriter(settings.spool_dir).write,

@@ -17,7 +17,7 @@ import pandas as pd
 from store.audit import audit_row
 from store.fetch import in_window
 from store.ops import StoreConfig, read, write
-from xscreen.errors import ConflictError
+from xscreen.errors import ConflictError, PermissionDenied
 from xscreen.records import LabelRecord, Principal
 from xscreen.roles import require_action
 
@@ -61,6 +61,20 @@ def _adjudication_needs_a_supervisor(kwargs: Mapping[str, Any], principal: Princ
         require_action(principal.role, "adjudicate")
 
 
+def _no_reader_adjudicates(cur: duckdb.DuckDBPyConnection, labels: list[LabelRecord]) -> None:
+    """PermissionDenied for an `adjudication` label by someone who gave one of the scan's blind readings: the rule
+    of store/readings.py `adjudicate` (nobody settles their own dispute) holds for this way in too."""
+    adj = [r for r in labels if r.source == "adjudication"]
+    if not adj:
+        return
+    rows = cur.execute("SELECT scan_id, reader_1, reader_2 FROM double_reads WHERE list_contains(?, scan_id)",
+                       [[r.scan_id for r in adj]]).fetchall()
+    readers = {r[0]: (r[1], r[2]) for r in rows}
+    for r in adj:
+        if r.author in readers.get(r.scan_id, ()):
+            raise PermissionDenied(f"{r.author} read scan {r.scan_id}: another supervisor must adjudicate it")
+
+
 @write(action="relabel", people=_authors, weight=lambda kw: len(kw["labels"]), check=_adjudication_needs_a_supervisor)
 def add_labels(cur: duckdb.DuckDBPyConnection, labels: list[LabelRecord], *, now: datetime,
                cfg: StoreConfig) -> int:
@@ -77,6 +91,7 @@ def add_labels(cur: duckdb.DuckDBPyConnection, labels: list[LabelRecord], *, now
     if risky:
         raise ConflictError(f"{len(risky)} item(s) ({', '.join(sorted(risky)[:5])}) are high risk and need two blind "
                             "readings by different people: record a reading instead of a label")
+    _no_reader_adjudicates(cur, new)
     for rec in new:
         insert_label(cur, rec)
     for author in sorted({r.author for r in new}):

@@ -3,8 +3,8 @@ place in the queue, what the triage page shows of them, and the officers' TIP re
 
 A share of canaries (`monitoring.officer_tip_share`, default 0) is stored here with its projected image
 (serving/canaries.py). Such an item waits in the officers' queue and opens on the triage page exactly as a real
-flagged item does: the scanner, item, declared contents and image size are its source scan's, the risk and class
-scores the canary's, and nothing an officer can read says "canary". Its decision is a TIP outcome (`tip_outcomes`:
+flagged item does: the scanner, item, arrival time, declared contents and image size are its source scan's, the
+risk and class scores the canary's, and nothing an officer can read says "canary". Its decision is a TIP outcome (`tip_outcomes`:
 hit = anything but clearing it), never a decision or a label, so it feeds no label, no retraining and no realised
 accuracy; only after deciding may the officer read what it was (`tip_reveal`). Supervisors read the outcomes
 (`tip_results`) for the TIP hit rate per officer and class (analytics/officers.py).
@@ -32,8 +32,9 @@ from xscreen.records import DecisionRecord, OfficerTipRecord, ScanDetail, TipRev
 PENDING_TIPS_SQL = """SELECT t.tip_id AS scan_id, t.model_version, t.scanner_id, t.verdict, t.any_threat, t.top_class,
                              t.created_at AS scored_at
                       FROM officer_tips t ANTI JOIN tip_outcomes o USING (tip_id)
-                      WHERE t.source_scan_id NOT IN (SELECT scan_id FROM audit_selections)"""
-TIP_ITEMS_SQL = """SELECT t.tip_id AS scan_id, t.created_at AS received_at, s.item_id
+                      WHERE t.source_scan_id NOT IN (SELECT scan_id FROM audit_selections)
+                        AND t.source_scan_id IN (SELECT scan_id FROM scans)"""
+TIP_ITEMS_SQL = """SELECT t.tip_id AS scan_id, s.received_at, s.item_id
                    FROM officer_tips t JOIN scans s ON s.scan_id = t.source_scan_id"""
 
 
@@ -65,17 +66,23 @@ def tip_detail(cur: duckdb.DuckDBPyConnection, tip: dict[str, Any], scan_columns
     its image, no decisions or labels, and nothing that says canary."""
     cur.execute(f"SELECT {scan_columns} FROM scans WHERE scan_id = ?", [tip["source_scan_id"]])
     scan = dicts(cur)[0]
-    embedding = first(cur, "SELECT embedding FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' DESC "
-                           "LIMIT 1", [tip["source_scan_id"]])
+    source = first(cur, "SELECT embedding, thresholds FROM verdicts WHERE scan_id = ? ORDER BY role = 'champion' "
+                        "DESC, model_version = ? DESC LIMIT 1", [tip["source_scan_id"], tip["model_version"]])
     tid = tip["tip_id"]
-    scan.update(scan_id=tid, sha256=hashlib.sha256(tid.encode()).hexdigest(), source_path=tip["image_path"],
-                file_format=tip["file_format"], received_at=tip["created_at"], is_canary=False, canary_labels=None,
+    # What real mail always shows must hold here too, or an officer's session could tell a test from mail: the
+    # scan id is the first 16 digits of the content hash (serving/scanfile.py), the item arrived when its source
+    # did, latency_ms is received_at -> scored_at, and the verdict carries the operating point in force.
+    digest = hashlib.sha256(tid.encode()).hexdigest()
+    latency = (tip["created_at"] - scan["received_at"]).total_seconds() * 1000.0
+    scan.update(scan_id=tid, sha256=tid + digest[len(tid):], source_path=tip["image_path"],
+                file_format=tip["file_format"], is_canary=False, canary_labels=None,
                 declared_contents=loads(scan["declared_contents"]))
     scan["verdicts"] = [{
         "scan_id": tid, "model_version": tip["model_version"], "role": "champion", "scanner_id": tip["scanner_id"],
         "verdict": tip["verdict"], "any_threat": tip["any_threat"], "scores": loads(tip["scores"]) or {},
-        "top_class": tip["top_class"], "thresholds": {}, "embedding": list((embedding or [None])[0] or []),
-        "heatmaps": {}, "heatmap_size": 0, "peak_boxes": {}, "scored_at": tip["created_at"], "latency_ms": None}]
+        "top_class": tip["top_class"], "thresholds": loads(source[1]) if source else {},
+        "embedding": list((source or [None])[0] or []), "heatmaps": {}, "heatmap_size": 0, "peak_boxes": {},
+        "scored_at": tip["created_at"], "latency_ms": max(latency, 0.0)}]
     scan["decisions"], scan["labels"], scan["current_labels"] = [], [], None
     cur.execute("SELECT officer, expires_at FROM claims WHERE scan_id = ?", [tid])
     claims = dicts(cur)

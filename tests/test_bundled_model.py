@@ -77,7 +77,7 @@ def test_predict_on_a_fresh_home_uses_the_bundled_model_without_training(setting
     config.write_text(f'home = "{settings.home}"\n')
     result = CliRunner().invoke(app, ["--config", str(config), "predict", str(grey), "--json"])
     assert result.exit_code == 0, (result.output, result.exception)
-    (row,) = json.loads(result.output[result.output.index("["):])
+    (row,) = json.loads(result.stdout)  # stdout alone: log lines go to stderr
     assert row["model"] == VERSION and row["verdict"] in ("clear", "uncertain", "inspect")
     assert not (settings.home / "data").exists()  # nothing rendered, nothing trained
     config.write_text(f'home = "{tmp_path / "other"}"\n[model]\nwidth = 16\n')

@@ -12,10 +12,10 @@ import pytest
 from store.client import StoreClient
 from store.engine import Store
 from tests.app_harness import PASSWORD, app_as, point_app_at, user
-from tests.test_store_ground_truth import batch
+from tests.test_store_ground_truth import batch, scan_and_verdict
 from xray.writers import encode_png
 from xscreen.errors import ConflictError, PermissionDenied
-from xscreen.records import DecisionRecord, OfficerTipRecord
+from xscreen.records import DecisionRecord, IngestBatch, OfficerTipRecord
 from xscreen.settings import Settings
 
 
@@ -130,3 +130,49 @@ def test_supervisors_see_the_tip_hit_rate_per_officer_and_class(
     table = next(d.value for d in at.dataframe if "class_name" in d.value.columns)
     assert table[["officer", "class_name", "k", "n"]].values.tolist() == [["ann", "knife", 1, 1]]
     assert [m.value for m in at.metric] == ["1", "1", "0"]  # the TIP decision is not counted as a decision
+
+
+def test_a_tip_item_keeps_the_invariants_of_real_mail_in_the_api(owner: tuple[StoreClient, Store], now: datetime,
+                                                                 tmp_path: Path) -> None:
+    """What an officer's session can read of a TIP item holds the relations every real scan's does: the scan id is
+    the first 16 digits of its content hash (serving names scans so), the verdict carries the operating point in
+    force, and latency_ms is received_at -> scored_at. Any of them broken tells a test from mail."""
+    client, store = owner
+    at = now - timedelta(hours=1)
+    flagged, cleared = scan_and_verdict("fl-x", "scanner-a", "inspect", 0.9, at), scan_and_verdict(
+        "cl-x", "scanner-a", "clear", 0.005, at)
+    ops = {"knife": {"clear": 0.1, "inspect": 0.6}}
+    verdicts = [v.model_copy(update={"thresholds": ops, "latency_ms": 250.0,
+                                     "scored_at": at + timedelta(milliseconds=250)}) for v in (flagged[1], cleared[1])]
+    store.ingest(IngestBatch(batch_id="b", scans=[flagged[0], cleared[0]], verdicts=verdicts))
+    tip = OfficerTipRecord(tip_id="5e1f0c2a9b7d4e61", canary_id="c1", source_scan_id=cleared[0].scan_id,
+                           scanner_id="scanner-a", class_name="knife", model_version="m-1", verdict="inspect",
+                           any_threat=0.95, scores={"knife": 0.95}, top_class="knife", image_path="t.png",
+                           file_format="png", created_at=at + timedelta(seconds=2))
+    store.add_officer_tips([tip])
+    store.add_user("olga", PASSWORD, "officer")
+    olga = client.as_user(client.login("olga", PASSWORD).token)
+    real, shown = olga.get_scan(flagged[0].scan_id), olga.get_scan(tip.tip_id)
+    for scan in (real, shown):
+        verdict = scan["verdicts"][0]
+        assert scan["sha256"][:16] == scan["scan_id"]
+        assert verdict["thresholds"] == ops
+        latency = (verdict["scored_at"] - scan["received_at"]).total_seconds() * 1000
+        assert verdict["latency_ms"] is not None and abs(verdict["latency_ms"] - latency) < 1, scan["scan_id"]
+    queued = olga.queue("olga").set_index("scan_id")
+    assert queued.loc[tip.tip_id, "received_at"] == shown["received_at"]
+
+
+def test_the_queues_count_of_waiting_items_counts_only_items_it_can_show(store: Store, now: datetime) -> None:
+    """A TIP item waits once its source scan is stored: before that, it is no more in `waiting` than in the rows
+    (an officer would see 'N items waiting' above fewer than N rows), nor does it take a place on the page that
+    real mail then cannot have."""
+    at = now - timedelta(hours=1)
+    store.ingest(batch("fl", "scanner-a", 2, at, verdict="inspect", score=0.9))
+    early = OfficerTipRecord(tip_id="77aa0c2a9b7d4e61", canary_id="c2", source_scan_id="not-yet-stored",
+                             scanner_id="scanner-a", class_name="knife", model_version="m-1", verdict="inspect",
+                             any_threat=0.95, image_path="t.png", file_format="png", created_at=at)
+    store.add_officer_tips([early])
+    queue = store.queue("ann", limit=1)
+    assert len(queue) == 1 and queue["scan_id"][0] != early.tip_id
+    assert store.queue("ann")["waiting"].tolist() == [2, 2]

@@ -198,3 +198,21 @@ def test_analysts_snapshots_leave_out_first_readings_awaiting_their_second(store
     assert exported == [(paired, 1), (paired, 2)]
     with store.reader() as cur:  # the live store keeps the pending reading: only the analysts' copies leave it out
         assert cur.execute("SELECT reader FROM readings WHERE scan_id = ?", [pending]).fetchall() == [("ann",)]
+
+
+def test_a_reader_may_not_settle_their_own_dispute_with_an_adjudication_label(owner: tuple[StoreClient, Store],
+                                                                            now: datetime) -> None:
+    """add_labels(source='adjudication') is the Relabelling page's other way to adjudicate: it keeps adjudicate's
+    rule that nobody settles a dispute they gave a reading in."""
+    client, store = owner
+    risky, _ = _items(store, now)
+    item = risky[0]
+    olga, sam = _signed_in(client, store, "olga", "officer"), _signed_in(client, store, "sam", "supervisor")
+    sue = _signed_in(client, store, "sue", "supervisor")
+    olga.add_reading(item, [], reader="olga")
+    assert sam.add_reading(item, ["firearm"], reader="sam") == readings.DISPUTED
+    with pytest.raises(PermissionDenied, match="another supervisor must adjudicate"):
+        sam.add_labels([_label(item, ["firearm"], "sam", now, "adjudication")])
+    assert store.reading_status("sue", [item])["status"][0] == readings.DISPUTED  # nothing was written
+    assert sue.add_labels([_label(item, ["firearm"], "sue", now, "adjudication")]) == 1
+    assert store.reading_status("sue", [item])["status"][0] == readings.ADJUDICATED

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -51,7 +52,7 @@ def seizure_part(scan_id: str) -> str:
     return article_part(int(hashlib.sha256(scan_id.encode()).hexdigest()[:12], 16))
 
 
-def _pixels(image: Any) -> np.ndarray:
+def scan_pixels(image: Any) -> np.ndarray:
     """uint8 (H, W, 3) pseudo-colour, or (H, W) where the scan is grey (what xscreen adapt reads too)."""
     rgb = image.rgb8 if image.rgb8 is not None else np.clip(np.round(image.rgb * 255.0), 0, 255).astype(np.uint8)
     grey = bool(np.all(rgb[..., 0] == rgb[..., 1]) and np.all(rgb[..., 1] == rgb[..., 2]))
@@ -68,7 +69,7 @@ def cut_seizure(image: Any, rec: SeizureRecord) -> LibraryEntry:
             raise ConfigError(f"seizure {rec.seizure_id}: scan {rec.scan_id} has no raw dual-energy planes")
         entry = seizure_from_dual_energy(image.high, image.low, box, rec.class_name, scan_id=rec.scan_id, part=part)
     else:
-        entry = seizure_from_image(_pixels(image), box, rec.class_name, scan_id=rec.scan_id, part=part)
+        entry = seizure_from_image(scan_pixels(image), box, rec.class_name, scan_id=rec.scan_id, part=part)
     meta = {"seizure_id": rec.seizure_id, "scanner_id": rec.scanner_id, "officer": rec.officer,
             "decision_id": rec.decision_id, "created_at": rec.created_at.isoformat()}
     return replace(entry, provenance=f"{entry.provenance}; seizure {rec.seizure_id} of scanner {rec.scanner_id}, "
@@ -89,13 +90,16 @@ def save_seizure(entry: LibraryEntry, folder: Path, seizure_id: str) -> Path:
 
 
 def load_seizure(folder: Path, seizure_id: str) -> LibraryEntry:
-    """The entry save_seizure wrote (ConfigError when there is none)."""
+    """The entry save_seizure wrote (ConfigError when there is none, or when it cannot be read as one)."""
     path = signature_path(folder, seizure_id)
     if not path.is_file():
         raise ConfigError(f"seizure {seizure_id}: no signature at {path}")
-    with np.load(path, allow_pickle=False) as z:
-        doc = json.loads(str(z["doc"]))
-        return LibraryEntry(**doc, **{k: z[k] for k in ARRAYS if k in z})
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            doc = json.loads(str(z["doc"]))
+            return LibraryEntry(**doc, **{k: z[k] for k in ARRAYS if k in z})
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:  # truncated, foreign, old layout
+        raise ConfigError(f"seizure {seizure_id}: unreadable signature {path}: {exc}") from exc
 
 
 def usable_for(rec: SeizureRecord, scanner: str) -> bool:

@@ -263,7 +263,7 @@ class CanaryRecord(Record):
     scanner_id: str
     source_scan_id: str
     class_name: str
-    article: str | None = None  # the library article projected (xray.tip: class:variant:k)
+    article: str | None = None  # the library article projected: class:variant:k (xray.tip) or seizure:<seizure id>
     model_version: str
     verdict: VerdictValue
     any_threat: float = Field(ge=0, le=1)
