@@ -205,3 +205,24 @@ def test_cli_promotes_and_rolls_back_a_scanners_champion_and_lists_its_scope(set
         "models", "rollback", "--scanner", "scanner-4")
     with Store.from_settings(settings) as store:
         assert [(m.version, m.scanner_id) for m in store.models_in_force()] == [("tiny-fleet", None)]
+
+
+def test_a_scanner_champion_reading_another_canvas_size_is_refused_with_the_reason(settings: Settings) -> None:
+    """Callers letterbox to the fleet champion's canvas: a scanner model of another size could not share a batch."""
+    from screening.network import NetConfig, build_network
+    from screening.registry import Checkpoint
+
+    ensure_home(settings)
+    classes = settings.model.classes
+    register(settings, tiny_model(classes, "tiny-fleet", seed=1), state="champion")
+    config = NetConfig(classes=tuple(classes), input_size=96, width=4, embedding_dim=8)
+    thresholds = {c: {"clear": 0.3, "inspect": 0.7} for c in [*classes, "any_threat"]}
+    register(settings, Checkpoint("tiny-96", config, build_network(config, seed=5).state_dict(), {"any_threat": 1.0},
+                                  thresholds, {"alpha": 0.05}, {}))
+    with Store.from_settings(settings) as store:
+        store.set_model_state("tiny-96", "champion", actor="sue", force=True, scanner="scanner-4")
+        follower = _follower(settings, store)
+        follower.refresh()
+        assert not follower.scoped
+        assert "reads 96-pixel canvases, the fleet champion 64" in follower.scoped_errors["scanner-4"]
+        assert not follower.refresh()  # the same refused version is not read again at every poll
