@@ -123,12 +123,14 @@ def test_files_arriving_together_go_on_in_one_call(inbox: Path) -> None:
         got(paths)
         release.wait(2.0)  # while the first call runs, the rest queue up and go together
 
-    with Watcher(inbox, slow_handler, batch_max=50, size_stable_s=5.0, concurrency=1):
+    with Watcher(inbox, slow_handler, batch_max=50, size_stable_s=5.0, concurrency=1) as watcher:
         drop(inbox / "scanner-a", "first.png")
         assert wait_for(lambda: len(got.batches) == 1)
         for i in range(20):
             drop(inbox / "scanner-a", f"f{i}.png")
-        time.sleep(0.3)
+        # all 20 noticed and queued behind the call in flight (a fixed sleep lost this race on a loaded machine:
+        # the last files were noticed after the second call had left, and came as a third)
+        assert wait_for(lambda: watcher.backlog() == 21)
         release.set()
         assert wait_for(lambda: len(got.paths) == 21)
     assert len(got.batches) == 2
