@@ -10,6 +10,7 @@ Servers bind 127.0.0.1 on free ports and are always stopped.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -69,18 +70,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env = {**{k: v for k, v in os.environ.items() if k != SHOTS_ENV},  # not a setting: the app would refuse it
                "XSCREEN_HOME": str(settings.home),
                "XSCREEN_NETWORK__STORE_PORT": str(settings.network.store_port)}
-        proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr to a file, not a pipe nobody reads while the tests run: a full pipe blocks the app's logging and
+        # with it the script run; its own session, so the stop reaches it and anything it started.
+        log = tmp_path / "dashboard.log"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
-            _wait_healthy(settings.app_url, proc)
+            _wait_healthy(settings.app_url, proc, log)
             yield Stack(settings.app_url, client, proc, store)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +104,26 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the app's process group, SIGKILL after 10 s (a Streamlit stuck in a script run ignored SIGTERM
+    once and outlived the test run)."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"streamlit exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             if httpx.get(f"{url}/_stcore/health", timeout=1).status_code == 200:
                 return
