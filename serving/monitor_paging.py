@@ -4,15 +4,29 @@ continues its e-detector from the state the previous run stored (serving.monitor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics import accuracy
 from analytics.monitoring import canary, certificate, harm, report
-from serving.monitor_context import MAX_PENDING, Context, cursor, new_items, previous, state_of
+from serving.monitor_context import MAX_PENDING, Context, Key, cursor, new_items, previous, state_of
+
+
+def _per_certified_model(ctx: Context, frame: pd.DataFrame, prev: dict[Key, dict[str, Any]], needs: str
+                         ) -> Iterator[tuple[Key, pd.DataFrame, dict[str, Any], dict[str, Any]]]:
+    """(key, its rows, its model's certificate, the previous run's details) per (scanner, model) of `frame`, for
+    the models whose certificate records `needs` (the others are named in the run's notes by certificate_of)."""
+    for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
+        cert = ctx.certificate_of(str(model))
+        if cert is None or needs not in cert:
+            continue
+        key = (str(scanner), str(model))
+        yield key, items, cert, prev.get(key, {})
 
 
 def _resolved(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -34,12 +48,7 @@ def _resolved_prefix(items: pd.DataFrame, now: datetime) -> pd.DataFrame:
 def certificate_watch(ctx: Context, now: datetime) -> None:
     prev = previous(ctx.store, "certificate_watch", report.CERTIFICATE, ctx.active)
     frame = ctx.store.benign_resolutions(start=ctx.start, end=now)
-    for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
-        cert = ctx.certificate_of(str(model))
-        if cert is None:
-            continue
-        key = (str(scanner), str(model))
-        before = prev.get(key, {})
+    for key, items, cert, before in _per_certified_model(ctx, frame, prev, "expected_benign_routed"):
         new = new_items(_resolved_prefix(items, now), "scored_at", before)
         w = certificate.certificate_watch(new["routed"].to_numpy(bool), scanner_id=key[0],
                                           certified_rate=float(cert["expected_benign_routed"]),
@@ -59,12 +68,7 @@ def certificate_watch(ctx: Context, now: datetime) -> None:
 def canary_page(ctx: Context, now: datetime) -> None:
     prev = previous(ctx.store, "accuracy_page", report.ACCURACY, ctx.active)
     frame = ctx.store.known_threat_outcomes(start=ctx.start, end=now)
-    for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
-        cert = ctx.certificate_of(str(model))
-        if cert is None or "alpha" not in cert:
-            continue
-        key = (str(scanner), str(model))
-        before = prev.get(key, {})
+    for key, items, cert, before in _per_certified_model(ctx, frame, prev, "alpha"):
         new = new_items(items, "scored_at", before)
         p = canary.accuracy_page(new["missed"].to_numpy(bool), label=f"canaries on {key[0]}",
                                  certified_miss_rate=float(cert["alpha"]), margin=ctx.cfg.accuracy_margin,
@@ -86,12 +90,7 @@ def miss_rate_page(ctx: Context, now: datetime) -> None:
     cleared ones (weight 1/pi), per scanner and model, in scoring order up to the first item still waiting."""
     prev = previous(ctx.store, "miss_rate_page", report.ACCURACY, ctx.active)
     frame = ctx.store.miss_evidence(start=ctx.start, end=now)
-    for (scanner, model), items in frame.groupby(["scanner_id", "model_version"], sort=True):
-        cert = ctx.certificate_of(str(model))
-        if cert is None or "alpha" not in cert:
-            continue
-        key = (str(scanner), str(model))
-        before = prev.get(key, {})
+    for key, items, cert, before in _per_certified_model(ctx, frame, prev, "alpha"):
         fed = _resolved(items, now)
         new = new_items(fed, "scored_at", before)
         p = harm.miss_rate_page(new["flagged"].to_numpy(bool), new["threat"].to_numpy(bool),
