@@ -217,7 +217,9 @@ class CanaryFeed:
                 scanner_id=rec.scanner_id, class_name=rec.class_name, article=rec.article,
                 model_version=rec.model_version, verdict=rec.verdict, any_threat=rec.any_threat, scores=scores,
                 top_class=f.get("top_class") or (max(scores, key=scores.__getitem__) if scores else None),
-                image_path=str(path), file_format=fmt, created_at=rec.scored_at))
+                image_path=str(path), file_format=fmt, created_at=rec.scored_at,
+                heatmap_size=int(f.get("heatmap_size") or 0), heatmaps=dict(f.get("heatmaps") or {}),
+                peak_boxes={str(c): [float(v) for v in b] for c, b in (f.get("peak_boxes") or {}).items()}))
         if tips:
             self._record_tips(tips)
 

@@ -293,6 +293,15 @@ ALTER TABLE models ADD COLUMN scanner_id VARCHAR;
 ALTER TABLE model_events ADD COLUMN scanner_id VARCHAR;
 """
 
+# Migration 16: an officer TIP item keeps the canary's heatmaps and peak boxes (class -> base64 grid / box, as the
+# heatmaps table holds them for mail), so it opens with the heatmap every flagged item shows: a TIP item without
+# one told the officer it was a test. TIP items stored before this have none (heatmap_size 0).
+_M16_TIP_HEATMAPS = """
+ALTER TABLE officer_tips ADD COLUMN heatmap_size INTEGER DEFAULT 0;
+ALTER TABLE officer_tips ADD COLUMN heatmaps JSON;
+ALTER TABLE officer_tips ADD COLUMN peak_boxes JSON;
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -310,6 +319,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (13, "officer_tips and tip_outcomes: canaries shown to officers as TIP tests", _M13_OFFICER_TIPS),
     (14, "seizures: regions officers marked on confirmed threats, the threat library's real signatures", _M14_SEIZURES),
     (15, "models.scanner_id and model_events.scanner_id: a champion for one scanner", _M15_CHAMPION_SCOPE),
+    (16, "officer_tips.heatmap_size, heatmaps and peak_boxes: a TIP item opens with its heatmap", _M16_TIP_HEATMAPS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

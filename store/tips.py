@@ -46,10 +46,11 @@ def add_officer_tips(cur: duckdb.DuckDBPyConnection, tips: list[OfficerTipRecord
     for t in tips:
         if first(cur, "SELECT 1 FROM officer_tips WHERE tip_id = ?", [t.tip_id]):
             continue
-        cur.execute("INSERT INTO officer_tips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?)",
+        cur.execute("INSERT INTO officer_tips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?, ?, ?, ?, ?, ?::JSON, "
+                    "?::JSON)",
                     [t.tip_id, t.canary_id, t.source_scan_id, t.scanner_id, t.class_name, t.article, t.model_version,
                      t.verdict, t.any_threat, to_json(t.scores), t.top_class, t.image_path, t.file_format,
-                     t.created_at])
+                     t.created_at, t.heatmap_size, to_json(t.heatmaps), to_json(t.peak_boxes)])
         n += 1
     return n
 
@@ -81,7 +82,8 @@ def tip_detail(cur: duckdb.DuckDBPyConnection, tip: dict[str, Any], scan_columns
         "scan_id": tid, "model_version": tip["model_version"], "role": "champion", "scanner_id": tip["scanner_id"],
         "verdict": tip["verdict"], "any_threat": tip["any_threat"], "scores": loads(tip["scores"]) or {},
         "top_class": tip["top_class"], "thresholds": loads(source[1]) if source else {},
-        "embedding": list((source or [None])[0] or []), "heatmaps": {}, "heatmap_size": 0, "peak_boxes": {},
+        "embedding": list((source or [None])[0] or []), "heatmaps": loads(tip["heatmaps"]) or {},
+        "heatmap_size": int(tip["heatmap_size"] or 0), "peak_boxes": loads(tip["peak_boxes"]) or {},
         "scored_at": tip["created_at"], "latency_ms": max(latency, 0.0)}]
     scan["decisions"], scan["labels"], scan["current_labels"] = [], [], None
     cur.execute("SELECT officer, expires_at FROM claims WHERE scan_id = ?", [tid])

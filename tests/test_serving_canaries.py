@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from analytics.monitoring.canary import canary_detection
+from analytics.triage import class_heat, overlay_default
 from screening.classifier import Classifier, verdict_fields
 from screening.registry import build_model
 from serving.canaries import BackgroundCanaries, CanaryFeed, project_canary
@@ -167,3 +168,8 @@ def test_with_an_officer_share_canaries_also_wait_for_officers_as_tip_items_like
             image = read_scan(Path(shown["image"]["path"]))  # the viewer's reader opens it
             assert image.dual_energy == (shown["scanner_id"] == "scanner-de") == (shown["file_format"] == "npz")
             assert (image.height, image.width) == (shown["height"], shown["width"]) and not shown["is_canary"]
+            # it opens with a heatmap, as every flagged item does (a TIP without one told the officer it was a test)
+            verdict = shown["verdicts"][0]
+            assert verdict["heatmap_size"] == 8 and verdict["peak_boxes"].keys() == verdict["heatmaps"].keys()
+            heat = class_heat(verdict, overlay_default(verdict))
+            assert heat is not None and heat.shape == (8, 8) and heat.max() > 0

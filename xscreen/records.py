@@ -294,6 +294,11 @@ class OfficerTipRecord(Record):
     image_path: str
     file_format: str
     created_at: datetime
+    # The canary's heatmaps as the verdict wire form carries them (class -> base64 grid of heatmap_size**2 levels)
+    # and their peak boxes: a flagged item always opens with a heatmap, so a TIP item must too.
+    heatmap_size: int = Field(default=0, ge=0)
+    heatmaps: dict[str, str] = Field(default_factory=dict)
+    peak_boxes: dict[str, list[float]] = Field(default_factory=dict)
 
 
 class TipReveal(Record):
