@@ -4,6 +4,7 @@ through the signed-in person's session, numbers from analytics."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -55,8 +56,10 @@ def read_item(store: Any, s: sessions.Session, scan_id: str, row: pd.Series, cla
     if st.button("Save my reading", key="relabel_read", type="primary"):
         common.require_action(s, "relabel")
         result: list[str] = []
+        # One id per item and session: a click sent again after a lost answer is the same reading, not a refusal.
+        reading_id = st.session_state.setdefault(f"relabel_reading_id_{scan_id}", uuid.uuid4().hex)
         if common.act(lambda: result.append(store.add_reading(scan_id, sorted(chosen), reader=s.username,
-                                                              note=note or None))):
+                                                              note=note or None, reading_id=reading_id))):
             done(f"Reading saved on {scan_id}: {result[0]}.")
 
 

@@ -59,17 +59,34 @@ def _check_reading(cur: duckdb.DuckDBPyConnection, scan_id: str, reader: str, cf
     return readers
 
 
+def _resent(cur: duckdb.DuckDBPyConnection, reading_id: str, scan_id: str, reader: str,
+            labels: list[str]) -> str | None:
+    """The item's status now when `reading_id` is already stored as this very reading (a re-sent request whose
+    answer was lost); None when the id is new; ConflictError when the id names another reading."""
+    row = first(cur, "SELECT scan_id, reader, labels FROM readings WHERE reading_id = ?", [reading_id])
+    if row is None:
+        return None
+    if (row[0], row[1], sorted(row[2])) != (scan_id, reader, labels):
+        raise ConflictError(f"reading id {reading_id} is already used by another reading (scan {row[0]}, "
+                            f"reader {row[1]}): send a new id for a new reading")
+    status = first(cur, "SELECT status FROM double_reads WHERE scan_id = ?", [scan_id])
+    return str(status[0]) if status else AWAITING
+
+
 @write(action="relabel", actor="reader")
 def add_reading(cur: duckdb.DuckDBPyConnection, scan_id: str, labels: list[str], reader: str,
-                note: str | None = None, *, now: datetime, cfg: StoreConfig) -> str:
+                note: str | None = None, *, reading_id: str | None = None, now: datetime, cfg: StoreConfig) -> str:
     """Record `reader`'s blind reading of a high-risk item (labels: class names, [] = benign, `threat` = class
     unknown). Returns the item's status: `awaiting second reading`, `agreed` (a `double_read` label is appended
     and becomes current) or `disputed` (it waits for a supervisor). ConflictError: not high risk, this reader
-    already read it, or it has had two readings."""
-    first_reader = _check_reading(cur, scan_id, reader, cfg)
+    already read it, or it has had two readings. `reading_id` (the caller's, one per reading it means to give)
+    makes the call idempotent: the same reading sent again returns the item's status instead of "already read"."""
     mine = sorted(set(labels))
+    if reading_id is not None and (status := _resent(cur, reading_id, scan_id, reader, mine)) is not None:
+        return status
+    first_reader = _check_reading(cur, scan_id, reader, cfg)
     cur.execute("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [uuid.uuid4().hex, scan_id, len(first_reader) + 1, reader, mine, note, now])
+                [reading_id or uuid.uuid4().hex, scan_id, len(first_reader) + 1, reader, mine, note, now])
     status = AWAITING
     if first_reader:
         row = first(cur, "SELECT labels FROM readings WHERE scan_id = ? AND reader = ?", [scan_id, first_reader[0]])

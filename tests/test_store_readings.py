@@ -53,11 +53,16 @@ def test_a_high_risk_item_takes_two_readings_by_two_different_people(store: Stor
     assert store.add_labels([_label(plain[0], ["knife"], "ann", now)]) == 1  # other items: one label is enough
     with pytest.raises(ConflictError, match="not a high-risk item"):
         store.add_reading(plain[1], ["knife"], reader="ann")
-    assert store.add_reading(item, ["knife"], reader="ann") == readings.AWAITING
+    assert store.add_reading(item, ["knife"], reader="ann", reading_id="r-ann-1") == readings.AWAITING
+    # the same reading re-sent (its answer lost) is a no-op; a new reading by the same person is refused
+    assert store.add_reading(item, ["knife"], reader="ann", reading_id="r-ann-1") == readings.AWAITING
     with pytest.raises(ConflictError, match="must be someone else's"):
         store.add_reading(item, ["knife"], reader="ann")
+    with pytest.raises(ConflictError, match="already used by another reading"):
+        store.add_reading(item, ["firearm"], reader="ann", reading_id="r-ann-1")
     assert store.get_scan(item)["current_labels"] is None  # one reading is not a label
-    assert store.add_reading(item, ["knife"], reader="bob", note="blade") == readings.AGREED
+    assert store.add_reading(item, ["knife"], reader="bob", note="blade", reading_id="r-bob-1") == readings.AGREED
+    assert store.add_reading(item, ["knife"], reader="bob", reading_id="r-bob-1") == readings.AGREED  # re-sent
     scan = store.get_scan(item)
     assert scan["current_labels"] == ["knife"] and scan["labels"][0]["source"] == "double_read"
     with pytest.raises(ConflictError, match="has had its two readings"):
