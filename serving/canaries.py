@@ -33,13 +33,15 @@ from serving.canary_seizures import (
     SeizureCanaries,
     project_transmission_canary,
 )
+from serving.follow import takes_scanners
 from xscreen.records import CanaryRecord, OfficerTipRecord, ScanRecord, VerdictRecord, utcnow
 
 log = logging.getLogger(__name__)
 
 RecordFn = Callable[[list[CanaryRecord]], Any]
 RecordTipsFn = Callable[[list[OfficerTipRecord]], Any]
-ScoreFn = Callable[[list[Any]], Sequence[Mapping[str, Any]]]
+# score(images) -> fields, or score(images, scanners=...) for a scorer that routes by scanner (serving/follow.py)
+ScoreFn = Callable[..., Sequence[Mapping[str, Any]]]
 Item = tuple[ScanRecord, VerdictRecord, Any]  # a scan, its champion verdict and its decoded image
 
 
@@ -137,6 +139,9 @@ class CanaryFeed:
         self.seizures = seizures
         self.seizure_share = seizure_share
         self.failures = 0
+        # A scanner with its own champion scores its mail with it (serving/follow.py), so its canaries must be
+        # scored by that model too, or its canary detection rate would measure the fleet champion instead.
+        self._routes = takes_scanners(score)
 
     @classmethod
     def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn,
@@ -178,7 +183,9 @@ class CanaryFeed:
             if self.seizures is not None:
                 self.seizures.refresh()  # a store read at most every refresh_s, never one per canary
             made = [(scan, self._project(scan, image)) for scan, _, image in chosen]
-            fields = self._score([p.image for _, p in made])
+            images = [p.image for _, p in made]
+            fields = (self._score(images, scanners=[scan.scanner_id for scan, _ in made]) if self._routes
+                      else self._score(images))
             records = [self._canary(scan, p, f) for (scan, p), f in zip(made, fields, strict=True)]
             self._record(records)
             if self.officer_share > 0:

@@ -16,6 +16,7 @@ scanner on the fleet champion, and `scoped_errors` says why. The shadow stays fl
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -203,6 +204,15 @@ class ModelFollower:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+
+
+def takes_scanners(score: Callable[..., Any]) -> bool:
+    """Whether a scorer accepts `scanners=` (one scanner id per image: it routes each to its scanner's champion);
+    plain `score(images)` scorers are called as ever."""
+    try:
+        return "scanners" in inspect.signature(score).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: the plain call
+        return False
 
 
 def _same(a: Mapping[str, Live], b: Mapping[str, Live]) -> bool:

@@ -17,7 +17,6 @@ recorded in the injected `PipelineHealth`, which `/healthz` reports.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
 import stat
@@ -31,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from serving.follow import takes_scanners
 from serving.health import PipelineHealth
 from serving.housekeeping import (
     RECHECK_CODES,
@@ -139,7 +139,7 @@ class Ingest:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
         self._score = score
-        self._routes = _takes_scanners(score)
+        self._routes = takes_scanners(score)
         self._shadow_score = shadow_score
         self._spool_write = spool_write
         self._reader = reader
@@ -505,14 +505,6 @@ def _verdict(scan: ScanRecord, fields: VerdictFields, slot: VerdictRole, scored_
     values = dict(fields)
     role = values.pop("role", slot)
     return VerdictRecord(scan_id=scan.scan_id, role=role, scored_at=scored_at, latency_ms=max(latency, 0.0), **values)
-
-
-def _takes_scanners(score: Callable[..., Any]) -> bool:
-    """Whether a scorer accepts `scanners=` (routing by scanner); plain `score(images)` scorers are called as ever."""
-    try:
-        return "scanners" in inspect.signature(score).parameters
-    except (TypeError, ValueError):  # a builtin or C callable without a signature: the plain call
-        return False
 
 
 def _batch_id() -> str:

@@ -3,22 +3,26 @@ the champion in force for the scope, rollback follows one scope's history, servi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from screening.classifier import Classifier, verdict_fields
 from screening.registry import register
+from serving.canaries import CanaryFeed
 from serving.follow import ModelFollower, ScannerImage, score_routed
 from serving.ingest import Ingest
 from store.engine import Store
 from tests.seeding import model_record
 from tests.serving_fakes import ListSpool, png_bytes, tiny_model
+from xray.formats import read_scan
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import GateReportRecord, ModelInForce
+from xscreen.records import CanaryRecord, GateReportRecord, ModelInForce
 from xscreen.settings import Settings, ensure_home
 
 CLASSES = ["knife", "firearm"]
@@ -117,13 +121,18 @@ def _predict(model: Any, images: Sequence[Any]) -> list[dict[str, Any]]:
     return [verdict_fields(p) for p in model.predict(images)]
 
 
-def _ingest(settings: Settings, follower: ModelFollower, tmp_path: Path) -> Ingest:
-    """The real ingest (xray's reader) over an in-process scorer that routes like a replica does."""
+def _routed_scorer(follower: ModelFollower) -> Callable[..., list[dict[str, Any]]]:
+    """An in-process scorer that routes each image to its scanner's champion like a replica does."""
     def score(images: list[Any], scanners: Sequence[str]) -> list[dict[str, Any]]:
         assert follower.live is not None
         return score_routed([ScannerImage(sc, im) for sc, im in zip(scanners, images, strict=True)],
                             follower.live, follower.scoped, _predict)
-    return Ingest.from_settings(settings, score=score, spool_write=ListSpool(tmp_path))
+    return score
+
+
+def _ingest(settings: Settings, follower: ModelFollower, tmp_path: Path) -> Ingest:
+    """The real ingest (xray's reader) over the routed scorer."""
+    return Ingest.from_settings(settings, score=_routed_scorer(follower), spool_write=ListSpool(tmp_path))
 
 
 def _put(settings: Settings, scanner: str, value: int) -> Path:
@@ -157,6 +166,35 @@ def test_items_of_a_scanner_with_its_own_champion_are_scored_by_it_and_the_rest_
         assert follower.refresh() and not follower.scoped
         again = ingest([_put(settings, "scanner-4", 60)])
         assert [v.model_version for v in again.verdicts] == ["tiny-fleet"]
+
+
+def test_canaries_on_a_scanner_with_its_own_champion_are_scored_by_that_champion(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    """Otherwise scanner-4's canary detection rate would measure the fleet champion, not the model scoring its mail."""
+    ensure_home(settings)
+    classes = settings.model.classes
+    register(settings, tiny_model(classes, "tiny-fleet", seed=1), state="champion")
+    register(settings, tiny_model(classes, "tiny-s4", seed=2))
+    with Store.from_settings(settings) as store:
+        store.set_model_state("tiny-s4", "champion", actor="sue", force=True, scanner="scanner-4")
+        follower = _follower(settings, store)
+        follower.refresh()
+        ingest = _ingest(settings, follower, tmp_path)
+        samples = sorted((Path(__file__).resolve().parents[1] / "sample_data" / "baseline_png").glob("*.png"))[:4]
+        paths = []
+        for i, src in enumerate(samples):
+            folder = settings.inbox_dir / ("scanner-4" if i % 2 else "scanner-a")
+            folder.mkdir(parents=True, exist_ok=True)
+            paths.append(Path(shutil.copy(src, folder / src.name)))
+        images = [read_scan(path) for path in paths]  # before the ingest archives the files
+        report = ingest(paths)
+        recorded: list[CanaryRecord] = []
+        feed = CanaryFeed(rate=1.0, classes=classes, score=_routed_scorer(follower), record=recorded.extend,
+                          rng=np.random.default_rng(3))
+        items = list(zip(report.scans, report.verdicts, images, strict=True))
+        assert len(feed.process(items)) == 4 and feed.failures == 0
+        assert {(c.scanner_id, c.model_version) for c in recorded} == {("scanner-4", "tiny-s4"),
+                                                                        ("scanner-a", "tiny-fleet")}
 
 
 def test_a_scanner_champion_that_cannot_be_loaded_leaves_the_scanner_on_the_fleet_champion(
