@@ -178,17 +178,19 @@ def models_promote(
     reason: str = typer.Option("promoted from the CLI", "--reason"),
     force: bool = typer.Option(False, "--force", help="Promote without a passing gate report (audited)."),
     scanner: str | None = typer.Option(None, "--scanner", help="Champion for this scanner only (its items are "
-                                       "scored by it; the fleet champion stays for the others)."),
+                                       "scored by it; the fleet champion stays for the others), or with --state "
+                                       "shadow a shadow that scores this scanner's items only."),
 ) -> None:
-    """Set a version's state (default champion; the previous champion of the same scope steps down; a candidate
-    needs a passing `xscreen gate` report against the champion in force for that scope unless --force). Recorded
-    in the audit log; serving follows within seconds."""
+    """Set a version's state (default champion; the previous champion of the same scope steps down, a new shadow
+    replaces the old one; a candidate needs a passing `xscreen gate` report against the champion in force for
+    that scope unless --force). Recorded in the audit log; serving follows within seconds."""
     from screening.registry import set_state
 
     if state not in ("champion", "shadow", "candidate", "retired"):
         raise XscreenError(f"--state must be champion, shadow, candidate or retired, not {state!r}", title="Bad argument")
-    if scanner is not None and state != "champion":
-        raise XscreenError(f"--scanner applies to --state champion only, not {state!r}", title="Bad argument")
+    if scanner is not None and state not in ("champion", "shadow"):
+        raise XscreenError(f"--scanner applies to --state champion or shadow only, not {state!r}",
+                           title="Bad argument")
     settings = settings_of(ctx)
     rec = set_state(settings, name, state, cli_actor(), reason, force=force, scanner=scanner)  # type: ignore[arg-type]
     scope = f" for scanner {rec.scanner_id}" if rec.scanner_id else ""

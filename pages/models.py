@@ -26,15 +26,18 @@ registry = pd.DataFrame([{"version": m.version, "state": m.state, "scope": m.sca
                                                         if isinstance(v, int | float)}} for m in models])
 st.dataframe(registry, hide_index=True, key="models_table")
 live = common.attempt(store.models_in_force) or []
-in_force = {m.role: m for m in live if m.scanner_id is None}  # the fleet's champion and the shadow
-scoped = {m.scanner_id: m.version for m in live if m.scanner_id is not None}
+in_force = {m.role: m for m in live if m.scanner_id is None or m.role == "shadow"}  # fleet champion, the shadow
+scoped = {m.scanner_id: m.version for m in live if m.scanner_id is not None and m.role == "champion"}
 f1, f2 = st.columns(2)
 if "champion" in in_force:
     f1.metric("Champion in force", in_force["champion"].version,
               help=f"thresholds version {in_force['champion'].thresholds_version}; serving follows the store")
 progress = common.attempt(store.shadow_progress) if "shadow" in in_force else None
 if progress:
-    f2.metric("Shadow", progress["version"], help="scoring live traffic beside the champion, never shown")
+    shadow_scope = f"scanner {progress['scanner_id']}'s items" if progress.get("scanner_id") else "all items"
+    f2.metric("Shadow", progress["version"], help=f"scoring {shadow_scope} beside the champion, never shown")
+    if progress.get("scanner_id"):
+        f2.caption(f"Scores scanner {progress['scanner_id']} only.")
     f2.caption(f"{progress['scored']} scans scored, {progress['threats']} of them threats by their truth")
 if scoped:
     f1.caption("Scanners with their own champion: " + ", ".join(f"{k} → {v}" for k, v in sorted(scoped.items())))
@@ -80,7 +83,8 @@ if not common.allowed(s, "promote"):
 c1, c2 = st.columns(2)
 target = c1.selectbox("New state", ["champion", "shadow", "candidate", "retired"], key="models_state")
 reason = c2.text_input("Reason (recorded in the audit log)", key="models_reason")
-scanner = c1.text_input("Scanner (champion for that scanner only; empty: the whole fleet)", key="models_scanner")
+scanner = c1.text_input("Scanner (a champion or shadow for that scanner only; empty: the whole fleet)",
+                        key="models_scanner")
 scope = scanner.strip() or None
 where = f" for scanner {scope}" if scope else ""
 confirm = st.checkbox(f"I confirm: set {version} to {target}{where}", key="models_confirm")

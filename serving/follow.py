@@ -11,7 +11,8 @@ result records the version and the role it held (what serving/ingest.py stores o
 A champion follower also follows the scanners' own champions (`scanner_id` set in `models_in_force`), loaded beside
 the fleet champion the same way: `route` sends each item of a batch to its scanner's champion, else to the fleet's
 (`score_routed`). A scanner's champion that cannot be loaded (a bad checkpoint, another canvas size) leaves that
-scanner on the fleet champion, and `scoped_errors` says why. The shadow stays fleet-wide.
+scanner on the fleet champion, and `scoped_errors` says why. The shadow is fleet-wide or, with a `scanner_id`,
+scores that scanner's items only (a model adapted to one scanner is tried on that scanner's mail).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Live:
     version: str
     thresholds_version: int  # 0: thresholds not yet read from the store (the checkpoint's own are applied)
     model: Any
+    scanner_id: str | None = None  # a shadow for one scanner scores that scanner's items only
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,16 @@ def route(scanners: Sequence[str | None], fleet: Live, scoped: Mapping[str, Live
 
 def score_routed(images: Sequence[Any], fleet: Live, scoped: Mapping[str, Live], predict: PredictFn) -> list[dict[str, Any]]:
     """Fields for each image in order (ScannerImage or plain), each scored by its scanner's model, one call per
-    model; each carries the role its model held."""
+    model; each carries the role its model held. A shadow for one scanner (`fleet.scanner_id`) scores that
+    scanner's images only: the others get empty fields (no verdict)."""
     scanners = [im.scanner_id if isinstance(im, ScannerImage) else None for im in images]
     plain = [im.image if isinstance(im, ScannerImage) else im for im in images]
     out: list[dict[str, Any]] = [{} for _ in images]
     for live, positions in route(scanners, fleet, scoped):
+        if live.scanner_id is not None:
+            positions = [i for i in positions if scanners[i] == live.scanner_id]
+            if not positions:
+                continue
         for i, fields in zip(positions, predict(live.model, [plain[i] for i in positions]), strict=True):
             out[i] = {**fields, "role": live.role}
     return out
@@ -104,7 +111,9 @@ class ModelFollower:
         logged, `live` is kept."""
         try:
             in_force = list(self._fetch())
-            wanted = next((m for m in in_force if m.role == self.role and m.scanner_id is None), None)
+            # the fleet champion; the shadow whatever its scope (one at a time; a scoped one scores its scanner only)
+            wanted = next((m for m in in_force if m.role == self.role
+                           and (m.scanner_id is None or self.role == "shadow")), None)
             changed = self._follow(wanted)
             if self.role == "champion":
                 changed = self._follow_scoped([m for m in in_force if m.role == "champion" and m.scanner_id]) or changed
@@ -127,7 +136,12 @@ class ModelFollower:
             return self._publish(None)
         if current is not None and current.version == wanted.version:
             if current.thresholds_version == wanted.thresholds_version:
-                return False
+                if current.scanner_id == wanted.scanner_id:
+                    return False
+                log.info("shadow %s now scores %s", wanted.version,
+                         f"scanner {wanted.scanner_id} only" if wanted.scanner_id else "every scanner")
+                return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, current.model,
+                                          wanted.scanner_id))
             model = current.model.with_thresholds(wanted.thresholds) if wanted.thresholds else current.model
             log.info("%s %s: thresholds version %d applied", self.role, wanted.version, wanted.thresholds_version)
         else:
@@ -135,7 +149,8 @@ class ModelFollower:
             if wanted.thresholds:
                 model = model.with_thresholds(wanted.thresholds)
             log.info("%s is now %s (thresholds version %d)", self.role, wanted.version, wanted.thresholds_version)
-        return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, model))
+        scope = wanted.scanner_id if self.role == "shadow" else None
+        return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, model, scope))
 
     def _follow_scoped(self, wanted: list[ModelInForce]) -> bool:
         """Load the scanners' champions that changed; one that fails leaves its scanner on the fleet champion."""

@@ -140,6 +140,7 @@ class Ingest:
         self.quarantine_dir = quarantine_dir
         self._score = score
         self._routes = takes_scanners(score)
+        self._shadow_routes = shadow_score is not None and takes_scanners(shadow_score)
         self._shadow_score = shadow_score
         self._spool_write = spool_write
         self._reader = reader
@@ -318,15 +319,17 @@ class Ingest:
         if self._shadow_score is None:
             return []
         try:
-            fields = self._shadow_score(images)
+            fields = (self._shadow_score(images, scanners=[s.scanner_id for s in scans]) if self._shadow_routes
+                      else self._shadow_score(images))
         except Exception:
             log.exception("shadow scoring failed; champion verdicts are unaffected")
             return []
         if not fields:
             return []
         scored_at = self._clock()
+        # empty fields: an item a shadow for another scanner did not score
         return [_verdict(s, f, "shadow", scored_at) for s, f in zip(scans, fields, strict=True)
-                if f.get("model_version") not in champions]
+                if f and f.get("model_version") not in champions]
 
     def _write(self, batch: IngestBatch) -> Path:
         try:

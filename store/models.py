@@ -2,8 +2,9 @@
 shadow side by side on live traffic.
 
 One fleet `champion`, at most one champion per scanner (`scanner_id`, its scope: that scanner's items are scored
-by it instead) and at most one `shadow` (fleet-wide): promoting retires the old champion of the same scope (and
-marking a shadow sends the old shadow back to `candidate`) in the same transaction, and records `model_events`
+by it instead) and at most one `shadow`, fleet-wide or for one scanner (`scanner_id`: it scores that scanner's
+items only, as a model adapted to that scanner should be tried): promoting retires the old champion of the same
+scope (and marking a shadow sends the old shadow, whatever its scope, back to `candidate`) in the same transaction, and records `model_events`
 with the scope; `rollback` re-promotes the previous champion of a scope from `model_events`. The thresholds in force live in one place, the model's row, versioned
 by `thresholds_version` (`set_thresholds`); serving follows `models_in_force` live (serving/follow.py).
 """
@@ -110,12 +111,14 @@ def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelSt
                     reason: str | None = None, force: bool = False, scanner: str | None = None, *,
                     now: datetime) -> None:
     """Move a model to `state`. A new champion retires the old champion of its scope (`scanner`: that scanner
-    only, never the fleet champion; None: the fleet), a new shadow sends the old one back to `candidate`, in the
-    same transaction: serving follows one model per live role and scope. Replacing a champion needs a passing gate
-    report of `version` against the champion in force for the scope (the scanner's, else the fleet's:
-    `record_gate_report`) unless `force` (audited)."""
-    if scanner is not None and state != "champion":
-        raise XscreenError(f"a scanner scope applies to a champion only, not to {state!r}", title="Bad scope")
+    only, never the fleet champion; None: the fleet), a new shadow sends the old one (of any scope: one shadow at
+    a time) back to `candidate`, in the same transaction: serving follows one model per live role and scope. A
+    shadow with a `scanner` scores that scanner's items only. Replacing a champion needs a passing gate report of
+    `version` against the champion in force for the scope (the scanner's, else the fleet's: `record_gate_report`)
+    unless `force` (audited)."""
+    if scanner is not None and state not in LIVE_ROLES:
+        raise XscreenError(f"a scanner scope applies to a champion or a shadow only, not to {state!r}",
+                           title="Bad scope")
     old, old_scope = _state_and_scope(cur, version)
     if old == state and old_scope == scanner:
         return
@@ -126,8 +129,11 @@ def set_model_state(cur: duckdb.DuckDBPyConnection, version: str, state: ModelSt
         _require_gate(cur, version, scanner)
     if state in LIVE_ROLES:
         step_down = "retired" if state == "champion" else "candidate"
-        for (prev,) in cur.execute("SELECT version FROM models WHERE state = ? AND scanner_id IS NOT DISTINCT FROM ?",
-                                   [state, scanner]).fetchall():
+        # champions: the one of the same scope; shadows: any (a version changing scope included)
+        for (prev,) in cur.execute("SELECT version FROM models WHERE state = ? AND (state = 'shadow' OR "
+                                   "scanner_id IS NOT DISTINCT FROM ?)", [state, scanner]).fetchall():
+            if prev == version:
+                continue
             cur.execute("UPDATE models SET state = ?, scanner_id = NULL WHERE version = ?", [step_down, prev])
             _event(cur, prev, state, step_down, actor, f"replaced by {version}", now, scanner)
     cur.execute("UPDATE models SET state = ?, scanner_id = ? WHERE version = ?", [state, scanner, version])
@@ -266,7 +272,7 @@ def champion_shadow(cur: duckdb.DuckDBPyConnection, start: Any = None, end: Any 
 
 
 _SHADOW_PROGRESS = """
-    SELECT m.version, count(v.scan_id) AS scored,
+    SELECT m.version, any_value(m.scanner_id) AS scanner_id, count(v.scan_id) AS scored,
            count(*) FILTER (WHERE coalesce(len(l.labels) > 0, d.decision IN ('confirmed', 'seized'))) AS threats,
            min(v.scored_at) AS since
     FROM models m LEFT JOIN verdicts v ON v.model_version = m.version AND v.role = 'shadow'
@@ -276,8 +282,9 @@ _SHADOW_PROGRESS = """
 
 @read()
 def shadow_progress(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """The shadow in force, or None: its version, the scans it has scored (`scored`), how many of them are
-    threats by their truth (current label, else the officer's final decision: `threats`), and since when."""
+    """The shadow in force, or None: its version, its scope (`scanner_id`, None: the fleet), the scans it has
+    scored (`scored`), how many of them are threats by their truth (current label, else the officer's final
+    decision: `threats`), and since when."""
     rows = dicts(cur.execute(_SHADOW_PROGRESS))
     return rows[0] if rows else None
 
@@ -286,29 +293,31 @@ def shadow_progress(cur: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 def end_shadow_when_done(cur: duckdb.DuckDBPyConnection, threat_items: int, actor: str = "system",
                          auto_promote: bool = False, *, now: datetime) -> str | None:
     """End the shadow once it has scored `threat_items` threat items (enough for its certificate). With
-    `auto_promote` (setting serving.auto_promote) it becomes champion when it holds a passing gate report against
-    the champion in force, in the same transaction (serving follows within a poll; the audit row and the model
-    event say it was automatic and which report allowed it); otherwise, or without such a report, it goes back
-    to `candidate` and waits for the gate and a person's promotion. Returns its version when it ended it."""
+    `auto_promote` (setting serving.auto_promote) it becomes champion of its scope (its scanner's, or the
+    fleet's) when it holds a passing gate report against the champion in force there, in the same transaction
+    (serving follows within a poll; the audit row and the model event say it was automatic and which report
+    allowed it); otherwise, or without such a report, it goes back to `candidate` and waits for the gate and a
+    person's promotion. Returns its version when it ended it."""
     rows = dicts(cur.execute(_SHADOW_PROGRESS))
     if not rows or int(rows[0]["threats"]) < threat_items:
         return None
-    version = str(rows[0]["version"])
+    version, scope = str(rows[0]["version"]), rows[0]["scanner_id"]
     done = f"shadow complete: {rows[0]['threats']} threat items scored (target {threat_items})"
-    report = _passing_report(cur, version) if auto_promote else None
+    report = _passing_report(cur, version, scope) if auto_promote else None
     if report is not None:
         set_model_state(cur, version, "champion", actor, f"automatic promotion: {done}; gate report {report} passed",
-                        now=now)
+                        scanner=scope, now=now)
     else:
         set_model_state(cur, version, "candidate", actor, done, now=now)
     return version
 
 
-def _passing_report(cur: duckdb.DuckDBPyConnection, version: str) -> str | None:
-    """The newest passing gate report of `version` against the champion in force (None: none, or no champion)."""
-    row = first(cur, """SELECT g.report_id FROM gate_reports g JOIN models m ON m.version = g.champion
-                        WHERE m.state = 'champion' AND m.scanner_id IS NULL AND g.candidate = ? AND g.passed
-                        ORDER BY g.created_at DESC LIMIT 1""", [version])
+def _passing_report(cur: duckdb.DuckDBPyConnection, version: str, scanner: str | None = None) -> str | None:
+    """The newest passing gate report of `version` against the champion in force for the scope (the scanner's
+    own, else the fleet's; None: no such report, or no champion)."""
+    current = (_champion_of(cur, scanner) if scanner is not None else None) or _champion_of(cur, None)
+    row = first(cur, """SELECT report_id FROM gate_reports WHERE champion = ? AND candidate = ? AND passed
+                        ORDER BY created_at DESC LIMIT 1""", [current, version])
     return str(row[0]) if row else None
 
 

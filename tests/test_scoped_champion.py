@@ -22,7 +22,7 @@ from tests.seeding import model_record
 from tests.serving_fakes import ListSpool, png_bytes, tiny_model
 from xray.formats import read_scan
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import CanaryRecord, GateReportRecord, ModelInForce
+from xscreen.records import CanaryRecord, GateReportRecord, ModelInForce, VerdictRole
 from xscreen.settings import Settings, ensure_home
 
 CLASSES = ["knife", "firearm"]
@@ -68,8 +68,29 @@ def test_a_new_scanner_champion_replaces_only_that_scanners(store: Store, now: d
         store.set_model_state("s4-b", "champion", actor="sue", force=True, scanner="scanner-5")
     with pytest.raises(ConflictError, match="fleet-1 is the champion of the fleet"):
         store.set_model_state("fleet-1", "champion", actor="sue", force=True, scanner="scanner-4")
-    with pytest.raises(XscreenError, match="applies to a champion only"):
-        store.set_model_state("s4-a", "shadow", actor="sue", scanner="scanner-4")
+    with pytest.raises(XscreenError, match="applies to a champion or a shadow only"):
+        store.set_model_state("s4-a", "candidate", actor="sue", scanner="scanner-4")
+
+
+def test_a_shadow_can_be_scoped_to_one_scanner_and_is_promoted_into_that_scope(store: Store, now: datetime) -> None:
+    _registered(store, now, "s4-a", "s4-b")
+    store.set_model_state("s4-a", "shadow", actor="sue", reason="adapted to scanner-4", scanner="scanner-4")
+    assert [(m.role, m.version, m.scanner_id) for m in store.models_in_force()] == [
+        ("champion", "fleet-1", None), ("shadow", "s4-a", "scanner-4")]
+    progress = store.shadow_progress()
+    assert progress is not None and (progress["version"], progress["scanner_id"]) == ("s4-a", "scanner-4")
+    store.set_model_state("s4-b", "shadow", actor="sue")  # one shadow at a time, whatever the scopes
+    assert _scopes(store)["s4-a"] == ("candidate", None) and _scopes(store)["s4-b"] == ("shadow", None)
+    store.set_model_state("s4-b", "shadow", actor="sue", scanner="scanner-4")  # the same shadow, narrowed
+    assert _scopes(store)["s4-b"] == ("shadow", "scanner-4")
+    # finished with a passing gate against the champion in force for scanner-4 (the fleet's): champion of scanner-4
+    _passed(store, now, "s4-b", "fleet-1")
+    assert store.end_shadow_when_done(0, auto_promote=True) == "s4-b"
+    assert _scopes(store)["s4-b"] == ("champion", "scanner-4") and _scopes(store)["fleet-1"] == ("champion", None)
+    # a scoped shadow against a scanner that has its own champion must beat that champion, not the fleet's
+    store.set_model_state("s4-a", "shadow", actor="sue", scanner="scanner-4")
+    _passed(store, now, "s4-a", "fleet-1")
+    assert store.end_shadow_when_done(0, auto_promote=True) == "s4-a" and _scopes(store)["s4-a"] == ("candidate", None)
 
 
 def test_the_gate_compares_against_the_champion_in_force_for_the_scope(store: Store, now: datetime) -> None:
@@ -110,11 +131,11 @@ def test_rollback_of_a_scanner_follows_its_own_history_then_returns_to_the_fleet
 # ---- serving: each item scored by its scanner's champion, else the fleet's ------------------------------------
 
 
-def _follower(settings: Settings, store: Store) -> ModelFollower:
+def _follower(settings: Settings, store: Store, role: VerdictRole = "champion") -> ModelFollower:
     def load(m: ModelInForce) -> Classifier:
         return Classifier.from_checkpoint(Path(m.weights_path), expected_sha256=m.weights_sha256,
                                           expected_classes=settings.model.classes, heatmap_size=8)
-    return ModelFollower("champion", store.models_in_force, load)
+    return ModelFollower(role, store.models_in_force, load)
 
 
 def _predict(model: Any, images: Sequence[Any]) -> list[dict[str, Any]]:
@@ -195,6 +216,37 @@ def test_canaries_on_a_scanner_with_its_own_champion_are_scored_by_that_champion
         assert len(feed.process(items)) == 4 and feed.failures == 0
         assert {(c.scanner_id, c.model_version) for c in recorded} == {("scanner-4", "tiny-s4"),
                                                                         ("scanner-a", "tiny-fleet")}
+
+
+def test_a_shadow_for_one_scanner_scores_that_scanners_items_only(settings: Settings, tmp_path: Path) -> None:
+    ensure_home(settings)
+    classes = settings.model.classes
+    register(settings, tiny_model(classes, "tiny-fleet", seed=1), state="champion")
+    register(settings, tiny_model(classes, "tiny-s4", seed=2))
+    with Store.from_settings(settings) as store:
+        champion, shadow = _follower(settings, store), _follower(settings, store, role="shadow")
+        champion.refresh()
+
+        def shadow_score(images: list[Any], scanners: Sequence[str]) -> list[dict[str, Any]]:
+            live = shadow.live
+            return [] if live is None else score_routed(
+                [ScannerImage(sc, im) for sc, im in zip(scanners, images, strict=True)], live, {}, _predict)
+
+        ingest = Ingest.from_settings(settings, score=_routed_scorer(champion), shadow_score=shadow_score,
+                                      spool_write=ListSpool(tmp_path))
+        store.set_model_state("tiny-s4", "shadow", actor="sue", scanner="scanner-4")
+        assert shadow.refresh() and shadow.live is not None and shadow.live.scanner_id == "scanner-4"
+        report = ingest([_put(settings, "scanner-4", 70), _put(settings, "scanner-a", 71),
+                         _put(settings, "scanner-4", 72)])
+        scanner_of = {s.scan_id: s.scanner_id for s in report.scans}
+        roles = sorted((scanner_of[v.scan_id], v.model_version, v.role) for v in report.verdicts)
+        assert roles == [("scanner-4", "tiny-fleet", "champion"), ("scanner-4", "tiny-fleet", "champion"),
+                         ("scanner-4", "tiny-s4", "shadow"), ("scanner-4", "tiny-s4", "shadow"),
+                         ("scanner-a", "tiny-fleet", "champion")]
+        store.set_model_state("tiny-s4", "shadow", actor="sue")  # widened to the fleet: followed without a reload
+        assert shadow.refresh() and shadow.live is not None and shadow.live.scanner_id is None
+        wide = ingest([_put(settings, "scanner-a", 80)])
+        assert sorted(v.role for v in wide.verdicts) == ["champion", "shadow"]
 
 
 def test_a_scanner_champion_that_cannot_be_loaded_leaves_the_scanner_on_the_fleet_champion(
