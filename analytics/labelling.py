@@ -1,5 +1,5 @@
-"""Relabelling helpers: the active relabel queue (disagreements, label-error suspects, uncertain items, drifted
-regions of embedding space and a random slice, within a budget), conflicting labels that need a supervisor, and
+"""Relabelling helpers: the active relabel queue (disagreements, label-error suspects, uncertain items, AI-cleared
+items nearest their threshold, drifted regions of embedding space and a random slice, within a budget), conflicting labels that need a supervisor, and
 export of a training set for `xscreen train`.
 
 The queue is composed from pluggable sources (`Source`: a policy's items in its order, a reserved share of the
@@ -45,6 +45,7 @@ class ExportResult:
 RANDOM_REASON = "random slice (unbiased evaluation)"
 SUSPECT_REASON = "label may be wrong (confident learning)"
 DRIFT_REASON = "new region of embedding space (drift)"
+BORDERLINE_REASON = "cleared near the threshold, never looked at (possible miss)"
 
 
 def label_suspects(outcomes: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -100,12 +101,21 @@ def compose_queue(sources: Sequence[Source], budget: int) -> pd.DataFrame:
 
 
 def active_queue(priority: pd.DataFrame, suspects: pd.DataFrame, random: pd.DataFrame, *, budget: int,
-                 random_share: float, drifted: pd.DataFrame | None = None, drift_share: float = 0.0) -> pd.DataFrame:
+                 random_share: float, drifted: pd.DataFrame | None = None, drift_share: float = 0.0,
+                 borderline: pd.DataFrame | None = None, borderline_share: float = 0.0) -> pd.DataFrame:
     """The day's relabel queue: label-error suspects, the store's priority queue (disagreements, then uncertain
-    items) and drifted items (`drifted`, which keep ceil(budget * drift_share) places) fill `budget` less the
-    random slice, which always keeps ceil(budget * random_share) places (when there are random items) and takes
-    no more: each scan once, with its `reason`."""
+    items), AI-cleared items nearest their threshold (`borderline`, which keep ceil(budget * borderline_share)
+    places) and drifted items (`drifted`, ceil(budget * drift_share) places) fill `budget` less the random slice,
+    which always keeps ceil(budget * random_share) places (when there are random items) and takes no more: each
+    scan once, with its `reason`.
+
+    Why the borderline part has places of its own: every flagged item is decided by an officer, and a decision
+    already labels it, so disagreements and uncertain items (all flagged) relabel what is known unless an officer
+    erred; the model's misses lie among cleared items nobody looked at, and only this part, the drifted part and
+    the random slice reach them."""
     sources = [Source(suspects), Source(priority)]
+    if borderline is not None:
+        sources.append(Source(borderline.assign(reason=BORDERLINE_REASON), share=borderline_share))
     if drifted is not None:
         sources.append(Source(drifted, share=drift_share))
     sources.append(Source(random.assign(reason=RANDOM_REASON), share=random_share, fills=False))
@@ -142,17 +152,21 @@ def drifted_items(store: Any, policy: DiversityPolicy, *, limit: int, now: datet
 
 
 def todays_queue(store: Any, *, budget: int, random_share: float, now: datetime,
-                 lookback_days: float = 30.0, diversity: DiversityPolicy | None = None) -> pd.DataFrame:
+                 lookback_days: float = 30.0, diversity: DiversityPolicy | None = None,
+                 borderline_share: float = 0.0) -> pd.DataFrame:
     """The day's active relabel queue read through `store` (a Store or StoreClient: its read operations only):
-    label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue, drifted
-    regions of embedding space (with `diversity`; none without), and a random slice seeded by the day (the same
-    slice all day), within `budget` (see active_queue)."""
+    label-error suspects among the last `lookback_days` of labelled outcomes, the store's priority queue,
+    AI-cleared items nearest their threshold (`borderline_share` of the budget; none at 0), drifted regions of
+    embedding space (with `diversity`; none without), and a random slice seeded by the day (the same slice all
+    day), within `budget` (see active_queue)."""
     random = store.random_unlabelled(limit=math.ceil(budget * random_share), seed=now.date().isoformat())
     outcomes = store.labelled_outcomes(start=(now - timedelta(days=lookback_days)).isoformat(), end=now.isoformat())
     drifted = drifted_items(store, diversity, limit=budget, now=now) if diversity and diversity.share > 0 else None
+    borderline = store.borderline_cleared(limit=budget) if borderline_share > 0 else None
     return active_queue(store.relabel_queue(limit=budget), label_suspects(outcomes, budget), random,
                         budget=budget, random_share=random_share, drifted=drifted,
-                        drift_share=diversity.share if diversity else 0.0)
+                        drift_share=diversity.share if diversity else 0.0, borderline=borderline,
+                        borderline_share=borderline_share)
 
 
 def label_conflict(history: Iterable[Mapping[str, Any]]) -> bool:

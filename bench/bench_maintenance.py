@@ -77,7 +77,8 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
         officers = Officers()
         ingest_stream(settings, client, officers, stream)
         if policy == "active":
-            labelled = officers.label_queue(client, budget=budget, random_share=settings.app.relabel_random_share)
+            labelled = officers.label_queue(client, budget=budget, random_share=settings.app.relabel_random_share,
+                                            borderline_share=settings.labelling.borderline_share)
         else:
             labelled = officers.label_random(client, budget=budget, seed="bench")
         t0 = time.monotonic()

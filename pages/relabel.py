@@ -43,13 +43,13 @@ if FLASH in st.session_state:
 
 
 def active() -> pd.DataFrame:
-    """Today's queue within the budget: suspects and disagreements first, uncertain items, drifted regions of
-    embedding space, a random slice."""
+    """Today's queue within the budget: suspects and disagreements first, uncertain items, cleared items nearest
+    their threshold, drifted regions of embedding space, a random slice."""
     d = cfg.labelling
     policy = labelling.DiversityPolicy(share=d.drift_share, recent_days=d.drift_recent_days,
                                        reference_days=d.drift_reference_days, per_window=d.drift_max_scans)
     return labelling.todays_queue(store, budget=cfg.app.relabel_budget, random_share=cfg.app.relabel_random_share,
-                                  now=common.now(), diversity=policy)
+                                  now=common.now(), diversity=policy, borderline_share=d.borderline_share)
 
 
 def labels_panel(pick: str, scan: dict[str, Any]) -> None:

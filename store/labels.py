@@ -130,6 +130,21 @@ def relabel_queue(cur: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFr
 
 
 @read()
+def borderline_cleared(cur: duckdb.DuckDBPyConnection, limit: int = 100) -> pd.DataFrame:
+    """AI-cleared scans nobody has looked at (no decision, no label; canaries excluded) nearest their clear
+    threshold first: where the model's misses are likeliest, and where no officer decision ever labels an item.
+    scan_id, scanner_id, model_version, verdict, any_threat, top_class, margin (clear threshold - score)."""
+    return cur.execute("""
+        SELECT v.scan_id, v.scanner_id, v.model_version, v.verdict, v.any_threat, v.top_class,
+               coalesce(TRY_CAST(json_extract_string(v.thresholds, '$.any_threat.clear') AS DOUBLE), 1.0)
+                   - v.any_threat AS margin
+        FROM champion_verdicts v JOIN scans s USING (scan_id) LEFT JOIN current_labels l USING (scan_id)
+        WHERE v.verdict = 'clear' AND l.scan_id IS NULL AND NOT s.is_canary
+          AND v.scan_id NOT IN (SELECT scan_id FROM decisions)
+        ORDER BY margin, v.scored_at DESC, v.scan_id LIMIT $limit""", {"limit": int(limit)}).df()
+
+
+@read()
 def random_unlabelled(cur: duckdb.DuckDBPyConnection, limit: int = 10, seed: str = "") -> pd.DataFrame:
     """A uniform random slice of champion-scored scans without a label (canaries excluded), the same slice for
     the same `seed` (e.g. the day): scan_id, scanner_id, model_version, verdict, any_threat, top_class."""

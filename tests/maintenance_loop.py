@@ -114,11 +114,14 @@ class Officers:
         self.labelled += [r.scan_id for r in recs]
         return len(recs)
 
-    def label_queue(self, store: Any, *, budget: int, random_share: float, now: datetime | None = None) -> int:
-        """Label what today's active relabel queue offers (the Relabelling page's queue), within `budget`."""
+    def label_queue(self, store: Any, *, budget: int, random_share: float, borderline_share: float = 0.0,
+                    now: datetime | None = None) -> int:
+        """Label what today's active relabel queue offers (the Relabelling page's queue, with `borderline_share`
+        of it for cleared items nearest their threshold), within `budget`."""
         from analytics.labelling import todays_queue
 
-        queue = todays_queue(store, budget=budget, random_share=random_share, now=now or utcnow())
+        queue = todays_queue(store, budget=budget, random_share=random_share, now=now or utcnow(),
+                             borderline_share=borderline_share)
         return self.label(store, list(queue["scan_id"])[:budget])
 
     def label_random(self, store: Any, *, budget: int, seed: str) -> int:

@@ -96,3 +96,31 @@ def test_todays_queue_reads_the_store_within_the_budget_with_a_random_slice(stor
     assert (queue["reason"] == labelling.RANDOM_REASON).sum() == 4  # ceil(20 * 0.2), drawn for the day
     again = labelling.todays_queue(store, budget=20, random_share=0.2, now=now)
     assert list(again["scan_id"]) == list(queue["scan_id"])  # the same queue all day
+
+
+def test_the_queue_offers_cleared_items_nobody_looked_at_nearest_their_threshold(store, now) -> None:  # type: ignore[no-untyped-def]
+    """Flagged items are labelled by their decisions; the misses hide among cleared items no one looked at."""
+    from tests.test_store_ground_truth import scan_and_verdict
+    from xscreen.records import DecisionRecord, IngestBatch, LabelRecord
+
+    point = {"any_threat": {"clear": 0.30, "inspect": 0.60}}
+    pairs = [scan_and_verdict(f"b{i}", "scanner-a", "clear", score, now) for i, score in
+             enumerate([0.29, 0.05, 0.20, 0.28, 0.27])]
+    pairs.append(scan_and_verdict("flagged", "scanner-a", "inspect", 0.9, now))
+    scans = [p[0] for p in pairs]
+    verdicts = [v.model_copy(update={"thresholds": point}) for _, v in pairs]
+    store.ingest(IngestBatch(batch_id="b", scans=scans, verdicts=verdicts))
+    ids = [s.scan_id for s in scans]
+    store.record_decision(DecisionRecord(decision_id="d0", scan_id=ids[0], officer="ann", decision="cleared",
+                                         decided_at=now))  # an audited clear: an officer looked at it
+    store.add_labels([LabelRecord(label_id="l3", scan_id=ids[3], labels=[], source="relabel", author="ann",
+                                  created_at=now)])
+    shown = store.borderline_cleared(limit=10)
+    assert list(shown["scan_id"]) == [ids[4], ids[2], ids[1]]  # 0.27, 0.20, 0.05: nearest the 0.30 threshold first
+    assert shown["margin"].round(2).tolist() == [0.03, 0.10, 0.25]
+    queue = labelling.todays_queue(store, budget=4, random_share=0.0, now=now, borderline_share=0.5)
+    offered = queue.set_index("scan_id")["reason"]
+    assert offered[ids[4]] == offered[ids[2]] == labelling.BORDERLINE_REASON  # ceil(4 * 0.5) places
+    assert ids[0] not in offered and ids[3] not in offered
+    off = labelling.todays_queue(store, budget=4, random_share=0.0, now=now)
+    assert labelling.BORDERLINE_REASON not in set(off["reason"])

@@ -115,7 +115,8 @@ def test_drift_relabel_retrain_gate_shadow_promote_and_roll_back_live(loop: Loop
     # No alert is asserted (module docstring): the loop is started by hand, as `xscreen retrain` is, or by
     # `monitoring.retrain_on` (tests/test_gate.py).
 
-    labelled = officers.label_queue(st.store, budget=BUDGET, random_share=settings.app.relabel_random_share)
+    labelled = officers.label_queue(st.store, budget=BUDGET, random_share=settings.app.relabel_random_share,
+                                    borderline_share=settings.labelling.borderline_share)
     assert 0 < labelled <= BUDGET
 
     from screening.retrain import retrain
