@@ -22,6 +22,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serving.api import ApiBackend, create_api
+from serving.monitor_status import monitoring_health
 from serving.parts import make_ingest, store_client, watcher_health, watcher_metrics
 from serving.ray_loopback import BIND_ENV, HOOK
 from xscreen.errors import ConfigError
@@ -184,7 +185,8 @@ class IngressDeployment:
 
     def _health(self) -> dict[str, Any]:
         """ok, or degraded with every reason: the watcher's report, this ingress's uploads, the owner, the model."""
-        parts: list[Any] = [self._ingest.health.report(), watcher_health(self._settings)]
+        parts: list[Any] = [self._ingest.health.report(), watcher_health(self._settings),
+                            monitoring_health(self._settings.home)]
         try:
             self._store.health()
         except Exception as exc:  # noqa: BLE001 -- any failure to answer is the reason shown

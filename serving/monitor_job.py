@@ -11,12 +11,13 @@ One run (`run_monitor`) does, for the champion model(s) of the last `monitoring.
   BH control, prevalence from the certificate); realised accuracy (Wilson) and CBPE beside it.
 It works the same on an in-process Store and on a StoreClient (every call is a declared store operation).
 `MonitorSchedule` runs it every `monitoring.interval_s` in a daemon thread; a failing run is logged and turns the
-schedule's health degraded, never more.
+schedule's health (and the API's /healthz, through serving/monitor_status.py) degraded, never more.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from serving.housekeeping import Housekeeper
 from serving.monitor_context import Context, Key, MonitorRun, plain
 from serving.monitor_explain import drift_signals, realised_accuracy
 from serving.monitor_paging import canary_page, certificate_watch, miss_rate_page
+from serving.monitor_status import status_path, write_status
 from xscreen.health import HealthReport
 from xscreen.records import AlertRecord, utcnow
 from xscreen.settings import Settings
@@ -85,7 +87,9 @@ def _post_webhook(url: str, payload: dict[str, Any]) -> None:
 # ---- the schedule ----------------------------------------------------------------------------------------------
 class MonitorSchedule:
     """Runs `run_monitor` every `interval_s` seconds in a daemon thread; a failed run is logged, counted and
-    shown by `health()`, and never stops the schedule or what runs it."""
+    shown by `health()`, and never stops the schedule or what runs it. Once started it keeps a status file
+    (serving/monitor_status.py) that the API's /healthz reads: failed runs, or runs that stopped completing,
+    show there as "degraded" with the reason; stop() removes it."""
 
     def __init__(self, settings: Settings, store: Callable[[], Any], interval_s: float | None = None) -> None:
         self._settings = settings
@@ -96,6 +100,9 @@ class MonitorSchedule:
         self.failures = 0
         self.last_error: str | None = None
         self.last_run: MonitorRun | None = None
+        self._status = status_path(settings.home)
+        self._started_at: float | None = None
+        self._last_ok_at: float | None = None
 
     @property
     def running(self) -> bool:
@@ -103,10 +110,15 @@ class MonitorSchedule:
 
     def start(self) -> None:
         if self._interval_s > 0:
+            self._started_at = time.time()
+            self._publish()
             self._loop.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._loop.stop(timeout_s)
+        if self._started_at is not None:
+            self._status.unlink(missing_ok=True)
+            self._started_at = None
 
     def run_once(self) -> MonitorRun | None:
         try:
@@ -115,9 +127,21 @@ class MonitorSchedule:
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("monitoring run failed (%d in a row)", self.failures)
+            self._publish()
             return None
-        self.failures, self.last_error = 0, None
+        self.failures, self.last_error, self._last_ok_at = 0, None, time.time()
+        self._publish()
         return self.last_run
+
+    def _publish(self) -> None:
+        """The status /healthz reads (only for a started schedule: `xscreen monitor` runs once and says so)."""
+        if self._started_at is None:
+            return
+        try:
+            write_status(self._status, interval_s=self._interval_s, started_at=self._started_at,
+                         last_ok_at=self._last_ok_at, failures=self.failures, last_error=self.last_error)
+        except OSError as exc:  # a full or read-only disk: /healthz then reports the status as stale
+            log.error("could not write the monitoring status %s: %s", self._status, exc)
 
     def health(self) -> HealthReport:
         if self.failures:

@@ -318,6 +318,9 @@ class Supervisor:
     def _start_monitoring(self, say: Callable[[str], None]) -> None:
         """The monitoring job in a thread of the supervisor, against the owner's client (off at interval 0)."""
         interval = self.settings.monitoring.interval_s
+        from serving.monitor_status import status_path
+
+        status_path(self.settings.home).unlink(missing_ok=True)  # a killed run's: not this run's schedule
         if interval > 0:
             from serving.monitor_job import MonitorSchedule  # statistics libraries only when monitoring runs
 

@@ -204,6 +204,46 @@ def test_a_failing_run_degrades_the_schedule_health_and_never_raises(tmp_path: A
     assert not schedule.running
 
 
+def test_healthz_hears_of_a_schedule_whose_runs_fail_or_stop_and_of_nothing_once_it_is_stopped(
+        tmp_path: Any) -> None:
+    from serving.monitor_status import judge, monitoring_health, status_path
+
+    settings = make_settings(tmp_path / "home")
+    assert monitoring_health(settings.home).status == "ok"  # never started (or monitoring off): nothing to say
+    failing = {"n": 0}
+
+    def flaky_store() -> Any:
+        failing["n"] += 1
+        raise ConnectionError("owner not answering")
+
+    schedule = MonitorSchedule(settings, flaky_store, interval_s=0.2)
+    schedule.start()
+    try:
+        deadline = time.monotonic() + 30
+        while failing["n"] == 0 and time.monotonic() < deadline:  # bounded: until the first run has failed
+            time.sleep(0.05)
+        for _ in range(100):
+            if monitoring_health(settings.home).status == "degraded":
+                break
+            time.sleep(0.05)
+        seen = monitoring_health(settings.home)
+        assert seen.status == "degraded" and "run(s) in a row: ConnectionError: owner not answering" in seen.reasons[0]
+    finally:
+        schedule.stop()
+    assert not status_path(settings.home).exists() and monitoring_health(settings.home).status == "ok"
+    # a schedule that stopped completing runs (a dead thread, a killed supervisor) is stale after 3 intervals,
+    # and never before interval + 120 s
+    ok = {"interval_s": 60.0, "started_at": 1000.0, "last_ok_at": 1000.0, "failures": 0, "last_error": None}
+    assert judge(ok, now=1000.0 + 179).status == "ok"
+    stale = judge(ok, now=1000.0 + 181)
+    assert stale.status == "degraded" and "has not completed a run for 181 s (every 60 s expected)" in stale.reasons[0]
+    never = judge({**ok, "interval_s": 600.0, "last_ok_at": None}, now=1000.0 + 1801)
+    assert never.status == "degraded" and "completed a first run since it started" in never.reasons[0]
+    assert judge({**ok, "interval_s": 600.0}, now=1000.0 + 1799).status == "ok"
+    status_path(settings.home).write_text("{half a file")
+    assert "unreadable" in monitoring_health(settings.home).reasons[0]
+
+
 def test_the_supervisor_runs_the_job_on_its_schedule_against_the_owner(
         baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
     from serving.supervisor import Supervisor
@@ -224,6 +264,10 @@ def test_the_supervisor_runs_the_job_on_its_schedule_against_the_owner(
     assert supervisor.monitoring.last_run is not None and supervisor.monitoring.health().status == "ok"
     # (the fixture's stream is older than the look-back of the real clock: nothing to measure, nothing failed)
     assert abs((supervisor.monitoring.last_run.measured_at - utcnow()).total_seconds()) < 120
+    from serving.monitor_status import status_path
+
+    status_path(cfg.home).write_text('{"interval_s": 0.2, "started_at": 0, "failures": 0}')  # a killed run's
     off = Supervisor(cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"interval_s": 0.0})}))
     off._start_monitoring(said.append)
     assert off.monitoring is None and len(said) == 1
+    assert not status_path(cfg.home).exists()  # monitoring off now: no stale schedule to report
