@@ -174,3 +174,24 @@ def test_parcels_render_at_any_pitch_size_and_split() -> None:
             assert 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H
             if o.is_threat:
                 assert p.masks[k].shape == (y1 - y0, x1 - x0) and p.masks[k].any()
+
+
+@pytest.mark.parametrize("variant,host", [("in_book_spine", "book"), ("in_shoe_sole", "shoes")])
+def test_concealed_narcotics_replace_the_host_material_they_hide_in(variant: str, host: str) -> None:
+    """A hollowed book or sole holds powder where paper or rubber was: seen face-on, the article is at most as
+    much denser than its host as powder is denser than what it replaced, not a parcel's worth of powder on top."""
+    from xray.library import contraband, household
+    from xray.materials import MATERIALS
+
+    replaced = {"book": "paper", "shoes": "rubber"}[host]
+    ratio = MATERIALS["narcotic"].mu_low / MATERIALS[replaced].mu_low  # attenuation per mm, density included
+    for seed in range(4):
+        concealed = getattr(contraband, variant)(np.random.default_rng(seed))
+        alone = getattr(household, host)(np.random.default_rng(seed))  # the same host: drawn first from the rng
+        peaks = []
+        for thing in (concealed, alone):
+            side = int(2.2 * float(np.linalg.norm(thing.half)) * 0.5) + 16
+            acc = np.zeros((2, side, side), np.float32)
+            stamp_thing(acc, thing, np.eye(3), side / 2, side / 2, 0.5, np.random.default_rng(seed))
+            peaks.append(float(np.percentile(acc[1], 99.5)))
+        assert peaks[0] <= peaks[1] * max(ratio, 1.0) * 1.1, (variant, seed, peaks)

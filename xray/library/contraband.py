@@ -10,6 +10,7 @@ import numpy as np
 from xray.library import electronics, household
 from xray.library.common import CALIBRES, board, cartridge, cell, corners, screws, with_copies
 from xray.shapes import (
+    Part,
     Piece,
     Thing,
     as_carrier,
@@ -25,6 +26,7 @@ from xray.shapes import (
     thing,
     tube,
 )
+from xray.solids import Vec3
 
 
 def _u(rng: np.random.Generator, a: float, b: float) -> float:
@@ -192,22 +194,37 @@ def in_food(rng: np.random.Generator) -> Thing:
     return _concealed(rng, "in_food", host, [block("narcotic", w * 0.7, h * 0.7, max(t * 0.5, 20), texture=("grain", 0.03))])
 
 
+def _hollowed(host: Part, size: Vec3, offset: Vec3 = (0.0, 0.0, 0.0)) -> list[Piece]:
+    """Powder where the host's own material was cut out: a cavity of the host's material (it removes what was
+    there) filled with the same volume of narcotic, centred `offset` from the host part's centre. Concealment
+    replaces material; it does not add a parcel's worth of powder on top of it (which made hidden drugs the
+    densest thing in a book, easier to see than loose ones)."""
+    at = (host.at[0] + offset[0], host.at[1] + offset[1], host.at[2] + offset[2])
+    return [block(host.material, *size, at, host.rot, sign=-1.0, core=False),
+            block("narcotic", *size, at, host.rot, texture=("grain", 0.03))]
+
+
 def in_book_spine(rng: np.random.Generator) -> Thing:
-    """Powder in a hollowed book (scenario new_concealment)."""
+    """Powder in a hollowed book: a compartment cut into the paper block next to the spine and filled (scenario
+    new_concealment)."""
     host = household.book(rng)
-    w, h, t = (2 * v for v in host.half)
-    depth = max(t * 0.8, 20.0)
-    return _concealed(rng, "in_book_spine", host,
-                      [block("narcotic", min(w * 0.45, 60), h * 0.85, depth, (-w * 0.25, 0, 0))])
+    pages = host.parts[0]  # the paper block (w, h, t), centred
+    assert isinstance(pages, Part) and pages.material == "paper"
+    w, h, t = (2 * v for v in pages.solid.half)
+    cut = (min(w * 0.45, 60.0), h * 0.85, t * _u(rng, 0.6, 0.85))
+    return _concealed(rng, "in_book_spine", host, _hollowed(pages, cut, (-w * 0.25, 0.0, 0.0)))
 
 
 def in_shoe_sole(rng: np.random.Generator) -> Thing:
-    """Flat packs in both soles of a pair of shoes (scenario new_concealment)."""
+    """Flat packs in both soles of a pair of shoes, each in a cavity cut into the rubber (scenario
+    new_concealment)."""
     host = household.shoes(rng)
-    length, span = host.half[0] * 2, host.half[1] * 2
-    first = (0.0, -span * 0.27, -18.0)
-    return _concealed(rng, "in_shoe_sole", host,
-                      [block("narcotic", length * 0.55, 45, 20, first, copies=((0.0, span * 0.54, 0.0),))])
+    soles = [p for p in host.parts if isinstance(p, Part) and p.material == "rubber"]
+    core: list[Piece] = []
+    for sole in soles:
+        length, width, thick = (2 * v for v in sole.solid.half)
+        core += _hollowed(sole, (length * 0.55, min(45.0, width * 0.6), min(20.0, thick * 0.7)))
+    return _concealed(rng, "in_shoe_sole", host, core)
 
 
 def in_tin(rng: np.random.Generator) -> Thing:
