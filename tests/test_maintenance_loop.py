@@ -9,8 +9,9 @@ under streaming requests, with no failed request.
 Not asserted, and why (measured, docs/MONITORING.md "The maintenance loop"): that an alert fires and that
 detection on the scenario recovers. A model this test can train in seconds (4 channels, 64 px, 120 scans) scores
 threats at chance (any-threat AUC 0.50-0.54 on fresh renders), and new_concealment lowers the detection of
-neither it nor a 300-scan model (bench/bench_maintenance.py) nor the bundled model; so there is no drop for the
-monitoring job to page on, and a "recovered" figure would be a coin flip. The figures are bench/bench_maintenance.py's; the test checks
+neither it nor a 300-scan model (bench/bench_maintenance.py); it does lower the bundled model's (AUC 0.59 -> 0.50
+on narcotics mail since concealment replaces the host's material), but from near chance. So there is no drop for
+the monitoring job to page on, and a "recovered" figure would be a coin flip. The figures are bench/bench_maintenance.py's; the test checks
 that the loop ran on what the officers gave it (every relabel in the candidate's training export, the labelled
 live scans among the gate's items).
 
