@@ -317,6 +317,7 @@ def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_cer
     result = CliRunner().invoke(app, ["--config", str(config), *page.details["action"].split()[1:],
                                       "--out", "adapted-s4", "--budget-s", "240"])
     assert result.exit_code == 0, (result.output, result.exception)
+    assert "xscreen models promote adapted-s4 --state shadow --scanner scanner-4" in result.output  # what to do next
     champion = home.client.champion()
     model = home.client.get_model("adapted-s4")
     cert = model.calibration["certificate"]
