@@ -30,7 +30,8 @@ class AugmentConfig:
     hue_deg: float = 8.0  # hue turned about the grey axis by U(-h, h) degrees
     saturation_log_range: float = 0.4  # colour saturation x exp(U(-r, r))
     channel_gamma_log_range: float = 0.15  # each channel to the power exp(U(-r, r)): a tone and tint change
-    grey_p: float = 0.1  # share of samples shown as grey (luminance): colour is never needed to find a threat
+    grey_p: float = 0.25  # share of samples shown as grey (luminance): colour is never needed to find a threat (0.1
+    # until 2026-11-30: models trained so scored held-out grey scans at chance, AUC 0.50-0.52, docs/MODEL.md)
     blur_p: float = 0.2  # share of samples blurred (Gaussian, sigma U(0.3, blur_max) canvas pixels)
     blur_max: float = 1.2
     jpeg_p: float = 0.15  # share of samples JPEG-compressed at quality U(jpeg_quality)
