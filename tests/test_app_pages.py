@@ -436,6 +436,24 @@ def test_supervisor_promotes_a_champion_for_one_scanner_and_the_page_shows_its_s
     assert any(f"scanner-b → {seeded.shadow}" in c.value for c in at.caption)
 
 
+def test_supervisor_narrows_the_shadow_to_one_scanner_and_the_page_says_so(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/models.py").run()
+    at.selectbox(key="models_version").set_value(seeded.shadow).run()
+    at.selectbox(key="models_state").set_value("shadow").run()
+    at.text_input(key="models_reason").input("try the adapted model on scanner-b only").run()
+    at.text_input(key="models_scanner").input("scanner-b").run()
+    at.checkbox(key="models_confirm").check().run()
+    at.button(key="models_apply").click().run()
+    assert not at.exception and "is now shadow for scanner scanner-b" in at.success[0].value
+    assert ("shadow", seeded.shadow, "scanner-b") in {(m.role, m.version, m.scanner_id)
+                                                       for m in owner_client.models_in_force()}
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Shadow"] == seeded.shadow
+    assert any("Scores scanner scanner-b only." in c.value for c in at.caption)
+
+
 def test_analyst_sees_models_but_may_not_promote(seeded: Seeded, now: datetime) -> None:
     at = app_as(user("ada", "analyst", now), now).run()
     at.switch_page("pages/models.py").run()
