@@ -33,7 +33,7 @@ from serving.canary_seizures import (
     SeizureCanaries,
     project_transmission_canary,
 )
-from serving.follow import takes_scanners
+from serving.follow import with_scanners
 from xscreen.records import CanaryRecord, OfficerTipRecord, ScanRecord, VerdictRecord, utcnow
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class CanaryFeed:
         self.failures = 0
         # A scanner with its own champion scores its mail with it (serving/follow.py), so its canaries must be
         # scored by that model too, or its canary detection rate would measure the fleet champion instead.
-        self._routes = takes_scanners(score)
+        self._score_with_scanners = with_scanners(score)
 
     @classmethod
     def from_settings(cls, settings: Any, *, score: ScoreFn, record: RecordFn,
@@ -183,9 +183,7 @@ class CanaryFeed:
             if self.seizures is not None:
                 self.seizures.refresh()  # a store read at most every refresh_s, never one per canary
             made = [(scan, self._project(scan, image)) for scan, _, image in chosen]
-            images = [p.image for _, p in made]
-            fields = (self._score(images, scanners=[scan.scanner_id for scan, _ in made]) if self._routes
-                      else self._score(images))
+            fields = self._score_with_scanners([p.image for _, p in made], [scan.scanner_id for scan, _ in made])
             records = [self._canary(scan, p, f) for (scan, p), f in zip(made, fields, strict=True)]
             self._record(records)
             if self.officer_share > 0:

@@ -134,22 +134,21 @@ class ModelFollower:
                 return False
             log.info("shadow %s stepped down: no shadow scoring now", current.version)
             return self._publish(None)
+        scope = wanted.scanner_id if self.role == "shadow" else None
         if current is not None and current.version == wanted.version:
-            if current.thresholds_version == wanted.thresholds_version:
-                if current.scanner_id == wanted.scanner_id:
-                    return False
-                log.info("shadow %s now scores %s", wanted.version,
-                         f"scanner {wanted.scanner_id} only" if wanted.scanner_id else "every scanner")
-                return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, current.model,
-                                          wanted.scanner_id))
-            model = current.model.with_thresholds(wanted.thresholds) if wanted.thresholds else current.model
-            log.info("%s %s: thresholds version %d applied", self.role, wanted.version, wanted.thresholds_version)
+            if current.thresholds_version != wanted.thresholds_version:
+                model = current.model.with_thresholds(wanted.thresholds) if wanted.thresholds else current.model
+                log.info("%s %s: thresholds version %d applied", self.role, wanted.version, wanted.thresholds_version)
+            elif current.scanner_id != scope:  # the same shadow, narrowed to a scanner or widened to the fleet
+                model = current.model
+                log.info("shadow %s now scores %s", wanted.version, f"scanner {scope} only" if scope else "every scanner")
+            else:
+                return False
         else:
             model = self._load(wanted)  # slow (weights from disk, checksum): the old model serves meanwhile
             if wanted.thresholds:
                 model = model.with_thresholds(wanted.thresholds)
             log.info("%s is now %s (thresholds version %d)", self.role, wanted.version, wanted.thresholds_version)
-        scope = wanted.scanner_id if self.role == "shadow" else None
         return self._publish(Live(self.role, wanted.version, wanted.thresholds_version, model, scope))
 
     def _follow_scoped(self, wanted: list[ModelInForce]) -> bool:
@@ -228,6 +227,17 @@ def takes_scanners(score: Callable[..., Any]) -> bool:
         return "scanners" in inspect.signature(score).parameters
     except (TypeError, ValueError):  # a builtin or C callable without a signature: the plain call
         return False
+
+
+ScannerScoreFn = Callable[[list[Any], Sequence[str]], Any]  # (images, one scanner id each) -> fields
+
+
+def with_scanners(score: Callable[..., Any]) -> ScannerScoreFn:
+    """`score` as `f(images, scanners)`: a scorer that routes by scanner is handed them, a plain one is called with
+    the images alone. Decided once, where the scorer is given, so callers never ask again."""
+    if takes_scanners(score):
+        return lambda images, scanners: score(images, scanners=scanners)
+    return lambda images, scanners: score(images)
 
 
 def _same(a: Mapping[str, Live], b: Mapping[str, Live]) -> bool:

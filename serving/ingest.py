@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from serving.follow import takes_scanners
+from serving.follow import with_scanners
 from serving.health import PipelineHealth
 from serving.housekeeping import (
     RECHECK_CODES,
@@ -138,10 +138,8 @@ class Ingest:
     ) -> None:
         self.inbox = inbox
         self.quarantine_dir = quarantine_dir
-        self._score = score
-        self._routes = takes_scanners(score)
-        self._shadow_routes = shadow_score is not None and takes_scanners(shadow_score)
-        self._shadow_score = shadow_score
+        self._score = with_scanners(score)
+        self._shadow_score = None if shadow_score is None else with_scanners(shadow_score)
         self._spool_write = spool_write
         self._reader = reader
         self._stats = stats
@@ -299,7 +297,7 @@ class Ingest:
                           attempts: int) -> Sequence[VerdictFields] | None:
         for attempt in range(1, attempts + 1):
             try:
-                fields = self._score(images, scanners=scanners) if self._routes else self._score(images)
+                fields = self._score(images, scanners)
                 if len(fields) != len(images):
                     raise RuntimeError(f"scorer returned {len(fields)} results for {len(images)} images")
                 self.health.succeeded("scoring")
@@ -319,8 +317,7 @@ class Ingest:
         if self._shadow_score is None:
             return []
         try:
-            fields = (self._shadow_score(images, scanners=[s.scanner_id for s in scans]) if self._shadow_routes
-                      else self._shadow_score(images))
+            fields = self._shadow_score(images, [s.scanner_id for s in scans])
         except Exception:
             log.exception("shadow scoring failed; champion verdicts are unaffected")
             return []

@@ -27,7 +27,7 @@ from serving.housekeeping import Housekeeper
 from serving.monitor_context import Context, Key, MonitorRun, plain
 from serving.monitor_explain import drift_signals, realised_accuracy
 from serving.monitor_paging import canary_page, certificate_watch, miss_rate_page
-from serving.monitor_status import status_path, write_status
+from serving.monitor_status import judge, status_path, write_status
 from xscreen.health import HealthReport
 from xscreen.records import AlertRecord, utcnow
 from xscreen.settings import Settings
@@ -133,21 +133,22 @@ class MonitorSchedule:
         self._publish()
         return self.last_run
 
+    def _snapshot(self) -> dict[str, Any]:
+        return {"interval_s": self._interval_s, "started_at": self._started_at, "last_ok_at": self._last_ok_at,
+                "failures": self.failures, "last_error": self.last_error}
+
     def _publish(self) -> None:
         """The status /healthz reads (only for a started schedule: `xscreen monitor` runs once and says so)."""
         if self._started_at is None:
             return
         try:
-            write_status(self._status, interval_s=self._interval_s, started_at=self._started_at,
-                         last_ok_at=self._last_ok_at, failures=self.failures, last_error=self.last_error)
+            write_status(self._status, self._snapshot())
         except OSError as exc:  # a full or read-only disk: /healthz then reports the status as stale
             log.error("could not write the monitoring status %s: %s", self._status, exc)
 
     def health(self) -> HealthReport:
-        if self.failures:
-            return HealthReport("degraded", [f"monitoring job failed {self.failures} run(s) in a row: "
-                                             f"{self.last_error}"])
-        return HealthReport("ok")
+        """What /healthz says of this schedule, judged here from the same state the status file carries."""
+        return judge(self._snapshot(), time.time())
 
 
 __all__ = ["MonitorRun", "MonitorSchedule", "run_monitor"]

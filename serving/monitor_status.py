@@ -24,13 +24,12 @@ def status_path(home: Path) -> Path:
     return Path(home) / "run" / "monitoring.json"
 
 
-def write_status(path: Path, *, interval_s: float, started_at: float, last_ok_at: float | None, failures: int,
-                 last_error: str | None) -> None:
-    """Replace the status file whole (temp file + rename), so a reader never sees half of it."""
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """Replace the status file whole (temp file + rename), so a reader never sees half of it. `status`: the
+    schedule's interval_s, started_at, last_ok_at (epoch seconds), failures (in a row) and last_error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"interval_s": interval_s, "started_at": started_at, "last_ok_at": last_ok_at,
-                               "failures": failures, "last_error": last_error, "written_at": time.time()}))
+    tmp.write_text(json.dumps({**status, "written_at": time.time()}))
     os.replace(tmp, path)
 
 

@@ -416,17 +416,25 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
                for a in owner_client.audit_log(actor="sue"))
 
 
-def test_supervisor_promotes_a_champion_for_one_scanner_and_the_page_shows_its_scope(
-        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+def _scoped_state_change(now: datetime, version: str, state: str, reason: str, scanner: str,
+                         force: bool = False) -> AppTest:
+    """A supervisor on the Models page sets `version` to `state` for one scanner, confirmed (forced if `force`)."""
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/models.py").run()
-    at.selectbox(key="models_version").set_value(seeded.shadow).run()
-    at.selectbox(key="models_state").set_value("champion").run()
-    at.text_input(key="models_reason").input("adapted to scanner-b").run()
-    at.text_input(key="models_scanner").input("scanner-b").run()
+    at.selectbox(key="models_version").set_value(version).run()
+    at.selectbox(key="models_state").set_value(state).run()
+    at.text_input(key="models_reason").input(reason).run()
+    at.text_input(key="models_scanner").input(scanner).run()
     at.checkbox(key="models_confirm").check().run()
-    at.checkbox(key="models_force").check().run()
+    if force:
+        at.checkbox(key="models_force").check().run()
     at.button(key="models_apply").click().run()
+    return at
+
+
+def test_supervisor_promotes_a_champion_for_one_scanner_and_the_page_shows_its_scope(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    at = _scoped_state_change(now, seeded.shadow, "champion", "adapted to scanner-b", "scanner-b", force=True)
     assert not at.exception and "is now champion for scanner scanner-b" in at.success[0].value
     assert owner_client.champion().version == seeded.champion  # type: ignore[union-attr]  # the fleet's stays
     assert (seeded.shadow, "scanner-b") in {(m.version, m.scanner_id) for m in owner_client.models_in_force()}
@@ -438,14 +446,7 @@ def test_supervisor_promotes_a_champion_for_one_scanner_and_the_page_shows_its_s
 
 def test_supervisor_narrows_the_shadow_to_one_scanner_and_the_page_says_so(
         seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
-    at = app_as(user("sue", "supervisor", now), now).run()
-    at.switch_page("pages/models.py").run()
-    at.selectbox(key="models_version").set_value(seeded.shadow).run()
-    at.selectbox(key="models_state").set_value("shadow").run()
-    at.text_input(key="models_reason").input("try the adapted model on scanner-b only").run()
-    at.text_input(key="models_scanner").input("scanner-b").run()
-    at.checkbox(key="models_confirm").check().run()
-    at.button(key="models_apply").click().run()
+    at = _scoped_state_change(now, seeded.shadow, "shadow", "try the adapted model on scanner-b only", "scanner-b")
     assert not at.exception and "is now shadow for scanner scanner-b" in at.success[0].value
     assert ("shadow", seeded.shadow, "scanner-b") in {(m.role, m.version, m.scanner_id)
                                                        for m in owner_client.models_in_force()}
