@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from xscreen.errors import XscreenError
 
@@ -59,7 +60,11 @@ def drift_test(recent: np.ndarray, reference: np.ndarray, neighbours: int = 20,
     n, m = len(recent), len(reference)
     k = min(neighbours, n + m - 1)
     pooled = np.vstack([recent, reference])
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(pooled).kneighbors(recent)[1]  # (n, k + 1), itself included
+    # One thread: a day's windows are a few thousand rows (milliseconds), and this runs inside the dashboard's
+    # script thread on hosts where serving and training keep every core busy; OpenMP workers spinning at a
+    # barrier for a core they cannot get turn milliseconds into seconds there.
+    with threadpool_limits(limits=1):
+        idx = NearestNeighbors(n_neighbors=k + 1).fit(pooled).kneighbors(recent)[1]  # (n, k + 1), itself included
     others = np.array([row[row != i][:k] for i, row in enumerate(idx)])  # (n, k): drop the item itself
     hits = (others < n).sum(axis=1)
     p0 = (n - 1) / (n + m - 1)  # chance a neighbour is recent when both windows come from one distribution
@@ -83,7 +88,8 @@ def drifted_diverse(recent: np.ndarray, reference: np.ndarray, k: int, *, neighb
     cand = np.flatnonzero(drifted)
     if not len(cand):
         return empty
-    novelty = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(rec[cand])[0][:, 0]
+    with threadpool_limits(limits=1):  # as in drift_test
+        novelty = NearestNeighbors(n_neighbors=1).fit(ref).kneighbors(rec[cand])[0][:, 0]
     cover = novelty.copy()  # distance to the nearest centre: reference items, then picks too
     picks: list[int] = []
     for _ in range(min(k, len(cand))):

@@ -73,6 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # stderr to a file, not a pipe nobody reads while the tests run: a full pipe blocks the app's logging and
         # with it the script run; its own session, so the stop reaches it and anything it started.
         log = tmp_path / "dashboard.log"
+        APP_LOG.append(log)
         with log.open("wb") as err:
             proc = subprocess.Popen(dashboard_argv(settings, ROOT / "dashboard.py"), cwd=ROOT, env=env,
                                     stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
@@ -133,9 +134,20 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("streamlit did not become healthy in 60 s")
 
 
+APP_LOG: list[Path] = []  # the running dashboard's stderr (the stack fixture sets it), for _settle's failure message
+
+
 def _settle(page: Any, ms: int = 1500) -> None:
-    """Wait for the script run to finish, then for plotly/images to paint."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    """Wait for the script run to finish, then for plotly/images to paint. A run that does not finish fails with
+    what the page shows and the app's last log lines, so a hang seen once in CI says where it was."""
+    try:
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
+    except Exception as exc:
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        shown = page.locator("body").inner_text()[-1500:]
+        log = APP_LOG[-1].read_text(errors="replace")[-3000:] if APP_LOG else "(no log)"
+        raise AssertionError(f"script run on {page.url} did not finish in 60 s (state {state!r}).\n"
+                             f"--- page ---\n{shown}\n--- dashboard log ---\n{log}") from exc
     page.wait_for_timeout(ms)
 
 
