@@ -42,6 +42,7 @@ from serving.housekeeping import (
     unique_path,
 )
 from serving.scanfile import Candidate, CandidateChecker, scan_record, valid_scanner_id, within
+from xscreen import atomic
 from xscreen.errors import BadScanError
 from xscreen.records import (
     ImageMove,
@@ -486,13 +487,10 @@ class Ingest:
         if self._uploads_dir is None:
             return cand
         dest = archive_dest(self._uploads_dir, cand.scanner_id, cand.sha256[:16], cand.path.name, cand.received_at)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(cand.data)
-            os.replace(tmp, dest)
+            atomic.write_bytes(dest, cand.data)
         except OSError as exc:  # a full disk loses the picture, never the verdict
-            tmp.unlink(missing_ok=True)
             log.error("could not keep the upload %s: %s", cand.path.name, exc)
             return cand
         return replace(cand, path=dest)

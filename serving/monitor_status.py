@@ -9,11 +9,11 @@ decline quietly, which is what the monitoring is for.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from xscreen import atomic
 from xscreen.health import HealthReport
 
 STALE_RUNS = 3  # runs missed (interval_s each) before a schedule that stopped completing runs is reported
@@ -28,9 +28,7 @@ def write_status(path: Path, status: dict[str, Any]) -> None:
     """Replace the status file whole (temp file + rename), so a reader never sees half of it. `status`: the
     schedule's interval_s, started_at, last_ok_at (epoch seconds), failures (in a row) and last_error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**status, "written_at": time.time()}))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps({**status, "written_at": time.time()}))
 
 
 def judge(status: dict[str, Any] | None, now: float) -> HealthReport:

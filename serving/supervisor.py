@@ -60,6 +60,7 @@ from serving.runs import (
     started,
     state_path,
 )
+from xscreen import atomic
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -470,9 +471,7 @@ class Supervisor:
                          ticks, self.fingerprint())
         path = state_path(self.settings)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state.__dict__))
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(state.__dict__))
 
 
 __all__ = ["Service", "Supervisor"]

@@ -29,6 +29,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from store.wire import BadBatch, Prepared, decode, encode, is_binary, prepare, to_batch
+from xscreen import atomic
+from xscreen.atomic import temp_name
 from xscreen.errors import StoreError, XscreenError
 from xscreen.records import IngestBatch
 
@@ -63,21 +65,10 @@ class SpoolWriter:
     def write(self, batch: IngestBatch | Prepared) -> Path:
         """Write the batch (temp name in .tmp/, fsync, rename in); returns the final path. Idempotent per batch_id."""
         final = self.spool_dir / spool_name(batch.batch_id)
-        tmp = self.tmp_dir / f"{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
         data = encode(prepare(batch))
-        try:
-            with tmp.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-            dir_fd = os.open(self.spool_dir, os.O_RDONLY)  # make the rename itself durable
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        try:  # the temp file in .tmp/ (above), data and rename fsynced: a returned write survives a power cut
+            atomic.write_bytes(final, data, durable=True, tmp=self.tmp_dir / temp_name(final).name)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write spool file {final}: {exc.strerror}", title="Spool unavailable") from None
         return final
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import xray.simulate as simulate
 from xray.formats import read_scan
 from xray.scenarios import UnknownScenarioError
 from xray.simulate import OutputError, run_simulator, s10_item_id
+from xscreen import atomic
 from xscreen.errors import ConfigError
 from xscreen.settings import DEFAULT_CLASSES
 
@@ -57,7 +57,7 @@ def test_sidecar_is_renamed_in_before_the_image_from_a_dot_temp_in_the_same_fold
         renames.append((Path(src), Path(dst)))
         real_replace(src, dst)
 
-    monkeypatch.setattr(simulate.os, "replace", spy)
+    monkeypatch.setattr(atomic.os, "replace", spy)  # every drop file goes through xscreen.atomic
     count = _run(tmp_path, scanners=1, fmt="npz")
     assert len(renames) == 2 * count > 0
     for (src_json, dst_json), (src_img, dst_img) in zip(renames[::2], renames[1::2], strict=True):

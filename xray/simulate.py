@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from xray.scenarios import get_scenario
 from xray.synth import Parcel, render_parcel
 from xray.threats import check_classes
 from xray.writers import FORMATS, SUFFIX, encode
+from xscreen import atomic
 from xscreen.errors import ConfigError, XscreenError
 from xscreen.settings import probe_writable
 
@@ -112,15 +112,9 @@ def declared_contents(parcel: Parcel, rng: np.random.Generator) -> list[dict[str
 
 def _atomic_write(folder: Path, name: str, data: bytes) -> None:
     """Write to a dot-prefixed temporary name in `folder`, fsync, then rename in; OutputError on failure."""
-    tmp = folder / f".{name}.tmp"
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
+        atomic.write_bytes(folder / name, data, durable=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {folder / name} ({exc.strerror or exc})") from None
 
 
