@@ -132,7 +132,7 @@ class CanaryFeed:
         self._record_tips = record_tips
         self.rate = rate
         self.classes = [c for c in classes if c in THREAT_CLASSES]
-        self._score = score
+        self.scorer = score  # as given (the mail's scorer); the feed calls it through _score_with_scanners
         self._record = record
         self._rng = rng or np.random.default_rng()
         self._clock = clock

@@ -53,7 +53,7 @@ def _seizures(store: Store, settings: Settings, now: datetime, tmp_path: Path,
 def _canaries(settings: Settings, store: Store, feed: CanaryFeed, now: datetime,
               batches: list[list[Path]]) -> pd.DataFrame:
     """Run each batch of mail through the real ingest with `feed`, then the store's canary outcomes."""
-    ingest = Ingest.from_settings(settings, score=feed._score, spool_write=SpoolWriter(settings.spool_dir).write,
+    ingest = Ingest.from_settings(settings, score=feed.scorer, spool_write=SpoolWriter(settings.spool_dir).write,
                                   canaries=feed)
     for paths in batches:
         assert len(ingest(paths).scored) == len(paths)  # the mail itself is always scored
@@ -98,7 +98,7 @@ def test_a_colour_seizure_of_the_canary_part_goes_into_its_own_scanners_scans_on
     assert rendered[frame["scanner_id"] == "scanner-c"].all()  # another scanner: never a colour map not its own
     assert rendered.sum() + articles["scanner-b"].count(seized) == 8  # certification/training parts: never drawn
     assert (frame.loc[frame["article"] == seized, "class_name"] == "knife").all()
-    images = feed._score.calls  # type: ignore[attr-defined]
+    images = feed.scorer.calls  # type: ignore[attr-defined]
     for mail, canary in zip(images[0][:3], images[1][:3], strict=True):  # the seized item really went in
         assert mail.rgb8.shape == canary.rgb8.shape and (mail.rgb8 != canary.rgb8).any()
 
