@@ -101,7 +101,7 @@ def adapt_cmd(
                    f"at the operating point PD {op.get('pd', float('nan')):.3f} FAR {op.get('far', float('nan')):.3f}")
     typer.echo(f"certificate rests on: {result.checkpoint.certificate['guarantee_rests_on']}")
     if scanner:  # the safe path: compare, try it on that scanner's live mail in shadow, then promote for it alone
-        typer.echo(f"next: xscreen gate {out}; xscreen models promote {out} --state shadow --scanner {scanner}; "
+        typer.echo(f"next: xscreen gate {out} --drift-scanner {scanner}; xscreen models promote {out} --state shadow --scanner {scanner}; "
                    f"then xscreen models promote {out} --scanner {scanner}")
 
 

@@ -18,11 +18,11 @@ from xscreen.errors import XscreenError
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
 
 
-def _dirs(data: str) -> list[Path]:
+def _dirs(data: str, option: str = "--data") -> list[Path]:
     dirs = [Path(d.strip()) for d in data.split(",") if d.strip()]
     missing = [str(d) for d in dirs if not d.is_dir()]
     if not dirs or missing:
-        raise XscreenError(f"--data: folder(s) not found: {', '.join(missing) or data!r}", title="Bad argument")
+        raise XscreenError(f"{option}: folder(s) not found: {', '.join(missing) or data!r}", title="Bad argument")
     return dirs
 
 
@@ -269,15 +269,20 @@ def gate_cmd(
     live_days: float = typer.Option(30.0, "--live-days", min=0, help="Also labelled live scans of the last N days (0: none)."),
     margin: float = typer.Option(0.05, "--margin", min=0.001, max=0.999, help="Largest detection drop tolerated, per class."),
     min_class_items: int = typer.Option(10, "--min-class-items", min=1, help="Threat items a class needs to be judged."),
+    drift_data: str = typer.Option(None, "--drift-data", help="Labelled folder(s) from where the drift is (the new goods or concealment), comma-separated: gate items on which the candidate must also be better than the champion."),
+    drift_scanner: str = typer.Option(None, "--drift-scanner", help="The drifted scanner: its labelled live scans are items on which the candidate must also be better."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
 ) -> None:
-    """Gate a candidate against the champion on the same items; the report is stored, promotion asks for it."""
+    """Gate a candidate against the champion on the same items; the report is stored, promotion asks for it.
+    With --drift-data or --drift-scanner the candidate must also be right significantly more often than the
+    champion there (a retrain for a drift that does not fix it fails)."""
     from analytics.monitoring.promotion import GateCriteria
     from screening.gate import run_gate
 
     settings = settings_of(ctx)
     record = run_gate(settings, candidate, _dirs(data) if data else [], live_days=live_days,
-                      criteria=GateCriteria(margin=margin, min_class_items=min_class_items), actor=cli_actor())
+                      criteria=GateCriteria(margin=margin, min_class_items=min_class_items), actor=cli_actor(),
+                      drift_folders=_dirs(drift_data, "--drift-data") if drift_data else [], drift_scanner=drift_scanner)
     if as_json:
         _echo_json(record.model_dump(mode="json"))
         return
@@ -286,6 +291,11 @@ def gate_cmd(
                f"items ({r['n_threat']} threats; {r['sources']})")
     typer.echo(f"detection {r['champion']['detection']} -> {r['candidate']['detection']}, false alarms "
                f"{r['champion']['false_alarms']} -> {r['candidate']['false_alarms']}; McNemar p {r['mcnemar']['p_value']:.3g}")
+    if r.get("focus"):
+        f = r["focus"]
+        typer.echo(f"where the drift is ({f['n']} items, {f['n_threat']} threats): errors {f['champion_errors']} -> "
+                   f"{f['candidate_errors']}, McNemar p {f['mcnemar']['p_value']:.3g} "
+                   f"({'better' if f['better'] else 'not shown better'})")
     for reason in r["reasons"]:
         typer.echo(f"  - {reason}")
 

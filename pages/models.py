@@ -59,6 +59,8 @@ if reports:
     latest = reports[0]
     t5.metric(f"Gate against {latest.champion}", "passed" if latest.passed else "failed",
               help=f"run at {latest.created_at:%Y-%m-%d %H:%M} UTC; {len(reports)} report(s) in all")
+    for reason in latest.report.get("reasons", []):  # why it failed, in words (better where the drift is, too)
+        t5.error(reason)
     t5.json(latest.report)
 else:
     t5.info(f"No gate report for {version} yet (`xscreen gate {version}`).")

@@ -1,6 +1,8 @@
 """`xscreen gate`: a candidate against the champion on the same items, each at its own operating point: a frozen
-benchmark set (labelled folders) and recent labelled live scans whose images are still kept. The decision is
-analytics/monitoring/promotion.py's; the report goes to the store, where promotion asks for it.
+benchmark set (labelled folders) and recent labelled live scans whose images are still kept. Items from where the
+drift is (labelled folders of the new goods or concealment, `drift_folders`; the live scans of the drifted scanner,
+`drift_scanner`) are gate items like the rest and also the focus, where the candidate must be better. The decision
+is analytics/monitoring/promotion.py's; the report goes to the store, where promotion asks for it.
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ class Items:
     any_truth: list[bool] = field(default_factory=list)
     class_truth: list[list[int]] = field(default_factory=list)  # (N, K) in {-1, 0, 1}
     flags: dict[str, list[bool]] = field(default_factory=dict)  # model version -> (N,)
+    focus: list[bool] = field(default_factory=list)  # (N,): the item is from where the drift is
 
     def extend(self, any_truth: Iterable[Any], class_truth: Iterable[Iterable[Any]],
-               flags: Mapping[str, Iterable[Any]]) -> None:
-        """Append items: truth (bool-like), class truth rows (int-like), each model's flags (bool-like)."""
+               flags: Mapping[str, Iterable[Any]], focus: bool | Iterable[Any] = False) -> None:
+        """Append items: truth (bool-like), class truth rows (int-like), each model's flags (bool-like), and
+        whether they are focus items (one bool for all, or one per item)."""
+        before = len(self.any_truth)
         self.any_truth += [bool(x) for x in any_truth]
+        added = len(self.any_truth) - before
+        self.focus += [bool(focus)] * added if isinstance(focus, bool) else [bool(x) for x in focus]
         self.class_truth += [[int(v) for v in row] for row in class_truth]
         for version, f in flags.items():
             self.flags.setdefault(version, []).extend(bool(x) for x in f)
@@ -61,8 +68,9 @@ def live_truth(labels: Sequence[str], classes: Sequence[str]) -> tuple[bool, lis
 
 
 def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], max_bytes: int,
-               max_pixels: int) -> Items:
-    """Score the labelled live scans whose images are still readable; an unreadable one is left out, logged."""
+               max_pixels: int, drift_scanner: str | None = None) -> Items:
+    """Score the labelled live scans whose images are still readable; an unreadable one is left out, logged. The
+    scans of `drift_scanner` are focus items."""
     from xray.formats import read_scan
 
     items = Items()
@@ -74,7 +82,7 @@ def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], 
             continue
         truth, cls = live_truth(list(row.labels), classes)
         flags = {m.version: [m.predict([image])[0].verdict != "clear"] for m in models}
-        items.extend([truth], [cls], flags)
+        items.extend([truth], [cls], flags, focus=drift_scanner is not None and row.scanner_id == drift_scanner)
     return items
 
 
@@ -85,8 +93,10 @@ def certified_miss(record: ModelRecord) -> float | None:
 
 
 def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, live_days: float,
-             criteria: GateCriteria, actor: str) -> GateReportRecord:
-    """Gate `candidate` against the champion, store the report and return it."""
+             criteria: GateCriteria, actor: str, drift_folders: Sequence[Path] = (),
+             drift_scanner: str | None = None) -> GateReportRecord:
+    """Gate `candidate` against the champion, store the report and return it. `drift_folders` and the live scans
+    of `drift_scanner` are where the drift is: the candidate must be better there (GateCriteria.focus_alpha)."""
     from screening.registry import resolve
     from store.client import open_store
 
@@ -95,24 +105,29 @@ def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, liv
         raise XscreenError(f"{candidate} is the champion: gate a candidate against it", title="Bad argument")
     models = [Classifier.from_registry(settings, v) for v in (champ_rec.version, cand_rec.version)]
     items, sources = Items(), {"benchmark": 0, "live": 0}
-    if folders:
-        scored = [benchmark_flags(m, folders) for m in models]
-        items.extend(scored[0][0], scored[0][1], {m.version: s[2] for m, s in zip(models, scored, strict=True)})
-        sources["benchmark"] = len(scored[0][0])
+    for group, focus, key in ((folders, False, "benchmark"), (drift_folders, True, "drift_benchmark")):
+        if group:
+            scored = [benchmark_flags(m, group) for m in models]
+            items.extend(scored[0][0], scored[0][1], {m.version: s[2] for m, s in zip(models, scored, strict=True)},
+                         focus=focus)
+            sources[key] = len(scored[0][0])
     if live_days > 0:
         with open_store(settings) as store:
             rows = store.training_labels()
         rows = rows[rows["created_at"] >= utcnow() - timedelta(days=live_days)]
         s = settings.serving
-        live = live_flags(models, rows, models[0].classes, s.max_upload_bytes, s.max_image_pixels)
-        items.extend(live.any_truth, live.class_truth, live.flags)
+        live = live_flags(models, rows, models[0].classes, s.max_upload_bytes, s.max_image_pixels, drift_scanner)
+        items.extend(live.any_truth, live.class_truth, live.flags, focus=live.focus)
         sources["live"] = len(live.any_truth)
+        if drift_scanner is not None:
+            sources[f"live from {drift_scanner}"] = sum(live.focus)
     if not items.any_truth:
         raise XscreenError("the gate has no items: give --data folders or label recent live scans", title="Gate")
     class_truth = np.asarray(items.class_truth).reshape(len(items.any_truth), -1)
     report = gate_report(np.asarray(items.any_truth), {c: class_truth[:, k] for k, c in enumerate(models[0].classes)},
                          np.asarray(items.flags[champ_rec.version]), np.asarray(items.flags[cand_rec.version]),
-                         certified_miss=certified_miss(cand_rec), criteria=criteria, sources=sources)
+                         certified_miss=certified_miss(cand_rec), criteria=criteria, sources=sources,
+                         focus=np.asarray(items.focus, dtype=bool))
     record = GateReportRecord(report_id=uuid.uuid4().hex, candidate=cand_rec.version, champion=champ_rec.version,
                               created_at=utcnow(), passed=report["passed"], report=report)
     with open_store(settings) as store:

@@ -173,9 +173,10 @@ def labelled_outcomes(cur: duckdb.DuckDBPyConnection, start: Any = None, end: An
 def training_labels(cur: duckdb.DuckDBPyConnection, limit: int = 100_000) -> pd.DataFrame:
     """Every scan with a current label (canaries excluded), except scans whose two blind readings disagree and no
     supervisor has adjudicated yet (view double_reads: the truth is in dispute, so no label of it trains a
-    model): scan_id, source_path (where its image is now, or was when it expired), labels, source, created_at."""
+    model): scan_id, scanner_id, source_path (where its image is now, or was when it expired), labels, source,
+    created_at."""
     return cur.execute("""
-        SELECT l.scan_id, i.path AS source_path, l.labels, l.source, l.created_at
+        SELECT l.scan_id, s.scanner_id, i.path AS source_path, l.labels, l.source, l.created_at
         FROM current_labels l JOIN scans s USING (scan_id) JOIN scan_images i USING (scan_id) WHERE NOT s.is_canary
           AND l.scan_id NOT IN (SELECT scan_id FROM double_reads WHERE status = 'disputed')
         ORDER BY l.created_at LIMIT $limit""", {"limit": int(limit)}).df()

@@ -4,6 +4,7 @@ the report is stored, and promotion needs a passing one (or --force)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +81,50 @@ def test_gate_without_items_says_what_to_give(gated: tuple[Path, Path, Settings]
     config, _, _ = gated
     code, _, exc = _cli(config, "gate", "tiny-b", "--live-days", "0")
     assert code != 0 and "the gate has no items: give --data folders or label recent live scans" in str(exc)
+
+
+def _with_clear_threshold(settings: Settings, version: str, clear: float, **state: str) -> None:
+    """A tiny model whose operating point clears every item (clear above any score) or flags every item (below)."""
+    ckpt = tiny_model(settings.model.classes, version, seed=3)
+    point = {c: {"clear": clear, "inspect": max(clear, 0.7)} for c in [*settings.model.classes, "any_threat"]}
+    register(settings, replace(ckpt, thresholds=point), **state)
+
+
+def test_where_the_drift_is_a_candidate_must_be_better_than_the_champion(gated: tuple[Path, Path, Settings],
+                                                                          tmp_path: Path) -> None:
+    """Drift items come from a labelled folder (--drift-data) or the drifted scanner's live scans
+    (--drift-scanner); a candidate the same as the champion there fails, one that finds what it missed passes."""
+    from xray.dataset import write_dataset_impl
+
+    config, bench, settings = gated
+    threats = tmp_path / "concealed"
+    write_dataset_impl(threats, n=8, seed=9, classes=settings.model.classes, size=(72, 64), threat_rate=1.0,
+                       progress_bar=False, scenario="new_concealment")
+    code, out, exc = _cli(config, "gate", "tiny-b", "--data", str(bench), "--drift-data", str(threats),
+                          "--margin", "0.5", "--json")
+    report = json.loads(out)["report"]
+    assert report["sources"] == {"benchmark": 16, "drift_benchmark": 8, "live": 4} and report["n"] == 28
+    assert report["focus"]["n"] == report["focus"]["n_threat"] == 8 and not report["focus"]["better"]
+    assert report["reasons"] == [f"not better where the drift is: {report['focus']['champion_errors']} errors "
+                                 f"against the champion's {report['focus']['champion_errors']} on 8 items (right where "
+                                 "the champion is wrong on 0, the reverse on 0; McNemar p = 1, needs < 0.05)"]
+    code, out, exc = _cli(config, "gate", "tiny-b", "--drift-scanner", "scanner-a", "--margin", "0.5", "--json")
+    report = json.loads(out)["report"]
+    assert report["sources"] == {"benchmark": 0, "live": 4, "live from scanner-a": report["focus"]["n"]} and (
+        0 < report["focus"]["n"] < 4)
+    code, _, exc = _cli(config, "gate", "tiny-b", "--drift-data", str(tmp_path / "nowhere"))
+    assert code != 0 and "--drift-data: folder(s) not found" in str(exc)
+
+    # A champion that clears everything misses all 8 concealed threats; a candidate that flags everything finds
+    # them: right where the champion is wrong on 8, P(X >= 8 | 8, 1/2) = 1/256.
+    _with_clear_threshold(settings, "clears-all", 2.0, state="champion")
+    _with_clear_threshold(settings, "flags-all", -1.0)
+    code, out, exc = _cli(config, "gate", "flags-all", "--drift-data", str(threats), "--live-days", "0", "--json")
+    record = json.loads(out)
+    assert record["passed"], record["report"]["reasons"]
+    assert record["report"]["focus"]["better"] and record["report"]["focus"]["mcnemar"]["c"] == 8
+    code, out, exc = _cli(config, "gate", "flags-all", "--drift-data", str(threats), "--live-days", "0")
+    assert "where the drift is (8 items, 8 threats): errors 8 -> 0, McNemar p 0.00391 (better)" in out, (out, exc)
 
 
 @pytest.mark.training

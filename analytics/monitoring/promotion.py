@@ -7,7 +7,11 @@ passes when
 - its detection is non-inferior to the champion's within `margin`, on all threats (whatever their number: too
   few fail, as the interval is wide) and on every class with at least `min_class_items` threat items (Newcombe's paired interval, gate.detection_non_inferiority), and
 - it does not make significantly more errors than the champion on the items they disagree on (exact McNemar,
-  one-sided "less" at `mcnemar_alpha`).
+  one-sided "less" at `mcnemar_alpha`), and
+- where the drift is (the `focus` items: the drifted scanner's labelled mail, or a benchmark folder of the new
+  goods or concealment), it is right significantly more often than the champion (exact McNemar, one-sided
+  "greater" at `focus_alpha`). A candidate retrained for a drift that is no better there has not fixed it, however
+  well it does elsewhere; without focus items this criterion is not applied (a routine retrain).
 Classes with fewer items are reported, not judged: a margin on five items says nothing.
 """
 
@@ -31,6 +35,7 @@ class GateCriteria:
     confidence: float = 0.95  # of the non-inferiority intervals
     min_class_items: int = 10  # threat items a class needs to be judged
     mcnemar_alpha: float = 0.05  # significance of "the candidate makes more errors"
+    focus_alpha: float = 0.05  # significance of "the candidate makes fewer errors where the drift is"
 
 
 def _rates(flagged: np.ndarray, threat: np.ndarray) -> dict[str, float | None]:
@@ -53,16 +58,32 @@ def _judge(name: str, champion: np.ndarray, candidate: np.ndarray, c: GateCriter
     return entry
 
 
+def _focus(truth: np.ndarray, champ: np.ndarray, cand: np.ndarray, c: GateCriteria) -> dict[str, Any]:
+    """Both models on the focus items: rates, the one-sided McNemar that the candidate is right more often, and
+    whether that holds at `focus_alpha`."""
+    mc = mcnemar_exact(champ == truth, cand == truth, alternative="greater")
+    return {"n": int(truth.size), "n_threat": int(truth.sum()), "champion": _rates(champ, truth),
+            "candidate": _rates(cand, truth), "champion_errors": int((champ != truth).sum()),
+            "candidate_errors": int((cand != truth).sum()),
+            "mcnemar": {"b": mc.b, "c": mc.c, "p_value": mc.p_value, "alternative": mc.alternative},
+            "better": bool(mc.p_value < c.focus_alpha)}
+
+
 def gate_report(any_truth: np.ndarray, class_truth: Mapping[str, np.ndarray], champion_flagged: np.ndarray,
                 candidate_flagged: np.ndarray, *, certified_miss: float | None,
-                criteria: GateCriteria = GateCriteria(), sources: Mapping[str, int] | None = None) -> dict[str, Any]:
+                criteria: GateCriteria = GateCriteria(), sources: Mapping[str, int] | None = None,
+                focus: np.ndarray | None = None) -> dict[str, Any]:
     """The gate's report. any_truth (N,) bool: the item holds a threat; class_truth[c] (N,) in {-1, 0, 1}
     (-1: unknown, left out of that class); *_flagged (N,) bool. `certified_miss`: the candidate's certified
-    alpha (None: not certified, which fails). `sources`: items per source, recorded as given."""
+    alpha (None: not certified, which fails). `sources`: items per source, recorded as given. `focus` (N,) bool:
+    the items where the drift is (None or none marked: not judged, the report's `focus` is None)."""
     truth = np.asarray(any_truth, dtype=bool)
     champ, cand = np.asarray(champion_flagged, dtype=bool), np.asarray(candidate_flagged, dtype=bool)
     if not truth.size or truth.shape != champ.shape or truth.shape != cand.shape:
         raise MonitoringInputError(f"gate: need equal, non-empty arrays, got {truth.size}, {champ.size}, {cand.size}")
+    in_focus = np.zeros(truth.shape, bool) if focus is None else np.asarray(focus, dtype=bool)
+    if in_focus.shape != truth.shape:
+        raise MonitoringInputError(f"gate: the focus mask has {in_focus.size} items, the truth {truth.size}")
     reasons: list[str] = []
     if not truth.any():
         reasons.append("no threat items: detection cannot be judged")
@@ -85,12 +106,20 @@ def gate_report(any_truth: np.ndarray, class_truth: Mapping[str, np.ndarray], ch
             reasons.append(f"{name}: detection may drop by {-low:.1%}, beyond the {criteria.margin:.1%} margin")
     if mc.p_value < criteria.mcnemar_alpha:
         reasons.append(f"more errors than the champion on discordant items (McNemar p = {mc.p_value:.3g})")
+    where = _focus(truth[in_focus], champ[in_focus], cand[in_focus], criteria) if in_focus.any() else None
+    if where is not None and not where["better"]:
+        m = where["mcnemar"]
+        reasons.append(f"not better where the drift is: {where['candidate_errors']} errors against the champion's "
+                       f"{where['champion_errors']} on {where['n']} items (right where the champion is wrong on "
+                       f"{m['c']}, the reverse on {m['b']}; McNemar p = {m['p_value']:.3g}, needs < "
+                       f"{criteria.focus_alpha:g})")
     return {
         "passed": not reasons, "reasons": reasons, "n": int(truth.size), "n_threat": int(truth.sum()),
         "sources": dict(sources or {}), "criteria": asdict(criteria),
         "champion": _rates(champ, truth), "candidate": _rates(cand, truth),
         "certified_miss": certified_miss, "candidate_miss": miss, "any_threat": overall, "classes": classes,
         "mcnemar": {"b": mc.b, "c": mc.c, "p_value": mc.p_value, "alternative": mc.alternative},
+        "focus": where,
     }
 
 
