@@ -1,5 +1,5 @@
 """Cost of one known-answer canary on one core: render a canary-library threat and project it into a decoded scan
-(serving.canaries.project_canary), for raw dual-energy (NPZ) and pseudo-colour (PNG) scans of the demo's size.
+(xray.canary.project_canary), for raw dual-energy (NPZ) and pseudo-colour (PNG) scans of the demo's size.
 
 Usage: OMP_NUM_THREADS=1 .venv/bin/python -m bench.bench_canaries [--runs 5] [--images 30]
 Each run renders `images` benign parcels once per format, then times project_canary on each (classes in turn);
@@ -20,7 +20,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from serving.canaries import project_canary  # noqa: E402
+from xray.canary import project_canary  # noqa: E402
 from xray.formats import read_scan  # noqa: E402
 from xray.synth import render_parcel  # noqa: E402
 from xray.writers import encode  # noqa: E402

@@ -271,6 +271,7 @@ def gate_cmd(
     min_class_items: int = typer.Option(10, "--min-class-items", min=1, help="Threat items a class needs to be judged."),
     drift_data: str = typer.Option(None, "--drift-data", help="Labelled folder(s) from where the drift is (the new goods or concealment), comma-separated: gate items on which the candidate must also be better than the champion."),
     drift_scanner: str = typer.Option(None, "--drift-scanner", help="The drifted scanner: its labelled live scans are items on which the candidate must also be better."),
+    canaries: int = typer.Option(0, "--canaries", min=0, help="Also this many known-answer items per scanner (serving.scanner_ids and --drift-scanner): a canary-part library threat projected into its recent cleared scans."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON."),
 ) -> None:
     """Gate a candidate against the champion on the same items; the report is stored, promotion asks for it.
@@ -282,7 +283,8 @@ def gate_cmd(
     settings = settings_of(ctx)
     record = run_gate(settings, candidate, _dirs(data) if data else [], live_days=live_days,
                       criteria=GateCriteria(margin=margin, min_class_items=min_class_items), actor=cli_actor(),
-                      drift_folders=_dirs(drift_data, "--drift-data") if drift_data else [], drift_scanner=drift_scanner)
+                      drift_folders=_dirs(drift_data, "--drift-data") if drift_data else [], drift_scanner=drift_scanner,
+                      canaries=canaries)
     if as_json:
         _echo_json(record.model_dump(mode="json"))
         return

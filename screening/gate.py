@@ -1,8 +1,10 @@
 """`xscreen gate`: a candidate against the champion on the same items, each at its own operating point: a frozen
 benchmark set (labelled folders) and recent labelled live scans whose images are still kept. Items from where the
 drift is (labelled folders of the new goods or concealment, `drift_folders`; the live scans of the drifted scanner,
-`drift_scanner`) are gate items like the rest and also the focus, where the candidate must be better. The decision
-is analytics/monitoring/promotion.py's; the report goes to the store, where promotion asks for it.
+`drift_scanner`) are gate items like the rest and also the focus, where the candidate must be better. Canary items
+are known threats in live mail: a canary-part library threat (never trained or certified on) projected into recent
+cleared scans of each scanner, as the live canaries are (xray/canary.py); the drifted scanner's are focus items too.
+The decision is analytics/monitoring/promotion.py's; the report goes to the store, where promotion asks for it.
 """
 
 from __future__ import annotations
@@ -92,11 +94,51 @@ def certified_miss(record: ModelRecord) -> float | None:
     return float(cert["alpha"]) if cert.get("alpha") is not None and cert.get("certified", True) else None
 
 
+def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Sequence[str], per_scanner: int,
+                 drift_scanner: str | None, seed: int = 0) -> Items:
+    """Known-answer items: into each of the `per_scanner` most recent cleared scans of each scanner (store op
+    cleared_images: officer-cleared, or AI-cleared and undecided, never labelled a threat), one canary-part threat
+    of a class taken in turn, projected as the live canaries are; every model scores the same images. A scan whose
+    image cannot be read is left out, logged. The drifted scanner's canaries are focus items."""
+    from store.client import open_store
+    from xray.canary import project_canary
+    from xray.formats import read_scan
+    from xray.threats import THREAT_CLASSES
+
+    classes = models[0].classes
+    drawable = [c for c in classes if c in THREAT_CLASSES]
+    if not drawable:
+        raise XscreenError(f"no class of the model ({', '.join(classes)}) has canary articles", title="Gate")
+    with open_store(settings) as store:
+        frames = [(sc, store.cleared_images(sc, limit=per_scanner)) for sc in scanners]
+    rng, s = np.random.default_rng(seed), settings.serving
+    images: list[Any] = []
+    truth: list[list[int]] = []
+    focus: list[bool] = []
+    for scanner, frame in frames:
+        for path in frame["path"]:
+            try:
+                scan = read_scan(Path(path), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+            except (XscreenError, OSError) as exc:
+                log.info("gate: canary background %s left out (%s)", path, exc)
+                continue
+            cls = drawable[len(images) % len(drawable)]
+            images.append(project_canary(scan, cls, rng).image)
+            truth.append([int(c == cls) for c in classes])
+            focus.append(scanner == drift_scanner)
+    items = Items()
+    if images:
+        items.extend([True] * len(images), truth, {m.version: [p.verdict != "clear" for p in m.predict(images)]
+                                                   for m in models}, focus=focus)
+    return items
+
+
 def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, live_days: float,
              criteria: GateCriteria, actor: str, drift_folders: Sequence[Path] = (),
-             drift_scanner: str | None = None) -> GateReportRecord:
+             drift_scanner: str | None = None, canaries: int = 0) -> GateReportRecord:
     """Gate `candidate` against the champion, store the report and return it. `drift_folders` and the live scans
-    of `drift_scanner` are where the drift is: the candidate must be better there (GateCriteria.focus_alpha)."""
+    of `drift_scanner` are where the drift is: the candidate must be better there (GateCriteria.focus_alpha).
+    `canaries`: that many canary items per scanner (`serving.scanner_ids` and `drift_scanner`)."""
     from screening.registry import resolve
     from store.client import open_store
 
@@ -121,6 +163,14 @@ def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, liv
         sources["live"] = len(live.any_truth)
         if drift_scanner is not None:
             sources[f"live from {drift_scanner}"] = sum(live.focus)
+    if canaries > 0:
+        scanners = sorted({*settings.serving.scanner_ids, *([drift_scanner] if drift_scanner else [])})
+        if not scanners:
+            raise XscreenError("canary items need scanners: name --drift-scanner or set serving.scanner_ids",
+                               title="Bad argument")
+        known = canary_flags(settings, models, scanners, canaries, drift_scanner)
+        items.extend(known.any_truth, known.class_truth, known.flags, focus=known.focus)
+        sources["canaries"] = len(known.any_truth)
     if not items.any_truth:
         raise XscreenError("the gate has no items: give --data folders or label recent live scans", title="Gate")
     class_truth = np.asarray(items.class_truth).reshape(len(items.any_truth), -1)

@@ -188,7 +188,8 @@ def cleared_images(cur: duckdb.DuckDBPyConnection, scanner_id: str, limit: int =
     """The most recent scans of `scanner_id` that count as benign, newest first, with where their image is now:
     officer-cleared ones, and ones the champion cleared that no officer decided otherwise (with `max_any_threat`,
     only those scored at most that). Canaries and expired images are left out. Columns scan_id, path,
-    any_threat, decision (None when no officer decided), scored_at. What `xscreen adapt --scanner` reads."""
+    any_threat, decision (None when no officer decided), scored_at. A scan whose current label names a threat is
+    never one, whatever its verdict. What `xscreen adapt --scanner` and the gate's canary items read."""
     return cur.execute("""
         SELECT v.scan_id, i.path, v.any_threat, d.decision, v.scored_at
         FROM champion_verdicts v JOIN scans s USING (scan_id) JOIN scan_images i USING (scan_id)
@@ -196,5 +197,6 @@ def cleared_images(cur: duckdb.DuckDBPyConnection, scanner_id: str, limit: int =
         WHERE v.scanner_id = $scanner_id AND NOT s.is_canary AND i.state <> 'expired' AND i.path IS NOT NULL
           AND (d.decision = 'cleared' OR (d.decision IS NULL AND v.verdict = 'clear'
                AND ($max_any::DOUBLE IS NULL OR v.any_threat <= $max_any::DOUBLE)))
+          AND v.scan_id NOT IN (SELECT scan_id FROM current_labels WHERE len(labels) > 0)
         ORDER BY v.scored_at DESC, v.scan_id LIMIT $limit""",
         {"scanner_id": scanner_id, "limit": int(limit), "max_any": max_any_threat}).df()

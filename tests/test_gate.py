@@ -18,7 +18,7 @@ from screening.retrain import retrain_on_alerts, triggering_kinds
 from store.engine import Store
 from tests.seeding import make_batch
 from tests.serving_fakes import tiny_model
-from xscreen.records import AlertRecord, IngestBatch, LabelRecord, utcnow
+from xscreen.records import AlertRecord, DecisionRecord, IngestBatch, LabelRecord, utcnow
 from xscreen.settings import Settings, ensure_home
 
 
@@ -125,6 +125,33 @@ def test_where_the_drift_is_a_candidate_must_be_better_than_the_champion(gated: 
     assert record["report"]["focus"]["better"] and record["report"]["focus"]["mcnemar"]["c"] == 8
     code, out, exc = _cli(config, "gate", "flags-all", "--drift-data", str(threats), "--live-days", "0")
     assert "where the drift is (8 items, 8 threats): errors 8 -> 0, McNemar p 0.00391 (better)" in out, (out, exc)
+
+
+def test_canary_items_are_known_threats_projected_into_each_scanners_cleared_mail(
+        gated: tuple[Path, Path, Settings]) -> None:
+    """--canaries N: a canary-part threat in each of the N newest cleared scans per scanner; the drifted scanner's
+    are focus items; a scan labelled a threat is never a background, whatever its verdict."""
+    config, _, settings = gated
+    with Store.from_settings(settings) as store:
+        live = store.training_labels().set_index("scan_id")
+        for i, scan_id in enumerate(live.index):  # officers clear every live scan, the two knives included ...
+            store.record_decision(DecisionRecord(decision_id=f"d{i}", scan_id=scan_id, officer="ann",
+                                                 decision="cleared", decided_at=utcnow()))
+        knives = [i for i, labels in live["labels"].items() if list(labels) == ["knife"]]
+        store.add_labels([LabelRecord(label_id=f"k{i}", scan_id=i, labels=["knife"], source="relabel", author="sue",
+                                      created_at=utcnow()) for i in knives])  # ... and relabelling finds the knives
+        backgrounds = {sc: set(store.cleared_images(sc, limit=10)["scan_id"]) for sc in ("scanner-a", "scanner-c")}
+    benign_a = {i for i in live.index[live["scanner_id"] == "scanner-a"] if i not in knives}
+    assert backgrounds["scanner-a"] == benign_a and not (backgrounds["scanner-a"] | backgrounds["scanner-c"]) & {*knives}
+    code, out, exc = _cli(config, "gate", "tiny-b", "--canaries", "10", "--drift-scanner", "scanner-a",
+                          "--margin", "0.5", "--json")
+    report = json.loads(out)["report"]
+    assert report["sources"]["canaries"] == len(benign_a) >= 1, (out, exc)
+    assert report["n_threat"] == 2 + len(benign_a)  # the two labelled knives and the canaries
+    # focus: the canaries and the live scans of scanner-a
+    assert report["focus"]["n"] == len(benign_a) + (live["scanner_id"] == "scanner-a").sum()
+    code, _, exc = _cli(config, "gate", "tiny-b", "--canaries", "3", "--live-days", "0")
+    assert code != 0 and "canary items need scanners: name --drift-scanner or set serving.scanner_ids" in str(exc)
 
 
 @pytest.mark.training

@@ -17,12 +17,13 @@ from analytics.monitoring.canary import canary_detection
 from analytics.triage import class_heat, overlay_default
 from screening.classifier import Classifier, verdict_fields
 from screening.registry import build_model
-from serving.canaries import BackgroundCanaries, CanaryFeed, project_canary
+from serving.canaries import BackgroundCanaries, CanaryFeed
 from serving.ingest import Ingest
 from store.engine import Store
 from store.spool import SpoolIngester, SpoolWriter
 from tests.conftest import make_settings
 from tests.serving_fakes import tiny_model
+from xray.canary import project_canary
 from xray.formats import read_scan
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
