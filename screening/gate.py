@@ -111,10 +111,17 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
         raise XscreenError(f"no class of the model ({', '.join(classes)}) has canary articles", title="Gate")
     with open_store(settings) as store:
         frames = [(sc, store.cleared_images(sc, limit=per_scanner)) for sc in scanners]
-    rng, s = np.random.default_rng(seed), settings.serving
-    images: list[Any] = []
-    truth: list[list[int]] = []
-    focus: list[bool] = []
+    rng, s, items = np.random.default_rng(seed), settings.serving, Items()
+    pending: list[tuple[Any, str, bool]] = []  # (projected image, class, focus): scored a batch at a time, so a few
+    # hundred full-size decoded scans are never held at once
+
+    def score_pending() -> None:
+        images = [image for image, _, _ in pending]
+        items.extend([True] * len(pending), [[int(c == cls) for c in classes] for _, cls, _ in pending],
+                     {m.version: [p.verdict != "clear" for p in m.predict(images)] for m in models},
+                     focus=[f for _, _, f in pending])
+        pending.clear()
+
     for scanner, frame in frames:
         for path in frame["path"]:
             try:
@@ -122,14 +129,12 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
             except (XscreenError, OSError) as exc:
                 log.info("gate: canary background %s left out (%s)", path, exc)
                 continue
-            cls = drawable[len(images) % len(drawable)]
-            images.append(project_canary(scan, cls, rng).image)
-            truth.append([int(c == cls) for c in classes])
-            focus.append(scanner == drift_scanner)
-    items = Items()
-    if images:
-        items.extend([True] * len(images), truth, {m.version: [p.verdict != "clear" for p in m.predict(images)]
-                                                   for m in models}, focus=focus)
+            cls = drawable[(len(items.any_truth) + len(pending)) % len(drawable)]
+            pending.append((project_canary(scan, cls, rng).image, cls, scanner == drift_scanner))
+            if len(pending) == 32:
+                score_pending()
+    if pending:
+        score_pending()
     return items
 
 
