@@ -126,3 +126,25 @@ def test_a_certificate_that_routes_all_benign_mail_is_not_watched_and_says_why()
     later = certificate.certificate_watch([True, False], scanner_id="scanner-1", certified_rate=0.98, margin=0.03,
                                           arl=1e5, state=first.state)
     assert not later.alarm and later.items == 32
+
+
+def test_label_suspects_never_fork_a_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cleanlab forks one process per core by default; in the dashboard's script thread a fork beside Streamlit's
+    threads and scikit-learn's OpenMP pool hung the Relabelling page. On a many-core host, no Pool may start."""
+    import multiprocessing
+
+    import cleanlab.filter as cleanlab_filter
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("label_issue_suspects started a multiprocessing.Pool")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 16)
+    if getattr(cleanlab_filter, "psutil_exists", False):
+        monkeypatch.setattr(cleanlab_filter.psutil, "cpu_count", lambda logical=True: 16)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    probs = rng.dirichlet(np.ones(3), 300)
+    probs[np.arange(300), labels] += 2.0  # mostly confident in the given label: a few suspects, no error
+    found = gate.label_issue_suspects(labels, probs / probs.sum(axis=1, keepdims=True))
+    assert found.dtype == np.int64

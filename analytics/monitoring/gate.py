@@ -152,8 +152,12 @@ def label_issue_suspects(labels: Sequence[int] | np.ndarray, pred_probs: np.ndar
     from cleanlab.filter import find_label_issues  # imported here: 2.5 s, needed only by the relabel queue
 
     try:
+        # n_jobs=1: by default cleanlab forks a multiprocessing.Pool (one process per core) on Linux. This runs in
+        # the dashboard's script thread, and forking a process with other threads running (Streamlit's, an
+        # OpenMP pool that scikit-learn started) can leave the child waiting forever on a lock nobody will
+        # release: the Relabelling page hung that way in CI, twice. A day's labelled items take milliseconds here.
         found = find_label_issues(y, probs, filter_by="prune_by_noise_rate",
-                                  return_indices_ranked_by="self_confidence")
+                                  return_indices_ranked_by="self_confidence", n_jobs=1)
     except (ValueError, TypeError) as err:
         raise MonitoringInputError(f"cleanlab refused the labels: {err}") from err
     return np.asarray(found, dtype=np.int64)
