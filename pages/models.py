@@ -13,7 +13,7 @@ from analytics import accuracy, charts
 from pages import _common as common
 
 s = common.guard("models")
-store = common.store(s)
+cfg, store = common.settings(), common.store(s)
 st.title("Models")
 
 models = common.attempt(store.list_models) or []
@@ -77,6 +77,26 @@ if pairs is not None and len(pairs):
     st.plotly_chart(charts.model_agreement(pairs), key="models_agreement")
 else:
     st.info("No scans scored by both a champion and a shadow in this window.")
+
+st.subheader("Retrain")
+base = ", ".join(str(p) for p in cfg.monitoring.retrain_base) or "no base folder (monitoring.retrain_base)"
+st.caption(f"Fine-tunes the champion on {base} plus every live label, recalibrates and re-certifies, and registers "
+           "a candidate (then: the gate). The supervisor runs requests one at a time, at low priority; alert kinds "
+           f"in monitoring.retrain_on request one by themselves ({', '.join(cfg.monitoring.retrain_on) or 'none'}).")
+if common.allowed(s, "retrain"):
+    r1, r2 = st.columns(2)
+    retrain_name = r1.text_input("Candidate name", f"retrain-{common.now():%Y%m%d-%H%M%S}", key="models_retrain_name")
+    retrain_why = r2.text_input("Why (kept with the request)", key="models_retrain_reason")
+    if st.button("Request retraining", key="models_retrain", disabled=not retrain_why.strip()):
+        common.require_action(s, "retrain")
+        asked = common.attempt(lambda: store.request_retrain(retrain_name.strip(), retrain_why, s.username))
+        if asked is not None:
+            st.success(f"Requested {asked.name}: it runs when the supervisor takes it; then `xscreen gate {asked.name}`.")
+requests = common.attempt(lambda: store.retrain_requests(limit=20)) or []
+if requests:
+    st.dataframe(pd.DataFrame([r.model_dump() for r in requests])[
+        ["name", "status", "requested_by", "requested_at", "started_at", "finished_at", "reason", "message"]],
+        hide_index=True, key="models_retrain_requests")
 
 st.subheader("Change state")
 if not common.allowed(s, "promote"):

@@ -28,6 +28,7 @@ from serving.monitor_context import Context, Key, MonitorRun, plain
 from serving.monitor_explain import drift_signals, realised_accuracy
 from serving.monitor_paging import canary_page, certificate_watch, miss_rate_page
 from serving.monitor_status import judge, status_path, write_status
+from xscreen.errors import XscreenError
 from xscreen.health import HealthReport
 from xscreen.records import AlertRecord, utcnow
 from xscreen.settings import Settings
@@ -131,7 +132,21 @@ class MonitorSchedule:
             return None
         self.failures, self.last_error, self._last_ok_at = 0, None, time.time()
         self._publish()
+        self._request_retraining(self.last_run)
         return self.last_run
+
+    def _request_retraining(self, run: MonitorRun) -> None:
+        """A newly raised alert of a kind in monitoring.retrain_on asks for a retrain (run by the supervisor's
+        RetrainRunner, never in this thread); a refused request is logged, the run stands."""
+        kinds = sorted({a.kind for a in run.raised if a.kind in self._settings.monitoring.retrain_on})
+        if not kinds:
+            return
+        name = f"retrain-{run.measured_at:%Y%m%d-%H%M%S}"
+        try:
+            self._store().request_retrain(name, f"alert(s) {', '.join(kinds)} raised by monitoring",
+                                          "system:monitoring")
+        except XscreenError as exc:
+            log.error("could not request retraining %s: %s", name, exc)
 
     def _snapshot(self) -> dict[str, Any]:
         return {"interval_s": self._interval_s, "started_at": self._started_at, "last_ok_at": self._last_ok_at,

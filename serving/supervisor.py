@@ -170,6 +170,7 @@ class Supervisor:
         self._demo, self._app = demo, app
         self.events: list[tuple[float, str, str]] = []  # (time, service, "died"/"restarted"): for tests and logs
         self.monitoring: Any = None  # the monitoring job's MonitorSchedule (monitoring.interval_s > 0)
+        self.retraining: Any = None  # serving/retrain_runner.RetrainRunner: requested retrains, one at a time
         self.heartbeat = Heartbeat(heartbeat_path(self.settings.home))
         self.adopted: dict[str, Child] = {}
         self._taken_over = False
@@ -315,6 +316,7 @@ class Supervisor:
             self._start("app")
             say(f"dashboard        {s.app_url}")
         self._start_monitoring(say)
+        self._start_retraining(say)
 
     def _start_monitoring(self, say: Callable[[str], None]) -> None:
         """The monitoring job in a thread of the supervisor, against the owner's client (off at interval 0)."""
@@ -328,6 +330,16 @@ class Supervisor:
             self.monitoring = MonitorSchedule(self.settings, lambda: self.store, interval)
             self.monitoring.start()
             say(f"monitoring       every {interval:g} s (`xscreen monitor` runs it now)")
+
+    def _start_retraining(self, say: Callable[[str], None]) -> None:
+        """Retrains asked for on the Models page or by alerts (monitoring.retrain_on), run one at a time as child
+        processes (serving/retrain_runner.py), against the owner's client."""
+        from serving.retrain_runner import RetrainRunner
+
+        self.retraining = RetrainRunner(self.settings, lambda: self.store, self.child_env())
+        self.retraining.start()
+        kinds = ", ".join(self.settings.monitoring.retrain_on) or "no alert kind"
+        say(f"retraining       on request (the Models page; {kinds}), logs {self.settings.logs_dir}/retrain-NAME.log")
 
     def _start_ray_and_worker(self) -> None:
         """Ray head and worker are spawned together: the worker imports torch and the rest while Ray starts, and
@@ -421,6 +433,7 @@ class Supervisor:
             ("dashboard", lambda: self._stop_service("app")),
             ("serving worker", lambda: self._stop_service("worker", 30)),
             ("monitoring", lambda: self.monitoring.stop() if self.monitoring is not None else None),
+            ("retraining", lambda: self.retraining.stop() if self.retraining is not None else None),
             ("Ray head", self._stop_ray),
             ("spool drain", self._drain_spool),
             ("store owner", self._stop_owner),

@@ -302,6 +302,15 @@ ALTER TABLE officer_tips ADD COLUMN heatmaps JSON;
 ALTER TABLE officer_tips ADD COLUMN peak_boxes JSON;
 """
 
+# Migration 17: retraining requested from the Models page or by an alert, run by the supervisor one at a time
+# (serving/retrain_runner.py): pending -> running -> done | failed, with the end of the run's output.
+_M17_RETRAIN_REQUESTS = """
+CREATE TABLE retrain_requests (
+    request_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, reason VARCHAR NOT NULL, requested_by VARCHAR NOT NULL,
+    requested_at TIMESTAMPTZ NOT NULL, status VARCHAR NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    message VARCHAR);
+"""
+
 # Append only: (version, name, SQL script or function of the connection).
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "original schema", _M1_ORIGINAL),
@@ -320,6 +329,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (14, "seizures: regions officers marked on confirmed threats, the threat library's real signatures", _M14_SEIZURES),
     (15, "models.scanner_id and model_events.scanner_id: a champion for one scanner", _M15_CHAMPION_SCOPE),
     (16, "officer_tips.heatmap_size, heatmaps and peak_boxes: a TIP item opens with its heatmap", _M16_TIP_HEATMAPS),
+    (17, "retrain_requests: retraining asked for in the app or by an alert, run by the supervisor", _M17_RETRAIN_REQUESTS),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -11,6 +11,7 @@ by `thresholds_version` (`set_thresholds`); serving follows `models_in_force` li
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,14 @@ from store.audit import audit_row, loads, to_json
 from store.fetch import dicts, first, in_window
 from store.ops import read, write
 from xscreen.errors import ConflictError, NotFoundError, XscreenError
-from xscreen.records import ANY_THREAT, GateReportRecord, ModelInForce, ModelRecord, ModelState
+from xscreen.records import (
+    ANY_THREAT,
+    GateReportRecord,
+    ModelInForce,
+    ModelRecord,
+    ModelState,
+    RetrainRequest,
+)
 
 LIVE_ROLES = ("champion", "shadow")  # the states serving follows, at most one model each
 _MODEL_JSON = ("architecture", "metrics", "thresholds", "calibration")
@@ -344,3 +352,79 @@ def model_lineage(cur: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any
         "events": events, "promoted_by": promotions[-1]["actor"] if promotions else None,
         "promoted_at": promotions[-1]["changed_at"] if promotions else None,
     }
+
+
+# ---- retraining requests (the Models page, or an alert kind in monitoring.retrain_on; serving/retrain_runner.py) ----
+_RETRAIN_COLUMNS = ("request_id, name, reason, requested_by, requested_at, status, started_at, finished_at, "
+                    "message")
+RETRAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a model version name (screening/registry.py)
+
+
+@write(action="retrain", actor="actor")
+def request_retrain(cur: duckdb.DuckDBPyConnection, name: str, reason: str, actor: str, *,
+                    now: datetime) -> RetrainRequest:
+    """Ask for the champion to be retrained into candidate `name` (base folders monitoring.retrain_base plus every
+    live label); the supervisor runs requests one at a time, oldest first. Audited."""
+    if not RETRAIN_NAME.match(name) or name == "champion":
+        raise XscreenError(f"model name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-' (and not "
+                           "'champion')", title="Bad argument")
+    if not reason.strip():
+        raise XscreenError("say why the model is retrained (the reason is kept with the request)", title="Bad argument")
+    if first(cur, "SELECT 1 FROM models WHERE version = ?", [name]) or first(
+            cur, "SELECT 1 FROM retrain_requests WHERE name = ? AND status IN ('pending', 'running')", [name]):
+        raise ConflictError(f"model version {name!r} already exists or is already being retrained: choose another name")
+    request = RetrainRequest(request_id=uuid.uuid4().hex, name=name, reason=reason.strip(), requested_by=actor,
+                             requested_at=now)
+    cur.execute(f"INSERT INTO retrain_requests ({_RETRAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'pending', NULL, NULL, "
+                "NULL)", [request.request_id, name, request.reason, actor, now])
+    audit_row(cur, now, actor, "request_retrain", name, reason=request.reason, request_id=request.request_id)
+    return request
+
+
+@read()
+def retrain_requests(cur: duckdb.DuckDBPyConnection, limit: int = 50) -> list[RetrainRequest]:
+    """The latest retraining requests, newest first."""
+    cur.execute(f"SELECT {_RETRAIN_COLUMNS} FROM retrain_requests ORDER BY requested_at DESC, rowid DESC LIMIT ?",
+                [int(limit)])
+    return [RetrainRequest(**row) for row in dicts(cur)]
+
+
+@write(process_only=True)
+def claim_retrain(cur: duckdb.DuckDBPyConnection, *, now: datetime) -> RetrainRequest | None:
+    """The oldest pending request, now `running`; None when none waits or one is already running (one at a time:
+    two trainings on one host would halve each other)."""
+    if first(cur, "SELECT 1 FROM retrain_requests WHERE status = 'running'"):
+        return None
+    cur.execute(f"SELECT {_RETRAIN_COLUMNS} FROM retrain_requests WHERE status = 'pending' "
+                "ORDER BY requested_at, rowid LIMIT 1")  # rowid: the order asked in, within one clock tick
+    rows = dicts(cur)
+    if not rows:
+        return None
+    cur.execute("UPDATE retrain_requests SET status = 'running', started_at = ? WHERE request_id = ?",
+                [now, rows[0]["request_id"]])
+    return RetrainRequest(**{**rows[0], "status": "running", "started_at": now})
+
+
+@write(process_only=True)
+def finish_retrain(cur: duckdb.DuckDBPyConnection, request_id: str, ok: bool, message: str, *,
+                   now: datetime) -> None:
+    """Close a running request: `done` or `failed`, with the end of the run's output. Audited as the system."""
+    row = first(cur, "SELECT name, status FROM retrain_requests WHERE request_id = ?", [request_id])
+    if row is None:
+        raise NotFoundError(f"no retraining request {request_id!r}")
+    if row[1] != "running":
+        raise ConflictError(f"retraining request {request_id} is {row[1]}, not running")
+    status = "done" if ok else "failed"
+    cur.execute("UPDATE retrain_requests SET status = ?, finished_at = ?, message = ? WHERE request_id = ?",
+                [status, now, message[-2000:], request_id])
+    audit_row(cur, now, "system", f"retrain_{status}", row[0], request_id=request_id)
+
+
+@write(process_only=True)
+def fail_running_retrains(cur: duckdb.DuckDBPyConnection, message: str, *, now: datetime) -> int:
+    """Mark every `running` request failed (a supervisor starting finds one its killed predecessor left); returns
+    how many."""
+    n = first(cur, "SELECT count(*) FROM retrain_requests WHERE status = 'running'")
+    cur.execute("UPDATE retrain_requests SET status = 'failed', finished_at = ?, message = ? WHERE status = 'running'",
+                [now, message])
+    return int(n[0]) if n else 0

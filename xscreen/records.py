@@ -240,6 +240,24 @@ class GateReportRecord(Record):
     report: dict[str, Any]
 
 
+RetrainStatus = Literal["pending", "running", "done", "failed"]
+
+
+class RetrainRequest(Record):
+    """A request to retrain the champion into candidate `name` (the Models page, or an alert kind listed in
+    monitoring.retrain_on), run by the supervisor's retrain runner (serving/retrain_runner.py) one at a time."""
+
+    request_id: str
+    name: str
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    status: RetrainStatus = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: str | None = None  # the end of the run's output: where it failed, or what it registered
+
+
 class ModelInForce(Record):
     """What serving needs to follow one live role (the champion, or the shadow): the weights to load and the
     thresholds to apply. A replica swaps models when `version` changes and thresholds when `thresholds_version`

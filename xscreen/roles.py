@@ -32,6 +32,7 @@ ACTION_ROLES: dict[str, frozenset[Role]] = {
     "adjudicate": frozenset({"supervisor", "admin"}),
     "export_training_set": frozenset({"supervisor", "analyst", "admin"}),
     "promote": frozenset({"supervisor", "admin"}),
+    "retrain": frozenset({"supervisor", "admin"}),
     "rollback": frozenset({"supervisor", "admin"}),
     "change_settings": frozenset({"supervisor", "admin"}),
     "handle_alerts": frozenset({"supervisor", "admin"}),

@@ -227,7 +227,7 @@ class MonitoringSettings(Section):
     interval_s: float = Field(300.0, ge=0, description="Seconds between runs of the monitoring job under `xscreen serve` / `demo` (0 = off; `xscreen monitor` runs it once).")
     webhook_url: str | None = Field(None, description="URL each newly raised alert is POSTed to as JSON (failures are logged, never retried or blocking); none = store and app only.")
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
-    retrain_on: list[Literal["accuracy", "certificate", "content_drift", "score_drift", "scanner_drift"]] = Field(default_factory=list, description="Alert kinds whose newly raised alert makes `xscreen monitor` run `xscreen retrain` at once (base folders `retrain_base` plus the live labels; a candidate only, which the gate and a person promote); empty = off, retraining by hand.")
+    retrain_on: list[Literal["accuracy", "certificate", "content_drift", "score_drift", "scanner_drift"]] = Field(default_factory=list, description="Alert kinds whose newly raised alert makes `xscreen monitor` run `xscreen retrain` at once (and the scheduled monitoring of `serve`/`demo` ask the supervisor's retrain runner for one) (base folders `retrain_base` plus the live labels; a candidate only, which the gate and a person promote); empty = off, retraining by hand.")
     retrain_base: list[Path] = Field(default_factory=list, description="Labelled training folders (`labels.csv` + images) an alert-triggered retrain trains on besides the store's live labels.")
 
     @field_validator("audit_score_bands")
