@@ -107,7 +107,9 @@ def page(browser: Any) -> Iterator[Any]:
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the app's process group, SIGKILL after 10 s (a Streamlit stuck in a script run ignored SIGTERM
-    once and outlived the test run)."""
+    once and outlived the test run), then SIGKILL to whatever of the group is left once the app itself is gone: a
+    child blocked on a lock never runs its SIGTERM handler (a process-pool child forked by a library did exactly
+    that, and outlived a failed run)."""
     for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(proc.pid, sig)
@@ -115,9 +117,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             return
         try:
             proc.wait(timeout=wait_s)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader while any member lives
+    except ProcessLookupError:
+        pass
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
