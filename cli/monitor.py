@@ -37,13 +37,14 @@ def monitor(
     for note in run.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"{len(run.measurements)} measurement(s) recorded, {len(run.raised)} new alert(s)")
-    from screening.retrain import retrain_on_alerts
+    from screening.retrain import retrain_on_alerts, triggering_kinds
 
     result = retrain_on_alerts(settings, run.raised, actor=cli_actor())  # monitoring.retrain_on (off by default)
     if result is not None and result.record is not None:
         # the scanner the triggering alert named is where the drift is: the gate holds the candidate to it there
+        kinds = triggering_kinds(settings, run.raised)
         where = sorted({str(a.details["scanner_id"]) for a in run.raised
-                        if a.kind in settings.monitoring.retrain_on and a.details.get("scanner_id")})
+                        if a.kind in kinds and a.details.get("scanner_id")})
         focus = f" --drift-scanner {where[0]}" if len(where) == 1 else ""
         typer.echo(f"retrained {result.record.version} as candidate (monitoring.retrain_on); "
                    f"next: xscreen gate {result.record.version}{focus}")

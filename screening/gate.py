@@ -69,18 +69,25 @@ def live_truth(labels: Sequence[str], classes: Sequence[str]) -> tuple[bool, lis
     return bool(labels), [int(c in labels) for c in classes]
 
 
+def _readable(path: str, max_bytes: int, max_pixels: int, what: str) -> Any | None:
+    """The decoded scan at `path`, or None (logged) when it cannot be read: the gate goes on without it."""
+    from xray.formats import read_scan
+
+    try:
+        return read_scan(Path(path), max_bytes=max_bytes, max_pixels=max_pixels)
+    except (XscreenError, OSError) as exc:
+        log.info("gate: %s %s left out (%s)", what, path, exc)
+        return None
+
+
 def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], max_bytes: int,
                max_pixels: int, drift_scanner: str | None = None) -> Items:
     """Score the labelled live scans whose images are still readable; an unreadable one is left out, logged. The
     scans of `drift_scanner` are focus items."""
-    from xray.formats import read_scan
-
     items = Items()
     for row in rows.itertuples():
-        try:
-            image = read_scan(Path(row.source_path), max_bytes=max_bytes, max_pixels=max_pixels)
-        except (XscreenError, OSError) as exc:
-            log.info("gate: live scan %s left out (%s)", row.scan_id, exc)
+        image = _readable(row.source_path, max_bytes, max_pixels, "live scan")
+        if image is None:
             continue
         truth, cls = live_truth(list(row.labels), classes)
         flags = {m.version: [m.predict([image])[0].verdict != "clear"] for m in models}
@@ -102,7 +109,6 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
     image cannot be read is left out, logged. The drifted scanner's canaries are focus items."""
     from store.client import open_store
     from xray.canary import project_canary
-    from xray.formats import read_scan
     from xray.threats import THREAT_CLASSES
 
     classes = models[0].classes
@@ -124,10 +130,8 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
 
     for scanner, frame in frames:
         for path in frame["path"]:
-            try:
-                scan = read_scan(Path(path), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
-            except (XscreenError, OSError) as exc:
-                log.info("gate: canary background %s left out (%s)", path, exc)
+            scan = _readable(path, s.max_upload_bytes, s.max_image_pixels, "canary background")
+            if scan is None:
                 continue
             cls = drawable[(len(items.any_truth) + len(pending)) % len(drawable)]
             pending.append((project_canary(scan, cls, rng).image, cls, scanner == drift_scanner))

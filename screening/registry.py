@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,14 +22,12 @@ import torch
 
 from screening.network import NetConfig, ScreeningNet
 from xscreen.errors import ModelError, NotFoundError
-from xscreen.records import ModelRecord, ModelState, utcnow
+from xscreen.records import ModelRecord, ModelState, is_model_version_name, utcnow
 from xscreen.settings import Settings
 
 log = logging.getLogger(__name__)
 FORMAT = "xscreen-checkpoint/1"
 ARCH = "xscreen-cnn-v1"
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-RESERVED = {"champion"}
 
 
 @dataclass
@@ -62,7 +59,7 @@ def sha256_file(path: Path) -> str:
 
 
 def check_version_name(version: str) -> str:
-    if not VERSION_RE.match(version) or version in RESERVED:
+    if not is_model_version_name(version):
         raise ModelError(
             f"model name {version!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-' (and not 'champion')"
         )

@@ -1,6 +1,8 @@
 """`xscreen retrain`: a candidate fine-tuned from the champion on the base data plus what officers decided and
 relabelled (partial labels allowed: `threat` = class unknown), recalibrated and re-certified by training itself,
-registered as a candidate (never promoted here: the gate and a person decide that)."""
+registered as a candidate (never promoted here: the gate and a person decide that). Which alerts start one, and
+under what name, is here too, and this module loads no torch until it trains: the supervisor's monitoring
+schedule asks it (serving/monitor_job.py) without loading the model code."""
 
 from __future__ import annotations
 
@@ -8,12 +10,15 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analytics.labelling import export_folder, export_training_set
-from screening import train
 from xscreen.errors import XscreenError
 from xscreen.records import THREAT_UNKNOWN_CLASS, AlertRecord, utcnow
 from xscreen.settings import Settings
+
+if TYPE_CHECKING:
+    from screening import train
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ def retrain(settings: Settings, base: Sequence[Path], out: str, *, cfg: train.Tr
             live_days: float | None, actor: str) -> train.TrainResult:
     """Fine-tune the champion on `base` + the live labels; register `out` as a candidate whose parent is the
     champion and whose `train_manifest_sha256` hashes every file and label it was trained on."""
+    from screening import train
     from screening.registry import weights_path
 
     if weights_path(settings, out).exists():  # checked before the export, which would be left behind
@@ -64,6 +70,11 @@ def triggering_kinds(settings: Settings, alerts: Iterable[AlertRecord]) -> list[
     return sorted({a.kind for a in alerts} & set(settings.monitoring.retrain_on))
 
 
+def alert_retrain_name(at: datetime) -> str:
+    """The candidate an alert-triggered retrain registers: `retrain-<UTC time>`."""
+    return f"retrain-{at:%Y%m%d-%H%M%S}"
+
+
 def retrain_on_alerts(settings: Settings, alerts: Sequence[AlertRecord], *, actor: str,
                       now: datetime | None = None) -> train.TrainResult | None:
     """Retrain (as `xscreen retrain`, default epochs) when a newly raised alert's kind is in
@@ -72,11 +83,14 @@ def retrain_on_alerts(settings: Settings, alerts: Sequence[AlertRecord], *, acto
     kinds = triggering_kinds(settings, alerts)
     if not kinds:
         return None
-    out = f"retrain-{(now or utcnow()):%Y%m%d-%H%M%S}"
+    from screening import train
+
+    out = alert_retrain_name(now or utcnow())
     log.info("alert(s) %s raised: retraining %s", ", ".join(kinds), out)
     cfg = train.TrainConfig(epochs=settings.model.default_epochs, seed=settings.model.seed,
                             box_weight=settings.model.box_weight, progress=False)
     return retrain(settings, settings.monitoring.retrain_base, out, cfg=cfg, live_days=None, actor=actor)
 
 
-__all__ = ["export_live_labels", "model_labels", "retrain", "retrain_on_alerts", "triggering_kinds"]
+__all__ = ["alert_retrain_name", "export_live_labels", "model_labels", "retrain", "retrain_on_alerts",
+           "triggering_kinds"]

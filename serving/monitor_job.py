@@ -138,10 +138,12 @@ class MonitorSchedule:
     def _request_retraining(self, run: MonitorRun) -> None:
         """A newly raised alert of a kind in monitoring.retrain_on asks for a retrain (run by the supervisor's
         RetrainRunner, never in this thread); a refused request is logged, the run stands."""
-        kinds = sorted({a.kind for a in run.raised if a.kind in self._settings.monitoring.retrain_on})
+        from screening.retrain import alert_retrain_name, triggering_kinds  # torch-free (see there)
+
+        kinds = triggering_kinds(self._settings, run.raised)
         if not kinds:
             return
-        name = f"retrain-{run.measured_at:%Y%m%d-%H%M%S}"
+        name = alert_retrain_name(run.measured_at)
         try:
             self._store().request_retrain(name, f"alert(s) {', '.join(kinds)} raised by monitoring",
                                           "system:monitoring")

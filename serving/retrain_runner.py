@@ -101,7 +101,7 @@ class RetrainRunner:
         except OSError as exc:  # no such interpreter, no room for the log: the request fails, the runner goes on
             store.finish_retrain(request.request_id, False, f"could not start the retrain: {exc}")
             return request
-        tail = log_path.read_text(errors="replace")[-TAIL_CHARS:].strip() if log_path.exists() else ""
+        tail = _tail(log_path)
         ok = code == 0
         message = (STOPPED if self._stopping and not ok else tail) or f"exited with status {code}"
         store.finish_retrain(request.request_id, ok, message)
@@ -122,6 +122,16 @@ class RetrainRunner:
         finally:
             with self._lock:
                 self._child = None
+
+
+def _tail(path: Path) -> str:
+    """The last TAIL_CHARS characters of a run's output, read from the end (a long training log is megabytes)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(fh.seek(0, os.SEEK_END) - 4 * TAIL_CHARS, 0))
+            return fh.read().decode(errors="replace")[-TAIL_CHARS:].strip()
+    except OSError:
+        return ""
 
 
 def _lower_priority() -> None:

@@ -11,7 +11,6 @@ by `thresholds_version` (`set_thresholds`); serving follows `models_in_force` li
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -30,6 +29,7 @@ from xscreen.records import (
     ModelRecord,
     ModelState,
     RetrainRequest,
+    is_model_version_name,
 )
 
 LIVE_ROLES = ("champion", "shadow")  # the states serving follows, at most one model each
@@ -357,7 +357,6 @@ def model_lineage(cur: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any
 # ---- retraining requests (the Models page, or an alert kind in monitoring.retrain_on; serving/retrain_runner.py) ----
 _RETRAIN_COLUMNS = ("request_id, name, reason, requested_by, requested_at, status, started_at, finished_at, "
                     "message")
-RETRAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a model version name (screening/registry.py)
 
 
 @write(action="retrain", actor="actor")
@@ -365,7 +364,7 @@ def request_retrain(cur: duckdb.DuckDBPyConnection, name: str, reason: str, acto
                     now: datetime) -> RetrainRequest:
     """Ask for the champion to be retrained into candidate `name` (base folders monitoring.retrain_base plus every
     live label); the supervisor runs requests one at a time, oldest first. Audited."""
-    if not RETRAIN_NAME.match(name) or name == "champion":
+    if not is_model_version_name(name):
         raise XscreenError(f"model name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-' (and not "
                            "'champion')", title="Bad argument")
     if not reason.strip():

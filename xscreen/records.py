@@ -8,6 +8,7 @@ injected scan). Times are timezone-aware UTC; probabilities are in [0, 1].
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -209,6 +210,15 @@ class SeizureRecord(Record):
     kind: SeizureKind
     officer: str
     created_at: datetime
+
+
+MODEL_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a model version's name: a folder name too
+RESERVED_VERSIONS = frozenset({"champion"})  # names that mean a role, never a version
+
+
+def is_model_version_name(name: str) -> bool:
+    """Whether `name` may name a model version (the registry and the store's retrain requests both ask)."""
+    return bool(MODEL_VERSION.match(name)) and name not in RESERVED_VERSIONS
 
 
 class ModelRecord(Record):
