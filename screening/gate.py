@@ -80,19 +80,45 @@ def _readable(path: str, max_bytes: int, max_pixels: int, what: str) -> Any | No
         return None
 
 
+BATCH = 32  # images scored per call: a few hundred full-size decoded scans are never held at once
+
+
+class _Scoring:
+    """Items waiting to be scored: every model scores them a batch at a time, then they join `items`."""
+
+    def __init__(self, models: Sequence[Classifier], items: Items) -> None:
+        self.models, self.items = models, items
+        self.pending: list[tuple[Any, bool, list[int], bool]] = []  # (image, any truth, class truth, focus)
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, image: Any, truth: bool, class_truth: list[int], focus: bool) -> None:
+        self.pending.append((image, truth, class_truth, focus))
+        if len(self.pending) == BATCH:
+            self.flush()
+
+    def flush(self) -> Items:
+        if self.pending:
+            images = [p[0] for p in self.pending]
+            self.items.extend([p[1] for p in self.pending], [p[2] for p in self.pending],
+                              {m.version: [v.verdict != "clear" for v in m.predict(images)] for m in self.models},
+                              focus=[p[3] for p in self.pending])
+            self.pending.clear()
+        return self.items
+
+
 def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], max_bytes: int,
                max_pixels: int, drift_scanner: str | None = None) -> Items:
-    """Score the labelled live scans whose images are still readable; an unreadable one is left out, logged. The
-    scans of `drift_scanner` are focus items."""
-    items = Items()
+    """Score the labelled live scans whose images are still readable (a batch at a time); an unreadable one is
+    left out, logged. The scans of `drift_scanner` are focus items."""
+    scoring = _Scoring(models, Items())
     for row in rows.itertuples():
         image = _readable(row.source_path, max_bytes, max_pixels, "live scan")
-        if image is None:
-            continue
-        truth, cls = live_truth(list(row.labels), classes)
-        flags = {m.version: [m.predict([image])[0].verdict != "clear"] for m in models}
-        items.extend([truth], [cls], flags, focus=drift_scanner is not None and row.scanner_id == drift_scanner)
-    return items
+        if image is not None:
+            truth, cls = live_truth(list(row.labels), classes)
+            scoring.add(image, truth, cls, drift_scanner is not None and row.scanner_id == drift_scanner)
+    return scoring.flush()
 
 
 def certified_miss(record: ModelRecord) -> float | None:
@@ -117,29 +143,17 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
         raise XscreenError(f"no class of the model ({', '.join(classes)}) has canary articles", title="Gate")
     with open_store(settings) as store:
         frames = [(sc, store.cleared_images(sc, limit=per_scanner)) for sc in scanners]
-    rng, s, items = np.random.default_rng(seed), settings.serving, Items()
-    pending: list[tuple[Any, str, bool]] = []  # (projected image, class, focus): scored a batch at a time, so a few
-    # hundred full-size decoded scans are never held at once
-
-    def score_pending() -> None:
-        images = [image for image, _, _ in pending]
-        items.extend([True] * len(pending), [[int(c == cls) for c in classes] for _, cls, _ in pending],
-                     {m.version: [p.verdict != "clear" for p in m.predict(images)] for m in models},
-                     focus=[f for _, _, f in pending])
-        pending.clear()
-
+    rng, s = np.random.default_rng(seed), settings.serving
+    scoring = _Scoring(models, Items())
     for scanner, frame in frames:
         for path in frame["path"]:
             scan = _readable(path, s.max_upload_bytes, s.max_image_pixels, "canary background")
             if scan is None:
                 continue
-            cls = drawable[(len(items.any_truth) + len(pending)) % len(drawable)]
-            pending.append((project_canary(scan, cls, rng).image, cls, scanner == drift_scanner))
-            if len(pending) == 32:
-                score_pending()
-    if pending:
-        score_pending()
-    return items
+            cls = drawable[(len(scoring.items.any_truth) + len(scoring)) % len(drawable)]
+            scoring.add(project_canary(scan, cls, rng).image, True, [int(c == cls) for c in classes],
+                        scanner == drift_scanner)
+    return scoring.flush()
 
 
 def run_gate(settings: Settings, candidate: str, folders: Sequence[Path], *, live_days: float,

@@ -1,7 +1,7 @@
 """Runs the retraining people ask for (the Models page) or alerts ask for (`monitoring.retrain_on`), one at a time.
 
-Requests wait in the store (`retrain_requests`, store/models.py). A thread of the supervisor claims the oldest
-pending one every `interval_s` and runs `xscreen retrain --out NAME [--base monitoring.retrain_base]` as a child
+Requests wait in the store (`retrain_requests`, store/models.py). A thread of the supervisor looks every `interval_s`
+(a read), claims the oldest pending one and runs `xscreen retrain --out NAME [--base monitoring.retrain_base]` as a child
 process with the supervisor's settings, at low CPU priority, its output in `HOME/logs/retrain-NAME.log`; the end
 of that output is stored with the request (`done` or `failed`). A child process, not a thread: training holds the
 CPU and the GIL for minutes, and the monitoring, restarts and shutdown that this process runs must not wait for it.
@@ -90,6 +90,8 @@ class RetrainRunner:
         if self._stopping:
             return None
         store = self._store()
+        if not store.retrain_waiting():  # a read: most intervals nothing waits, and the writer is the ingest's
+            return None
         request = store.claim_retrain()
         if request is None:
             return None

@@ -388,6 +388,14 @@ def retrain_requests(cur: duckdb.DuckDBPyConnection, limit: int = 50) -> list[Re
     return [RetrainRequest(**row) for row in dicts(cur)]
 
 
+@read()
+def retrain_waiting(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a request is pending and none runs: what the runner asks every interval before it claims, so that an
+    idle runner reads instead of taking the writer for an empty transaction."""
+    return first(cur, "SELECT 1 FROM retrain_requests WHERE status = 'pending' AND NOT EXISTS "
+                      "(SELECT 1 FROM retrain_requests WHERE status = 'running') LIMIT 1") is not None
+
+
 @write(process_only=True)
 def claim_retrain(cur: duckdb.DuckDBPyConnection, *, now: datetime) -> RetrainRequest | None:
     """The oldest pending request, now `running`; None when none waits or one is already running (one at a time:

@@ -25,12 +25,14 @@ from xscreen.settings import Settings
 
 
 def test_requests_wait_run_one_at_a_time_and_close_with_their_output(store: Store, now: datetime) -> None:
+    assert not store.retrain_waiting()
     first = store.request_retrain("cand-1", "accuracy alert on scanner-1", "sue")
     store.request_retrain("cand-2", "new goods", "sue")
+    assert store.retrain_waiting()
     assert [r.name for r in store.retrain_requests()] == ["cand-2", "cand-1"]  # newest first (same clock: as asked)
     claimed = store.claim_retrain()
     assert claimed is not None and (claimed.name, claimed.status) == ("cand-1", "running") and claimed.started_at
-    assert store.claim_retrain() is None  # one at a time: cand-2 waits while cand-1 runs
+    assert store.claim_retrain() is None and not store.retrain_waiting()  # one at a time: cand-2 waits while cand-1 runs
     store.finish_retrain(first.request_id, True, "registered cand-1 as candidate")
     done = {r.name: r for r in store.retrain_requests()}["cand-1"]
     assert (done.status, done.message) == ("done", "registered cand-1 as candidate") and done.finished_at
