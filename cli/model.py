@@ -13,7 +13,8 @@ from typing import Any
 import typer
 
 from cli.context import cli_actor, settings_of
-from xscreen.errors import XscreenError
+from xscreen.errors import BadScanError, XscreenError
+from xscreen.settings import Settings
 
 models_app = typer.Typer(help="List, inspect, promote and roll back model versions.", no_args_is_help=True)
 
@@ -76,13 +77,16 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     plots: Path = typer.Option(None, "--plots", help="Write reliability and ROC plots (HTML) into this folder."),
 ) -> None:
-    """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point."""
+    """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point. Images that
+    cannot be read are left out, each named on stderr and listed under `unreadable` in the JSON."""
     from screening.assess import evaluate_classifier
     from screening.evaluate import save_plots
 
     settings = settings_of(ctx)
     clf = _classifier(settings, model)
     result, any_scores, any_labels = evaluate_classifier(clf, _dirs(data), progress=not as_json)
+    for bad in result["unreadable"]:
+        typer.echo(f"left out, unreadable: {bad['file']} ({bad['reason']})", err=True)
     if plots is not None:
         result["plots"] = [str(p) for p in save_plots(any_scores, any_labels, plots, f"{clf.version} on {data}")]
     if as_json:
@@ -110,36 +114,69 @@ def _print_metrics(m: dict[str, Any], version: str) -> None:
     if "localisation" in m:
         loc = m["localisation"]
         console.print(f"heatmap peak inside the threat box: {loc['hit_rate']:.1%} of {loc['n']} detected threats")
+    if m.get("unreadable"):
+        console.print(f"{len(m['unreadable'])} unreadable images left out of these figures (named above)")
 
 
 def predict_cmd(
     ctx: typer.Context,
-    files: list[Path] = typer.Argument(..., help="Scan files (png, jpeg, tiff, npz, dicos)."),
+    files: list[Path] = typer.Argument(..., help="Scan files, or folders of them (png, jpeg, tiff, npz, dicos; "
+                                                 "searched at any depth)."),
     model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
-    """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region."""
-    from xray.formats import read_scan
+    """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region. A file that is not
+    a readable scan is named on stderr with the reason and the others are still scored; the exit status is then 1."""
+    from xray.formats import scan_files
 
     settings = settings_of(ctx)
-    s = settings.serving
-    # Read (and refuse) every file first: a non-image fails in milliseconds, before torch takes seconds to import.
-    scans = [read_scan(Path(f), max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
-                       max_decoded_bytes=s.max_decoded_bytes) for f in files]
-    clf = _classifier(settings, model)
+    paths = scan_files(files)
     rows: list[dict[str, Any]] = []
-    for f, p in zip(files, clf.predict(scans), strict=True):
-        top = p.top_class or max(p.scores, key=p.scores.__getitem__)
-        rows.append({"file": str(f), "model": p.model_version, "verdict": p.verdict, "any_threat": round(p.any_threat, 4),
-                     "top_class": p.top_class, "scores": {c: round(s, 4) for c, s in p.scores.items()},
-                     "top_region": {"class": top, "box": [round(v, 3) for v in p.peak_boxes.get(top, ())]}})
+    refused: list[BadScanError] = []
+    clf = None
+    for start in range(0, len(paths), PREDICT_BATCH):  # a batch at a time: a folder of large scans is never held whole
+        chunk, scans = _read_scans(settings, paths[start:start + PREDICT_BATCH], refused)
+        if not scans:
+            continue
+        clf = clf or _classifier(settings, model)  # after the first readable scans: a bad file fails before torch loads
+        rows += [_prediction_row(f, p) for f, p in zip(chunk, clf.predict(scans), strict=True)]
+    for exc in refused:
+        typer.echo(f"error: {exc}", err=True)
     if as_json:
         _echo_json(rows)
-        return
-    for r in rows:
-        scores = "  ".join(f"{c} {s:.3f}" for c, s in sorted(r["scores"].items(), key=lambda kv: -kv[1]))
-        typer.echo(f"{r['file']}: {r['verdict'].upper()}  any_threat {r['any_threat']:.3f}  top {r['top_class']}  "
-                   f"region {r['top_region']['class']} {r['top_region']['box']}\n    {scores}")
+    else:
+        for r in rows:
+            scores = "  ".join(f"{c} {s:.3f}" for c, s in sorted(r["scores"].items(), key=lambda kv: -kv[1]))
+            typer.echo(f"{r['file']}: {r['verdict'].upper()}  any_threat {r['any_threat']:.3f}  top {r['top_class']}  "
+                       f"region {r['top_region']['class']} {r['top_region']['box']}\n    {scores}")
+    if refused:
+        typer.echo(f"{len(refused)} of {len(paths)} files could not be read (above); {len(rows)} scored", err=True)
+        raise typer.Exit(1)
+
+
+PREDICT_BATCH = 32
+
+
+def _read_scans(settings: Settings, paths: list[Path], refused: list[BadScanError]) -> tuple[list[Path], list[Any]]:
+    """(readable paths, their scans); the refusals are appended to `refused`."""
+    from xray.formats import read_scan
+
+    s = settings.serving
+    read: list[tuple[Path, Any]] = []
+    for f in paths:
+        try:
+            read.append((f, read_scan(f, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
+                                      max_decoded_bytes=s.max_decoded_bytes)))
+        except BadScanError as exc:
+            refused.append(exc)
+    return [f for f, _ in read], [scan for _, scan in read]
+
+
+def _prediction_row(f: Path, p: Any) -> dict[str, Any]:
+    top = p.top_class or max(p.scores, key=p.scores.__getitem__)
+    return {"file": str(f), "model": p.model_version, "verdict": p.verdict, "any_threat": round(p.any_threat, 4),
+            "top_class": p.top_class, "scores": {c: round(s, 4) for c, s in p.scores.items()},
+            "top_region": {"class": top, "box": [round(v, 3) for v in p.peak_boxes.get(top, ())]}}
 
 
 @models_app.command("list")

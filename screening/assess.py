@@ -48,14 +48,19 @@ def score_set(clf: Classifier, data: LabelledSet, boxes: Boxes, batch_size: int 
 
 
 def evaluate_classifier(clf: Classifier, folders: Sequence[Path], *, progress: bool = True) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """metrics() of the classifier on labelled folders (+ `localisation` where a manifest has boxes).
+    """metrics() of the classifier on the readable labelled images of folders (+ `localisation` where a manifest
+    has boxes). Images that cannot be read are left out and listed under `unreadable` (file, reason), so one odd
+    file in a folder of real scans does not void the evaluation and the figures say what they rest on.
 
     Returns (metrics, calibrated any-threat scores, any-threat labels) so callers can plot.
     """
-    data = load_folders(folders, clf.classes, clf.input_size, progress=progress)  # reads manifests' boxes too
+    unreadable: list[tuple[Path, str]] = []
+    data = load_folders(folders, clf.classes, clf.input_size, progress=progress,  # reads manifests' boxes too
+                        unreadable=unreadable)
     p_any, p_cls, hits = score_set(clf, data, data.boxes)
     result = metrics(p_any, data.any_labels, p_cls, data.class_labels, clf.classes, clf.point)
     result["model_version"] = clf.version
+    result["unreadable"] = [{"file": str(path), "reason": reason} for path, reason in unreadable]
     if hits:
         result["localisation"] = localisation(hits, clf.classes)
     return result, p_any, data.any_labels

@@ -130,22 +130,31 @@ def _decode(path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor | None, G
     return (canvas * 255).round_().to(torch.uint8), planes, geo, hashlib.sha256(data).hexdigest()
 
 
-def load_folders(folders: Sequence[Path], classes: Sequence[str], size: int, *, progress: bool = True) -> LabelledSet:
-    """Read, check and cache every labelled image of `folders` (unreadable images: LabelError naming the file)."""
+def load_folders(folders: Sequence[Path], classes: Sequence[str], size: int, *, progress: bool = True,
+                 unreadable: list[tuple[Path, str]] | None = None) -> LabelledSet:
+    """Read, check and cache every labelled image of `folders`. An unreadable image is a LabelError naming the file
+    (training must not quietly lose labelled items), unless an `unreadable` list is given: then it is left out and
+    (path, reason) appended there, for the caller to report (evaluation on folders of real scans)."""
     rows = [r for folder in folders for r in read_labels(Path(folder), classes)]
-    any_y, cls_y = targets(rows, classes)
     canvases = torch.empty((len(rows), 3, size, size), dtype=torch.uint8)
     planes = torch.full((len(rows), 2, size, size), float("nan"), dtype=torch.float16)
-    geos, digests, n_dual = [], [], 0
+    keep, geos, digests, n_dual = [], [], [], 0
     for i, row in enumerate(tqdm(rows, desc="reading scans", unit="img", disable=not progress, leave=False)):
         try:
             canvases[i], p, geo, digest = _decode(row.path, size)
         except BadScanError as exc:
-            raise LabelError(f"{row.path}: unreadable scan ({exc.reason})") from None
+            if unreadable is None:
+                raise LabelError(f"{row.path}: unreadable scan ({exc.reason})") from None
+            unreadable.append((row.path, exc.reason))
+            continue
         if p is not None:
             planes[i], n_dual = p.half(), n_dual + 1
+        keep.append(i)
         geos.append(geo)
         digests.append(digest)
+    if len(keep) < len(rows):
+        rows, canvases, planes = [rows[i] for i in keep], canvases[keep], planes[keep]
+    any_y, cls_y = targets(rows, classes)
     files = [r.path for r in rows]
     from screening.boxes import load_boxes
 

@@ -63,3 +63,49 @@ def test_evaluate_refuses_a_single_class_set(cli_env: tuple[Path, Path], tmp_pat
     (tmp_path / "labels.csv").write_text("file,labels\n" + "".join(f"{n},\n" for n in benign[:3]))
     with pytest.raises(EvaluationError, match="all 3 items are benign"):
         _run(config, "evaluate", "--data", str(tmp_path))
+
+
+def test_predict_scores_a_folder_and_names_the_files_it_cannot_read(cli_env: tuple[Path, Path], tmp_path: Path) -> None:
+    """A folder is its scan files at any depth (labels.csv and hidden files are not scans); an unreadable file is
+    named on stderr with its reason, the readable ones are still scored, and the exit status says not all were."""
+    config, data = cli_env
+    _run(config, "train", "--data", str(data), "--out", "folder-model", "--epochs", "1")
+    pngs = sorted(data.glob("*.png"))[:3]
+    (tmp_path / "bay-2").mkdir()
+    (tmp_path / "a.png").write_bytes(pngs[0].read_bytes())
+    (tmp_path / "bay-2" / "b.PNG").write_bytes(pngs[1].read_bytes())
+    (tmp_path / ".c.png").write_bytes(pngs[2].read_bytes())
+    (tmp_path / "cut.png").write_bytes(pngs[2].read_bytes()[:300])
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,\n")
+    result = CliRunner().invoke(app, ["--config", str(config), "predict", str(tmp_path), "--model", "folder-model",
+                                      "--json"])
+    assert result.exit_code == 1, result.output
+    assert [Path(p["file"]).name for p in json.loads(result.stdout)] == ["a.png", "b.PNG"]
+    assert f"{tmp_path / 'cut.png'}: " in result.stderr and "1 of 3 files could not be read" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["--config", str(config), "predict", str(empty)])
+    assert result.exit_code != 0 and "no scan files in this folder" in str(result.exception)
+
+
+def test_evaluate_leaves_out_unreadable_images_and_lists_them(cli_env: tuple[Path, Path], tmp_path: Path) -> None:
+    """One cut file in a labelled folder does not void the evaluation: the figures rest on the readable images,
+    and the JSON and stderr name the file left out and why. Training on the same folder refuses it."""
+    config, data = cli_env
+    _run(config, "train", "--data", str(data), "--out", "eval-model", "--epochs", "1")
+    rows = (data / "labels.csv").read_text().splitlines()
+    for line in rows[1:]:
+        name = line.split(",")[0]
+        (tmp_path / name).write_bytes((data / name).read_bytes())
+    cut = rows[1].split(",")[0]
+    (tmp_path / cut).write_bytes((data / cut).read_bytes()[:200])
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(app, ["--config", str(config), "evaluate", "--model", "eval-model", "--data",
+                                      str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == len(rows) - 2 and [Path(u["file"]).name for u in metrics["unreadable"]] == [cut]
+    assert f"left out, unreadable: {tmp_path / cut}" in result.stderr
+    result = CliRunner().invoke(app, ["--config", str(config), "train", "--data", str(tmp_path), "--out", "x",
+                                      "--epochs", "1"])
+    assert result.exit_code != 0 and f"{tmp_path / cut}: unreadable scan" in str(result.exception)

@@ -23,14 +23,14 @@ import io
 import struct
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from xray.materials import RATIO_METAL_MIN, RATIO_ORGANIC_MAX, TRANSMISSION_FLOOR
 from xray.palettes import pseudo_colour
-from xscreen.errors import BadScanError
+from xscreen.errors import BadScanError, XscreenError
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npz", ".dcm"})
 MIN_SIDE = 16
@@ -89,6 +89,26 @@ class ScanImage:
     def rgb_sub(self, rows: slice, cols: slice) -> np.ndarray:
         """rgb[rows, cols] without converting the whole image (same values)."""
         return _unit(self.rgb8[rows, cols]) if self.rgb8 is not None else self.rgb[rows, cols]
+
+
+def scan_files(paths: Iterable[Path]) -> list[Path]:
+    """The files to score for command-line arguments: a file as given (whatever its suffix: read_scan judges its
+    bytes), a folder as the scan files under it (SUPPORTED_SUFFIXES, any case, at any depth, hidden ones skipped),
+    in sorted order. XscreenError names an argument that does not exist or a folder holding no scan file."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise XscreenError(f"{path}: no scan files in this folder ({', '.join(sorted(SUPPORTED_SUFFIXES))})",
+                                  title="Bad argument")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise XscreenError(f"{path}: no such file or folder", title="Bad argument")
+    return files
 
 
 def _unit(pixels: np.ndarray) -> np.ndarray:
