@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan
+from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan, scan_files
 from xray.palettes import pseudo_colour
 from xray.synth import Parcel, render_parcel
 from xray.writers import FORMATS, SUFFIX, encode, encode_npz, encode_tiff
-from xscreen.errors import BadScanError
+from xscreen.errors import BadScanError, XscreenError
 from xscreen.settings import DEFAULT_CLASSES
 
 STAT_KEYS = {"mean_attenuation", "noise_level", "dynamic_range", "organic_fraction", "inorganic_fraction",
@@ -186,3 +186,16 @@ def test_garbage_after_a_valid_signature_never_escapes_as_a_library_error(parcel
             except BadScanError as err:
                 assert err.reason_code in {"truncated", "corrupt", "bad_shape", "bad_bit_depth", "too_large",
                                            "not_image", "unsupported_format"}
+
+
+def test_scan_files_expands_folders_to_their_scan_files_and_names_bad_arguments(tmp_path: Path) -> None:
+    for rel in ("b.png", "a.JPG", "bay-2/c.tiff", "notes.txt", "labels.csv", ".hidden.png", ".cache/d.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    loose = tmp_path / "notes.txt"  # a file named on the command line is taken as given: read_scan judges its bytes
+    assert scan_files([tmp_path, loose]) == [tmp_path / "a.JPG", tmp_path / "b.png", tmp_path / "bay-2" / "c.tiff", loose]
+    with pytest.raises(XscreenError, match="no such file or folder"):
+        scan_files([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(XscreenError, match="no scan files in this folder"):
+        scan_files([tmp_path / "empty"])
