@@ -126,7 +126,8 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
     """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region. A file that is not
-    a readable scan is named on stderr with the reason and the others are still scored; the exit status is then 1."""
+    a readable scan is named on stderr with the reason and the others are still scored; the exit status is then 1
+    (2 when none could be read)."""
     from xray.formats import scan_files
 
     settings = settings_of(ctx)
@@ -149,6 +150,8 @@ def predict_cmd(
             scores = "  ".join(f"{c} {s:.3f}" for c, s in sorted(r["scores"].items(), key=lambda kv: -kv[1]))
             typer.echo(f"{r['file']}: {r['verdict'].upper()}  any_threat {r['any_threat']:.3f}  top {r['top_class']}  "
                        f"region {r['top_region']['class']} {r['top_region']['box']}\n    {scores}")
+    if refused and not rows:  # nothing to show: an error, as for any bad input
+        raise XscreenError(f"none of the {len(paths)} files could be read (above)", title="Unreadable scan")
     if refused:
         typer.echo(f"{len(refused)} of {len(paths)} files could not be read (above); {len(rows)} scored", err=True)
         raise typer.Exit(1)
