@@ -55,25 +55,25 @@ def adapt_cmd(
     epochs: int = typer.Option(None, "--epochs", min=1, help="Most fine-tuning epochs (default: adapt.epochs)."),
 ) -> None:
     """Adapt a model to one scanner: library threats projected into its own benign scans, zero labels."""
-    from screening.adapt import AdaptConfig, adapt_model, read_folder
+    from screening.adapt import AdaptConfig, adapt_model, read_folder, read_paths, reading_side
+    from screening.registry import resolve
 
     settings = settings_of(ctx)
     s = settings.serving
     if images is None and scanner is None:
         raise XscreenError("give --images DIR, --scanner ID, or both", title="Bad argument")
-    if images is not None:
-        pixels, _ = read_folder(images, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
-        source = f"folder {images}"
-    else:
-        from screening.adapt import read_paths
-
-        pixels = read_paths(_store_images(settings, scanner), max_bytes=s.max_upload_bytes,
-                            max_pixels=s.max_image_pixels)
-        source = f"store: recent cleared scans of {scanner}"
     if from_model == "champion":  # a fresh home: the bundled model, registered on first use
         from screening.train import champion_or_bundled
 
         champion_or_bundled(settings)
+    side = reading_side(int(resolve(settings, from_model).architecture["input_size"]))  # scans reduced as read
+    if images is not None:
+        pixels, _ = read_folder(images, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, max_side=side)
+        source = f"folder {images}"
+    else:
+        pixels = read_paths(_store_images(settings, scanner), max_bytes=s.max_upload_bytes,
+                            max_pixels=s.max_image_pixels, max_side=side)
+        source = f"store: recent cleared scans of {scanner}"
     a = settings.adapt
     cfg = AdaptConfig(epochs=epochs or a.epochs, drop_quantile=a.drop_quantile, holdout_fraction=a.holdout_fraction,
                       synthetic_images=a.synthetic_images, library_articles=a.library_articles,

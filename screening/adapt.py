@@ -79,31 +79,41 @@ def min_images_needed(cfg: AdaptConfig, alpha: float, delta: float) -> int:
     return max(cfg.min_images, int(np.ceil(held / cfg.holdout_fraction / (1 - cfg.drop_quantile))))
 
 
-def read_folder(folder: Path, *, max_bytes: int, max_pixels: int) -> tuple[list[np.ndarray], list[str]]:
+def read_folder(folder: Path, *, max_bytes: int, max_pixels: int,
+                max_side: int | None = None) -> tuple[list[np.ndarray], list[str]]:
     """The JPEG / PNG (or any readable) scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their
-    file names; files that are not readable scans are skipped with a warning. No sidecars are needed or read."""
+    file names; files that are not readable scans are skipped with a warning. No sidecars are needed or read.
+    `max_side`: each image is reduced as it is read to at most this longer side (adapt_model would reduce it
+    anyway), so a folder of large scans is never held at full size."""
     if not folder.is_dir():
         raise ConfigError(f"--images: {folder} is not a folder")
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() not in (".csv", ".json", ".jsonl", ".txt", ".parquet"))
-    read = [(p.name, img) for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+    read = [(p.name, img) for p in paths if (img := _read_one(p, max_bytes, max_pixels, max_side)) is not None]
     return [img for _, img in read], [name for name, _ in read]
 
 
-def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int) -> list[np.ndarray]:
-    """The pixels of the given scan files (unreadable ones skipped with a warning)."""
-    return [img for p in paths if (img := _read_one(p, max_bytes, max_pixels)) is not None]
+def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int,
+               max_side: int | None = None) -> list[np.ndarray]:
+    """The pixels of the given scan files (unreadable ones skipped with a warning; `max_side` as read_folder)."""
+    return [img for p in paths if (img := _read_one(p, max_bytes, max_pixels, max_side)) is not None]
 
 
-def _read_one(path: Path, max_bytes: int, max_pixels: int) -> np.ndarray | None:
+def reading_side(input_size: int, cfg: AdaptConfig | None = None) -> int:
+    """The longest side adapt_model works at for a model of `input_size` (what read_folder may reduce to)."""
+    return round((cfg or AdaptConfig()).max_side_factor * input_size)
+
+
+def _read_one(path: Path, max_bytes: int, max_pixels: int, max_side: int | None = None) -> np.ndarray | None:
     from xray.formats import read_scan
     from xscreen.errors import BadScanError
 
     try:
-        return _pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels))
+        pixels = _pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels))
     except BadScanError as exc:
         log.warning("skipping %s: %s", path, exc.reason)
         return None
+    return pixels if max_side is None else _reduce(pixels, max_side)
 
 
 def _pixels(scan: Any) -> np.ndarray:
@@ -284,7 +294,7 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     classes = list(parent.config.classes)
     rng = np.random.default_rng(cfg.seed)
     bar = _Stages(9, cfg.progress)
-    imgs = [_reduce(im, round(cfg.max_side_factor * size)) for im in images]
+    imgs = [_reduce(im, reading_side(size, cfg)) for im in images]
     bar.next("scoring with the parent")
     t_score = time.perf_counter()
     p_before = scored_any(clf, imgs)

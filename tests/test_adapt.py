@@ -168,3 +168,17 @@ def test_decoys_are_benign_objects_projected_into_a_share_of_the_benign_backgrou
     assert len(changed) == 6
     for i in changed:  # an object was added: the image only gets darker where it changed, never lighter overall
         assert out[i].shape == backgrounds[i].shape and out[i].astype(int).sum() < backgrounds[i].astype(int).sum()
+
+
+def test_a_folder_of_large_scans_is_reduced_as_it_is_read(tmp_path: Path) -> None:
+    """adapt works at most at max_side_factor x the canvas, so read_folder reduces each scan as it reads it (a few
+    hundred large real scans are never held at full size); grey stays grey, colour colour, the aspect kept."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "big.png").write_bytes(_png(rng.integers(0, 255, (900, 1200, 3), dtype=np.uint8)))
+    (tmp_path / "grey.png").write_bytes(_png(rng.integers(0, 255, (300, 150), dtype=np.uint8)))
+    (tmp_path / "small.png").write_bytes(_png(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)))
+    images, names = read_folder(tmp_path, max_bytes=2**24, max_pixels=2**24, max_side=200)
+    assert names == ["big.png", "grey.png", "small.png"]
+    assert [im.shape for im in images] == [(150, 200, 3), (200, 100), (60, 80, 3)]
+    full, _ = read_folder(tmp_path, max_bytes=2**24, max_pixels=2**24)
+    assert full[0].shape == (900, 1200, 3)
