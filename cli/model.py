@@ -77,8 +77,9 @@ def evaluate_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     plots: Path = typer.Option(None, "--plots", help="Write reliability and ROC plots (HTML) into this folder."),
 ) -> None:
-    """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point. Images that
-    cannot be read are left out, each named on stderr and listed under `unreadable` in the JSON."""
+    """Metrics of a model on labelled folders: AP/AUC, PD at FAR, FAR at PD 95%, ECE, operating point.
+
+    Images that cannot be read are left out, each named on stderr and listed under `unreadable` in the JSON."""
     from screening.assess import evaluate_classifier
     from screening.evaluate import save_plots
 
@@ -125,9 +126,10 @@ def predict_cmd(
     model: str = typer.Option("champion", "--model", help="Version name or `champion`."),
     as_json: bool = typer.Option(False, "--json", help="Print predictions as JSON."),
 ) -> None:
-    """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region. A file that is not
-    a readable scan is named on stderr with the reason and the others are still scored; the exit status is then 1
-    (2 when none could be read)."""
+    """Score scan files offline (no Ray): per-class scores, verdict and the top heatmap region.
+
+    A file that is not a readable scan is named on stderr with the reason and the others are still scored; the
+    exit status is then 1 (2 when none could be read)."""
     from xray.formats import scan_files
 
     settings = settings_of(ctx)
