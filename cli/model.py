@@ -119,6 +119,9 @@ def _print_metrics(m: dict[str, Any], version: str) -> None:
         console.print(f"{len(m['unreadable'])} unreadable images left out of these figures (named above)")
 
 
+PREDICT_BATCH = 32  # scans read and scored together: memory stays bounded on a folder of thousands
+
+
 def predict_cmd(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(..., help="Scan files, or folders of them (png, jpeg, tiff, npz, dicos; "
@@ -158,8 +161,6 @@ def predict_cmd(
         typer.echo(f"{len(refused)} of {len(paths)} files could not be read (above); {len(rows)} scored", err=True)
         raise typer.Exit(1)
 
-
-PREDICT_BATCH = 32
 
 
 def _read_scans(settings: Settings, paths: list[Path], refused: list[BadScanError]) -> tuple[list[Path], list[Any]]:
