@@ -23,6 +23,7 @@ from screening.augment_ops import (
     colour_jitter,
     jpeg_some,
     random_blur,
+    random_tone,
     rescale_in_canvas,
 )
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from xray.palettes import Palette
 
 __all__ = ["AugmentConfig", "TipBank", "apply_flips", "colour_jitter", "jpeg_some", "photometric", "random_blur",
-           "random_flips", "random_palette", "repalette", "rescale_in_canvas"]
+           "random_flips", "random_palette", "random_tone", "repalette", "rescale_in_canvas"]
 
 
 def random_palette(rng: np.random.Generator) -> Palette:
@@ -70,7 +71,7 @@ def apply_flips(t: torch.Tensor, flips: tuple[torch.Tensor, torch.Tensor]) -> to
 
 def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
                 flips: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Flips (drawn here, or the given ones), gain, colour jitter, blur and noise on a float batch (B, 3, S, S)
+    """Flips (drawn here, or the given ones), gain, tone curve, colour jitter, blur and noise on a float batch (B, 3, S, S)
     in [0, 1]; a new tensor."""
     b = x.shape[0]
     if flips is not None:
@@ -78,6 +79,7 @@ def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
     elif cfg.flip:
         x = apply_flips(x, random_flips(b, gen))
     x = x.clamp(1e-4, 1.0) ** channel_gains(b, cfg.gain_log_range, cfg.channel_gamma_log_range, gen).to(x.device)
+    x = random_tone(x, cfg, gen)
     x = colour_jitter(x, cfg, gen)
     x = random_blur(x, cfg.blur_p, cfg.blur_max, gen)
     sigma = (torch.rand(b, generator=gen) * cfg.noise_max).view(b, 1, 1, 1)

@@ -38,6 +38,11 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (40, 95)
     rescale_p: float = 0.35  # share of samples shrunk inside the canvas to U(rescale_min, 1) of its side, placed
     rescale_min: float = 0.55  # at random with white around (threats look smaller; image size is not a cue)
+    # An S-shaped display tone curve on a share of samples (off by default: measured, not yet trained into the
+    # bundled model; docs/MODEL.md "Grey scans"): slope U(tone_contrast), centre U(tone_mid).
+    tone_p: float = 0.0
+    tone_contrast: tuple[float, float] = (2.0, 12.0)
+    tone_mid: tuple[float, float] = (0.3, 0.7)
 
 
 
@@ -47,6 +52,22 @@ MAP_SUPERSAMPLE = 4  # box-target maps are shifted on a 4x finer grid, so a move
 
 def _uniform(b: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(b, generator=gen)
+
+
+def random_tone(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """A share `cfg.tone_p` of the samples through an S-shaped tone curve, the same on every channel: the logistic
+    of slope c around m, rescaled so that 0 and 1 stay where they are (white stays white). Scanners' display
+    processing differs in this form too (the held-out style family displays through one, xray/styles.py), which
+    a power of the image (gain, channel gamma) cannot make. Draws nothing when tone_p is 0, so the random stream
+    of every other operation is what it was."""
+    if cfg.tone_p <= 0:
+        return x
+    b = x.shape[0]
+    on = (torch.rand(b, generator=gen) < cfg.tone_p).view(b, 1, 1, 1).to(x.device)
+    c = _uniform(b, *cfg.tone_contrast, gen).view(b, 1, 1, 1).to(x.device)
+    m = _uniform(b, *cfg.tone_mid, gen).view(b, 1, 1, 1).to(x.device)
+    lo, hi = torch.sigmoid(-c * m), torch.sigmoid(c * (1 - m))
+    return torch.where(on, (torch.sigmoid(c * (x - m)) - lo) / (hi - lo), x)
 
 
 def hue_rotation(degrees: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from screening.assess import pooled_metrics, score_synthetic
+from screening.augment import AugmentConfig
 from screening.averaging import average_checkpoint
 from screening.classifier import Classifier
 from screening.data import LabelledSet
@@ -55,23 +56,26 @@ def _device_name(device: torch.device) -> str:
 
 
 def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: int, lr: float, workers: int, *,
-                    seed: int | None = None, parent: Checkpoint | None = None,
-                    name: str | None = None) -> tuple[Checkpoint, list[dict[str, float]]]:
+                    seed: int | None = None, parent: Checkpoint | None = None, name: str | None = None,
+                    augment: AugmentConfig | None = None) -> tuple[Checkpoint, list[dict[str, float]]]:
     """The default network (model settings; the parent's, at the settings' input size, when fine-tuning) trained
-    on n_train baseline scans of `seed` (default model.seed) in the scanner styles of model.train_style."""
+    on n_train baseline scans of `seed` (default model.seed) in the scanner styles of model.train_style, with the
+    augmentation defaults unless `augment` is given."""
     m = settings.model
     seed = m.seed if seed is None else seed
     config = default_config(settings) if parent is None else dataclasses.replace(parent.config, input_size=m.input_size)
     data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False,
                          style=m.train_style, for_training=True)
-    cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False)
+    cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False,
+                      augment=augment or AugmentConfig())
     t0 = time.perf_counter()
     version = name or f"reference-{config.input_size}"
     ckpt, history = train_checkpoint(settings, data, version, config, cfg=cfg, parent_ckpt=parent)
     _record_step(ckpt, [parent] if parent else [], parent.version if parent else None, data, n_train, seed,
                  m.train_style, time.perf_counter() - t0,
                  {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr, "box_weight": m.box_weight,
-                  "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed})
+                  "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed,
+                  **({"augment": dataclasses.asdict(augment)} if augment is not None else {})})
     return ckpt, history
 
 
@@ -144,6 +148,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=8, help="rendering processes")
     ap.add_argument("--style", choices=["train", "reference"], default=None,
                     help="scanner-style family of the training parcels (default: model.train_style)")
+    ap.add_argument("--tone-p", type=float, default=None, help="share of samples given a random S-shaped tone "
+                    "curve (screening.augment_ops.random_tone; default AugmentConfig.tone_p, off)")
     args = ap.parse_args()
     settings = load_settings()
     model_update: dict[str, Any] = {"input_size": args.size} if args.size else {}
@@ -159,8 +165,9 @@ def main() -> None:
                                  args.workers, name=args.name)
     else:
         parent = load_checkpoint(args.parent) if args.parent else None
+        augment = AugmentConfig(tone_p=args.tone_p) if args.tone_p is not None else None
         ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
-                                        seed=args.seed, parent=parent, name=args.name)
+                                        seed=args.seed, parent=parent, name=args.name, augment=augment)
     for h in history:
         print(f"epoch {h['epoch']:.0f}: loss {h['loss']:.4f} val any-threat AP {h['val_any_ap']:.4f} "
               f"mean class AP {h['val_class_ap']:.4f} ({h['seconds']:.1f} s)", flush=True)

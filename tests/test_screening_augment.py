@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from screening.augment import AugmentConfig, photometric, repalette
-from screening.augment_ops import LUMA, colour_jitter, hue_rotation, jpeg_some, random_blur, rescale_in_canvas
+from screening.augment_ops import (
+    LUMA,
+    colour_jitter,
+    hue_rotation,
+    jpeg_some,
+    random_blur,
+    random_tone,
+    rescale_in_canvas,
+)
 from screening.boxes import box_targets
 from screening.synthetic import render_set
 from screening.train import TrainConfig, _batch
@@ -103,3 +111,16 @@ def test_training_batches_of_a_styled_set_keep_labels_and_box_targets() -> None:
     for b in range(16):  # a class's box target is non-empty exactly when the sample holds that class
         for k in range(len(DEFAULT_CLASSES)):
             assert (float(dense[0][b, k].float().sum()) > 0) == bool(cls_y[b, k] == 1) or not dense[1][b]
+
+
+def test_random_tone_is_an_s_curve_that_keeps_white_and_black_and_draws_nothing_when_off() -> None:
+    levels = torch.linspace(0, 1, 101).view(1, 1, 1, 101).repeat(4, 3, 1, 1)  # (B, C, 1, W): every level
+    gen = torch.Generator().manual_seed(0)
+    out = random_tone(levels, AugmentConfig(tone_p=1.0, tone_contrast=(8.0, 8.0), tone_mid=(0.6, 0.6)), gen)
+    assert torch.allclose(out[..., 0], torch.zeros(4, 3, 1), atol=1e-6)  # black stays black
+    assert torch.allclose(out[..., -1], torch.ones(4, 3, 1), atol=1e-6)  # white (air, padding) stays white
+    assert (out.diff(dim=-1) >= 0).all()  # monotone: darker stays darker
+    assert torch.equal(out[:, 0], out[:, 2])  # one curve for every channel
+    assert out[0, 0, 0, 30] < 0.3 * 0.5 and out[0, 0, 0, 80] > 0.8  # an S: shadows pressed, highlights lifted
+    state = gen.get_state()
+    assert random_tone(levels, AugmentConfig(), gen) is levels and torch.equal(gen.get_state(), state)  # off
