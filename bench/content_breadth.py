@@ -21,12 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
-
 import xray.threats as threats
 from screening.assess import score_synthetic
 from screening.classifier import Classifier
+from screening.evaluate import metrics
 from screening.reference import train_reference
 from screening.registry import load_checkpoint, save_checkpoint
 from xscreen.settings import load_settings
@@ -57,17 +55,15 @@ def held_out(move: bool) -> Iterator[None]:
 
 
 def scores(clf: Classifier, n: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Any-threat AUC, PD at FAR 5% and class AP on each evaluation set (held-out sets: the remaining variants)."""
+    """Any-threat AUC, PD at FAR 5% and class AP on each evaluation set (held-out sets: the remaining variants), by
+    the metrics `xscreen evaluate` reports (screening.evaluate.metrics)."""
     out: dict[str, dict[str, Any]] = {}
     for name, style, content, remaining in EVAL_SETS:
         with held_out(remaining):
             p_any, p_cls, any_y, cls_y, _ = score_synthetic(clf, n, seed, style=style, content_split=content)
-        benign = any_y == 0
-        cut = np.quantile(p_any[benign], 0.95)
-        aps = {c: float(average_precision_score(cls_y[:, j] == 1, p_cls[:, j]))
-               for j, c in enumerate(clf.classes) if (cls_y[:, j] == 1).any()}
-        out[name] = {"auc": float(roc_auc_score(any_y, p_any)), "pd_at_far_5": float((p_any[~benign] > cut).mean()),
-                     "mean_class_ap": float(np.mean(list(aps.values()))), "class_ap": aps}
+        m = metrics(p_any, any_y, p_cls, cls_y, clf.classes, clf.point)
+        out[name] = {"auc": m["any_threat"]["auc"], "pd_at_far_5": m["any_threat"]["pd_at_far"]["0.05"],
+                     "mean_class_ap": m["mean_class_ap"], "class_ap": {c: v["ap"] for c, v in m["classes"].items()}}
     return out
 
 
