@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cli.context import cli_actor, settings_of
-from xscreen.errors import XscreenError
+from xscreen.errors import BadScanError, XscreenError
 from xscreen.settings import Settings
 
 if TYPE_CHECKING:  # numpy and the renderer load only when adapting
@@ -67,13 +67,19 @@ def adapt_cmd(
 
         champion_or_bundled(settings)
     side = reading_side(int(resolve(settings, from_model).architecture["input_size"]))  # scans reduced as read
+    refused: list[BadScanError] = []
     if images is not None:
-        pixels, _ = read_folder(images, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, max_side=side)
+        pixels, _ = read_folder(images, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, max_side=side,
+                                refused=refused)
         source = f"folder {images}"
     else:
         pixels = read_paths(_store_images(settings, scanner), max_bytes=s.max_upload_bytes,
-                            max_pixels=s.max_image_pixels, max_side=side)
+                            max_pixels=s.max_image_pixels, max_side=side, refused=refused)
         source = f"store: recent cleared scans of {scanner}"
+    for exc in refused:  # named as predict names them; adapting goes on with the readable ones
+        typer.echo(f"skipped: {exc}", err=True)
+    if refused:
+        typer.echo(f"{len(refused)} files could not be read (above); adapting from the {len(pixels)} others", err=True)
     a = settings.adapt
     cfg = AdaptConfig(epochs=epochs or a.epochs, drop_quantile=a.drop_quantile, holdout_fraction=a.holdout_fraction,
                       synthetic_images=a.synthetic_images, library_articles=a.library_articles,

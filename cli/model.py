@@ -165,16 +165,16 @@ def predict_cmd(
 
 def _read_scans(settings: Settings, paths: list[Path], refused: list[BadScanError]) -> tuple[list[Path], list[Any]]:
     """(readable paths, their scans); the refusals are appended to `refused`."""
-    from xray.formats import read_scan
+    from xray.formats import read_scans
 
     s = settings.serving
     read: list[tuple[Path, Any]] = []
-    for f in paths:
-        try:
-            read.append((f, read_scan(f, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
-                                      max_decoded_bytes=s.max_decoded_bytes)))
-        except BadScanError as exc:
-            refused.append(exc)
+    for f, scan in read_scans(paths, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
+                              max_decoded_bytes=s.max_decoded_bytes):
+        if isinstance(scan, BadScanError):
+            refused.append(scan)
+        else:
+            read.append((f, scan))
     return [f for f, _ in read], [scan for _, scan in read]
 
 

@@ -34,7 +34,7 @@ from screening.preprocess import Geometry, letterbox_uint8
 from screening.train import TrainConfig, calibrated_checkpoint, calibrated_metrics
 from xray.projection import ScannerLook, estimate_look, project_colour, project_transmission
 from xray.threat_library import LibraryEntry, ThreatLibrary, build_library
-from xscreen.errors import ConfigError, ModelError
+from xscreen.errors import BadScanError, ConfigError, ModelError
 from xscreen.records import ModelRecord
 from xscreen.settings import Settings
 
@@ -79,41 +79,47 @@ def min_images_needed(cfg: AdaptConfig, alpha: float, delta: float) -> int:
     return max(cfg.min_images, int(np.ceil(held / cfg.holdout_fraction / (1 - cfg.drop_quantile))))
 
 
-def read_folder(folder: Path, *, max_bytes: int, max_pixels: int,
-                max_side: int | None = None) -> tuple[list[np.ndarray], list[str]]:
-    """The JPEG / PNG (or any readable) scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their
-    file names; files that are not readable scans are skipped with a warning. No sidecars are needed or read.
-    `max_side`: each image is reduced as it is read to at most this longer side (adapt_model would reduce it
-    anyway), so a folder of large scans is never held at full size."""
+def read_folder(folder: Path, *, max_bytes: int, max_pixels: int, max_side: int | None = None,
+                refused: list[BadScanError] | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """The scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their paths under it. The files
+    are those `xscreen predict` scores for a folder (xray.formats.scan_files: scan suffixes, at any depth, hidden
+    ones skipped); no sidecars are needed or read. A file that is not a readable scan is skipped with a warning
+    (and appended to `refused` when given). `max_side`: each image is reduced as it is read to at most this longer
+    side (adapt_model would reduce it anyway), so a folder of large scans is never held at full size."""
+    from xray.formats import scan_files
+
     if not folder.is_dir():
         raise ConfigError(f"--images: {folder} is not a folder")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() not in (".csv", ".json", ".jsonl", ".txt", ".parquet"))
-    read = [(p.name, img) for p in paths if (img := _read_one(p, max_bytes, max_pixels, max_side)) is not None]
-    return [img for _, img in read], [name for name, _ in read]
+    paths = scan_files([folder])
+    read = _read_named(paths, max_bytes, max_pixels, max_side, refused)
+    return [img for _, img in read], [str(p.relative_to(folder)) for p, _ in read]
 
 
-def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int,
-               max_side: int | None = None) -> list[np.ndarray]:
-    """The pixels of the given scan files (unreadable ones skipped with a warning; `max_side` as read_folder)."""
-    return [img for p in paths if (img := _read_one(p, max_bytes, max_pixels, max_side)) is not None]
+def read_paths(paths: Sequence[Path], *, max_bytes: int, max_pixels: int, max_side: int | None = None,
+               refused: list[BadScanError] | None = None) -> list[np.ndarray]:
+    """The pixels of the given scan files; unreadable ones skipped as in read_folder; `max_side` as read_folder."""
+    return [img for _, img in _read_named(paths, max_bytes, max_pixels, max_side, refused)]
+
+
+def _read_named(paths: Sequence[Path], max_bytes: int, max_pixels: int, max_side: int | None,
+                refused: list[BadScanError] | None) -> list[tuple[Path, np.ndarray]]:
+    from xray.formats import read_scans
+
+    read: list[tuple[Path, np.ndarray]] = []
+    for path, scan in read_scans(paths, max_bytes=max_bytes, max_pixels=max_pixels):
+        if isinstance(scan, BadScanError):
+            log.warning("skipping %s: %s", path, scan.reason)
+            if refused is not None:
+                refused.append(scan)
+            continue
+        pixels = _pixels(scan)
+        read.append((path, pixels if max_side is None else _reduce(pixels, max_side)))
+    return read
 
 
 def reading_side(input_size: int, cfg: AdaptConfig | None = None) -> int:
     """The longest side adapt_model works at for a model of `input_size` (what read_folder may reduce to)."""
     return round((cfg or AdaptConfig()).max_side_factor * input_size)
-
-
-def _read_one(path: Path, max_bytes: int, max_pixels: int, max_side: int | None = None) -> np.ndarray | None:
-    from xray.formats import read_scan
-    from xscreen.errors import BadScanError
-
-    try:
-        pixels = _pixels(read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels))
-    except BadScanError as exc:
-        log.warning("skipping %s: %s", path, exc.reason)
-        return None
-    return pixels if max_side is None else _reduce(pixels, max_side)
 
 
 def _pixels(scan: Any) -> np.ndarray:

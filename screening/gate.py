@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ import numpy as np
 from analytics.monitoring.promotion import GateCriteria, gate_report
 from screening.calibration import verdicts
 from screening.classifier import Classifier
-from xscreen.errors import XscreenError
+from xscreen.errors import BadScanError, XscreenError
 from xscreen.records import THREAT_UNKNOWN_CLASS, GateReportRecord, ModelRecord, utcnow
 from xscreen.settings import Settings
 
@@ -69,15 +69,17 @@ def live_truth(labels: Sequence[str], classes: Sequence[str]) -> tuple[bool, lis
     return bool(labels), [int(c in labels) for c in classes]
 
 
-def _readable(path: str, max_bytes: int, max_pixels: int, what: str) -> Any | None:
-    """The decoded scan at `path`, or None (logged) when it cannot be read: the gate goes on without it."""
-    from xray.formats import read_scan
+def _readable(paths: Sequence[str], max_bytes: int, max_pixels: int, what: str) -> Iterator[Any | None]:
+    """The decoded scan of each path in turn, or None (logged) where it cannot be read: the gate goes on without
+    it."""
+    from xray.formats import read_scans
 
-    try:
-        return read_scan(Path(path), max_bytes=max_bytes, max_pixels=max_pixels)
-    except (XscreenError, OSError) as exc:
-        log.info("gate: %s %s left out (%s)", what, path, exc)
-        return None
+    for path, scan in read_scans((Path(p) for p in paths), max_bytes=max_bytes, max_pixels=max_pixels):
+        if isinstance(scan, BadScanError):
+            log.info("gate: %s %s left out (%s)", what, path, scan.reason)
+            yield None
+        else:
+            yield scan
 
 
 BATCH = 32  # images scored per call: a few hundred full-size decoded scans are never held at once
@@ -113,8 +115,9 @@ def live_flags(models: Sequence[Classifier], rows: Any, classes: Sequence[str], 
     """Score the labelled live scans whose images are still readable (a batch at a time); an unreadable one is
     left out, logged. The scans of `drift_scanner` are focus items."""
     scoring = _Scoring(models, Items())
-    for row in rows.itertuples():
-        image = _readable(row.source_path, max_bytes, max_pixels, "live scan")
+    listed = list(rows.itertuples())
+    for row, image in zip(listed, _readable([r.source_path for r in listed], max_bytes, max_pixels, "live scan"),
+                          strict=True):
         if image is not None:
             truth, cls = live_truth(list(row.labels), classes)
             scoring.add(image, truth, cls, drift_scanner is not None and row.scanner_id == drift_scanner)
@@ -146,8 +149,7 @@ def canary_flags(settings: Settings, models: Sequence[Classifier], scanners: Seq
     rng, s = np.random.default_rng(seed), settings.serving
     scoring = _Scoring(models, Items())
     for scanner, frame in frames:
-        for path in frame["path"]:
-            scan = _readable(path, s.max_upload_bytes, s.max_image_pixels, "canary background")
+        for scan in _readable(list(frame["path"]), s.max_upload_bytes, s.max_image_pixels, "canary background"):
             if scan is None:
                 continue
             cls = drawable[(len(scoring.items.any_truth) + len(scoring)) % len(drawable)]

@@ -27,7 +27,7 @@ from screening.synthetic import render_set
 from screening.train import TrainConfig, default_config, train_on
 from tests.conftest import free_port
 from xray.styles import render_styled, sample_style, style_rng
-from xscreen.errors import ModelError
+from xscreen.errors import BadScanError, ModelError
 from xscreen.settings import Settings
 
 CLASSES = ["firearm", "knife"]
@@ -182,3 +182,18 @@ def test_a_folder_of_large_scans_is_reduced_as_it_is_read(tmp_path: Path) -> Non
     assert [im.shape for im in images] == [(150, 200, 3), (200, 100), (60, 80, 3)]
     full, _ = read_folder(tmp_path, max_bytes=2**24, max_pixels=2**24)
     assert full[0].shape == (900, 1200, 3)
+
+
+def test_a_folder_is_read_as_predict_reads_it_and_unreadable_scans_are_named(tmp_path: Path) -> None:
+    """adapt and predict take the same files of a folder (xray.formats.scan_files: scan suffixes at any depth,
+    hidden ones and sidecars left out); a cut file is skipped and handed back with its reason, the others read."""
+    rng = np.random.default_rng(1)
+    png = _png(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8))
+    for rel in ("a.png", "day-2/b.PNG", ".thumbs/c.png", "labels.csv"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(png)
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    refused: list[BadScanError] = []
+    images, names = read_folder(tmp_path, max_bytes=2**24, max_pixels=2**24, refused=refused)
+    assert names == ["a.png", "day-2/b.PNG"] and len(images) == 2
+    assert [(Path(e.path).name, e.reason_code) for e in refused] == [("cut.png", "truncated")]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan, scan_files
+from xray.formats import SUPPORTED_SUFFIXES, image_stats, read_scan, read_scans, scan_files
 from xray.palettes import pseudo_colour
 from xray.synth import Parcel, render_parcel
 from xray.writers import FORMATS, SUFFIX, encode, encode_npz, encode_tiff
@@ -199,3 +199,14 @@ def test_scan_files_expands_folders_to_their_scan_files_and_names_bad_arguments(
     (tmp_path / "empty").mkdir()
     with pytest.raises(XscreenError, match="no scan files in this folder"):
         scan_files([tmp_path / "empty"])
+
+
+def test_read_scans_goes_on_past_a_bad_file_and_says_which_and_why(parcel: Parcel, tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    good.write_bytes(encode("png", parcel.high, parcel.low, palette=parcel.palette))
+    (tmp_path / "empty.png").write_bytes(b"")
+    order = [tmp_path / "empty.png", good, tmp_path / "gone.png"]
+    read = list(read_scans(order))
+    assert [p for p, _ in read] == order  # every path once, in order
+    assert [getattr(r, "reason_code", None) for _, r in read] == ["zero_byte", None, "unreadable"]
+    assert read[1][1].rgb.shape == (128, 160, 3)  # type: ignore[union-attr]

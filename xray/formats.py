@@ -23,7 +23,7 @@ import io
 import struct
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -424,6 +424,19 @@ def read_scan(source: Path | bytes, *, name: str | None = None, max_bytes: int =
         raise BadScanError(label, refusal.code, refusal.reason) from None
     except OSError as exc:
         raise BadScanError(label, "unreadable", f"cannot read file ({exc.strerror or exc})") from None
+
+
+def read_scans(paths: Iterable[Path], *, max_bytes: int = 64 * 2**20, max_pixels: int = 40_000_000,
+               max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> Iterator[tuple[Path, ScanImage | BadScanError]]:
+    """Each path with its decoded scan, or with the BadScanError that says why it cannot be read, one at a time
+    (a folder of large scans is never held whole). The one loop of every reader of many files (predict, adapt,
+    the gate): a bad file is named and the others are still read; what the caller does with it is its own."""
+    for path in paths:
+        try:
+            yield path, read_scan(path, max_bytes=max_bytes, max_pixels=max_pixels,
+                                  max_decoded_bytes=max_decoded_bytes)
+        except BadScanError as exc:
+            yield path, exc
 
 
 def _material_fractions(scan: ScanImage, sub: tuple[slice, slice]) -> tuple[float, float, float]:
