@@ -17,6 +17,10 @@ from analytics.monitoring.errors import MonitoringInputError
 from serving.monitor_context import Context, Key
 
 MIN_WINDOW = 20  # scans per window below which a windowed drift statistic is not computed (too noisy to read)
+# Scans per window below which the domain classifier is not run: its in-distribution AUC reaches 0.58 (99th
+# percentile) at 300 a side on the bundled model's embeddings and widens as 1/sqrt(n), so below about 200 a side
+# chance alone crosses domain_auc_alert (0.60) too often (bench/embedding_drift.py, docs/MONITORING.md).
+DOMAIN_MIN_WINDOW = 200
 IMAGE_STATS = (*shift.SCANNER_STATS, *shift.CONTENT_STATS[:3])
 
 
@@ -64,7 +68,8 @@ def _matrix(frame: pd.DataFrame) -> np.ndarray:
 
 def _embedding_drift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFrame,
                      window: tuple[datetime, datetime]) -> tuple[bool, str]:
-    """MMD on PCA-reduced embeddings and the share of reconstruction outliers; (moved, a phrase saying how)."""
+    """MMD on PCA-reduced embeddings, a domain classifier's AUC and the share of reconstruction outliers;
+    (moved, a phrase saying how)."""
     sizes = {len(e) for e in ref["embedding"]} | {len(e) for e in cur["embedding"]}
     if len(sizes) != 1 or 0 in sizes:
         ctx.run.notes.append(f"{key[0]} / {key[1]}: embeddings missing or of mixed sizes; embedding drift skipped")
@@ -81,13 +86,22 @@ def _embedding_drift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFram
     ctx.run.measure("embedding_mmd", key, mmd.mmd2, {"moved": mmd.moved, "p_value": mmd.p_value,
                                                      "n_reference": mmd.n_reference, "n_current": mmd.n_current,
                                                      "threshold": cfg.mmd_alert}, window)
+    # The domain classifier beside MMD: on the bundled model's embeddings it sees new goods that MMD on ten
+    # principal components misses (bench/embedding_drift.py), and it costs less (a logistic regression).
+    domain = None
+    if min(r.shape[0], c.shape[0]) >= DOMAIN_MIN_WINDOW:
+        domain = embeddings.domain_classifier_auc(r, c, threshold=cfg.domain_auc_alert, max_samples=cfg.drift_window)
+        ctx.run.measure("embedding_domain_auc", key, domain.auc, {
+            "moved": domain.moved, "n_reference": domain.n_reference, "n_current": domain.n_current,
+            "folds": domain.folds, "threshold": cfg.domain_auc_alert}, window)
+    moved = mmd.moved or (domain is not None and domain.moved)
     # The threshold is a quantile of the reference's held-out half: with few scans there, a high quantile is
     # just its maximum and in-distribution scans exceed it far more often than 1 - quantile. So the quantile is
     # lowered until 5 held-out scans lie above it, and the tolerance widened by two standard errors of it.
     held = r.shape[0] - r.shape[0] // 2
     quantile = min(cfg.reconstruction_quantile, 1.0 - 5.0 / held)
     if quantile < 0.5:
-        return mmd.moved, _emb_phrase(mmd, None)
+        return moved, _emb_phrase(mmd, domain, None)
     recon = embeddings.fit_reconstruction(r, n_components=min(cfg.mmd_components, r.shape[1]), quantile=quantile)
     out = embeddings.exceedances(recon, c)
     base = 1.0 - quantile
@@ -97,12 +111,13 @@ def _embedding_drift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFram
     ctx.run.measure("reconstruction_outliers", key, float(out.mean()), {
         "moved": watch.alarm, "statistic": watch.statistic, "threshold": watch.threshold, "null_rate": null,
         "quantile": quantile, "n_current": int(out.size)}, window)
-    return mmd.moved or watch.alarm, _emb_phrase(mmd, float(out.mean()))
+    return moved or watch.alarm, _emb_phrase(mmd, domain, float(out.mean()))
 
 
-def _emb_phrase(mmd: embeddings.MmdResult, outliers: float | None) -> str:
+def _emb_phrase(mmd: embeddings.MmdResult, domain: embeddings.DomainAuc | None, outliers: float | None) -> str:
+    auc = f", domain AUC {domain.auc:.2f}" if domain is not None else ""
     tail = f", {outliers:.0%} reconstruction outliers" if outliers is not None else ""
-    return f"embeddings MMD² {mmd.mmd2:.3f} (p={mmd.p_value:.2g}){tail}"
+    return f"embeddings MMD² {mmd.mmd2:.3f} (p={mmd.p_value:.2g}){auc}{tail}"
 
 
 def _scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -19,6 +19,10 @@ MODEL = "m-watch-1"
 # What the model's certificate promises (screening.calibration.certificate's keys): ~3% of benign mail routed.
 CERTIFICATE = {"alpha": 0.05, "delta": 0.1, "expected_benign_routed": 0.03, "expected_pd": 0.95,
                "expected_miss_rate": 0.05, "expected_workload": 0.1, "expected_uncertain_share": 0.02}
+# Calibrated streams (Drift.calibrated): any-threat scores ~ Beta(*CALIBRATED_BETA), truth ~ Bernoulli(score),
+# verdict `clear` below ROUTED_FROM (then `uncertain`, `inspect` from 0.6): routed = score >= ROUTED_FROM.
+CALIBRATED_BETA = (0.3, 3.0)
+ROUTED_FROM = 0.2
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,9 @@ def batch(rng: np.random.Generator, scanner: str, start: int, n: int, t0: dateti
         sha = hashlib.sha256(f"{scanner}-{i}-{canary}".encode()).hexdigest()
         at = t0 + step * (i - start)
         if drift.calibrated:
-            any_threat = float(rng.beta(0.3, 3.0))
+            any_threat = float(rng.beta(*CALIBRATED_BETA))
             threat = canary or bool(rng.random() < any_threat)
-            verdict = "inspect" if any_threat >= 0.6 else "uncertain" if any_threat >= 0.2 else "clear"
+            verdict = "inspect" if any_threat >= 0.6 else "uncertain" if any_threat >= ROUTED_FROM else "clear"
             scores = {c: any_threat if j == 0 else any_threat * 0.1 for j, c in enumerate(CLASSES)}
         else:
             threat = canary or bool(rng.random() < drift.prevalence)

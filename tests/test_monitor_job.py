@@ -271,3 +271,23 @@ def test_the_supervisor_runs_the_job_on_its_schedule_against_the_owner(
     off._start_monitoring(said.append)
     assert off.monitoring is None and len(said) == 1
     assert not status_path(cfg.home).exists()  # monitoring off now: no stale schedule to report
+
+
+def test_the_domain_classifier_runs_on_windows_of_200_scans_and_sees_one_scanners_embeddings_move(
+        owner: tuple[StoreClient, Store], now: datetime, mon_settings: Settings) -> None:
+    client, _ = owner
+    client.register_model(monitor_seed.model_record(now))
+    cfg = mon_settings.model_copy(update={"monitoring": mon_settings.monitoring.model_copy(
+        update={"drift_window": 220})})
+    t = stream(client, np.random.default_rng(11), now - timedelta(hours=3), 150, 0)
+    assert not [m for m in run_monitor(cfg, client, now=t).measurements if m.kind == "embedding_domain_auc"]  # 75 a side
+    t = stream(client, np.random.default_rng(12), t, 300, 150)  # 220 a side: baseline on every scanner
+    domain = [m for m in run_monitor(cfg, client, now=t).measurements if m.kind == "embedding_domain_auc"]
+    assert sorted(m.scanner_id for m in domain) == list(SCANNERS)
+    assert not any(m.details["moved"] for m in domain) and all(m.value < 0.6 for m in domain)
+    t = stream(client, np.random.default_rng(13), t, 220, 450, {"scanner-a": Drift(embedding=1.0)})
+    run = run_monitor(cfg, client, now=t)
+    domain = [m for m in run.measurements if m.kind == "embedding_domain_auc"]
+    assert {m.scanner_id: m.details["moved"] for m in domain} == {"scanner-a": True, "scanner-b": False,
+                                                                 "scanner-c": False}
+    assert all(m.details["n_current"] == 220 and m.details["threshold"] == pytest.approx(0.6) for m in domain)
