@@ -400,7 +400,7 @@ def retrain_waiting(cur: duckdb.DuckDBPyConnection) -> bool:
 def claim_retrain(cur: duckdb.DuckDBPyConnection, *, now: datetime) -> RetrainRequest | None:
     """The oldest pending request, now `running`; None when none waits or one is already running (one at a time:
     two trainings on one host would halve each other)."""
-    if first(cur, "SELECT 1 FROM retrain_requests WHERE status = 'running'"):
+    if not retrain_waiting(cur):  # the one statement of "pending, and none running"
         return None
     cur.execute(f"SELECT {_RETRAIN_COLUMNS} FROM retrain_requests WHERE status = 'pending' "
                 "ORDER BY requested_at, rowid LIMIT 1")  # rowid: the order asked in, within one clock tick
