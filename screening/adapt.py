@@ -83,8 +83,8 @@ def read_folder(folder: Path, *, max_bytes: int, max_pixels: int, max_side: int 
                 refused: list[BadScanError] | None = None) -> tuple[list[np.ndarray], list[str]]:
     """The scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their paths under it. The files
     are those `xscreen predict` scores for a folder (xray.formats.scan_files: scan suffixes, at any depth, hidden
-    ones skipped); no sidecars are needed or read. A file that is not a readable scan is skipped with a warning
-    (and appended to `refused` when given). `max_side`: each image is reduced as it is read to at most this longer
+    ones skipped); no sidecars are needed or read. A file that is not a readable scan is skipped: appended to
+    `refused` when it is given, else logged as a warning. `max_side`: each image is reduced as it is read to at most this longer
     side (adapt_model would reduce it anyway), so a folder of large scans is never held at full size."""
     from xray.formats import scan_files
 
@@ -108,9 +108,10 @@ def _read_named(paths: Sequence[Path], max_bytes: int, max_pixels: int, max_side
     read: list[tuple[Path, np.ndarray]] = []
     for path, scan in read_scans(paths, max_bytes=max_bytes, max_pixels=max_pixels):
         if isinstance(scan, BadScanError):
-            log.warning("skipping %s: %s", path, scan.reason)
-            if refused is not None:
+            if refused is not None:  # the caller names it (the CLI on stderr)
                 refused.append(scan)
+            else:
+                log.warning("skipping %s: %s", path, scan.reason)
             continue
         pixels = _pixels(scan)
         read.append((path, pixels if max_side is None else _reduce(pixels, max_side)))
