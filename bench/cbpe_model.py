@@ -3,7 +3,7 @@ model's certified operating point estimated from its calibrated scores alone, ag
 same parcels (issue 16: "CBPE within 3 points of true accuracy on baseline"). bench/monitor_e2e.py measures the
 same on simulated streams; this measures it on the bundled network's own scores, in-domain and under shift.
 
-    .venv/bin/python -m bench.cbpe_model --checkpoint sample_data/models/v3-soup4to9/model.pt --n 400 \\
+    .venv/bin/python -m bench.cbpe_model --checkpoint sample_data/models/v3-soup-tone/model.pt --n 400 \\
         --seeds 4251,4252 --styles reference,train,heldout:train,heldout
 
 Columns are style families as in bench.eval_synthetic (`family` or `family:content split`). The rendered sets hold
@@ -42,7 +42,7 @@ def measure(clf: Classifier, style: str, n: int, seed: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup4to9/model.pt")
+    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
     ap.add_argument("--n", type=int, default=400, help="parcels per set")
     ap.add_argument("--seeds", default="4251,4252")
     ap.add_argument("--styles", default="reference,train,heldout:train,heldout")

@@ -5,7 +5,7 @@ that stay held out (neither arm saw them), with the training scanners and with t
 in-domain. An experiment, not a product path: the split is changed only inside this process (and the rendering
 processes it forks), through xray.threats.HELDOUT_VARIANTS.
 
-    .venv/bin/python -m bench.content_breadth --from sample_data/models/v3-soup4to9/model.pt \\
+    .venv/bin/python -m bench.content_breadth --from sample_data/models/v3-soup-tone/model.pt \\
         --n-train 6000 --epochs 2 --eval-n 400 --out var/breadth --json var/breadth.json
 
 Figures: docs/MODEL.md, "Where its held-out loss comes from".
@@ -69,7 +69,7 @@ def scores(clf: Classifier, n: int, seed: int) -> dict[str, dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from", dest="parent", type=Path, default=Path("sample_data/models/v3-soup4to9/model.pt"))
+    ap.add_argument("--from", dest="parent", type=Path, default=Path("sample_data/models/v3-soup-tone/model.pt"))
     ap.add_argument("--n-train", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3, help="as screening.reference: fine-tuning uses a third")

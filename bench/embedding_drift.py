@@ -3,7 +3,7 @@ of one scanner, against each drift, beside the threshold the monitoring job uses
 share of PCA-reconstruction outliers (docs/MONITORING.md, embedding drift). The job's thresholds were set on
 simulated embeddings; this measures them on the bundled network's own.
 
-    .venv/bin/python -m bench.embedding_drift [--checkpoint sample_data/models/v3-soup4to9/model.pt] [--n 300] \\
+    .venv/bin/python -m bench.embedding_drift [--checkpoint sample_data/models/v3-soup-tone/model.pt] [--n 300] \\
         [--splits 100] [--json out.json]
 
 One scanner is one draw of the training style family (a real scanner has one look). Its reference window and a
@@ -71,7 +71,7 @@ def null_statistics(a: np.ndarray, b: np.ndarray, cfg: MonitoringSettings, split
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup4to9/model.pt")
+    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
     ap.add_argument("--n", type=int, default=300, help="parcels per window")
     ap.add_argument("--splits", type=int, default=100, help="random halvings for the in-distribution null")
     ap.add_argument("--json", default=None)

@@ -2,7 +2,7 @@
 BT.601 grey), per style family: a gap here is greyness itself; the heldout-grey column of bench.eval_synthetic adds
 the held-out grey display's tone curve on top (docs/MODEL.md, "Grey scans").
 
-    .venv/bin/python -m bench.grey_luma --checkpoint sample_data/models/v3-soup4to9/model.pt --n 400
+    .venv/bin/python -m bench.grey_luma --checkpoint sample_data/models/v3-soup-tone/model.pt --n 400
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from screening.synthetic import render_set
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup4to9/model.pt")
+    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=4243)
     ap.add_argument("--styles", default="train:train,heldout:train,heldout:heldout", help="family:content split")
