@@ -1,7 +1,7 @@
 """The monitoring job on simulated streams through a real store: items until each signal fires, false pages per
 10,000 baseline items, and the label-free (CBPE) estimate against the truth.
 
-    python -m bench.monitor_e2e [--baseline-items 10000] [--seed 7] [--json var/monitor_e2e.json]
+    python -m bench.monitor_e2e [--baseline-items 10000] [--seed 7] [--parts scenarios,baseline,cbpe] [--json out.json]
 
 Streams come from tests/monitor_seed.py (scans, image statistics, embeddings and verdicts drawn from stated
 distributions, written with the store's `ingest`), officers decide every flagged item, and the real job
