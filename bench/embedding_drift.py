@@ -13,8 +13,8 @@ is scored as serving scores a scan (Classifier.predict: the embedding stored wit
 the reference as the job compares them (`embeddings.mmd_test` with the job's settings: PCA to `mmd_components`,
 `mmd_max_samples` a side, `mmd_permutations` permutations, moved at MMD^2 >= `mmd_alert` and p < `stat_fdr`). The
 in-distribution null is MMD^2 over `--splits` random halvings of the two baseline windows pooled. The domain
-classifier's cross-validated AUC (`embeddings.domain_classifier_auc`, moved at `domain_auc_alert`; the job does not
-run it, for its cost) is shown beside MMD.
+classifier's cross-validated AUC (`embeddings.domain_classifier_auc`, moved at `domain_auc_alert`; the job runs it
+on windows of 200 scans or more) is shown beside MMD.
 """
 
 from __future__ import annotations
@@ -48,10 +48,7 @@ def window(clf: Classifier, family: str, scenario: str, seed: int, n: int) -> np
     images = [render_styled(np.random.default_rng([seed, i]), style, classes=clf.classes, threat_rate=0.05,
                             scenario=scenario, progress=1.0, scanner_id=AGEING_SCANNER, max_side=512)[1].image
               for i in range(n)]
-    out = []
-    for start in range(0, n, 32):
-        out += [p.embedding for p in clf.predict(images[start:start + 32])]
-    return np.vstack(out).astype(np.float64)
+    return np.vstack([p.embedding for p in clf.predict(images)]).astype(np.float64)  # predict batches itself
 
 
 def null_statistics(a: np.ndarray, b: np.ndarray, cfg: MonitoringSettings, splits: int) -> np.ndarray:

@@ -84,8 +84,9 @@ def read_folder(folder: Path, *, max_bytes: int, max_pixels: int, max_side: int 
     """The scans of a folder as uint8 colour (H, W, 3) or grey (H, W) pixels, and their paths under it. The files
     are those `xscreen predict` scores for a folder (xray.formats.scan_files: scan suffixes, at any depth, hidden
     ones skipped); no sidecars are needed or read. A file that is not a readable scan is skipped: appended to
-    `refused` when it is given, else logged as a warning. `max_side`: each image is reduced as it is read to at most this longer
-    side (adapt_model would reduce it anyway), so a folder of large scans is never held at full size."""
+    `refused` when it is given, else logged as a warning. `max_side`: each image is reduced as it is read to at
+    most this longer side (adapt_model would reduce it anyway), so a folder of large scans is never held at full
+    size."""
     from xray.formats import scan_files
 
     if not folder.is_dir():

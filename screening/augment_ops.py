@@ -38,8 +38,9 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (40, 95)
     rescale_p: float = 0.35  # share of samples shrunk inside the canvas to U(rescale_min, 1) of its side, placed
     rescale_min: float = 0.55  # at random with white around (threats look smaller; image size is not a cue)
-    # An S-shaped display tone curve on a share of samples (off by default: measured, not yet trained into the
-    # bundled model; docs/MODEL.md "Grey scans"): slope U(tone_contrast), centre U(tone_mid).
+    # An S-shaped display tone curve on a share of samples (off by default, so every recipe's random stream stays
+    # as it was; the bundled v3-soup-tone's tone steps ran with 0.5: docs/MODEL.md): slope U(tone_contrast),
+    # centre U(tone_mid).
     tone_p: float = 0.0
     tone_contrast: tuple[float, float] = (2.0, 12.0)
     tone_mid: tuple[float, float] = (0.3, 0.7)
