@@ -2,18 +2,18 @@
 
     .venv/bin/python bench/bench_adapt.py --images 500 [--style heldout] [--home var/bench-adapt] [--budget-s 900]
         [--eval 200] [--in-domain 300] [--synthetic 600] [--frozen-stages 2] [--views 2] [--no-adabn] [--decoys 0.5]
-        [--out F.json]
+        [--distill 1] [--draw 31] [--in-domain-seed 44] [--out F.json]
 
-The "scanner" is one draw of a held-out style family (`--style`: heldout, heldout-grey or heldout-jpeg; seed 31);
-its adaptation scans (seed 41, 2% carry threats, as a real stream might), the evaluation benign scans (seed 42)
-and the evaluation threat scans (seed 43) are three separate renders: different parcels and detector noise, and
-the evaluation threats are the renderer's own threats in that style, not projections or library articles. The
-in-domain set is `--in-domain` renders of the training style family (model.train_style, seed 44). The champion is
-the bundled model, registered into a fresh home. Prints (and writes to --out) one JSON object: wall and CPU
-seconds of `adapt_model` (rendering of the bench's own sets apart) and of each of its stages, the load average,
-the adapted certificate's figures, and before / after on the independent held-out renders and on the in-domain
-set: any-threat PD at FAR 5%, share of benign and of threats routed to officers at each model's certified point,
-threats routed per class, and AP per class.
+The "scanner" is one draw of a held-out style family (`--style`: heldout, heldout-grey or heldout-jpeg; `--draw`,
+default 31); its adaptation scans (seed 41, 2% carry threats, as a real stream might), the evaluation benign scans
+(seed 42) and the evaluation threat scans (seed 43) are three separate renders: different parcels and detector
+noise, and the evaluation threats are the renderer's own threats in that style, not projections or library
+articles. The in-domain set is `--in-domain` renders of the training style family (model.train_style,
+`--in-domain-seed`, default 44). The champion is the bundled model, registered into a fresh home. Prints (and
+writes to --out) one JSON object: wall and CPU seconds of `adapt_model` (rendering of the bench's own sets apart)
+and of each of its stages, the load average, the adapted certificate's figures, and before / after on the
+independent held-out renders and on the in-domain set: any-threat PD at FAR 5%, share of benign and of threats
+routed to officers at each model's certified point, threats routed per class, and AP per class.
 """
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=None, help="default: adapt.views")
     ap.add_argument("--no-adabn", action="store_true")
     ap.add_argument("--decoys", type=float, default=None, help="default: adapt.decoy_share")
+    ap.add_argument("--distill", type=float, default=None, help="default: adapt.distill_weight")
+    ap.add_argument("--draw", type=int, default=31, help="which draw of the style family is the scanner")
+    ap.add_argument("--in-domain-seed", type=int, default=44)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     shutil.rmtree(args.home, ignore_errors=True)
@@ -100,27 +103,28 @@ def main() -> None:
     if register_bundled(settings) is None:
         raise SystemExit("the bundled model does not fit the model settings")
     classes, size = list(settings.model.classes), settings.model.input_size
-    style = sample_style(style_rng(31, 0), args.style)
+    style = sample_style(style_rng(args.draw, 0), args.style)
     t0 = time.perf_counter()
     images, _ = _render(style, 41, args.images, classes, 0.02)
     benign, _ = _render(style, 42, args.eval, classes, 0.0)
     threats, t_labels = _render(style, 43, args.eval, classes, 1.0)
     held_out: tuple[torch.Tensor, list[list[str]]] = (_canvases(benign + threats, size), [[] for _ in benign] + t_labels)
-    in_dom, _ = render_set(args.in_domain, 44, classes, size, style=settings.model.train_style, progress=False)
+    in_dom, _ = render_set(args.in_domain, args.in_domain_seed, classes, size, style=settings.model.train_style, progress=False)
     in_domain = (in_dom.canvases, _labels_of(in_dom))
     render_s = time.perf_counter() - t0
     _, parent = registry.load_registered(settings, "champion")
     clf = Classifier(registry.build_model(parent), parent)
     before = {"held_out": _figures(clf, *held_out), "in_domain": _figures(clf, *in_domain)}
     a = settings.adapt
-    cfg = AdaptConfig(epochs=args.epochs or a.epochs, synthetic_images=a.synthetic_images if args.synthetic is None
-                      else args.synthetic, time_budget_s=args.budget_s, library_articles=a.library_articles,
-                      library_poses=a.library_poses, seed=settings.model.seed,
-                      frozen_stages=a.frozen_stages if args.frozen_stages is None else args.frozen_stages,
-                      views=args.views or a.views, adabn=a.adabn and not args.no_adabn, batch_size=a.batch_size,
-                      decoy_share=a.decoy_share if args.decoys is None else args.decoys)
+    cfg = AdaptConfig.from_settings(
+        a, settings.model.seed, epochs=args.epochs or a.epochs, time_budget_s=args.budget_s,
+        synthetic_images=a.synthetic_images if args.synthetic is None else args.synthetic,
+        frozen_stages=a.frozen_stages if args.frozen_stages is None else args.frozen_stages,
+        views=args.views or a.views, adabn=a.adabn and not args.no_adabn,
+        decoy_share=a.decoy_share if args.decoys is None else args.decoys,
+        distill_weight=a.distill_weight if args.distill is None else args.distill)
     load0, t1, c1 = os.getloadavg()[0], time.perf_counter(), time.process_time()
-    result = adapt_model(settings, images, "adapted-bench", scanner=f"{args.style}-31", cfg=cfg, source="bench")
+    result = adapt_model(settings, images, "adapted-bench", scanner=f"{args.style}-{args.draw}", cfg=cfg, source="bench")
     adapt_s, adapt_cpu = time.perf_counter() - t1, time.process_time() - c1
     ck = result.checkpoint
     clf_after = Classifier(registry.build_model(ck), ck)

@@ -81,12 +81,8 @@ def adapt_cmd(
     if refused:
         typer.echo(f"{len(refused)} files could not be read (above); adapting from the {len(pixels)} others", err=True)
     a = settings.adapt
-    cfg = AdaptConfig(epochs=epochs or a.epochs, drop_quantile=a.drop_quantile, holdout_fraction=a.holdout_fraction,
-                      synthetic_images=a.synthetic_images, library_articles=a.library_articles,
-                      library_poses=a.library_poses, library_split=a.library_split, min_images=a.min_images,
-                      time_budget_s=budget or a.time_budget_s, seed=settings.model.seed,
-                      frozen_stages=a.frozen_stages, views=a.views, adabn=a.adabn, batch_size=a.batch_size,
-                      decoy_share=a.decoy_share)
+    cfg = AdaptConfig.from_settings(a, settings.model.seed, epochs=epochs or a.epochs,
+                                    time_budget_s=budget or a.time_budget_s)
     seizures = _seizures(settings, scanner) if scanner is not None else []
     result = adapt_model(settings, pixels, out, from_model=from_model, scanner=scanner, cfg=cfg, source=source,
                          seizures=seizures, actor=cli_actor())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from xray.projection import ScannerLook, estimate_look, project_colour, project_
 from xray.threat_library import LibraryEntry, ThreatLibrary, build_library
 from xscreen.errors import BadScanError, ConfigError, ModelError
 from xscreen.records import ModelRecord
-from xscreen.settings import Settings
+from xscreen.settings import AdaptSettings, Settings
 
 log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
@@ -63,6 +63,16 @@ class AdaptConfig:
     adabn: bool = True  # re-estimate the frozen stages' BatchNorm statistics on the adaptation data
     decoy_share: float = 0.0  # share of the benign training copies with a benign object projected in (a decoy)
     batch_size: int = 32  # fine-tuning batch: a step of the tail on cached features costs little more at 32 than at 8
+    distill_weight: float = 1.0  # pull the synthetic renders' outputs towards the parent's (adapt_tail.distillation_loss)
+
+    @classmethod
+    def from_settings(cls, a: AdaptSettings, seed: int, **overrides: Any) -> AdaptConfig:
+        """The `adapt` settings as a config (`overrides`: any field, for a CLI option or a benchmark's variant)."""
+        fields = {f: getattr(a, f) for f in ("epochs", "drop_quantile", "holdout_fraction", "synthetic_images",
+                                             "library_articles", "library_poses", "library_split", "min_images",
+                                             "time_budget_s", "frozen_stages", "views", "adabn", "batch_size",
+                                             "decoy_share", "distill_weight")}
+        return cls(**{**fields, "seed": seed, **overrides})
 
 
 @dataclass
@@ -336,12 +346,14 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
                               for_training=True, progress=False)
         parts.append(synth)
     data = concat_sets(parts)
+    anchored = np.arange(len(data)) >= len(target)  # the synthetic renders: the styles the parent already knows
     deadline = None
     if cfg.time_budget_s is not None:  # leave time to certify: calibration and the before/after figures
         deadline = t_start + cfg.time_budget_s - per_image_s * (3 * len(cert) + 0.15 * len(data))
-    ckpt, history = _fine_tune(settings, parent, data, cert, out, cfg, deadline, bar)
+    ckpt, history = _fine_tune(settings, parent, data, anchored, cert, out, cfg, deadline, bar)
     summary = _summary(parent, ckpt, cert, look, len(images), len(keep), len(train_bg), len(held), n_cert,
                        library, scanner, source, time.perf_counter() - t_start)
+    summary["config"] = {k: v for k, v in asdict(cfg).items() if k != "progress"}  # how it was adapted: lineage
     bar.close()
     summary["stage_seconds"] = bar.seconds
     ckpt = replace(ckpt, certificate={**ckpt.certificate, **_basis(summary)},
@@ -350,17 +362,20 @@ def adapt_model(settings: Settings, images: Sequence[np.ndarray], out: str, *, f
     return AdaptResult(ckpt, record, summary)
 
 
-def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSet, cert: LabelledSet, out: str,
-               cfg: AdaptConfig, deadline: float | None, bar: _Stages) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
+def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSet, anchored: np.ndarray,
+               cert: LabelledSet, out: str, cfg: AdaptConfig, deadline: float | None,
+               bar: _Stages) -> tuple[registry.Checkpoint, list[dict[str, float]]]:
     """Fine-tune the parent's tail on `data` (screening.adapt_tail; early stopping on a validation split of it,
-    epochs planned to end by `deadline`), calibrate on `cert`."""
+    epochs planned to end by `deadline`), calibrate on `cert`. `anchored` marks the images of `data` (the
+    synthetic renders) whose outputs are kept near the parent's when cfg.distill_weight > 0."""
     from screening.adapt_tail import TailConfig, adabn, cache_features, fit_tail, freeze_trunk
 
     tcfg = TrainConfig(epochs=cfg.epochs, seed=cfg.seed, box_weight=settings.model.box_weight, progress=cfg.progress,
                        batch_size=cfg.batch_size)
     # the `train --from` rate (lr / 3 at batch 8), scaled by the square root of the batch (Adam)
     lr = TrainConfig.lr / 3 * (cfg.batch_size / TrainConfig.batch_size) ** 0.5
-    tail = TailConfig(frozen_stages=cfg.frozen_stages, views=cfg.views, adabn=cfg.adabn)
+    tail = TailConfig(frozen_stages=cfg.frozen_stages, views=cfg.views, adabn=cfg.adabn,
+                      distill_weight=cfg.distill_weight)
     train_idx, val_idx = split_indices(data.any_labels, [tcfg.val_fraction], cfg.seed)
     train, val = data.subset(train_idx), data.subset(val_idx)
     net = registry.build_model(parent)
@@ -376,10 +391,13 @@ def _fine_tune(settings: Settings, parent: registry.Checkpoint, data: LabelledSe
 
         boxes = box_targets(train.files, train.geometries, train.class_labels, train.boxes, train.classes,
                             net.config.feature_size)
-    cache = cache_features(net, train, tail, tcfg, boxes, cfg.seed)
+    # The parent as it was (its own BatchNorm statistics), on the anchors' views: what distillation keeps.
+    teacher = registry.build_model(parent) if tail.distill_weight > 0 else None
+    cache = cache_features(net, train, tail, tcfg, boxes, cfg.seed, teacher=teacher, anchored=anchored[train_idx])
     val_cache = cache_features(net, val, replace(tail, views=1), tcfg, None, cfg.seed)
     bar.next("fine-tuning the last stages")
-    history = fit_tail(net, params, train, cache, val, val_cache, tcfg, tail.frozen_stages, lr=lr, deadline=deadline)
+    history = fit_tail(net, params, train, cache, val, val_cache, tcfg, tail.frozen_stages, lr=lr, deadline=deadline,
+                       distill_weight=tail.distill_weight)
     net.requires_grad_(True)
     bar.next("certifying")
     ckpt = calibrated_checkpoint(settings, net, out, parent.config, train=train, val=val, cal=cert, history=history,

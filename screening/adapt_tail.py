@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from screening.augment import apply_flips, photometric, random_flips
@@ -41,6 +42,7 @@ class TailConfig:
     adabn: bool = True  # re-estimate the trunk's BatchNorm statistics on the adaptation data first
     batch: int = 32  # images per forward pass while estimating statistics and caching
     adabn_images: int = 512  # most images the statistics are estimated on (a random share of the set)
+    distill_weight: float = 0.0  # weight of the loss that keeps the parent's outputs on anchor images (see fit_tail)
 
 
 def trunk_modules(net: ScreeningNet, frozen_stages: int) -> list[nn.Module]:
@@ -86,35 +88,60 @@ class FeatureCache:
     features: torch.Tensor
     maps: torch.Tensor | None  # (V, N, K, g, g) float16 coverage
     known: torch.Tensor | None  # (N,) bool: the image's box targets are known
+    # The parent's logits (any-threat first, then the classes) on the same view of each anchor image, (V, N, 1 + K)
+    # float32, and which images are anchors (N,) bool; None when nothing is distilled.
+    teacher: torch.Tensor | None = None
+    anchored: torch.Tensor | None = None
 
 
 def cache_features(net: ScreeningNet, data: LabelledSet, tcfg: TailConfig, cfg: TrainConfig,
                    boxes: tuple[torch.Tensor, torch.Tensor] | None, seed: int,
-                   bar: tqdm | None = None) -> FeatureCache:
+                   bar: tqdm | None = None, teacher: ScreeningNet | None = None,
+                   anchored: np.ndarray | None = None) -> FeatureCache:
     """Features of `data` through the frozen trunk: view 0 as it is, later views flipped and photometrically
-    augmented (box targets flipped alike)."""
+    augmented (box targets flipped alike). With a `teacher` (the parent, its own BatchNorm statistics) and an
+    `anchored` mask, also the teacher's logits on the same views of the anchored images."""
     gen = torch.Generator().manual_seed(seed)
     net.eval()
     feats: list[list[torch.Tensor]] = [[] for _ in range(tcfg.views)]
     maps: list[list[torch.Tensor]] = [[] for _ in range(tcfg.views)]
+    distil = teacher is not None and anchored is not None and bool(np.any(anchored))
+    anchor_t = torch.as_tensor(anchored if distil else np.zeros(len(data), dtype=bool))
+    taught = torch.full((tcfg.views, len(data), 1 + len(data.classes)), float("nan")) if distil else None
+    if teacher is not None:
+        teacher.eval()
     with torch.inference_mode():
         for i in range(0, len(data), tcfg.batch):
             x = data.float_canvases(slice(i, i + tcfg.batch))  # (B, 3, S, S)
             m = boxes[0][i:i + tcfg.batch] if boxes is not None else None
+            rows = anchor_t[i:i + tcfg.batch]
             for v in range(tcfg.views):
                 xv, mv = x, m
                 if v > 0:
                     flips = random_flips(len(x), gen)
                     xv = photometric(x, cfg.augment, gen, flips=flips)
                     mv = apply_flips(m, flips) if m is not None else None
-                feats[v].append(net.trunk(xv.contiguous(memory_format=torch.channels_last), tcfg.frozen_stages).half())
+                xv = xv.contiguous(memory_format=torch.channels_last)
+                feats[v].append(net.trunk(xv, tcfg.frozen_stages).half())
                 if mv is not None:
                     maps[v].append(mv)
+                if taught is not None and teacher is not None and bool(rows.any()):
+                    o = teacher(xv[rows])
+                    taught[v, i + torch.where(rows)[0]] = torch.cat([o.any_logit[:, None], o.class_logits], 1)
             if bar is not None:
                 bar.update(len(x))
     f = torch.stack([torch.cat(fv) for fv in feats])  # (V, N, C, h, w)
     return FeatureCache(f.contiguous(), torch.stack([torch.cat(mv) for mv in maps]) if boxes is not None else None,
-                        boxes[1] if boxes is not None else None)
+                        boxes[1] if boxes is not None else None, taught, anchor_t if distil else None)
+
+
+def distillation_loss(any_logit: torch.Tensor, class_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """How far a batch of anchor images' outputs, (B,) and (B, K) logits, are from the parent's (B, 1 + K)
+    (Learning without Forgetting, Li and Hoiem 2016): BCE against the parent's probabilities, any-threat plus the
+    mean over classes. Zero gradient where the outputs equal the parent's."""
+    soft = torch.sigmoid(teacher_logits)
+    return (F.binary_cross_entropy_with_logits(any_logit, soft[:, 0])
+            + F.binary_cross_entropy_with_logits(class_logits, soft[:, 1:]))
 
 
 def plan_epochs(remaining_s: float | None, per_step_s: float, steps_per_epoch: int, epochs: int) -> tuple[int, int]:
@@ -152,10 +179,12 @@ def _tail_train_mode(net: ScreeningNet, frozen_stages: int) -> None:
 
 def fit_tail(net: ScreeningNet, params: list[nn.Parameter], train: LabelledSet, cache: FeatureCache,
              val: LabelledSet, val_cache: FeatureCache, cfg: TrainConfig, frozen_stages: int, *,
-             lr: float, deadline: float | None) -> list[dict[str, float]]:
+             lr: float, deadline: float | None, distill_weight: float = 0.0) -> list[dict[str, float]]:
     """Train the tail in place on cached features (balanced sampling, one random view per image and step, the
     dense box loss where boxes are known); keeps the epoch with the best validation any-threat + class AP. Epochs
-    are planned to end by `deadline` (time.perf_counter() seconds; None: no limit), and checked again before each."""
+    are planned to end by `deadline` (time.perf_counter() seconds; None: no limit), and checked again before each.
+    With `distill_weight` > 0 and a cache that holds the parent's logits, anchor images also pull their outputs
+    towards the parent's (distillation_loss): the tail learns the new scanner without unlearning the old ones."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     weights = torch.as_tensor(balanced_weights(train.any_labels, train.class_labels))
@@ -169,7 +198,8 @@ def fit_tail(net: ScreeningNet, params: list[nn.Parameter], train: LabelledSet, 
     best: tuple[float, dict[str, torch.Tensor], int] | None = None
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        total = _epoch(net, train, cache, weights, steps, cfg, frozen_stages, opt, sched, gen, epoch, epochs)
+        total = _epoch(net, train, cache, weights, steps, cfg, frozen_stages, opt, sched, gen, epoch, epochs,
+                       distill_weight)
         row = {"epoch": epoch, "loss": total / steps, "steps": steps, "seconds": time.perf_counter() - t0,
                **_validate(net, val, val_cache, frozen_stages)}
         history.append(row)
@@ -194,7 +224,7 @@ def _val_seconds(per_step: float, n_val: int, cfg: TrainConfig) -> float:
 
 def _epoch(net: ScreeningNet, train: LabelledSet, cache: FeatureCache, weights: torch.Tensor, steps: int,
            cfg: TrainConfig, stage: int, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
-           gen: torch.Generator, epoch: int, epochs: int) -> float:
+           gen: torch.Generator, epoch: int, epochs: int, distill_weight: float) -> float:
     _tail_train_mode(net, stage)
     total = 0.0
     for _ in tqdm(range(steps), desc=f"adapt epoch {epoch}/{epochs}", unit="batch", disable=not cfg.progress,
@@ -208,7 +238,13 @@ def _epoch(net: ScreeningNet, train: LabelledSet, cache: FeatureCache, weights: 
                                  cfg.box_weight, cfg.box_pos_weight)
         any_y = torch.as_tensor(train.any_labels[idx.numpy()])
         cls_y = torch.as_tensor(train.class_labels[idx.numpy()])
-        loss = loss_fn(net.resume(x, stage), any_y, cls_y, dense)
+        o = net.resume(x, stage)
+        loss = loss_fn(o, any_y, cls_y, dense)
+        if distill_weight > 0 and cache.teacher is not None and cache.anchored is not None:
+            rows = cache.anchored[idx]
+            if bool(rows.any()):
+                loss = loss + distill_weight * distillation_loss(o.any_logit[rows], o.class_logits[rows],
+                                                                 cache.teacher[view[rows], idx[rows]])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -113,15 +113,19 @@ def test_adapting_to_a_held_out_scanner_from_its_unlabelled_folder(champion: Pat
     cert = result.checkpoint.certificate
     assert cert["adapted_for_scanner"] == "scanner-x" and "projections" in cert["guarantee_rests_on"]
     assert cert["n_cal_threat"] >= cert["n_threat_needed"]  # enough projected certification articles
-    # What is real at this scale (measured 2026-11-30, docs/MODEL.md "Adapting to one scanner"): the champion
+    # What is real at this scale (measured 2026-12-01, docs/MODEL.md "Adapting to one scanner"): the champion
     # routes all of this scanner's benign mail to officers (1.00); recalibrated and fine-tuned on its own images,
-    # 0.75. On projected certification articles (never trained on) PD at FAR 5% rises (0.08 -> 0.36, AUC 0.56 ->
-    # 0.79); on the renderer's own threats in that style it does not (0.03 -> 0.03: a 64-pixel canvas leaves a
-    # knife a few pixels, and in-domain the tiny champion reaches only 0.07), so no detection gain is asserted there.
-    assert before["benign_routed"] >= 0.9 and after["benign_routed"] <= before["benign_routed"] - 0.2, (before, after)
+    # 0.83. On projected certification articles (never trained on) PD at FAR 5% rises (0.17 -> 0.41, AUC 0.62 ->
+    # 0.74); on the renderer's own threats in that style it does not (0.07 -> 0.05: a 64-pixel canvas leaves a
+    # knife a few pixels), so no detection gain is asserted there. In-domain PD at FAR 5% stays 0.12 because the
+    # synthetic renders keep the parent's outputs (adapt.distill_weight 1); without that the same run routes 0.60
+    # of the scanner's benign mail but in-domain PD falls to 0.03, the regression the issue forbids.
+    assert before["benign_routed"] >= 0.9 and after["benign_routed"] <= before["benign_routed"] - 0.15, (before, after)
     cert_before, cert_after = (result.summary[k]["pd_at_far"]["0.05"] for k in ("before", "after"))
     assert cert_after >= cert_before + 0.15, (cert_before, cert_after)
-    assert after["in_domain_pd_at_far5"] >= before["in_domain_pd_at_far5"] - 0.1, (before, after)
+    # no regression beyond one threat of the ~60 in-domain threats (the issue: 1 point on the original styles)
+    assert after["in_domain_pd_at_far5"] >= before["in_domain_pd_at_far5"] - 0.02, (before, after)
+    assert result.summary["config"]["distill_weight"] == 1.0  # how it was adapted is stored with the model
 
 
 def _png(img: np.ndarray) -> bytes:

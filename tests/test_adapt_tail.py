@@ -1,5 +1,6 @@
 """Adaptation's fast path (screening/adapt_tail.py): the split network is the network, AdaBN moves the frozen
-statistics to the new data, the frozen stages stay bitwise unchanged while the tail learns, and the deadline holds."""
+statistics to the new data, the frozen stages stay bitwise unchanged while the tail learns, the deadline holds, and
+distillation keeps the anchor images' outputs near the parent's."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from screening.adapt import build_set
-from screening.adapt_tail import TailConfig, adabn, cache_features, fit_tail, freeze_trunk, trunk_modules
+from screening.adapt import build_set, concat_sets
+from screening.adapt_tail import (
+    TailConfig,
+    adabn,
+    cache_features,
+    distillation_loss,
+    fit_tail,
+    freeze_trunk,
+    trunk_modules,
+)
 from screening.data import LabelledSet
 from screening.network import NetConfig, ScreeningNet, build_network
 from screening.train import TrainConfig
@@ -111,3 +120,55 @@ def test_a_passed_deadline_leaves_one_short_epoch() -> None:
 def test_freezing_more_stages_than_the_network_has_is_refused(k: int) -> None:
     with pytest.raises(ConfigError, match=f"adapt.frozen_stages {k} is outside 0..4: this network has 4 stages"):
         trunk_modules(_net(), k)
+
+
+def test_distillation_loss_has_no_pull_where_the_outputs_are_the_parents() -> None:
+    teacher = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 0.0, 1.0]])
+    any_logit, class_logits = teacher[:, 0].clone().requires_grad_(), teacher[:, 1:].clone().requires_grad_()
+    loss = distillation_loss(any_logit, class_logits, teacher)
+    loss.backward()
+    assert any_logit.grad is not None and class_logits.grad is not None
+    assert torch.allclose(any_logit.grad, torch.zeros(2), atol=1e-7)
+    assert torch.allclose(class_logits.grad, torch.zeros(2, 2), atol=1e-7)
+    p = torch.sigmoid(teacher)  # at the minimum the loss is the parent's own entropy, by hand:
+    entropy = -(p * p.log() + (1 - p) * (1 - p).log())
+    assert torch.isclose(loss, entropy[:, 0].mean() + entropy[:, 1:].mean())
+    moved = distillation_loss(teacher[:, 0] + 1.0, teacher[:, 1:], teacher)
+    assert moved > loss
+
+
+def _drift_from_parent(distill_weight: float) -> tuple[float, float]:
+    """Fine-tune the tail on a dark 'scanner' mixed with bright anchors (labelled, as the synthetic renders are);
+    mean |any-threat logit - the parent's| on the anchors and on the dark scans afterwards."""
+    net = _net()
+    parent = _net().eval()
+    params = freeze_trunk(net, 2)
+    new, anchors = _set(48, 4, level=60), _set(48, 5, level=170)
+    train = concat_sets([new, anchors])
+    anchored = np.arange(len(train)) >= len(new)
+    cfg = TrainConfig(epochs=4, batch_size=8, seed=1, progress=False)
+    tcfg = TailConfig(frozen_stages=2, views=2, distill_weight=distill_weight)
+    cache = cache_features(net, train, tcfg, cfg, None, seed=1, teacher=parent, anchored=anchored)
+    assert cache.teacher is not None and cache.anchored is not None
+    assert torch.equal(cache.anchored, torch.as_tensor(anchored))
+    assert torch.isnan(cache.teacher[:, : len(new)]).all() and not torch.isnan(cache.teacher[:, len(new):]).any()
+    with torch.no_grad():  # view 0 is the image as it is: the parent's logits on it
+        o = parent(anchors.float_canvases(slice(None)))
+    assert torch.allclose(cache.teacher[0, len(new):, 0], o.any_logit, atol=1e-5)
+    assert torch.allclose(cache.teacher[0, len(new):, 1:], o.class_logits, atol=1e-5)
+    val_cache = cache_features(net, train, TailConfig(frozen_stages=2, views=1), cfg, None, seed=1)
+    fit_tail(net, params, train, cache, train, val_cache, cfg, 2, lr=3e-3, deadline=None,
+             distill_weight=distill_weight)
+    with torch.no_grad():
+        drift = [(net(s.float_canvases(slice(None))).any_logit - parent(s.float_canvases(slice(None))).any_logit)
+                 .abs().mean().item() for s in (anchors, new)]
+    return drift[0], drift[1]
+
+
+def test_distillation_keeps_the_anchor_images_near_the_parent_and_lets_the_new_ones_move() -> None:
+    free_anchor, free_new = _drift_from_parent(0.0)
+    kept_anchor, kept_new = _drift_from_parent(10.0)
+    assert kept_anchor < 0.5 * free_anchor, (kept_anchor, free_anchor)
+    # the new scanner's images still learn, and relatively more than the anchors (here they share every feature;
+    # with weight 10: anchors keep 27% of their free drift, the new images 41%)
+    assert kept_new / free_new > kept_anchor / free_anchor and kept_new > 0.2 * free_new, (kept_new, free_new)

@@ -340,7 +340,11 @@ def test_the_certificate_page_leads_to_adapt_and_the_adapted_model_keeps_its_cer
                  if (m.scanner_id, m.model_version) == ("scanner-4", "adapted-s4"))
     assert ("certificate", "scanner-4") not in after and not watch.details["alarm"], (after, watch.details["message"])
     # Not only quiet for want of evidence: over these ~100 benign scans the adapted model routes no more than its
-    # certificate tolerates (measured 55% against a certified 61%, tolerated 71%). A certificate made on another
+    # certificate tolerates (measured 53% against a certified 61%, tolerated 71%). A certificate made on another
     # scanner's images fails this (the same model on another draw of the held-out family routed 95%).
     state = watch.details["state"]
+    adaptation = model.metrics["adaptation"]
+    print({"cert_set": {k: (adaptation[k]["pd_at_far"].get("0.05"), adaptation[k]["auc"]) for k in ("before", "after")},
+           "routed": (state["n_events"], state["n_items"]), "tolerated": watch.details["tolerated_rate"],
+           "certified": cert.get("expected_benign_routed")})  # the figures docs/MONITORING.md quotes (pytest -s)
     assert state["n_items"] >= 80 and state["n_events"] / state["n_items"] <= watch.details["tolerated_rate"], state
