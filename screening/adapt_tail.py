@@ -42,7 +42,7 @@ class TailConfig:
     adabn: bool = True  # re-estimate the trunk's BatchNorm statistics on the adaptation data first
     batch: int = 32  # images per forward pass while estimating statistics and caching
     adabn_images: int = 512  # most images the statistics are estimated on (a random share of the set)
-    distill_weight: float = 0.0  # weight of the loss that keeps the parent's outputs on anchor images (see fit_tail)
+    distill_weight: float = 1.0  # weight of the loss keeping the parent's outputs on anchor images (fit_tail; needs a teacher)
 
 
 def trunk_modules(net: ScreeningNet, frozen_stages: int) -> list[nn.Module]:
