@@ -17,6 +17,13 @@ labels. Detection and false alarms are measured at each model's own certified op
 
 Requests failed during promotion and rollback are measured on the live stack by tests/test_maintenance_loop.py and
 bench/bench_promotion.py (not here: this bench runs no Ray).
+
+    python -m bench.bench_maintenance --probe-classes lithium_battery knife firearm --scenarios new_goods
+                                      [--base 1500] [--epochs 20] [--probe-width 12] [--probe-input 128]
+
+asks first whether a scenario hurts a champion at all: per class, a single-class champion trained on baseline
+renders of that class, its AUC, detection and false alarms on baseline renders and on each scenario at full
+strength (no stream, no retraining). A scenario that hurts no champion has nothing for the loop to recover.
 """
 
 from __future__ import annotations
@@ -114,6 +121,33 @@ def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, ep
     return {"scenario": scenario, "before": asdict(before), "under": asdict(under), "runs": runs}
 
 
+def probe_class(root: Path, threat: str, scenarios: list[str], n_base: int, epochs: int, width: int,
+                input_size: int, n_eval: int) -> dict[str, Any]:
+    """Does a scenario hurt a champion of one threat class? A single-class champion (`width` channels, input
+    `input_size`) trained on `n_base` baseline renders, its any-threat AUC, detection and false alarms at its
+    certified point on `n_eval` baseline renders and `n_eval` renders of each scenario at full strength."""
+    from screening.train import TrainConfig, train_model
+    from store.engine import Store
+
+    base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5, classes=[threat]))
+    settings = make_settings(root / "home", model={**TINY, "classes": [threat], "width": width,
+                                                   "input_size": input_size},
+                             screening={"alpha": 0.3, "delta": 0.3})
+    ensure_home(settings)
+    out: dict[str, Any] = {"threat": threat, "base": n_base, "epochs": epochs, "width": width, "input": input_size}
+    with Store.from_settings(settings) as store, OwnerThread(store, settings):
+        t0 = time.monotonic()
+        train_model(settings, [base], "probe", cfg=TrainConfig(epochs=epochs, seed=7, progress=False),
+                    actor="cli:bench")
+        out["train_s"] = round(time.monotonic() - t0, 1)
+        for k, scenario in enumerate(["baseline", *scenarios]):
+            r = rates(settings, "probe", render(scenario, n_eval, 50 + k, threat_rate=0.5, progress=1.0,
+                                                classes=[threat]))
+            out[scenario] = {"auc": round(r.auc, 3), "detection": round(r.detection, 3),
+                             "false_alarms": round(r.false_alarms, 3), "threats": r.threats, "benign": r.benign}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenarios", nargs="+", default=["new_concealment", "new_goods"])
@@ -123,8 +157,19 @@ def main() -> None:
     ap.add_argument("--retrain-epochs", type=int, default=3, help="epochs of each fine-tuning retrain")
     ap.add_argument("--bundled-auc", type=int, default=0, metavar="N",
                     help="instead of the loop: the bundled model's AUC on N baseline and N scenario renders")
+    ap.add_argument("--probe-classes", nargs="+", default=[], metavar="CLASS",
+                    help="instead of the loop: per class, does each scenario hurt a single-class champion?")
+    ap.add_argument("--probe-width", type=int, default=12)
+    ap.add_argument("--probe-input", type=int, default=128)
+    ap.add_argument("--probe-eval", type=int, default=300)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.probe_classes:
+        with tempfile.TemporaryDirectory() as tmp:
+            for threat in args.probe_classes:
+                print(json.dumps(probe_class(Path(tmp) / threat, threat, args.scenarios, args.base, args.epochs,
+                                             args.probe_width, args.probe_input, args.probe_eval)), flush=True)
+        return
     if args.bundled_auc:
         from tests.maintenance_loop import CLASSES, bundled_auc
 

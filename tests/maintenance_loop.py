@@ -49,11 +49,12 @@ class Rendered:
 
 
 def render(scenario: str, n: int, seed: int, *, threat_rate: float, progress: float | None = None,
-           size: tuple[int, int] = SIZE) -> list[Rendered]:
-    """n scans of `scenario` at `progress` (None: ramping linearly 0 -> 1 over the n scans), `size` (w, h) pixels."""
+           size: tuple[int, int] = SIZE, classes: Sequence[str] = CLASSES) -> list[Rendered]:
+    """n scans of `scenario` at `progress` (None: ramping linearly 0 -> 1 over the n scans), `size` (w, h) pixels,
+    threats drawn from `classes`."""
     out = []
     for i in range(n):
-        p = render_parcel(np.random.default_rng([seed, i]), classes=CLASSES, scenario=scenario,
+        p = render_parcel(np.random.default_rng([seed, i]), classes=list(classes), scenario=scenario,
                           progress=(i + 1) / n if progress is None else progress, threat_rate=threat_rate, size=size)
         out.append(Rendered(encode("png", p.high, p.low, palette=p.palette), tuple(p.labels)))
     return out

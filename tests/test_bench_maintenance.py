@@ -1,0 +1,26 @@
+"""bench/bench_maintenance.py's probe: a single-class champion is trained for real and measured on baseline and on
+each scenario at full strength, with the threats of that class only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.bench_maintenance import probe_class
+from tests.maintenance_loop import render
+
+
+def test_render_draws_threats_of_the_given_classes_only() -> None:
+    items = render("new_goods", 12, 3, threat_rate=1.0, progress=1.0, size=(64, 64), classes=["knife"])
+    assert items and all(r.labels == ("knife",) for r in items)
+
+
+@pytest.mark.training
+def test_probe_reports_each_scenario_beside_baseline(tmp_path: Path) -> None:
+    out = probe_class(tmp_path, "firearm", ["new_goods"], n_base=40, epochs=1, width=4, input_size=32, n_eval=30)
+    assert (out["threat"], out["base"], out["width"], out["input"]) == ("firearm", 40, 4, 32)
+    for name in ("baseline", "new_goods"):
+        row = out[name]
+        assert row["threats"] + row["benign"] == 30 and row["threats"] > 0 and row["benign"] > 0
+        assert 0.0 <= row["auc"] <= 1.0 and 0.0 <= row["detection"] <= 1.0 and 0.0 <= row["false_alarms"] <= 1.0
