@@ -3,7 +3,8 @@ candidate's after, labels used, time to retrain on this CPU; and active against 
 label budgets (detection on the scenario recovered against labels used).
 
     python -m bench.bench_maintenance [--scenarios new_concealment new_goods] [--budgets 30 60 120]
-                                      [--base 300] [--epochs 8] [--retrain-epochs 3]
+                                      [--base 300] [--epochs 8] [--retrain-epochs 3] [--eval 120]
+                                      [--threat knife --width 12 --input 128]
                                       [--json var/bench_maintenance.json]
 
 Per scenario: a tiny champion (tests/maintenance_loop.TINY) is trained on `--base` rendered baseline scans; then,
@@ -13,7 +14,9 @@ scans, then the scenario ramping in over 200), scored by the champion through th
 simulated officers decide every flagged scan by the generator's truth and label what the policy offers within the
 budget; `retrain` (the real code path) fine-tunes a candidate from the champion on the base folder plus the live
 labels. Detection and false alarms are measured at each model's own certified operating point on fresh renders
-(baseline for "before", the scenario at full strength for "under" and "after").
+(baseline for "before", the scenario at full strength for "under" and "after"; the candidate also on the
+baseline renders, "after_baseline"). `--threat`, `--width`, `--input`: a single-class champion of another class
+and size than TINY (narcotics, 4 channels, input 64), its mail's threats all of that class.
 
 Requests failed during promotion and rollback are measured on the live stack by tests/test_maintenance_loop.py and
 bench/bench_promotion.py (not here: this bench runs no Ray).
@@ -37,16 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import OwnerThread, make_settings
-from tests.maintenance_loop import TINY, Officers, Rendered, rates, render, write_folder
+from tests.maintenance_loop import CLASSES, TINY, Officers, Rendered, rates, render, write_folder
 from xscreen.settings import Settings, ensure_home
 
 STREAM_BASELINE, STREAM_DRIFT, EVAL_N = 100, 200, 120
 SCANNER = "scanner-1"
 
 
-def loop_settings(home: Path) -> Settings:
-    """The tiny model at a 30% certified miss rate (a weak model certified at 5% routes all mail)."""
-    return make_settings(home, model=TINY, screening={"alpha": 0.3, "delta": 0.3},
+def loop_settings(home: Path, model: dict[str, Any] | None = None) -> Settings:
+    """The tiny model (or `model`) at a 30% certified miss rate (a weak model certified at 5% routes all mail)."""
+    return make_settings(home, model=model or TINY, screening={"alpha": 0.3, "delta": 0.3},
                          serving={"scanner_ids": [SCANNER]}, monitoring={"interval_s": 0})
 
 
@@ -68,15 +71,17 @@ def ingest_stream(settings: Settings, client: Any, officers: Officers, items: li
 
 
 def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scenario_eval: list[Rendered],
-            policy: str, budget: int, epochs: int) -> dict[str, Any]:
-    """A fresh home: the stream, `budget` labels by `policy`, retrain; the candidate's rates on the scenario."""
+            policy: str, budget: int, epochs: int, model: dict[str, Any] | None = None,
+            baseline_eval: list[Rendered] | None = None) -> dict[str, Any]:
+    """A fresh home: the stream, `budget` labels by `policy`, retrain; the candidate's rates on the scenario (and
+    on `baseline_eval` when given: did retraining cost the mail before the drift?)."""
     from screening import registry
     from screening.retrain import retrain
     from screening.train import TrainConfig
     from store.client import StoreClient
     from store.engine import Store
 
-    settings = loop_settings(root / f"{policy}-{budget}")
+    settings = loop_settings(root / f"{policy}-{budget}", model)
     ensure_home(settings)
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
             StoreClient.from_settings(settings) as client:
@@ -93,32 +98,41 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
                 actor="cli:bench")
         seconds = time.monotonic() - t0
         after = rates(settings, "loop-candidate", scenario_eval)
+        after_base = rates(settings, "loop-candidate", baseline_eval) if baseline_eval else None
     threats = sum(officers.truth[i].threat for i in officers.labelled)
     return {"policy": policy, "budget": budget, "labels": labelled, "labelled_threats": threats,
-            "retrain_s": round(seconds, 1), "after": asdict(after)}
+            "decided": officers.decided, "retrain_s": round(seconds, 1), "after": asdict(after),
+            **({"after_baseline": asdict(after_base)} if after_base else {})}
 
 
 def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, epochs: int,
-                  retrain_epochs: int) -> dict[str, Any]:
+                  retrain_epochs: int, threat: str | None = None, width: int | None = None,
+                  input_size: int | None = None, n_eval: int = EVAL_N) -> dict[str, Any]:
+    """The loop for one scenario; `threat`, `width`, `input_size`: a single-class champion of another class and
+    size than tests/maintenance_loop.TINY (narcotics, 4 channels, input 64)."""
     from screening import registry
     from screening.train import TrainConfig, train_model
     from store.engine import Store
 
-    base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5))
-    settings = loop_settings(root / "champion-home")
+    classes = [threat] if threat else list(CLASSES)
+    model = {**TINY, "classes": classes, "width": width or TINY["width"], "input_size": input_size or TINY["input_size"]}
+    base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5, classes=classes))
+    settings = loop_settings(root / "champion-home", model)
     ensure_home(settings)
+    baseline_eval = render("baseline", n_eval, 50, threat_rate=0.5, classes=classes)
     with Store.from_settings(settings) as store, OwnerThread(store, settings):
         train_model(settings, [base], "loop-champion", cfg=TrainConfig(epochs=epochs, seed=7, progress=False),
                     actor="cli:bench")
         champion = registry.load_registered(settings, "loop-champion")[1]
-        before = rates(settings, "loop-champion", render("baseline", EVAL_N, 50, threat_rate=0.5))
-        scenario_eval = render(scenario, EVAL_N, 51, threat_rate=0.5, progress=1.0)
+        before = rates(settings, "loop-champion", baseline_eval)
+        scenario_eval = render(scenario, n_eval, 51, threat_rate=0.5, progress=1.0, classes=classes)
         under = rates(settings, "loop-champion", scenario_eval)
-    stream = (render("baseline", STREAM_BASELINE, 10, threat_rate=0.3)
-              + render(scenario, STREAM_DRIFT, 20, threat_rate=0.3))
-    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs)
+    stream = (render("baseline", STREAM_BASELINE, 10, threat_rate=0.3, classes=classes)
+              + render(scenario, STREAM_DRIFT, 20, threat_rate=0.3, classes=classes))
+    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs, model, baseline_eval)
             for b in budgets for policy in ("active", "random")]
-    return {"scenario": scenario, "before": asdict(before), "under": asdict(under), "runs": runs}
+    return {"scenario": scenario, "classes": classes, "model": {k: model[k] for k in ("width", "input_size")},
+            "before": asdict(before), "under": asdict(under), "runs": runs}
 
 
 def probe_class(root: Path, threat: str, scenarios: list[str], n_base: int, epochs: int, width: int,
@@ -157,6 +171,10 @@ def main() -> None:
     ap.add_argument("--retrain-epochs", type=int, default=3, help="epochs of each fine-tuning retrain")
     ap.add_argument("--bundled-auc", type=int, default=0, metavar="N",
                     help="instead of the loop: the bundled model's AUC on N baseline and N scenario renders")
+    ap.add_argument("--threat", default=None, help="the champion's one threat class (default: TINY's narcotics)")
+    ap.add_argument("--width", type=int, default=None, help="the champion's channels (default: TINY's)")
+    ap.add_argument("--input", type=int, default=None, help="the champion's input size (default: TINY's)")
+    ap.add_argument("--eval", type=int, default=EVAL_N, help="renders per evaluation set")
     ap.add_argument("--probe-classes", nargs="+", default=[], metavar="CLASS",
                     help="instead of the loop: per class, does each scenario hurt a single-class champion?")
     ap.add_argument("--probe-width", type=int, default=12)
@@ -183,7 +201,7 @@ def main() -> None:
         for scenario in args.scenarios:
             t0 = time.monotonic()
             result = scenario_runs(Path(tmp) / scenario, scenario, args.budgets, args.base, args.epochs,
-                                   args.retrain_epochs)
+                                   args.retrain_epochs, args.threat, args.width, args.input, args.eval)
             result["seconds"] = round(time.monotonic() - t0, 1)
             out.append(result)
             print(json.dumps(result), flush=True)

@@ -92,6 +92,7 @@ class Officers:
     def __init__(self) -> None:
         self.truth: dict[str, Rendered] = {}
         self.labelled: list[str] = []  # scan ids labelled from a relabel queue, in order
+        self.decided = 0  # flagged scans decided (each decision is a label too)
 
     def decide_flagged(self, store: Any, items: Sequence[Rendered], answers: Sequence[dict[str, Any]]) -> int:
         """Decide every item the model flagged by its truth (confirmed narcotics / cleared); how many."""
@@ -104,6 +105,7 @@ class Officers:
                     decision="confirmed" if r.threat else "cleared", threat_class=r.labels[0] if r.threat else None,
                     decided_at=utcnow()))
                 n += 1
+        self.decided += n
         return n
 
     def label(self, store: Any, scan_ids: Sequence[str]) -> int:

@@ -24,3 +24,20 @@ def test_probe_reports_each_scenario_beside_baseline(tmp_path: Path) -> None:
         row = out[name]
         assert row["threats"] + row["benign"] == 30 and row["threats"] > 0 and row["benign"] > 0
         assert 0.0 <= row["auc"] <= 1.0 and 0.0 <= row["detection"] <= 1.0 and 0.0 <= row["false_alarms"] <= 1.0
+
+
+@pytest.mark.training
+def test_the_loop_runs_for_another_class_and_reports_the_candidate_on_both_sets(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.bench_maintenance as bench
+
+    monkeypatch.setattr(bench, "STREAM_BASELINE", 12)
+    monkeypatch.setattr(bench, "STREAM_DRIFT", 18)
+    out = bench.scenario_runs(tmp_path, "new_goods", [4], n_base=30, epochs=1, retrain_epochs=1, threat="knife",
+                              width=4, input_size=32, n_eval=20)
+    assert out["classes"] == ["knife"] and out["model"] == {"width": 4, "input_size": 32}
+    assert [(r["policy"], r["budget"]) for r in out["runs"]] == [("active", 4), ("random", 4)]
+    for run in out["runs"]:
+        assert run["labels"] <= 4 and 0 <= run["decided"] <= 30
+        assert run["after"]["threats"] + run["after"]["benign"] == 20
+        assert run["after_baseline"]["threats"] + run["after_baseline"]["benign"] == 20
