@@ -9,7 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from analytics import accuracy, charts
+from analytics import accuracy, adaptation, charts
 from pages import _common as common
 
 s = common.guard("models")
@@ -54,6 +54,8 @@ if lineage:
     t4.write(f"Training-data manifest: `{lineage['train_manifest_sha256'] or '-'}`")
     t4.write(f"Last promoted by {lineage['promoted_by'] or '-'} at {lineage['promoted_at'] or '-'}")
     t4.dataframe(pd.DataFrame(lineage["events"]), hide_index=True, key="models_events")
+for line in adaptation.adaptation_lines(chosen.metrics):  # an adapted model: for which scanner, on what it rests
+    t4.write(line)
 reports = common.attempt(lambda: store.gate_reports(version)) or []
 if reports:
     latest = reports[0]

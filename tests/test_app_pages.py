@@ -416,6 +416,24 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
                for a in owner_client.audit_log(actor="sue"))
 
 
+def test_models_page_says_which_scanner_an_adapted_model_is_for_and_on_what_it_rests(
+        seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
+    from tests.seeding import model_record
+    from tests.test_analytics_adaptation import SUMMARY
+
+    adapted = model_record("adapted-s4", seeded.classes, now, parent=seeded.champion)
+    owner_client.register_model(adapted.model_copy(update={"metrics": {"adaptation": SUMMARY}}))
+    at = app_as(user("sue", "supervisor", now), now).run()
+    at.switch_page("pages/models.py").run()
+    at.selectbox(key="models_version").set_value("adapted-s4").run()
+    shown = [m.value for m in at.markdown]
+    assert not at.exception
+    assert any(t.startswith("Adapted for scanner scanner-4 from 500 unlabelled scans") for t in shown), shown
+    assert any("PD at FAR 5% 0.15 → 0.25" in t for t in shown)
+    at.selectbox(key="models_version").set_value(seeded.champion).run()  # not adapted: no such sentence
+    assert not any(m.value.startswith("Adapted for scanner") for m in at.markdown)
+
+
 def _scoped_state_change(now: datetime, version: str, state: str, reason: str, scanner: str,
                          force: bool = False) -> AppTest:
     """A supervisor on the Models page sets `version` to `state` for one scanner, confirmed (forced if `force`)."""
