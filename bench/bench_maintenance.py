@@ -144,9 +144,7 @@ def probe_class(root: Path, threat: str, scenarios: list[str], n_base: int, epoc
     from store.engine import Store
 
     base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5, classes=[threat]))
-    settings = make_settings(root / "home", model={**TINY, "classes": [threat], "width": width,
-                                                   "input_size": input_size},
-                             screening={"alpha": 0.3, "delta": 0.3})
+    settings = loop_settings(root / "home", {**TINY, "classes": [threat], "width": width, "input_size": input_size})
     ensure_home(settings)
     out: dict[str, Any] = {"threat": threat, "base": n_base, "epochs": epochs, "width": width, "input": input_size}
     with Store.from_settings(settings) as store, OwnerThread(store, settings):
