@@ -49,15 +49,18 @@ def _render(style: Any, seed: int, n: int, classes: list[str], rate: float) -> t
     return [s.image for s in out], [s.labels for s in out]
 
 
-def _scores(clf: Classifier, canvases: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+Scores = tuple[np.ndarray, np.ndarray]  # (any-threat (N,), per class (N, K)) of one model on one set
+
+
+def model_scores(clf: Classifier, canvases: torch.Tensor) -> Scores:
     with torch.inference_mode():
         parts = [clf.scores(canvases[i:i + 32].float().div_(255.0)) for i in range(0, len(canvases), 32)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _figures(clf: Classifier, canvases: torch.Tensor, labels: list[list[str]]) -> dict[str, Any]:
-    """Figures of one model on canvases whose threat labels are `labels` ([] = benign)."""
-    p_any, p_cls = _scores(clf, canvases)
+def _figures(clf: Classifier, scores: Scores, labels: list[list[str]]) -> dict[str, Any]:
+    """Figures of one model from its `scores` on scans whose threat labels are `labels` ([] = benign)."""
+    p_any, p_cls = scores
     y = np.array([int(bool(lab)) for lab in labels])
     routed = p_any >= clf.ckpt.thresholds["any_threat"]["clear"]  # at or above: an officer sees it
     ap, per_class = {}, {}
@@ -77,13 +80,13 @@ def _mean_class_ap(y_cls: np.ndarray, p_cls: np.ndarray) -> float:
     return float(np.mean(aps)) if aps else float("nan")
 
 
-def paired_change(before: Classifier, after: Classifier, canvases: torch.Tensor, labels: list[list[str]],
+def paired_change(before: Scores, after: Scores, labels: list[list[str]], classes: list[str],
                   n_boot: int = 300, seed: int = 0) -> dict[str, float]:
     """after - before on the same scans, PD at FAR 5% and mean class AP, with bootstrap standard errors (scans
     resampled with replacement, both models scored on each resample): is a change of a point or two a change?"""
-    (pa_b, pc_b), (pa_a, pc_a) = _scores(before, canvases), _scores(after, canvases)
+    (pa_b, pc_b), (pa_a, pc_a) = before, after
     y = np.array([int(bool(lab)) for lab in labels])
-    y_cls = np.array([[int(c in lab) for c in before.classes] for lab in labels])
+    y_cls = np.array([[int(c in lab) for c in classes] for lab in labels])
 
     def change(idx: np.ndarray) -> tuple[float, float]:
         return (pd_at_far(pa_a[idx], y[idx], 0.05) - pd_at_far(pa_b[idx], y[idx], 0.05),
@@ -140,7 +143,9 @@ def main() -> None:
     render_s = time.perf_counter() - t0
     _, parent = registry.load_registered(settings, "champion")
     clf = Classifier(registry.build_model(parent), parent)
-    before = {"held_out": _figures(clf, *held_out), "in_domain": _figures(clf, *in_domain)}
+    sets = {"held_out": held_out, "in_domain": in_domain}
+    scores_before = {k: model_scores(clf, canvases) for k, (canvases, _) in sets.items()}
+    before = {k: _figures(clf, scores_before[k], sets[k][1]) for k in sets}
     a = settings.adapt
     cfg = AdaptConfig.from_settings(
         a, settings.model.seed, epochs=args.epochs or a.epochs, time_budget_s=args.budget_s,
@@ -154,8 +159,9 @@ def main() -> None:
     adapt_s, adapt_cpu = time.perf_counter() - t1, time.process_time() - c1
     ck = result.checkpoint
     clf_after = Classifier(registry.build_model(ck), ck)
-    after = {"held_out": _figures(clf_after, *held_out), "in_domain": _figures(clf_after, *in_domain)}
-    change = {"held_out": paired_change(clf, clf_after, *held_out), "in_domain": paired_change(clf, clf_after, *in_domain)}
+    scores_after = {k: model_scores(clf_after, canvases) for k, (canvases, _) in sets.items()}
+    after = {k: _figures(clf_after, scores_after[k], sets[k][1]) for k in sets}
+    change = {k: paired_change(scores_before[k], scores_after[k], sets[k][1], clf.classes) for k in sets}
     report = {"images": args.images, "style": args.style, "eval_benign": len(benign), "eval_threats": len(threats),
               "in_domain_images": len(in_dom), "config": result.summary["config"],
               "render_s": round(render_s, 1), "adapt_s": round(adapt_s, 1), "adapt_cpu_s": round(adapt_cpu, 1),

@@ -53,6 +53,11 @@ def loop_settings(home: Path, model: dict[str, Any] | None = None) -> Settings:
                          serving={"scanner_ids": [SCANNER]}, monitoring={"interval_s": 0})
 
 
+def champion_model(classes: list[str], width: int | None = None, input_size: int | None = None) -> dict[str, Any]:
+    """Model settings of a loop champion: TINY with these classes, and its width and input size unless given."""
+    return {**TINY, "classes": classes, "width": width or TINY["width"], "input_size": input_size or TINY["input_size"]}
+
+
 def ingest_stream(settings: Settings, client: Any, officers: Officers, items: list[Rendered]) -> None:
     """Score the stream with the champion through the real ingest and spool into the owner; officers decide."""
     from screening.classifier import Classifier, verdict_fields
@@ -115,7 +120,7 @@ def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, ep
     from store.engine import Store
 
     classes = [threat] if threat else list(CLASSES)
-    model = {**TINY, "classes": classes, "width": width or TINY["width"], "input_size": input_size or TINY["input_size"]}
+    model = champion_model(classes, width, input_size)
     base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5, classes=classes))
     settings = loop_settings(root / "champion-home", model)
     ensure_home(settings)
@@ -144,7 +149,7 @@ def probe_class(root: Path, threat: str, scenarios: list[str], n_base: int, epoc
     from store.engine import Store
 
     base = write_folder(root / "base", render("baseline", n_base, 1, threat_rate=0.5, classes=[threat]))
-    settings = loop_settings(root / "home", {**TINY, "classes": [threat], "width": width, "input_size": input_size})
+    settings = loop_settings(root / "home", champion_model([threat], width, input_size))
     ensure_home(settings)
     out: dict[str, Any] = {"threat": threat, "base": n_base, "epochs": epochs, "width": width, "input": input_size}
     with Store.from_settings(settings) as store, OwnerThread(store, settings):

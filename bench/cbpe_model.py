@@ -23,6 +23,7 @@ from analytics.monitoring.estimation import cbpe
 from screening.assess import score_synthetic
 from screening.calibration import verdicts
 from screening.classifier import Classifier
+from xscreen.settings import ModelSettings
 
 
 def measure(clf: Classifier, style: str, n: int, seed: int) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def measure(clf: Classifier, style: str, n: int, seed: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
+    ap.add_argument("--checkpoint", default=str(ModelSettings().bundled), help="default: the bundled model")
     ap.add_argument("--n", type=int, default=400, help="parcels per set")
     ap.add_argument("--seeds", default="4251,4252")
     ap.add_argument("--styles", default="reference,train,heldout:train,heldout")

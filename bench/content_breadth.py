@@ -27,7 +27,7 @@ from screening.classifier import Classifier
 from screening.evaluate import metrics
 from screening.reference import train_reference
 from screening.registry import load_checkpoint, save_checkpoint
-from xscreen.settings import load_settings
+from xscreen.settings import ModelSettings, load_settings
 
 # One held-out variant per class moved into training for the broad arm (lithium_battery has one held-out variant
 # only: it stays held out, and measured).
@@ -69,7 +69,7 @@ def scores(clf: Classifier, n: int, seed: int) -> dict[str, dict[str, Any]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from", dest="parent", type=Path, default=Path("sample_data/models/v3-soup-tone/model.pt"))
+    ap.add_argument("--from", dest="parent", type=Path, default=ModelSettings().bundled, help="default: the bundled model")
     ap.add_argument("--n-train", type=int, default=6000)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--lr", type=float, default=3e-3, help="as screening.reference: fine-tuning uses a third")

@@ -30,7 +30,7 @@ from analytics.monitoring import embeddings
 from screening.classifier import Classifier
 from xray.scenarios import AGEING_SCANNER
 from xray.styles import render_styled, sample_style, style_rng
-from xscreen.settings import MonitoringSettings
+from xscreen.settings import ModelSettings, MonitoringSettings
 
 SCANNER_SEED, HELDOUT_SEED = 61, 62  # the style draws of "our scanner" and of the unseen one
 WINDOWS = {  # name -> (style family, scenario, parcel seed)
@@ -68,7 +68,7 @@ def null_statistics(a: np.ndarray, b: np.ndarray, cfg: MonitoringSettings, split
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
+    ap.add_argument("--checkpoint", default=str(ModelSettings().bundled), help="default: the bundled model")
     ap.add_argument("--n", type=int, default=300, help="parcels per window")
     ap.add_argument("--splits", type=int, default=100, help="random halvings for the in-distribution null")
     ap.add_argument("--json", default=None)

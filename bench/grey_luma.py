@@ -16,11 +16,12 @@ from screening.assess import score_set
 from screening.augment_ops import LUMA
 from screening.classifier import Classifier
 from screening.synthetic import render_set
+from xscreen.settings import ModelSettings
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", default="sample_data/models/v3-soup-tone/model.pt")
+    ap.add_argument("--checkpoint", default=str(ModelSettings().bundled), help="default: the bundled model")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--seed", type=int, default=4243)
     ap.add_argument("--styles", default="train:train,heldout:train,heldout:heldout", help="family:content split")

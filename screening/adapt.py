@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +67,10 @@ class AdaptConfig:
 
     @classmethod
     def from_settings(cls, a: AdaptSettings, seed: int, **overrides: Any) -> AdaptConfig:
-        """The `adapt` settings as a config (`overrides`: any field, for a CLI option or a benchmark's variant)."""
-        fields = {f: getattr(a, f) for f in ("epochs", "drop_quantile", "holdout_fraction", "synthetic_images",
-                                             "library_articles", "library_poses", "library_split", "min_images",
-                                             "time_budget_s", "frozen_stages", "views", "adabn", "batch_size",
-                                             "decoy_share", "distill_weight")}
-        return cls(**{**fields, "seed": seed, **overrides})
+        """The `adapt` settings as a config: every field the two share by name (`overrides`: any field, for a CLI
+        option or a benchmark's variant)."""
+        shared = {f.name for f in fields(cls)} & set(type(a).model_fields)
+        return cls(**{**{name: getattr(a, name) for name in shared}, "seed": seed, **overrides})
 
 
 @dataclass

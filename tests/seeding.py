@@ -110,3 +110,14 @@ def seed_store(store, n_scans: int, seed: int, now: datetime, classes: list[str]
         scan_ids += [s.scan_id for s in batch.scans]
         flagged += [v.scan_id for v in batch.verdicts if v.role == "champion" and v.verdict != "clear"]
     return Seeded(scan_ids=scan_ids, flagged=flagged, champion=CHAMPION, shadow=SHADOW, classes=classes)
+
+
+# metrics.adaptation of a model made by `xscreen adapt` (screening.adapt writes it), for pages and analytics tests
+ADAPTATION_SUMMARY = {
+    "scanner": "scanner-4", "source": "store: recent cleared scans of scanner-4", "images": 500, "kept": 475,
+    "adaptation_backgrounds": 333, "held_out_backgrounds": 142, "certification_projections": 142,
+    "library_version": "lib-3", "library_articles": {"training": 48, "certification": 48},
+    "seizure_signatures": {"training": 33, "certification": 8},
+    "before": {"pd_at_far": {"0.05": 0.149}, "auc": 0.62}, "after": {"pd_at_far": {"0.05": 0.254}, "auc": 0.708},
+    "seconds": 64.2,
+    "config": {"epochs": 2, "frozen_stages": 3, "adabn": True, "synthetic_images": 600, "distill_weight": 1.0}}

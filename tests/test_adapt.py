@@ -201,3 +201,12 @@ def test_a_folder_is_read_as_predict_reads_it_and_unreadable_scans_are_named(tmp
     images, names = read_folder(tmp_path, max_bytes=2**24, max_pixels=2**24, refused=refused)
     assert names == ["a.png", "day-2/b.PNG"] and len(images) == 2
     assert [(Path(e.path).name, e.reason_code) for e in refused] == [("cut.png", "truncated")]
+
+
+def test_the_config_takes_every_adapt_setting_it_shares_and_the_overrides() -> None:
+    from xscreen.settings import AdaptSettings
+
+    a = AdaptSettings(epochs=5, distill_weight=0.0, frozen_stages=1, library_split="train", decoy_share=0.5)
+    cfg = AdaptConfig.from_settings(a, seed=9, epochs=2)
+    assert (cfg.epochs, cfg.seed, cfg.distill_weight, cfg.frozen_stages, cfg.library_split, cfg.decoy_share) == (
+        2, 9, 0.0, 1, "train", 0.5)

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from analytics.adaptation import adaptation_lines
-
-SUMMARY = {"scanner": "scanner-4", "source": "store: recent cleared scans of scanner-4", "images": 500, "kept": 475,
-           "adaptation_backgrounds": 333, "held_out_backgrounds": 142, "certification_projections": 142,
-           "library_version": "lib-3", "library_articles": {"training": 48, "certification": 48},
-           "seizure_signatures": {"training": 33, "certification": 8},
-           "before": {"pd_at_far": {"0.05": 0.149}, "auc": 0.62}, "after": {"pd_at_far": {"0.05": 0.254}, "auc": 0.708},
-           "seconds": 64.2, "config": {"epochs": 2, "frozen_stages": 3, "adabn": True, "synthetic_images": 600,
-                                       "distill_weight": 1.0}}
+from tests.seeding import ADAPTATION_SUMMARY as SUMMARY
 
 
 def test_an_adapted_model_is_told_in_sentences_with_its_figures() -> None:

@@ -418,11 +418,10 @@ def test_supervisor_promotes_the_shadow_with_confirmation_and_audit(
 
 def test_models_page_says_which_scanner_an_adapted_model_is_for_and_on_what_it_rests(
         seeded: Seeded, now: datetime, owner_client: StoreClient) -> None:
-    from tests.seeding import model_record
-    from tests.test_analytics_adaptation import SUMMARY
+    from tests.seeding import ADAPTATION_SUMMARY, model_record
 
     adapted = model_record("adapted-s4", seeded.classes, now, parent=seeded.champion)
-    owner_client.register_model(adapted.model_copy(update={"metrics": {"adaptation": SUMMARY}}))
+    owner_client.register_model(adapted.model_copy(update={"metrics": {"adaptation": ADAPTATION_SUMMARY}}))
     at = app_as(user("sue", "supervisor", now), now).run()
     at.switch_page("pages/models.py").run()
     at.selectbox(key="models_version").set_value("adapted-s4").run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.bench_adapt import paired_change
+from bench.bench_adapt import model_scores, paired_change
 from screening import registry
 from screening.classifier import Classifier
 from tests.serving_fakes import tiny_model
@@ -27,7 +27,9 @@ def _set(n: int) -> tuple[torch.Tensor, list[list[str]]]:
 
 def test_a_model_against_itself_changes_nothing_with_no_spread() -> None:
     clf = _clf(0)
-    out = paired_change(clf, clf, *_set(40), n_boot=30)
+    canvases, labels = _set(40)
+    scores = model_scores(clf, canvases)
+    out = paired_change(scores, scores, labels, CLASSES, n_boot=30)
     assert out == {"pd_at_far5": 0.0, "pd_at_far5_se": 0.0, "mean_class_ap": 0.0, "mean_class_ap_se": 0.0}
 
 
@@ -36,7 +38,7 @@ def test_two_models_differ_by_their_figures_and_the_spread_is_positive() -> None
 
     before, after = _clf(0), _clf(1)
     canvases, labels = _set(40)
-    out = paired_change(before, after, canvases, labels, n_boot=30)
+    out = paired_change(model_scores(before, canvases), model_scores(after, canvases), labels, CLASSES, n_boot=30)
     y = np.array([int(bool(lab)) for lab in labels])
     with torch.inference_mode():
         p_b = before.scores(canvases.float().div(255.0))[0]
