@@ -11,10 +11,11 @@ second in-distribution window are baseline parcels of two seeds; the drift windo
 `new_goods`, `new_concealment` and `scanner_ageing` at full ramp, and a scanner of the held-out family. Each window
 is scored as serving scores a scan (Classifier.predict: the embedding stored with every verdict) and compared with
 the reference as the job compares them (`embeddings.mmd_test` with the job's settings: PCA to `mmd_components`,
-`mmd_max_samples` a side, `mmd_permutations` permutations, moved at MMD^2 >= `mmd_alert` and p < `stat_fdr`). The
+`mmd_max_samples` a side, `mmd_permutations` permutations, moved at MMD^2 >= `mmd_alert` and p under the job's
+level for windows of `--n` scans: `--n` / `drift_arl_items`, halved when the domain classifier runs beside it). The
 in-distribution null is MMD^2 over `--splits` random halvings of the two baseline windows pooled. The domain
-classifier's cross-validated AUC (`embeddings.domain_classifier_auc`, moved at `domain_auc_alert`; the job runs it
-on windows of 200 scans or more) is shown beside MMD.
+classifier's cross-validated AUC (`embeddings.domain_classifier_auc`, moved at `domain_auc_alert` and p under the
+same level; the job runs it on windows of 200 scans or more) is shown beside MMD.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from analytics.monitoring import embeddings
 from screening.classifier import Classifier
+from serving.monitor_explain import DOMAIN_MIN_WINDOW
 from xray.scenarios import AGEING_SCANNER
 from xray.styles import render_styled, sample_style, style_rng
 from xscreen.settings import ModelSettings, MonitoringSettings
@@ -73,7 +75,9 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=100, help="random halvings for the in-distribution null")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    cfg = MonitoringSettings()
+    cfg = MonitoringSettings(drift_window=args.n)
+    # The job's level for these windows: the embedding signal checks at drift_alpha, split when both tests run.
+    alpha = cfg.drift_alpha / 2 if args.n >= DOMAIN_MIN_WINDOW else cfg.drift_alpha
     clf = Classifier.from_checkpoint(args.checkpoint)
     t0 = time.perf_counter()
     ref = window(clf, "train", "baseline", 1001, args.n)
@@ -85,16 +89,16 @@ def main() -> None:
         second = cur if second is None else second
         m = embeddings.mmd_test(ref, cur, threshold=cfg.mmd_alert, n_components=cfg.mmd_components,
                                 max_samples=cfg.mmd_max_samples, n_permutations=cfg.mmd_permutations,
-                                alpha=cfg.stat_fdr)
-        dom = embeddings.domain_classifier_auc(ref, cur, threshold=cfg.domain_auc_alert)
+                                alpha=alpha)
+        dom = embeddings.domain_classifier_auc(ref, cur, threshold=cfg.domain_auc_alert, alpha=alpha)
         rows.append({"window": name, "mmd2": m.mmd2, "p_value": m.p_value, "moved": m.moved,
-                     "domain_auc": dom.auc, "domain_moved": dom.moved,
+                     "domain_auc": dom.auc, "domain_p_value": dom.p_value, "domain_moved": dom.moved,
                      "reconstruction_outliers": float(embeddings.exceedances(recon, cur).mean())})
         print(f"{name:34s} MMD² {m.mmd2:.4f}  p {m.p_value:.3f}  moved {m.moved}  domain AUC {dom.auc:.3f}  "
               f"reconstruction outliers {rows[-1]['reconstruction_outliers']:.1%}", flush=True)
     assert second is not None
     null = null_statistics(ref, second, cfg, args.splits)
-    summary: dict[str, Any] = {"n": args.n, "splits": args.splits, "mmd_alert": cfg.mmd_alert,
+    summary: dict[str, Any] = {"n": args.n, "splits": args.splits, "alpha": alpha, "mmd_alert": cfg.mmd_alert,
                                "domain_auc_alert": cfg.domain_auc_alert,
                                "reconstruction_null_rate": 1 - cfg.reconstruction_quantile, "windows": rows}
     for j, name in enumerate(("mmd2", "domain_auc")):

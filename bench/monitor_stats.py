@@ -227,11 +227,11 @@ def image_stat_rule(cfg: MonitoringSettings, n: int) -> dict[str, Any]:
     """The scanner-or-content rule on rendered scans: scanner-1 at the end of each scenario, scanner-2 baseline."""
     reference = _rendered_stats("baseline", n, 1)
     other = shift.scanner_shift(reference, _rendered_stats("baseline", n, 2), scanner_id="scanner-2",
-                                effect_threshold=cfg.stat_effect_alert, fdr=cfg.stat_fdr)
+                                effect_threshold=cfg.stat_effect_alert, fdr=cfg.drift_alpha)
     out: dict[str, Any] = {"unit": f"{n} rendered scans per window"}
     for i, scenario in enumerate(("scanner_ageing", "new_goods", "new_concealment", "seasonal_mix", "baseline")):
         one = shift.scanner_shift(reference, _rendered_stats(scenario, n, 10 + i), scanner_id="scanner-1",
-                                  effect_threshold=cfg.stat_effect_alert, fdr=cfg.stat_fdr)
+                                  effect_threshold=cfg.stat_effect_alert, fdr=cfg.drift_alpha)
         cause = shift.drift_cause([one, other], fleet_share=cfg.fleet_share, dominance=cfg.scanner_dominance)
         out[scenario] = {"smd": {s.name: round(s.smd, 2) for s in one.stats}, "verdict": cause.message}
     return out

@@ -53,10 +53,10 @@ def _image_shift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFrame,
                  window: tuple[datetime, datetime]) -> shift.ScannerShift:
     cols = [c for c in IMAGE_STATS if ref[c].notna().all() and cur[c].notna().all()]
     s = shift.scanner_shift({c: ref[c].to_numpy(float) for c in cols}, {c: cur[c].to_numpy(float) for c in cols},
-                            scanner_id=key[0], effect_threshold=ctx.cfg.stat_effect_alert, fdr=ctx.cfg.stat_fdr)
+                            scanner_id=key[0], effect_threshold=ctx.cfg.stat_effect_alert, fdr=ctx.cfg.drift_alpha)
     ctx.run.measure("image_stats_shift", key, max(s.scanner_effect, s.content_effect), {
         "moved": s.moved, "scanner_effect": s.scanner_effect, "content_effect": s.content_effect,
-        "n_reference": len(ref), "n_current": len(cur),
+        "n_reference": len(ref), "n_current": len(cur), "alpha": ctx.cfg.drift_alpha,
         "stats": {x.name: {"kind": x.kind, "smd": x.smd, "wasserstein": x.wasserstein, "ks": x.ks_statistic,
                            "q": x.q_value, "moved": x.moved} for x in s.stats}}, window)
     return s
@@ -76,24 +76,27 @@ def _embedding_drift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFram
         return False, ""
     r, c = _matrix(ref), _matrix(cur)
     cfg = ctx.cfg
-    few = (f"mmd_permutations {cfg.mmd_permutations} cannot give p < stat_fdr {cfg.stat_fdr} (least p = 1 / "
-           f"{cfg.mmd_permutations + 1}): MMD never counts as moved")
-    if (cfg.mmd_permutations + 1) * cfg.stat_fdr < 1 and few not in ctx.run.notes:
+    # The embedding signal as a whole checks at level drift_alpha: split between its two tests when both run.
+    with_domain = min(r.shape[0], c.shape[0]) >= DOMAIN_MIN_WINDOW
+    alpha = cfg.drift_alpha / 2 if with_domain else cfg.drift_alpha
+    few = (f"mmd_permutations {cfg.mmd_permutations} cannot give p < {alpha:.2g} (least p = 1 / "
+           f"{cfg.mmd_permutations + 1}): MMD never counts as moved; raise it or lower drift_arl_items")
+    if (cfg.mmd_permutations + 1) * alpha <= 1 and few not in ctx.run.notes:
         ctx.run.notes.append(few)
     mmd = embeddings.mmd_test(r, c, threshold=cfg.mmd_alert, n_components=cfg.mmd_components,
-                              max_samples=cfg.mmd_max_samples, n_permutations=cfg.mmd_permutations,
-                              alpha=cfg.stat_fdr)
-    ctx.run.measure("embedding_mmd", key, mmd.mmd2, {"moved": mmd.moved, "p_value": mmd.p_value,
+                              max_samples=cfg.mmd_max_samples, n_permutations=cfg.mmd_permutations, alpha=alpha)
+    ctx.run.measure("embedding_mmd", key, mmd.mmd2, {"moved": mmd.moved, "p_value": mmd.p_value, "alpha": alpha,
                                                      "n_reference": mmd.n_reference, "n_current": mmd.n_current,
                                                      "threshold": cfg.mmd_alert}, window)
     # The domain classifier beside MMD: on the bundled model's embeddings it sees new goods that MMD on ten
     # principal components misses (bench/embedding_drift.py), and it costs less (a logistic regression).
     domain = None
-    if min(r.shape[0], c.shape[0]) >= DOMAIN_MIN_WINDOW:
-        domain = embeddings.domain_classifier_auc(r, c, threshold=cfg.domain_auc_alert, max_samples=cfg.drift_window)
+    if with_domain:
+        domain = embeddings.domain_classifier_auc(r, c, threshold=cfg.domain_auc_alert, max_samples=cfg.drift_window,
+                                                  alpha=alpha)
         ctx.run.measure("embedding_domain_auc", key, domain.auc, {
-            "moved": domain.moved, "n_reference": domain.n_reference, "n_current": domain.n_current,
-            "folds": domain.folds, "threshold": cfg.domain_auc_alert}, window)
+            "moved": domain.moved, "p_value": domain.p_value, "alpha": alpha, "n_reference": domain.n_reference,
+            "n_current": domain.n_current, "folds": domain.folds, "threshold": cfg.domain_auc_alert}, window)
     moved = mmd.moved or (domain is not None and domain.moved)
     # The threshold is a quantile of the reference's held-out half: with few scans there, a high quantile is
     # just its maximum and in-distribution scans exceed it far more often than 1 - quantile. So the quantile is

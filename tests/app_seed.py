@@ -111,5 +111,6 @@ def seed_monitoring(store: Any, settings: Any, now: datetime) -> list[AlertRecor
         store.ingest(b)
         monitor_seed.decide_flagged(store, b, threats, t + timedelta(seconds=121))
     # Windows of 60 scans and fewer permutations and bootstrap draws than in production: seconds, not minutes.
-    quick = settings.monitoring.model_copy(update={"drift_window": 60, "mmd_permutations": 120, "cbpe_bootstrap": 20})
+    quick = settings.monitoring.model_copy(update={"drift_window": 60, "drift_arl_items": 6000.0,
+                                                   "mmd_permutations": 120, "cbpe_bootstrap": 20})
     return run_monitor(settings.model_copy(update={"monitoring": quick}), store, now=t + timedelta(seconds=125)).raised

@@ -64,7 +64,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         root / "home", model=TINY, screening={"alpha": 0.3, "delta": 0.3},
         serving={"scanner_ids": [*SCANNERS, TRAFFIC_SCANNER], "ray_num_cpus": 4, "model_poll_s": 0.5,
                  "shadow_threat_items": 1000},
-        monitoring={"drift_window": 20, "cbpe_bootstrap": 0, "mmd_permutations": 50, "interval_s": 0})
+        monitoring={"drift_window": 20, "drift_arl_items": 2000.0, "cbpe_bootstrap": 0, "mmd_permutations": 50,
+                    "interval_s": 0})
     settings.network.api_port = free_low_port()
     from xscreen.settings import ensure_home
 

@@ -24,9 +24,11 @@ SCANNERS = ("scanner-a", "scanner-b", "scanner-c")
 
 @pytest.fixture
 def mon_settings(settings: Settings) -> Settings:
-    # Small windows and fast tests: 60 scans per drift window, 120 permutations (the least p-value is 1 / 121 < stat_fdr) and 20 bootstrap draws.
+    # Small windows and fast tests: 60 scans per drift window, a run length of 6,000 scans between false flags (so
+    # each check runs at level 0.01), 120 permutations (the least p-value, 1 / 121, is under it) and 20 bootstrap
+    # draws.
     return settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={
-        "drift_window": 60, "mmd_permutations": 120, "cbpe_bootstrap": 20})})
+        "drift_window": 60, "drift_arl_items": 6000.0, "mmd_permutations": 120, "cbpe_bootstrap": 20})})
 
 
 def stream(client: Any, rng: np.random.Generator, t0: datetime, n: int, start: int,
@@ -291,3 +293,30 @@ def test_the_domain_classifier_runs_on_windows_of_200_scans_and_sees_one_scanner
     assert {m.scanner_id: m.details["moved"] for m in domain} == {"scanner-a": True, "scanner-b": False,
                                                                  "scanner-c": False}
     assert all(m.details["n_current"] == 220 and m.details["threshold"] == pytest.approx(0.6) for m in domain)
+
+
+def test_each_input_drift_check_runs_at_the_level_its_stated_run_length_sets(
+        baseline: tuple[StoreClient, datetime], mon_settings: Settings) -> None:
+    client, t = baseline
+    t2 = stream(client, np.random.default_rng(5), t, 60, 1000, dict.fromkeys(SCANNERS, Drift(embedding=2.0)))
+    # 60-scan windows at 6,000 scans between false flags: level 0.01 per check, MMD moves (the test above).
+    # At the default 50,000 the level is 0.0012, which 120 permutations cannot reach (least p 1 / 121): MMD
+    # stays unmoved and the run says why, rather than alarming more often than the run length allows.
+    strict = mon_settings.model_copy(update={"monitoring": mon_settings.monitoring.model_copy(
+        update={"drift_arl_items": 50_000.0})})
+    run = run_monitor(strict, client, now=t2)
+    mmd = [m for m in run.measurements if m.kind == "embedding_mmd"]
+    image = [m for m in run.measurements if m.kind == "image_stats_shift"]
+    assert len(mmd) == len(image) == 3
+    assert all(m.details["alpha"] == pytest.approx(60 / 50_000) for m in mmd + image)
+    assert not any(m.details["moved"] for m in mmd) and all(m.details["p_value"] < 0.01 for m in mmd)
+    assert any("cannot give p < 0.0012" in n and "lower drift_arl_items" in n for n in run.notes)
+
+
+def test_a_run_length_shorter_than_one_window_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from xscreen.settings import MonitoringSettings
+    assert MonitoringSettings(drift_window=500, drift_arl_items=50_000).drift_alpha == pytest.approx(0.01)
+    with pytest.raises(ValidationError, match="must exceed drift_window"):
+        MonitoringSettings(drift_window=500, drift_arl_items=400)

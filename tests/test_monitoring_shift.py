@@ -147,6 +147,32 @@ def test_domain_classifier_auc_is_half_on_the_same_distribution() -> None:
     assert apart.auc > 0.95 and apart.moved
 
 
+def test_mann_whitney_sd_by_hand() -> None:
+    # 100 a side: sqrt(201 / (12 * 100 * 100)) = 0.040927
+    assert embeddings.mann_whitney_auc_sd(100, 100) == pytest.approx(0.040927, abs=1e-6)
+    with pytest.raises(MonitoringInputError, match="both sides"):
+        embeddings.mann_whitney_auc_sd(0, 10)
+
+
+def test_domain_classifier_p_value_holds_its_level_on_one_distribution() -> None:
+    # 200 pairs of windows from one distribution: a valid p-value is under 0.05 in at most 5% of them, plus two
+    # binomial sds for 200 draws (1.5 points each). A p-value from the folds' mean AUC failed this (13%).
+    rng = np.random.default_rng(5)
+    p = np.array([embeddings.domain_classifier_auc(rng.normal(size=(60, 4)), rng.normal(size=(60, 4)),
+                                                   threshold=0.55, seed=i).p_value for i in range(200)])
+    assert np.mean(p < 0.05) <= 0.08 and np.mean(p < 0.5) > 0.2  # not stuck at 1 either
+
+
+def test_a_high_domain_auc_on_few_scans_is_not_moved_until_its_p_value_says_so() -> None:
+    rng = np.random.default_rng(2)
+    ref, cur = rng.normal(size=(12, 3)), rng.normal(size=(12, 3)) + 0.5
+    small = embeddings.domain_classifier_auc(ref, cur, threshold=0.55, alpha=0.001, folds=3)
+    assert small.auc >= 0.55 and small.p_value >= 0.001 and not small.moved
+    big = embeddings.domain_classifier_auc(rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 0.5,
+                                           threshold=0.55, alpha=0.001)
+    assert big.p_value < 1e-6 and big.moved
+
+
 def test_reconstruction_error_is_the_squared_distance_to_the_reference_line() -> None:
     # reference on the line y = 2x: (1, 0) lies (2*1 - 0)^2 / (1 + 4) = 0.8 from it; (1, 2) on it
     t = np.linspace(-1, 1, 20)

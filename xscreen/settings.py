@@ -203,18 +203,18 @@ class MonitoringSettings(Section):
     page_arl: float = Field(100_000.0, gt=1, description="Each paging detector (certificate watch per scanner, accuracy page per stream) alarms falsely at most once per this many in-distribution outcomes on average (items for the certificate watch, known threats for the accuracy page); its threshold is ln(page_arl). With k detectors fed by the same items, false pages come at most k / page_arl per item.")
     certificate_margin: float = Field(0.03, gt=0, lt=1, description="Share of benign mail routed to officers tolerated above the certificate's expected share before the certificate watch may alarm (absorbs undecided flagged threats and held-out variation).")
     accuracy_margin: float = Field(0.03, gt=0, lt=1, description="Miss rate tolerated above the certified miss rate (alpha) before the accuracy page may alarm.")
-    stat_effect_alert: float = Field(0.5, gt=0, description="Standardised mean difference |d| of an image statistic (current window against the scanner's reference) from which it counts as moved.")
-    stat_fdr: float = Field(0.01, gt=0, lt=1, description="Benjamini-Hochberg false-discovery rate for the KS tests of image statistics and of per-class score distributions (a moved statistic must also be a discovery).")
+    stat_effect_alert: float = Field(0.5, gt=0, description="Standardised mean difference |d| of an image statistic (current window against the scanner's reference) from which it counts as moved: the least change that matters; its KS test must also pass at the level drift_arl_items sets.")
+    stat_fdr: float = Field(0.01, gt=0, lt=1, description="Benjamini-Hochberg false-discovery rate for the KS tests of per-class score distributions (output drift: a drifted class must also be a discovery). Input drift checks take their level from drift_arl_items.")
     fleet_share: float = Field(0.5, gt=0, le=1, description="Input drift on at least two scanners and at least this share of them is content drift (the mail changed), not scanner drift.")
     scanner_dominance: float = Field(2.0, ge=1, description="A scanner alone in drifting is judged scanner drift when its largest detector-statistic effect (noise, attenuation, dynamic range) is at least this many times its largest content effect.")
     drift_window: int = Field(500, ge=20, description="Scans per scanner in each windowed drift check (image statistics, embeddings).")
-    drift_arl_items: float = Field(50_000.0, gt=1, description="Scans between false flags on in-distribution data that the reconstruction-outlier watch is set for (the average run length of its sequential detector). The other windowed thresholds (stat_effect_alert, mmd_alert, domain_auc_alert) are fixed settings measured offline on the bundled model (bench/embedding_drift.py, bench/monitor_e2e.py); thresholds.calibrate_window_threshold computes a site's own for this run length from its reference window, and the job does not run it.")
+    drift_arl_items: float = Field(50_000.0, gt=1, description="Scans between false flags of input drift on in-distribution data, per scanner and signal (the stated run length). Each windowed check (image statistics: KS with Benjamini-Hochberg; embeddings: MMD permutation test and domain classifier, Bonferroni between the two) runs at level drift_window / drift_arl_items, which its distribution-free p-value holds on any scanner's own data; the reconstruction-outlier watch is a sequential detector with this average run length. stat_effect_alert, mmd_alert and domain_auc_alert are the least effect that counts on top.")
     page_on_drift: bool = Field(False, description="Also page (not only record and show) when input or output drift is flagged; drift explains, accuracy and certificate alarms page.")
     mmd_components: int = Field(10, ge=1, description="Principal components the embeddings are reduced to before the MMD test.")
     mmd_max_samples: int = Field(300, ge=10, description="Scans per window the MMD test subsamples to (its cost grows with the square).")
-    mmd_permutations: int = Field(200, ge=0, description="Label permutations of the MMD test's p-value.")
-    mmd_alert: float = Field(0.01, ge=0, description="MMD^2 (median-heuristic RBF kernel on PCA-reduced embeddings) from which embeddings count as moved, given a permutation p-value under stat_fdr (in-distribution 99th percentile 0.007 at 300 a side on the bundled model; measure a new model with bench.embedding_drift).")
-    domain_auc_alert: float = Field(0.60, gt=0.5, le=1, description="Cross-validated AUC of a classifier telling current from reference embeddings from which they count as moved (run when both windows hold 200 scans; in-distribution 99th percentile 0.58 at 300 a side on the bundled model, bench.embedding_drift).")
+    mmd_permutations: int = Field(400, ge=0, description="Label permutations of the MMD test's p-value (its least p-value is 1 / (permutations + 1): it must be under the MMD test's level, drift_window / drift_arl_items, halved when the domain classifier runs).")
+    mmd_alert: float = Field(0.01, ge=0, description="MMD^2 (median-heuristic RBF kernel on PCA-reduced embeddings) from which embeddings count as moved, given a permutation p-value under the level drift_arl_items sets (in-distribution 99th percentile 0.007 at 300 a side on the bundled model; measure a new model with bench.embedding_drift).")
+    domain_auc_alert: float = Field(0.60, gt=0.5, le=1, description="Cross-validated AUC of a classifier telling current from reference embeddings from which they count as moved, given its Mann-Whitney p-value under the level drift_arl_items sets (run when both windows hold 200 scans; in-distribution 99th percentile 0.58 at 300 a side on the bundled model, bench.embedding_drift).")
     reconstruction_quantile: float = Field(0.99, ge=0.5, lt=1, description="Quantile of the reference's held-out PCA reconstruction errors a scan must exceed to count as an outlier (null outlier rate 1 - quantile).")
     reconstruction_margin: float = Field(0.01, gt=0, lt=1, description="Outlier share tolerated above 1 - reconstruction_quantile before the reconstruction detector alarms.")
     cbpe_bootstrap: int = Field(200, ge=0, description="Bootstrap draws of the label-free (CBPE) accuracy interval.")
@@ -230,6 +230,19 @@ class MonitoringSettings(Section):
     noninferiority_margin: float = Field(0.02, gt=0, lt=1, description="Promotion gate: largest drop in per-class detection (candidate minus champion, paired) a candidate may show, judged on the lower bound of Newcombe's interval.")
     retrain_on: list[Literal["accuracy", "certificate", "content_drift", "score_drift", "scanner_drift"]] = Field(default_factory=list, description="Alert kinds whose newly raised alert makes `xscreen monitor` run `xscreen retrain` at once (and the scheduled monitoring of `serve`/`demo` ask the supervisor's retrain runner for one) (base folders `retrain_base` plus the live labels; a candidate only, which the gate and a person promote); empty = off, retraining by hand.")
     retrain_base: list[Path] = Field(default_factory=list, description="Labelled training folders (`labels.csv` + images) an alert-triggered retrain trains on besides the store's live labels.")
+
+    @property
+    def drift_alpha(self) -> float:
+        """Level of each windowed input-drift check: a check on `drift_window` new in-distribution scans alarms
+        with probability at most this, so false flags come once per drift_arl_items scans or less often."""
+        return self.drift_window / self.drift_arl_items
+
+    @model_validator(mode="after")
+    def _run_length_exceeds_window(self) -> MonitoringSettings:
+        if self.drift_arl_items <= self.drift_window:
+            raise ValueError(f"drift_arl_items ({self.drift_arl_items:g}) must exceed drift_window "
+                             f"({self.drift_window}): a run length shorter than one window alarms on every check")
+        return self
 
     @field_validator("audit_score_bands")
     @classmethod
