@@ -80,6 +80,11 @@ st.caption("Written by the monitoring job (`xscreen monitor`, or every monitorin
 latest = common.attempt(lambda: store.latest_measurements())
 if latest:
     st.dataframe(monitor_report.latest_table(latest), hide_index=True, key="drift_latest")
+    checks = monitor_report.input_drift_table(latest)
+    if len(checks):
+        st.caption("Input-drift checks: moved when the effect reaches its floor and p is under the level, which "
+                   "monitoring.drift_arl_items sets (false flags at most once per that many in-distribution scans).")
+        st.dataframe(checks, hide_index=True, key="drift_checks")
     acc = monitor_report.accuracy_table(latest)
     if len(acc):
         st.caption("Realised detection (officers and labels, Wilson 95%) beside the label-free CBPE estimate.")

@@ -57,6 +57,7 @@ def _image_shift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFrame,
     ctx.run.measure("image_stats_shift", key, max(s.scanner_effect, s.content_effect), {
         "moved": s.moved, "scanner_effect": s.scanner_effect, "content_effect": s.content_effect,
         "n_reference": len(ref), "n_current": len(cur), "alpha": ctx.cfg.drift_alpha,
+        "threshold": ctx.cfg.stat_effect_alert, "least_q": min((x.q_value for x in s.stats), default=1.0),
         "stats": {x.name: {"kind": x.kind, "smd": x.smd, "wasserstein": x.wasserstein, "ks": x.ks_statistic,
                            "q": x.q_value, "moved": x.moved} for x in s.stats}}, window)
     return s

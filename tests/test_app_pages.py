@@ -577,6 +577,10 @@ def test_supervisor_acknowledges_then_resolves_a_monitoring_alert_with_audit(
     latest = at.dataframe[1].value  # after the per-class drift table
     assert list(latest["scanner"]) == ["(fleet)", "scanner-a", "scanner-b", "scanner-c"]
     assert "image_stats_shift" in latest.columns and "embedding_mmd" in latest.columns
+    checks = at.dataframe[2].value  # each input-drift check: effect beside its floor, p beside its level
+    assert list(checks.columns) == ["scanner", "model", "check", "effect", "floor", "p", "level", "moved", "scans"]
+    assert set(checks["scanner"]) == {"scanner-a", "scanner-b", "scanner-c"}
+    assert checks["level"].notna().all() and (checks["level"] <= settings.monitoring.drift_alpha).all()
     alerts = at.dataframe[-1].value
     assert alerts[["kind", "scanner", "status"]].values.tolist() == [["certificate", "scanner-b", "open"]]
     at.selectbox(key="drift_alert_pick").set_value("cert-b").run()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analytics.monitoring import estimation, report
@@ -103,3 +104,23 @@ def test_summary_rows_for_a_terminal() -> None:
     assert report.summary_table(rows).values.tolist() == [
         ["(fleet)", "", "drift_cause", "1", "moved"], ["scanner-a", "m-1", "certificate_watch", "12.3", "ALARM"],
         ["scanner-a", "m-1", "embedding_mmd", "", ""], ["scanner-a", "m-1", "flag_rate", "0.1235", ""]]
+
+
+def test_input_drift_checks_show_effect_floor_p_and_level_side_by_side() -> None:
+    rows = [measurement("embedding_domain_auc", "scanner-a", 0.652, moved=True, threshold=0.6, p_value=3e-5,
+                        alpha=0.005, n_reference=500, n_current=500),
+            measurement("image_stats_shift", "scanner-a", 0.31, moved=False, threshold=0.5, least_q=0.002,
+                        alpha=0.01, n_reference=500, n_current=500),
+            measurement("embedding_mmd", "scanner-a", 0.004, moved=False, threshold=0.01, p_value=0.04, alpha=0.005,
+                        n_reference=300, n_current=300),
+            measurement("embedding_mmd", "scanner-b", 0.2, moved=True),  # stored before levels were recorded
+            measurement("flag_rate", "scanner-a", 0.5)]
+    table = report.input_drift_table(rows)
+    assert list(zip(table["scanner"], table["check"], strict=True)) == [
+        ("scanner-a", "image statistics, largest |d|"), ("scanner-a", "embeddings, MMD²"),
+        ("scanner-a", "embeddings, domain classifier AUC"), ("scanner-b", "embeddings, MMD²")]
+    assert table.loc[0, "p"] == 0.002 and table.loc[0, "level"] == 0.01 and not table.loc[0, "moved"]
+    assert table.loc[2, "floor"] == 0.6 and table.loc[2, "moved"] and table.loc[1, "scans"] == "300 / 300"
+    assert pd.isna(table.loc[3, "level"]) and table.loc[3, "scans"] == "? / ?"
+    assert report.input_drift_table([measurement("flag_rate", "scanner-a", 0.5)]).empty
+

@@ -105,6 +105,40 @@ def latest_table(measurements: Iterable[Any]) -> pd.DataFrame:
     return frame.sort_values(["scanner", "model"], ignore_index=True) if len(frame) else frame
 
 
+# The windowed input-drift checks, each an effect size with its floor and a p-value with its level: (measurement
+# kind, what the app calls it, the details key of its p-value).
+INPUT_DRIFT_CHECKS = (("image_stats_shift", "image statistics, largest |d|", "least_q"),
+                      ("embedding_mmd", "embeddings, MMD²", "p_value"),
+                      ("embedding_domain_auc", "embeddings, domain classifier AUC", "p_value"))
+
+
+def input_drift_table(measurements: Iterable[Any]) -> pd.DataFrame:
+    """Each scanner's latest windowed input-drift checks, one row per check: scanner, model, check, effect
+    (the statistic), floor (the least effect that counts), p (the test's p-value; for image statistics the least
+    Benjamini-Hochberg q-value), level (the p it must be under: drift_window / drift_arl_items, shared by the
+    two embedding tests), moved (both), scans (reference / current). A measurement stored before the levels were
+    recorded shows blanks there."""
+    names = {kind: (label, p_key) for kind, label, p_key in INPUT_DRIFT_CHECKS}
+    rows = []
+    for m in measurements:
+        if m.kind not in names:
+            continue
+        label, p_key = names[m.kind]
+        d = m.details
+        rows.append({"scanner": m.scanner_id or "(fleet)", "model": m.model_version or "", "check": label,
+                     "effect": round(float(m.value), 4) if np.isfinite(m.value) else None,
+                     "floor": d.get("threshold"), "p": d.get(p_key), "level": d.get("alpha"),
+                     "moved": bool(d.get("moved")),
+                     "scans": f"{d.get('n_reference', '?')} / {d.get('n_current', '?')}"})
+    order = {label: i for i, (_, label, _) in enumerate(INPUT_DRIFT_CHECKS)}
+    frame = pd.DataFrame(rows, columns=["scanner", "model", "check", "effect", "floor", "p", "level", "moved",
+                                        "scans"])
+    if not len(frame):
+        return frame
+    frame["_order"] = frame["check"].map(order)
+    return frame.sort_values(["scanner", "model", "_order"], ignore_index=True).drop(columns="_order")
+
+
 def summary_table(measurements: Iterable[Any]) -> pd.DataFrame:
     """One row per measurement for a terminal: scanner ("(fleet)" when none), model, kind, value (4 significant
     digits, blank when not a number) and flag ("ALARM" / "moved" from the details, else blank)."""
