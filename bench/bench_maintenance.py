@@ -4,7 +4,7 @@ label budgets (detection on the scenario recovered against labels used).
 
     python -m bench.bench_maintenance [--scenarios new_concealment new_goods] [--budgets 30 60 120]
                                       [--base 300] [--epochs 8] [--retrain-epochs 3] [--eval 120]
-                                      [--threat knife --width 12 --input 128]
+                                      [--threat knife --width 12 --input 128] [--officer-error 0.2]
                                       [--json var/bench_maintenance.json]
 
 Per scenario: a tiny champion (tests/maintenance_loop.TINY) is trained on `--base` rendered baseline scans; then,
@@ -15,7 +15,10 @@ simulated officers decide every flagged scan by the generator's truth and label 
 budget; `retrain` (the real code path) fine-tunes a candidate from the champion on the base folder plus the live
 labels. Detection and false alarms are measured at each model's own certified operating point on fresh renders
 (baseline for "before", the scenario at full strength for "under" and "after"; the candidate also on the
-baseline renders, "after_baseline"). `--threat`, `--width`, `--input`: a single-class champion of another class
+baseline renders, "after_baseline"). `--officer-error`: officers get that share of their triage decisions wrong
+(a relabel is always right), and each run reports how many of the wrong decisions its labels corrected
+("errors_fixed" of "officer_errors"): the relabel queue's disagreement and label-suspect parts exist for exactly
+those. `--threat`, `--width`, `--input`: a single-class champion of another class
 and size than TINY (narcotics, 4 channels, input 64), its mail's threats all of that class.
 
 Requests failed during promotion and rollback are measured on the live stack by tests/test_maintenance_loop.py and
@@ -77,9 +80,10 @@ def ingest_stream(settings: Settings, client: Any, officers: Officers, items: li
 
 def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scenario_eval: list[Rendered],
             policy: str, budget: int, epochs: int, model: dict[str, Any] | None = None,
-            baseline_eval: list[Rendered] | None = None) -> dict[str, Any]:
-    """A fresh home: the stream, `budget` labels by `policy`, retrain; the candidate's rates on the scenario (and
-    on `baseline_eval` when given: did retraining cost the mail before the drift?)."""
+            baseline_eval: list[Rendered] | None = None, officer_error: float = 0.0) -> dict[str, Any]:
+    """A fresh home: the stream (officers erring on `officer_error` of their decisions), `budget` labels by
+    `policy`, retrain; the candidate's rates on the scenario (and on `baseline_eval` when given: did retraining
+    cost the mail before the drift?), and how many wrong decisions the policy's labels corrected."""
     from screening import registry
     from screening.retrain import retrain
     from screening.train import TrainConfig
@@ -91,7 +95,8 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
             StoreClient.from_settings(settings) as client:
         registry.register(settings, champion, state="champion", actor="cli:bench")
-        officers = Officers()
+        classes = list(model["classes"]) if model else list(CLASSES)
+        officers = Officers(error_rate=officer_error, seed=budget, false_class=classes[0])  # same errors per budget
         ingest_stream(settings, client, officers, stream)
         if policy == "active":
             labelled = officers.label_queue(client, budget=budget, random_share=settings.app.relabel_random_share,
@@ -106,15 +111,17 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
         after_base = rates(settings, "loop-candidate", baseline_eval) if baseline_eval else None
     threats = sum(officers.truth[i].threat for i in officers.labelled)
     return {"policy": policy, "budget": budget, "labels": labelled, "labelled_threats": threats,
-            "decided": officers.decided, "retrain_s": round(seconds, 1), "after": asdict(after),
+            "decided": officers.decided, "officer_errors": len(officers.wrong), "errors_fixed": officers.fixed,
+            "retrain_s": round(seconds, 1), "after": asdict(after),
             **({"after_baseline": asdict(after_base)} if after_base else {})}
 
 
 def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, epochs: int,
                   retrain_epochs: int, threat: str | None = None, width: int | None = None,
-                  input_size: int | None = None, n_eval: int = EVAL_N) -> dict[str, Any]:
+                  input_size: int | None = None, n_eval: int = EVAL_N, officer_error: float = 0.0) -> dict[str, Any]:
     """The loop for one scenario; `threat`, `width`, `input_size`: a single-class champion of another class and
-    size than tests/maintenance_loop.TINY (narcotics, 4 channels, input 64)."""
+    size than tests/maintenance_loop.TINY (narcotics, 4 channels, input 64); `officer_error`: the share of triage
+    decisions the simulated officers get wrong."""
     from screening import registry
     from screening.train import TrainConfig, train_model
     from store.engine import Store
@@ -134,9 +141,10 @@ def scenario_runs(root: Path, scenario: str, budgets: list[int], n_base: int, ep
         under = rates(settings, "loop-champion", scenario_eval)
     stream = (render("baseline", STREAM_BASELINE, 10, threat_rate=0.3, classes=classes)
               + render(scenario, STREAM_DRIFT, 20, threat_rate=0.3, classes=classes))
-    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs, model, baseline_eval)
-            for b in budgets for policy in ("active", "random")]
+    runs = [one_run(root, champion, base, stream, scenario_eval, policy, b, retrain_epochs, model, baseline_eval,
+                    officer_error) for b in budgets for policy in ("active", "random")]
     return {"scenario": scenario, "classes": classes, "model": {k: model[k] for k in ("width", "input_size")},
+            "officer_error": officer_error,
             "before": asdict(before), "under": asdict(under), "runs": runs}
 
 
@@ -178,6 +186,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=None, help="the champion's channels (default: TINY's)")
     ap.add_argument("--input", type=int, default=None, help="the champion's input size (default: TINY's)")
     ap.add_argument("--eval", type=int, default=EVAL_N, help="renders per evaluation set")
+    ap.add_argument("--officer-error", type=float, default=0.0,
+                    help="share of triage decisions the simulated officers get wrong (relabels are always right)")
     ap.add_argument("--probe-classes", nargs="+", default=[], metavar="CLASS",
                     help="instead of the loop: per class, does each scenario hurt a single-class champion?")
     ap.add_argument("--probe-width", type=int, default=12)
@@ -204,7 +214,8 @@ def main() -> None:
         for scenario in args.scenarios:
             t0 = time.monotonic()
             result = scenario_runs(Path(tmp) / scenario, scenario, args.budgets, args.base, args.epochs,
-                                   args.retrain_epochs, args.threat, args.width, args.input, args.eval)
+                                   args.retrain_epochs, args.threat, args.width, args.input, args.eval,
+                                   args.officer_error)
             result["seconds"] = round(time.monotonic() - t0, 1)
             out.append(result)
             print(json.dumps(result), flush=True)

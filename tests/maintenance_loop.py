@@ -87,22 +87,43 @@ def upload(api: str, token: str, scanner: str, items: Sequence[Rendered]) -> lis
 
 
 class Officers:
-    """Simulated officers who know the generator's truth of every scan they were shown."""
+    """Simulated officers who know the generator's truth of every scan they were shown.
 
-    def __init__(self) -> None:
+    At triage they err on a share `error_rate` of the flagged scans they decide (a threat cleared, a benign scan
+    confirmed as `false_class`), drawn from `seed`; the scans they got wrong are `wrong`. A relabel (a second,
+    careful look: what the relabel queue asks for) always gives the truth, so `fixed` counts the wrong decisions
+    a relabelling policy found."""
+
+    def __init__(self, error_rate: float = 0.0, seed: int = 0, false_class: str = CLASSES[0]) -> None:
+        if not 0.0 <= error_rate < 1.0:
+            raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
         self.truth: dict[str, Rendered] = {}
         self.labelled: list[str] = []  # scan ids labelled from a relabel queue, in order
         self.decided = 0  # flagged scans decided (each decision is a label too)
+        self.wrong: set[str] = set()  # scans whose triage decision contradicts their truth
+        self.error_rate, self.false_class = error_rate, false_class
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def fixed(self) -> int:
+        """Wrong decisions since corrected by a relabel."""
+        return len(self.wrong.intersection(self.labelled))
 
     def decide_flagged(self, store: Any, items: Sequence[Rendered], answers: Sequence[dict[str, Any]]) -> int:
-        """Decide every item the model flagged by its truth (confirmed narcotics / cleared); how many."""
+        """Decide every item the model flagged by its truth (confirmed / cleared), wrongly for a share
+        `error_rate` of them; how many were decided."""
         n = 0
         for r, a in zip(items, answers, strict=True):
             self.truth[r.scan_id] = r
             if a["verdict"] != "clear":
+                threat = r.threat
+                if self.error_rate and self._rng.random() < self.error_rate:
+                    threat = not threat
+                    self.wrong.add(r.scan_id)
                 store.record_decision(DecisionRecord(
                     decision_id=f"d-{r.scan_id}", scan_id=r.scan_id, officer=OFFICER,
-                    decision="confirmed" if r.threat else "cleared", threat_class=r.labels[0] if r.threat else None,
+                    decision="confirmed" if threat else "cleared",
+                    threat_class=(r.labels[0] if r.threat else self.false_class) if threat else None,
                     decided_at=utcnow()))
                 n += 1
         self.decided += n
