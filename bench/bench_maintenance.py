@@ -95,8 +95,8 @@ def one_run(root: Path, champion: Any, base: Path, stream: list[Rendered], scena
     with Store.from_settings(settings) as store, OwnerThread(store, settings), \
             StoreClient.from_settings(settings) as client:
         registry.register(settings, champion, state="champion", actor="cli:bench")
-        classes = list(model["classes"]) if model else list(CLASSES)
-        officers = Officers(error_rate=officer_error, seed=budget, false_class=classes[0])  # same errors per budget
+        officers = Officers(error_rate=officer_error, seed=budget,  # the same errors for both policies of a budget
+                            false_class=settings.model.classes[0])
         ingest_stream(settings, client, officers, stream)
         if policy == "active":
             labelled = officers.label_queue(client, budget=budget, random_share=settings.app.relabel_random_share,

@@ -29,7 +29,7 @@ import numpy as np
 
 from analytics.monitoring import embeddings
 from screening.classifier import Classifier
-from serving.monitor_explain import DOMAIN_MIN_WINDOW
+from serving.monitor_explain import embedding_alpha
 from xray.scenarios import AGEING_SCANNER
 from xray.styles import render_styled, sample_style, style_rng
 from xscreen.settings import ModelSettings, MonitoringSettings
@@ -76,8 +76,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     cfg = MonitoringSettings(drift_window=args.n)
-    # The job's level for these windows: the embedding signal checks at drift_alpha, split when both tests run.
-    alpha = cfg.drift_alpha / 2 if args.n >= DOMAIN_MIN_WINDOW else cfg.drift_alpha
+    alpha = embedding_alpha(cfg, args.n, args.n)  # the job's level for windows of this size
     clf = Classifier.from_checkpoint(args.checkpoint)
     t0 = time.perf_counter()
     ref = window(clf, "train", "baseline", 1001, args.n)

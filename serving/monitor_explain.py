@@ -15,6 +15,7 @@ from analytics import accuracy, drift
 from analytics.monitoring import embeddings, estimation, report, sequential, shift
 from analytics.monitoring.errors import MonitoringInputError
 from serving.monitor_context import Context, Key
+from xscreen.settings import MonitoringSettings
 
 MIN_WINDOW = 20  # scans per window below which a windowed drift statistic is not computed (too noisy to read)
 # Scans per window below which the domain classifier is not run: its in-distribution AUC reaches 0.58 (99th
@@ -22,6 +23,12 @@ MIN_WINDOW = 20  # scans per window below which a windowed drift statistic is no
 # chance alone crosses domain_auc_alert (0.60) too often (bench/embedding_drift.py, docs/MONITORING.md).
 DOMAIN_MIN_WINDOW = 200
 IMAGE_STATS = (*shift.SCANNER_STATS, *shift.CONTENT_STATS[:3])
+
+
+def embedding_alpha(cfg: MonitoringSettings, n_reference: int, n_current: int) -> float:
+    """Level of each embedding test on windows of these sizes: the embedding signal as a whole checks at
+    drift_alpha, split between MMD and the domain classifier when both run."""
+    return cfg.drift_alpha / 2 if min(n_reference, n_current) >= DOMAIN_MIN_WINDOW else cfg.drift_alpha
 
 
 def drift_signals(ctx: Context, now: datetime) -> None:
@@ -77,9 +84,8 @@ def _embedding_drift(ctx: Context, key: Key, ref: pd.DataFrame, cur: pd.DataFram
         return False, ""
     r, c = _matrix(ref), _matrix(cur)
     cfg = ctx.cfg
-    # The embedding signal as a whole checks at level drift_alpha: split between its two tests when both run.
     with_domain = min(r.shape[0], c.shape[0]) >= DOMAIN_MIN_WINDOW
-    alpha = cfg.drift_alpha / 2 if with_domain else cfg.drift_alpha
+    alpha = embedding_alpha(cfg, r.shape[0], c.shape[0])
     few = (f"mmd_permutations {cfg.mmd_permutations} cannot give p < {alpha:.2g} (least p = 1 / "
            f"{cfg.mmd_permutations + 1}): MMD never counts as moved; raise it or lower drift_arl_items")
     if (cfg.mmd_permutations + 1) * alpha <= 1 and few not in ctx.run.notes:

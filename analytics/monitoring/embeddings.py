@@ -55,7 +55,7 @@ class DomainAuc:
     n_current: int
     folds: int
     moved: bool
-    p_value: float = 1.0
+    p_value: float
 
 
 @dataclass(frozen=True, eq=False)

@@ -118,25 +118,20 @@ def input_drift_table(measurements: Iterable[Any]) -> pd.DataFrame:
     Benjamini-Hochberg q-value), level (the p it must be under: drift_window / drift_arl_items, shared by the
     two embedding tests), moved (both), scans (reference / current). A measurement stored before the levels were
     recorded shows blanks there."""
-    names = {kind: (label, p_key) for kind, label, p_key in INPUT_DRIFT_CHECKS}
+    names = {kind: (i, label, p_key) for i, (kind, label, p_key) in enumerate(INPUT_DRIFT_CHECKS)}
     rows = []
-    for m in measurements:
+    for m in sorted(measurements, key=lambda m: (m.scanner_id or "(fleet)", m.model_version or "",
+                                                 names.get(m.kind, (0,))[0])):
         if m.kind not in names:
             continue
-        label, p_key = names[m.kind]
+        _, label, p_key = names[m.kind]
         d = m.details
         rows.append({"scanner": m.scanner_id or "(fleet)", "model": m.model_version or "", "check": label,
                      "effect": round(float(m.value), 4) if np.isfinite(m.value) else None,
                      "floor": d.get("threshold"), "p": d.get(p_key), "level": d.get("alpha"),
                      "moved": bool(d.get("moved")),
                      "scans": f"{d.get('n_reference', '?')} / {d.get('n_current', '?')}"})
-    order = {label: i for i, (_, label, _) in enumerate(INPUT_DRIFT_CHECKS)}
-    frame = pd.DataFrame(rows, columns=["scanner", "model", "check", "effect", "floor", "p", "level", "moved",
-                                        "scans"])
-    if not len(frame):
-        return frame
-    frame["_order"] = frame["check"].map(order)
-    return frame.sort_values(["scanner", "model", "_order"], ignore_index=True).drop(columns="_order")
+    return pd.DataFrame(rows, columns=["scanner", "model", "check", "effect", "floor", "p", "level", "moved", "scans"])
 
 
 def summary_table(measurements: Iterable[Any]) -> pd.DataFrame:
