@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,8 +327,19 @@ def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> Deployme
     client = _get_global_client()
     if client is None:
         raise ConfigError("Serve is not running on the connected Ray instance")
-    client.deploy_apps(config, _blocking=True)
-    return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
+    # Not `_blocking=True`: Ray's own wait is a fixed 60 s, and on a busy 2-core machine two fresh replica
+    # processes can take longer to import torch and load the model. Ours waits `timeout_s` and says what is stuck.
+    client.deploy_apps(config)
+    deadline = time.monotonic() + timeout_s
+    while True:  # bounded by the deadline
+        app = serve.status().applications.get(app_name)
+        state = str(app.status) if app is not None else "NOT_STARTED"
+        if state.endswith("RUNNING"):
+            return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
+        if state.endswith("DEPLOY_FAILED") or time.monotonic() > deadline:
+            detail = {name: (str(d.status), d.message) for name, d in app.deployments.items()} if app else {}
+            raise ConfigError(f"Serve application {app_name!r} is {state} after {timeout_s:.0f} s: {detail}")
+        time.sleep(0.5)
 
 
 def _loopback_env(settings: Settings) -> dict[str, Any]:

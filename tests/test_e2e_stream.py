@@ -191,7 +191,7 @@ def test_cluster_config_deploys_two_replicas_that_both_take_traffic(stack: Stack
 
     config = local_config_from_yaml(Path("serving/deploy.yaml"), stack.settings, replicas=2, app_name="cluster",
                                     route_prefix="/cluster")
-    handle = run_config(config, "cluster")
+    handle = run_config(config, "cluster", timeout_s=240)  # two fresh replicas on a busy 2-core CI machine
     from ray import serve
 
     deployment = serve.status().applications["cluster"].deployments["classifier"]
