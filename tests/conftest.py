@@ -44,6 +44,22 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
     return load_settings(environ={}, home=home, network=network, **overrides)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its production cost (64 MiB, 3 passes; ~0.2 s a hash or a check on 2 cores) would spend
+    minutes of the suite on the hundreds of users tests add and sign in. In this process only, hashes are made
+    at the library's lowest cost; a check reads the cost from the hash it is given, so nothing else changes.
+    Processes a test starts (an owner, `xscreen serve`) keep the production cost, and
+    test_store_users.py checks that cost."""
+    from argon2 import PasswordHasher
+
+    from store import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
+
+
 @pytest.fixture
 def now() -> datetime:
     return NOW

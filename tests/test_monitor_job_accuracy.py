@@ -5,6 +5,7 @@ threats, says on what evidence, counts an item only once an officer resolved it,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,9 +48,9 @@ def mail(client: StoreClient, seed: int, start: int, n: int, t0: datetime, drift
     work = [(v.scan_id, threat) for v, threat in zip(b.verdicts, threats, strict=True)
             if v.scan_id in flagged or v.scan_id in audits]
     held = next((s for s, _ in work if s in (audits if hold == "audit" else flagged)), None) if hold else None
-    for scan_id, threat in work:
-        if scan_id != held:
-            monitor_seed.decide(client, scan_id, threat, end + timedelta(seconds=1))
+    with ThreadPoolExecutor(8) as officers:  # deciding at once: the store's writer commits them in groups
+        list(officers.map(lambda item: monitor_seed.decide(client, *item, end + timedelta(seconds=1)),
+                          [(scan_id, threat) for scan_id, threat in work if scan_id != held]))
     return end + timedelta(seconds=2), held
 
 

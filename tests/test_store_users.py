@@ -21,6 +21,18 @@ def test_password_is_stored_as_argon2_and_login_works(store: Store) -> None:
     assert [a.action for a in store.audit_log(actor="ann")] == ["login"]
 
 
+def test_a_fresh_process_hashes_at_the_production_cost() -> None:
+    """The suite hashes cheaply in its own processes (conftest.cheap_password_hashing); a real process must not:
+    argon2id with RFC 9106's second recommended option (64 MiB, 3 passes, 4 lanes) or stronger."""
+    import subprocess
+    import sys
+
+    code = "from store.passwords import hash_password; print(hash_password('correct-horse-battery'))"
+    made = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    params = dict(kv.split("=") for kv in made.split("$")[3].split(","))
+    assert made.startswith("$argon2id$") and int(params["m"]) >= 65536 and int(params["t"]) >= 3, made
+
+
 @pytest.mark.parametrize("username,password", [("ann", "wrong-password-1"), ("nobody", GOOD)])
 def test_wrong_password_and_unknown_user_get_the_same_generic_error(store: Store, username: str, password: str) -> None:
     store.add_user("ann", GOOD, "officer")
