@@ -194,6 +194,7 @@ def _open_next_with_key(page: Any, tries: int = 4) -> str:
 
 def test_officer_signs_in_triages_and_every_page_renders(stack: Stack, page: Any, tmp_path: Path) -> None:
     shots = Path(os.environ[SHOTS_ENV]) if os.environ.get(SHOTS_ENV) else tmp_path / "screenshots"
+    paint_ms = 2500 if os.environ.get(SHOTS_ENV) else 1000  # screenshots for the docs wait for every chart to paint
     shots.mkdir(parents=True, exist_ok=True)
     page.goto(stack.url)
     page.get_by_label("Username").wait_for(timeout=60_000)
@@ -203,7 +204,7 @@ def test_officer_signs_in_triages_and_every_page_renders(stack: Stack, page: Any
     top = stack.store.queue("ada", limit=1)["scan_id"].iloc[0]
     page.get_by_role("button", name="Open next").click()
     page.get_by_role("heading", name=f"Scan {top}").wait_for(timeout=60_000)
-    _settle(page, 2500)
+    _settle(page, paint_ms)
     page.screenshot(path=str(shots / "triage.png"), full_page=True)
     page.keyboard.press("1")  # shortcut of "Clear (false alarm)"
     page.get_by_text("Open the next item").wait_for(timeout=60_000)
@@ -220,9 +221,9 @@ def test_officer_signs_in_triages_and_every_page_renders(stack: Stack, page: Any
             # it is the only one), shown with its Acknowledge/Resolve buttons, which appear only when one is open
             page.get_by_role("button", name="Acknowledge").wait_for(timeout=60_000)
             page.get_by_role("heading", name="Alerts").scroll_into_view_if_needed()
-            _settle(page, 2500)
+            _settle(page, paint_ms)
             page.screenshot(path=str(shots / "alert.png"))
-        _settle(page, 2500)
+        _settle(page, paint_ms)
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
     for name in ["login", "triage", "alert", *(n for _, n in PAGES)]:
         assert (shots / f"{name}.png").stat().st_size > 10_000
