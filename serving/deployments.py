@@ -21,6 +21,7 @@ import numpy as np
 import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ApplicationStatus
 
 from serving.api import ApiBackend, create_api
 from serving.monitor_status import monitoring_health
@@ -333,12 +334,12 @@ def run_config(config: Any, app_name: str, timeout_s: float = 120.0) -> Deployme
     deadline = time.monotonic() + timeout_s
     while True:  # bounded by the deadline
         app = serve.status().applications.get(app_name)
-        state = str(app.status) if app is not None else "NOT_STARTED"
-        if state.endswith("RUNNING"):
+        state = ApplicationStatus(app.status) if app is not None else ApplicationStatus.NOT_STARTED
+        if state == ApplicationStatus.RUNNING:
             return serve.get_deployment_handle(CLASSIFIER, app_name=app_name)
-        if state.endswith("DEPLOY_FAILED") or time.monotonic() > deadline:
+        if state == ApplicationStatus.DEPLOY_FAILED or time.monotonic() > deadline:
             detail = {name: (str(d.status), d.message) for name, d in app.deployments.items()} if app else {}
-            raise ConfigError(f"Serve application {app_name!r} is {state} after {timeout_s:.0f} s: {detail}")
+            raise ConfigError(f"Serve application {app_name!r} is {state.value} after {timeout_s:.0f} s: {detail}")
         time.sleep(0.5)
 
 
@@ -391,7 +392,7 @@ def deployed_version(timeout_s: float = 10.0) -> str | None:
     """The model version the running application serves, or None when it is not running (or not answering)."""
     try:
         status = serve.status().applications.get(APP_NAME)
-        if status is None or str(status.status) not in ("RUNNING", "ApplicationStatus.RUNNING"):
+        if status is None or status.status != ApplicationStatus.RUNNING:
             return None
         info = serve.get_deployment_handle(CLASSIFIER, app_name=APP_NAME).info.remote().result(timeout_s=timeout_s)
         return str(info["model_version"])
