@@ -60,6 +60,7 @@ from serving.runs import (
     started,
     state_path,
 )
+from store.identity import ensure_ray_token
 from xscreen import atomic
 from xscreen.settings import Settings
 
@@ -68,8 +69,9 @@ BACKOFF_MIN_S, BACKOFF_MAX_S, STABLE_S = 1.0, 30.0, 60.0
 PR_SET_PDEATHSIG = 1
 # Serve's controller checks each HTTP proxy every 10 s and needs 3 failures in a row before it replaces a dead
 # one: /v1 was down 27 s after a proxy kill. Checked every second (timeout 2 s), a dead proxy is replaced in ~5 s.
-# RAY_AUTH_MODE=token: the head and the worker agree on Ray's token authentication (~/.ray/auth_token), which a
-# driver joining an existing instance otherwise leaves off. RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 binds every Ray
+# RAY_AUTH_MODE=token: the head and the worker agree on Ray's token authentication, which a driver joining an
+# existing instance otherwise leaves off; the token is the home's (HOME/secrets/ray.token, RAY_AUTH_TOKEN_PATH),
+# never ~/.ray/auth_token, which `ray start` does not create: on a fresh machine the head could not start. RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 binds every Ray
 # listener to loopback (docs/DEPLOY.md). A SIGTERM'd `ray start --block` drains its node for 30 s by default:
 # the worker has already left, so 3 s is plenty.
 RAY_SERVE_ENV = {"RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "1", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "2",
@@ -163,6 +165,7 @@ class Supervisor:
         self.address = address or self.settings.serving.ray_address
         self.run_id = uuid.uuid4().hex
         self.ray_dir = ray_temp_dir(self.settings)
+        self.ray_token = ensure_ray_token(self.settings.home)
         self.ray_address: str | None = self.address
         self.services: dict[str, Service] = {}
         self._stop = threading.Event()
@@ -181,6 +184,9 @@ class Supervisor:
         env.update(settings_env(self.settings))
         env[RUN_ID_ENV] = self.run_id
         env.update(RAY_SERVE_ENV)
+        if self.address is None:  # our own Ray instance: its token is this home's (a cluster's is its operator's)
+            env["RAY_AUTH_TOKEN_PATH"] = str(self.ray_token)
+            env.pop("RAY_AUTH_TOKEN", None)  # it would win over the file
         return env
 
     def _owner(self) -> Child:

@@ -1,4 +1,5 @@
-"""A home's identity and the owner's service secret: `HOME/home_id` (a UUID) and `HOME/secrets/owner.token`.
+"""A home's identity and its service secrets: `HOME/home_id` (a UUID), `HOME/secrets/owner.token` and
+`HOME/secrets/ray.token` (Ray's cluster token, see `ensure_ray_token`).
 
 The store owner creates both on first start. Every client reads them from its own home: the token to be let in
 (`Authorization: Bearer`), the home id to check that the owner it reached serves this home and not another
@@ -18,6 +19,7 @@ from xscreen.errors import StoreError
 HOME_ID_FILE = "home_id"
 SECRETS_DIR = "secrets"
 OWNER_TOKEN_FILE = "owner.token"
+RAY_TOKEN_FILE = "ray.token"
 TOKEN_BYTES = 32
 
 
@@ -27,6 +29,10 @@ def home_id_path(home: Path) -> Path:
 
 def owner_token_path(home: Path) -> Path:
     return Path(home) / SECRETS_DIR / OWNER_TOKEN_FILE
+
+
+def ray_token_path(home: Path) -> Path:
+    return Path(home) / SECRETS_DIR / RAY_TOKEN_FILE
 
 
 def _create_exclusive(path: Path, text: str, mode: int) -> bool:
@@ -74,19 +80,39 @@ def read_owner_token(home: Path) -> str | None:
     return _read(owner_token_path(home))
 
 
+def _secrets_folder(home: Path) -> Path:
+    folder = Path(home) / SECRETS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
+    return folder
+
+
+def _ensure_secret(path: Path, make: str, what: str) -> str:
+    """The secret in `path`, created from `make` the first time (file 0600); refused if others can read it."""
+    _secrets_folder(path.parent.parent)
+    _create_exclusive(path, make, 0o600)
+    if path.stat().st_mode & 0o077:
+        raise StoreError(f"{path} is readable by other users (mode {path.stat().st_mode & 0o777:o}); "
+                         f"run `chmod 600 {path}`", title=f"{what} exposed")
+    token = _read(path)
+    if token is None:
+        raise StoreError(f"{path} is empty; delete it to let xscreen create a new one", title="Home unreadable")
+    return token
+
+
 def ensure_owner_token(home: Path) -> str:
     """The owner's service token, created (32 random bytes, urlsafe base64) the first time; folder 0700, file 0600.
 
     An existing token file readable by other users is refused: anyone who can read it can act as any process."""
-    path = owner_token_path(home)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
-    _create_exclusive(path, secrets.token_urlsafe(TOKEN_BYTES), 0o600)
-    if path.stat().st_mode & 0o077:
-        raise StoreError(f"{path} is readable by other users (mode {path.stat().st_mode & 0o777:o}); "
-                         f"run `chmod 600 {path}`", title="Owner token exposed")
-    token = read_owner_token(home)
-    if token is None:
-        raise StoreError(f"{path} is empty; delete it to let the store owner create a new one",
-                         title="Home unreadable")
-    return token
+    return _ensure_secret(owner_token_path(home), secrets.token_urlsafe(TOKEN_BYTES), "Owner token")
+
+
+def ensure_ray_token(home: Path) -> Path:
+    """The file holding this home's Ray cluster token (64 hex digits, the form `ray get-auth-token --generate`
+    writes), created the first time; folder 0700, file 0600. The supervisor starts its Ray head and worker with
+    RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH set to this file: `ray start` never creates a token, so without
+    one a fresh machine (no ~/.ray/auth_token) could not start Ray at all, and a token per home keeps one home's
+    Ray closed to another's processes."""
+    path = ray_token_path(home)
+    _ensure_secret(path, secrets.token_hex(TOKEN_BYTES), "Ray token")
+    return path

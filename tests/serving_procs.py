@@ -56,6 +56,13 @@ def start_serve(settings: Settings, *args: str) -> subprocess.Popen[str]:
     """`xscreen serve` in its own process group (pgid = pid), output to HOME/serve.out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XSCREEN_")}
     env.update(settings_env(settings))
+    # A user home of its own, as on a fresh machine: nothing of this one's (~/.ray/auth_token, which Ray's token
+    # authentication would otherwise find) helps the stack start.
+    user_home = Path(settings.home) / "user-home"
+    user_home.mkdir(exist_ok=True)
+    env["HOME"] = str(user_home)
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
     out = open(Path(settings.home) / "serve.out", "a")  # noqa: SIM115 -- the child writes it for its life
     return subprocess.Popen([sys.executable, "-c", "from cli import main; main()", "serve", *args],
                             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, text=True)

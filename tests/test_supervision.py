@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ from tests.serving_procs import (
     wait_for,
     wait_running,
 )
+from xscreen.errors import XscreenError
 
 RAY_PROBE = """
 import os, signal, sys, threading, time
@@ -85,6 +87,29 @@ def test_restart_is_immediate_then_backs_off_to_a_cap_and_resets_after_a_stable_
     delays = [svc.schedule_restart(101.0) for _ in range(8)]
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert svc.schedule_restart(100.0 + 61.0) == 0.0  # it had run for a minute: restarted at once again
+
+
+def test_the_ray_head_and_worker_use_this_homes_private_ray_token(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # `ray start --head` with RAY_AUTH_MODE=token refuses to start without a token and never creates one: on a
+    # fresh machine (no ~/.ray/auth_token) the stack could not start. The home supplies its own.
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "someone-elses")
+    settings = make_settings(tmp_path / "home")
+    env = Supervisor(settings).child_env()
+    token_file = Path(env["RAY_AUTH_TOKEN_PATH"])
+    assert token_file == Path(settings.home).resolve() / "secrets" / "ray.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    token = token_file.read_text().strip()
+    assert len(token) == 64 and int(token, 16) >= 0  # what `ray get-auth-token --generate` writes
+    assert env["RAY_AUTH_MODE"] == "token" and "RAY_AUTH_TOKEN" not in env
+    assert Supervisor(settings).child_env()["RAY_AUTH_TOKEN_PATH"] == str(token_file)
+    assert token_file.read_text().strip() == token  # kept across starts: adopted children still match
+    joining = Supervisor(settings, address="10.0.0.7:6379").child_env()  # someone else's cluster, their token
+    assert "RAY_AUTH_TOKEN_PATH" not in joining and joining["RAY_AUTH_TOKEN"] == "someone-elses"
+    token_file.chmod(0o644)
+    with pytest.raises(XscreenError, match="readable by other users"):
+        Supervisor(settings)
 
 
 def test_a_start_after_a_crash_cleans_only_what_that_run_started(tmp_path: Path) -> None:
