@@ -184,12 +184,30 @@ def watcher_metrics(settings: Settings) -> bytes:
         return b""
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll `check` until true; StoreUnavailable naming `what` on timeout or when `alive` turns false."""
+def last_log_line(path: Path | None, limit: int = 300) -> str | None:
+    """The last non-empty line of a child's log (for a Python child that died, its exception), or None."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            lines = [line.strip() for line in fh.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return None
+    found = next((line for line in reversed(lines) if line), None)
+    return found if found is None or len(found) <= limit else found[:limit] + "..."
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, alive: Callable[[], bool] = lambda: True,
+               log_path: Path | None = None) -> None:
+    """Poll `check` until true; StoreUnavailable naming `what` on timeout or when `alive` turns false (then with
+    its log's path and last line, so the reason is on the operator's screen, not only in the file)."""
     deadline = time.monotonic() + timeout_s
     while not check():
         if not alive():
-            raise StoreUnavailable(f"{what} exited during start-up (see its log)")
+            last = last_log_line(log_path)
+            where = f"; its log {log_path}" if log_path is not None else " (see its log)"
+            raise StoreUnavailable(f"{what} exited during start-up{where}" + (f" ends: {last}" if last else ""))
         if time.monotonic() > deadline:
             raise StoreUnavailable(f"{what} did not come up within {timeout_s:.0f} s")
         time.sleep(0.1)

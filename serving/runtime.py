@@ -67,7 +67,7 @@ class Stack:
                 "load_settings; run_owner(load_settings())"]
         self.owner = Child("store owner", argv, s.logs_dir / "store-owner.log", self.child_env())
         self.owner.start()
-        wait_until(lambda: owner_is_up(s.store_url), 60, "store owner", self.owner.alive)
+        wait_until(lambda: owner_is_up(s.store_url), 60, "store owner", self.owner.alive, self.owner.log_path)
         self.store = store_client(s)
         return f"store owner      {s.store_url}  (database {s.db_path}, log {self.owner.log_path})"
 

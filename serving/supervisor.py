@@ -135,7 +135,8 @@ class Service:
 
     def wait_ready(self, stopping: Callable[[], bool]) -> None:
         assert self.child is not None
-        wait_until(lambda: self.ready() or stopping(), self.ready_timeout_s, self.name, self.child.alive)
+        wait_until(lambda: self.ready() or stopping(), self.ready_timeout_s, self.name, self.child.alive,
+                   None if self.child.adopted else self.child.log_path)  # an adopted child's output is not ours
 
     def alive(self) -> bool:
         return self.child is not None and self.child.alive()

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from serving.heartbeat import Heartbeat, guarded
-from serving.parts import Child
+from serving.parts import Child, last_log_line, wait_until
 from serving.runs import (
     RUN_ID_ENV,
     RunState,
@@ -110,6 +110,20 @@ def test_the_ray_head_and_worker_use_this_homes_private_ray_token(tmp_path: Path
     token_file.chmod(0o644)
     with pytest.raises(XscreenError, match="readable by other users"):
         Supervisor(settings)
+
+
+def test_a_service_that_dies_starting_says_why_on_the_operators_screen(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "ray-head.log"
+    child = Child("Ray head", [sys.executable, "-c", "import sys; print('starting'); print('Traceback ...'); "
+                               "sys.exit('AuthenticationError: no authentication token was found')"], log, dict(os.environ))
+    child.start()
+    with pytest.raises(XscreenError) as err:
+        wait_until(lambda: False, 30, "Ray head", child.alive, log)
+    assert str(err.value) == (f"Ray head exited during start-up; its log {log} ends: "
+                              "AuthenticationError: no authentication token was found")
+    assert last_log_line(tmp_path / "absent.log") is None
+    log.write_text("x" * 500 + "\n\n")
+    assert last_log_line(log) == "x" * 300 + "..."
 
 
 def test_a_start_after_a_crash_cleans_only_what_that_run_started(tmp_path: Path) -> None:
