@@ -71,9 +71,9 @@ PR_SET_PDEATHSIG = 1
 # one: /v1 was down 27 s after a proxy kill. Checked every second (timeout 2 s), a dead proxy is replaced in ~5 s.
 # RAY_AUTH_MODE=token: the head and the worker agree on Ray's token authentication, which a driver joining an
 # existing instance otherwise leaves off; the token is the home's (HOME/secrets/ray.token, RAY_AUTH_TOKEN_PATH),
-# never ~/.ray/auth_token, which `ray start` does not create: on a fresh machine the head could not start. RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 binds every Ray
-# listener to loopback (docs/DEPLOY.md). A SIGTERM'd `ray start --block` drains its node for 30 s by default:
-# the worker has already left, so 3 s is plenty.
+# never ~/.ray/auth_token, which `ray start` does not create: on a fresh machine the head could not start.
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 binds every Ray listener to loopback (docs/DEPLOY.md). A SIGTERM'd
+# `ray start --block` drains its node for 30 s by default: the worker has already left, so 3 s is plenty.
 RAY_SERVE_ENV = {"RAY_SERVE_PROXY_HEALTH_CHECK_PERIOD_S": "1", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "2",
                  "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
                  "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "3"}
