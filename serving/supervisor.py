@@ -166,7 +166,8 @@ class Supervisor:
         self.address = address or self.settings.serving.ray_address
         self.run_id = uuid.uuid4().hex
         self.ray_dir = ray_temp_dir(self.settings)
-        self.ray_token = ensure_ray_token(self.settings.home)
+        # Our own Ray instance's token (a cluster we join uses its operator's, from the environment).
+        self.ray_token = ensure_ray_token(self.settings.home) if self.address is None else None
         self.ray_address: str | None = self.address
         self.services: dict[str, Service] = {}
         self._stop = threading.Event()
@@ -185,7 +186,7 @@ class Supervisor:
         env.update(settings_env(self.settings))
         env[RUN_ID_ENV] = self.run_id
         env.update(RAY_SERVE_ENV)
-        if self.address is None:  # our own Ray instance: its token is this home's (a cluster's is its operator's)
+        if self.ray_token is not None:
             env["RAY_AUTH_TOKEN_PATH"] = str(self.ray_token)
             env.pop("RAY_AUTH_TOKEN", None)  # it would win over the file
         return env

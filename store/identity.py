@@ -80,16 +80,11 @@ def read_owner_token(home: Path) -> str | None:
     return _read(owner_token_path(home))
 
 
-def _secrets_folder(home: Path) -> Path:
-    folder = Path(home) / SECRETS_DIR
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
-    return folder
-
-
 def _ensure_secret(path: Path, make: str, what: str) -> str:
-    """The secret in `path`, created from `make` the first time (file 0600); refused if others can read it."""
-    _secrets_folder(path.parent.parent)
+    """The secret in `path`, created from `make` the first time (folder 0700, file 0600); refused if others can
+    read it."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask, and the folder may predate us
     _create_exclusive(path, make, 0o600)
     if path.stat().st_mode & 0o077:
         raise StoreError(f"{path} is readable by other users (mode {path.stat().st_mode & 0o777:o}); "
