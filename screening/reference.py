@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ from screening.synthetic import manifest, render_set
 from screening.train import TrainConfig, default_config, train_checkpoint, training_device
 from xscreen.settings import Settings, load_settings
 
+log = logging.getLogger(__name__)
+
 
 def _device_name(device: torch.device) -> str:
     return f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"cpu: {platform.processor()}"
@@ -57,23 +60,30 @@ def _device_name(device: torch.device) -> str:
 
 def train_reference(settings: Settings, n_train: int, epochs: int, batch_size: int, lr: float, workers: int, *,
                     seed: int | None = None, parent: Checkpoint | None = None, name: str | None = None,
-                    augment: AugmentConfig | None = None) -> tuple[Checkpoint, list[dict[str, float]]]:
+                    augment: AugmentConfig | None = None, budget_s: float | None = None,
+                    amp: bool = False) -> tuple[Checkpoint, list[dict[str, float]]]:
     """The default network (model settings; the parent's, at the settings' input size, when fine-tuning) trained
     on n_train baseline scans of `seed` (default model.seed) in the scanner styles of model.train_style, with the
-    augmentation defaults unless `augment` is given."""
+    augmentation defaults unless `augment` is given; for `budget_s` seconds instead of `epochs` when given
+    (TrainConfig.budget_s), with bfloat16 autocast when `amp`."""
     m = settings.model
     seed = m.seed if seed is None else seed
     config = default_config(settings) if parent is None else dataclasses.replace(parent.config, input_size=m.input_size)
+    t_render = time.perf_counter()
     data, _ = render_set(n_train, seed, list(config.classes), config.input_size, workers=workers, progress=False,
                          style=m.train_style, for_training=True)
+    t_render = time.perf_counter() - t_render
+    log.info("rendered %d parcels in %.0f s (%d processes, %.1f parcels/s)", n_train, t_render, workers,
+             n_train / t_render)
     cfg = TrainConfig(seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, box_weight=m.box_weight, progress=False,
-                      augment=augment or AugmentConfig())
+                      augment=augment or AugmentConfig(), budget_s=budget_s, amp=amp)
     t0 = time.perf_counter()
     version = name or f"reference-{config.input_size}"
     ckpt, history = train_checkpoint(settings, data, version, config, cfg=cfg, parent_ckpt=parent)
     _record_step(ckpt, [parent] if parent else [], parent.version if parent else None, data, n_train, seed,
                  m.train_style, time.perf_counter() - t0,
-                 {"epochs": epochs, "batch_size": batch_size, "lr": lr / 3 if parent else lr, "box_weight": m.box_weight,
+                 {"epochs": len(history) if budget_s else epochs, "budget_s": budget_s, "amp": amp,
+                  "batch_size": batch_size, "lr": lr / 3 if parent else lr, "box_weight": m.box_weight,
                   "val_fraction": cfg.val_fraction, "cal_fraction": cfg.cal_fraction, "seed": seed,
                   **({"augment": dataclasses.asdict(augment)} if augment is not None else {})})
     return ckpt, history
@@ -141,6 +151,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="seed of the training parcels (default: model.seed)")
     ap.add_argument("--n-train", type=int, default=12000)
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--budget-s", type=float, default=None, help="train for this many wall-clock seconds instead of "
+                    "--epochs, the one-cycle schedule following time (a GPU lease: bench/device_train.sh)")
+    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (for a GPU)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--test", type=int, default=2000, help="held-out baseline scans (seed --test-seed); 0 = skip")
@@ -151,6 +164,7 @@ def main() -> None:
     ap.add_argument("--tone-p", type=float, default=None, help="share of samples given a random S-shaped tone "
                     "curve (screening.augment_ops.random_tone; default AugmentConfig.tone_p, off)")
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     settings = load_settings()
     model_update: dict[str, Any] = {"input_size": args.size} if args.size else {}
     if args.style:
@@ -167,10 +181,12 @@ def main() -> None:
         parent = load_checkpoint(args.parent) if args.parent else None
         augment = AugmentConfig(tone_p=args.tone_p) if args.tone_p is not None else None
         ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
-                                        seed=args.seed, parent=parent, name=args.name, augment=augment)
+                                        seed=args.seed, parent=parent, name=args.name, augment=augment,
+                                        budget_s=args.budget_s, amp=args.amp)
     for h in history:
         print(f"epoch {h['epoch']:.0f}: loss {h['loss']:.4f} val any-threat AP {h['val_any_ap']:.4f} "
-              f"mean class AP {h['val_class_ap']:.4f} ({h['seconds']:.1f} s)", flush=True)
+              f"mean class AP {h['val_class_ap']:.4f} ({h['seconds']:.1f} s, {h['steps']:.0f} steps, "
+              f"lr {h['lr']:.2e})", flush=True)
     digest = save_checkpoint(ckpt, args.out / ckpt.version / "model.pt")
     print(f"saved {args.out / ckpt.version / 'model.pt'} sha256 {digest}", flush=True)
     if args.test:

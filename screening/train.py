@@ -7,9 +7,13 @@ Splits are stratified and seeded: train / validation (early stopping on any-thre
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
+import math
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +65,14 @@ class TrainConfig:
     box_pos_weight: float = 3.0  # covered cells are a few percent of a heatmap: weigh them up in the dense loss
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     progress: bool = True
+    # A wall-clock budget instead of an epoch count (a GPU lease of a few minutes): the one-cycle learning rate
+    # follows the elapsed share of the budget, not of the steps, so the schedule anneals fully whatever the
+    # machine's speed; `epochs` and early stopping are then unused (the best epoch is still restored).
+    budget_s: float | None = None
+    amp: bool = False  # bfloat16 autocast of the forward pass and loss (for a GPU; fp32 master weights either way)
+    # Make the next batches in a background thread while the network trains on this one (None: on CUDA only,
+    # where the CPU's batch work would otherwise idle the GPU; on a 2-core CPU the two would only compete).
+    prefetch: bool | None = None
 
 
 @dataclass
@@ -188,17 +200,95 @@ def validation_aps(val: LabelledSet, any_l: np.ndarray, cls_l: np.ndarray) -> di
     return out
 
 
+def one_cycle_lr(frac: float, max_lr: float, *, pct_start: float = 0.15, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4) -> float:
+    """The learning rate of torch's OneCycleLR (cosine annealing, its defaults) at `frac` in [0, 1] of the
+    schedule: up from max_lr / div_factor to max_lr over pct_start, then down to max_lr / div_factor /
+    final_div_factor. As a function of a fraction, so a schedule can follow wall time (TrainConfig.budget_s)."""
+    start, end = max_lr / div_factor, max_lr / div_factor / final_div_factor
+    frac = min(max(frac, 0.0), 1.0)
+    if frac <= pct_start:
+        a, b, t = start, max_lr, frac / pct_start
+    else:
+        a, b, t = max_lr, end, (frac - pct_start) / (1.0 - pct_start)
+    return b + (a - b) * (1.0 + math.cos(math.pi * t)) / 2.0
+
+
+_Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]
+
+
+def _batch_stream(train: LabelledSet, weights: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
+                  rng: np.random.Generator, tip: TipBank | None, boxes: tuple[torch.Tensor, torch.Tensor] | None,
+                  device: torch.device) -> Iterator[_Batch]:
+    """Balanced batches for ever: sample, augment, move (_batch), in the one order the seeds fix."""
+    while True:
+        idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
+        yield _batch(train, idx, cfg, gen, rng, tip, boxes, device)
+
+
+class _Prefetched:
+    """Iterate `source` in a background thread, up to `depth` items ahead. The thread alone draws from the
+    generators the batches use, so the sequence is the one the plain loop would see; an error in it is raised in
+    the consumer. close() stops the thread."""
+
+    def __init__(self, source: Iterator[_Batch], depth: int = 3) -> None:
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, source: Iterator[_Batch]) -> None:
+        try:
+            for item in source:
+                if not self._put((True, item)):
+                    return
+        except BaseException as exc:  # handed to the training thread, which raises it
+            self._put((False, exc))
+
+    def __iter__(self) -> Iterator[_Batch]:
+        return self
+
+    def __next__(self) -> _Batch:
+        ok, item = self._queue.get()
+        if not ok:
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfig, *, lr: float | None = None) -> list[dict[str, float]]:
-    """Train in place with balanced sampling; restores the epoch with the best validation any-threat + class AP."""
+    """Train in place with balanced sampling; restores the epoch with the best validation any-threat + class AP.
+
+    cfg.epochs epochs on a one-cycle schedule, or with cfg.budget_s whole epochs and a last partial one until the
+    budget is spent, the schedule following wall time."""
+    if cfg.budget_s is not None and not cfg.budget_s > 0:
+        raise ModelError(f"training budget must be a positive number of seconds, got {cfg.budget_s}")
     torch.manual_seed(cfg.seed)  # dropout draws from the global generator
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     weights = torch.as_tensor(balanced_weights(train.any_labels, train.class_labels))
     steps = max(1, len(train) // cfg.batch_size)
     device = training_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one canvas size throughout: let cuDNN pick its fastest kernels
     net.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    opt = torch.optim.AdamW(net.parameters(), lr=lr or cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr or cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15)
+    max_lr = lr or cfg.lr
+    opt = torch.optim.AdamW(net.parameters(), lr=max_lr, weight_decay=cfg.weight_decay)
+    sched = None
+    if cfg.budget_s is None:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=cfg.epochs * steps, pct_start=0.15)
     use_tip = train.planes is not None and cfg.augment.tip_p > 0
     tip = TipBank(train.classes, train.canvases.shape[-1], cfg.augment.tip_bank, cfg.seed) if use_tip else None
     boxes = None
@@ -208,41 +298,68 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
         boxes = box_targets(train.files, train.geometries, train.class_labels, train.boxes, train.classes,
                             net.config.feature_size)
         log.info("box targets for %d of %d training images", int(boxes[1].sum()), len(train))
+    stream: Iterator[_Batch] = _batch_stream(train, weights, cfg, gen, rng, tip, boxes, device)
+    prefetch = cfg.prefetch if cfg.prefetch is not None else device.type == "cuda"
+    if prefetch:
+        stream = _Prefetched(stream)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     history: list[dict[str, float]] = []
     best_epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
-        net.train()
-        t0, c0, total = time.perf_counter(), time.process_time(), 0.0
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
-        for _ in bar:
-            idx = torch.multinomial(weights, cfg.batch_size, replacement=True, generator=gen).numpy()
-            x, any_y, cls_y, dense = _batch(train, idx, cfg, gen, rng, tip, boxes, device)
-            targets = None if dense is None else DenseTargets(dense[0], dense[1].to(device), net.class_bias,
-                                                               net.any_bias, cfg.box_weight, cfg.box_pos_weight)
-            loss = loss_fn(net(x), any_y.to(device), cls_y.to(device), targets)  # _batch put x and maps on device
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        scores = validation_scores(net, val)
-        # CPU seconds next to wall seconds: on a shared machine wall time says more about the neighbours.
-        row = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - t0,
-               "cpu_seconds": time.process_time() - c0, **scores}
-        history.append(row)
-        msg = f"epoch {epoch}: loss {row['loss']:.4f}  val any-threat AP {row['val_any_ap']:.4f}  val mean class AP {row['val_class_ap']:.4f}"
-        tqdm.write(msg) if cfg.progress else log.info(msg)
-        # Selected on any-threat AP plus mean class AP: the verdict rests on the first, naming the threat (and the
-        # heatmap officers see) on the second; either alone kept epochs that were poor at the other.
-        parts = [v for v in (row["val_any_ap"], row["val_class_ap"]) if np.isfinite(v)]
-        score = float(np.sum(parts)) if parts else -row["loss"]
-        if best is None or score > best[0]:
-            best, best_epoch = (score, copy.deepcopy(net.state_dict())), epoch
-        elif epoch - best_epoch >= cfg.patience and epoch >= cfg.min_epochs_fraction * cfg.epochs:
-            log.info("early stop after epoch %d: best validation at epoch %d", epoch, best_epoch)
-            break
+    t_start = time.perf_counter()
+    epochs = itertools.count(1) if cfg.budget_s is not None else range(1, cfg.epochs + 1)
+    try:
+        for epoch in epochs:
+            net.train()
+            t0, c0, total, done = time.perf_counter(), time.process_time(), 0.0, 0
+            label = f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.budget_s is None else "")
+            bar = tqdm(range(steps), desc=label, unit="batch", disable=not cfg.progress, leave=False)
+            out_of_time = False
+            for _ in bar:
+                if cfg.budget_s is not None:
+                    frac = (time.perf_counter() - t_start) / cfg.budget_s
+                    if frac >= 1.0:
+                        out_of_time = True
+                        break
+                    for group in opt.param_groups:
+                        group["lr"] = one_cycle_lr(frac, max_lr)
+                x, any_y, cls_y, dense = next(stream)
+                targets = None if dense is None else DenseTargets(dense[0], dense[1].to(device), net.class_bias,
+                                                                   net.any_bias, cfg.box_weight, cfg.box_pos_weight)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    loss = loss_fn(net(x), any_y.to(device), cls_y.to(device), targets)  # _batch put x, maps on device
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                total += loss.item()
+                done += 1
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            if done == 0:  # the budget ran out exactly at an epoch's end: that epoch was scored already
+                break
+            scores = validation_scores(net, val)
+            # CPU seconds next to wall seconds: on a shared machine wall time says more about the neighbours.
+            row = {"epoch": epoch, "loss": total / done, "seconds": time.perf_counter() - t0,
+                   "cpu_seconds": time.process_time() - c0, "steps": done,
+                   "lr": float(opt.param_groups[0]["lr"]), **scores}
+            history.append(row)
+            msg = f"epoch {epoch}: loss {row['loss']:.4f}  val any-threat AP {row['val_any_ap']:.4f}  val mean class AP {row['val_class_ap']:.4f}"
+            tqdm.write(msg) if cfg.progress else log.info(msg)
+            # Selected on any-threat AP plus mean class AP: the verdict rests on the first, naming the threat (and
+            # the heatmap officers see) on the second; either alone kept epochs that were poor at the other.
+            parts = [v for v in (row["val_any_ap"], row["val_class_ap"]) if np.isfinite(v)]
+            score = float(np.sum(parts)) if parts else -row["loss"]
+            if best is None or score > best[0]:
+                best, best_epoch = (score, copy.deepcopy(net.state_dict())), epoch
+            elif (cfg.budget_s is None and epoch - best_epoch >= cfg.patience
+                  and epoch >= cfg.min_epochs_fraction * cfg.epochs):
+                log.info("early stop after epoch %d: best validation at epoch %d", epoch, best_epoch)
+                break
+            if out_of_time:
+                break
+    finally:
+        if isinstance(stream, _Prefetched):
+            stream.close()
     assert best is not None
     net.load_state_dict(best[1])
     return history
