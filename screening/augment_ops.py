@@ -122,15 +122,18 @@ def random_blur(x: torch.Tensor, p: float, sigma_max: float, gen: torch.Generato
 
 
 def jpeg_some(x: torch.Tensor, p: float, quality: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
-    """JPEG-compress a random share p of a CPU batch in place (Pillow, quality U(quality)); returns x."""
+    """JPEG-compress a random share p of a CPU batch in place (Pillow, quality U(quality)); returns x. The batch is
+    float in [0, 1] or uint8 canvases (then compressed as they are, the same pixels as their float form)."""
     for b in range(x.shape[0]):
         if rng.random() >= p:
             continue
-        hwc = (x[b].permute(1, 2, 0) * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()  # (S, S, 3)
+        as_uint8 = x[b] if x.dtype == torch.uint8 else (x[b] * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         buf = io.BytesIO()
-        Image.fromarray(hwc).save(buf, format="JPEG", quality=int(rng.integers(quality[0], quality[1] + 1)))
+        Image.fromarray(as_uint8.permute(1, 2, 0).numpy()).save(  # (S, S, 3)
+            buf, format="JPEG", quality=int(rng.integers(quality[0], quality[1] + 1)))
         with Image.open(io.BytesIO(buf.getvalue())) as im:
-            x[b] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div_(255.0)
+            decoded = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+        x[b] = decoded if x.dtype == torch.uint8 else decoded.float().div_(255.0)
     return x
 
 

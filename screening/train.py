@@ -150,11 +150,16 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
     flips, gain, colour jitter, blur and noise run where the batch is trained: on a GPU the per-pixel work of the
     CPU would otherwise bound the step."""
     ti = torch.as_tensor(idx)
-    x = data.float_canvases(ti)  # (B, 3, S, S)
     any_y = torch.as_tensor(data.any_labels[idx]).clone()
     cls_y = torch.as_tensor(data.class_labels[idx]).clone()
     maps, known = (boxes[0][ti], boxes[1][ti].clone()) if boxes is not None else (None, None)
-    if data.planes is not None:
+    aug = cfg.augment  # style shortcuts (screening.augment_ops): JPEG on the CPU, rescaling where the batch lives
+    if data.planes is None:
+        # uint8 canvases (a copy: indexing copies) are JPEG'd as they are and cross to the device at a quarter of
+        # the float bytes, made float there: the same pixels as float_canvases would give.
+        x = jpeg_some(data.canvases[ti], aug.jpeg_p, aug.jpeg_quality, rng)
+    else:
+        x = data.float_canvases(ti)  # (B, 3, S, S)
         planes = data.planes[torch.as_tensor(idx)]  # (B, 2, S, S), NaN where the scan is not dual-energy
         for b, canvas in repalette(planes, rng, cfg.augment.palette_p).items():
             x[b] = canvas
@@ -165,11 +170,12 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
                     any_y[b], cls_y[b, j] = 1, 1
                     if known is not None:
                         known[b] = False  # the projected threat has no box target: image-level loss only
-    aug = cfg.augment  # style shortcuts (screening.augment_ops): JPEG on the CPU, rescaling where the batch lives
-    x = jpeg_some(x, aug.jpeg_p, aug.jpeg_quality, rng)
+        x = jpeg_some(x, aug.jpeg_p, aug.jpeg_quality, rng)
     if device is not None:
         x = x.to(device, non_blocking=True)
         maps = maps.to(device, non_blocking=True) if maps is not None else None
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
     x, maps = rescale_in_canvas(x, maps, aug.rescale_p, aug.rescale_min, gen)
     flips = random_flips(len(idx), gen) if cfg.augment.flip else None
     x = photometric(x, cfg.augment, gen, flips=flips)

@@ -66,6 +66,16 @@ def test_jpeg_changes_pixels_a_little() -> None:
     assert 0.0 < diff < 0.1
 
 
+def test_jpeg_of_uint8_canvases_gives_the_pixels_of_their_float_form() -> None:
+    # Training JPEGs uint8 canvases before they cross to the GPU: the result must be what the float path gave.
+    canvases = (torch.rand(4, 3, 32, 32) * 255).round().to(torch.uint8)
+    as_uint8 = jpeg_some(canvases.clone(), 0.6, (30, 90), np.random.default_rng(4))
+    as_float = jpeg_some(canvases.float() / 255.0, 0.6, (30, 90), np.random.default_rng(4))
+    assert as_uint8.dtype == torch.uint8
+    assert torch.equal(as_uint8.float() / 255.0, as_float)
+    assert not torch.equal(as_uint8, canvases)
+
+
 def test_rescaling_moves_the_box_targets_with_the_canvas() -> None:
     size, g = 64, 8  # 8 canvas pixels per heatmap cell, 2 per quarter cell
     x = torch.ones(5, 3, size, size)
