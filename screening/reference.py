@@ -133,6 +133,21 @@ def average_reference(settings: Settings, ckpts: list[Checkpoint], n: int, seed:
     return ckpt
 
 
+def parcels_for(seconds: float, size: int, classes: list[str], style: str, workers: int, *, cap: int,
+                probe: int | None = None) -> int:
+    """How many training parcels `workers` processes render in about `seconds` on this machine (at most `cap`),
+    from the rate of a probe set rendered now (seed 0, thrown away): a lease is sized in time, and its machine's
+    cores are not this one's."""
+    probe = probe or 8 * workers
+    t0 = time.perf_counter()
+    render_set(probe, 0, classes, size, workers=workers, progress=False, style=style, for_training=True)
+    rate = probe / (time.perf_counter() - t0)
+    n = max(probe, min(cap, int(rate * seconds)))
+    log.info("probe: %d parcels at %.1f/s on %d processes -> %d parcels for %.0f s of rendering",
+             probe, rate, workers, n, seconds)
+    return n
+
+
 def held_out(ckpt: Checkpoint, n: int, seed: int, workers: int) -> dict[str, Any]:
     """`xscreen evaluate` metrics (plus heatmap localisation) on n baseline scans of `seed`."""
     clf = Classifier(build_model(ckpt), ckpt, str(training_device()))
@@ -150,6 +165,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="input size (default: model.input_size)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the training parcels (default: model.seed)")
     ap.add_argument("--n-train", type=int, default=12000)
+    ap.add_argument("--render-budget-s", type=float, default=None, help="render as many parcels as this machine "
+                    "makes in about this many seconds instead, --n-train at most (a rate probe first)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--budget-s", type=float, default=None, help="train for this many wall-clock seconds instead of "
                     "--epochs, the one-cycle schedule following time (a GPU lease: bench/device_train.sh)")
@@ -179,6 +196,10 @@ def main() -> None:
                                  args.workers, name=args.name)
     else:
         parent = load_checkpoint(args.parent) if args.parent else None
+        if args.render_budget_s:
+            classes = list(parent.config.classes if parent else settings.model.classes)
+            args.n_train = parcels_for(args.render_budget_s, settings.model.input_size, classes,
+                                       settings.model.train_style, args.workers, cap=args.n_train)
         augment = AugmentConfig(tone_p=args.tone_p) if args.tone_p is not None else None
         ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
                                         seed=args.seed, parent=parent, name=args.name, augment=augment,

@@ -109,3 +109,12 @@ def test_bfloat16_autocast_trains_to_finite_losses(tiny_splits: tuple[LabelledSe
     assert all(np.isfinite(h["loss"]) for h in history)
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items() if v.is_floating_point())
     assert all(v.dtype == before[k].dtype for k, v in net.state_dict().items())  # master weights stay float32
+
+
+def test_a_render_budget_sizes_the_training_set_from_a_probe_within_its_cap() -> None:
+    from screening.reference import parcels_for
+
+    classes = list(DEFAULT_CLASSES)
+    # An hour of rendering is more than the cap on any machine; a microsecond is less than the probe itself.
+    assert parcels_for(3600.0, 64, classes, "train", 1, cap=30, probe=4) == 30
+    assert parcels_for(1e-6, 64, classes, "train", 1, cap=30, probe=4) == 4
