@@ -21,6 +21,8 @@ from screening.augment_ops import (
     AugmentConfig,
     channel_gains,
     colour_jitter,
+    jpeg_choices,
+    jpeg_one,
     jpeg_some,
     random_blur,
     random_tone,
@@ -30,8 +32,8 @@ from screening.augment_ops import (
 if TYPE_CHECKING:
     from xray.palettes import Palette
 
-__all__ = ["AugmentConfig", "TipBank", "apply_flips", "colour_jitter", "jpeg_some", "photometric", "random_blur",
-           "random_flips", "random_palette", "random_tone", "repalette", "rescale_in_canvas"]
+__all__ = ["AugmentConfig", "TipBank", "apply_flips", "colour_jitter", "jpeg_choices", "jpeg_one", "jpeg_some",
+           "photometric", "random_blur", "random_flips", "random_palette", "random_tone", "repalette", "rescale_in_canvas"]
 
 
 def random_palette(rng: np.random.Generator) -> Palette:

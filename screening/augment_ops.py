@@ -121,19 +121,32 @@ def random_blur(x: torch.Tensor, p: float, sigma_max: float, gen: torch.Generato
     return x
 
 
+def jpeg_choices(b: int, p: float, quality: tuple[int, int], rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Which of b samples to JPEG-compress (a random share p) and at what quality (U(quality)): (sample, quality)
+    pairs, drawn in the one order every caller shares."""
+    chosen = []
+    for i in range(b):
+        if rng.random() < p:
+            chosen.append((i, int(rng.integers(quality[0], quality[1] + 1))))
+    return chosen
+
+
+def jpeg_one(canvas: torch.Tensor, quality: int) -> torch.Tensor:
+    """One (3, S, S) CPU canvas through Pillow's JPEG at `quality`: uint8 in, uint8 out; float in [0, 1] is
+    compressed as its uint8 pixels and comes back float."""
+    as_uint8 = canvas if canvas.dtype == torch.uint8 else (canvas * 255.0).round().clamp_(0, 255).to(torch.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(as_uint8.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=quality)  # (S, S, 3)
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        decoded = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+    return decoded if canvas.dtype == torch.uint8 else decoded.float().div_(255.0)
+
+
 def jpeg_some(x: torch.Tensor, p: float, quality: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
-    """JPEG-compress a random share p of a CPU batch in place (Pillow, quality U(quality)); returns x. The batch is
+    """JPEG-compress a random share p of a CPU batch in place (jpeg_choices, jpeg_one); returns x. The batch is
     float in [0, 1] or uint8 canvases (then compressed as they are, the same pixels as their float form)."""
-    for b in range(x.shape[0]):
-        if rng.random() >= p:
-            continue
-        as_uint8 = x[b] if x.dtype == torch.uint8 else (x[b] * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(as_uint8.permute(1, 2, 0).numpy()).save(  # (S, S, 3)
-            buf, format="JPEG", quality=int(rng.integers(quality[0], quality[1] + 1)))
-        with Image.open(io.BytesIO(buf.getvalue())) as im:
-            decoded = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
-        x[b] = decoded if x.dtype == torch.uint8 else decoded.float().div_(255.0)
+    for b, q in jpeg_choices(x.shape[0], p, quality, rng):
+        x[b] = jpeg_one(x[b], q)
     return x
 
 

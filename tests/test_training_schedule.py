@@ -1,5 +1,6 @@
 """The training loop's GPU-lease options on a tiny rendered set: a wall-clock budget with a one-cycle schedule that
-follows time, batches made in a background thread (the same batches as without), and bfloat16 autocast."""
+follows time, batches made in a background thread and canvases kept on the device (the same batches as without),
+bfloat16 autocast, and a rendering budget sized by a probe."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from screening.augment import AugmentConfig
 from screening.data import LabelledSet
 from screening.network import NetConfig, build_network
 from screening.synthetic import render_set
@@ -77,15 +79,21 @@ def test_a_budget_that_is_not_positive_is_refused(tiny_splits: tuple[LabelledSet
         fit(build_network(TINY, seed=3), train, val, TrainConfig(budget_s=0.0, progress=False))
 
 
-def test_prefetched_batches_train_exactly_the_same_weights(tiny_splits: tuple[LabelledSet, ...]) -> None:
+def test_prefetched_batches_and_resident_canvases_train_exactly_the_same_weights(
+        tiny_splits: tuple[LabelledSet, ...]) -> None:
+    # What a GPU run turns on (batches made in a thread, canvases kept on the device and gathered there, only the
+    # JPEG'd ones crossing over) must train the very network the plain loop trains: same draws, same pixels.
     train, val, _ = tiny_splits
+    augment = AugmentConfig(jpeg_p=0.5, tone_p=0.5)
     weights = []
-    for prefetch in (False, True):
+    for prefetch, resident in ((False, False), (True, False), (True, True)):
         net = build_network(TINY, seed=3)
-        fit(net, train, val, TrainConfig(epochs=2, batch_size=8, seed=3, progress=False, prefetch=prefetch))
+        fit(net, train, val, TrainConfig(epochs=2, batch_size=8, seed=3, progress=False, augment=augment,
+                                         prefetch=prefetch, resident=resident))
         weights.append(net.state_dict())
-    for name, w in weights[0].items():
-        assert torch.equal(w, weights[1][name]), name
+    for other in weights[1:]:
+        for name, w in weights[0].items():
+            assert torch.equal(w, other[name]), name
 
 
 def test_an_error_making_a_batch_in_the_background_reaches_the_training_loop(
