@@ -118,10 +118,13 @@ def test_reference_recipe_runs_on_the_product_path(settings: Settings) -> None:
     assert ckpt.metrics["provenance"]["data"]["n"] == 60 and ckpt.thresholds["any_threat"]
     # a fine-tuning step on a larger canvas keeps the weights, extends the lineage and names its parent
     bigger = small.model_copy(update={"model": model.model_copy(update={"input_size": 80})})
-    tuned, _ = train_reference(bigger, n_train=60, epochs=1, batch_size=8, lr=3e-3, workers=1, seed=10, parent=ckpt,
-                               name="reference-80-ft")
+    # (as bench/device_train.sh runs it: for a wall-clock budget, bfloat16 autocast, both recorded in the lineage)
+    tuned, tuned_history = train_reference(bigger, n_train=60, epochs=1, batch_size=8, lr=3e-3, workers=1, seed=10,
+                                           parent=ckpt, name="reference-80-ft", budget_s=2.0, amp=True)
     assert tuned.parent == "reference-64" and tuned.config.input_size == 80
     assert [s["version"] for s in tuned.metrics["provenance"]["lineage"]] == ["reference-64", "reference-80-ft"]
+    step = tuned.metrics["provenance"]["lineage"][-1]["train_config"]
+    assert step["budget_s"] == 2.0 and step["amp"] is True and step["epochs"] == len(tuned_history) >= 1
 
 
 @pytest.mark.training  # evaluates the real model on data sets: tens of seconds
