@@ -196,12 +196,13 @@ def main() -> None:
                                  args.workers, name=args.name)
     else:
         parent = load_checkpoint(args.parent) if args.parent else None
+        n_train = args.n_train
         if args.render_budget_s:
             classes = list(parent.config.classes if parent else settings.model.classes)
-            args.n_train = parcels_for(args.render_budget_s, settings.model.input_size, classes,
-                                       settings.model.train_style, args.workers, cap=args.n_train)
+            n_train = parcels_for(args.render_budget_s, settings.model.input_size, classes,
+                                  settings.model.train_style, args.workers, cap=args.n_train)
         augment = AugmentConfig(tone_p=args.tone_p) if args.tone_p is not None else None
-        ckpt, history = train_reference(settings, args.n_train, args.epochs, args.batch, args.lr, args.workers,
+        ckpt, history = train_reference(settings, n_train, args.epochs, args.batch, args.lr, args.workers,
                                         seed=args.seed, parent=parent, name=args.name, augment=augment,
                                         budget_s=args.budget_s, amp=args.amp)
     for h in history:

@@ -148,10 +148,12 @@ class DenseTargets:
     pos_weight: float = 1.0
 
 
+_Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]
+
+
 def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator,
            tip: TipBank | None, boxes: tuple[torch.Tensor, torch.Tensor] | None = None,
-           device: torch.device | None = None, resident: torch.Tensor | None = None,
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+           device: torch.device | None = None, resident: torch.Tensor | None = None) -> _Batch:
     """Augmented canvases (B, 3, S, S) channels-last on `device`, their (any (B,), class (B, K)) targets and, when
     the set has box targets, (maps (B, K, g, g), known (B,)) flipped with the canvases.
 
@@ -175,7 +177,7 @@ def _batch(data: LabelledSet, idx: np.ndarray, cfg: TrainConfig, gen: torch.Gene
         x = jpeg_some(data.canvases[ti], aug.jpeg_p, aug.jpeg_quality, rng)
     else:
         x = data.float_canvases(ti)  # (B, 3, S, S)
-        planes = data.planes[torch.as_tensor(idx)]  # (B, 2, S, S), NaN where the scan is not dual-energy
+        planes = data.planes[ti]  # (B, 2, S, S), NaN where the scan is not dual-energy
         for b, canvas in repalette(planes, rng, cfg.augment.palette_p).items():
             x[b] = canvas
         if tip is not None:
@@ -233,9 +235,6 @@ def one_cycle_lr(frac: float, max_lr: float, *, pct_start: float = 0.15, div_fac
     else:
         a, b, t = max_lr, end, (frac - pct_start) / (1.0 - pct_start)
     return b + (a - b) * (1.0 + math.cos(math.pi * t)) / 2.0
-
-
-_Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]
 
 
 def _batch_stream(train: LabelledSet, weights: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
@@ -336,12 +335,10 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
             t0, c0, total, done = time.perf_counter(), time.process_time(), 0.0, 0
             label = f"epoch {epoch}" + (f"/{cfg.epochs}" if cfg.budget_s is None else "")
             bar = tqdm(range(steps), desc=label, unit="batch", disable=not cfg.progress, leave=False)
-            out_of_time = False
             for _ in bar:
                 if cfg.budget_s is not None:
                     frac = (time.perf_counter() - t_start) / cfg.budget_s
                     if frac >= 1.0:
-                        out_of_time = True
                         break
                     for group in opt.param_groups:
                         group["lr"] = one_cycle_lr(frac, max_lr)
@@ -355,9 +352,10 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
                 opt.step()
                 if sched is not None:
                     sched.step()
-                total += loss.item()
+                value = loss.item()  # one device sync a step
+                total += value
                 done += 1
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{value:.3f}")
             if done == 0:  # the budget ran out exactly at an epoch's end: that epoch was scored already
                 break
             scores = validation_scores(net, val)
@@ -378,7 +376,7 @@ def fit(net: ScreeningNet, train: LabelledSet, val: LabelledSet, cfg: TrainConfi
                   and epoch >= cfg.min_epochs_fraction * cfg.epochs):
                 log.info("early stop after epoch %d: best validation at epoch %d", epoch, best_epoch)
                 break
-            if out_of_time:
+            if done < steps:  # cut short: the budget is spent
                 break
     finally:
         if isinstance(stream, _Prefetched):
